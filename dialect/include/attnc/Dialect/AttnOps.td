@@ -1,0 +1,139 @@
+//===- AttnOps.td - Operations of the attn dialect ----------*- tablegen -*-===//
+//
+// Spec level: `attn.spec` and the scalar leaf ops its regions are built from.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_OPS_TD
+#define ATTN_OPS_TD
+
+include "attnc/Dialect/AttnAttrs.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/IR/RegionKindInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+def Attn_Scalar : AnyTypeOf<[I64, F32, I1]>;
+
+def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
+  let summary = "one attention variant at the spec level";
+  let description = [{
+    Holds the variant's params and inputs and four scalar regions, each one
+    block without arguments that ends in `attn.yield`:
+      - `scale` (f32): the logit scale; `score` is `scale * dot(q_row, k_row)`;
+      - `score` (f32): the modified logit, reading the scaled one with
+        `attn.score`;
+      - `mask` (i1): whether the (q, kv) pair exists;
+      - `bias` (f32): only for `sigmoid`, `p = sigmoid(score + bias)`.
+
+    ```mlir
+    attn.spec @causal normalize(softmax) scale {
+      ...
+      attn.yield %s : f32
+    } score {
+      %0 = attn.score
+      attn.yield %0 : f32
+    } mask {
+      %q = attn.index q
+      %kv = attn.index kv
+      %0 = arith.cmpi sge, %q, %kv : i64
+      attn.yield %0 : i1
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       Attn_NormalizeKindAttr:$normalize,
+                       OptionalAttr<TypedArrayAttrBase<Attn_ParamAttr,
+                           "param declarations">>:$params,
+                       OptionalAttr<TypedArrayAttrBase<Attn_InputAttr,
+                           "input declarations">>:$inputs,
+                       OptionalAttr<Attn_MaskAttr>:$mask_schedule);
+  let regions = (region SizedRegion<1>:$scale, SizedRegion<1>:$score,
+                        SizedRegion<1>:$mask, AnyRegion:$bias);
+  let assemblyFormat = [{
+    $sym_name `normalize` `(` custom<Keyword>($normalize) `)`
+    (`params` $params^)? (`inputs` $inputs^)? attr-dict-with-keyword
+    `scale` $scale `score` $score `mask` $mask (`bias` $bias^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The declaration of param / input `name`, or null.
+    ParamAttr lookupParam(::llvm::StringRef name);
+    InputAttr lookupInput(::llvm::StringRef name);
+    /// The value yielded by a region.
+    static ::mlir::Value getYielded(::mlir::Region &region);
+  }];
+}
+
+def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator, ReturnLike,
+                                     HasParent<"SpecOp">]> {
+  let summary = "yields the scalar a spec region computes";
+  let arguments = (ins Attn_Scalar:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Attn_IndexOp : Attn_Op<"index", [Pure]> {
+  let summary = "an element coordinate: b, h, hkv, q or kv";
+  let description = [{
+    `hkv` is the key/value head that query head `h` reads,
+    `h / (HQ / HKV)`.
+  }];
+  let arguments = (ins Attn_IndexVarAttr:$var);
+  let results = (outs I64:$result);
+  let assemblyFormat = "custom<Keyword>($var) attr-dict";
+}
+
+def Attn_DimOp : Attn_Op<"dim", [Pure]> {
+  let summary = "a problem size: B, HQ, HKV, LQ, LK, D or DV";
+  let arguments = (ins Attn_SizeVarAttr:$var);
+  let results = (outs I64:$result);
+  let assemblyFormat = "custom<Keyword>($var) attr-dict";
+}
+
+def Attn_ParamOp : Attn_Op<"param", [Pure]> {
+  let summary = "reads a param of the enclosing spec";
+  let description = [{
+    Folds to the param's value once it has one, so `-canonicalize` turns
+    params into constants.
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs Attn_Scalar:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Attn_ScoreOp : Attn_Op<"score", [Pure]> {
+  let summary = "the scaled logit scale * dot(q_row, k_row)";
+  let description = "Only allowed in the `score` region.";
+  let results = (outs F32:$result);
+  let assemblyFormat = "attr-dict";
+  let hasVerifier = 1;
+}
+
+def Attn_ReadOp : Attn_Op<"read", [Pure]> {
+  let summary = "reads one element of an input tensor";
+  let description = [{
+    `attn.read "slopes"[%h] : f32`. Indices are i64, one per dimension. An
+    index that cannot be proven in range is checked by the lowering; an
+    out-of-range read is a reported error.
+  }];
+  let arguments = (ins StrAttr:$input, Variadic<I64>:$indices);
+  let results = (outs Attn_Scalar:$result);
+  let assemblyFormat = "$input `[` $indices `]` attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Attn_FloorModOp : Attn_Op<"floormod", [Pure, SameOperandsAndResultType]> {
+  let summary = "integer modulo with the sign of the divisor (floor modulo)";
+  let description = [{
+    `a - b * floor(a / b)`, as Python's and PyTorch's `%`. Companion of
+    `arith.floordivsi`, which the language's int `/` lowers to.
+  }];
+  let arguments = (ins I64:$lhs, I64:$rhs);
+  let results = (outs I64:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict";
+  let hasFolder = 1;
+}
+
+#endif // ATTN_OPS_TD

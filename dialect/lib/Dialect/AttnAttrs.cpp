@@ -1,0 +1,356 @@
+//===- AttnAttrs.cpp - Attributes of the attn dialect ---------------------===//
+//
+// Textual forms and verifiers of #attn.param, #attn.input and #attn.mask.
+// `#attn.mask<all_of(kv_le "q", kv_ge "q - 127")>` (kv <= q && kv >= q - 127): bounds are affine
+// expressions printed with the names of their dim (q) and symbols, and read
+// back through MLIR's affine-map parser, so the text stays readable in lit
+// tests and round-trips exactly.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Dialect/AttnDialect.h"
+
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+#define GET_ATTRDEF_CLASSES
+#include "attnc/Dialect/AttnAttrs.cpp.inc"
+
+void AttnDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "attnc/Dialect/AttnAttrs.cpp.inc"
+      >();
+}
+
+static bool isScalarType(Type t) {
+  return t.isInteger(64) || t.isF32() || t.isInteger(1);
+}
+
+//===----------------------------------------------------------------------===//
+// ParamAttr: #attn.param<"name" : type [= value]>
+//===----------------------------------------------------------------------===//
+
+Attribute ParamAttr::parse(AsmParser &p, Type) {
+  MLIRContext *ctx = p.getContext();
+  llvm::SMLoc loc = p.getCurrentLocation();
+  std::string name;
+  Type type;
+  TypedAttr value;
+  if (p.parseLess() || p.parseString(&name) || p.parseColon() ||
+      p.parseType(type))
+    return {};
+  if (succeeded(p.parseOptionalEqual())) {
+    if (type.isInteger(1)) {
+      if (succeeded(p.parseOptionalKeyword("true")))
+        value = BoolAttr::get(ctx, true);
+      else if (succeeded(p.parseOptionalKeyword("false")))
+        value = BoolAttr::get(ctx, false);
+      else
+        return p.emitError(p.getCurrentLocation(), "expected true or false"),
+               Attribute();
+    } else if (type.isInteger(64)) {
+      int64_t v;
+      if (p.parseInteger(v))
+        return {};
+      value = IntegerAttr::get(type, v);
+    } else if (type.isF32()) {
+      double v;
+      if (p.parseFloat(v))
+        return {};
+      value = FloatAttr::get(type, v);
+    } else {
+      return p.emitError(loc, "param type must be i64, f32 or i1"),
+             Attribute();
+    }
+  }
+  if (p.parseGreater())
+    return {};
+  return getChecked([&] { return p.emitError(loc); }, ctx,
+                    StringAttr::get(ctx, name), type, value);
+}
+
+void ParamAttr::print(AsmPrinter &p) const {
+  p << "<";
+  p.printString(getName().getValue());
+  p << " : " << getType();
+  if (TypedAttr v = getValue()) {
+    p << " = ";
+    if (auto b = dyn_cast<BoolAttr>(v))
+      p << (b.getValue() ? "true" : "false");
+    else if (auto i = dyn_cast<IntegerAttr>(v))
+      p << i.getValue().getSExtValue();
+    else if (auto f = dyn_cast<FloatAttr>(v))
+      p.printFloat(f.getValue());
+  }
+  p << ">";
+}
+
+LogicalResult ParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                StringAttr name, Type type, TypedAttr value) {
+  if (!name || name.getValue().empty())
+    return emitError() << "param needs a name";
+  if (!isScalarType(type))
+    return emitError() << "param '" << name.getValue()
+                       << "' must have type i64, f32 or i1, got " << type;
+  if (value && value.getType() != type)
+    return emitError() << "param '" << name.getValue() << "' has type "
+                       << type << " but its value is " << value;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// InputAttr: #attn.input<"name" : elementType [dim, ...]>
+//===----------------------------------------------------------------------===//
+
+Attribute InputAttr::parse(AsmParser &p, Type) {
+  MLIRContext *ctx = p.getContext();
+  llvm::SMLoc loc = p.getCurrentLocation();
+  std::string name;
+  Type elementType;
+  SmallVector<Attribute> shape;
+  auto parseDim = [&]() -> ParseResult {
+    int64_t extent;
+    OptionalParseResult intResult = p.parseOptionalInteger(extent);
+    if (intResult.has_value()) {
+      if (failed(*intResult))
+        return failure();
+      shape.push_back(IntegerAttr::get(IntegerType::get(ctx, 64), extent));
+      return success();
+    }
+    StringRef symbol;
+    if (p.parseKeyword(&symbol))
+      return failure();
+    shape.push_back(StringAttr::get(ctx, symbol));
+    return success();
+  };
+  if (p.parseLess() || p.parseString(&name) || p.parseColon() ||
+      p.parseType(elementType) ||
+      p.parseCommaSeparatedList(AsmParser::Delimiter::Square, parseDim) ||
+      p.parseGreater())
+    return {};
+  return getChecked([&] { return p.emitError(loc); }, ctx,
+                    StringAttr::get(ctx, name), elementType,
+                    ArrayAttr::get(ctx, shape));
+}
+
+void InputAttr::print(AsmPrinter &p) const {
+  p << "<";
+  p.printString(getName().getValue());
+  p << " : " << getElementType() << " [";
+  llvm::interleaveComma(getShape(), p, [&](Attribute dim) {
+    if (auto s = dyn_cast<StringAttr>(dim))
+      p << s.getValue();
+    else
+      p << cast<IntegerAttr>(dim).getInt();
+  });
+  p << "]>";
+}
+
+LogicalResult InputAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                StringAttr name, Type elementType,
+                                ArrayAttr shape) {
+  if (!name || name.getValue().empty())
+    return emitError() << "input needs a name";
+  if (!isScalarType(elementType))
+    return emitError() << "input '" << name.getValue()
+                       << "' must have element type i64, f32 or i1, got "
+                       << elementType;
+  if (!shape || shape.empty())
+    return emitError() << "input '" << name.getValue()
+                       << "' must have rank >= 1";
+  for (Attribute dim : shape) {
+    if (auto i = dyn_cast<IntegerAttr>(dim)) {
+      if (i.getInt() <= 0)
+        return emitError() << "input '" << name.getValue()
+                           << "' has a non-positive extent " << i.getInt();
+    } else if (!isa<StringAttr>(dim)) {
+      return emitError() << "input '" << name.getValue()
+                         << "' dimensions must be names or integers";
+    }
+  }
+  return success();
+}
+
+
+ArrayRef<StringRef> mlir::attn::maskSymbolNames() {
+  static const StringRef names[] = {"b",  "h",   "hkv", "B", "HQ",
+                                    "HKV", "LQ", "LK",  "D", "DV"};
+  return names;
+}
+
+/// MLIR prints d0 / s3; rename those identifiers to q / HQ.
+std::string mlir::attn::printMaskBound(AffineExpr expr) {
+  std::string raw;
+  llvm::raw_string_ostream os(raw);
+  expr.print(os);
+  std::string out;
+  for (size_t i = 0; i < raw.size();) {
+    if (!llvm::isAlpha(raw[i])) {
+      out += raw[i++];
+      continue;
+    }
+    size_t j = i;
+    while (j < raw.size() && (llvm::isAlnum(raw[j]) || raw[j] == '_'))
+      ++j;
+    StringRef word(raw.data() + i, j - i);
+    unsigned n;
+    if (word == "d0")
+      out += "q";
+    else if (word.size() > 1 && word[0] == 's' &&
+             !word.drop_front().getAsInteger(10, n) &&
+             n < maskSymbolNames().size())
+      out += maskSymbolNames()[n].str();
+    else
+      out += word.str();
+    i = j;
+  }
+  return out;
+}
+
+static AffineMap parseMaskBound(AsmParser &p, StringRef text) {
+  std::string mapText = "affine_map<(q)[";
+  mapText += llvm::join(maskSymbolNames(), ", ");
+  mapText += "] -> (" + text.str() + ")>";
+  // Report errors at the bound's position in the outer text, not in the
+  // synthesised map string.
+  Attribute attr;
+  {
+    ScopedDiagnosticHandler silence(p.getContext(),
+                                    [](Diagnostic &) { return success(); });
+    attr = mlir::parseAttribute(mapText, p.getContext());
+  }
+  auto mapAttr = dyn_cast_or_null<AffineMapAttr>(attr);
+  return mapAttr ? mapAttr.getValue() : AffineMap();
+}
+
+MaskAttr MaskAttr::getLeaf(MLIRContext *ctx, MaskKind kind) {
+  return get(ctx, kind, {}, AffineMap());
+}
+
+MaskAttr MaskAttr::getAtom(MLIRContext *ctx, MaskKind kind,
+                           AffineExpr bound) {
+  return get(ctx, kind, {},
+             AffineMap::get(kNumDims, kNumSymbols, bound));
+}
+
+MaskAttr MaskAttr::getCombination(MLIRContext *ctx, MaskKind kind,
+                                  ArrayRef<Attribute> terms) {
+  return get(ctx, kind, terms, AffineMap());
+}
+
+static void printNode(AsmPrinter &p, MaskAttr node) {
+  switch (node.getKind()) {
+  case MaskKind::always:
+  case MaskKind::never:
+  case MaskKind::opaque:
+    p << stringifyMaskKind(node.getKind());
+    return;
+  case MaskKind::all_of:
+  case MaskKind::any_of:
+    p << stringifyMaskKind(node.getKind()) << "(";
+    llvm::interleaveComma(node.getTerms(), p, [&](Attribute t) {
+      printNode(p, cast<MaskAttr>(t));
+    });
+    p << ")";
+    return;
+  case MaskKind::kv_ge:
+  case MaskKind::kv_le:
+  case MaskKind::q_pred:
+    p << stringifyMaskKind(node.getKind()) << " ";
+    p.printString(printMaskBound(node.getBoundExpr()));
+    return;
+  }
+}
+
+static MaskAttr parseNode(AsmParser &p, unsigned depth) {
+  MLIRContext *ctx = p.getContext();
+  llvm::SMLoc loc = p.getCurrentLocation();
+  if (depth > 256)
+    return p.emitError(loc, "mask formula is nested too deeply"), MaskAttr();
+  auto parseBound = [&](AffineExpr &expr) -> ParseResult {
+    llvm::SMLoc at = p.getCurrentLocation();
+    std::string text;
+    if (p.parseString(&text))
+      return failure();
+    AffineMap map = parseMaskBound(p, text);
+    if (!map || map.getNumResults() != 1)
+      return p.emitError(at, "invalid mask bound \"") << text << "\"";
+    expr = map.getResult(0);
+    return success();
+  };
+  StringRef word;
+  if (p.parseKeyword(&word))
+    return {};
+  std::optional<MaskKind> kind = symbolizeMaskKind(word);
+  if (!kind)
+    return p.emitError(loc, "unknown mask formula node '") << word << "'",
+           MaskAttr();
+  if (*kind == MaskKind::kv_ge || *kind == MaskKind::kv_le ||
+      *kind == MaskKind::q_pred) {
+    AffineExpr expr;
+    if (parseBound(expr))
+      return {};
+    return MaskAttr::getAtom(ctx, *kind, expr);
+  }
+  if (*kind != MaskKind::all_of && *kind != MaskKind::any_of)
+    return MaskAttr::getLeaf(ctx, *kind);
+  SmallVector<Attribute> terms;
+  if (p.parseCommaSeparatedList(AsmParser::Delimiter::Paren, [&] {
+        MaskAttr t = parseNode(p, depth + 1);
+        if (!t)
+          return failure();
+        terms.push_back(t);
+        return success();
+      }))
+    return {};
+  return MaskAttr::getChecked([&] { return p.emitError(loc); }, ctx, *kind,
+                              terms, AffineMap());
+}
+
+Attribute MaskAttr::parse(AsmParser &p, Type) {
+  if (p.parseLess())
+    return {};
+  MaskAttr node = parseNode(p, 0);
+  if (!node || p.parseGreater())
+    return {};
+  return node;
+}
+
+void MaskAttr::print(AsmPrinter &p) const {
+  p << "<";
+  printNode(p, *this);
+  p << ">";
+}
+
+LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               MaskKind kind, ArrayRef<Attribute> terms,
+                               AffineMap bound) {
+  bool isAtom = kind == MaskKind::kv_ge || kind == MaskKind::kv_le ||
+                kind == MaskKind::q_pred;
+  bool isCombination = kind == MaskKind::all_of || kind == MaskKind::any_of;
+  if (isAtom) {
+    if (!bound || bound.getNumDims() != kNumDims ||
+        bound.getNumSymbols() != kNumSymbols || bound.getNumResults() != 1)
+      return emitError() << "mask atom needs a bound (q)[" << kNumSymbols
+                         << " symbols] -> (expr)";
+  } else if (bound) {
+    return emitError() << "only mask atoms have a bound";
+  }
+  if (isCombination) {
+    if (terms.size() < 2)
+      return emitError() << stringifyMaskKind(kind)
+                         << " needs at least two terms";
+    for (Attribute t : terms)
+      if (!isa_and_nonnull<MaskAttr>(t))
+        return emitError() << "terms of a mask formula must be #attn.mask";
+  } else if (!terms.empty()) {
+    return emitError() << "only all_of/any_of have terms";
+  }
+  return success();
+}

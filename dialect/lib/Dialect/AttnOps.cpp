@@ -1,0 +1,199 @@
+//===- AttnOps.cpp - Verifiers and folders of the attn ops ----------------===//
+//
+// The spec op checks its declarations and the types its regions yield; leaf
+// ops check that they name a declaration of the enclosing spec. Params fold
+// to their values, which is how canonicalisation turns them into constants.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Dialect/AttnDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/DenseSet.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+/// Enum attributes printed as bare keywords: `attn.index q`,
+/// `normalize(softmax)`.
+template <typename AttrT>
+static ParseResult parseKeyword(OpAsmParser &p, AttrT &attr) {
+  llvm::SMLoc loc = p.getCurrentLocation();
+  StringRef word;
+  if (p.parseKeyword(&word))
+    return failure();
+  using Enum = decltype(std::declval<AttrT>().getValue());
+  std::optional<Enum> value = symbolizeEnum<Enum>(word);
+  if (!value)
+    return p.emitError(loc) << "unknown keyword '" << word << "'";
+  attr = AttrT::get(p.getContext(), *value);
+  return success();
+}
+
+template <typename AttrT>
+static void printKeyword(OpAsmPrinter &p, Operation *, AttrT attr) {
+  p << stringifyEnum(attr.getValue());
+}
+
+#define GET_OP_CLASSES
+#include "attnc/Dialect/AttnOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// SpecOp
+//===----------------------------------------------------------------------===//
+
+ParamAttr SpecOp::lookupParam(StringRef name) {
+  if (ArrayAttr params = getParamsAttr())
+    for (Attribute a : params)
+      if (auto p = dyn_cast<ParamAttr>(a); p && p.getName() == name)
+        return p;
+  return {};
+}
+
+InputAttr SpecOp::lookupInput(StringRef name) {
+  if (ArrayAttr inputs = getInputsAttr())
+    for (Attribute a : inputs)
+      if (auto in = dyn_cast<InputAttr>(a); in && in.getName() == name)
+        return in;
+  return {};
+}
+
+Value SpecOp::getYielded(Region &region) {
+  if (region.empty())
+    return {};
+  if (auto y = dyn_cast<YieldOp>(region.front().getTerminator()))
+    return y.getValue();
+  return {};
+}
+
+static LogicalResult verifyRegion(SpecOp op, Region &region, StringRef name,
+                                  Type expected) {
+  if (region.empty())
+    return op.emitOpError() << "'" << name << "' region must not be empty";
+  Block &block = region.front();
+  if (block.getNumArguments() != 0)
+    return op.emitOpError() << "'" << name
+                            << "' region must not have arguments";
+  if (block.empty() || !isa<YieldOp>(block.back()))
+    return op.emitOpError() << "'" << name
+                            << "' region must end in attn.yield";
+  Type got = cast<YieldOp>(block.back()).getValue().getType();
+  if (got != expected)
+    return op.emitOpError() << "'" << name << "' region must yield "
+                            << expected << ", got " << got;
+  return success();
+}
+
+LogicalResult SpecOp::verify() {
+  llvm::DenseSet<StringAttr> names;
+  llvm::DenseSet<StringAttr> intParams;
+  if (ArrayAttr params = getParamsAttr())
+    for (Attribute a : params) {
+      auto p = cast<ParamAttr>(a);
+      if (!names.insert(p.getName()).second)
+        return emitOpError() << "declares '" << p.getName().getValue()
+                             << "' twice";
+      if (p.getType().isInteger(64))
+        intParams.insert(p.getName());
+    }
+  if (ArrayAttr inputs = getInputsAttr())
+    for (Attribute a : inputs) {
+      auto in = cast<InputAttr>(a);
+      if (!names.insert(in.getName()).second)
+        return emitOpError() << "declares '" << in.getName().getValue()
+                             << "' twice";
+      for (Attribute dim : in.getShape()) {
+        auto s = dyn_cast<StringAttr>(dim);
+        if (!s || symbolizeSizeVar(s.getValue()) || intParams.contains(s))
+          continue;
+        return emitOpError() << "input '" << in.getName().getValue()
+                             << "' has dimension '" << s.getValue()
+                             << "', which is neither a size nor an int param";
+      }
+    }
+  Type f32 = Float32Type::get(getContext());
+  Type i1 = IntegerType::get(getContext(), 1);
+  if (failed(verifyRegion(*this, getScale(), "scale", f32)) ||
+      failed(verifyRegion(*this, getScore(), "score", f32)) ||
+      failed(verifyRegion(*this, getMask(), "mask", i1)))
+    return failure();
+  if (getNormalize() == NormalizeKind::sigmoid)
+    return verifyRegion(*this, getBias(), "bias", f32);
+  if (!getBias().empty())
+    return emitOpError() << "only sigmoid normalisation has a 'bias' region";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Leaf ops
+//===----------------------------------------------------------------------===//
+
+static SpecOp parentSpec(Operation *op) {
+  return op->getParentOfType<SpecOp>();
+}
+
+LogicalResult ParamOp::verify() {
+  SpecOp spec = parentSpec(*this);
+  if (!spec)
+    return emitOpError() << "must be inside an attn.spec";
+  ParamAttr decl = spec.lookupParam(getName());
+  if (!decl)
+    return emitOpError() << "reads undeclared param '" << getName() << "'";
+  if (decl.getType() != getType())
+    return emitOpError() << "param '" << getName() << "' has type "
+                         << decl.getType() << ", not " << getType();
+  return success();
+}
+
+OpFoldResult ParamOp::fold(FoldAdaptor) {
+  if (SpecOp spec = parentSpec(*this))
+    if (ParamAttr decl = spec.lookupParam(getName()))
+      return decl.getValue();
+  return {};
+}
+
+LogicalResult ScoreOp::verify() {
+  SpecOp spec = parentSpec(*this);
+  if (!spec || (*this)->getParentRegion() != &spec.getScore())
+    return emitOpError() << "is only allowed in the 'score' region";
+  return success();
+}
+
+LogicalResult ReadOp::verify() {
+  SpecOp spec = parentSpec(*this);
+  if (!spec)
+    return emitOpError() << "must be inside an attn.spec";
+  InputAttr decl = spec.lookupInput(getInput());
+  if (!decl)
+    return emitOpError() << "reads undeclared input '" << getInput() << "'";
+  if (static_cast<int64_t>(getIndices().size()) != decl.getRank())
+    return emitOpError() << "input '" << getInput() << "' has rank "
+                         << decl.getRank() << " but is read with "
+                         << getIndices().size() << " indices";
+  if (decl.getElementType() != getType())
+    return emitOpError() << "input '" << getInput() << "' has element type "
+                         << decl.getElementType() << ", not " << getType();
+  return success();
+}
+
+/// Floor modulo: the result has the divisor's sign (Python's `%`).
+static int64_t floorMod(int64_t a, int64_t b) {
+  if (b == -1)
+    return 0; // also avoids INT64_MIN % -1
+  int64_t r = a % b;
+  if (r != 0 && ((r < 0) != (b < 0)))
+    r += b;
+  return r;
+}
+
+OpFoldResult FloorModOp::fold(FoldAdaptor adaptor) {
+  APInt rhs;
+  if (matchPattern(getRhs(), m_ConstantInt(&rhs)) &&
+      (rhs.isOne() || rhs.isAllOnes()))
+    return IntegerAttr::get(getType(), 0);
+  auto a = dyn_cast_or_null<IntegerAttr>(adaptor.getLhs());
+  auto b = dyn_cast_or_null<IntegerAttr>(adaptor.getRhs());
+  if (!a || !b || b.getInt() == 0)
+    return {};
+  return IntegerAttr::get(getType(), floorMod(a.getInt(), b.getInt()));
+}
