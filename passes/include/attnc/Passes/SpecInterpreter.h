@@ -1,0 +1,62 @@
+//===- SpecInterpreter.h - Evaluate spec regions on the host ----*- C++ -*-===//
+//
+// A small interpreter of the spec-level regions for one element. It is the
+// ground truth that tests compare the mask analysis (and later the generated
+// kernels) against, and what `attnc show --png` draws. Ints are int64 with
+// the language's floor division/modulo; floats are evaluated in double.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_PASSES_SPECINTERPRETER_H
+#define ATTNC_PASSES_SPECINTERPRETER_H
+
+#include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Passes/MaskSchedule.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace mlir::attn {
+
+/// A scalar of the language: i64, f32 (held as double) or i1.
+struct Scalar {
+  enum Kind { Int, Float, Bool } kind = Int;
+  int64_t i = 0;
+  double f = 0;
+  bool b = false;
+  static Scalar ofInt(int64_t v) { return {Int, v, 0, false}; }
+  static Scalar ofFloat(double v) { return {Float, 0, v, false}; }
+  static Scalar ofBool(bool v) { return {Bool, 0, 0, v}; }
+};
+
+/// Reads element `indices` of input `name`; returns std::nullopt when the
+/// index is out of range (the interpreter then reports an error).
+using InputReader = std::function<std::optional<Scalar>(
+    llvm::StringRef name, llvm::ArrayRef<int64_t> indices)>;
+
+class SpecInterpreter {
+public:
+  SpecInterpreter(SpecOp spec, ProblemSizes sizes, InputReader inputs = {});
+
+  struct Element {
+    int64_t q = 0, kv = 0;
+  };
+  /// Each returns std::nullopt and sets error() on a failure: an unbound
+  /// param, an unreadable input, an out-of-range read, an int division by 0.
+  std::optional<bool> mask(Element e);
+  std::optional<double> scale(Element e);
+  std::optional<double> score(Element e, double scaledLogit);
+  std::optional<double> bias(Element e);
+  const std::string &error() const { return errorMessage; }
+
+private:
+  std::optional<Scalar> run(Region &region, Element e, double scoreValue);
+  SpecOp spec;
+  ProblemSizes sizes;
+  InputReader inputs;
+  std::string errorMessage;
+};
+
+} // namespace mlir::attn
+
+#endif // ATTNC_PASSES_SPECINTERPRETER_H

@@ -1,0 +1,97 @@
+//===- BindParams.cpp - Give params the values of NAME=VALUE overrides ----===//
+//
+// The IR-level twin of `attnc -D`: sets param values on attn.spec ops so
+// that a later -canonicalize folds them into constants.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNBINDPARAMS
+#include "attnc/Passes/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+/// Parses `text` as a value of type `type` (i64, f32 or i1).
+static TypedAttr parseValue(Builder &b, Type type, StringRef text) {
+  if (type.isInteger(1)) {
+    if (text == "true" || text == "1")
+      return b.getBoolAttr(true);
+    if (text == "false" || text == "0")
+      return b.getBoolAttr(false);
+    return {};
+  }
+  if (type.isInteger(64)) {
+    int64_t v;
+    if (text.getAsInteger(10, v))
+      return {};
+    return b.getI64IntegerAttr(v);
+  }
+  std::string s = text.str();
+  if (s.empty())
+    return {};
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (*end != 0 || errno == ERANGE || !std::isfinite(v) ||
+      std::fabs(v) > 3.4028234663852886e38)
+    return {};
+  return b.getF32FloatAttr(static_cast<float>(v));
+}
+
+namespace {
+struct AttnBindParamsPass
+    : public mlir::attn::impl::AttnBindParamsBase<AttnBindParamsPass> {
+  using AttnBindParamsBase::AttnBindParamsBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    Builder b(module.getContext());
+    for (const std::string &define : defines) {
+      auto [name, value] = StringRef(define).split('=');
+      if (name.empty() || value.size() + name.size() + 1 != define.size()) {
+        module.emitError() << "define '" << define
+                           << "' is not of the form NAME=VALUE";
+        return signalPassFailure();
+      }
+      bool found = false;
+      WalkResult r = module.walk([&](SpecOp spec) {
+        ParamAttr decl = spec.lookupParam(name);
+        if (!decl)
+          return WalkResult::advance();
+        found = true;
+        TypedAttr v = parseValue(b, decl.getType(), value);
+        if (!v) {
+          spec.emitError() << "define " << define << ": param '" << name
+                           << "' has type " << decl.getType()
+                           << " and cannot take the value '" << value << "'";
+          return WalkResult::interrupt();
+        }
+        SmallVector<Attribute> params(spec.getParamsAttr().begin(),
+                                      spec.getParamsAttr().end());
+        for (Attribute &p : params)
+          if (cast<ParamAttr>(p).getName() == name)
+            p = ParamAttr::get(b.getContext(), decl.getName(), decl.getType(),
+                               v);
+        spec.setParamsAttr(b.getArrayAttr(params));
+        return WalkResult::advance();
+      });
+      if (r.wasInterrupted())
+        return signalPassFailure();
+      if (!found) {
+        module.emitError() << "define " << define << ": no spec has a param '"
+                           << name << "'";
+        return signalPassFailure();
+      }
+    }
+  }
+};
+} // namespace

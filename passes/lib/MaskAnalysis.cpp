@@ -1,0 +1,535 @@
+//===- MaskAnalysis.cpp - Mask region -> #attn.mask formula ---------------===//
+//
+// Math. An int value of the mask region is read as a Term: a tree of min/max
+// over affine leaves in (q = d0, kv = d1) and the symbols of MaskAttr. Every
+// operation the language offers on ints pushes min/max outwards:
+//   -min(a,b) = max(-a,-b),  min(a,b) + c = min(a+c, b+c),
+//   c*min(a,b) = min(ca,cb) (c >= 0),  floor(min(a,b)/c) = min(a/c, b/c),
+//   abs(x) = max(x, -x),  clamp(x,lo,hi) = min(max(x,lo),hi).
+// A comparison l >= r becomes the Term e = l - r and `e >= 0`, and
+//   min(a,b) >= 0  <=>  a >= 0 && b >= 0,   max(a,b) >= 0  <=>  a >= 0 || b >= 0,
+// so only affine atoms e(q, kv) >= 0 remain. Each is solved for kv:
+//   e = a*kv + R(q):          a > 0: kv >= ceil(-R / a);  a < 0: kv <= floor(R / -a)
+//   e = c*(X floordiv w) + R: c > 0: X >= w * ceil(-R / c)
+//                             c < 0: X <= w * floor(R / -c) + w - 1   (recurse on X)
+//   e free of kv:             a test of q alone, T(q) >= 0.
+// Negation is pushed to the atoms (NNF), so the formula has no `not`.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/MaskAnalysis.h"
+
+#include "mlir/IR/AffineExpr.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <functional>
+#include <vector>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+/// Constants beyond this magnitude are not analysed, so that affine
+/// simplification never overflows int64.
+constexpr int64_t kMaxConstant = int64_t(1) << 40;
+/// Terms with more leaves than this are not analysed (min/max distribution
+/// can grow them multiplicatively).
+constexpr unsigned kMaxLeaves = 64;
+constexpr unsigned kMaxDepth = 128;
+
+struct Term {
+  enum Kind { Leaf, Min, Max, Opaque } kind = Opaque;
+  AffineExpr expr;          // Leaf
+  std::vector<Term> parts; // Min / Max
+
+  static Term leaf(AffineExpr e) { return Term{Leaf, e, {}}; }
+  static Term opaque() { return Term{}; }
+  unsigned numLeaves() const {
+    if (kind == Leaf || kind == Opaque)
+      return 1;
+    unsigned n = 0;
+    for (const Term &p : parts)
+      n += p.numLeaves();
+    return n;
+  }
+  bool isOpaque() const {
+    if (kind == Opaque)
+      return true;
+    for (const Term &p : parts)
+      if (p.isOpaque())
+        return true;
+    return false;
+  }
+};
+
+bool constantTooLarge(AffineExpr e) {
+  bool tooLarge = false;
+  e.walk([&](AffineExpr sub) {
+    if (auto c = dyn_cast<AffineConstantExpr>(sub))
+      if (c.getValue() > kMaxConstant || c.getValue() < -kMaxConstant)
+        tooLarge = true;
+  });
+  return tooLarge;
+}
+
+Term checked(Term t) {
+  if (t.isOpaque() || t.numLeaves() > kMaxLeaves)
+    return Term::opaque();
+  bool tooLarge = false;
+  std::function<void(const Term &)> scan = [&](const Term &x) {
+    if (x.kind == Term::Leaf)
+      tooLarge |= constantTooLarge(x.expr);
+    for (const Term &p : x.parts)
+      scan(p);
+  };
+  scan(t);
+  return tooLarge ? Term::opaque() : t;
+}
+
+Term negate(const Term &t) {
+  switch (t.kind) {
+  case Term::Leaf:
+    return Term::leaf(-t.expr);
+  case Term::Opaque:
+    return t;
+  default: {
+    Term r{t.kind == Term::Min ? Term::Max : Term::Min, {}, {}};
+    for (const Term &p : t.parts)
+      r.parts.push_back(negate(p));
+    return r;
+  }
+  }
+}
+
+Term add(const Term &a, const Term &b) {
+  if (a.kind == Term::Opaque || b.kind == Term::Opaque)
+    return Term::opaque();
+  if (a.kind == Term::Leaf && b.kind == Term::Leaf)
+    return Term::leaf(a.expr + b.expr);
+  const Term &mm = a.kind != Term::Leaf ? a : b;
+  const Term &other = a.kind != Term::Leaf ? b : a;
+  Term r{mm.kind, {}, {}};
+  for (const Term &p : mm.parts)
+    r.parts.push_back(add(p, other));
+  return checked(r);
+}
+
+Term scale(const Term &t, int64_t c) {
+  switch (t.kind) {
+  case Term::Leaf:
+    return Term::leaf(t.expr * c);
+  case Term::Opaque:
+    return t;
+  default: {
+    if (c == 0)
+      return Term::leaf(getAffineConstantExpr(0, t.parts[0].expr.getContext()));
+    Term r{c > 0 ? t.kind : (t.kind == Term::Min ? Term::Max : Term::Min),
+           {}, {}};
+    for (const Term &p : t.parts)
+      r.parts.push_back(scale(p, c));
+    return r;
+  }
+  }
+}
+
+/// floor(t / c) for a constant c != 0; monotone for c > 0.
+Term floorDiv(const Term &t, int64_t c) {
+  if (c < 0)
+    return floorDiv(negate(t), -c);
+  switch (t.kind) {
+  case Term::Leaf:
+    return Term::leaf(t.expr.floorDiv(c));
+  case Term::Opaque:
+    return t;
+  default: {
+    Term r{t.kind, {}, {}};
+    for (const Term &p : t.parts)
+      r.parts.push_back(floorDiv(p, c));
+    return r;
+  }
+  }
+}
+
+std::optional<int64_t> constantOf(const Term &t) {
+  if (t.kind == Term::Leaf)
+    if (auto c = dyn_cast<AffineConstantExpr>(t.expr))
+      return c.getValue();
+  return std::nullopt;
+}
+
+Term combine(Term::Kind kind, Term a, Term b) {
+  Term r{kind, {}, {}};
+  for (Term *x : {&a, &b}) {
+    if (x->kind == kind)
+      r.parts.insert(r.parts.end(), x->parts.begin(), x->parts.end());
+    else
+      r.parts.push_back(*x);
+  }
+  return checked(r);
+}
+
+class Analyzer {
+public:
+  explicit Analyzer(SpecOp spec) : spec(spec), ctx(spec.getContext()) {}
+
+  MaskAttr run() {
+    Value v = SpecOp::getYielded(spec.getMask());
+    if (!v)
+      return leaf(MaskKind::opaque);
+    return formula(v, /*negate=*/false, 0);
+  }
+
+private:
+  SpecOp spec;
+  MLIRContext *ctx;
+  DenseMap<Value, Term> terms;
+
+  MaskAttr leaf(MaskKind k) { return MaskAttr::getLeaf(ctx, k); }
+
+  MaskAttr combination(MaskKind kind, ArrayRef<MaskAttr> in) {
+    MaskKind absorbing = kind == MaskKind::all_of ? MaskKind::never
+                                                  : MaskKind::always;
+    MaskKind neutral = kind == MaskKind::all_of ? MaskKind::always
+                                                : MaskKind::never;
+    SmallVector<Attribute> flat;
+    for (MaskAttr t : in) {
+      if (t.getKind() == absorbing)
+        return leaf(absorbing);
+      if (t.getKind() == neutral)
+        continue;
+      auto push = [&](Attribute a) {
+        if (!llvm::is_contained(flat, a))
+          flat.push_back(a);
+      };
+      if (t.getKind() == kind)
+        for (Attribute a : t.getTerms())
+          push(a);
+      else
+        push(t);
+    }
+    if (flat.empty())
+      return leaf(neutral);
+    if (flat.size() == 1)
+      return cast<MaskAttr>(flat.front());
+    return MaskAttr::getCombination(ctx, kind, flat);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Int values -> Terms
+  //===--------------------------------------------------------------------===//
+
+  Term term(Value v, unsigned depth) {
+    auto it = terms.find(v);
+    if (it != terms.end())
+      return it->second;
+    Term t = depth > kMaxDepth ? Term::opaque() : computeTerm(v, depth + 1);
+    t = checked(t);
+    terms[v] = t;
+    return t;
+  }
+
+  Term computeTerm(Value v, unsigned depth) {
+    Operation *op = v.getDefiningOp();
+    if (!op || !v.getType().isInteger(64))
+      return Term::opaque();
+    APInt c;
+    if (matchPattern(v, m_ConstantInt(&c)))
+      return Term::leaf(getAffineConstantExpr(c.getSExtValue(), ctx));
+    if (auto idx = dyn_cast<IndexOp>(op)) {
+      switch (idx.getVar()) {
+      case IndexVar::q:
+        return Term::leaf(getAffineDimExpr(0, ctx));
+      case IndexVar::kv:
+        return Term::leaf(getAffineDimExpr(1, ctx));
+      default: // b, h, hkv are symbols 0..2
+        return Term::leaf(
+            getAffineSymbolExpr(static_cast<unsigned>(idx.getVar()), ctx));
+      }
+    }
+    if (auto dim = dyn_cast<DimOp>(op))
+      return Term::leaf(
+          getAffineSymbolExpr(3 + static_cast<unsigned>(dim.getVar()), ctx));
+    if (auto p = dyn_cast<ParamOp>(op)) {
+      if (ParamAttr decl = spec.lookupParam(p.getName()))
+        if (auto value = dyn_cast_or_null<IntegerAttr>(decl.getValue()))
+          return Term::leaf(getAffineConstantExpr(value.getInt(), ctx));
+      return Term::opaque();
+    }
+    auto lhs = [&] { return term(op->getOperand(0), depth); };
+    auto rhs = [&] { return term(op->getOperand(1), depth); };
+    if (isa<arith::AddIOp>(op))
+      return add(lhs(), rhs());
+    if (isa<arith::SubIOp>(op))
+      return add(lhs(), negate(rhs()));
+    if (isa<arith::MulIOp>(op)) {
+      Term a = lhs(), b = rhs();
+      if (auto c = constantOf(b); c && *c <= kMaxConstant && *c >= -kMaxConstant)
+        return scale(a, *c);
+      if (auto c = constantOf(a); c && *c <= kMaxConstant && *c >= -kMaxConstant)
+        return scale(b, *c);
+      // A product with a symbolic factor is still affine (semi-affine in
+      // MLIR's terms); the interval evaluator handles it.
+      if (a.kind == Term::Leaf && b.kind == Term::Leaf &&
+          (a.expr.isSymbolicOrConstant() || b.expr.isSymbolicOrConstant()))
+        return Term::leaf(a.expr * b.expr);
+      return Term::opaque();
+    }
+    if (isa<arith::FloorDivSIOp>(op)) {
+      if (auto c = constantOf(rhs()); c && *c != 0)
+        return floorDiv(lhs(), *c);
+      return Term::opaque();
+    }
+    if (isa<FloorModOp>(op)) {
+      Term a = lhs();
+      if (auto c = constantOf(rhs()); c && *c > 0 && a.kind == Term::Leaf)
+        return Term::leaf(a.expr % *c);
+      return Term::opaque();
+    }
+    if (isa<arith::MinSIOp>(op))
+      return combine(Term::Min, lhs(), rhs());
+    if (isa<arith::MaxSIOp>(op))
+      return combine(Term::Max, lhs(), rhs());
+    if (isa<math::AbsIOp>(op)) {
+      Term a = lhs();
+      return combine(Term::Max, a, negate(a));
+    }
+    return Term::opaque();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Comparisons -> atoms
+  //===--------------------------------------------------------------------===//
+
+  /// `t >= 0`.
+  MaskAttr nonNegative(const Term &t) {
+    switch (t.kind) {
+    case Term::Opaque:
+      return leaf(MaskKind::opaque);
+    case Term::Leaf:
+      return solve(t.expr, 0);
+    default: {
+      SmallVector<MaskAttr> parts;
+      for (const Term &p : t.parts)
+        parts.push_back(nonNegative(p));
+      return combination(t.kind == Term::Min ? MaskKind::all_of
+                                             : MaskKind::any_of,
+                         parts);
+    }
+    }
+  }
+
+  /// e as sum(coef_i * atom_i) + constant, where atoms are dims, symbols and
+  /// the non-linear nodes (floordiv, ceildiv, mod, products of non-constants)
+  /// with their operands normalised in turn. MLIR's operators do not
+  /// distribute constants over sums, so `-(q - kv)` needs this.
+  struct LinearForm {
+    SmallVector<std::pair<AffineExpr, int64_t>> terms;
+    int64_t constant = 0;
+    void add(AffineExpr atom, int64_t coef) {
+      for (auto &t : terms)
+        if (t.first == atom) {
+          t.second += coef;
+          return;
+        }
+      terms.push_back({atom, coef});
+    }
+  };
+
+  static AffineExpr rebuild(const LinearForm &f, MLIRContext *ctx) {
+    AffineExpr e = getAffineConstantExpr(f.constant, ctx);
+    for (auto [atom, coef] : f.terms)
+      if (coef != 0)
+        e = e + atom * coef;
+    return e;
+  }
+
+  static AffineExpr normalize(AffineExpr e) {
+    LinearForm f;
+    linearize(e, 1, f);
+    return rebuild(f, e.getContext());
+  }
+
+  static void linearize(AffineExpr e, int64_t scale, LinearForm &out) {
+    if (auto c = dyn_cast<AffineConstantExpr>(e)) {
+      out.constant += scale * c.getValue();
+      return;
+    }
+    if (auto bin = dyn_cast<AffineBinaryOpExpr>(e)) {
+      AffineExpr l = bin.getLHS(), r = bin.getRHS();
+      if (e.getKind() == AffineExprKind::Add) {
+        linearize(l, scale, out);
+        linearize(r, scale, out);
+        return;
+      }
+      if (e.getKind() == AffineExprKind::Mul) {
+        if (auto c = dyn_cast<AffineConstantExpr>(r))
+          return linearize(l, scale * c.getValue(), out);
+        if (auto c = dyn_cast<AffineConstantExpr>(l))
+          return linearize(r, scale * c.getValue(), out);
+      }
+      AffineExpr atom = getAffineBinaryOpExpr(e.getKind(), normalize(l),
+                                              normalize(r));
+      out.add(atom, scale);
+      return;
+    }
+    out.add(e, scale);
+  }
+
+  /// The atom `e(q, kv) >= 0`.
+  MaskAttr solve(AffineExpr e, unsigned depth) {
+    if (depth > 8 || constantTooLarge(e))
+      return leaf(MaskKind::opaque);
+    if (auto c = dyn_cast<AffineConstantExpr>(e))
+      return leaf(c.getValue() >= 0 ? MaskKind::always : MaskKind::never);
+    if (!e.isFunctionOfDim(1))
+      return MaskAttr::getAtom(ctx, MaskKind::q_pred, normalize(e));
+    LinearForm form;
+    linearize(e, 1, form);
+    LinearForm restForm;
+    restForm.constant = form.constant;
+    AffineExpr kv = getAffineDimExpr(1, ctx);
+    int64_t a = 0;
+    SmallVector<std::pair<AffineExpr, int64_t>> kvParts;
+    for (auto [atom, coef] : form.terms) {
+      if (coef == 0)
+        continue;
+      if (atom == kv)
+        a += coef;
+      else if (atom.isFunctionOfDim(1))
+        kvParts.push_back({atom, coef});
+      else
+        restForm.add(atom, coef);
+    }
+    AffineExpr rest = rebuild(restForm, ctx);
+    // Linear in kv: e = a * kv + rest.
+    if (kvParts.empty()) {
+      if (a == 0)
+        return solve(rest, depth + 1);
+      if (a > 0)
+        return MaskAttr::getAtom(ctx, MaskKind::kv_ge,
+                                 normalize(normalize(-rest).ceilDiv(a)));
+      return MaskAttr::getAtom(ctx, MaskKind::kv_le,
+                                 normalize(rest.floorDiv(-a)));
+    }
+    // One floor division of an expression of kv: c * (X floordiv w) + rest.
+    if (a == 0 && kvParts.size() == 1 &&
+        kvParts[0].first.getKind() == AffineExprKind::FloorDiv) {
+      auto div = cast<AffineBinaryOpExpr>(kvParts[0].first);
+      int64_t c = kvParts[0].second;
+      auto w = dyn_cast<AffineConstantExpr>(div.getRHS());
+      if (w && w.getValue() > 0 && c != 0) {
+        AffineExpr x = div.getLHS();
+        int64_t wv = w.getValue();
+        if (c > 0)
+          return solve(x - (-rest).ceilDiv(c) * wv, depth + 1);
+        return solve(rest.floorDiv(-c) * wv + (wv - 1) - x, depth + 1);
+      }
+    }
+    return leaf(MaskKind::opaque);
+  }
+
+  MaskAttr compare(arith::CmpIPredicate pred, Value l, Value r,
+                   unsigned depth) {
+    using P = arith::CmpIPredicate;
+    if (l.getType().isInteger(1)) {
+      // Bool equality: (l && r) || (!l && !r).
+      if (pred != P::eq && pred != P::ne)
+        return leaf(MaskKind::opaque);
+      bool equal = pred == P::eq;
+      MaskAttr both = combination(
+          MaskKind::all_of,
+          {formula(l, false, depth), formula(r, !equal, depth)});
+      MaskAttr neither = combination(
+          MaskKind::all_of,
+          {formula(l, true, depth), formula(r, equal, depth)});
+      return combination(MaskKind::any_of, {both, neither});
+    }
+    Term lt = term(l, depth), rt = term(r, depth);
+    Term e = checked(add(lt, negate(rt)));
+    Term one = Term::leaf(getAffineConstantExpr(1, ctx));
+    Term minusOne = Term::leaf(getAffineConstantExpr(-1, ctx));
+    switch (pred) {
+    case P::sge:
+      return nonNegative(e);
+    case P::sgt:
+      return nonNegative(add(e, minusOne));
+    case P::sle:
+      return nonNegative(negate(e));
+    case P::slt:
+      return nonNegative(add(negate(e), minusOne));
+    case P::eq:
+      return combination(MaskKind::all_of,
+                         {nonNegative(e), nonNegative(negate(e))});
+    case P::ne:
+      return combination(MaskKind::any_of,
+                         {nonNegative(add(e, minusOne)),
+                          nonNegative(add(negate(e), minusOne))});
+    default:
+      (void)one;
+      return leaf(MaskKind::opaque);
+    }
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Bool values -> formulas (negation pushed to the atoms)
+  //===--------------------------------------------------------------------===//
+
+  MaskAttr formula(Value v, bool negate, unsigned depth) {
+    if (depth > kMaxDepth)
+      return leaf(MaskKind::opaque);
+    ++depth;
+    Operation *op = v.getDefiningOp();
+    if (!op)
+      return leaf(MaskKind::opaque);
+    APInt c;
+    if (matchPattern(v, m_ConstantInt(&c)))
+      return leaf((!c.isZero()) != negate ? MaskKind::always
+                                          : MaskKind::never);
+    if (auto p = dyn_cast<ParamOp>(op)) {
+      if (ParamAttr decl = spec.lookupParam(p.getName()))
+        if (auto b = dyn_cast_or_null<BoolAttr>(decl.getValue()))
+          return leaf(b.getValue() != negate ? MaskKind::always
+                                             : MaskKind::never);
+      return leaf(MaskKind::opaque);
+    }
+    if (isa<arith::AndIOp, arith::OrIOp>(op)) {
+      bool isAnd = isa<arith::AndIOp>(op);
+      MaskKind kind = (isAnd != negate) ? MaskKind::all_of : MaskKind::any_of;
+      return combination(kind, {formula(op->getOperand(0), negate, depth),
+                                 formula(op->getOperand(1), negate, depth)});
+    }
+    if (auto x = dyn_cast<arith::XOrIOp>(op)) {
+      APInt one;
+      if (matchPattern(x.getRhs(), m_ConstantInt(&one)) && !one.isZero())
+        return formula(x.getLhs(), !negate, depth);
+      if (matchPattern(x.getLhs(), m_ConstantInt(&one)) && !one.isZero())
+        return formula(x.getRhs(), !negate, depth);
+      // a xor b == (a != b)
+      return compare(negate ? arith::CmpIPredicate::eq
+                            : arith::CmpIPredicate::ne,
+                     x.getLhs(), x.getRhs(), depth);
+    }
+    if (auto s = dyn_cast<arith::SelectOp>(op)) {
+      // c ? x : y  ==  (c && x) || (!c && y)
+      MaskAttr whenTrue = combination(
+          MaskKind::all_of, {formula(s.getCondition(), false, depth),
+                             formula(s.getTrueValue(), negate, depth)});
+      MaskAttr whenFalse = combination(
+          MaskKind::all_of, {formula(s.getCondition(), true, depth),
+                             formula(s.getFalseValue(), negate, depth)});
+      return combination(MaskKind::any_of, {whenTrue, whenFalse});
+    }
+    if (auto cmp = dyn_cast<arith::CmpIOp>(op)) {
+      arith::CmpIPredicate pred = cmp.getPredicate();
+      if (negate)
+        pred = arith::invertPredicate(pred);
+      return compare(pred, cmp.getLhs(), cmp.getRhs(), depth);
+    }
+    return leaf(MaskKind::opaque);
+  }
+};
+
+} // namespace
+
+MaskAttr mlir::attn::analyzeMask(SpecOp spec) { return Analyzer(spec).run(); }

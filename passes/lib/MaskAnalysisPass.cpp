@@ -1,0 +1,26 @@
+//===- MaskAnalysisPass.cpp - Attach the mask formula to each spec --------===//
+//
+// The pass wrapper of MaskAnalysis.h: stores analyzeMask(spec) as the
+// spec's `mask_schedule` attribute.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/MaskAnalysis.h"
+#include "attnc/Passes/Passes.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNMASKANALYSIS
+#include "attnc/Passes/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+struct AttnMaskAnalysisPass
+    : public mlir::attn::impl::AttnMaskAnalysisBase<AttnMaskAnalysisPass> {
+  void runOnOperation() override {
+    getOperation().walk(
+        [](SpecOp spec) { spec.setMaskScheduleAttr(analyzeMask(spec)); });
+  }
+};
+} // namespace
