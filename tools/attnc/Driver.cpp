@@ -1,0 +1,89 @@
+//===- Driver.cpp - Spec file -> attn IR -> pipeline stages ---------------===//
+#include "attnc/Driver.h"
+
+#include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Frontend/MLIRGen.h"
+#include "attnc/Passes/Passes.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace attnc;
+
+static const char *const kStageNames[] = {
+    "mlir", "analysed", "tiled", "llvm", "obj", "so", "header", "cuda",
+    "ptx",  "cubin"};
+
+std::optional<EmitStage> attnc::parseEmitStage(llvm::StringRef name) {
+  for (unsigned i = 0; i < std::size(kStageNames); ++i)
+    if (name == kStageNames[i])
+      return static_cast<EmitStage>(i);
+  return std::nullopt;
+}
+
+const char *attnc::emitStageNames() {
+  return "mlir|analysed|tiled|llvm|obj|so|header|cuda|ptx|cubin";
+}
+
+Driver::Driver(llvm::raw_ostream &errs) : errs(errs) {
+  ctx.loadDialect<attn::AttnDialect, arith::ArithDialect,
+                  math::MathDialect>();
+  handler = std::make_unique<SourceMgrDiagnosticHandler>(sourceMgr, &ctx, errs);
+}
+
+Driver::~Driver() = default;
+
+OwningOpRef<ModuleOp> Driver::loadSpecFile(llvm::StringRef path,
+                                           const FrontendOptions &options) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/true);
+  if (std::error_code ec = buffer.getError()) {
+    errs << "error: cannot read '" << path << "': " << ec.message() << "\n";
+    return nullptr;
+  }
+  return loadSpecText(path, (*buffer)->getBuffer(), options);
+}
+
+OwningOpRef<ModuleOp> Driver::loadSpecText(llvm::StringRef bufferName,
+                                           llvm::StringRef text,
+                                           const FrontendOptions &options) {
+  unsigned id = sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
+  std::optional<ast::Module> module =
+      parseSpec(sourceMgr, id, options, errs);
+  if (!module)
+    return nullptr;
+  return mlirGen(ctx, *module);
+}
+
+LogicalResult Driver::runSpecPipeline(ModuleOp module) {
+  PassManager pm(&ctx);
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(attn::createAttnMaskAnalysis());
+  return pm.run(module);
+}
+
+bool attnc::writeOutputFile(llvm::StringRef path, llvm::StringRef data,
+                            llvm::raw_ostream &errs) {
+  if (path == "-") {
+    llvm::outs() << data;
+    llvm::outs().flush();
+    return true;
+  }
+  llvm::Error err = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+    os << data;
+    return llvm::Error::success();
+  });
+  if (err) {
+    errs << "error: cannot write '" << path
+         << "': " << llvm::toString(std::move(err)) << "\n";
+    return false;
+  }
+  return true;
+}

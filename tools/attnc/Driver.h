@@ -1,0 +1,66 @@
+//===- Driver.h - Spec file -> attn IR -> pipeline stages -------*- C++ -*-===//
+//
+// What the attnc CLI (and the tests) do with a spec: read it, run the front
+// end, build the attn module, and run the spec-level pipeline. Owns the MLIR
+// context and a SourceMgr so that every error, from the parser or from an
+// MLIR verifier, prints `file:line:col: error:` with the line and a caret.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_TOOLS_DRIVER_H
+#define ATTNC_TOOLS_DRIVER_H
+
+#include "attnc/Frontend/Frontend.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <memory>
+#include <optional>
+
+namespace mlir {
+class SourceMgrDiagnosticHandler;
+}
+
+namespace attnc {
+
+/// The ordered --emit stages of `attnc compile`.
+enum class EmitStage { Mlir, Analysed, Tiled, Llvm, Obj, So, Header, Cuda,
+                       Ptx, Cubin };
+std::optional<EmitStage> parseEmitStage(llvm::StringRef name);
+const char *emitStageNames(); // "mlir|analysed|tiled|..."
+
+class Driver {
+public:
+  explicit Driver(llvm::raw_ostream &errs);
+  ~Driver();
+  mlir::MLIRContext &context() { return ctx; }
+
+  /// Reads `path` ("-" for stdin), parses, checks and builds the module.
+  /// Reports any error to the error stream and returns null.
+  mlir::OwningOpRef<mlir::ModuleOp>
+  loadSpecFile(llvm::StringRef path, const FrontendOptions &options);
+  mlir::OwningOpRef<mlir::ModuleOp>
+  loadSpecText(llvm::StringRef bufferName, llvm::StringRef text,
+               const FrontendOptions &options);
+
+  /// The spec-level pipeline: canonicalize (params fold to constants), then
+  /// the mask analysis.
+  mlir::LogicalResult runSpecPipeline(mlir::ModuleOp module);
+
+private:
+  llvm::raw_ostream &errs;
+  mlir::MLIRContext ctx;
+  llvm::SourceMgr sourceMgr;
+  std::unique_ptr<mlir::SourceMgrDiagnosticHandler> handler;
+};
+
+/// Writes `data` to `path` through a temporary file and a rename, so that a
+/// failed run never leaves a partial file; "-" writes to stdout.
+bool writeOutputFile(llvm::StringRef path, llvm::StringRef data,
+                     llvm::raw_ostream &errs);
+
+} // namespace attnc
+
+#endif // ATTNC_TOOLS_DRIVER_H

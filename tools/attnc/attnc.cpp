@@ -1,0 +1,158 @@
+//===- attnc.cpp - The attnc command line: compile, show ------------------===//
+//
+// `attnc compile SPEC --emit=STAGE` prints or writes a stage of the pipeline
+// (toyc style: each --emit stops the pipeline at a later step);
+// `attnc show SPEC --lq N --lk N` prints the tile schedule of the mask.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Commands.h"
+#include "attnc/Driver.h"
+
+#include "attnc/Dialect/AttnDialect.h"
+#include "mlir/IR/AsmState.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <iostream>
+
+using namespace attnc;
+
+bool attnc::parseDefines(const std::vector<std::string> &args,
+                         FrontendOptions &out) {
+  for (const std::string &a : args) {
+    size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      llvm::errs() << "attnc: error: -D " << a
+                   << ": expected NAME=VALUE\n";
+      return false;
+    }
+    out.defines.push_back({a.substr(0, eq), a.substr(eq + 1)});
+  }
+  return true;
+}
+
+bool attnc::parseCommandLine(const char *command,
+                             const std::vector<std::string> &args,
+                             const po::options_description &options,
+                             po::variables_map &vm) {
+  po::positional_options_description positional;
+  positional.add("spec", 1);
+  try {
+    po::store(po::command_line_parser(args)
+                  .options(options)
+                  .positional(positional)
+                  .style(po::command_line_style::default_style |
+                         po::command_line_style::allow_sticky)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error &e) {
+    llvm::errs() << "attnc " << command << ": error: " << e.what()
+                 << "\n(see 'attnc " << command << " --help')\n";
+    return false;
+  }
+  return true;
+}
+
+static void printUsage(llvm::raw_ostream &os) {
+  os << "usage: attnc <command> [options]\n\n"
+        "commands:\n"
+        "  compile SPEC.attn --emit=STAGE   compile a spec to a pipeline "
+        "stage\n"
+        "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n\n"
+        "'attnc <command> --help' lists the options of a command.\n";
+}
+
+namespace {
+struct CompileFlags {
+  std::string spec, target, arch, emit, output, name;
+  std::vector<std::string> defines;
+};
+} // namespace
+
+int attnc::runCompile(const std::vector<std::string> &args) {
+  CompileFlags f;
+  po::options_description options("attnc compile SPEC.attn [options]");
+  options.add_options()
+      ("help,h", "print this help")
+      ("spec", po::value(&f.spec), "the .attn spec file ('-' for stdin)")
+      ("target", po::value(&f.target)->default_value("cpu"), "cpu|cuda")
+      ("arch", po::value(&f.arch)->default_value("sm_80"),
+       "CUDA architecture: sm_80|sm_90a")
+      ("emit", po::value(&f.emit)->default_value("mlir"), emitStageNames())
+      ("define,D", po::value(&f.defines)->composing(),
+       "NAME=VALUE: override a param (repeatable)")
+      ("name", po::value(&f.name), "compile only the block NAME")
+      ("output,o", po::value(&f.output)->default_value("-"),
+       "output file ('-' for stdout)");
+  po::variables_map vm;
+  if (!parseCommandLine("compile", args, options, vm))
+    return 1;
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  if (f.spec.empty()) {
+    llvm::errs() << "attnc compile: error: no spec file given\n";
+    return 1;
+  }
+  if (f.target != "cpu" && f.target != "cuda") {
+    llvm::errs() << "attnc compile: error: --target=" << f.target
+                 << ": expected cpu or cuda\n";
+    return 1;
+  }
+  if (f.arch != "sm_80" && f.arch != "sm_90a") {
+    llvm::errs() << "attnc compile: error: --arch=" << f.arch
+                 << ": expected sm_80 or sm_90a\n";
+    return 1;
+  }
+  std::optional<EmitStage> stage = parseEmitStage(f.emit);
+  if (!stage) {
+    llvm::errs() << "attnc compile: error: --emit=" << f.emit
+                 << ": expected one of " << emitStageNames() << "\n";
+    return 1;
+  }
+  FrontendOptions fo;
+  fo.onlyName = f.name;
+  if (!parseDefines(f.defines, fo))
+    return 1;
+
+  Driver driver(llvm::errs());
+  mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadSpecFile(f.spec, fo);
+  if (!module)
+    return 1;
+  if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
+    return 1;
+  if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed) {
+    llvm::errs() << "attnc compile: error: --emit=" << f.emit
+                 << " is not implemented yet; this build stops at "
+                    "--emit=analysed\n";
+    return 1;
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  os << "\n";
+  return writeOutputFile(f.output, text, llvm::errs()) ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  if (argc < 2) {
+    printUsage(llvm::errs());
+    return 1;
+  }
+  std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "--help" || command == "-h" || command == "help") {
+    printUsage(llvm::outs());
+    return 0;
+  }
+  if (command == "compile")
+    return runCompile(args);
+  if (command == "show")
+    return runShow(args);
+  llvm::errs() << "attnc: error: unknown command '" << command << "'\n";
+  printUsage(llvm::errs());
+  return 1;
+}
