@@ -1,0 +1,401 @@
+// RUN: %attn-opt %s --split-input-file --verify-diagnostics
+// Every verifier of the attn dialect, one defect per case.
+
+// expected-error @+1 {{param 'x' must have type i64, f32 or i1, got 'f64'}}
+attn.spec @a normalize(softmax) params [#attn.param<"x" : f64>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{param needs a name}}
+attn.spec @a normalize(softmax) params [#attn.param<"" : i64 = 1>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{expected true or false}}
+attn.spec @a normalize(softmax) params [#attn.param<"x" : i1 = 3>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{input 'x' must have element type i64, f32 or i1, got 'f16'}}
+attn.spec @a normalize(softmax) inputs [#attn.input<"x" : f16 [LQ]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{input 'x' must have rank >= 1}}
+attn.spec @a normalize(softmax) inputs [#attn.input<"x" : f32 []>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{input 'x' has a non-positive extent 0}}
+attn.spec @a normalize(softmax) inputs [#attn.input<"x" : f32 [0]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{input needs a name}}
+attn.spec @a normalize(softmax) inputs [#attn.input<"" : f32 [LQ]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{declares 'x' twice}}
+attn.spec @a normalize(softmax) params [#attn.param<"x" : i64 = 1>] inputs [#attn.input<"x" : f32 [LQ]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{declares 'x' twice}}
+attn.spec @a normalize(softmax) params [#attn.param<"x" : i64 = 1>, #attn.param<"x" : f32 = 1.0>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{input 'x' has dimension 'c', which is neither a size nor an int param}}
+attn.spec @a normalize(softmax) params [#attn.param<"c" : f32 = 1.0>] inputs [#attn.input<"x" : f32 [c]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{'mask' region must yield 'i1', got 'i64'}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %q = attn.index q
+  attn.yield %q : i64
+}
+
+// -----
+
+// expected-error @+1 {{'scale' region must yield 'f32', got 'i1'}}
+attn.spec @a normalize(softmax) scale {
+  %t = arith.constant true
+  attn.yield %t : i1
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{'score' region must not have arguments}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+^bb0(%x: f32):
+  attn.yield %x : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{'score' region must end in attn.yield}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{'bias' region must not be empty}}
+attn.spec @a normalize(sigmoid) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{only sigmoid normalisation has a 'bias' region}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} bias {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  // expected-error @+1 {{reads undeclared param 'w'}}
+  %w = attn.param "w" : i64
+  %z = arith.constant 0 : i64
+  %c = arith.cmpi sge, %w, %z : i64
+  attn.yield %c : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) params [#attn.param<"w" : i64 = 3>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  // expected-error @+1 {{param 'w' has type 'i64', not 'i1'}}
+  %w = attn.param "w" : i1
+  attn.yield %w : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  // expected-error @+1 {{is only allowed in the 'score' region}}
+  %s = attn.score
+  %z = arith.constant 0.0 : f32
+  %c = arith.cmpf ogt, %s, %z : f32
+  attn.yield %c : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %q = attn.index q
+  // expected-error @+1 {{reads undeclared input 'ids'}}
+  %x = attn.read "ids"[%q] : i1
+  attn.yield %x : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) inputs [#attn.input<"ids" : i1 [LQ]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %q = attn.index q
+  // expected-error @+1 {{input 'ids' has rank 1 but is read with 2 indices}}
+  %x = attn.read "ids"[%q, %q] : i1
+  attn.yield %x : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) inputs [#attn.input<"ids" : i64 [LQ]>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %q = attn.index q
+  // expected-error @+1 {{input 'ids' has element type 'i64', not 'i1'}}
+  %x = attn.read "ids"[%q] : i1
+  attn.yield %x : i1
+}
+
+// -----
+
+module {
+  %t = arith.constant true
+  // expected-error @+1 {{expects parent op 'attn.spec'}}
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{'attn.param' op must be inside an attn.spec}}
+%w = attn.param "w" : i64
+
+// -----
+
+// expected-error @+1 {{all_of needs at least two terms}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(always)>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{invalid mask bound "kv + 1"}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_ge "kv + 1">} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{unknown mask formula node 'sometimes'}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<sometimes>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{unknown keyword 'relu'}}
+attn.spec @a normalize(relu) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  // expected-error @+1 {{unknown keyword 'w'}}
+  %q = attn.index w
+  %t = arith.constant true
+  attn.yield %t : i1
+}

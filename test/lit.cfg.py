@@ -1,0 +1,22 @@
+# lit configuration of the attnc test suite (see lit.site.cfg.py.in).
+import os
+import lit.formats
+
+config.name = "attnc"
+config.test_format = lit.formats.ShTest(True)
+config.suffixes = [".mlir", ".attn", ".test"]
+config.excludes = ["unit", "fuzz", "Inputs", "CMakeLists.txt", "lit.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
+
+config.environment["PATH"] = os.pathsep.join(
+    [config.attnc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "attnc")))
+config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
+config.substitutions.append(("%examples", config.examples_dir))
+
+# The reference specs live beside the repository; tests that need them say
+# `REQUIRES: shared-specs` and are reported UNSUPPORTED when they are absent.
+if os.path.isdir(config.shared_specs_dir):
+    config.available_features.add("shared-specs")
+    config.substitutions.append(("%shared_specs", config.shared_specs_dir))

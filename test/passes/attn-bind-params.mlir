@@ -1,0 +1,51 @@
+// RUN: %attn-opt %s --split-input-file \
+// RUN:   --attn-bind-params="defines=window=1024,cap=3.5,on=false" | FileCheck %s
+// RUN: %attn-opt %s --split-input-file \
+// RUN:   --attn-bind-params="defines=window=1024,cap=3.5,on=false" --canonicalize \
+// RUN:   | FileCheck %s --check-prefix=FOLD
+// RUN: not %attn-opt %s --attn-bind-params="defines=window=wide" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=BADVALUE
+// RUN: not %attn-opt %s --attn-bind-params="defines=nothing=1" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=UNKNOWN
+// RUN: not %attn-opt %s --attn-bind-params="defines=window" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=MALFORMED
+
+// BADVALUE: error: define window=wide: param 'window' has type 'i64' and cannot take the value 'wide'
+// UNKNOWN: error: define nothing=1: no spec has a param 'nothing'
+// MALFORMED: error: define 'window' is not of the form NAME=VALUE
+
+// CHECK-LABEL: attn.spec @a
+// CHECK-SAME:    params [#attn.param<"window" : i64 = 1024>, #attn.param<"cap" : f32 = 3.500000e+00>, #attn.param<"on" : i1 = false>]
+// FOLD-LABEL:  attn.spec @a
+// FOLD:        mask {
+// FOLD-NEXT:     %[[F:.*]] = arith.constant false
+// FOLD-NEXT:     attn.yield %[[F]] : i1
+attn.spec @a normalize(softmax)
+    params [#attn.param<"window" : i64 = 128>, #attn.param<"cap" : f32>, #attn.param<"on" : i1 = true>] scale {
+  %c = attn.param "cap" : f32
+  attn.yield %c : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %q = attn.index q
+  %w = attn.param "window" : i64
+  %c = arith.cmpi slt, %q, %w : i64
+  %on = attn.param "on" : i1
+  %r = arith.andi %c, %on : i1
+  attn.yield %r : i1
+}
+
+// A second spec that declares only `window` gets it too.
+// CHECK-LABEL: attn.spec @b
+// CHECK-SAME:    params [#attn.param<"window" : i64 = 1024>]
+attn.spec @b normalize(softmax) params [#attn.param<"window" : i64 = 1>] scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}

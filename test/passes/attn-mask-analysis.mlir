@@ -1,0 +1,324 @@
+// RUN: %attn-opt %s --split-input-file --canonicalize --attn-mask-analysis | FileCheck %s
+// The mask analysis turns each mask region into a formula of key bounds.
+// Inputs were produced by `attnc compile --emit=mlir` from .attn blocks.
+
+// Causal: keys up to the query.
+// CHECK-LABEL: attn.spec @causal
+// CHECK-SAME:    mask_schedule = #attn.mask<kv_le "q">
+module {
+  attn.spec @causal normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    attn.yield %2 : i1
+  }
+}
+
+// -----
+
+// Bottom-right aligned causal cross attention: the bound reads the sizes.
+// CHECK-LABEL: attn.spec @bottom_right
+// CHECK-SAME:    mask_schedule = #attn.mask<kv_le "q + LK - LQ">
+module {
+  attn.spec @bottom_right normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.dim LK
+    %2 = attn.dim LQ
+    %3 = arith.subi %1, %2 : i64
+    %4 = arith.addi %0, %3 : i64
+    %5 = attn.index kv
+    %6 = arith.cmpi sge, %4, %5 : i64
+    attn.yield %6 : i1
+  }
+}
+
+// -----
+
+// Sliding window: the param is folded first (run after -canonicalize).
+// CHECK-LABEL: attn.spec @window
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "q", kv_ge "q - 127")>
+module {
+  attn.spec @window normalize(softmax) params [#attn.param<"window" : i64 = 128>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    %3 = attn.index q
+    %4 = attn.index kv
+    %5 = arith.subi %3, %4 : i64
+    %6 = attn.param "window" : i64
+    %7 = arith.cmpi slt, %5, %6 : i64
+    %8 = arith.andi %2, %7 : i1
+    attn.yield %8 : i1
+  }
+}
+
+// -----
+
+// Prefix LM: a union of two bounds.
+// CHECK-LABEL: attn.spec @prefix_lm
+// CHECK-SAME:    mask_schedule = #attn.mask<any_of(kv_le "63", kv_le "q")>
+module {
+  attn.spec @prefix_lm normalize(softmax) params [#attn.param<"prefix" : i64 = 64>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index kv
+    %1 = attn.param "prefix" : i64
+    %2 = arith.cmpi slt, %0, %1 : i64
+    %3 = attn.index q
+    %4 = attn.index kv
+    %5 = arith.cmpi sge, %3, %4 : i64
+    %6 = arith.ori %2, %5 : i1
+    attn.yield %6 : i1
+  }
+}
+
+// -----
+
+// Block-diagonal: floor divisions of kv are inverted.
+// CHECK-LABEL: attn.spec @block_diagonal
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 64) * 64 + 63", kv_ge "(q floordiv 64) * 64")>
+module {
+  attn.spec @block_diagonal normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %c64_i64 = arith.constant 64 : i64
+    %1 = arith.floordivsi %0, %c64_i64 : i64
+    %2 = attn.index kv
+    %c64_i64_0 = arith.constant 64 : i64
+    %3 = arith.floordivsi %2, %c64_i64_0 : i64
+    %4 = arith.cmpi eq, %1, %3 : i64
+    attn.yield %4 : i1
+  }
+}
+
+// -----
+
+// abs() becomes max(x, -x), hoisted into two bounds.
+// CHECK-LABEL: attn.spec @band
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_ge "q - 8", kv_le "q + 8")>
+module {
+  attn.spec @band normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.subi %0, %1 : i64
+    %3 = math.absi %2 : i64
+    %c8_i64 = arith.constant 8 : i64
+    %4 = arith.cmpi sle, %3, %c8_i64 : i64
+    attn.yield %4 : i1
+  }
+}
+
+// -----
+
+// Negation is pushed into the comparison.
+// CHECK-LABEL: attn.spec @negated
+// CHECK-SAME:    mask_schedule = #attn.mask<kv_le "q">
+module {
+  attn.spec @negated normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi slt, %0, %1 : i64
+    %true = arith.constant true
+    %3 = arith.xori %2, %true : i1
+    attn.yield %3 : i1
+  }
+}
+
+// -----
+
+// Input reads are opaque; the causal part still bounds the keys.
+// CHECK-LABEL: attn.spec @document
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(opaque, kv_le "q")>
+module {
+  attn.spec @document normalize(softmax) inputs [#attn.input<"doc" : i64 [LQ]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.read "doc"[%0] : i64
+    %2 = attn.index kv
+    %3 = attn.read "doc"[%2] : i64
+    %4 = arith.cmpi eq, %1, %3 : i64
+    %5 = attn.index q
+    %6 = attn.index kv
+    %7 = arith.cmpi sge, %5, %6 : i64
+    %8 = arith.andi %4, %7 : i1
+    attn.yield %8 : i1
+  }
+}
+
+// -----
+
+// Modulo of kv is opaque (decided per element).
+// CHECK-LABEL: attn.spec @dilated
+// CHECK-SAME:    mask_schedule = #attn.mask<opaque>
+module {
+  attn.spec @dilated normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.subi %0, %1 : i64
+    %c2_i64 = arith.constant 2 : i64
+    %3 = attn.floormod %2, %c2_i64
+    %c0_i64 = arith.constant 0 : i64
+    %4 = arith.cmpi eq, %3, %c0_i64 : i64
+    attn.yield %4 : i1
+  }
+}
+
+// -----
+
+// A test of q alone.
+// CHECK-LABEL: attn.spec @rows
+// CHECK-SAME:    mask_schedule = #attn.mask<q_pred "q - 10">
+module {
+  attn.spec @rows normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %c10_i64 = arith.constant 10 : i64
+    %1 = arith.cmpi sge, %0, %c10_i64 : i64
+    attn.yield %1 : i1
+  }
+}
+
+// -----
+
+// Float comparisons are not analysed.
+// CHECK-LABEL: attn.spec @float_mask
+// CHECK-SAME:    mask_schedule = #attn.mask<opaque>
+module {
+  attn.spec @float_mask normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = arith.sitofp %0 : i64 to f32
+    %cst = arith.constant 5.000000e-01 : f32
+    %2 = arith.mulf %1, %cst : f32
+    %3 = attn.index kv
+    %4 = arith.sitofp %3 : i64 to f32
+    %5 = arith.cmpf oge, %2, %4 : f32
+    attn.yield %5 : i1
+  }
+}
+
+// -----
+
+// No mask clause: every pair is kept.
+// CHECK-LABEL: attn.spec @full
+// CHECK-SAME:    mask_schedule = #attn.mask<always>
+module {
+  attn.spec @full normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %true = arith.constant true
+    attn.yield %true : i1
+  }
+}
