@@ -1,7 +1,7 @@
 // RUN: %attn-opt %s --split-input-file \
 // RUN:   --attn-bind-params="defines=window=1024,cap=3.5,on=false" | FileCheck %s
 // RUN: %attn-opt %s --split-input-file \
-// RUN:   --attn-bind-params="defines=window=1024,cap=3.5,on=false" --canonicalize \
+// RUN:   --attn-bind-params="defines=window=1024,cap=3.5,on=false" --attn-canonicalize \
 // RUN:   | FileCheck %s --check-prefix=FOLD
 // RUN: not %attn-opt %s --attn-bind-params="defines=window=wide" 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BADVALUE

@@ -1,4 +1,4 @@
-// RUN: %attn-opt %s --split-input-file --canonicalize --attn-mask-analysis | FileCheck %s
+// RUN: %attn-opt %s --split-input-file --attn-canonicalize --attn-mask-analysis | FileCheck %s
 // The mask analysis turns each mask region into a formula of key bounds.
 // Inputs were produced by `attnc compile --emit=mlir` from .attn blocks.
 
@@ -54,7 +54,7 @@ module {
 
 // -----
 
-// Sliding window: the param is folded first (run after -canonicalize).
+// Sliding window: the param is folded first (run after --attn-canonicalize).
 // CHECK-LABEL: attn.spec @window
 // CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "q", kv_ge "q - 127")>
 module {

@@ -64,7 +64,7 @@ OwningOpRef<ModuleOp> Driver::loadSpecText(llvm::StringRef bufferName,
 
 LogicalResult Driver::runSpecPipeline(ModuleOp module) {
   PassManager pm(&ctx);
-  pm.addPass(createCanonicalizerPass());
+  pm.addPass(attn::createAttnCanonicalize());
   pm.addPass(attn::createAttnMaskAnalysis());
   return pm.run(module);
 }

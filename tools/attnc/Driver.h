@@ -45,8 +45,8 @@ public:
   loadSpecText(llvm::StringRef bufferName, llvm::StringRef text,
                const FrontendOptions &options);
 
-  /// The spec-level pipeline: canonicalize (params fold to constants), then
-  /// the mask analysis.
+  /// The spec-level pipeline: attn-canonicalize (params fold to constants),
+  /// then the mask analysis.
   mlir::LogicalResult runSpecPipeline(mlir::ModuleOp module);
 
 private:

@@ -1,7 +1,6 @@
 //===- Passes.td - Passes on attn IR ------------------------*- tablegen -*-===//
 //
-// Spec-level passes. Canonicalisation is MLIR's own `-canonicalize`, driven
-// by the attn ops' folders (params fold to constants) and arith's patterns.
+// Spec-level passes.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_PASSES_TD
@@ -14,13 +13,26 @@ def AttnBindParams : Pass<"attn-bind-params", "::mlir::ModuleOp"> {
   let description = [{
     Sets the value of every param named in `defines` in every attn.spec that
     declares it. A name that no spec declares, or a value that does not parse
-    as the param's type (int, float, bool), is an error. Run `-canonicalize`
-    afterwards to fold the params into constants.
+    as the param's type (int, float, bool), is an error. Run a canonicalisation
+    afterwards (`attn-canonicalize`) to fold the params into constants.
   }];
   let options = [
     ListOption<"defines", "defines", "std::string",
                "NAME=VALUE overrides, comma separated">
   ];
+}
+
+def AttnCanonicalize : Pass<"attn-canonicalize", "::mlir::ModuleOp"> {
+  let summary = "Fold params and constants and simplify predicates in specs";
+  let description = [{
+    Runs, inside every attn.spec, the folders and canonicalisation patterns
+    of the attn, arith and math ops: params with values fold to constants
+    (so run `attn-bind-params` first to apply -D), constant expressions
+    fold (floor division and floor modulo with Python's signs), and
+    predicates simplify (`!(a < b)` becomes `a >= b`, `x && true` becomes
+    `x`, comparisons of constants fold). Unlike `-canonicalize` it touches
+    nothing outside the specs.
+  }];
 }
 
 def AttnMaskAnalysis : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
@@ -42,7 +54,7 @@ def AttnMaskAnalysis : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
     the keys some row keeps (`kv >= min T`) and the keys every row keeps
     (`kv >= max T`); all_of/any_of intersect/unite them. A key tile is EMPTY
     if no key of it may be kept, FULL if every key of it is kept by every
-    row, PARTIAL otherwise. Run `-canonicalize` first so params are constants.
+    row, PARTIAL otherwise. Run `attn-canonicalize` first so params are constants.
   }];
 }
 

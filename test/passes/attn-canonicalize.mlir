@@ -1,4 +1,4 @@
-// RUN: %attn-opt %s --split-input-file --canonicalize | FileCheck %s
+// RUN: %attn-opt %s --split-input-file --attn-canonicalize | FileCheck %s
 // Canonicalisation of spec regions: params fold to their values, constants
 // fold (including floor modulo), and predicates simplify.
 
