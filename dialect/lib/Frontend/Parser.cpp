@@ -17,7 +17,6 @@
 #include "attnc/Frontend/Parser.h"
 #include "attnc/Frontend/Lexer.h"
 
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"

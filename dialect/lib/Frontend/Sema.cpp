@@ -58,16 +58,8 @@ bool attnc::isKeyword(StringRef name) {
 }
 
 static unsigned builtinArity(ast::Builtin f) {
-  switch (f) {
-  case ast::Builtin::Min:
-  case ast::Builtin::Max:
-  case ast::Builtin::Pow:
-    return 2;
-  case ast::Builtin::Clamp:
-    return 3;
-  default:
-    return 1;
-  }
+  using F = ast::Builtin;
+  return f == F::Clamp ? 3 : f == F::Min || f == F::Max || f == F::Pow ? 2 : 1;
 }
 
 static bool isNumeric(Type t) { return t == Type::Int || t == Type::Float; }
@@ -108,15 +100,9 @@ static std::string parseIntValue(StringRef s, int64_t &out) {
 }
 
 static std::string parseFloatValue(StringRef s, double &out) {
-  std::string text = s.str();
-  bool anyDigit = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9')
-      anyDigit = true;
-    else if (c != '.' && c != 'e' && c != 'E' && c != '+' && c != '-')
-      return "'" + text + "' is not a float";
-  }
-  if (!anyDigit)
+  std::string text = s.str(); // no inf, nan, hex floats or spaces:
+  if (s.find_first_not_of("0123456789.eE+-") != StringRef::npos ||
+      s.find_first_of("0123456789") == StringRef::npos)
     return "'" + text + "' is not a float";
   char *endPtr = nullptr;
   errno = 0;
@@ -132,12 +118,9 @@ static std::string parseFloatValue(StringRef s, double &out) {
 }
 
 static std::string parseBoolValue(StringRef s, bool &out) {
-  if (s == "true" || s == "1")
-    out = true;
-  else if (s == "false" || s == "0")
-    out = false;
-  else
+  if (s != "true" && s != "1" && s != "false" && s != "0")
     return "'" + s.str() + "' is not a bool (use true, false, 1 or 0)";
+  out = s == "true" || s == "1";
   return "";
 }
 
@@ -378,6 +361,10 @@ bool SemaImpl::checkInputDims() {
                                  "or a positive integer");
       if (!requireValue(*p))
         return false;
+      if (p->intValue <= 0)
+        return fail(dim.loc, "dimension '" + dim.symbol + "' of input '" +
+                                 in.name + "' must be positive, but param '" +
+                                 p->name + "' is " + Twine(p->intValue));
     }
   }
   return true;
