@@ -14,7 +14,7 @@ echo "== build"
 "$root/scripts/build.sh"
 
 echo "== lit and unit tests"
-(cd "$root/build" && ctest --output-on-failure)
+(cd "$root/build" && ctest --output-on-failure --no-tests=error)
 
 echo "== sanitizer build (clang-22, ASan + UBSan, libFuzzer instrumentation)"
 san="$root/build-sanitize"
@@ -45,4 +45,5 @@ done
 (cd "$san" && ASAN_OPTIONS=$asan_options "$san/test/attnc-fuzz-frontend" -max_total_time="$fuzz_seconds" \
   -max_len=4096 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 "$corpus")
 
-echo "test.sh: all tests passed"
+echo "test.sh: all tests passed (ctest: lit suite + unit tests; ASan+UBSan unit tests; fuzzing)"
+echo "steps: 4 passed, 0 failed"
