@@ -6,11 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/Passes.h"
 
+#include "attnc/Frontend/Sema.h"
 #include "mlir/IR/Builders.h"
-
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNBINDPARAMS
@@ -20,31 +17,20 @@ namespace mlir::attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-/// Parses `text` as a value of type `type` (i64, f32 or i1).
+/// Parses `text` as a value of type `type` (i64, f32 or i1) with the front
+/// end's rules for -D values.
 static TypedAttr parseValue(Builder &b, Type type, StringRef text) {
-  if (type.isInteger(1)) {
-    if (text == "true" || text == "1")
-      return b.getBoolAttr(true);
-    if (text == "false" || text == "0")
-      return b.getBoolAttr(false);
+  attnc::ast::ParamDecl decl;
+  decl.type = type.isInteger(1)    ? attnc::ast::Type::Bool
+              : type.isInteger(64) ? attnc::ast::Type::Int
+                                   : attnc::ast::Type::Float;
+  if (!attnc::parseParamValue(text, decl).empty())
     return {};
-  }
-  if (type.isInteger(64)) {
-    int64_t v;
-    if (text.getAsInteger(10, v))
-      return {};
-    return b.getI64IntegerAttr(v);
-  }
-  std::string s = text.str();
-  if (s.empty())
-    return {};
-  char *end = nullptr;
-  errno = 0;
-  double v = std::strtod(s.c_str(), &end);
-  if (*end != 0 || errno == ERANGE || !std::isfinite(v) ||
-      std::fabs(v) > 3.4028234663852886e38)
-    return {};
-  return b.getF32FloatAttr(static_cast<float>(v));
+  if (type.isInteger(1))
+    return b.getBoolAttr(decl.boolValue);
+  if (type.isInteger(64))
+    return b.getI64IntegerAttr(decl.intValue);
+  return b.getF32FloatAttr(static_cast<float>(decl.floatValue));
 }
 
 namespace {

@@ -124,6 +124,19 @@ static std::string parseBoolValue(StringRef s, bool &out) {
   return "";
 }
 
+std::string attnc::parseParamValue(StringRef text, ast::ParamDecl &param) {
+  std::string why;
+  if (param.type == Type::Int)
+    why = parseIntValue(text, param.intValue);
+  else if (param.type == Type::Float)
+    why = parseFloatValue(text, param.floatValue);
+  else
+    why = parseBoolValue(text, param.boolValue);
+  if (why.empty())
+    param.hasValue = true;
+  return why;
+}
+
 //===----------------------------------------------------------------------===//
 // The checker
 //===----------------------------------------------------------------------===//
@@ -246,17 +259,10 @@ bool SemaImpl::applyDefines(ast::Module &m, const FrontendOptions &options) {
         if (p.name != name)
           continue;
         found = true;
-        std::string why;
-        if (p.type == Type::Int)
-          why = parseIntValue(value, p.intValue);
-        else if (p.type == Type::Float)
-          why = parseFloatValue(value, p.floatValue);
-        else
-          why = parseBoolValue(value, p.boolValue);
+        std::string why = parseParamValue(value, p);
         if (!why.empty())
           return failNoLoc(prefix + why + " (param '" + name + "' is " +
                            ast::typeName(p.type) + ")");
-        p.hasValue = true;
       }
     }
     if (!found) {

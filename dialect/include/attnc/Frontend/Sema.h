@@ -14,6 +14,7 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <optional>
+#include <string>
 
 namespace llvm {
 class SourceMgr;
@@ -28,6 +29,12 @@ namespace attnc {
 bool checkModule(ast::Module &module, const FrontendOptions &options,
                  llvm::SourceMgr &sm, unsigned bufferId,
                  llvm::raw_ostream &errs);
+
+/// Parses VALUE of a `-D NAME=VALUE` as a value of `param.type` (int: the
+/// full int64 range, decimal; float: a finite f32 literal; bool: true,
+/// false, 1, 0) and stores it in `param`. Returns "" or the reason it
+/// failed. Shared by the front end and the attn-bind-params pass.
+std::string parseParamValue(llvm::StringRef text, ast::ParamDecl &param);
 
 /// Name tables of the language, shared with tests and tools.
 std::optional<ast::IndexVar> lookupIndexVar(llvm::StringRef name);
