@@ -81,8 +81,8 @@ bool attnc::writeOutputFile(llvm::StringRef path, llvm::StringRef data,
     return llvm::Error::success();
   });
   if (err) {
-    errs << "error: cannot write '" << path
-         << "': " << llvm::toString(std::move(err)) << "\n";
+    // The error text already names the file.
+    errs << "error: cannot write " << llvm::toString(std::move(err)) << "\n";
     return false;
   }
   return true;
