@@ -1,8 +1,11 @@
 //===- SpecInterpreter.cpp - Evaluate spec regions on the host ------------===//
 //
-// Walks the single block of a spec region once per element, op by op, with a
-// map from SSA values to scalars. Slow, simple and obviously right: it is the
-// reference, not the fast path.
+// Each region is translated once into a flat list of instructions over
+// numbered registers (one per SSA value), then run once per element: no
+// maps, no op dispatch through MLIR on the hot path, so the float64
+// reference can afford every element of a 1023 x 1023 problem. Params are
+// resolved at translation time. Semantics are the language's: int64 with
+// wrap-around, floor division and floor modulo, floats in double.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/SpecInterpreter.h"
@@ -14,10 +17,6 @@
 
 using namespace mlir;
 using namespace mlir::attn;
-
-SpecInterpreter::SpecInterpreter(SpecOp spec, ProblemSizes sizes,
-                                 InputReader inputs)
-    : spec(spec), sizes(sizes), inputs(std::move(inputs)) {}
 
 namespace {
 int64_t floorDiv(int64_t a, int64_t b) {
@@ -36,233 +35,331 @@ int64_t floorMod(int64_t a, int64_t b) {
     r += b;
   return r;
 }
-int64_t wrapAdd(int64_t a, int64_t b) {
-  return int64_t(uint64_t(a) + uint64_t(b));
+int64_t wrap(uint64_t v) { return int64_t(v); }
+double minimum(double a, double b) {
+  return std::isnan(a) || std::isnan(b) ? NAN : std::min(a, b);
 }
-int64_t wrapSub(int64_t a, int64_t b) {
-  return int64_t(uint64_t(a) - uint64_t(b));
-}
-int64_t wrapMul(int64_t a, int64_t b) {
-  return int64_t(uint64_t(a) * uint64_t(b));
+double maximum(double a, double b) {
+  return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
 }
 } // namespace
 
-std::optional<Scalar> SpecInterpreter::run(Region &region, Element e,
-                                           double scoreValue) {
+/// One instruction: `registers[result] = op(registers[a], [b], [c])`.
+struct SpecInterpreter::Instr {
+  enum Code {
+    Const, Coord, Score, Read, Fail, Yield,
+    AddI, SubI, MulI, FloorDivI, FloorModI, MinI, MaxI, AbsI,
+    AddF, SubF, MulF, DivF, RemF, NegF, MinF, MaxF,
+    Exp, Log, Sqrt, Tanh, Sin, Cos, Floor, Ceil, AbsF, Pow,
+    IToF, BToF, BToI, FToI, CmpI, CmpF, And, Or, Xor, Select,
+  } code;
+  int a = 0, b = 0, c = 0, result = 0;
+  Scalar constant;               // Const
+  unsigned coord = 0;            // Coord: index into the coordinate table
+  int predicate = 0;             // CmpI / CmpF
+  std::string name;              // Read: input name; Fail: message
+  std::vector<int> indices;      // Read
+};
+
+struct SpecInterpreter::Program {
+  std::vector<Instr> code;
+  unsigned numRegisters = 0;
+};
+
+SpecInterpreter::~SpecInterpreter() = default;
+
+SpecInterpreter::SpecInterpreter(SpecOp spec, ProblemSizes sizes,
+                                 InputReader inputs)
+    : spec(spec), sizes(sizes), inputs(std::move(inputs)) {
+  programs[0] = compile(spec.getScale());
+  programs[1] = compile(spec.getScore());
+  programs[2] = compile(spec.getMask());
+  programs[3] = compile(spec.getBias());
+}
+
+// Coordinate table: b, h, hkv, q, kv, then B, HQ, HKV, LQ, LK, D, DV.
+static constexpr unsigned kCoordQ = 3, kCoordKV = 4, kCoordSizes = 5;
+
+std::shared_ptr<const SpecInterpreter::Program>
+SpecInterpreter::compile(Region &region) {
+  auto program = std::make_shared<Program>();
+  std::vector<Instr> &code = program->code;
   if (region.empty()) {
-    errorMessage = "empty region";
-    return std::nullopt;
+    Instr fail{Instr::Fail};
+    fail.name = "empty region";
+    code.push_back(fail);
+    return program;
   }
-  DenseMap<Value, Scalar> env;
-  auto get = [&](Value v) { return env.lookup(v); };
-  auto fail = [&](const std::string &msg) -> std::optional<Scalar> {
-    errorMessage = msg;
-    return std::nullopt;
-  };
+  DenseMap<Value, int> slot;
+  auto reg = [&](Value v) { return slot.lookup(v); };
   for (Operation &op : region.front()) {
-    if (auto y = dyn_cast<YieldOp>(op))
-      return get(y.getValue());
-    Scalar r;
-    bool ok = true;
-    std::string err;
-    auto I = [&](unsigned k) { return get(op.getOperand(k)).i; };
-    auto F = [&](unsigned k) { return get(op.getOperand(k)).f; };
-    auto B = [&](unsigned k) { return get(op.getOperand(k)).b; };
+    using I = Instr;
+    Instr in{I::Fail};
+    auto unary = [&](I::Code c) {
+      in.code = c;
+      in.a = reg(op.getOperand(0));
+    };
+    auto binary = [&](I::Code c) {
+      unary(c);
+      in.b = reg(op.getOperand(1));
+    };
     llvm::TypeSwitch<Operation *>(&op)
+        .Case([&](YieldOp y) {
+          in.code = I::Yield;
+          in.a = reg(y.getValue());
+        })
         .Case([&](arith::ConstantOp c) {
+          in.code = I::Const;
           Attribute v = c.getValue();
-          if (auto b = dyn_cast<BoolAttr>(v))
-            r = Scalar::ofBool(b.getValue());
-          else if (auto i = dyn_cast<IntegerAttr>(v))
-            r = i.getType().isInteger(1) ? Scalar::ofBool(i.getInt() != 0)
-                                         : Scalar::ofInt(i.getInt());
+          if (auto i = dyn_cast<IntegerAttr>(v))
+            in.constant = i.getType().isInteger(1)
+                              ? Scalar::ofBool(i.getValue().getBoolValue())
+                              : Scalar::ofInt(i.getInt());
           else if (auto f = dyn_cast<FloatAttr>(v))
-            r = Scalar::ofFloat(f.getValueAsDouble());
+            in.constant = Scalar::ofFloat(f.getValueAsDouble());
           else
-            ok = false, err = "unsupported constant";
+            in.code = I::Fail, in.name = "unsupported constant";
         })
         .Case([&](IndexOp x) {
-          switch (x.getVar()) {
-          case IndexVar::b: r = Scalar::ofInt(sizes.b); break;
-          case IndexVar::h: r = Scalar::ofInt(sizes.h); break;
-          case IndexVar::hkv: r = Scalar::ofInt(sizes.hkv()); break;
-          case IndexVar::q: r = Scalar::ofInt(e.q); break;
-          case IndexVar::kv: r = Scalar::ofInt(e.kv); break;
-          }
+          in.code = I::Coord;
+          in.coord = static_cast<unsigned>(x.getVar());
         })
         .Case([&](DimOp x) {
-          std::vector<int64_t> syms = sizes.symbols();
-          r = Scalar::ofInt(syms[3 + static_cast<unsigned>(x.getVar())]);
+          in.code = I::Coord;
+          in.coord = kCoordSizes + static_cast<unsigned>(x.getVar());
         })
         .Case([&](ParamOp x) {
           ParamAttr decl = spec.lookupParam(x.getName());
           TypedAttr v = decl ? decl.getValue() : TypedAttr();
-          if (!v) {
-            ok = false;
-            err = "param '" + x.getName().str() + "' has no value";
-          } else if (auto b = dyn_cast<BoolAttr>(v)) {
-            r = Scalar::ofBool(b.getValue());
-          } else if (auto i = dyn_cast<IntegerAttr>(v)) {
-            r = Scalar::ofInt(i.getInt());
-          } else {
-            r = Scalar::ofFloat(cast<FloatAttr>(v).getValueAsDouble());
-          }
+          in.code = I::Const;
+          if (!v)
+            in.code = I::Fail,
+            in.name = "param '" + x.getName().str() + "' has no value";
+          else if (auto i = dyn_cast<IntegerAttr>(v))
+            in.constant = i.getType().isInteger(1)
+                              ? Scalar::ofBool(i.getValue().getBoolValue())
+                              : Scalar::ofInt(i.getInt());
+          else
+            in.constant =
+                Scalar::ofFloat(cast<FloatAttr>(v).getValueAsDouble());
         })
-        .Case([&](ScoreOp) { r = Scalar::ofFloat(scoreValue); })
+        .Case([&](ScoreOp) { in.code = I::Score; })
         .Case([&](ReadOp x) {
-          SmallVector<int64_t> idx;
+          in.code = I::Read;
+          in.name = x.getInput().str();
           for (Value v : x.getIndices())
-            idx.push_back(get(v).i);
-          std::optional<Scalar> v =
-              inputs ? inputs(x.getInput(), idx) : std::nullopt;
-          if (!v) {
-            ok = false;
-            err = "cannot read input '" + x.getInput().str() +
-                  "' at the index given";
-          } else {
-            r = *v;
-          }
+            in.indices.push_back(reg(v));
         })
-        .Case([&](arith::AddIOp) { r = Scalar::ofInt(wrapAdd(I(0), I(1))); })
-        .Case([&](arith::SubIOp) { r = Scalar::ofInt(wrapSub(I(0), I(1))); })
-        .Case([&](arith::MulIOp) { r = Scalar::ofInt(wrapMul(I(0), I(1))); })
-        .Case([&](arith::FloorDivSIOp) {
-          if (I(1) == 0)
-            ok = false, err = "integer division by zero";
-          else
-            r = Scalar::ofInt(floorDiv(I(0), I(1)));
-        })
-        .Case([&](FloorModOp) {
-          if (I(1) == 0)
-            ok = false, err = "integer modulo by zero";
-          else
-            r = Scalar::ofInt(floorMod(I(0), I(1)));
-        })
-        .Case([&](arith::MinSIOp) { r = Scalar::ofInt(std::min(I(0), I(1))); })
-        .Case([&](arith::MaxSIOp) { r = Scalar::ofInt(std::max(I(0), I(1))); })
-        .Case([&](math::AbsIOp) {
-          r = Scalar::ofInt(I(0) < 0 ? wrapSub(0, I(0)) : I(0));
-        })
-        .Case([&](arith::AddFOp) { r = Scalar::ofFloat(F(0) + F(1)); })
-        .Case([&](arith::SubFOp) { r = Scalar::ofFloat(F(0) - F(1)); })
-        .Case([&](arith::MulFOp) { r = Scalar::ofFloat(F(0) * F(1)); })
-        .Case([&](arith::DivFOp) { r = Scalar::ofFloat(F(0) / F(1)); })
-        .Case([&](arith::RemFOp) { r = Scalar::ofFloat(std::fmod(F(0), F(1))); })
-        .Case([&](arith::NegFOp) { r = Scalar::ofFloat(-F(0)); })
-        .Case([&](arith::MinimumFOp) {
-          double a = F(0), b = F(1);
-          r = Scalar::ofFloat(std::isnan(a) || std::isnan(b) ? NAN
-                                                             : std::min(a, b));
-        })
-        .Case([&](arith::MaximumFOp) {
-          double a = F(0), b = F(1);
-          r = Scalar::ofFloat(std::isnan(a) || std::isnan(b) ? NAN
-                                                             : std::max(a, b));
-        })
-        .Case([&](math::ExpOp) { r = Scalar::ofFloat(std::exp(F(0))); })
-        .Case([&](math::LogOp) { r = Scalar::ofFloat(std::log(F(0))); })
-        .Case([&](math::SqrtOp) { r = Scalar::ofFloat(std::sqrt(F(0))); })
-        .Case([&](math::TanhOp) { r = Scalar::ofFloat(std::tanh(F(0))); })
-        .Case([&](math::SinOp) { r = Scalar::ofFloat(std::sin(F(0))); })
-        .Case([&](math::CosOp) { r = Scalar::ofFloat(std::cos(F(0))); })
-        .Case([&](math::FloorOp) { r = Scalar::ofFloat(std::floor(F(0))); })
-        .Case([&](math::CeilOp) { r = Scalar::ofFloat(std::ceil(F(0))); })
-        .Case([&](math::AbsFOp) { r = Scalar::ofFloat(std::fabs(F(0))); })
-        .Case([&](math::PowFOp) { r = Scalar::ofFloat(std::pow(F(0), F(1))); })
-        .Case([&](arith::SIToFPOp) { r = Scalar::ofFloat(double(I(0))); })
-        .Case([&](arith::UIToFPOp) { r = Scalar::ofFloat(B(0) ? 1.0 : 0.0); })
-        .Case([&](arith::ExtUIOp) { r = Scalar::ofInt(B(0) ? 1 : 0); })
-        .Case([&](arith::FPToSIOp) {
-          // Truncation toward zero; out-of-range values saturate (the
-          // generated code must agree: it clamps before converting).
-          double v = F(0);
-          if (std::isnan(v))
-            r = Scalar::ofInt(0);
-          else if (v >= 9.2233720368547758e18)
-            r = Scalar::ofInt(INT64_MAX);
-          else if (v <= -9.2233720368547758e18)
-            r = Scalar::ofInt(INT64_MIN);
-          else
-            r = Scalar::ofInt(int64_t(v));
-        })
+        .Case([&](arith::AddIOp) { binary(I::AddI); })
+        .Case([&](arith::SubIOp) { binary(I::SubI); })
+        .Case([&](arith::MulIOp) { binary(I::MulI); })
+        .Case([&](arith::FloorDivSIOp) { binary(I::FloorDivI); })
+        .Case([&](FloorModOp) { binary(I::FloorModI); })
+        .Case([&](arith::MinSIOp) { binary(I::MinI); })
+        .Case([&](arith::MaxSIOp) { binary(I::MaxI); })
+        .Case([&](math::AbsIOp) { unary(I::AbsI); })
+        .Case([&](arith::AddFOp) { binary(I::AddF); })
+        .Case([&](arith::SubFOp) { binary(I::SubF); })
+        .Case([&](arith::MulFOp) { binary(I::MulF); })
+        .Case([&](arith::DivFOp) { binary(I::DivF); })
+        .Case([&](arith::RemFOp) { binary(I::RemF); })
+        .Case([&](arith::NegFOp) { unary(I::NegF); })
+        .Case([&](arith::MinimumFOp) { binary(I::MinF); })
+        .Case([&](arith::MaximumFOp) { binary(I::MaxF); })
+        .Case([&](math::ExpOp) { unary(I::Exp); })
+        .Case([&](math::LogOp) { unary(I::Log); })
+        .Case([&](math::SqrtOp) { unary(I::Sqrt); })
+        .Case([&](math::TanhOp) { unary(I::Tanh); })
+        .Case([&](math::SinOp) { unary(I::Sin); })
+        .Case([&](math::CosOp) { unary(I::Cos); })
+        .Case([&](math::FloorOp) { unary(I::Floor); })
+        .Case([&](math::CeilOp) { unary(I::Ceil); })
+        .Case([&](math::AbsFOp) { unary(I::AbsF); })
+        .Case([&](math::PowFOp) { binary(I::Pow); })
+        .Case([&](arith::SIToFPOp) { unary(I::IToF); })
+        .Case([&](arith::UIToFPOp) { unary(I::BToF); })
+        .Case([&](arith::ExtUIOp) { unary(I::BToI); })
+        .Case([&](arith::FPToSIOp) { unary(I::FToI); })
         .Case([&](arith::CmpIOp c) {
-          bool res = false;
-          if (c.getLhs().getType().isInteger(1)) {
-            bool a = B(0), b = B(1);
-            res = c.getPredicate() == arith::CmpIPredicate::eq ? a == b
-                                                                : a != b;
-          } else {
-            int64_t a = I(0), b = I(1);
-            switch (c.getPredicate()) {
-            case arith::CmpIPredicate::eq: res = a == b; break;
-            case arith::CmpIPredicate::ne: res = a != b; break;
-            case arith::CmpIPredicate::slt: res = a < b; break;
-            case arith::CmpIPredicate::sle: res = a <= b; break;
-            case arith::CmpIPredicate::sgt: res = a > b; break;
-            case arith::CmpIPredicate::sge: res = a >= b; break;
-            case arith::CmpIPredicate::ult: res = uint64_t(a) < uint64_t(b); break;
-            case arith::CmpIPredicate::ule: res = uint64_t(a) <= uint64_t(b); break;
-            case arith::CmpIPredicate::ugt: res = uint64_t(a) > uint64_t(b); break;
-            case arith::CmpIPredicate::uge: res = uint64_t(a) >= uint64_t(b); break;
-            }
-          }
-          r = Scalar::ofBool(res);
+          binary(I::CmpI);
+          in.predicate = static_cast<int>(c.getPredicate());
         })
         .Case([&](arith::CmpFOp c) {
-          double a = F(0), b = F(1);
-          bool unordered = std::isnan(a) || std::isnan(b);
-          bool res = false;
-          switch (c.getPredicate()) {
-          case arith::CmpFPredicate::OEQ: res = !unordered && a == b; break;
-          case arith::CmpFPredicate::ONE: res = !unordered && a != b; break;
-          case arith::CmpFPredicate::OLT: res = !unordered && a < b; break;
-          case arith::CmpFPredicate::OLE: res = !unordered && a <= b; break;
-          case arith::CmpFPredicate::OGT: res = !unordered && a > b; break;
-          case arith::CmpFPredicate::OGE: res = !unordered && a >= b; break;
-          case arith::CmpFPredicate::UNE: res = unordered || a != b; break;
-          case arith::CmpFPredicate::UEQ: res = unordered || a == b; break;
-          case arith::CmpFPredicate::ULT: res = unordered || a < b; break;
-          case arith::CmpFPredicate::ULE: res = unordered || a <= b; break;
-          case arith::CmpFPredicate::UGT: res = unordered || a > b; break;
-          case arith::CmpFPredicate::UGE: res = unordered || a >= b; break;
-          case arith::CmpFPredicate::ORD: res = !unordered; break;
-          case arith::CmpFPredicate::UNO: res = unordered; break;
-          case arith::CmpFPredicate::AlwaysTrue: res = true; break;
-          case arith::CmpFPredicate::AlwaysFalse: res = false; break;
-          }
-          r = Scalar::ofBool(res);
+          binary(I::CmpF);
+          in.predicate = static_cast<int>(c.getPredicate());
         })
-        .Case([&](arith::AndIOp) { r = Scalar::ofBool(B(0) && B(1)); })
-        .Case([&](arith::OrIOp) { r = Scalar::ofBool(B(0) || B(1)); })
-        .Case([&](arith::XOrIOp) { r = Scalar::ofBool(B(0) != B(1)); })
-        .Case([&](arith::SelectOp s) {
-          r = B(0) ? get(s.getTrueValue()) : get(s.getFalseValue());
+        .Case([&](arith::AndIOp) { binary(I::And); })
+        .Case([&](arith::OrIOp) { binary(I::Or); })
+        .Case([&](arith::XOrIOp) { binary(I::Xor); })
+        .Case([&](arith::SelectOp) {
+          binary(I::Select);
+          in.c = reg(op.getOperand(2));
         })
         .Default([&](Operation *other) {
-          ok = false;
-          err = "the interpreter does not support '" +
-                other->getName().getStringRef().str() + "'";
+          in.name = "the interpreter does not support '" +
+                    other->getName().getStringRef().str() + "'";
         });
-    if (!ok)
-      return fail(err);
-    env[op.getResult(0)] = r;
+    if (op.getNumResults() == 1) {
+      in.result = int(program->numRegisters++);
+      slot[op.getResult(0)] = in.result;
+    }
+    code.push_back(std::move(in));
   }
-  return fail("region does not end in attn.yield");
+  return program;
+}
+
+std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
+                                           double scoreValue) {
+  int64_t coords[12] = {sizes.b,  sizes.h,  sizes.hkv(), e.q,     e.kv,
+                        sizes.B,  sizes.HQ, sizes.HKV,   sizes.LQ, sizes.LK,
+                        sizes.D,  sizes.DV};
+  registers.resize(program.numRegisters);
+  Scalar *r = registers.data();
+  for (const Instr &in : program.code) {
+    const Scalar &A = r[in.a], &B = r[in.b];
+    Scalar out;
+    using I = Instr;
+    switch (in.code) {
+    case I::Yield:
+      return r[in.a];
+    case I::Fail:
+      errorMessage = in.name;
+      return std::nullopt;
+    case I::Const: out = in.constant; break;
+    case I::Coord: out = Scalar::ofInt(coords[in.coord]); break;
+    case I::Score: out = Scalar::ofFloat(scoreValue); break;
+    case I::Read: {
+      int64_t idx[8];
+      size_t n = std::min<size_t>(in.indices.size(), 8);
+      for (size_t k = 0; k < n; ++k)
+        idx[k] = r[in.indices[k]].i;
+      std::optional<Scalar> v =
+          inputs ? inputs(in.name, ArrayRef<int64_t>(idx, n)) : std::nullopt;
+      if (!v || in.indices.size() > 8) {
+        errorMessage = "cannot read input '" + in.name + "' at index [";
+        for (size_t k = 0; k < n; ++k)
+          errorMessage += (k ? ", " : "") + std::to_string(idx[k]);
+        errorMessage += "]";
+        return std::nullopt;
+      }
+      out = *v;
+      break;
+    }
+    case I::AddI: out = Scalar::ofInt(wrap(uint64_t(A.i) + uint64_t(B.i))); break;
+    case I::SubI: out = Scalar::ofInt(wrap(uint64_t(A.i) - uint64_t(B.i))); break;
+    case I::MulI: out = Scalar::ofInt(wrap(uint64_t(A.i) * uint64_t(B.i))); break;
+    case I::FloorDivI:
+    case I::FloorModI:
+      if (B.i == 0) {
+        errorMessage = in.code == I::FloorDivI ? "integer division by zero"
+                                               : "integer modulo by zero";
+        return std::nullopt;
+      }
+      out = Scalar::ofInt(in.code == I::FloorDivI ? floorDiv(A.i, B.i)
+                                                  : floorMod(A.i, B.i));
+      break;
+    case I::MinI: out = Scalar::ofInt(std::min(A.i, B.i)); break;
+    case I::MaxI: out = Scalar::ofInt(std::max(A.i, B.i)); break;
+    case I::AbsI: out = Scalar::ofInt(A.i < 0 ? wrap(0 - uint64_t(A.i)) : A.i); break;
+    case I::AddF: out = Scalar::ofFloat(A.f + B.f); break;
+    case I::SubF: out = Scalar::ofFloat(A.f - B.f); break;
+    case I::MulF: out = Scalar::ofFloat(A.f * B.f); break;
+    case I::DivF: out = Scalar::ofFloat(A.f / B.f); break;
+    case I::RemF: out = Scalar::ofFloat(std::fmod(A.f, B.f)); break;
+    case I::NegF: out = Scalar::ofFloat(-A.f); break;
+    case I::MinF: out = Scalar::ofFloat(minimum(A.f, B.f)); break;
+    case I::MaxF: out = Scalar::ofFloat(maximum(A.f, B.f)); break;
+    case I::Exp: out = Scalar::ofFloat(std::exp(A.f)); break;
+    case I::Log: out = Scalar::ofFloat(std::log(A.f)); break;
+    case I::Sqrt: out = Scalar::ofFloat(std::sqrt(A.f)); break;
+    case I::Tanh: out = Scalar::ofFloat(std::tanh(A.f)); break;
+    case I::Sin: out = Scalar::ofFloat(std::sin(A.f)); break;
+    case I::Cos: out = Scalar::ofFloat(std::cos(A.f)); break;
+    case I::Floor: out = Scalar::ofFloat(std::floor(A.f)); break;
+    case I::Ceil: out = Scalar::ofFloat(std::ceil(A.f)); break;
+    case I::AbsF: out = Scalar::ofFloat(std::fabs(A.f)); break;
+    case I::Pow: out = Scalar::ofFloat(std::pow(A.f, B.f)); break;
+    case I::IToF: out = Scalar::ofFloat(double(A.i)); break;
+    case I::BToF: out = Scalar::ofFloat(A.b ? 1.0 : 0.0); break;
+    case I::BToI: out = Scalar::ofInt(A.b ? 1 : 0); break;
+    case I::FToI: {
+      // Truncation toward zero; NaN gives 0 and out-of-range values
+      // saturate (the generated code must agree: it clamps first).
+      double v = A.f;
+      out = Scalar::ofInt(std::isnan(v)                    ? 0
+                          : v >= 9.2233720368547758e18     ? INT64_MAX
+                          : v <= -9.2233720368547758e18    ? INT64_MIN
+                                                           : int64_t(v));
+      break;
+    }
+    case I::CmpI: {
+      using P = arith::CmpIPredicate;
+      bool res = false;
+      int64_t a = A.i, b = B.i;
+      switch (static_cast<P>(in.predicate)) {
+      case P::eq: res = A.kind == Scalar::Bool ? A.b == B.b : a == b; break;
+      case P::ne: res = A.kind == Scalar::Bool ? A.b != B.b : a != b; break;
+      case P::slt: res = a < b; break;
+      case P::sle: res = a <= b; break;
+      case P::sgt: res = a > b; break;
+      case P::sge: res = a >= b; break;
+      case P::ult: res = uint64_t(a) < uint64_t(b); break;
+      case P::ule: res = uint64_t(a) <= uint64_t(b); break;
+      case P::ugt: res = uint64_t(a) > uint64_t(b); break;
+      case P::uge: res = uint64_t(a) >= uint64_t(b); break;
+      }
+      out = Scalar::ofBool(res);
+      break;
+    }
+    case I::CmpF: {
+      using P = arith::CmpFPredicate;
+      double a = A.f, b = B.f;
+      bool uno = std::isnan(a) || std::isnan(b), res = false;
+      switch (static_cast<P>(in.predicate)) {
+      case P::OEQ: res = !uno && a == b; break;
+      case P::ONE: res = !uno && a != b; break;
+      case P::OLT: res = !uno && a < b; break;
+      case P::OLE: res = !uno && a <= b; break;
+      case P::OGT: res = !uno && a > b; break;
+      case P::OGE: res = !uno && a >= b; break;
+      case P::UNE: res = uno || a != b; break;
+      case P::UEQ: res = uno || a == b; break;
+      case P::ULT: res = uno || a < b; break;
+      case P::ULE: res = uno || a <= b; break;
+      case P::UGT: res = uno || a > b; break;
+      case P::UGE: res = uno || a >= b; break;
+      case P::ORD: res = !uno; break;
+      case P::UNO: res = uno; break;
+      case P::AlwaysTrue: res = true; break;
+      case P::AlwaysFalse: res = false; break;
+      }
+      out = Scalar::ofBool(res);
+      break;
+    }
+    case I::And: out = Scalar::ofBool(A.b && B.b); break;
+    case I::Or: out = Scalar::ofBool(A.b || B.b); break;
+    case I::Xor: out = Scalar::ofBool(A.b != B.b); break;
+    case I::Select: out = A.b ? B : r[in.c]; break;
+    }
+    r[in.result] = out;
+  }
+  errorMessage = "region does not end in attn.yield";
+  return std::nullopt;
 }
 
 std::optional<bool> SpecInterpreter::mask(Element e) {
-  std::optional<Scalar> v = run(spec.getMask(), e, 0);
+  std::optional<Scalar> v = run(*programs[2], e, 0);
   return v ? std::optional<bool>(v->b) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::scale(Element e) {
-  std::optional<Scalar> v = run(spec.getScale(), e, 0);
+  std::optional<Scalar> v = run(*programs[0], e, 0);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::score(Element e, double scaledLogit) {
-  std::optional<Scalar> v = run(spec.getScore(), e, scaledLogit);
+  std::optional<Scalar> v = run(*programs[1], e, scaledLogit);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::bias(Element e) {
-  std::optional<Scalar> v = run(spec.getBias(), e, 0);
+  std::optional<Scalar> v = run(*programs[3], e, 0);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }

@@ -1,9 +1,11 @@
 //===- SpecInterpreter.h - Evaluate spec regions on the host ----*- C++ -*-===//
 //
 // A small interpreter of the spec-level regions for one element. It is the
-// ground truth that tests compare the mask analysis (and later the generated
-// kernels) against, and what `attnc show --png` draws. Ints are int64 with
-// the language's floor division/modulo; floats are evaluated in double.
+// ground truth that tests compare the mask analysis and the generated
+// kernels against (through ReferenceAttention.h), and what `attnc show
+// --png` draws. Ints are int64 with the language's floor division/modulo;
+// floats are evaluated in double. Regions are translated once, at
+// construction, into flat register code.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_PASSES_SPECINTERPRETER_H
@@ -13,8 +15,10 @@
 #include "attnc/Passes/MaskSchedule.h"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::attn {
 
@@ -37,6 +41,9 @@ using InputReader = std::function<std::optional<Scalar>(
 class SpecInterpreter {
 public:
   SpecInterpreter(SpecOp spec, ProblemSizes sizes, InputReader inputs = {});
+  ~SpecInterpreter();
+  /// Changes the sizes and the batch / head coordinates (cheap).
+  void setSizes(const ProblemSizes &s) { sizes = s; }
 
   struct Element {
     int64_t q = 0, kv = 0;
@@ -50,11 +57,17 @@ public:
   const std::string &error() const { return errorMessage; }
 
 private:
-  std::optional<Scalar> run(Region &region, Element e, double scoreValue);
+  struct Instr;
+  struct Program;
+  std::shared_ptr<const Program> compile(Region &region);
+  std::optional<Scalar> run(const Program &program, Element e,
+                            double scoreValue);
   SpecOp spec;
   ProblemSizes sizes;
   InputReader inputs;
   std::string errorMessage;
+  std::shared_ptr<const Program> programs[4]; // scale, score, mask, bias
+  std::vector<Scalar> registers;
 };
 
 } // namespace mlir::attn
