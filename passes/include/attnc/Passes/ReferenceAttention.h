@@ -1,0 +1,36 @@
+//===- ReferenceAttention.h - Float64 reference of a spec -------*- C++ -*-===//
+//
+// The oracle of every numerical test: the attention a spec defines, computed
+// directly from DESIGN.md's semantics in double precision, element by
+// element, through the SpecInterpreter. Quadratic and slow on purpose.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_PASSES_REFERENCEATTENTION_H
+#define ATTNC_PASSES_REFERENCEATTENTION_H
+
+#include "attnc/Passes/SpecInterpreter.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::attn {
+
+/// Dense row-major tensors in double: q [B, HQ, LQ, D], k [B, HKV, LK, D],
+/// v [B, HKV, LK, DV].
+struct ReferenceProblem {
+  ProblemSizes sizes; // b and h are ignored
+  const double *q = nullptr, *k = nullptr, *v = nullptr;
+  InputReader inputs;
+};
+
+/// out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (natural log; softmax only: a
+/// sigmoid spec has no row sum and its lse is NaN). A row with no kept pair
+/// gives 0 and lse -inf. Returns "" or the reason the spec could not be
+/// evaluated (an unbound param, an out-of-range input read, ...).
+std::string referenceAttention(SpecOp spec, const ReferenceProblem &problem,
+                               std::vector<double> &out,
+                               std::vector<double> &lse);
+
+} // namespace mlir::attn
+
+#endif // ATTNC_PASSES_REFERENCEATTENTION_H

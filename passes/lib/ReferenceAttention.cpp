@@ -1,0 +1,97 @@
+//===- ReferenceAttention.cpp - Float64 reference of a spec ---------------===//
+//
+// For each (b, h, q), with hkv = h / (HQ / HKV) and K = {kv : mask(q, kv)}:
+//   s(kv)  = score(scale(q, kv) * dot(q_row, k_row(kv)))
+//   softmax: m = max_K s, l = sum_K exp(s - m), out = sum_K exp(s - m) v / l,
+//            lse = m + log l; K empty (or every s = -inf): out = 0, lse = -inf
+//   sigmoid: out = sum_K sigmoid(s + bias(q, kv)) v, lse = NaN
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/ReferenceAttention.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+std::string mlir::attn::referenceAttention(SpecOp spec,
+                                           const ReferenceProblem &problem,
+                                           std::vector<double> &out,
+                                           std::vector<double> &lse) {
+  ProblemSizes s = problem.sizes;
+  if (s.B < 0 || s.HQ <= 0 || s.HKV <= 0 || s.HQ % s.HKV != 0 || s.LQ < 0 ||
+      s.LK < 0 || s.D <= 0 || s.DV <= 0)
+    return "invalid sizes (HQ must be a positive multiple of HKV)";
+  const bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+  const double inf = std::numeric_limits<double>::infinity();
+  out.assign(size_t(s.B * s.HQ * s.LQ * s.DV), 0.0);
+  lse.assign(size_t(s.B * s.HQ * s.LQ), sigmoid ? NAN : -inf);
+  SpecInterpreter interp(spec, s, problem.inputs);
+  std::vector<double> scores(size_t(s.LK));
+  std::vector<char> kept(size_t(s.LK));
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.HQ; ++h) {
+      ProblemSizes at = s;
+      at.b = b;
+      at.h = h;
+      interp.setSizes(at);
+      int64_t hkv = at.hkv();
+      for (int64_t q = 0; q < s.LQ; ++q) {
+        const double *qRow = problem.q + ((b * s.HQ + h) * s.LQ + q) * s.D;
+        double rowMax = -inf;
+        for (int64_t kv = 0; kv < s.LK; ++kv) {
+          SpecInterpreter::Element e{q, kv};
+          std::optional<bool> m = interp.mask(e);
+          if (!m)
+            return interp.error();
+          kept[kv] = *m;
+          if (!*m)
+            continue;
+          const double *kRow =
+              problem.k + ((b * s.HKV + hkv) * s.LK + kv) * s.D;
+          double dot = 0;
+          for (int64_t d = 0; d < s.D; ++d)
+            dot += qRow[d] * kRow[d];
+          std::optional<double> scale = interp.scale(e);
+          if (!scale)
+            return interp.error();
+          std::optional<double> score = interp.score(e, *scale * dot);
+          if (!score)
+            return interp.error();
+          if (sigmoid) {
+            std::optional<double> bias = interp.bias(e);
+            if (!bias)
+              return interp.error();
+            scores[kv] = 1.0 / (1.0 + std::exp(-(*score + *bias)));
+          } else {
+            scores[kv] = *score;
+            rowMax = std::max(rowMax, *score);
+          }
+        }
+        double *o = out.data() + ((b * s.HQ + h) * s.LQ + q) * s.DV;
+        double sum = 0;
+        for (int64_t kv = 0; kv < s.LK; ++kv) {
+          if (!kept[kv])
+            continue;
+          double p = scores[kv];
+          if (!sigmoid) {
+            if (rowMax == -inf)
+              break; // nothing kept, or every score is -inf: the row is 0
+            p = std::exp(p - rowMax);
+            sum += p;
+          }
+          const double *vRow =
+              problem.v + ((b * s.HKV + hkv) * s.LK + kv) * s.DV;
+          for (int64_t d = 0; d < s.DV; ++d)
+            o[d] += p * vRow[d];
+        }
+        if (!sigmoid && rowMax != -inf) {
+          for (int64_t d = 0; d < s.DV; ++d)
+            o[d] /= sum;
+          lse[(b * s.HQ + h) * s.LQ + q] = rowMax + std::log(sum);
+        }
+      }
+    }
+  return "";
+}
