@@ -1,203 +1,206 @@
 //===- MaskSchedule.cpp - Evaluate #attn.mask per tile --------------------===//
 //
-// Math. A bound T(q) is evaluated over q in [q0, q1] by interval arithmetic
-// (exact for the monotone expressions the analysis produces: sums, constant
-// multiples, floor/ceil divisions by constants; sound for the rest). Then
-//   kv >= T:  some = [min T, LK-1],  every = [max T, LK-1]
-//   kv <= T:  some = [0, max T],     every = [0, min T]
-//   T >= 0:   all keys if min T >= 0, none if max T < 0, else some = all,
-//             every = none
-//   opaque:   some = all, every = none
-// all_of intersects, any_of unites both sets. Arithmetic is in long double
-// (64-bit mantissa: exact on int64) with infinities for unknown ends.
+// Math. For a block of query rows [q0, q1], each atom's bound T(q) gets a
+// range [min T, max T] by interval arithmetic in int64:
+//   constants, symbols: a point;  q: [q0, q1];  a + b: [lo+lo, hi+hi];
+//   a * p, a floordiv p, a ceildiv p (p a point): monotone, swapped if p < 0;
+//   a mod p (p > 0): [lo mod p, hi mod p] if no wrap inside, else [0, p-1];
+//   anything else, or p == 0: unknown.
+// The hull of the keys some row may keep is an interval: kv >= T gives
+// [min T, LK-1], kv <= T gives [0, max T], all_of intersects, any_of takes
+// the hull of the union. Key tiles outside it are EMPTY; inside, the
+// two-flag evaluation of classifyTile decides. The generated kernels emit
+// the same arithmetic (passes/lib/TileSchedule*.cpp), so host and kernel
+// agree tile for tile.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/MaskSchedule.h"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-using Real = long double;
-constexpr Real kInf = std::numeric_limits<Real>::infinity();
-
-struct Range {
-  Real lo, hi;
-  bool single() const { return lo == hi && std::isfinite(lo); }
-};
-
-Real mulReal(Real a, Real b) {
-  if (a == 0 || b == 0)
-    return 0; // 0 * inf is 0 here: an unknown factor times zero is zero
-  return a * b;
+/// Operations on ranges saturate far from int64's ends, so that no
+/// expression over realistic sizes can overflow.
+constexpr int64_t kLimit = int64_t(1) << 62;
+int64_t clampToLimit(__int128 v) {
+  return int64_t(std::clamp<__int128>(v, -kLimit, kLimit));
 }
+int64_t floorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+int64_t ceilDiv(int64_t a, int64_t b) { return -floorDiv(-a, b); }
+int64_t floorMod(int64_t a, int64_t b) { return a - b * floorDiv(a, b); }
+} // namespace
 
-Range evalRange(AffineExpr e, Range q, const std::vector<int64_t> &syms) {
+BoundRange mlir::attn::boundRange(AffineExpr e,
+                                  const std::vector<int64_t> &syms, int64_t q0,
+                                  int64_t q1) {
   switch (e.getKind()) {
   case AffineExprKind::Constant: {
-    Real c = cast<AffineConstantExpr>(e).getValue();
-    return {c, c};
+    int64_t c = cast<AffineConstantExpr>(e).getValue();
+    return {c, c, true};
   }
   case AffineExprKind::DimId:
-    return q;
+    return {q0, q1, true};
   case AffineExprKind::SymbolId: {
     unsigned pos = cast<AffineSymbolExpr>(e).getPosition();
-    Real v = pos < syms.size() ? Real(syms[pos]) : 0;
-    return {v, v};
+    int64_t v = pos < syms.size() ? syms[pos] : 0;
+    return {v, v, true};
   }
   default:
     break;
   }
   auto bin = cast<AffineBinaryOpExpr>(e);
-  Range a = evalRange(bin.getLHS(), q, syms);
-  Range b = evalRange(bin.getRHS(), q, syms);
+  BoundRange a = boundRange(bin.getLHS(), syms, q0, q1);
+  BoundRange b = boundRange(bin.getRHS(), syms, q0, q1);
+  if (!a.known || !b.known)
+    return {};
+  if (e.getKind() == AffineExprKind::Add)
+    return {clampToLimit(__int128(a.lo) + b.lo),
+            clampToLimit(__int128(a.hi) + b.hi), true};
+  // The other operations need a point on one side: MLIR keeps constants and
+  // symbolic factors on the right.
+  if (b.lo != b.hi)
+    return {};
+  int64_t p = b.lo;
   switch (e.getKind()) {
-  case AffineExprKind::Add:
-    return {a.lo + b.lo, a.hi + b.hi};
   case AffineExprKind::Mul: {
-    Real p[] = {mulReal(a.lo, b.lo), mulReal(a.lo, b.hi), mulReal(a.hi, b.lo),
-                mulReal(a.hi, b.hi)};
-    return {*std::min_element(p, p + 4), *std::max_element(p, p + 4)};
+    int64_t x = clampToLimit(__int128(a.lo) * p);
+    int64_t y = clampToLimit(__int128(a.hi) * p);
+    return {std::min(x, y), std::max(x, y), true};
   }
   case AffineExprKind::FloorDiv:
   case AffineExprKind::CeilDiv: {
-    if (!b.single() || b.lo == 0)
-      return {-kInf, kInf};
-    auto f = [&](Real x) {
-      Real r = x / b.lo;
-      return e.getKind() == AffineExprKind::FloorDiv ? std::floor(r)
-                                                     : std::ceil(r);
-    };
-    Real x = f(a.lo), y = f(a.hi);
-    return {std::min(x, y), std::max(x, y)};
+    if (p == 0)
+      return {};
+    auto div = e.getKind() == AffineExprKind::FloorDiv ? floorDiv : ceilDiv;
+    int64_t x = div(a.lo, p), y = div(a.hi, p);
+    return {std::min(x, y), std::max(x, y), true};
   }
-  case AffineExprKind::Mod: {
-    if (!b.single() || b.lo <= 0)
-      return {-kInf, kInf};
-    Real d = b.lo;
-    if (std::isfinite(a.lo) && std::isfinite(a.hi) &&
-        std::floor(a.lo / d) == std::floor(a.hi / d))
-      return {a.lo - d * std::floor(a.lo / d), a.hi - d * std::floor(a.hi / d)};
-    return {0, d - 1};
-  }
+  case AffineExprKind::Mod:
+    if (p <= 0)
+      return {};
+    if (floorDiv(a.lo, p) == floorDiv(a.hi, p))
+      return {floorMod(a.lo, p), floorMod(a.hi, p), true};
+    return {0, p - 1, true};
   default:
-    return {-kInf, kInf};
+    return {};
   }
 }
 
-/// [lo, hi] of reals clipped to the keys [0, LK-1] as integers.
-KeySet keyRange(Real lo, Real hi, int64_t lk) {
-  lo = std::max<Real>(std::ceil(lo), 0);
-  hi = std::min<Real>(std::floor(hi), Real(lk - 1));
-  if (lk <= 0 || lo > hi)
-    return {};
-  return KeySet{{{int64_t(lo), int64_t(hi)}}};
+namespace {
+bool isAtom(MaskKind k) {
+  return k == MaskKind::kv_ge || k == MaskKind::kv_le ||
+         k == MaskKind::q_pred;
 }
 
-RowBlockKeys eval(MaskAttr node, const ProblemSizes &s, Range q,
-                  const std::vector<int64_t> &syms) {
-  KeySet all = keyRange(0, Real(s.LK - 1), s.LK);
+struct Hull {
+  int64_t lo, hi; // empty if lo > hi
+};
+
+/// Fills `rows.atoms` in pre-order and returns the node's hull.
+Hull hullOf(MaskAttr node, const std::vector<int64_t> &syms, int64_t q0,
+            int64_t q1, int64_t lk, RowBlock &rows) {
+  Hull all{0, lk - 1}, none{0, -1};
   switch (node.getKind()) {
   case MaskKind::always:
-    return {all, all};
-  case MaskKind::never:
-    return {};
   case MaskKind::opaque:
-    return {all, {}};
-  case MaskKind::kv_ge: {
-    Range t = evalRange(node.getBoundExpr(), q, syms);
-    return {keyRange(t.lo, kInf, s.LK), keyRange(t.hi, kInf, s.LK)};
-  }
-  case MaskKind::kv_le: {
-    Range t = evalRange(node.getBoundExpr(), q, syms);
-    return {keyRange(-kInf, t.hi, s.LK), keyRange(-kInf, t.lo, s.LK)};
-  }
+    return all;
+  case MaskKind::never:
+    return none;
+  case MaskKind::kv_ge:
+  case MaskKind::kv_le:
   case MaskKind::q_pred: {
-    Range t = evalRange(node.getBoundExpr(), q, syms);
-    if (t.lo >= 0)
-      return {all, all};
-    if (t.hi < 0)
-      return {};
-    return {all, {}};
+    BoundRange r = boundRange(node.getBoundExpr(), syms, q0, q1);
+    rows.atoms.push_back(r);
+    if (!r.known)
+      return all;
+    if (node.getKind() == MaskKind::kv_ge)
+      return {std::max<int64_t>(r.lo, 0), lk - 1};
+    if (node.getKind() == MaskKind::kv_le)
+      return {0, std::min(r.hi, lk - 1)};
+    return r.hi >= 0 ? all : none;
   }
   case MaskKind::all_of:
   case MaskKind::any_of: {
     bool isAnd = node.getKind() == MaskKind::all_of;
-    RowBlockKeys acc;
-    bool first = true;
-    for (Attribute a : node.getTerms()) {
-      RowBlockKeys t = eval(cast<MaskAttr>(a), s, q, syms);
-      if (first) {
-        acc = t;
-        first = false;
-      } else if (isAnd) {
-        acc = {KeySet::intersect(acc.some, t.some),
-               KeySet::intersect(acc.every, t.every)};
-      } else {
-        acc = {KeySet::unite(acc.some, t.some),
-               KeySet::unite(acc.every, t.every)};
+    Hull acc = isAnd ? all : none;
+    for (Attribute t : node.getTerms()) {
+      Hull h = hullOf(cast<MaskAttr>(t), syms, q0, q1, lk, rows);
+      if (isAnd) {
+        acc = {std::max(acc.lo, h.lo), std::min(acc.hi, h.hi)};
+      } else if (h.lo <= h.hi) {
+        acc = acc.lo > acc.hi ? h
+                              : Hull{std::min(acc.lo, h.lo),
+                                     std::max(acc.hi, h.hi)};
       }
     }
     return acc;
   }
   }
-  return {all, {}};
+  return all;
+}
+
+struct Flags {
+  bool any, all;
+};
+
+Flags flagsOf(MaskAttr node, const RowBlock &rows, size_t &atom, int64_t k0,
+              int64_t k1) {
+  switch (node.getKind()) {
+  case MaskKind::always:
+    return {true, true};
+  case MaskKind::never:
+    return {false, false};
+  case MaskKind::opaque:
+    return {true, false};
+  case MaskKind::all_of:
+  case MaskKind::any_of: {
+    bool isAnd = node.getKind() == MaskKind::all_of;
+    Flags acc{isAnd, isAnd};
+    for (Attribute t : node.getTerms()) {
+      Flags f = flagsOf(cast<MaskAttr>(t), rows, atom, k0, k1);
+      acc = isAnd ? Flags{acc.any && f.any, acc.all && f.all}
+                  : Flags{acc.any || f.any, acc.all || f.all};
+    }
+    return acc;
+  }
+  default: {
+    const BoundRange &r = rows.atoms[atom++];
+    if (!r.known)
+      return {true, false};
+    if (node.getKind() == MaskKind::kv_ge)
+      return {k1 >= r.lo, k0 >= r.hi};
+    if (node.getKind() == MaskKind::kv_le)
+      return {k0 <= r.hi, k1 <= r.lo};
+    return {r.hi >= 0, r.lo >= 0};
+  }
+  }
 }
 } // namespace
 
-bool KeySet::intersects(int64_t lo, int64_t hi) const {
-  for (auto [a, b] : ranges)
-    if (a <= hi && lo <= b)
-      return true;
-  return false;
+RowBlock mlir::attn::evaluateRows(MaskAttr mask, const ProblemSizes &sizes,
+                                  int64_t q0, int64_t q1) {
+  RowBlock rows;
+  Hull h = hullOf(mask, sizes.symbols(), q0, q1, sizes.LK, rows);
+  rows.hullLo = h.lo;
+  rows.hullHi = h.hi;
+  return rows;
 }
 
-bool KeySet::contains(int64_t lo, int64_t hi) const {
-  for (auto [a, b] : ranges)
-    if (a <= lo && hi <= b)
-      return true;
-  return false;
-}
-
-KeySet KeySet::intersect(const KeySet &x, const KeySet &y) {
-  KeySet r;
-  size_t i = 0, j = 0;
-  while (i < x.ranges.size() && j < y.ranges.size()) {
-    int64_t lo = std::max(x.ranges[i].first, y.ranges[j].first);
-    int64_t hi = std::min(x.ranges[i].second, y.ranges[j].second);
-    if (lo <= hi)
-      r.ranges.push_back({lo, hi});
-    if (x.ranges[i].second < y.ranges[j].second)
-      ++i;
-    else
-      ++j;
-  }
-  return r;
-}
-
-KeySet KeySet::unite(const KeySet &x, const KeySet &y) {
-  std::vector<std::pair<int64_t, int64_t>> all = x.ranges;
-  all.insert(all.end(), y.ranges.begin(), y.ranges.end());
-  std::sort(all.begin(), all.end());
-  KeySet r;
-  for (auto rg : all) {
-    // Merge overlapping and adjacent ranges of integers.
-    if (!r.ranges.empty() && rg.first <= r.ranges.back().second + 1)
-      r.ranges.back().second = std::max(r.ranges.back().second, rg.second);
-    else
-      r.ranges.push_back(rg);
-  }
-  return r;
-}
-
-RowBlockKeys mlir::attn::evaluateMask(MaskAttr mask, const ProblemSizes &sizes,
-                                      int64_t q0, int64_t q1) {
-  std::vector<int64_t> syms = sizes.symbols();
-  return eval(mask, sizes, Range{Real(q0), Real(q1)}, syms);
+TileKind mlir::attn::classifyTile(MaskAttr mask, const RowBlock &rows,
+                                  int64_t k0, int64_t k1) {
+  if (k1 < rows.hullLo || k0 > rows.hullHi)
+    return TileKind::Empty;
+  size_t atom = 0;
+  Flags f = flagsOf(mask, rows, atom, k0, k1);
+  if (!f.any)
+    return TileKind::Empty;
+  return f.all ? TileKind::Full : TileKind::Partial;
 }
 
 char mlir::attn::tileKindChar(TileKind k) {
@@ -223,22 +226,16 @@ TileSchedule mlir::attn::computeSchedule(MaskAttr mask,
   s.kinds.assign(s.numQ * s.numK, TileKind::Empty);
   for (int64_t qt = 0; qt < s.numQ; ++qt) {
     int64_t q0 = qt * tileQ, q1 = std::min(q0 + tileQ, sizes.LQ) - 1;
-    RowBlockKeys keys = evaluateMask(mask, sizes, q0, q1);
-    // Closed form of the row's key-tile range, from the `some` set.
-    if (keys.some.ranges.empty())
+    RowBlock rows = evaluateRows(mask, sizes, q0, q1);
+    if (rows.hullLo > rows.hullHi) {
       s.keyTileRange.push_back({0, -1});
-    else
-      s.keyTileRange.push_back({keys.some.ranges.front().first / tileK,
-                                keys.some.ranges.back().second / tileK});
+      continue;
+    }
+    s.keyTileRange.push_back({rows.hullLo / tileK, rows.hullHi / tileK});
     auto [first, last] = s.keyTileRange.back();
     for (int64_t kt = first; kt <= last; ++kt) {
       int64_t k0 = kt * tileK, k1 = std::min(k0 + tileK, sizes.LK) - 1;
-      TileKind kind = TileKind::Partial;
-      if (!keys.some.intersects(k0, k1))
-        kind = TileKind::Empty;
-      else if (keys.every.contains(k0, k1))
-        kind = TileKind::Full;
-      s.kinds[qt * s.numK + kt] = kind;
+      s.kinds[qt * s.numK + kt] = classifyTile(mask, rows, k0, k1);
     }
   }
   return s;

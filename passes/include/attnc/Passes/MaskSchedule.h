@@ -28,23 +28,29 @@ struct ProblemSizes {
   }
 };
 
-/// Sorted, disjoint, inclusive ranges of key positions.
-struct KeySet {
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  bool intersects(int64_t lo, int64_t hi) const;
-  bool contains(int64_t lo, int64_t hi) const;
-  static KeySet intersect(const KeySet &a, const KeySet &b);
-  static KeySet unite(const KeySet &a, const KeySet &b);
+/// The range of a mask bound T(q) over a block of query rows, or unknown
+/// (an expression the evaluation does not bound, e.g. a division by zero).
+struct BoundRange {
+  int64_t lo = 0, hi = 0;
+  bool known = false;
 };
 
-/// For query rows [q0, q1]: `some` holds every key that some row may keep
-/// (a superset), `every` only keys that every row keeps (a subset).
-struct RowBlockKeys {
-  KeySet some, every;
+/// Bounds of every atom of a formula (in pre-order) over query rows
+/// [q0, q1]: computed once per query tile, then reused for each key tile.
+struct RowBlock {
+  std::vector<BoundRange> atoms;
+  /// Hull of the keys some row may keep, clipped to [0, LK-1]; empty when
+  /// hullLo > hullHi.
+  int64_t hullLo = 0, hullHi = -1;
 };
 
-RowBlockKeys evaluateMask(MaskAttr mask, const ProblemSizes &sizes,
-                          int64_t q0, int64_t q1);
+/// The range of one affine bound over q in [q0, q1] (interval arithmetic,
+/// in int64; exact for the monotone bounds the analysis produces).
+BoundRange boundRange(AffineExpr bound, const std::vector<int64_t> &symbols,
+                      int64_t q0, int64_t q1);
+
+RowBlock evaluateRows(MaskAttr mask, const ProblemSizes &sizes, int64_t q0,
+                      int64_t q1);
 
 enum class TileKind : uint8_t { Empty, Full, Partial };
 char tileKindChar(TileKind k); // '.', '#', '+'
@@ -53,11 +59,21 @@ char tileKindChar(TileKind k); // '.', '#', '+'
 struct TileSchedule {
   int64_t tileQ = 0, tileK = 0, numQ = 0, numK = 0;
   std::vector<TileKind> kinds; // numQ * numK, row-major
-  /// Per query tile, the first and last key tile that is not EMPTY
-  /// (first > last when the whole row of tiles is EMPTY).
+  /// Per query tile, the key tiles the hull reaches: [hullLo / tileK,
+  /// hullHi / tileK], a closed form (first > last when the hull is empty).
   std::vector<std::pair<int64_t, int64_t>> keyTileRange;
   TileKind at(int64_t qt, int64_t kt) const { return kinds[qt * numK + kt]; }
 };
+
+/// Classifies key tile [k0, k1] for the rows of `rows`:
+///   node (some row may keep a key of the tile, every row keeps every key)
+///   kv >= T:  (k1 >= min T, k0 >= max T)     kv <= T: (k0 <= max T, k1 <= min T)
+///   T >= 0:   (max T >= 0, min T >= 0)        opaque:  (true, false)
+///   all_of / any_of: AND / OR of both flags;  an unknown T: (true, false).
+/// EMPTY if the tile misses the hull or no key may be kept, FULL if every
+/// key is kept, else PARTIAL. The generated kernels compute exactly this.
+TileKind classifyTile(MaskAttr mask, const RowBlock &rows, int64_t k0,
+                      int64_t k1);
 
 /// tileQ, tileK > 0; sizes.LQ, sizes.LK >= 0.
 TileSchedule computeSchedule(MaskAttr mask, const ProblemSizes &sizes,
