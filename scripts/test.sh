@@ -23,7 +23,7 @@ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
-ninja -C "$san" -j "$jobs" attnc-unittests attnc-fuzz-frontend
+ninja -C "$san" -j "$jobs" attnc-unittests attnc-runtime-tests attnc-fuzz-frontend
 
 # allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
 # instrumented code, where it poisons slab memory that the uninstrumented
@@ -33,6 +33,8 @@ asan_options="detect_leaks=1:allow_user_poisoning=0"
 echo "== unit tests under ASan + UBSan"
 ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
   "$san/test/attnc-unittests"
+ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
+  "$san/test/attnc-runtime-tests"
 
 echo "== fuzzing the front end for ${fuzz_seconds}s"
 corpus="$san/fuzz-corpus"
