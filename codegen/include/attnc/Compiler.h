@@ -1,0 +1,106 @@
+//===- Compiler.h - The C++ API: compile a spec, run the kernel -*- C++ -*-===//
+//
+//   attnc::Compiler c;
+//   auto k = c.compile(specText, {.defines = {{"window", 512}}});
+//   if (!k.ok()) ... k.status().message() ...
+//   attnc::Status s = k->forward(q, key, v, out, {.lse = &lse,
+//                                .inputs = {{"slopes", slopes}}});
+//
+// A Compiler owns an MLIR context and the kernel cache (in memory; the disk
+// cache of the runtime keeps the optimised object code across processes).
+// Errors, including spec errors with file:line:col, come back as values;
+// nothing throws or aborts. A Kernel is cheap to copy and stays valid after
+// its Compiler is destroyed.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_COMPILER_H
+#define ATTNC_COMPILER_H
+
+#include "attnc/Runtime/CpuDispatch.h"
+#include "attnc/Runtime/Status.h"
+#include "attnc/Runtime/Tensor.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace attnc {
+
+using runtime::DType;
+using runtime::Expected;
+using runtime::Status;
+using runtime::TensorView;
+
+enum class Target { CPU, CUDA };
+
+/// A `-D NAME=VALUE` override of a param.
+struct Define {
+  std::string name, value;
+  Define(std::string n, std::string v) : name(std::move(n)), value(std::move(v)) {}
+  Define(std::string n, const char *v) : name(std::move(n)), value(v) {}
+  Define(std::string n, int64_t v) : name(std::move(n)), value(std::to_string(v)) {}
+  Define(std::string n, int v) : name(std::move(n)), value(std::to_string(v)) {}
+  Define(std::string n, double v);
+};
+
+struct CompileOptions {
+  Target target = Target::CPU;
+  /// Storage type of q, k, v and out: F32, F16 or BF16.
+  DType dtype = DType::F32;
+  std::vector<Define> defines;
+  /// For a file with several `attention` blocks: the one to compile.
+  std::string name;
+  /// Build the kernel so that it records the tiles it visits (tests).
+  bool traceTiles = false;
+  /// Tile sizes; 0 picks the target's default for the head dims.
+  int64_t tileQ = 0, tileK = 0;
+};
+
+struct ForwardOptions {
+  const TensorView *lse = nullptr;
+  std::vector<std::pair<std::string, TensorView>> inputs;
+  int threads = 0; // 0: the global thread pool
+  std::vector<int8_t> *tileTrace = nullptr; // see CpuForwardArgs
+};
+
+class Kernel {
+public:
+  /// Runs the kernel; see runtime::forwardCpu for the checks.
+  Status forward(const TensorView &q, const TensorView &k, const TensorView &v,
+                 const TensorView &out, const ForwardOptions &options = {}) const;
+  const runtime::KernelInfo &info() const;
+
+  struct Impl;
+  explicit Kernel(std::shared_ptr<const Impl> impl) : impl(std::move(impl)) {}
+
+private:
+  std::shared_ptr<const Impl> impl;
+};
+
+class Compiler {
+public:
+  Compiler();
+  ~Compiler();
+  Compiler(const Compiler &) = delete;
+  Compiler &operator=(const Compiler &) = delete;
+
+  /// Compiles the spec in `specText` (named `bufferName` in messages).
+  Expected<Kernel> compile(std::string_view specText,
+                           const CompileOptions &options = {},
+                           std::string_view bufferName = "<spec>");
+  /// Reads and compiles a .attn file.
+  Expected<Kernel> compileFile(const std::string &path,
+                               const CompileOptions &options = {});
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_H

@@ -1,0 +1,78 @@
+//===- CpuDispatch.h - Check the arguments, run a CPU kernel ----*- C++ -*-===//
+//
+// The host side of a kernel call, shared by the JIT (attnc::Kernel) and by
+// ahead-of-time objects (their generated header calls forwardCpu): checks
+// every tensor against the kernel's declaration, converts what the kernel
+// reads in another type (int32 inputs to int64, float16 float inputs to
+// float32), fills the descriptors and the meta array of KernelABI.h, and runs
+// the task space on the thread pool. Bad arguments return an error Status
+// that names the tensor and what was wrong; nothing is written then. A
+// kernel-reported error (an out-of-range input read) also comes back as a
+// Status; `out` may then hold partial results.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_RUNTIME_CPUDISPATCH_H
+#define ATTNC_RUNTIME_CPUDISPATCH_H
+
+#include "attnc/Runtime/KernelABI.h"
+#include "attnc/Runtime/Tensor.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnc::runtime {
+
+/// The sizes an input dimension may name, in the order of the meta array.
+enum class SizeName { B = 0, HQ, HKV, LQ, LK, D, DV };
+
+/// One dimension of a declared input: a size name or a literal extent.
+struct InputDim {
+  bool isSize = false;
+  SizeName size = SizeName::B;
+  int64_t literal = 0;
+};
+
+/// An input tensor as the spec declares it. `dtype` is what the kernel reads:
+/// I64 for int, F32 for float, Bool for bool.
+struct InputDecl {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<InputDim> dims;
+};
+
+/// Everything the dispatcher needs to know about a compiled kernel.
+struct KernelInfo {
+  std::string name;               // the spec's name
+  attnc_cpu_kernel_fn fn = nullptr;
+  DType storage = DType::F32;     // q, k, v and out: F32, F16 or BF16
+  int64_t tileQ = 0, tileK = 0;   // the tile sizes the kernel was built for
+  bool sigmoid = false;           // sigmoid normalisation: no lse
+  bool traced = false;            // built to fill a tile trace
+  std::vector<InputDecl> inputs;  // in declaration order
+};
+
+/// The tensors of one call. q [B,HQ,LQ,D], k [B,HKV,LK,D], v [B,HKV,LK,DV],
+/// out [B,HQ,LQ,DV] in the kernel's storage type; lse [B,HQ,LQ] float32.
+struct CpuForwardArgs {
+  TensorView q, k, v, out;
+  const TensorView *lse = nullptr;
+  std::vector<std::pair<std::string, TensorView>> inputs;
+  /// Threads to use; 0 means the global pool's size.
+  int threads = 0;
+  /// If set (and the kernel is traced), receives numTasks * numKTiles
+  /// entries: 0 for a key tile not visited, 1 FULL, 2 PARTIAL.
+  std::vector<int8_t> *tileTrace = nullptr;
+};
+
+/// Checks the arguments and runs the kernel.
+Status forwardCpu(const KernelInfo &kernel, const CpuForwardArgs &args);
+
+/// The size of the task space and of the key-tile space for these sizes.
+int64_t numQueryTiles(const KernelInfo &kernel, int64_t lq);
+int64_t numKeyTiles(const KernelInfo &kernel, int64_t lk);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_CPUDISPATCH_H

@@ -1,0 +1,92 @@
+/*===- KernelABI.h - The C ABI of generated CPU kernels ------------*- C -*-===//
+ *
+ * What a generated CPU kernel (JIT or ahead of time) exports, and what the
+ * runtime's dispatcher (CpuDispatch.h) passes it. Plain C so that a user's
+ * program can call an AOT object directly. One kernel call runs the tasks
+ * [task_begin, task_end) of the flat task space
+ *     task = (b * HQ + h) * numQTiles + qt,   numQTiles = ceil(LQ / tileQ),
+ * so a thread pool splits the work by ranges of tasks.
+ *
+ * Every tensor travels as MLIR's 1-D strided memref descriptor: element i of
+ * the flat buffer is at ((T *)aligned)[offset + i], and the kernel computes
+ * i = sum(index[d] * stride[d]) with the strides from `meta`. The dispatcher
+ * places `aligned` at the lowest address the view touches, so negative and
+ * zero strides work too.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef ATTNC_RUNTIME_KERNELABI_H
+#define ATTNC_RUNTIME_KERNELABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MLIR's descriptor of a memref<?xT, strided<[1], offset: ?>>. */
+typedef struct attnc_buffer {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t size;
+  int64_t stride; /* always 1 */
+} attnc_buffer;
+
+/* Slots of the `buffers` array. Inputs follow in declaration order. q, k, v
+ * and out have the kernel's storage type (f32, f16 or bf16); lse is f32;
+ * the trace buffer is i8; int inputs are i64, float inputs f32, bool inputs
+ * i8 (0 or 1). An absent lse or trace is a buffer of size 0. */
+enum attnc_buffer_slot {
+  ATTNC_BUF_Q = 0,
+  ATTNC_BUF_K = 1,
+  ATTNC_BUF_V = 2,
+  ATTNC_BUF_OUT = 3,
+  ATTNC_BUF_LSE = 4,
+  ATTNC_BUF_TRACE = 5,
+  ATTNC_BUF_INPUTS = 6
+};
+
+/* Slots of the `meta` array (int64). Strides are in elements. Inputs follow
+ * at ATTNC_META_INPUTS, each as its rank dimensions then its rank strides. */
+enum attnc_meta_slot {
+  ATTNC_META_B = 0,
+  ATTNC_META_HQ = 1,
+  ATTNC_META_HKV = 2,
+  ATTNC_META_LQ = 3,
+  ATTNC_META_LK = 4,
+  ATTNC_META_D = 5,
+  ATTNC_META_DV = 6,
+  ATTNC_META_Q_STRIDES = 7,    /* 4: b, h, l, d */
+  ATTNC_META_K_STRIDES = 11,   /* 4 */
+  ATTNC_META_V_STRIDES = 15,   /* 4 */
+  ATTNC_META_OUT_STRIDES = 19, /* 4 */
+  ATTNC_META_LSE_STRIDES = 23, /* 3: b, h, l */
+  ATTNC_META_HAS_LSE = 26,
+  ATTNC_META_HAS_TRACE = 27,
+  ATTNC_META_INPUTS = 28
+};
+
+/* status[0] after a call: 0 on success, else one of these codes. The
+ * kernel stops at the first error; later tasks of the call are not run. */
+enum attnc_status_code {
+  ATTNC_STATUS_OK = 0,
+  /* An input read out of range: status[1] = input number (declaration
+   * order), status[2] = dimension, status[3] = the index read. */
+  ATTNC_STATUS_INPUT_OUT_OF_RANGE = 1
+};
+#define ATTNC_STATUS_WORDS 4
+
+/* The trace buffer (a debug aid for tests): when meta[ATTNC_META_HAS_TRACE]
+ * is 1, the kernel stores, for every key tile it visits, 1 (FULL, no mask
+ * code) or 2 (PARTIAL) at trace[task * numKTiles + kt]. */
+
+/* The entry point of a generated kernel. */
+typedef void (*attnc_cpu_kernel_fn)(const attnc_buffer *buffers,
+                                    const int64_t *meta, int64_t *status,
+                                    int64_t task_begin, int64_t task_end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTNC_RUNTIME_KERNELABI_H */
