@@ -89,11 +89,12 @@ struct FlashBuilder {
   }
 
   /// for (iv = lb; iv < ub; ++iv) body(iv), on index values.
-  void forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
+  scf::ForOp forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
     auto loop = scf::ForOp::create(b, loc, lb, ub, cx(1));
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(loop.getBody()->getTerminator());
     body(loop.getInductionVar());
+    return loop;
   }
   /// A reduction loop: returns the final value of `init` after
   /// acc = body(iv, acc) for iv in [lb, ub).
@@ -108,11 +109,17 @@ struct FlashBuilder {
         });
     return loop.getResult(0);
   }
-  void ifThen(Value cond, const std::function<void()> &body) {
+  scf::IfOp ifThen(Value cond, const std::function<void()> &body) {
     auto op = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(op.thenBlock()->getTerminator());
     body();
+    return op;
+  }
+  /// Names a structural op of the form (`attn.loop = "tasks"`, ...), so
+  /// tests and the CUDA emitter can find the parts without pattern matching.
+  static void mark(Operation *op, StringRef key, StringRef value) {
+    op->setAttr(key, StringAttr::get(op->getContext(), value));
   }
 };
 
@@ -274,7 +281,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   bool needsMaskCode = !maskNeedsNoElementCode(mask);
   LogicalResult result = success();
 
-  f.forLoop(taskBegin, taskEnd, [&](Value task) {
+  auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) {
     Value t = f.toI64(task);
     Value qt = arith::RemSIOp::create(b, loc, t, numQT);
     Value bh = arith::DivSIOp::create(b, loc, t, numQT);
@@ -323,7 +330,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
 
     Value kBase = f.add(f.mul(bb, kS[0]), f.mul(hkv, kS[1]));
     Value vBase = f.add(f.mul(bb, vS[0]), f.mul(hkv, vS[1]));
-    f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
+    auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
       Value kt = f.toI64(ktx);
       Value k0 = f.mul(kt, TK);
       Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
@@ -332,7 +339,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
       Value kind = emitTileKind(b, loc, mask, rows, k0, k1);
       Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
                                           kind, f.ci(kTileEmpty));
-      f.ifThen(visit, [&] {
+      auto visitIf = f.ifThen(visit, [&] {
         f.ifThen(hasTrace, [&] {
           Value at = f.add(f.mul(t, numKT), kt);
           f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind),
@@ -389,7 +396,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         if (needsMaskCode) {
           Value partial = arith::CmpIOp::create(
               b, loc, arith::CmpIPredicate::eq, kind, f.ci(kTilePartial));
-          f.ifThen(partial, [&] {
+          auto partialIf = f.ifThen(partial, [&] {
             f.forLoop(f.cx(0), tqx, [&](Value i) {
               RegionEnv el = rowEnv;
               el.q = f.add(q0, f.toI64(i));
@@ -404,6 +411,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
               });
             });
           });
+          FlashBuilder::mark(partialIf, "attn.tile", "partial");
         }
 
         // The normalisation update and O += P V, row by row.
@@ -466,7 +474,9 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           });
         });
       });
+      FlashBuilder::mark(visitIf, "attn.tile", "visit");
     });
+    FlashBuilder::mark(keyLoop, "attn.loop", "key_tiles");
 
     // Finalise: out = acc / l (0 for an empty row), lse = m + log l.
     Value oBase = f.add(f.mul(bb, oS[0]), f.mul(h, oS[1]));
@@ -496,7 +506,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
       });
     });
   });
-  (void)kBuf;
+  FlashBuilder::mark(taskLoop, "attn.loop", "tasks");
   if (failed(result)) {
     func.erase();
     return failure();
