@@ -37,7 +37,7 @@ using runtime::KernelCache;
 
 // Bump when the generated code changes in a way the tiled form's text does
 // not show (lowering, entry point, ABI).
-static const char kCodegenVersion[] = "attnc-cpu-1";
+static const char kCodegenVersion[] = "attnc-cpu-2";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];

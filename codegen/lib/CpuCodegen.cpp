@@ -169,6 +169,8 @@ static LogicalResult addEntryPoints(ModuleOp module) {
     args.push_back(block->getArgument(3));
     args.push_back(block->getArgument(4));
     LLVM::CallOp::create(b, loc, fn, args);
+    // Only the entry point is exported; the body is inlined into it.
+    fn.setLinkage(LLVM::Linkage::Internal);
     LLVM::ReturnOp::create(b, loc, ValueRange{});
   }
   return success();
