@@ -429,6 +429,47 @@ private:
     return leaf(MaskKind::opaque);
   }
 
+  /// A read X[c0, c1, ..] of an int input whose indices are coordinates,
+  /// each in the range of its dimension (q of an [.., LQ, ..] input, ...),
+  /// as [name, coordinate names...]; `side` is 0 if q is an index, 1 if kv
+  /// is. Null if `v` is not such a read.
+  ArrayAttr coordinateRead(Value v, int &side) {
+    auto read = v.getDefiningOp<ReadOp>();
+    if (!read || !read.getType().isInteger(64))
+      return {};
+    InputAttr decl = spec.lookupInput(read.getInput());
+    if (!decl)
+      return {};
+    static const char *extents[] = {"B", "HQ", "HKV", "LQ", "LK"};
+    SmallVector<Attribute> out = {StringAttr::get(ctx, read.getInput())};
+    int qs = 0, kvs = 0;
+    for (auto [i, idx] : llvm::enumerate(read.getIndices())) {
+      auto coord = idx.getDefiningOp<IndexOp>();
+      auto dim = dyn_cast<StringAttr>(decl.getShape()[i]);
+      if (!coord || !dim ||
+          dim.getValue() != extents[static_cast<int>(coord.getVar())])
+        return {};
+      qs += coord.getVar() == IndexVar::q;
+      kvs += coord.getVar() == IndexVar::kv;
+      out.push_back(StringAttr::get(ctx, stringifyIndexVar(coord.getVar())));
+    }
+    if (qs + kvs != 1)
+      return {};
+    side = kvs;
+    return ArrayAttr::get(ctx, out);
+  }
+
+  /// X[.., q, ..] == Y[.., kv, ..] (either order): an ids_eq atom.
+  MaskAttr idsEqual(Value l, Value r) {
+    int sl = -1, sr = -1;
+    ArrayAttr a = coordinateRead(l, sl), b = coordinateRead(r, sr);
+    if (!a || !b || sl == sr)
+      return {};
+    if (sl == 1)
+      std::swap(a, b);
+    return MaskAttr::get(ctx, MaskKind::ids_eq, {a, b}, AffineMap());
+  }
+
   MaskAttr compare(arith::CmpIPredicate pred, Value l, Value r,
                    unsigned depth) {
     using P = arith::CmpIPredicate;
@@ -445,6 +486,9 @@ private:
           {formula(l, true, depth), formula(r, equal, depth)});
       return combination(MaskKind::any_of, {both, neither});
     }
+    if (pred == P::eq)
+      if (MaskAttr ids = idsEqual(l, r))
+        return ids;
     Term lt = term(l, depth), rt = term(r, depth);
     Term e = checked(add(lt, negate(rt)));
     Term one = Term::leaf(getAffineConstantExpr(1, ctx));

@@ -399,3 +399,45 @@ attn.spec @a normalize(softmax) scale {
   %t = arith.constant true
   attn.yield %t : i1
 }
+
+// -----
+
+// expected-error @+1 {{ids_eq reads its first input at q and its second at kv}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x"[kv] "y"[q]>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{ids_eq reads its first input at q and its second at kv, once each}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x"[q] "y"[kv, kv]>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{ids_eq index 'row' is not a coordinate}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x"[q] "y"[row]>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}

@@ -102,3 +102,19 @@ attn.spec @window normalize(softmax) attributes {mask_schedule = #attn.mask<any_
   %t = arith.constant true
   attn.yield %t : i1
 }
+
+// -----
+
+// ids_eq atoms (document masks) name their two reads.
+// CHECK-LABEL: attn.spec @docs
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(ids_eq "doc_q"[b, q] "doc_kv"[b, kv], kv_le "q")>
+attn.spec @docs normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(ids_eq "doc_q"[b, q] "doc_kv"[b, kv], kv_le "q")>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}

@@ -193,7 +193,8 @@ module {
 
 // -----
 
-// Input reads are opaque; the causal part still bounds the keys.
+// A read the analysis cannot prove in range (doc is [LQ], read at kv) is
+// opaque; the causal part still bounds the keys.
 // CHECK-LABEL: attn.spec @document
 // CHECK-SAME:    mask_schedule = #attn.mask<all_of(opaque, kv_le "q")>
 module {
@@ -320,5 +321,35 @@ module {
   } mask {
     %true = arith.constant true
     attn.yield %true : i1
+  }
+}
+
+// -----
+
+// Document masks: X[q] == Y[kv] on int inputs read at in-range coordinates
+// is an ids_eq atom (either order; batch coordinates allowed). != is not.
+// CHECK-LABEL: attn.spec @ids
+// CHECK-SAME:    mask_schedule = #attn.mask<any_of(all_of(ids_eq "dq"[b, q] "dk"[b, kv], kv_le "q"), ids_eq "dq"[b, q] "dk"[b, kv], opaque)>
+module {
+  attn.spec @ids normalize(softmax) inputs [#attn.input<"dq" : i64 [B, LQ]>, #attn.input<"dk" : i64 [B, LK]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %b = attn.index b
+    %q = attn.index q
+    %kv = attn.index kv
+    %x = attn.read "dq"[%b, %q] : i64
+    %y = attn.read "dk"[%b, %kv] : i64
+    %e1 = arith.cmpi eq, %x, %y : i64
+    %c = arith.cmpi sge, %q, %kv : i64
+    %a = arith.andi %e1, %c : i1
+    %e2 = arith.cmpi eq, %y, %x : i64
+    %n = arith.cmpi ne, %x, %y : i64
+    %o1 = arith.ori %a, %e2 : i1
+    %o2 = arith.ori %o1, %n : i1
+    attn.yield %o2 : i1
   }
 }

@@ -265,6 +265,19 @@ static void printNode(AsmPrinter &p, MaskAttr node) {
     p << stringifyMaskKind(node.getKind()) << " ";
     p.printString(printMaskBound(node.getBoundExpr()));
     return;
+  case MaskKind::ids_eq:
+    p << "ids_eq";
+    for (Attribute t : node.getTerms()) {
+      auto read = cast<ArrayAttr>(t).getValue();
+      p << " ";
+      p.printString(cast<StringAttr>(read[0]).getValue());
+      p << "[";
+      llvm::interleaveComma(read.drop_front(), p, [&](Attribute c) {
+        p << cast<StringAttr>(c).getValue();
+      });
+      p << "]";
+    }
+    return;
   }
 }
 
@@ -297,6 +310,27 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth) {
     if (parseBound(expr))
       return {};
     return MaskAttr::getAtom(ctx, *kind, expr);
+  }
+  if (*kind == MaskKind::ids_eq) {
+    SmallVector<Attribute> reads;
+    for (int side = 0; side < 2; ++side) {
+      std::string name;
+      SmallVector<Attribute> read;
+      if (p.parseString(&name))
+        return {};
+      read.push_back(StringAttr::get(ctx, name));
+      if (p.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+            StringRef coord;
+            if (p.parseKeyword(&coord))
+              return failure();
+            read.push_back(StringAttr::get(ctx, coord));
+            return success();
+          }))
+        return {};
+      reads.push_back(ArrayAttr::get(ctx, read));
+    }
+    return MaskAttr::getChecked([&] { return p.emitError(loc); }, ctx, *kind,
+                                reads, AffineMap());
   }
   if (*kind != MaskKind::all_of && *kind != MaskKind::any_of)
     return MaskAttr::getLeaf(ctx, *kind);
@@ -341,6 +375,35 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          << " symbols] -> (expr)";
   } else if (bound) {
     return emitError() << "only mask atoms have a bound";
+  }
+  if (kind == MaskKind::ids_eq) {
+    // Two reads: [input, coordinates...], the first at q, the second at kv.
+    if (terms.size() != 2)
+      return emitError() << "ids_eq needs two input reads";
+    for (int side = 0; side < 2; ++side) {
+      auto read = dyn_cast_or_null<ArrayAttr>(terms[side]);
+      if (!read || read.size() < 2 ||
+          !llvm::all_of(read, [](Attribute a) { return isa<StringAttr>(a); }))
+        return emitError() << "ids_eq reads are [input, coordinates...]";
+      int at = 0;
+      for (Attribute c : read.getValue().drop_front()) {
+        std::optional<IndexVar> v =
+            symbolizeIndexVar(cast<StringAttr>(c).getValue());
+        if (!v)
+          return emitError() << "ids_eq index '"
+                             << cast<StringAttr>(c).getValue()
+                             << "' is not a coordinate";
+        at += (*v == IndexVar::q) ? 1 : (*v == IndexVar::kv) ? 2 : 0;
+        if ((side == 0 && *v == IndexVar::kv) ||
+            (side == 1 && *v == IndexVar::q))
+          return emitError() << "ids_eq reads its first input at q and its "
+                                "second at kv";
+      }
+      if (at != (side == 0 ? 1 : 2))
+        return emitError() << "ids_eq reads its first input at q and its "
+                              "second at kv, once each";
+    }
+    return success();
   }
   if (isCombination) {
     if (terms.size() < 2)

@@ -57,7 +57,8 @@ def Attn_MaskKind : I32EnumAttr<"MaskKind", "mask formula node", [
     I32EnumAttrCase<"always", 0>, I32EnumAttrCase<"never", 1>,
     I32EnumAttrCase<"opaque", 2>, I32EnumAttrCase<"all_of", 3>,
     I32EnumAttrCase<"any_of", 4>, I32EnumAttrCase<"kv_ge", 5>,
-    I32EnumAttrCase<"kv_le", 6>, I32EnumAttrCase<"q_pred", 7>]> {
+    I32EnumAttrCase<"kv_le", 6>, I32EnumAttrCase<"q_pred", 7>,
+    I32EnumAttrCase<"ids_eq", 8>]> {
   let cppNamespace = "::mlir::attn";
   let genSpecializedAttr = 0;
 }
@@ -110,6 +111,11 @@ def Attn_MaskAttr : Attn_Attr<"Mask", "mask"> {
     and the symbols `b, h, hkv, B, HQ, HKV, LQ, LK, D, DV`:
       `kv_ge "EXPR"` (kv >= EXPR), `kv_le "EXPR"` (kv <= EXPR) and
       `q_pred "EXPR"` (EXPR >= 0, a test of q alone).
+    One atom reads inputs: `ids_eq "X"[i..] "Y"[j..]` is X[i..] == Y[j..]
+    for int inputs X read at q (and b, h, hkv) and Y read at kv (and b, h,
+    hkv), as in document masks; its terms are two arrays [name, coordinate
+    names...]. Kernels classify its tiles from per-tile min/max of X and Y
+    (a generated pre-pass over Y, O(LK) per head).
     For a block of query rows [q0, q1] each node gives two sets of key
     positions in O(1): the keys some row may keep, and the keys every row
     keeps; a key tile is EMPTY, FULL or PARTIAL from those.
