@@ -92,10 +92,38 @@ BoundRange mlir::attn::boundRange(AffineExpr e,
   }
 }
 
+BoundRange mlir::attn::idsRange(ArrayAttr read, const IdsReader *ids,
+                                const ProblemSizes &sizes, int64_t p0,
+                                int64_t p1) {
+  if (!ids || !*ids || p0 > p1)
+    return {};
+  StringRef name = cast<StringAttr>(read[0]).getValue();
+  SmallVector<int64_t> idx(read.size() - 1, 0);
+  int pos = -1;
+  for (auto [i, c] : llvm::enumerate(read.getValue().drop_front())) {
+    StringRef v = cast<StringAttr>(c).getValue();
+    idx[i] = v == "b" ? sizes.b : v == "h" ? sizes.h : v == "hkv" ? sizes.hkv() : 0;
+    if (v == "q" || v == "kv")
+      pos = int(i);
+  }
+  if (pos < 0)
+    return {};
+  BoundRange r{INT64_MAX, INT64_MIN, true};
+  for (int64_t p = p0; p <= p1; ++p) {
+    idx[pos] = p;
+    std::optional<int64_t> v = (*ids)(name, idx);
+    if (!v)
+      return {};
+    r.lo = std::min(r.lo, *v);
+    r.hi = std::max(r.hi, *v);
+  }
+  return r;
+}
+
 namespace {
 bool isAtom(MaskKind k) {
   return k == MaskKind::kv_ge || k == MaskKind::kv_le ||
-         k == MaskKind::q_pred;
+         k == MaskKind::q_pred || k == MaskKind::ids_eq;
 }
 
 struct Hull {
@@ -112,6 +140,10 @@ Hull hullOf(MaskAttr node, const std::vector<int64_t> &syms, int64_t q0,
     return all;
   case MaskKind::never:
     return none;
+  case MaskKind::ids_eq:
+    rows.atoms.push_back(idsRange(cast<ArrayAttr>(node.getTerms()[0]),
+                                  rows.ids, rows.sizes, q0, q1));
+    return all;
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
@@ -158,6 +190,15 @@ Flags flagsOf(MaskAttr node, const RowBlock &rows, size_t &atom, int64_t k0,
     return {false, false};
   case MaskKind::opaque:
     return {true, false};
+  case MaskKind::ids_eq: {
+    const BoundRange &x = rows.atoms[atom++];
+    BoundRange y = idsRange(cast<ArrayAttr>(node.getTerms()[1]), rows.ids,
+                            rows.sizes, k0, k1);
+    if (!x.known || !y.known)
+      return {true, false};
+    return {x.lo <= y.hi && y.lo <= x.hi,
+            x.lo == x.hi && y.lo == y.hi && x.lo == y.lo};
+  }
   case MaskKind::all_of:
   case MaskKind::any_of: {
     bool isAnd = node.getKind() == MaskKind::all_of;
@@ -184,8 +225,11 @@ Flags flagsOf(MaskAttr node, const RowBlock &rows, size_t &atom, int64_t k0,
 } // namespace
 
 RowBlock mlir::attn::evaluateRows(MaskAttr mask, const ProblemSizes &sizes,
-                                  int64_t q0, int64_t q1) {
+                                  int64_t q0, int64_t q1,
+                                  const IdsReader *ids) {
   RowBlock rows;
+  rows.ids = ids;
+  rows.sizes = sizes;
   Hull h = hullOf(mask, sizes.symbols(), q0, q1, sizes.LK, rows);
   rows.hullLo = h.lo;
   rows.hullHi = h.hi;
@@ -217,7 +261,8 @@ char mlir::attn::tileKindChar(TileKind k) {
 
 TileSchedule mlir::attn::computeSchedule(MaskAttr mask,
                                          const ProblemSizes &sizes,
-                                         int64_t tileQ, int64_t tileK) {
+                                         int64_t tileQ, int64_t tileK,
+                                         const IdsReader *ids) {
   TileSchedule s;
   s.tileQ = tileQ;
   s.tileK = tileK;
@@ -226,7 +271,7 @@ TileSchedule mlir::attn::computeSchedule(MaskAttr mask,
   s.kinds.assign(s.numQ * s.numK, TileKind::Empty);
   for (int64_t qt = 0; qt < s.numQ; ++qt) {
     int64_t q0 = qt * tileQ, q1 = std::min(q0 + tileQ, sizes.LQ) - 1;
-    RowBlock rows = evaluateRows(mask, sizes, q0, q1);
+    RowBlock rows = evaluateRows(mask, sizes, q0, q1, ids);
     if (rows.hullLo > rows.hullHi) {
       s.keyTileRange.push_back({0, -1});
       continue;

@@ -12,6 +12,8 @@
 #include "attnc/Dialect/AttnDialect.h"
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -35,13 +37,23 @@ struct BoundRange {
   bool known = false;
 };
 
+/// Reads element `indices` of int input `name` (for ids_eq atoms); nullopt
+/// if it cannot. Without a reader, ids_eq atoms classify like opaque.
+using IdsReader = std::function<std::optional<int64_t>(
+    llvm::StringRef name, llvm::ArrayRef<int64_t> indices)>;
+
 /// Bounds of every atom of a formula (in pre-order) over query rows
 /// [q0, q1]: computed once per query tile, then reused for each key tile.
+/// For an ids_eq atom the "bound" is the min/max of its q-side input over
+/// the rows.
 struct RowBlock {
   std::vector<BoundRange> atoms;
   /// Hull of the keys some row may keep, clipped to [0, LK-1]; empty when
   /// hullLo > hullHi.
   int64_t hullLo = 0, hullHi = -1;
+  /// For ids_eq atoms: the reader and the coordinates (null: opaque).
+  const IdsReader *ids = nullptr;
+  ProblemSizes sizes;
 };
 
 /// The range of one affine bound over q in [q0, q1] (interval arithmetic,
@@ -50,7 +62,7 @@ BoundRange boundRange(AffineExpr bound, const std::vector<int64_t> &symbols,
                       int64_t q0, int64_t q1);
 
 RowBlock evaluateRows(MaskAttr mask, const ProblemSizes &sizes, int64_t q0,
-                      int64_t q1);
+                      int64_t q1, const IdsReader *ids = nullptr);
 
 enum class TileKind : uint8_t { Empty, Full, Partial };
 char tileKindChar(TileKind k); // '.', '#', '+'
@@ -69,6 +81,8 @@ struct TileSchedule {
 ///   node (some row may keep a key of the tile, every row keeps every key)
 ///   kv >= T:  (k1 >= min T, k0 >= max T)     kv <= T: (k0 <= max T, k1 <= min T)
 ///   T >= 0:   (max T >= 0, min T >= 0)        opaque:  (true, false)
+///   X[q] == Y[kv] (ids_eq), with [xlo, xhi] the ids of the rows and
+///   [ylo, yhi] those of the keys: (the ranges meet, xlo == xhi == ylo == yhi)
 ///   all_of / any_of: AND / OR of both flags;  an unknown T: (true, false).
 /// EMPTY if the tile misses the hull or no key may be kept, FULL if every
 /// key is kept, else PARTIAL. The generated kernels compute exactly this.
@@ -77,7 +91,14 @@ TileKind classifyTile(MaskAttr mask, const RowBlock &rows, int64_t k0,
 
 /// tileQ, tileK > 0; sizes.LQ, sizes.LK >= 0.
 TileSchedule computeSchedule(MaskAttr mask, const ProblemSizes &sizes,
-                             int64_t tileQ, int64_t tileK);
+                             int64_t tileQ, int64_t tileK,
+                             const IdsReader *ids = nullptr);
+
+/// The range of the ids that `read` ([input, coordinates...], an ids_eq
+/// term) takes when its q or kv coordinate runs over [p0, p1]; unknown if
+/// `ids` is null or a read fails.
+BoundRange idsRange(ArrayAttr read, const IdsReader *ids,
+                    const ProblemSizes &sizes, int64_t p0, int64_t p1);
 
 } // namespace mlir::attn
 
