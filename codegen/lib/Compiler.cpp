@@ -37,7 +37,7 @@ using runtime::KernelCache;
 
 // Bump when the generated code changes in a way the tiled form's text does
 // not show (lowering, entry point, ABI).
-static const char kCodegenVersion[] = "attnc-cpu-2";
+static const char kCodegenVersion[] = "attnc-cpu-3";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -127,6 +127,13 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
     return Status::error("cannot find the kernel's entry point: " +
                          llvm::toString(sym.takeError()));
   info.fn = sym->toPtr<attnc_cpu_kernel_fn>();
+  if (info.numIdsAtoms > 0) {
+    auto pre = (*jit)->lookup(kernelSymbol(info.name) + "__prepass");
+    if (!pre)
+      return Status::error("cannot find the kernel's pre-pass: " +
+                           llvm::toString(pre.takeError()));
+    info.prepass = pre->toPtr<attnc_cpu_kernel_fn>();
+  }
   auto impl = std::make_shared<Kernel::Impl>();
   impl->jit = std::move(*jit);
   impl->info = std::move(info);

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Passes/Passes.h"
+#include "attnc/Passes/ScheduleEmitter.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -68,6 +69,8 @@ attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
   info.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
   info.tileK = options.tileK > 0 ? options.tileK : tiles.second;
   info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
+  if (attn::MaskAttr mask = spec.getMaskScheduleAttr())
+    info.numIdsAtoms = int64_t(attn::collectIdsAtoms(mask).size());
   if (ArrayAttr inputs = spec.getInputsAttr()) {
     for (Attribute a : inputs) {
       auto in = cast<attn::InputAttr>(a);
@@ -139,6 +142,7 @@ static LogicalResult addEntryPoints(ModuleOp module) {
     Location loc = fn.getLoc();
     auto params = fn.getFunctionType().getParams();
     // Buffers (5 values each), then meta and status (5 each), then 2 i64.
+    // (A pre-pass, attn_<name>__prepass, becomes attnc_kernel_<name>__prepass.)
     if (params.size() < 12 || (params.size() - 2) % 5 != 0)
       return fn.emitError("unexpected signature of a lowered kernel");
     int64_t numBuffers = int64_t(params.size() - 2) / 5 - 2;

@@ -48,10 +48,16 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
         "#ifndef " << guard << "\n#define " << guard << "\n\n"
         "#include \"attnc/Runtime/KernelABI.h\"\n\n"
         "#ifdef __cplusplus\nextern \"C\" {\n#endif\n";
-  for (const runtime::KernelInfo &k : kernels)
+  for (const runtime::KernelInfo &k : kernels) {
     os << "void " << kernelSymbol(k.name)
        << "(const attnc_buffer *buffers, const int64_t *meta, int64_t *status,\n"
           "    int64_t task_begin, int64_t task_end);\n";
+    if (k.numIdsAtoms > 0)
+      os << "/* Run first, over tasks b * HQ + h (ATTNC_BUF_IDS_SCRATCH). */\n"
+         << "void " << kernelSymbol(k.name)
+         << "__prepass(const attnc_buffer *buffers, const int64_t *meta,\n"
+            "    int64_t *status, int64_t task_begin, int64_t task_end);\n";
+  }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n\n"
         "#include \"attnc/Runtime/CpuDispatch.h\"\n\n"
         "namespace attnc_generated {\n";
@@ -68,6 +74,9 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
        << "  info.tileQ = " << k.tileQ << ";\n"
        << "  info.tileK = " << k.tileK << ";\n"
        << "  info.sigmoid = " << (k.sigmoid ? "true" : "false") << ";\n";
+    if (k.numIdsAtoms > 0)
+      os << "  info.prepass = " << kernelSymbol(k.name) << "__prepass;\n"
+         << "  info.numIdsAtoms = " << k.numIdsAtoms << ";\n";
     for (const runtime::InputDecl &in : k.inputs) {
       os << "  info.inputs.push_back({\"" << in.name << "\", DType::"
          << dtypeEnum(in.dtype) << ", {";

@@ -120,7 +120,8 @@ struct Hull {
 };
 
 Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
-            ArrayRef<Value> syms, Value lk, EmittedRows &rows) {
+            ArrayRef<Value> syms, Value lk, EmittedRows &rows,
+            const IdsContext *ids) {
   Value lkm1 = e.sub(lk, e.c(1));
   Hull all{e.c(0), lkm1}, none{e.c(0), e.c(-1)};
   switch (node.getKind()) {
@@ -129,6 +130,16 @@ Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
     return all;
   case MaskKind::never:
     return none;
+  case MaskKind::ids_eq: {
+    // The ids of the rows: [min, max] of X over [q0, q1].
+    if (!ids) {
+      rows.atoms.push_back({e.c(0), e.c(0), e.bit(false)});
+    } else {
+      auto [lo, hi] = ids->range(cast<ArrayAttr>(node.getTerms()[0]), q0, q1);
+      rows.atoms.push_back({lo, hi, e.bit(true)});
+    }
+    return all;
+  }
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
@@ -150,7 +161,7 @@ Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
     bool isAnd = node.getKind() == MaskKind::all_of;
     Hull acc = isAnd ? all : none;
     for (Attribute t : node.getTerms()) {
-      Hull h = hullOf(e, cast<MaskAttr>(t), q0, q1, syms, lk, rows);
+      Hull h = hullOf(e, cast<MaskAttr>(t), q0, q1, syms, lk, rows, ids);
       if (isAnd) {
         acc = {e.max(acc.lo, h.lo), e.min(acc.hi, h.hi)};
         continue;
@@ -172,7 +183,8 @@ struct Flags {
 };
 
 Flags flagsOf(IntBuilder &e, MaskAttr node, const EmittedRows &rows,
-              size_t &atom, Value k0, Value k1) {
+              size_t &atom, unsigned &idsAtom, Value k0, Value k1,
+              const IdsContext *ids) {
   switch (node.getKind()) {
   case MaskKind::always:
     return {e.bit(true), e.bit(true)};
@@ -180,12 +192,24 @@ Flags flagsOf(IntBuilder &e, MaskAttr node, const EmittedRows &rows,
     return {e.bit(false), e.bit(false)};
   case MaskKind::opaque:
     return {e.bit(true), e.bit(false)};
+  case MaskKind::ids_eq: {
+    // (the id ranges of rows and keys meet, both are one and the same id)
+    const EmittedBound &x = rows.atoms[atom++];
+    unsigned n = idsAtom++;
+    if (!ids)
+      return {e.bit(true), e.bit(false)};
+    auto [ylo, yhi] = ids->keyRange(n, k0, k1);
+    Value meet = e.andI(e.cmp(P::sle, x.lo, yhi), e.cmp(P::sle, ylo, x.hi));
+    Value one = e.andI(e.andI(e.cmp(P::eq, x.lo, x.hi), e.cmp(P::eq, ylo, yhi)),
+                       e.cmp(P::eq, x.lo, ylo));
+    return {meet, one};
+  }
   case MaskKind::all_of:
   case MaskKind::any_of: {
     bool isAnd = node.getKind() == MaskKind::all_of;
     Flags acc{e.bit(isAnd), e.bit(isAnd)};
     for (Attribute t : node.getTerms()) {
-      Flags f = flagsOf(e, cast<MaskAttr>(t), rows, atom, k0, k1);
+      Flags f = flagsOf(e, cast<MaskAttr>(t), rows, atom, idsAtom, k0, k1, ids);
       acc = isAnd ? Flags{e.andI(acc.any, f.any), e.andI(acc.all, f.all)}
                   : Flags{e.orI(acc.any, f.any), e.orI(acc.all, f.all)};
     }
@@ -209,25 +233,42 @@ Flags flagsOf(IntBuilder &e, MaskAttr node, const EmittedRows &rows,
 
 EmittedRows mlir::attn::emitRowBlock(OpBuilder &b, Location loc, MaskAttr mask,
                                      Value q0, Value q1,
-                                     ArrayRef<Value> symbols) {
+                                     ArrayRef<Value> symbols,
+                                     const IdsContext *ids) {
   IntBuilder e{b, loc};
   EmittedRows rows;
-  Hull h = hullOf(e, mask, q0, q1, symbols, symbols[7], rows);
+  Hull h = hullOf(e, mask, q0, q1, symbols, symbols[7], rows, ids);
   rows.hullLo = h.lo;
   rows.hullHi = h.hi;
   return rows;
 }
 
 Value mlir::attn::emitTileKind(OpBuilder &b, Location loc, MaskAttr mask,
-                               const EmittedRows &rows, Value k0, Value k1) {
+                               const EmittedRows &rows, Value k0, Value k1,
+                               const IdsContext *ids) {
   IntBuilder e{b, loc};
   size_t atom = 0;
-  Flags f = flagsOf(e, mask, rows, atom, k0, k1);
+  unsigned idsAtom = 0;
+  Flags f = flagsOf(e, mask, rows, atom, idsAtom, k0, k1, ids);
   Value outside = e.orI(e.cmp(P::slt, k1, rows.hullLo),
                         e.cmp(P::sgt, k0, rows.hullHi));
   Value empty = e.orI(outside, e.notI(f.any));
   Value kind = e.sel(f.all, e.c(kTileFull), e.c(kTilePartial));
   return e.sel(empty, e.c(kTileEmpty), kind);
+}
+
+static void collect(MaskAttr node, SmallVector<MaskAttr> &out) {
+  if (node.getKind() == MaskKind::ids_eq)
+    out.push_back(node);
+  if (node.getKind() == MaskKind::all_of || node.getKind() == MaskKind::any_of)
+    for (Attribute t : node.getTerms())
+      collect(cast<MaskAttr>(t), out);
+}
+
+SmallVector<MaskAttr> mlir::attn::collectIdsAtoms(MaskAttr mask) {
+  SmallVector<MaskAttr> out;
+  collect(mask, out);
+  return out;
 }
 
 bool mlir::attn::maskNeedsNoElementCode(MaskAttr mask) {

@@ -123,6 +123,69 @@ struct FlashBuilder {
   }
 };
 
+/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
+/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
+SmallVector<Type> kernelArgTypes(OpBuilder &b, Type storageType,
+                                 ArrayRef<InputAttr> decls) {
+  SmallVector<Type> types;
+  for (int i = 0; i < 4; ++i)
+    types.push_back(flatBufferType(storageType));
+  types.push_back(flatBufferType(b.getF32Type()));
+  types.push_back(flatBufferType(b.getI8Type()));
+  types.push_back(flatBufferType(b.getI64Type()));
+  for (InputAttr in : decls) {
+    Type t = in.getElementType();
+    // bool inputs are one byte per element, as numpy stores them.
+    types.push_back(flatBufferType(t.isInteger(1) ? b.getI8Type() : t));
+  }
+  types.push_back(flatBufferType(b.getI64Type()));
+  types.push_back(flatBufferType(b.getI64Type()));
+  types.push_back(b.getIndexType());
+  types.push_back(b.getIndexType());
+  return types;
+}
+
+/// The min and max of int input `read` ([name, coordinates...], from an
+/// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
+/// hkv come from `env`. The analysis only forms ids_eq from reads whose
+/// coordinates are in range, so the loads need no check.
+std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
+                                     ArrayAttr read, Value p0, Value p1) {
+  OpBuilder &b = f.b;
+  Location loc = f.loc;
+  StringRef name = cast<StringAttr>(read[0]).getValue();
+  int64_t number = 0;
+  for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
+    if (cast<InputAttr>(a).getName().getValue() == name)
+      number = int64_t(i);
+  const InputBinding &in = env.inputs[number];
+  Value base = f.ci(0), stride = f.ci(0);
+  for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
+    StringRef coord = cast<StringAttr>(c).getValue();
+    if (coord == "q" || coord == "kv") {
+      stride = in.strides[d];
+      continue;
+    }
+    Value v = coord == "b" ? env.b : coord == "h" ? env.h : env.hkv;
+    base = f.add(base, f.mul(v, in.strides[d]));
+  }
+  Value lo0 = f.ci(std::numeric_limits<int64_t>::max());
+  Value hi0 = f.ci(std::numeric_limits<int64_t>::min());
+  Value end = f.add(p1, f.ci(1));
+  auto loop = scf::ForOp::create(
+      b, loc, f.toIdx(p0), f.toIdx(end), f.cx(1), ValueRange{lo0, hi0},
+      [&](OpBuilder &nb, Location l, Value iv, ValueRange acc) {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToEnd(nb.getInsertionBlock());
+        Value at = f.add(base, f.mul(f.toI64(iv), stride));
+        Value id = f.load(in.buffer, f.toIdx(at));
+        scf::YieldOp::create(
+            b, l, ValueRange{arith::MinSIOp::create(b, l, acc[0], id),
+                             arith::MaxSIOp::create(b, l, acc[1], id)});
+      });
+  return {loop.getResult(0), loop.getResult(1)};
+}
+
 struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
   using Base::Base;
 
@@ -142,6 +205,7 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     for (SpecOp spec : specs) {
       if (failed(tileSpec(spec, storageType)))
         return signalPassFailure();
+      emitIdsPrepass(spec, storageType);
       spec.erase();
     }
   }
@@ -153,14 +217,8 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     return {};
   }
 
-  static Type bufferElementType(Type declType) {
-    // bool inputs are one byte per element, as numpy stores them.
-    if (declType.isInteger(1))
-      return IntegerType::get(declType.getContext(), 8);
-    return declType;
-  }
-
   LogicalResult tileSpec(SpecOp spec, Type storageType);
+  void emitIdsPrepass(SpecOp spec, Type storageType);
 };
 
 LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
@@ -178,18 +236,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     for (Attribute a : inputs)
       decls.push_back(cast<InputAttr>(a));
 
-  // Signature: q, k, v, out, lse, trace, inputs..., meta, status, begin, end.
-  SmallVector<Type> argTypes;
-  for (int i = 0; i < 4; ++i)
-    argTypes.push_back(flatBufferType(storageType));
-  argTypes.push_back(flatBufferType(b.getF32Type()));
-  argTypes.push_back(flatBufferType(b.getI8Type()));
-  for (InputAttr in : decls)
-    argTypes.push_back(flatBufferType(bufferElementType(in.getElementType())));
-  argTypes.push_back(flatBufferType(b.getI64Type()));
-  argTypes.push_back(flatBufferType(b.getI64Type()));
-  argTypes.push_back(b.getIndexType());
-  argTypes.push_back(b.getIndexType());
+  SmallVector<Type> argTypes = kernelArgTypes(b, storageType, decls);
   auto func = func::FuncOp::create(
       b, loc, ("attn_" + spec.getSymName()).str(),
       FunctionType::get(ctx, argTypes, {}));
@@ -204,10 +251,10 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
   auto args = entry->getArguments();
   Value qBuf = args[0], kBuf = args[1], vBuf = args[2], oBuf = args[3],
-        lseBuf = args[4], traceBuf = args[5];
+        lseBuf = args[4], traceBuf = args[5], idsScratch = args[6];
   size_t nIn = decls.size();
-  Value meta = args[6 + nIn], status = args[7 + nIn];
-  Value taskBegin = args[8 + nIn], taskEnd = args[9 + nIn];
+  Value meta = args[7 + nIn], status = args[8 + nIn];
+  Value taskBegin = args[9 + nIn], taskEnd = args[10 + nIn];
 
   auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
   RegionEnv env;
@@ -233,7 +280,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   int64_t slot = kMetaInputs;
   for (auto [i, in] : llvm::enumerate(decls)) {
     InputBinding bind;
-    bind.buffer = args[6 + i];
+    bind.buffer = args[7 + i];
     bind.declDims.assign(in.getShape().begin(), in.getShape().end());
     int64_t rank = in.getRank();
     for (int64_t d = 0; d < rank; ++d)
@@ -279,6 +326,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   }
 
   bool needsMaskCode = !maskNeedsNoElementCode(mask);
+  int64_t numIds = int64_t(collectIdsAtoms(mask).size());
   LogicalResult result = success();
 
   auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) {
@@ -319,7 +367,22 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
 
     // The key tiles the mask analysis keeps for these rows.
     SmallVector<Value> syms = {bb, h, hkv, env.sizes[0], HQ, HKV, LQ, LK, D, DV};
-    EmittedRows rows = emitRowBlock(b, loc, mask, q0, q1, syms);
+    // ids_eq atoms: the rows' ids are scanned here (O(TQ)); the keys' come
+    // from the pre-pass, per key tile.
+    IdsContext ids;
+    ids.range = [&](ArrayAttr read, Value p0, Value p1) {
+      return emitIdsRange(f, rowEnv, read, p0, p1);
+    };
+    ids.keyRange = [&](unsigned n, Value k0, Value) {
+      Value kt = arith::DivSIOp::create(b, loc, k0, TK);
+      Value head = f.add(f.mul(bb, HQ), h);
+      Value at = f.mul(f.add(f.mul(f.add(f.mul(head, f.ci(numIds)), f.ci(n)), numKT), kt),
+                       f.ci(2));
+      Value lo = f.load(idsScratch, f.toIdx(at));
+      Value hi = f.load(idsScratch, f.toIdx(f.add(at, f.ci(1))));
+      return std::make_pair(lo, hi);
+    };
+    EmittedRows rows = emitRowBlock(b, loc, mask, q0, q1, syms, &ids);
     Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
                                            rows.hullLo, rows.hullHi);
     Value first = arith::SelectOp::create(
@@ -336,7 +399,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
       Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
       Value k1 = f.sub(f.add(k0, tk), f.ci(1));
       Value tkx = f.toIdx(tk);
-      Value kind = emitTileKind(b, loc, mask, rows, k0, k1);
+      Value kind = emitTileKind(b, loc, mask, rows, k0, k1, &ids);
       Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
                                           kind, f.ci(kTileEmpty));
       auto visitIf = f.ifThen(visit, [&] {
@@ -512,5 +575,77 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     return failure();
   }
   return success();
+}
+/// The pre-pass of masks with ids_eq atoms (X[q] == Y[kv]), a second
+/// function `@attn_<name>__prepass` with the kernel's signature over the
+/// tasks (b, h): for each atom n and key tile kt it stores the min and max
+/// of Y over the tile in the scratch buffer,
+///   scratch[(((b * HQ + h) * numIds + n) * numKT + kt) * 2 + {0, 1}],
+/// O(LK) per head, so the kernel classifies a key tile with two loads.
+void AttnTilePass::emitIdsPrepass(SpecOp spec, Type storageType) {
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  SmallVector<MaskAttr> atoms = collectIdsAtoms(mask);
+  if (atoms.empty())
+    return;
+  MLIRContext *ctx = spec.getContext();
+  Location loc = spec.getLoc();
+  OpBuilder b(spec);
+  SmallVector<InputAttr> decls;
+  if (ArrayAttr inputs = spec.getInputsAttr())
+    for (Attribute a : inputs)
+      decls.push_back(cast<InputAttr>(a));
+  auto func = func::FuncOp::create(
+      b, loc, ("attn_" + spec.getSymName() + "__prepass").str(),
+      FunctionType::get(ctx, kernelArgTypes(b, storageType, decls), {}));
+  func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto ret = func::ReturnOp::create(b, loc);
+  b.setInsertionPoint(ret);
+  FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
+  auto args = entry->getArguments();
+  size_t nIn = decls.size();
+  Value scratch = args[6], meta = args[7 + nIn];
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  RegionEnv env;
+  for (int i = 0; i < 7; ++i)
+    env.sizes[i] = metaAt(kMetaSizes + i);
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LK = env.sizes[4];
+  int64_t slot = kMetaInputs;
+  for (auto [i, in] : llvm::enumerate(decls)) {
+    InputBinding bind;
+    bind.buffer = args[7 + i];
+    int64_t rank = in.getRank();
+    for (int64_t d = 0; d < rank; ++d)
+      bind.dims.push_back(metaAt(slot + d));
+    for (int64_t d = 0; d < rank; ++d)
+      bind.strides.push_back(metaAt(slot + rank + d));
+    slot += 2 * rank;
+    env.inputs.push_back(bind);
+  }
+  Value TK = f.ci(tileK);
+  Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
+  Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
+  Value numIds = f.ci(int64_t(atoms.size()));
+  auto loop = f.forLoop(args[9 + nIn], args[10 + nIn], [&](Value task) {
+    Value t = f.toI64(task); // t = b * HQ + h
+    env.b = arith::DivSIOp::create(b, loc, t, HQ);
+    env.h = arith::RemSIOp::create(b, loc, t, HQ);
+    env.hkv = arith::DivSIOp::create(b, loc, env.h, group);
+    for (auto [n, atom] : llvm::enumerate(atoms)) {
+      auto read = cast<ArrayAttr>(atom.getTerms()[1]);
+      f.forLoop(f.cx(0), f.toIdx(numKT), [&](Value ktx) {
+        Value kt = f.toI64(ktx);
+        Value k0 = f.mul(kt, TK);
+        Value k1 = f.sub(arith::MinSIOp::create(b, loc, f.add(k0, TK), LK), f.ci(1));
+        auto [lo, hi] = emitIdsRange(f, env, read, k0, k1);
+        Value at = f.mul(
+            f.add(f.mul(f.add(f.mul(t, numIds), f.ci(int64_t(n))), numKT), kt), f.ci(2));
+        f.store(lo, scratch, f.toIdx(at));
+        f.store(hi, scratch, f.toIdx(f.add(at, f.ci(1))));
+      });
+    }
+  });
+  FlashBuilder::mark(loop, "attn.loop", "prepass_heads");
 }
 } // namespace

@@ -301,6 +301,67 @@ Status checkInputs(const KernelInfo &k, const CpuForwardArgs &args,
 }
 
 /// The Status for a kernel-reported error in \p status.
+/// Runs tasks [0, numTasks) of `fn` in chunks on the pool (or inline for
+/// one thread), each chunk with its own status words. Returns the status of
+/// the lowest failing chunk, or an empty vector on success.
+std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
+                              const int64_t *metaPtr, int64_t numTasks,
+                              int requested) {
+  // threads = 1 never touches the pool (nor starts it); more than the
+  // pool has are capped at its size.
+  ThreadPool *pool = requested == 1 ? nullptr : &ThreadPool::global();
+  int64_t threads = 1;
+  if (pool)
+    threads = requested == 0 ? pool->numThreads()
+                                : std::min(requested, pool->numThreads());
+  threads = std::min(threads, numTasks);
+  const int64_t chunk =
+      ceilDiv(numTasks, threads > 1 ? threads * kChunksPerThread : 1);
+  const int64_t numChunks = ceilDiv(numTasks, chunk);
+
+  std::vector<std::array<int64_t, ATTNC_STATUS_WORDS>> failures(
+      static_cast<size_t>(numChunks));
+  std::atomic<int64_t> nextChunk{0};
+  std::atomic<int64_t> firstFailed{numChunks};
+  auto drain = [&] {
+    while (true) {
+      const int64_t c = nextChunk.fetch_add(1, std::memory_order_relaxed);
+      if (c >= numChunks || c > firstFailed.load(std::memory_order_relaxed))
+        return;
+      const int64_t begin = c * chunk;
+      const int64_t end = std::min(numTasks, begin + chunk);
+      int64_t status[ATTNC_STATUS_WORDS] = {};
+      fn(bufs, metaPtr, status, begin, end);
+      if (status[0] == ATTNC_STATUS_OK)
+        continue;
+      std::memcpy(failures[size_t(c)].data(), status, sizeof status);
+      int64_t seen = firstFailed.load(std::memory_order_relaxed);
+      while (c < seen && !firstFailed.compare_exchange_weak(
+                             seen, c, std::memory_order_relaxed))
+        ;
+    }
+  };
+  if (threads <= 1) {
+    drain(); // on the calling thread
+  } else {
+    // One pool index per participant: at most `threads` run at once, and
+    // each drains chunks until none are left.
+    pool->parallelFor(
+        threads,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i)
+            drain();
+        },
+        1);
+  }
+  // parallelFor's completion orders every chunk's writes before this read.
+  const int64_t failed = firstFailed.load(std::memory_order_relaxed);
+  if (failed < numChunks)
+    return std::vector<int64_t>(failures[size_t(failed)].begin(),
+                                failures[size_t(failed)].end());
+  return {};
+}
+
 Status kernelError(const KernelInfo &k,
                    const std::vector<PreparedInput> &inputs,
                    const int64_t *status) {
@@ -320,6 +381,9 @@ Status kernelError(const KernelInfo &k,
         std::to_string(in) + ", dimension " + std::to_string(dim) + ", index " +
         std::to_string(index));
   }
+  if (code == ATTNC_STATUS_DIVISION_BY_ZERO)
+    return Status::error(kernelLabel(k) + ": integer division or modulo by "
+                         "zero in the spec's expressions");
   return Status::error("kernel error code " + std::to_string(code));
 }
 
@@ -451,6 +515,25 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     traceBuf.size = traceLen;
   }
   buffers.push_back(traceBuf);
+  // The ids pre-pass results: min and max per (b, h, atom, key tile).
+  std::vector<int64_t> idsScratch;
+  attnc_buffer scratchBuf{emptyStorage, emptyStorage, 0, 0, 1};
+  if (kernel.prepass && kernel.numIdsAtoms > 0 && nkt > 0) {
+    int64_t words;
+    if (__builtin_mul_overflow(B * HQ, kernel.numIdsAtoms, &words) ||
+        __builtin_mul_overflow(words, nkt, &words) ||
+        __builtin_mul_overflow(words, int64_t(2), &words))
+      return Status::error("the ids pre-pass buffer size overflows int64");
+    try {
+      idsScratch.assign(size_t(words), 0);
+    } catch (const std::exception &) {
+      return Status::error("out of memory for the ids pre-pass (" +
+                           std::to_string(words) + " words)");
+    }
+    scratchBuf.allocated = scratchBuf.aligned = idsScratch.data();
+    scratchBuf.size = words;
+  }
+  buffers.push_back(scratchBuf);
   for (const PreparedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
@@ -470,59 +553,20 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     appendStrides(meta, p.view);
   }
 
-  // --- 3. Run. -------------------------------------------------------------
-  // threads = 1 never touches the pool (nor starts it); more than the
-  // pool has are capped at its size.
-  ThreadPool *pool = args.threads == 1 ? nullptr : &ThreadPool::global();
-  int64_t threads = 1;
-  if (pool)
-    threads = args.threads == 0 ? pool->numThreads()
-                                : std::min(args.threads, pool->numThreads());
-  threads = std::min(threads, numTasks);
-  const int64_t chunk =
-      ceilDiv(numTasks, threads > 1 ? threads * kChunksPerThread : 1);
-  const int64_t numChunks = ceilDiv(numTasks, chunk);
-
-  std::vector<std::array<int64_t, ATTNC_STATUS_WORDS>> failures(
-      static_cast<size_t>(numChunks));
-  std::atomic<int64_t> nextChunk{0};
-  std::atomic<int64_t> firstFailed{numChunks};
+  // --- 3. Run: the ids pre-pass (over b * HQ + h), then the tasks. --------
   const attnc_buffer *bufs = buffers.data();
   const int64_t *metaPtr = meta.data();
-  auto drain = [&] {
-    while (true) {
-      const int64_t c = nextChunk.fetch_add(1, std::memory_order_relaxed);
-      if (c >= numChunks || c > firstFailed.load(std::memory_order_relaxed))
-        return;
-      const int64_t begin = c * chunk;
-      const int64_t end = std::min(numTasks, begin + chunk);
-      int64_t status[ATTNC_STATUS_WORDS] = {};
-      kernel.fn(bufs, metaPtr, status, begin, end);
-      if (status[0] == ATTNC_STATUS_OK)
-        continue;
-      std::memcpy(failures[size_t(c)].data(), status, sizeof status);
-      int64_t seen = firstFailed.load(std::memory_order_relaxed);
-      while (c < seen && !firstFailed.compare_exchange_weak(
-                             seen, c, std::memory_order_relaxed))
-        ;
-    }
-  };
-  if (threads <= 1) {
-    drain(); // on the calling thread
-  } else {
-    // One pool index per participant: at most `threads` run at once, and
-    // each drains chunks until none are left.
-    pool->parallelFor(
-        threads,
-        [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i)
-            drain();
-        },
-        1);
+  if (kernel.prepass) {
+    std::vector<int64_t> status =
+        runTasks(kernel.prepass, bufs, metaPtr, B * HQ, args.threads);
+    if (!status.empty())
+      return kernelError(kernel, inputs, status.data());
   }
-  // parallelFor's completion orders every chunk's writes before this read.
-  const int64_t failed = firstFailed.load(std::memory_order_relaxed);
-  if (failed < numChunks)
-    return kernelError(kernel, inputs, failures[size_t(failed)].data());
+  std::vector<int64_t> status =
+      runTasks(kernel.fn, bufs, metaPtr, numTasks, args.threads);
+  if (!status.empty())
+    return kernelError(kernel, inputs, status.data());
   return Status::success();
 }
+  // parallelFor's completion orders every chunk's writes before this read.
+

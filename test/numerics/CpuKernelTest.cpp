@@ -320,12 +320,26 @@ TEST_P(TileTrace, MatchesHostSchedule) {
     mlir::attn::ProblemSizes ps;
     ps.B = s.B, ps.HQ = s.HQ, ps.HKV = s.HKV, ps.LQ = s.LQ, ps.LK = s.LK,
     ps.D = s.D, ps.DV = s.DV;
+    // ids_eq atoms (document masks) are classified from the input data.
+    mlir::attn::IdsReader ids = [&](llvm::StringRef name,
+                                    llvm::ArrayRef<int64_t> idx)
+        -> std::optional<int64_t> {
+      for (auto &[n, t] : inputs) {
+        if (n != name)
+          continue;
+        int64_t flat = 0;
+        for (size_t d = 0; d < idx.size(); ++d)
+          flat = flat * t.shape()[d] + idx[d];
+        return int64_t(t.getAsDouble(flat));
+      }
+      return std::nullopt;
+    };
     int64_t numQ = (s.LQ + 15) / 16, numK = (s.LK + 31) / 32;
     ASSERT_EQ(int64_t(trace.size()), s.B * s.HQ * numQ * numK);
     for (int64_t b = 0; b < s.B; ++b) {
       for (int64_t h = 0; h < s.HQ; ++h) {
         ps.b = b, ps.h = h;
-        auto sched = mlir::attn::computeSchedule(mask, ps, 16, 32);
+        auto sched = mlir::attn::computeSchedule(mask, ps, 16, 32, &ids);
         for (int64_t qt = 0; qt < numQ; ++qt)
           for (int64_t kt = 0; kt < numK; ++kt) {
             int expected = static_cast<int>(sched.at(qt, kt)); // 0 / 1 / 2

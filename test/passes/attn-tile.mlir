@@ -157,6 +157,51 @@ module {
 
 // -----
 
+// A document mask (ids_eq): the rows' ids are scanned per query tile, the
+// keys' come from a generated pre-pass over (b, h) that stores per key tile
+// the min and max id in the scratch buffer (%arg6); no O(L^2) mask tensor.
+module {
+  attn.spec @document normalize(softmax) inputs [#attn.input<"doc_q" : i64 [LQ]>, #attn.input<"doc_kv" : i64 [LK]>] attributes {mask_schedule = #attn.mask<all_of(ids_eq "doc_q"[q] "doc_kv"[kv], kv_le "q")>} scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.read "doc_q"[%0] : i64
+    %2 = attn.index kv
+    %3 = attn.read "doc_kv"[%2] : i64
+    %4 = arith.cmpi eq, %1, %3 : i64
+    %5 = attn.index q
+    %6 = attn.index kv
+    %7 = arith.cmpi sge, %5, %6 : i64
+    %8 = arith.andi %4, %7 : i1
+    attn.yield %8 : i1
+  }
+}
+
+// CHECK-LABEL: func.func @attn_document(
+// CHECK:         scf.for {{.*}} iter_args({{.*}}) -> (i64, i64)
+// CHECK:           arith.minsi
+// CHECK:           arith.maxsi
+// CHECK:         } {attn.loop = "key_tiles"}
+// CHECK-LABEL: func.func @attn_document__prepass(
+// CHECK-SAME:    %[[SCRATCH:arg6]]: memref<?xi64, strided<[1], offset: ?>>
+// CHECK:         scf.for
+// CHECK:           scf.for
+// CHECK:             scf.for {{.*}} iter_args({{.*}}) -> (i64, i64)
+// CHECK:             memref.store %{{.*}}, %[[SCRATCH]]
+// CHECK:             memref.store %{{.*}}, %[[SCRATCH]]
+// CHECK:       } {attn.loop = "prepass_heads"}
+// BF16-LABEL: func.func @attn_document__prepass(
+
+// -----
+
 // The pass needs the mask analysis.
 module {
   // expected-error @+1 {{attn-tile needs the mask analysis}}

@@ -13,6 +13,9 @@
 #include "attnc/Dialect/AttnDialect.h"
 #include "mlir/IR/Builders.h"
 
+#include <functional>
+#include <utility>
+
 namespace mlir::attn {
 
 /// Tile kinds as the generated code encodes them (and the trace records).
@@ -27,15 +30,34 @@ struct EmittedRows {
   Value hullLo, hullHi;            // i64; empty if hullLo > hullHi
 };
 
+/// How generated code reads the ids of ids_eq atoms (X[q] == Y[kv]).
+struct IdsContext {
+  /// Emits the min and max (i64) of `read` ([input, coordinates...]) while
+  /// its q or kv coordinate runs over [p0, p1].
+  std::function<std::pair<Value, Value>(ArrayAttr read, Value p0, Value p1)>
+      range;
+  /// Emits the min and max of the kv side of ids_eq atom number `n` (pre-
+  /// order, as collectIdsAtoms) over key tile [k0, k1] (the pre-pass
+  /// results).
+  std::function<std::pair<Value, Value>(unsigned n, Value k0, Value k1)>
+      keyRange;
+};
+
+/// The ids_eq atoms of `mask` in pre-order.
+SmallVector<MaskAttr> collectIdsAtoms(MaskAttr mask);
+
 /// `symbols` are the ten i64 values of MaskAttr's symbols (b, h, hkv, B, HQ,
 /// HKV, LQ, LK, D, DV).
+/// Without `ids`, ids_eq atoms classify like opaque.
 EmittedRows emitRowBlock(OpBuilder &b, Location loc, MaskAttr mask, Value q0,
-                         Value q1, ArrayRef<Value> symbols);
+                         Value q1, ArrayRef<Value> symbols,
+                         const IdsContext *ids = nullptr);
 
 /// The kind of key tile [k0, k1] (i64: kTileEmpty / kTileFull /
 /// kTilePartial), as classifyTile.
 Value emitTileKind(OpBuilder &b, Location loc, MaskAttr mask,
-                   const EmittedRows &rows, Value k0, Value k1);
+                   const EmittedRows &rows, Value k0, Value k1,
+                   const IdsContext *ids = nullptr);
 
 /// True if every tile the formula can produce is FULL or EMPTY (no PARTIAL
 /// tile ever): then the kernel carries no mask code at all.

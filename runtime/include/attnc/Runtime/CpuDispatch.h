@@ -50,6 +50,10 @@ struct KernelInfo {
   int64_t tileQ = 0, tileK = 0;   // the tile sizes the kernel was built for
   bool sigmoid = false;           // sigmoid normalisation: no lse
   bool traced = false;            // built to fill a tile trace
+  /// Masks with ids_eq atoms: the pre-pass entry and the number of atoms
+  /// (KernelABI.h, ATTNC_BUF_IDS_SCRATCH); null / 0 otherwise.
+  attnc_cpu_kernel_fn prepass = nullptr;
+  int64_t numIdsAtoms = 0;
   std::vector<InputDecl> inputs;  // in declaration order
 };
 

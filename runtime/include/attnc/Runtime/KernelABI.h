@@ -34,8 +34,9 @@ typedef struct attnc_buffer {
 
 /* Slots of the `buffers` array. Inputs follow in declaration order. q, k, v
  * and out have the kernel's storage type (f32, f16 or bf16); lse is f32;
- * the trace buffer is i8; int inputs are i64, float inputs f32, bool inputs
- * i8 (0 or 1). An absent lse or trace is a buffer of size 0. */
+ * the trace buffer is i8; the ids scratch is i64; int inputs are i64, float
+ * inputs f32, bool inputs i8 (0 or 1). An absent lse, trace or scratch is a
+ * buffer of size 0. */
 enum attnc_buffer_slot {
   ATTNC_BUF_Q = 0,
   ATTNC_BUF_K = 1,
@@ -43,7 +44,12 @@ enum attnc_buffer_slot {
   ATTNC_BUF_OUT = 3,
   ATTNC_BUF_LSE = 4,
   ATTNC_BUF_TRACE = 5,
-  ATTNC_BUF_INPUTS = 6
+  /* Masks with ids_eq atoms (X[q] == Y[kv], e.g. document ids): the
+   * kernel's pre-pass entry (attnc_kernel_<name>__prepass) runs first over
+   * the tasks b * HQ + h and stores the min and max of Y per key tile here:
+   * B * HQ * numIdsAtoms * numKTiles * 2 words; the main kernel reads them. */
+  ATTNC_BUF_IDS_SCRATCH = 6,
+  ATTNC_BUF_INPUTS = 7
 };
 
 /* Slots of the `meta` array (int64). Strides are in elements. Inputs follow
@@ -66,13 +72,16 @@ enum attnc_meta_slot {
   ATTNC_META_INPUTS = 28
 };
 
-/* status[0] after a call: 0 on success, else one of these codes. The
- * kernel stops at the first error; later tasks of the call are not run. */
+/* status[0] after a call: 0 on success, else one of these codes, with the
+ * details of the first error. Later tasks of the call may still run; the
+ * call's results are then meaningless. */
 enum attnc_status_code {
   ATTNC_STATUS_OK = 0,
   /* An input read out of range: status[1] = input number (declaration
    * order), status[2] = dimension, status[3] = the index read. */
-  ATTNC_STATUS_INPUT_OUT_OF_RANGE = 1
+  ATTNC_STATUS_INPUT_OUT_OF_RANGE = 1,
+  /* An integer division or modulo by zero in the spec's expressions. */
+  ATTNC_STATUS_DIVISION_BY_ZERO = 2
 };
 #define ATTNC_STATUS_WORDS 4
 
