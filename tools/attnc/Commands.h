@@ -21,6 +21,7 @@ bool parseCommandLine(const char *command, const std::vector<std::string> &args,
                       po::variables_map &vm);
 
 int runCompile(const std::vector<std::string> &args);
+int runRun(const std::vector<std::string> &args);
 int runShow(const std::vector<std::string> &args);
 } // namespace attnc
 
