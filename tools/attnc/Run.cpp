@@ -61,20 +61,15 @@ struct RunFlags {
   int threads = 0;
 };
 
-/// True if the first line of \p message is a located diagnostic,
-/// `FILE:LINE:COL: error: ...`, which prints as it is.
-bool isLocatedDiagnostic(const std::string &message) {
-  std::string first = message.substr(0, message.find('\n'));
-  size_t at = first.find(": error: ");
-  if (at == std::string::npos)
-    return false;
-  // FILE:LINE:COL before it: two runs of digits, each after a colon.
-  size_t end = at;
+/// True if \p prefix is `FILE:LINE:COL`.
+bool isLocation(const std::string &prefix) {
+  size_t end = prefix.size();
   for (int field = 0; field < 2; ++field) {
     size_t start = end;
-    while (start > 0 && std::isdigit(static_cast<unsigned char>(first[start - 1])))
+    while (start > 0 &&
+           std::isdigit(static_cast<unsigned char>(prefix[start - 1])))
       --start;
-    if (start == end || start == 0 || first[start - 1] != ':')
+    if (start == end || start == 0 || prefix[start - 1] != ':')
       return false;
     end = start - 1;
   }
@@ -82,14 +77,25 @@ bool isLocatedDiagnostic(const std::string &message) {
 }
 
 /// Prints \p message as an error of attnc run; returns the exit code 1.
+/// Messages of the front end come as diagnostics: a located one,
+/// `FILE:LINE:COL: error: ...` with its source line and caret, prints as it
+/// is; in `error: X` and `FILE: error: X` the inner `error: ` is dropped.
 int fail(const std::string &message) {
   std::string text = message;
   while (!text.empty() && text.back() == '\n')
     text.pop_back();
-  if (isLocatedDiagnostic(text))
-    llvm::errs() << text << "\n";
-  else
-    llvm::errs() << kPrefix << text << "\n";
+  const std::string tag = "error: ";
+  size_t at = text.substr(0, text.find('\n')).find(": " + tag);
+  if (text.compare(0, tag.size(), tag) == 0) {
+    text.erase(0, tag.size());
+  } else if (at != std::string::npos) {
+    if (isLocation(text.substr(0, at))) {
+      llvm::errs() << text << "\n";
+      return 1;
+    }
+    text.erase(at + 2, tag.size());
+  }
+  llvm::errs() << kPrefix << text << "\n";
   return 1;
 }
 
