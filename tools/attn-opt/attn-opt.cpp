@@ -14,7 +14,8 @@
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<mlir::attn::AttnDialect, mlir::arith::ArithDialect,
-                  mlir::math::MathDialect>();
+                  mlir::math::MathDialect, mlir::func::FuncDialect,
+                  mlir::scf::SCFDialect, mlir::memref::MemRefDialect>();
   mlir::attn::registerAttnPasses();
   mlir::registerTransformsPasses();
   return mlir::asMainReturnCode(

@@ -2,7 +2,10 @@
 #ifndef ATTNC_TOOLS_COMMANDS_H
 #define ATTNC_TOOLS_COMMANDS_H
 
+#include "attnc/Driver.h"
 #include "attnc/Frontend/Frontend.h"
+#include "attnc/Runtime/DType.h"
+#include "mlir/IR/BuiltinOps.h"
 
 #include <boost/program_options.hpp>
 #include <string>
@@ -21,6 +24,11 @@ bool parseCommandLine(const char *command, const std::vector<std::string> &args,
                       po::variables_map &vm);
 
 int runCompile(const std::vector<std::string> &args);
+
+/// The CPU stages of `attnc compile` after the spec pipeline (CompileCpu.cpp).
+int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
+                 runtime::DType storage, llvm::StringRef output);
+
 int runRun(const std::vector<std::string> &args);
 int runShow(const std::vector<std::string> &args);
 } // namespace attnc

@@ -69,7 +69,7 @@ static void printUsage(llvm::raw_ostream &os) {
 
 namespace {
 struct CompileFlags {
-  std::string spec, target, arch, emit, output, name;
+  std::string spec, target, arch, emit, output, name, dtype;
   std::vector<std::string> defines;
 };
 } // namespace
@@ -84,6 +84,8 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       ("arch", po::value(&f.arch)->default_value("sm_80"),
        "CUDA architecture: sm_80|sm_90a")
       ("emit", po::value(&f.emit)->default_value("mlir"), emitStageNames())
+      ("dtype", po::value(&f.dtype)->default_value("f32"),
+       "storage type of q, k, v and out in the kernel: f32|f16|bf16")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
       ("name", po::value(&f.name), "compile only the block NAME")
@@ -116,6 +118,14 @@ int attnc::runCompile(const std::vector<std::string> &args) {
                  << ": expected one of " << emitStageNames() << "\n";
     return 1;
   }
+  std::optional<runtime::DType> storage = runtime::parseDType(f.dtype);
+  if (!storage || (*storage != runtime::DType::F32 &&
+                   *storage != runtime::DType::F16 &&
+                   *storage != runtime::DType::BF16)) {
+    llvm::errs() << "attnc compile: error: --dtype=" << f.dtype
+                 << ": expected f32, f16 or bf16\n";
+    return 1;
+  }
   FrontendOptions fo;
   fo.onlyName = f.name;
   if (!parseDefines(f.defines, fo))
@@ -127,12 +137,16 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
     return 1;
-  if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed) {
+  if (*stage >= EmitStage::Cuda || (f.target == "cuda" &&
+                                      *stage != EmitStage::Mlir &&
+                                      *stage != EmitStage::Analysed)) {
     llvm::errs() << "attnc compile: error: --emit=" << f.emit
-                 << " is not implemented yet; this build stops at "
-                    "--emit=analysed\n";
+                 << " --target=" << f.target
+                 << " is not available yet: the CUDA back end is not built\n";
     return 1;
   }
+  if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)
+    return emitCpuStage(*module, *stage, *storage, f.output);
   std::string text;
   llvm::raw_string_ostream os(text);
   module->print(os);

@@ -58,4 +58,31 @@ def AttnMaskAnalysis : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
   }];
 }
 
+def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
+  let summary = "Rewrite specs into the tiled, fused flash loop nest";
+  let description = [{
+    Replaces every attn.spec (after attn-mask-analysis) by a func.func
+    `@attn_<name>` in the mid-level flash form: a loop over a range of tasks
+    (b, h, query tile), the key tiles the mask schedule keeps, S = Q K^T,
+    the score region, the mask region on PARTIAL tiles only, the online
+    softmax (or sigmoid) update, O += P V and the final rescale and lse.
+    Arguments follow the runtime's kernel ABI (KernelABI.h): flat strided
+    buffers for q, k, v, out, lse, the tile trace and the inputs, a meta
+    array of sizes and strides, a status buffer and the task range. Input
+    reads are bounds-checked; an out-of-range read or an integer division
+    by zero stores an error code in the status buffer.
+  }];
+  let options = [
+    Option<"tileQ", "tile-q", "int64_t", "32", "query rows per tile">,
+    Option<"tileK", "tile-k", "int64_t", "64", "keys per tile">,
+    Option<"storage", "storage", "std::string", "\"f32\"",
+           "element type of q, k, v and out: f32, f16 or bf16">
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // ATTNC_PASSES_TD

@@ -1,0 +1,257 @@
+//===- CpuCodegen.cpp - Tiled form -> LLVM -> object code -----------------===//
+//
+// See CpuCodegen.h. The lowering is MLIR's standard one (scf -> cf, memref
+// -> LLVM, arith/math -> LLVM, libm for what has no intrinsic such as
+// tanhf); bf16 <-> f32 conversions are expanded to integer code so that no
+// compiler-rt routine is needed in the JIT. The entry point wrapper turns
+// the runtime's attnc_buffer array into the expanded memref arguments.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Passes/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+using namespace mlir;
+using namespace attnc;
+using runtime::Expected;
+using runtime::Status;
+
+std::pair<int64_t, int64_t> attnc::defaultCpuTiles() { return {32, 64}; }
+
+std::string attnc::kernelSymbol(const std::string &specName) {
+  return "attnc_kernel_" + specName;
+}
+
+void attnc::registerCpuCodegenDialects(DialectRegistry &registry) {
+  registry.insert<attn::AttnDialect, arith::ArithDialect, math::MathDialect,
+                  func::FuncDialect, scf::SCFDialect, memref::MemRefDialect,
+                  cf::ControlFlowDialect, LLVM::LLVMDialect>();
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+}
+
+static const char *storageName(runtime::DType t) {
+  switch (t) {
+  case runtime::DType::F16: return "f16";
+  case runtime::DType::BF16: return "bf16";
+  default: return "f32";
+  }
+}
+
+Expected<runtime::KernelInfo>
+attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
+  runtime::KernelInfo info;
+  info.name = spec.getSymName().str();
+  info.storage = options.storage;
+  auto tiles = defaultCpuTiles();
+  info.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
+  info.tileK = options.tileK > 0 ? options.tileK : tiles.second;
+  info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
+  if (ArrayAttr inputs = spec.getInputsAttr()) {
+    for (Attribute a : inputs) {
+      auto in = cast<attn::InputAttr>(a);
+      runtime::InputDecl decl;
+      decl.name = in.getName().getValue().str();
+      Type t = in.getElementType();
+      decl.dtype = t.isInteger(64)  ? runtime::DType::I64
+                   : t.isInteger(1) ? runtime::DType::Bool
+                                    : runtime::DType::F32;
+      for (Attribute d : in.getShape()) {
+        runtime::InputDim dim;
+        if (auto i = dyn_cast<IntegerAttr>(d)) {
+          dim.literal = i.getInt();
+        } else {
+          StringRef name = cast<StringAttr>(d).getValue();
+          if (std::optional<attn::SizeVar> s = attn::symbolizeSizeVar(name)) {
+            dim.isSize = true;
+            dim.size = static_cast<runtime::SizeName>(static_cast<int>(*s));
+          } else {
+            attn::ParamAttr p = spec.lookupParam(name);
+            auto v = p ? dyn_cast_or_null<IntegerAttr>(p.getValue()) : nullptr;
+            if (!v)
+              return Status::error("input '" + decl.name + "': dimension '" +
+                                   name.str() + "' has no value");
+            if (v.getInt() <= 0)
+              return Status::error("input '" + decl.name + "': dimension '" +
+                                   name.str() + "' = " +
+                                   std::to_string(v.getInt()) +
+                                   " is not positive");
+            dim.literal = v.getInt();
+          }
+        }
+        decl.dims.push_back(dim);
+      }
+      info.inputs.push_back(std::move(decl));
+    }
+  }
+  return info;
+}
+
+LogicalResult attnc::buildTiledModule(ModuleOp module,
+                                      const CpuKernelOptions &options) {
+  PassManager pm(module.getContext());
+  attn::AttnTileOptions tile;
+  auto tiles = defaultCpuTiles();
+  tile.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
+  tile.tileK = options.tileK > 0 ? options.tileK : tiles.second;
+  tile.storage = storageName(options.storage);
+  pm.addPass(attn::createAttnTile(tile));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  return pm.run(module);
+}
+
+/// Adds `attnc_kernel_<name>(buffers, meta, status, begin, end)` for every
+/// lowered `attn_<name>`: loads each attnc_buffer's five fields and passes
+/// them, expanded, as the lowered function expects.
+static LogicalResult addEntryPoints(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type i64 = IntegerType::get(ctx, 64);
+  auto bufferTy = LLVM::LLVMStructType::getLiteral(ctx, {ptr, ptr, i64, i64, i64});
+  SmallVector<LLVM::LLVMFuncOp> kernels;
+  for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
+    if (fn.getName().starts_with("attn_") && !fn.isExternal())
+      kernels.push_back(fn);
+  for (LLVM::LLVMFuncOp fn : kernels) {
+    Location loc = fn.getLoc();
+    auto params = fn.getFunctionType().getParams();
+    // Buffers (5 values each), then meta and status (5 each), then 2 i64.
+    if (params.size() < 12 || (params.size() - 2) % 5 != 0)
+      return fn.emitError("unexpected signature of a lowered kernel");
+    int64_t numBuffers = int64_t(params.size() - 2) / 5 - 2;
+    b.setInsertionPointToEnd(module.getBody());
+    auto entryTy = LLVM::LLVMFunctionType::get(
+        LLVM::LLVMVoidType::get(ctx), {ptr, ptr, ptr, i64, i64});
+    std::string name = kernelSymbol(fn.getName().drop_front(5).str());
+    auto entry = LLVM::LLVMFuncOp::create(b, loc, name, entryTy);
+    Block *block = entry.addEntryBlock(b);
+    b.setInsertionPointToStart(block);
+    Value buffers = block->getArgument(0);
+    SmallVector<Value> args;
+    for (int64_t i = 0; i < numBuffers; ++i) {
+      for (int32_t field = 0; field < 5; ++field) {
+        Value at = LLVM::GEPOp::create(
+            b, loc, ptr, bufferTy, buffers,
+            ArrayRef<LLVM::GEPArg>{LLVM::GEPArg(int32_t(i)), LLVM::GEPArg(field)});
+        args.push_back(LLVM::LoadOp::create(b, loc, params[args.size()], at));
+      }
+    }
+    // meta and status are plain int64 arrays: descriptors with offset 0.
+    Value zero = LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(0));
+    Value one = LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(1));
+    Value huge = LLVM::ConstantOp::create(b, loc, i64,
+                                          b.getI64IntegerAttr(int64_t(1) << 40));
+    for (unsigned a : {1u, 2u})
+      for (Value v : {Value(block->getArgument(a)), Value(block->getArgument(a)), zero, huge, one})
+        args.push_back(v);
+    args.push_back(block->getArgument(3));
+    args.push_back(block->getArgument(4));
+    LLVM::CallOp::create(b, loc, fn, args);
+    // Only the entry point is exported; the body is inlined into it.
+    fn.setLinkage(LLVM::Linkage::Internal);
+    LLVM::ReturnOp::create(b, loc, ValueRange{});
+  }
+  return success();
+}
+
+LogicalResult attnc::lowerToLLVMDialect(ModuleOp module) {
+  PassManager pm(module.getContext());
+  pm.addPass(createSCFToControlFlowPass());
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  if (failed(pm.run(module)))
+    return failure();
+  return addEntryPoints(module);
+}
+
+void attnc::initializeNativeTarget() {
+  static bool once = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+    return true;
+  }();
+  (void)once;
+}
+
+std::string attnc::hostCpuDescription() {
+  std::string out = llvm::sys::getHostCPUName().str();
+  for (auto &f : llvm::sys::getHostCPUFeatures())
+    if (f.second)
+      out += "+" + f.first().str();
+  return out;
+}
+
+Expected<std::unique_ptr<llvm::TargetMachine>> attnc::hostTargetMachine() {
+  initializeNativeTarget();
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return Status::error("cannot detect the host CPU: " +
+                         llvm::toString(builder.takeError()));
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  builder->setRelocationModel(llvm::Reloc::PIC_);
+  auto tm = builder->createTargetMachine();
+  if (!tm)
+    return Status::error("cannot create a target machine: " +
+                         llvm::toString(tm.takeError()));
+  return std::move(*tm);
+}
+
+Expected<std::unique_ptr<llvm::Module>>
+attnc::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
+                         llvm::TargetMachine &tm) {
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, ctx, "attnc");
+  if (!llvmModule)
+    return Status::error("translation to LLVM IR failed");
+  llvmModule->setDataLayout(tm.createDataLayout());
+  llvmModule->setTargetTriple(tm.getTargetTriple());
+  auto optimize = makeOptimizingTransformer(3, 0, &tm);
+  if (llvm::Error err = optimize(llvmModule.get()))
+    return Status::error("LLVM optimisation failed: " +
+                         llvm::toString(std::move(err)));
+  return std::move(llvmModule);
+}
+
+Expected<std::string> attnc::emitObjectFile(llvm::Module &module,
+                                            llvm::TargetMachine &tm) {
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager pm;
+  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    return Status::error("the target cannot emit object files");
+  pm.run(module);
+  return std::string(buffer.begin(), buffer.end());
+}

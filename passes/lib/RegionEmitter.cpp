@@ -1,0 +1,276 @@
+//===- RegionEmitter.cpp - Inline spec regions as scalar arith ------------===//
+//
+// See RegionEmitter.h. Ops that lower as they are (arith, math, constants)
+// are cloned; the attn ops and the integer ops that can trap are rewritten.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/RegionEmitter.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+MemRefType mlir::attn::flatBufferType(Type elementType) {
+  MLIRContext *ctx = elementType.getContext();
+  auto layout = StridedLayoutAttr::get(ctx, ShapedType::kDynamic, {1});
+  return MemRefType::get({ShapedType::kDynamic}, elementType, layout);
+}
+
+static Value constI64(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+}
+
+static Value toIndex(OpBuilder &b, Location loc, Value i64) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), i64);
+}
+
+void mlir::attn::emitRecordError(OpBuilder &b, Location loc, Value status,
+                                 KernelError code, ArrayRef<Value> details) {
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value first = memref::LoadOp::create(b, loc, status, ValueRange{c0});
+  Value isFirst = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                        first, constI64(b, loc, 0));
+  auto ifOp = scf::IfOp::create(b, loc, isFirst, /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  memref::StoreOp::create(b, loc, constI64(b, loc, int64_t(code)), status,
+                          ValueRange{c0});
+  for (auto [i, d] : llvm::enumerate(details)) {
+    Value idx = arith::ConstantIndexOp::create(b, loc, i + 1);
+    memref::StoreOp::create(b, loc, d, status, ValueRange{idx});
+  }
+}
+
+namespace {
+class Emitter {
+public:
+  Emitter(OpBuilder &b, SpecOp spec, const RegionEnv &env)
+      : b(b), spec(spec), env(env) {}
+
+  FailureOr<Value> run(Region &region) {
+    for (Operation &op : region.front()) {
+      if (auto y = dyn_cast<YieldOp>(op))
+        return map.lookup(y.getValue());
+      if (failed(emit(&op)))
+        return failure();
+    }
+    return spec.emitError("region without attn.yield");
+  }
+
+private:
+  LogicalResult emit(Operation *op) {
+    Location loc = op->getLoc();
+    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+        .Case([&](IndexOp x) { return bind(x, coordinate(x.getVar())); })
+        .Case([&](DimOp x) {
+          return bind(x, env.sizes[static_cast<int>(x.getVar())]);
+        })
+        .Case([&](ScoreOp x) { return bind(x, env.score); })
+        .Case([&](ParamOp x) -> LogicalResult {
+          ParamAttr p = spec.lookupParam(x.getName());
+          if (!p || !p.getValue())
+            return x.emitError("param '")
+                   << x.getName() << "' has no value; give one with -D "
+                   << x.getName() << "=VALUE";
+          return bind(x, arith::ConstantOp::create(b, loc, p.getValue()));
+        })
+        .Case([&](ReadOp x) { return emitRead(x); })
+        .Case([&](arith::FloorDivSIOp x) {
+          return bind(x, emitDivMod(loc, map.lookup(x.getLhs()),
+                                    map.lookup(x.getRhs()), /*mod=*/false));
+        })
+        .Case([&](FloorModOp x) {
+          return bind(x, emitDivMod(loc, map.lookup(x.getLhs()),
+                                    map.lookup(x.getRhs()), /*mod=*/true));
+        })
+        .Case([&](arith::FPToSIOp x) {
+          return bind(x, emitFPToSI(loc, map.lookup(x.getIn())));
+        })
+        .Default([&](Operation *other) -> LogicalResult {
+          Dialect *d = other->getDialect();
+          if (!d || (!isa<arith::ArithDialect>(d) &&
+                     !isa<math::MathDialect>(d)))
+            return other->emitError("cannot emit '")
+                   << other->getName() << "' in a kernel";
+          if (other->getNumRegions() != 0)
+            return other->emitError("cannot emit an op with regions");
+          b.clone(*other, map);
+          return success();
+        });
+  }
+
+  LogicalResult bind(Operation *op, Value v) {
+    if (!v)
+      return op->emitError("this value is not available in this region");
+    map.map(op->getResult(0), v);
+    return success();
+  }
+
+  Value coordinate(IndexVar var) {
+    switch (var) {
+    case IndexVar::b: return env.b;
+    case IndexVar::h: return env.h;
+    case IndexVar::hkv: return env.hkv;
+    case IndexVar::q: return env.q;
+    case IndexVar::kv: return env.kv;
+    }
+    return {};
+  }
+
+  /// Python's floor division / modulo with x86-safe divisors: a zero
+  /// divisor records DivisionByZero (and the result is 0); -1 never reaches
+  /// the divide (INT64_MIN / -1 traps).
+  Value emitDivMod(Location loc, Value x, Value y, bool mod) {
+    using P = arith::CmpIPredicate;
+    Value zero = constI64(b, loc, 0), one = constI64(b, loc, 1),
+          minusOne = constI64(b, loc, -1);
+    Value isZero = arith::CmpIOp::create(b, loc, P::eq, y, zero);
+    Value isMinusOne = arith::CmpIOp::create(b, loc, P::eq, y, minusOne);
+    auto ifZero = scf::IfOp::create(b, loc, isZero, false);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifZero.thenBlock());
+      emitRecordError(b, loc, env.status, KernelError::DivisionByZero, {});
+    }
+    Value unsafe = arith::OrIOp::create(b, loc, isZero, isMinusOne);
+    Value safeY = arith::SelectOp::create(b, loc, unsafe, one, y);
+    Value div = arith::FloorDivSIOp::create(b, loc, x, safeY);
+    // x floordiv -1 == -x (wrapping), x floormod -1 == 0.
+    Value negX = arith::SubIOp::create(b, loc, zero, x);
+    Value result;
+    if (mod) {
+      Value m = arith::SubIOp::create(
+          b, loc, x, arith::MulIOp::create(b, loc, div, safeY));
+      result = arith::SelectOp::create(b, loc, unsafe, zero, m);
+    } else {
+      Value d = arith::SelectOp::create(b, loc, isMinusOne, negX, div);
+      result = arith::SelectOp::create(b, loc, isZero, zero, d);
+    }
+    return result;
+  }
+
+  /// int(x): truncation toward zero, NaN -> 0, saturating at the ends.
+  Value emitFPToSI(Location loc, Value x) {
+    using P = arith::CmpFPredicate;
+    Type f32 = x.getType();
+    Value hiF = arith::ConstantOp::create(b, loc, FloatAttr::get(f32, 9.2233720368547758e18));
+    Value loF = arith::ConstantOp::create(b, loc, FloatAttr::get(f32, -9.2233720368547758e18));
+    Value isNan = arith::CmpFOp::create(b, loc, P::UNO, x, x);
+    Value tooHigh = arith::CmpFOp::create(b, loc, P::OGE, x, hiF);
+    Value tooLow = arith::CmpFOp::create(b, loc, P::OLE, x, loF);
+    Value zeroF = arith::ConstantOp::create(b, loc, FloatAttr::get(f32, 0.0));
+    Value inRange = arith::SelectOp::create(
+        b, loc, arith::OrIOp::create(b, loc, isNan,
+                                     arith::OrIOp::create(b, loc, tooHigh, tooLow)),
+        zeroF, x);
+    Value i = arith::FPToSIOp::create(b, loc, b.getI64Type(), inRange);
+    i = arith::SelectOp::create(b, loc, tooHigh,
+                                constI64(b, loc, std::numeric_limits<int64_t>::max()), i);
+    return arith::SelectOp::create(
+        b, loc, tooLow, constI64(b, loc, std::numeric_limits<int64_t>::min()), i);
+  }
+
+  /// True if `v` is the coordinate whose extent is `dimName` (b in [B], h in
+  /// [HQ], hkv in [HKV], q in [LQ], kv in [LK]): such a read needs no check.
+  static bool provenInRange(Value v, Attribute dim) {
+    auto name = dyn_cast<StringAttr>(dim);
+    auto idx = v.getDefiningOp<IndexOp>();
+    if (!name || !idx)
+      return false;
+    static const char *extents[] = {"B", "HQ", "HKV", "LQ", "LK"};
+    return name.getValue() == extents[static_cast<int>(idx.getVar())];
+  }
+
+  LogicalResult emitRead(ReadOp x) {
+    Location loc = x.getLoc();
+    ArrayAttr decls = spec.getInputsAttr();
+    int64_t number = -1;
+    InputAttr decl;
+    for (auto [i, a] : llvm::enumerate(decls ? decls.getValue()
+                                             : ArrayRef<Attribute>{})) {
+      auto in = cast<InputAttr>(a);
+      if (in.getName().getValue() == x.getInput()) {
+        number = int64_t(i);
+        decl = in;
+      }
+    }
+    if (!decl || number >= int64_t(env.inputs.size()))
+      return x.emitError("unknown input '") << x.getInput() << "'";
+    const InputBinding &in = env.inputs[number];
+    if (x.getIndices().size() != in.dims.size())
+      return x.emitError("wrong number of indices");
+
+    using P = arith::CmpIPredicate;
+    Value zero = constI64(b, loc, 0);
+    Value ok = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
+    Value offset = zero;
+    SmallVector<Value> indices;
+    for (auto [d, orig] : llvm::enumerate(x.getIndices())) {
+      Value i = map.lookup(orig);
+      indices.push_back(i);
+      if (!provenInRange(orig, in.declDims[d])) {
+        Value ge = arith::CmpIOp::create(b, loc, P::sge, i, zero);
+        Value lt = arith::CmpIOp::create(b, loc, P::slt, i, in.dims[d]);
+        ok = arith::AndIOp::create(b, loc, ok,
+                                   arith::AndIOp::create(b, loc, ge, lt));
+      }
+      offset = arith::AddIOp::create(
+          b, loc, offset, arith::MulIOp::create(b, loc, i, in.strides[d]));
+    }
+    Type resultType = x.getType();
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange{resultType}, ok,
+                                  /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      Value v = memref::LoadOp::create(b, loc, in.buffer,
+                                       ValueRange{toIndex(b, loc, offset)});
+      if (resultType.isInteger(1))
+        v = arith::CmpIOp::create(b, loc, P::ne, v,
+                                  arith::ConstantIntOp::create(b, loc, v.getType(), 0));
+      scf::YieldOp::create(b, loc, v);
+
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      // Report the first offending dimension.
+      Value dimIdx = constI64(b, loc, 0), badIdx = indices[0];
+      for (int64_t d = int64_t(indices.size()) - 1; d >= 0; --d) {
+        Value ge = arith::CmpIOp::create(b, loc, P::sge, indices[d], zero);
+        Value lt = arith::CmpIOp::create(b, loc, P::slt, indices[d], in.dims[d]);
+        Value bad = arith::XOrIOp::create(
+            b, loc, arith::AndIOp::create(b, loc, ge, lt),
+            arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+        dimIdx = arith::SelectOp::create(b, loc, bad, constI64(b, loc, d), dimIdx);
+        badIdx = arith::SelectOp::create(b, loc, bad, indices[d], badIdx);
+      }
+      emitRecordError(b, loc, env.status, KernelError::InputOutOfRange,
+                      {constI64(b, loc, number), dimIdx, badIdx});
+      Value zeroV = resultType.isInteger(1)
+                        ? Value(arith::ConstantIntOp::create(b, loc, b.getI1Type(), 0))
+                    : isa<FloatType>(resultType)
+                        ? Value(arith::ConstantOp::create(b, loc, FloatAttr::get(resultType, 0.0)))
+                        : zero;
+      scf::YieldOp::create(b, loc, zeroV);
+    }
+    map.map(x.getResult(), ifOp.getResult(0));
+    return success();
+  }
+
+  OpBuilder &b;
+  SpecOp spec;
+  const RegionEnv &env;
+  IRMapping map;
+};
+} // namespace
+
+FailureOr<Value> mlir::attn::emitSpecRegion(OpBuilder &b, Location loc,
+                                            SpecOp spec, Region &region,
+                                            const RegionEnv &env) {
+  (void)loc;
+  return Emitter(b, spec, env).run(region);
+}

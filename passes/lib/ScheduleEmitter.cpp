@@ -1,0 +1,236 @@
+//===- ScheduleEmitter.cpp - The mask schedule as generated code ----------===//
+//
+// Mirrors MaskSchedule.cpp node for node (see the math there):
+//   bound ranges:  constants, symbols -> points; q -> [q0, q1];
+//                  a + b -> [lo+lo, hi+hi]; a * p, a floordiv p,
+//                  a ceildiv p (p a point) -> monotone, swapped if p < 0;
+//                  a mod p (p > 0) -> exact if no wrap, else [0, p-1];
+//                  an unknown flag where the host returns "unknown".
+//   hull:          kv >= T -> [max(min T, 0), LK-1]; kv <= T -> [0,
+//                  min(max T, LK-1)]; T >= 0 -> all or none; all_of
+//                  intersects; any_of takes the hull of the non-empty terms.
+//   tile flags:    (any, all) per node, AND / OR over all_of / any_of.
+// Every value is i64 within +-2^62, so sums never overflow; products are
+// formed in i128 and clamped, as the host does.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/ScheduleEmitter.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using P = arith::CmpIPredicate;
+
+namespace {
+constexpr int64_t kLimit = int64_t(1) << 62;
+
+struct IntBuilder {
+  OpBuilder &b;
+  Location loc;
+  Value c(int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v); }
+  Value bit(bool v) { return arith::ConstantIntOp::create(b, loc, b.getI1Type(), v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+  Value cmp(P p, Value x, Value y) { return arith::CmpIOp::create(b, loc, p, x, y); }
+  Value sel(Value c, Value x, Value y) { return arith::SelectOp::create(b, loc, c, x, y); }
+  Value andI(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+  Value orI(Value x, Value y) { return arith::OrIOp::create(b, loc, x, y); }
+  Value notI(Value x) { return arith::XOrIOp::create(b, loc, x, bit(true)); }
+  Value clamp(Value x) { return min(max(x, c(-kLimit)), c(kLimit)); }
+  /// x * p clamped to +-2^62, computed in i128.
+  Value mulSat(Value x, Value p) {
+    Type i128 = b.getIntegerType(128);
+    Value xw = arith::ExtSIOp::create(b, loc, i128, x);
+    Value pw = arith::ExtSIOp::create(b, loc, i128, p);
+    Value prod = arith::MulIOp::create(b, loc, xw, pw);
+    // Sign-extended explicitly: an int64 given for an i128 constant would
+    // be zero-extended.
+    auto wide = [&](int64_t v) -> Value {
+      return arith::ConstantOp::create(
+          b, loc, IntegerAttr::get(i128, APInt(128, v, /*isSigned=*/true)));
+    };
+    Value lo = wide(-kLimit), hi = wide(kLimit);
+    prod = arith::MinSIOp::create(b, loc, arith::MaxSIOp::create(b, loc, prod, lo), hi);
+    return arith::TruncIOp::create(b, loc, b.getI64Type(), prod);
+  }
+};
+
+EmittedBound boundOf(IntBuilder &e, AffineExpr expr, Value q0, Value q1,
+                     ArrayRef<Value> syms) {
+  switch (expr.getKind()) {
+  case AffineExprKind::Constant: {
+    Value v = e.c(cast<AffineConstantExpr>(expr).getValue());
+    return {v, v, e.bit(true)};
+  }
+  case AffineExprKind::DimId:
+    return {q0, q1, e.bit(true)};
+  case AffineExprKind::SymbolId: {
+    unsigned pos = cast<AffineSymbolExpr>(expr).getPosition();
+    Value v = pos < syms.size() ? syms[pos] : e.c(0);
+    return {v, v, e.bit(true)};
+  }
+  default:
+    break;
+  }
+  auto bin = cast<AffineBinaryOpExpr>(expr);
+  EmittedBound a = boundOf(e, bin.getLHS(), q0, q1, syms);
+  EmittedBound r = boundOf(e, bin.getRHS(), q0, q1, syms);
+  Value known = e.andI(a.known, r.known);
+  if (expr.getKind() == AffineExprKind::Add)
+    return {e.clamp(e.add(a.lo, r.lo)), e.clamp(e.add(a.hi, r.hi)), known};
+  // The other operations need a point on the right.
+  Value p = r.lo;
+  known = e.andI(known, e.cmp(P::eq, r.lo, r.hi));
+  switch (expr.getKind()) {
+  case AffineExprKind::Mul: {
+    Value x = e.mulSat(a.lo, p), y = e.mulSat(a.hi, p);
+    return {e.min(x, y), e.max(x, y), known};
+  }
+  case AffineExprKind::FloorDiv:
+  case AffineExprKind::CeilDiv: {
+    Value nonZero = e.cmp(P::ne, p, e.c(0));
+    Value safeP = e.sel(nonZero, p, e.c(1));
+    auto div = [&](Value v) -> Value {
+      if (expr.getKind() == AffineExprKind::FloorDiv)
+        return arith::FloorDivSIOp::create(e.b, e.loc, v, safeP);
+      return arith::CeilDivSIOp::create(e.b, e.loc, v, safeP);
+    };
+    Value x = div(a.lo), y = div(a.hi);
+    return {e.min(x, y), e.max(x, y), e.andI(known, nonZero)};
+  }
+  case AffineExprKind::Mod: {
+    Value positive = e.cmp(P::sgt, p, e.c(0));
+    Value safeP = e.sel(positive, p, e.c(1));
+    Value dLo = arith::FloorDivSIOp::create(e.b, e.loc, a.lo, safeP);
+    Value dHi = arith::FloorDivSIOp::create(e.b, e.loc, a.hi, safeP);
+    Value noWrap = e.cmp(P::eq, dLo, dHi);
+    Value mLo = e.sub(a.lo, arith::MulIOp::create(e.b, e.loc, dLo, safeP));
+    Value mHi = e.sub(a.hi, arith::MulIOp::create(e.b, e.loc, dHi, safeP));
+    return {e.sel(noWrap, mLo, e.c(0)), e.sel(noWrap, mHi, e.sub(safeP, e.c(1))),
+            e.andI(known, positive)};
+  }
+  default:
+    return {e.c(0), e.c(0), e.bit(false)};
+  }
+}
+
+struct Hull {
+  Value lo, hi;
+};
+
+Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
+            ArrayRef<Value> syms, Value lk, EmittedRows &rows) {
+  Value lkm1 = e.sub(lk, e.c(1));
+  Hull all{e.c(0), lkm1}, none{e.c(0), e.c(-1)};
+  switch (node.getKind()) {
+  case MaskKind::always:
+  case MaskKind::opaque:
+    return all;
+  case MaskKind::never:
+    return none;
+  case MaskKind::kv_ge:
+  case MaskKind::kv_le:
+  case MaskKind::q_pred: {
+    EmittedBound r = boundOf(e, node.getBoundExpr(), q0, q1, syms);
+    rows.atoms.push_back(r);
+    Hull h;
+    if (node.getKind() == MaskKind::kv_ge) {
+      h = {e.max(r.lo, e.c(0)), lkm1};
+    } else if (node.getKind() == MaskKind::kv_le) {
+      h = {e.c(0), e.min(r.hi, lkm1)};
+    } else {
+      Value some = e.cmp(P::sge, r.hi, e.c(0));
+      h = {e.c(0), e.sel(some, lkm1, e.c(-1))};
+    }
+    return {e.sel(r.known, h.lo, all.lo), e.sel(r.known, h.hi, all.hi)};
+  }
+  case MaskKind::all_of:
+  case MaskKind::any_of: {
+    bool isAnd = node.getKind() == MaskKind::all_of;
+    Hull acc = isAnd ? all : none;
+    for (Attribute t : node.getTerms()) {
+      Hull h = hullOf(e, cast<MaskAttr>(t), q0, q1, syms, lk, rows);
+      if (isAnd) {
+        acc = {e.max(acc.lo, h.lo), e.min(acc.hi, h.hi)};
+        continue;
+      }
+      Value hNonEmpty = e.cmp(P::sle, h.lo, h.hi);
+      Value accEmpty = e.cmp(P::sgt, acc.lo, acc.hi);
+      Value uLo = e.sel(accEmpty, h.lo, e.min(acc.lo, h.lo));
+      Value uHi = e.sel(accEmpty, h.hi, e.max(acc.hi, h.hi));
+      acc = {e.sel(hNonEmpty, uLo, acc.lo), e.sel(hNonEmpty, uHi, acc.hi)};
+    }
+    return acc;
+  }
+  }
+  return all;
+}
+
+struct Flags {
+  Value any, all;
+};
+
+Flags flagsOf(IntBuilder &e, MaskAttr node, const EmittedRows &rows,
+              size_t &atom, Value k0, Value k1) {
+  switch (node.getKind()) {
+  case MaskKind::always:
+    return {e.bit(true), e.bit(true)};
+  case MaskKind::never:
+    return {e.bit(false), e.bit(false)};
+  case MaskKind::opaque:
+    return {e.bit(true), e.bit(false)};
+  case MaskKind::all_of:
+  case MaskKind::any_of: {
+    bool isAnd = node.getKind() == MaskKind::all_of;
+    Flags acc{e.bit(isAnd), e.bit(isAnd)};
+    for (Attribute t : node.getTerms()) {
+      Flags f = flagsOf(e, cast<MaskAttr>(t), rows, atom, k0, k1);
+      acc = isAnd ? Flags{e.andI(acc.any, f.any), e.andI(acc.all, f.all)}
+                  : Flags{e.orI(acc.any, f.any), e.orI(acc.all, f.all)};
+    }
+    return acc;
+  }
+  default: {
+    const EmittedBound &r = rows.atoms[atom++];
+    Flags f;
+    if (node.getKind() == MaskKind::kv_ge)
+      f = {e.cmp(P::sge, k1, r.lo), e.cmp(P::sge, k0, r.hi)};
+    else if (node.getKind() == MaskKind::kv_le)
+      f = {e.cmp(P::sle, k0, r.hi), e.cmp(P::sle, k1, r.lo)};
+    else
+      f = {e.cmp(P::sge, r.hi, e.c(0)), e.cmp(P::sge, r.lo, e.c(0))};
+    // Unknown: (true, false).
+    return {e.orI(f.any, e.notI(r.known)), e.andI(f.all, r.known)};
+  }
+  }
+}
+} // namespace
+
+EmittedRows mlir::attn::emitRowBlock(OpBuilder &b, Location loc, MaskAttr mask,
+                                     Value q0, Value q1,
+                                     ArrayRef<Value> symbols) {
+  IntBuilder e{b, loc};
+  EmittedRows rows;
+  Hull h = hullOf(e, mask, q0, q1, symbols, symbols[7], rows);
+  rows.hullLo = h.lo;
+  rows.hullHi = h.hi;
+  return rows;
+}
+
+Value mlir::attn::emitTileKind(OpBuilder &b, Location loc, MaskAttr mask,
+                               const EmittedRows &rows, Value k0, Value k1) {
+  IntBuilder e{b, loc};
+  size_t atom = 0;
+  Flags f = flagsOf(e, mask, rows, atom, k0, k1);
+  Value outside = e.orI(e.cmp(P::slt, k1, rows.hullLo),
+                        e.cmp(P::sgt, k0, rows.hullHi));
+  Value empty = e.orI(outside, e.notI(f.any));
+  Value kind = e.sel(f.all, e.c(kTileFull), e.c(kTilePartial));
+  return e.sel(empty, e.c(kTileEmpty), kind);
+}
+
+bool mlir::attn::maskNeedsNoElementCode(MaskAttr mask) {
+  return mask.getKind() == MaskKind::always ||
+         mask.getKind() == MaskKind::never;
+}

@@ -1,0 +1,516 @@
+//===- TileFlash.cpp - attn-tile: spec -> tiled online-attention loops ----===//
+//
+// Rewrites every attn.spec into the mid-level flash form: one func.func
+// @attn_<name> over a range of tasks (b, h, query tile) with the C ABI of
+// runtime/include/attnc/Runtime/KernelABI.h (flat buffers, a meta array of
+// sizes and strides, a status buffer). Per task:
+//
+//   Qs = Q[b, h, q0:q0+tq, :]                      (to f32)
+//   m = -inf, l = 0, acc = 0
+//   rows = schedule(q0, q1)                        (ScheduleEmitter)
+//   for kt in [hullLo / TK, hullHi / TK]:
+//     kind = classify(rows, k0, k1)
+//     if kind != EMPTY:
+//       Ks, Vs = K[b, hkv, k0:k0+tk, :], V[...]    (to f32)
+//       S[i, j] = score(scale * Qs[i] . Ks[j], q0+i, k0+j)
+//       if kind == PARTIAL: S[i, j] = -inf where !mask(q0+i, k0+j)
+//       softmax:  m' = max(m, max_j S);  mz = (m' == -inf ? 0 : m')
+//                 alpha = exp(m - mz);   P = exp(S - mz)
+//                 l = alpha l + sum_j P;  acc = alpha acc + P Vs;  m = m'
+//       sigmoid:  P = sigmoid(S + bias(q, kv))      (sigmoid(-inf) = 0)
+//                 acc += P Vs
+//   softmax: out = l > 0 ? acc / l : 0;  lse = l > 0 ? m + log l : -inf
+//   sigmoid: out = acc
+//
+// A row whose keys are all masked keeps m = -inf, l = 0: out 0, lse -inf,
+// never NaN. FULL tiles contain no mask code; a mask that is `always`
+// produces no PARTIAL branch at all. The element code (score, mask, bias,
+// input reads) comes from RegionEmitter, the schedule from
+// ScheduleEmitter, both shared with the CUDA back end.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Passes/Passes.h"
+#include "attnc/Passes/RegionEmitter.h"
+#include "attnc/Passes/ScheduleEmitter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <functional>
+#include <limits>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNTILE
+#include "attnc/Passes/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+// Slots of the meta array (KernelABI.h; passes/ does not include the runtime).
+enum MetaSlot : int64_t {
+  kMetaSizes = 0, kMetaQStrides = 7, kMetaKStrides = 11, kMetaVStrides = 15,
+  kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
+  kMetaHasTrace = 27, kMetaInputs = 28
+};
+
+struct FlashBuilder {
+  OpBuilder &b;
+  Location loc;
+  SpecOp spec;
+  Type storage;
+  int64_t tileQ, tileK;
+  Type f32, i64, idx;
+
+  FlashBuilder(OpBuilder &b, Location loc, SpecOp spec, Type storage,
+               int64_t tileQ, int64_t tileK)
+      : b(b), loc(loc), spec(spec), storage(storage), tileQ(tileQ),
+        tileK(tileK), f32(b.getF32Type()), i64(b.getI64Type()),
+        idx(b.getIndexType()) {}
+
+  // Scalars.
+  Value ci(int64_t v) { return arith::ConstantIntOp::create(b, loc, i64, v); }
+  Value cx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value cf(double v) { return arith::ConstantOp::create(b, loc, FloatAttr::get(f32, v)); }
+  Value toIdx(Value v) { return arith::IndexCastOp::create(b, loc, idx, v); }
+  Value toI64(Value v) { return arith::IndexCastOp::create(b, loc, i64, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value load(Value m, Value i) { return memref::LoadOp::create(b, loc, m, ValueRange{i}); }
+  void store(Value v, Value m, Value i) { memref::StoreOp::create(b, loc, v, m, ValueRange{i}); }
+  Value toF32(Value v) {
+    return v.getType() == f32 ? v : Value(arith::ExtFOp::create(b, loc, f32, v));
+  }
+  Value toStorage(Value v) {
+    return storage == f32 ? v : Value(arith::TruncFOp::create(b, loc, storage, v));
+  }
+
+  /// for (iv = lb; iv < ub; ++iv) body(iv), on index values.
+  scf::ForOp forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, cx(1));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar());
+    return loop;
+  }
+  /// A reduction loop: returns the final value of `init` after
+  /// acc = body(iv, acc) for iv in [lb, ub).
+  Value reduceLoop(Value lb, Value ub, Value init,
+                   const std::function<Value(Value, Value)> &body) {
+    auto loop = scf::ForOp::create(
+        b, loc, lb, ub, cx(1), ValueRange{init},
+        [&](OpBuilder &nb, Location l, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToEnd(nb.getInsertionBlock());
+          scf::YieldOp::create(b, l, body(iv, args[0]));
+        });
+    return loop.getResult(0);
+  }
+  scf::IfOp ifThen(Value cond, const std::function<void()> &body) {
+    auto op = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(op.thenBlock()->getTerminator());
+    body();
+    return op;
+  }
+  /// Names a structural op of the form (`attn.loop = "tasks"`, ...), so
+  /// tests and the CUDA emitter can find the parts without pattern matching.
+  static void mark(Operation *op, StringRef key, StringRef value) {
+    op->setAttr(key, StringAttr::get(op->getContext(), value));
+  }
+};
+
+struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    Type storageType = parseStorage(module.getContext());
+    if (!storageType) {
+      module.emitError("attn-tile: storage must be f32, f16 or bf16, got '")
+          << storage << "'";
+      return signalPassFailure();
+    }
+    if (tileQ <= 0 || tileK <= 0) {
+      module.emitError("attn-tile: tile sizes must be positive");
+      return signalPassFailure();
+    }
+    SmallVector<SpecOp> specs(module.getOps<SpecOp>());
+    for (SpecOp spec : specs) {
+      if (failed(tileSpec(spec, storageType)))
+        return signalPassFailure();
+      spec.erase();
+    }
+  }
+
+  Type parseStorage(MLIRContext *ctx) {
+    if (storage == "f32") return Float32Type::get(ctx);
+    if (storage == "f16") return Float16Type::get(ctx);
+    if (storage == "bf16") return BFloat16Type::get(ctx);
+    return {};
+  }
+
+  static Type bufferElementType(Type declType) {
+    // bool inputs are one byte per element, as numpy stores them.
+    if (declType.isInteger(1))
+      return IntegerType::get(declType.getContext(), 8);
+    return declType;
+  }
+
+  LogicalResult tileSpec(SpecOp spec, Type storageType);
+};
+
+LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  if (!mask)
+    return spec.emitError("attn-tile needs the mask analysis: run "
+                          "attn-mask-analysis first");
+  MLIRContext *ctx = spec.getContext();
+  Location loc = spec.getLoc();
+  OpBuilder b(spec);
+  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+
+  SmallVector<InputAttr> decls;
+  if (ArrayAttr inputs = spec.getInputsAttr())
+    for (Attribute a : inputs)
+      decls.push_back(cast<InputAttr>(a));
+
+  // Signature: q, k, v, out, lse, trace, inputs..., meta, status, begin, end.
+  SmallVector<Type> argTypes;
+  for (int i = 0; i < 4; ++i)
+    argTypes.push_back(flatBufferType(storageType));
+  argTypes.push_back(flatBufferType(b.getF32Type()));
+  argTypes.push_back(flatBufferType(b.getI8Type()));
+  for (InputAttr in : decls)
+    argTypes.push_back(flatBufferType(bufferElementType(in.getElementType())));
+  argTypes.push_back(flatBufferType(b.getI64Type()));
+  argTypes.push_back(flatBufferType(b.getI64Type()));
+  argTypes.push_back(b.getIndexType());
+  argTypes.push_back(b.getIndexType());
+  auto func = func::FuncOp::create(
+      b, loc, ("attn_" + spec.getSymName()).str(),
+      FunctionType::get(ctx, argTypes, {}));
+  func->setAttr("attn.tile_q", b.getI64IntegerAttr(tileQ));
+  func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
+  func->setAttr("attn.normalize", spec.getNormalizeAttr());
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto ret = func::ReturnOp::create(b, loc);
+  b.setInsertionPoint(ret);
+
+  FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
+  auto args = entry->getArguments();
+  Value qBuf = args[0], kBuf = args[1], vBuf = args[2], oBuf = args[3],
+        lseBuf = args[4], traceBuf = args[5];
+  size_t nIn = decls.size();
+  Value meta = args[6 + nIn], status = args[7 + nIn];
+  Value taskBegin = args[8 + nIn], taskEnd = args[9 + nIn];
+
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  RegionEnv env;
+  for (int i = 0; i < 7; ++i)
+    env.sizes[i] = metaAt(kMetaSizes + i);
+  Value B = env.sizes[0], HQ = env.sizes[1], HKV = env.sizes[2],
+        LQ = env.sizes[3], LK = env.sizes[4], D = env.sizes[5],
+        DV = env.sizes[6];
+  (void)B;
+  auto strides = [&](int64_t slot, int n) {
+    SmallVector<Value> s;
+    for (int i = 0; i < n; ++i)
+      s.push_back(metaAt(slot + i));
+    return s;
+  };
+  SmallVector<Value> qS = strides(kMetaQStrides, 4), kS = strides(kMetaKStrides, 4),
+                     vS = strides(kMetaVStrides, 4), oS = strides(kMetaOutStrides, 4),
+                     lS = strides(kMetaLseStrides, 3);
+  Value hasLse = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                       metaAt(kMetaHasLse), f.ci(0));
+  Value hasTrace = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                         metaAt(kMetaHasTrace), f.ci(0));
+  int64_t slot = kMetaInputs;
+  for (auto [i, in] : llvm::enumerate(decls)) {
+    InputBinding bind;
+    bind.buffer = args[6 + i];
+    bind.declDims.assign(in.getShape().begin(), in.getShape().end());
+    int64_t rank = in.getRank();
+    for (int64_t d = 0; d < rank; ++d)
+      bind.dims.push_back(metaAt(slot + d));
+    for (int64_t d = 0; d < rank; ++d)
+      bind.strides.push_back(metaAt(slot + rank + d));
+    slot += 2 * rank;
+    env.inputs.push_back(bind);
+  }
+  env.status = status;
+
+  // Tile counts and scratch tiles (f32), allocated once per call.
+  Value TQ = f.ci(tileQ), TK = f.ci(tileK);
+  auto ceilDiv = [&](Value x, Value y) {
+    return arith::CeilDivSIOp::create(b, loc, x, y).getResult();
+  };
+  Value numQT = ceilDiv(LQ, TQ), numKT = ceilDiv(LK, TK);
+  Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
+  auto scratch = [&](Value n) {
+    auto t = MemRefType::get({ShapedType::kDynamic}, f.f32);
+    return memref::AllocaOp::create(b, loc, t, ValueRange{f.toIdx(n)})
+        .getResult();
+  };
+  Value Qs = scratch(f.mul(TQ, D)), Ks = scratch(f.mul(TK, D)),
+        Vs = scratch(f.mul(TK, DV)), S = scratch(f.mul(TQ, TK)),
+        mRow = scratch(TQ), lRow = scratch(TQ), acc = scratch(f.mul(TQ, DV));
+  Value Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK);
+  Value negInf = f.cf(-std::numeric_limits<double>::infinity());
+  Value zeroF = f.cf(0.0);
+
+  // The scale: once per call when it depends only on the sizes.
+  bool scaleIsElementwise = false;
+  spec.getScale().walk([&](Operation *op) {
+    if (isa<IndexOp, ReadOp>(op))
+      scaleIsElementwise = true;
+  });
+  Value callScale;
+  if (!scaleIsElementwise) {
+    FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScale(), env);
+    if (failed(s))
+      return failure();
+    callScale = *s;
+  }
+
+  bool needsMaskCode = !maskNeedsNoElementCode(mask);
+  LogicalResult result = success();
+
+  auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) {
+    Value t = f.toI64(task);
+    Value qt = arith::RemSIOp::create(b, loc, t, numQT);
+    Value bh = arith::DivSIOp::create(b, loc, t, numQT);
+    Value h = arith::RemSIOp::create(b, loc, bh, HQ);
+    Value bb = arith::DivSIOp::create(b, loc, bh, HQ);
+    Value hkv = arith::DivSIOp::create(b, loc, h, group);
+    Value q0 = f.mul(qt, TQ);
+    Value tq = arith::MinSIOp::create(b, loc, TQ, f.sub(LQ, q0));
+    Value q1 = f.sub(f.add(q0, tq), f.ci(1));
+    Value tqx = f.toIdx(tq);
+    RegionEnv rowEnv = env;
+    rowEnv.b = bb;
+    rowEnv.h = h;
+    rowEnv.hkv = hkv;
+
+    // Qs = Q[b, h, q0 : q0 + tq, :] in f32.
+    Value qBase = f.add(f.mul(bb, qS[0]), f.mul(h, qS[1]));
+    f.forLoop(f.cx(0), tqx, [&](Value i) {
+      Value row = f.add(qBase, f.mul(f.add(q0, f.toI64(i)), qS[2]));
+      f.forLoop(f.cx(0), Dx, [&](Value d) {
+        Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
+        Value at = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, Dx), d);
+        f.store(f.toF32(x), Qs, at);
+      });
+    });
+    // m = -inf, l = 0, acc = 0.
+    f.forLoop(f.cx(0), tqx, [&](Value i) {
+      f.store(negInf, mRow, i);
+      f.store(zeroF, lRow, i);
+      Value base = arith::MulIOp::create(b, loc, i, DVx);
+      f.forLoop(f.cx(0), DVx, [&](Value d) {
+        f.store(zeroF, acc, arith::AddIOp::create(b, loc, base, d));
+      });
+    });
+
+    // The key tiles the mask analysis keeps for these rows.
+    SmallVector<Value> syms = {bb, h, hkv, env.sizes[0], HQ, HKV, LQ, LK, D, DV};
+    EmittedRows rows = emitRowBlock(b, loc, mask, q0, q1, syms);
+    Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                           rows.hullLo, rows.hullHi);
+    Value first = arith::SelectOp::create(
+        b, loc, nonEmpty, arith::DivSIOp::create(b, loc, rows.hullLo, TK), f.ci(0));
+    Value end = arith::SelectOp::create(
+        b, loc, nonEmpty,
+        f.add(arith::DivSIOp::create(b, loc, rows.hullHi, TK), f.ci(1)), f.ci(0));
+
+    Value kBase = f.add(f.mul(bb, kS[0]), f.mul(hkv, kS[1]));
+    Value vBase = f.add(f.mul(bb, vS[0]), f.mul(hkv, vS[1]));
+    auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
+      Value kt = f.toI64(ktx);
+      Value k0 = f.mul(kt, TK);
+      Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
+      Value k1 = f.sub(f.add(k0, tk), f.ci(1));
+      Value tkx = f.toIdx(tk);
+      Value kind = emitTileKind(b, loc, mask, rows, k0, k1);
+      Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                          kind, f.ci(kTileEmpty));
+      auto visitIf = f.ifThen(visit, [&] {
+        f.ifThen(hasTrace, [&] {
+          Value at = f.add(f.mul(t, numKT), kt);
+          f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind),
+                  traceBuf, f.toIdx(at));
+        });
+        // Ks, Vs = K/V[b, hkv, k0 : k0 + tk, :] in f32.
+        auto loadTile = [&](Value buf, Value base, ArrayRef<Value> st,
+                            Value dim, Value tile) {
+          f.forLoop(f.cx(0), tkx, [&](Value j) {
+            Value row = f.add(base, f.mul(f.add(k0, f.toI64(j)), st[2]));
+            f.forLoop(f.cx(0), dim, [&](Value d) {
+              Value x = f.load(buf, f.toIdx(f.add(row, f.mul(f.toI64(d), st[3]))));
+              Value at = arith::AddIOp::create(
+                  b, loc, arith::MulIOp::create(b, loc, j, dim), d);
+              f.store(f.toF32(x), tile, at);
+            });
+          });
+        };
+        loadTile(kBuf, kBase, kS, Dx, Ks);
+        loadTile(vBuf, vBase, vS, DVx, Vs);
+
+        // S[i, j] = score(scale * Qs[i] . Ks[j]).
+        auto fastmath = arith::FastMathFlagsAttr::get(
+            b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+        f.forLoop(f.cx(0), tqx, [&](Value i) {
+          RegionEnv el = rowEnv;
+          el.q = f.add(q0, f.toI64(i));
+          Value qRow = arith::MulIOp::create(b, loc, i, Dx);
+          f.forLoop(f.cx(0), tkx, [&](Value j) {
+            el.kv = f.add(k0, f.toI64(j));
+            Value kRow = arith::MulIOp::create(b, loc, j, Dx);
+            Value dot = f.reduceLoop(f.cx(0), Dx, zeroF, [&](Value d, Value s) {
+              Value x = f.load(Qs, arith::AddIOp::create(b, loc, qRow, d));
+              Value y = f.load(Ks, arith::AddIOp::create(b, loc, kRow, d));
+              Value p = arith::MulFOp::create(b, loc, x, y, fastmath);
+              return arith::AddFOp::create(b, loc, s, p, fastmath).getResult();
+            });
+            Value scale = callScale;
+            if (!scale) {
+              FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScale(), el);
+              if (failed(s)) { result = failure(); return; }
+              scale = *s;
+            }
+            el.score = arith::MulFOp::create(b, loc, dot, scale);
+            FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScore(), el);
+            if (failed(s)) { result = failure(); return; }
+            Value at = arith::AddIOp::create(
+                b, loc, arith::MulIOp::create(b, loc, i, TKx), j);
+            f.store(*s, S, at);
+          });
+        });
+
+        // PARTIAL tiles only: S[i, j] = -inf where the mask drops (q, kv).
+        if (needsMaskCode) {
+          Value partial = arith::CmpIOp::create(
+              b, loc, arith::CmpIPredicate::eq, kind, f.ci(kTilePartial));
+          auto partialIf = f.ifThen(partial, [&] {
+            f.forLoop(f.cx(0), tqx, [&](Value i) {
+              RegionEnv el = rowEnv;
+              el.q = f.add(q0, f.toI64(i));
+              f.forLoop(f.cx(0), tkx, [&](Value j) {
+                el.kv = f.add(k0, f.toI64(j));
+                FailureOr<Value> keep = emitSpecRegion(b, loc, spec, spec.getMask(), el);
+                if (failed(keep)) { result = failure(); return; }
+                Value at = arith::AddIOp::create(
+                    b, loc, arith::MulIOp::create(b, loc, i, TKx), j);
+                Value s = f.load(S, at);
+                f.store(arith::SelectOp::create(b, loc, *keep, s, negInf), S, at);
+              });
+            });
+          });
+          FlashBuilder::mark(partialIf, "attn.tile", "partial");
+        }
+
+        // The normalisation update and O += P V, row by row.
+        f.forLoop(f.cx(0), tqx, [&](Value i) {
+          Value sRow = arith::MulIOp::create(b, loc, i, TKx);
+          Value accRow = arith::MulIOp::create(b, loc, i, DVx);
+          if (!sigmoid) {
+            Value rowMax = f.reduceLoop(f.cx(0), tkx, negInf, [&](Value j, Value m) {
+              Value s = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
+              return arith::MaximumFOp::create(b, loc, m, s).getResult();
+            });
+            Value mOld = f.load(mRow, i);
+            Value mNew = arith::MaximumFOp::create(b, loc, mOld, rowMax);
+            Value allMasked = arith::CmpFOp::create(
+                b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
+            Value mZ = arith::SelectOp::create(b, loc, allMasked, zeroF, mNew);
+            Value alpha = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, mOld, mZ));
+            Value sum = f.reduceLoop(f.cx(0), tkx, zeroF, [&](Value j, Value l) {
+              Value at = arith::AddIOp::create(b, loc, sRow, j);
+              Value p = math::ExpOp::create(
+                  b, loc, arith::SubFOp::create(b, loc, f.load(S, at), mZ));
+              f.store(p, S, at);
+              return arith::AddFOp::create(b, loc, l, p, fastmath).getResult();
+            });
+            Value lNew = arith::AddFOp::create(
+                b, loc, arith::MulFOp::create(b, loc, alpha, f.load(lRow, i)), sum);
+            f.store(lNew, lRow, i);
+            f.store(mNew, mRow, i);
+            f.forLoop(f.cx(0), DVx, [&](Value d) {
+              Value at = arith::AddIOp::create(b, loc, accRow, d);
+              f.store(arith::MulFOp::create(b, loc, f.load(acc, at), alpha), acc, at);
+            });
+          } else {
+            RegionEnv el = rowEnv;
+            el.q = f.add(q0, f.toI64(i));
+            f.forLoop(f.cx(0), tkx, [&](Value j) {
+              el.kv = f.add(k0, f.toI64(j));
+              FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
+              if (failed(bias)) { result = failure(); return; }
+              Value at = arith::AddIOp::create(b, loc, sRow, j);
+              // p = 1 / (1 + exp(-(s + bias))); a masked s = -inf gives 0.
+              Value x = arith::AddFOp::create(b, loc, f.load(S, at), *bias);
+              Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+              Value p = arith::DivFOp::create(
+                  b, loc, f.cf(1.0), arith::AddFOp::create(b, loc, f.cf(1.0), e));
+              f.store(p, S, at);
+            });
+          }
+          f.forLoop(f.cx(0), tkx, [&](Value j) {
+            Value p = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
+            Value vRow = arith::MulIOp::create(b, loc, j, DVx);
+            f.forLoop(f.cx(0), DVx, [&](Value d) {
+              Value at = arith::AddIOp::create(b, loc, accRow, d);
+              Value v = f.load(Vs, arith::AddIOp::create(b, loc, vRow, d));
+              Value upd = arith::AddFOp::create(
+                  b, loc, f.load(acc, at), arith::MulFOp::create(b, loc, p, v, fastmath),
+                  fastmath);
+              f.store(upd, acc, at);
+            });
+          });
+        });
+      });
+      FlashBuilder::mark(visitIf, "attn.tile", "visit");
+    });
+    FlashBuilder::mark(keyLoop, "attn.loop", "key_tiles");
+
+    // Finalise: out = acc / l (0 for an empty row), lse = m + log l.
+    Value oBase = f.add(f.mul(bb, oS[0]), f.mul(h, oS[1]));
+    Value lBase = f.add(f.mul(bb, lS[0]), f.mul(h, lS[1]));
+    f.forLoop(f.cx(0), tqx, [&](Value i) {
+      Value qi = f.add(q0, f.toI64(i));
+      Value inv = f.cf(1.0);
+      Value l;
+      if (!sigmoid) {
+        l = f.load(lRow, i);
+        Value kept = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zeroF);
+        inv = arith::SelectOp::create(
+            b, loc, kept, arith::DivFOp::create(b, loc, f.cf(1.0), l), zeroF);
+        f.ifThen(hasLse, [&] {
+          Value lse = arith::AddFOp::create(b, loc, f.load(mRow, i),
+                                            math::LogOp::create(b, loc, l));
+          Value at = f.add(lBase, f.mul(qi, lS[2]));
+          f.store(arith::SelectOp::create(b, loc, kept, lse, negInf), lseBuf, f.toIdx(at));
+        });
+      }
+      Value row = f.add(oBase, f.mul(qi, oS[2]));
+      Value accRow = arith::MulIOp::create(b, loc, i, DVx);
+      f.forLoop(f.cx(0), DVx, [&](Value d) {
+        Value a = f.load(acc, arith::AddIOp::create(b, loc, accRow, d));
+        Value o = sigmoid ? a : Value(arith::MulFOp::create(b, loc, a, inv));
+        f.store(f.toStorage(o), oBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), oS[3]))));
+      });
+    });
+  });
+  FlashBuilder::mark(taskLoop, "attn.loop", "tasks");
+  if (failed(result)) {
+    func.erase();
+    return failure();
+  }
+  return success();
+}
+} // namespace

@@ -1,0 +1,316 @@
+//===- CpuKernelTest.cpp - JIT kernels against the float64 reference ------===//
+//
+// Every shared spec (and examples/all_features.attn) at f32, f16 and bf16
+// storage over the shape matrix of the CPU back-end issue: odd sizes,
+// LQ != LK both ways, GQA / MQA, DV != D, B > 1 and fully masked rows.
+// Inputs are fresh random data (never zeros), rounded to the storage type
+// before the reference sees them; out and lse are poisoned with NaN first,
+// so an unwritten element fails. Tolerance: relative Frobenius error below
+// 1e-5 (f32) or 1e-2 (f16/bf16). A second test compares the tiles the
+// kernel visits (its trace) with the host's MaskSchedule.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Compiler.h"
+#include "attnc/Driver.h"
+#include "attnc/Passes/MaskSchedule.h"
+#include "attnc/Passes/ReferenceAttention.h"
+
+#include "llvm/Support/raw_ostream.h"
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+using namespace attnc;
+using runtime::Tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Shape {
+  int64_t B, HQ, HKV, LQ, LK, D, DV;
+};
+
+// Covers LQ, LK in {1, 17, 64, 113, 203, 256, 1023} with LQ > LK and LQ < LK,
+// D, DV in {16, 17, 59, 64, 96, 128, 256} with DV != D, HQ/HKV in {1/1, 4/2,
+// 8/1} and B in {1, 3}.
+const Shape kShapes[] = {
+    {1, 1, 1, 1, 1, 16, 16},      {3, 4, 2, 17, 64, 17, 59},
+    {1, 8, 1, 113, 17, 59, 16},   {1, 4, 2, 203, 256, 64, 64},
+    {3, 1, 1, 256, 113, 96, 128}, {1, 1, 1, 1023, 203, 128, 96},
+    {1, 1, 1, 64, 1023, 256, 256}, {1, 8, 1, 203, 203, 16, 17},
+    {1, 1, 1, 1023, 1023, 64, 64},
+};
+
+std::string readFile(const fs::path &p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<fs::path> specFiles() {
+  std::vector<fs::path> files;
+  if (fs::is_directory(ATTNC_SHARED_SPECS_DIR))
+    for (auto &e : fs::directory_iterator(ATTNC_SHARED_SPECS_DIR))
+      if (e.path().extension() == ".attn")
+        files.push_back(e.path());
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "all_features.attn");
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "sigmoid_softcap.attn");
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+/// A spec loaded for the reference (the kernel is compiled separately).
+struct RefSpec {
+  std::string errors;
+  llvm::raw_string_ostream errorStream{errors};
+  Driver driver{errorStream};
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::attn::SpecOp op() { return *module->getOps<mlir::attn::SpecOp>().begin(); }
+};
+
+/// Random data rounded to the storage type, kept as double for the reference.
+struct Operand {
+  Tensor tensor;
+  std::vector<double> values;
+};
+
+Operand randomOperand(runtime::DType dtype, std::vector<int64_t> shape,
+                      std::mt19937 &rng, double lo, double hi) {
+  Operand o{Tensor::zeros(dtype, shape).value(), {}};
+  std::uniform_real_distribution<double> u(lo, hi);
+  o.values.resize(o.tensor.numel());
+  for (int64_t i = 0; i < o.tensor.numel(); ++i) {
+    o.tensor.setFromDouble(i, u(rng));
+    o.values[i] = o.tensor.getAsDouble(i);
+  }
+  return o;
+}
+
+int64_t sizeOf(const runtime::InputDim &d, const Shape &s) {
+  if (!d.isSize)
+    return d.literal;
+  const int64_t sizes[] = {s.B, s.HQ, s.HKV, s.LQ, s.LK, s.D, s.DV};
+  return sizes[static_cast<int>(d.size)];
+}
+
+/// Inputs for a kernel: ids over LQ / LK are sorted small integers (document
+/// masks with several documents), other ints in [0, 300), floats in [-1, 1],
+/// bools random.
+std::vector<std::pair<std::string, Tensor>>
+randomInputs(const runtime::KernelInfo &info, const Shape &s, std::mt19937 &rng) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const runtime::InputDecl &decl : info.inputs) {
+    std::vector<int64_t> shape;
+    for (const auto &d : decl.dims)
+      shape.push_back(sizeOf(d, s));
+    Tensor t = Tensor::zeros(decl.dtype, shape).value();
+    bool ids = shape.size() == 1 && decl.dims[0].isSize &&
+               (decl.dims[0].size == runtime::SizeName::LQ ||
+                decl.dims[0].size == runtime::SizeName::LK);
+    std::uniform_int_distribution<int> small(0, 3), big(0, 299), coin(0, 1);
+    std::uniform_real_distribution<double> u(-1, 1);
+    std::vector<double> vals(t.numel());
+    for (double &v : vals)
+      v = decl.dtype == runtime::DType::F32    ? u(rng)
+          : decl.dtype == runtime::DType::Bool ? coin(rng)
+          : ids                                ? small(rng)
+                                               : big(rng);
+    if (ids)
+      std::sort(vals.begin(), vals.end());
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.setFromDouble(i, vals[i]);
+    out.push_back({decl.name, std::move(t)});
+  }
+  return out;
+}
+
+double tolerance(runtime::DType t) { return t == runtime::DType::F32 ? 1e-5 : 1e-2; }
+
+class CpuKernel : public ::testing::TestWithParam<std::tuple<fs::path, runtime::DType>> {};
+
+TEST_P(CpuKernel, MatchesReference) {
+  auto [path, dtype] = GetParam();
+  std::string text = readFile(path);
+  RefSpec ref;
+  ref.module = ref.driver.loadSpecText(path.string(), text, {});
+  ASSERT_TRUE(ref.module) << ref.errors;
+  ASSERT_TRUE(succeeded(ref.driver.runSpecPipeline(*ref.module))) << ref.errors;
+
+  Compiler compiler;
+  CompileOptions opts;
+  opts.dtype = dtype;
+  auto kernel = compiler.compile(text, opts, path.string());
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  const runtime::KernelInfo &info = kernel->info();
+
+  std::mt19937 rng(std::random_device{}());
+  for (const Shape &s : kShapes) {
+    SCOPED_TRACE("shape B=" + std::to_string(s.B) + " HQ=" + std::to_string(s.HQ) +
+                 " HKV=" + std::to_string(s.HKV) + " LQ=" + std::to_string(s.LQ) +
+                 " LK=" + std::to_string(s.LK) + " D=" + std::to_string(s.D) +
+                 " DV=" + std::to_string(s.DV));
+    Operand q = randomOperand(dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2);
+    Operand k = randomOperand(dtype, {s.B, s.HKV, s.LK, s.D}, rng, -2, 2);
+    Operand v = randomOperand(dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+    Tensor out = Tensor::zeros(dtype, {s.B, s.HQ, s.LQ, s.DV}).value();
+    Tensor lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ}).value();
+    for (int64_t i = 0; i < out.numel(); ++i)
+      out.setFromDouble(i, NAN);
+    for (int64_t i = 0; i < lse.numel(); ++i)
+      lse.setFromDouble(i, NAN);
+    auto inputs = randomInputs(info, s, rng);
+
+    ForwardOptions fo;
+    TensorView lseView = lse.view();
+    if (!info.sigmoid)
+      fo.lse = &lseView;
+    for (auto &[name, t] : inputs)
+      fo.inputs.push_back({name, t.view()});
+    Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                                out.view(), fo);
+    ASSERT_TRUE(st.ok()) << st.message();
+
+    mlir::attn::ReferenceProblem p;
+    p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
+    p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
+    p.q = q.values.data(), p.k = k.values.data(), p.v = v.values.data();
+    p.inputs = [&](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
+        -> std::optional<mlir::attn::Scalar> {
+      for (auto &[n, t] : inputs) {
+        if (n != name)
+          continue;
+        int64_t flat = 0;
+        for (size_t d = 0; d < idx.size(); ++d) {
+          if (idx[d] < 0 || idx[d] >= t.shape()[d])
+            return std::nullopt;
+          flat = flat * t.shape()[d] + idx[d];
+        }
+        double x = t.getAsDouble(flat);
+        if (t.dtype() == runtime::DType::F32)
+          return mlir::attn::Scalar::ofFloat(x);
+        if (t.dtype() == runtime::DType::Bool)
+          return mlir::attn::Scalar::ofBool(x != 0);
+        return mlir::attn::Scalar::ofInt(int64_t(x));
+      }
+      return std::nullopt;
+    };
+    std::vector<double> refOut, refLse;
+    std::string err = mlir::attn::referenceAttention(ref.op(), p, refOut, refLse);
+    ASSERT_EQ(err, "");
+
+    double num = 0, den = 0;
+    int64_t nans = 0;
+    for (int64_t i = 0; i < out.numel(); ++i) {
+      double o = out.getAsDouble(i);
+      nans += std::isnan(o);
+      num += (o - refOut[i]) * (o - refOut[i]);
+      den += refOut[i] * refOut[i];
+    }
+    EXPECT_EQ(nans, 0);
+    if (den == 0)
+      EXPECT_EQ(num, 0) << "every row is empty, so out must be all zeros";
+    else
+      EXPECT_LT(std::sqrt(num / den), tolerance(dtype));
+    if (!info.sigmoid) {
+      int64_t bad = 0;
+      for (int64_t i = 0; i < lse.numel(); ++i) {
+        double l = lse.getAsDouble(i);
+        bool ok = std::isinf(refLse[i]) ? l == refLse[i]
+                                        : std::abs(l - refLse[i]) <= 1e-4 * (1 + std::abs(refLse[i]));
+        bad += !ok;
+      }
+      EXPECT_EQ(bad, 0) << "lse elements off (empty rows must be -inf)";
+    }
+  }
+}
+
+std::string paramName(const ::testing::TestParamInfo<CpuKernel::ParamType> &info) {
+  std::string name = std::get<0>(info.param).stem().string() + "_" +
+                     runtime::dtypeName(std::get<1>(info.param));
+  for (char &c : name)
+    if (!isalnum(static_cast<unsigned char>(c)))
+      c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Specs, CpuKernel,
+    ::testing::Combine(::testing::ValuesIn(specFiles()),
+                       ::testing::Values(runtime::DType::F32, runtime::DType::F16,
+                                         runtime::DType::BF16)),
+    paramName);
+
+/// The kernel visits exactly the key tiles the host schedule keeps, and
+/// runs mask code exactly on the PARTIAL ones.
+class TileTrace : public ::testing::TestWithParam<fs::path> {};
+
+TEST_P(TileTrace, MatchesHostSchedule) {
+  fs::path path = GetParam();
+  std::string text = readFile(path);
+  RefSpec ref;
+  ref.module = ref.driver.loadSpecText(path.string(), text, {});
+  ASSERT_TRUE(ref.module) << ref.errors;
+  ASSERT_TRUE(succeeded(ref.driver.runSpecPipeline(*ref.module)));
+  mlir::attn::MaskAttr mask = ref.op().getMaskScheduleAttr();
+  ASSERT_TRUE(mask);
+
+  Compiler compiler;
+  CompileOptions opts;
+  opts.traceTiles = true;
+  opts.tileQ = 16;
+  opts.tileK = 32;
+  auto kernel = compiler.compile(text, opts, path.string());
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(7);
+  for (Shape s : {Shape{1, 2, 1, 203, 203, 16, 16}, Shape{2, 1, 1, 100, 300, 8, 8},
+                  Shape{1, 1, 1, 300, 77, 8, 8}}) {
+    Operand q = randomOperand(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.D}, rng, -1, 1);
+    Operand k = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.D}, rng, -1, 1);
+    Operand v = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+    Tensor out = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.DV}).value();
+    auto inputs = randomInputs(kernel->info(), s, rng);
+    ForwardOptions fo;
+    for (auto &[name, t] : inputs)
+      fo.inputs.push_back({name, t.view()});
+    std::vector<int8_t> trace;
+    fo.tileTrace = &trace;
+    Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                                out.view(), fo);
+    ASSERT_TRUE(st.ok()) << st.message();
+    mlir::attn::ProblemSizes ps;
+    ps.B = s.B, ps.HQ = s.HQ, ps.HKV = s.HKV, ps.LQ = s.LQ, ps.LK = s.LK,
+    ps.D = s.D, ps.DV = s.DV;
+    int64_t numQ = (s.LQ + 15) / 16, numK = (s.LK + 31) / 32;
+    ASSERT_EQ(int64_t(trace.size()), s.B * s.HQ * numQ * numK);
+    for (int64_t b = 0; b < s.B; ++b) {
+      for (int64_t h = 0; h < s.HQ; ++h) {
+        ps.b = b, ps.h = h;
+        auto sched = mlir::attn::computeSchedule(mask, ps, 16, 32);
+        for (int64_t qt = 0; qt < numQ; ++qt)
+          for (int64_t kt = 0; kt < numK; ++kt) {
+            int expected = static_cast<int>(sched.at(qt, kt)); // 0 / 1 / 2
+            int got = trace[((b * s.HQ + h) * numQ + qt) * numK + kt];
+            ASSERT_EQ(got, expected) << "b=" << b << " h=" << h << " qt=" << qt
+                                     << " kt=" << kt;
+          }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Specs, TileTrace, ::testing::ValuesIn(specFiles()),
+                         [](const auto &info) {
+                           std::string n = info.param.stem().string();
+                           for (char &c : n)
+                             if (!isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
+                           return n;
+                         });
+
+} // namespace

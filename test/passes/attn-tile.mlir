@@ -1,0 +1,173 @@
+// RUN: attn-opt %s --split-input-file --attn-tile --verify-diagnostics | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-tile="storage=bf16 tile-q=16 tile-k=8" --verify-diagnostics | FileCheck %s --check-prefix=BF16
+
+// The flash form of full attention: the task loop, the key-tile loop, the
+// online softmax (exp, running max) and the lse (log); no mask code at all.
+module {
+    attn.spec @full normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+      %cst = arith.constant 1.000000e+00 : f32
+      %0 = attn.dim D
+      %1 = arith.sitofp %0 : i64 to f32
+      %2 = math.sqrt %1 : f32
+      %3 = arith.divf %cst, %2 : f32
+      attn.yield %3 : f32
+    } score {
+      %0 = attn.score
+      attn.yield %0 : f32
+    } mask {
+      %true = arith.constant true
+      attn.yield %true : i1
+    }
+}
+
+// CHECK-LABEL: func.func @attn_full(
+// CHECK-SAME:    memref<?xf32, strided<[1], offset: ?>>
+// CHECK-SAME:    attn.normalize = #attn<normalize softmax>, attn.tile_k = 64 : i64, attn.tile_q = 32 : i64
+// CHECK-COUNT-7: memref.alloca
+// CHECK:         scf.for
+// CHECK:           scf.for
+// CHECK:             scf.if
+// CHECK:               arith.maximumf
+// CHECK:               math.exp
+// CHECK:               math.exp
+// CHECK-NOT:         attn.tile = "partial"
+// CHECK:           } {attn.tile = "visit"}
+// CHECK-NEXT:    } {attn.loop = "key_tiles"}
+// CHECK:         math.log
+// CHECK:       } {attn.loop = "tasks"}
+// BF16-LABEL: func.func @attn_full(
+// BF16-SAME:    memref<?xbf16, strided<[1], offset: ?>>
+// BF16-SAME:    attn.tile_k = 8 : i64, attn.tile_q = 16 : i64
+// BF16:         arith.extf {{.*}} : bf16 to f32
+// BF16:         arith.truncf {{.*}} : f32 to bf16
+
+// -----
+
+// Causal: the mask (q >= kv) is evaluated only inside the PARTIAL branch,
+// where it replaces dropped logits by -inf.
+module {
+  attn.spec @causal normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    attn.yield %2 : i1
+  }
+}
+
+// CHECK-LABEL: func.func @attn_causal(
+// CHECK:         scf.if
+// CHECK:           arith.cmpi eq, %{{.*}}, %c2_i64{{.*}}
+// CHECK-NEXT:      scf.if
+// CHECK:             %[[KEEP:.*]] = arith.cmpi sge
+// CHECK:             arith.select %[[KEEP]], %{{.*}}, %cst
+// CHECK:           } {attn.tile = "partial"}
+// CHECK:           math.exp
+// CHECK:         } {attn.tile = "visit"}
+// BF16-LABEL: func.func @attn_causal(
+
+// -----
+
+// Sigmoid: p = 1 / (1 + exp(-(s + bias))) with the bias region inlined
+// (-log LK); no running max and no lse.
+module {
+  attn.spec @sigmoid_causal normalize(sigmoid) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    attn.yield %2 : i1
+  } bias {
+    %0 = attn.dim LK
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.log %1 : f32
+    %3 = arith.negf %2 : f32
+    attn.yield %3 : f32
+  }
+}
+
+// CHECK-LABEL: func.func @attn_sigmoid_causal(
+// CHECK-SAME:    attn.normalize = #attn<normalize sigmoid>
+// CHECK-NOT:     arith.maximumf
+// CHECK:         {attn.tile = "partial"}
+// CHECK:         math.log
+// CHECK:         arith.negf
+// CHECK:         math.exp
+// CHECK:         arith.divf
+// CHECK:       } {attn.loop = "tasks"}
+// BF16-LABEL: func.func @attn_sigmoid_causal(
+
+// -----
+
+// An input read with an unproven index is bounds-checked: out of range, it
+// records error 1 (input 0, dimension, index) in the status buffer and
+// yields 0. A read indexed by h in an [HQ] input needs no check.
+module {
+  attn.spec @gather normalize(softmax) inputs [#attn.input<"idx" : i64 [LQ]>, #attn.input<"t" : f32 [4]>, #attn.input<"s" : f32 [HQ]>] attributes {mask_schedule = #attn.mask<always>} scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    %1 = attn.index q
+    %2 = attn.read "idx"[%1] : i64
+    %3 = attn.read "t"[%2] : f32
+    %4 = arith.addf %0, %3 : f32
+    %5 = attn.index h
+    %6 = attn.read "s"[%5] : f32
+    %7 = arith.addf %4, %6 : f32
+    attn.yield %7 : f32
+  } mask {
+    %true = arith.constant true
+    attn.yield %true : i1
+  }
+}
+
+// CHECK-LABEL: func.func @attn_gather(
+// CHECK:         arith.cmpi slt
+// CHECK:         %[[OK:.*]] = arith.andi %true{{.*}}, %{{.*}} : i1
+// CHECK:         scf.if %[[OK]] -> (f32) {
+// CHECK:           memref.load
+// CHECK:         } else {
+// CHECK:           memref.store %c1_i64{{.*}}, %arg{{[0-9]+}}[%c0{{.*}}]
+// CHECK:           scf.yield %cst
+// CHECK:         }
+// BF16-LABEL: func.func @attn_gather(
+
+// -----
+
+// The pass needs the mask analysis.
+module {
+  // expected-error @+1 {{attn-tile needs the mask analysis}}
+  attn.spec @raw normalize(softmax) scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}

@@ -1,0 +1,120 @@
+//===- CompileCpu.cpp - attnc compile --target=cpu: the later stages ------===//
+//
+// --emit=tiled   the mid-level flash form (attn-tile), as MLIR text;
+// --emit=llvm    LLVM IR after -O3 for the host CPU;
+// --emit=obj     an ELF object exporting attnc_kernel_<name> per block;
+// --emit=so      the same as a shared library (linked with the system cc);
+// --emit=header  the C/C++ header that declares them (CpuHeader.cpp).
+// Every file is written through a temporary and a rename: a failure leaves
+// no partial output.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Commands.h"
+#include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Driver.h"
+
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace attnc;
+
+static int fail(const std::string &message) {
+  llvm::errs() << "attnc compile: error: " << message << "\n";
+  return 1;
+}
+
+/// Links `object` into a shared library at `output` with the system cc.
+static int linkShared(const std::string &object, llvm::StringRef output) {
+  auto cc = llvm::sys::findProgramByName("cc");
+  if (!cc)
+    return fail("--emit=so needs a C compiler driver ('cc') on PATH to link");
+  llvm::SmallString<128> objPath, soPath;
+  if (llvm::sys::fs::createTemporaryFile("attnc", "o", objPath) ||
+      llvm::sys::fs::createTemporaryFile("attnc", "so", soPath))
+    return fail("cannot create temporary files");
+  auto cleanup = [&] {
+    llvm::sys::fs::remove(objPath);
+    llvm::sys::fs::remove(soPath);
+  };
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(objPath, ec);
+    if (ec) {
+      cleanup();
+      return fail("cannot write " + objPath.str().str() + ": " + ec.message());
+    }
+    os << object;
+  }
+  llvm::StringRef args[] = {*cc, "-shared", "-o", soPath, objPath, "-lm"};
+  std::string err;
+  int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
+  if (rc != 0) {
+    cleanup();
+    return fail("linking the shared library failed" +
+                (err.empty() ? std::string() : ": " + err));
+  }
+  auto data = llvm::MemoryBuffer::getFile(soPath, /*IsText=*/false);
+  if (!data) {
+    cleanup();
+    return fail("cannot read the linked library");
+  }
+  bool ok = writeOutputFile(output, (*data)->getBuffer(), llvm::errs());
+  cleanup();
+  return ok ? 0 : 1;
+}
+
+int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
+                        runtime::DType storage, llvm::StringRef output) {
+  mlir::DialectRegistry registry;
+  registerCpuCodegenDialects(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  CpuKernelOptions options;
+  options.storage = storage;
+  std::vector<runtime::KernelInfo> kernels;
+  for (auto spec : module.getOps<mlir::attn::SpecOp>()) {
+    auto info = describeKernel(spec, options);
+    if (!info.ok())
+      return fail(info.status().message());
+    kernels.push_back(*info);
+  }
+  if (stage == EmitStage::Header)
+    return writeOutputFile(output, emitHeader(kernels), llvm::errs()) ? 0 : 1;
+  if ((stage == EmitStage::Obj || stage == EmitStage::So) && output == "-")
+    return fail("--emit=obj and --emit=so write binary files: give -o FILE");
+
+  if (failed(buildTiledModule(module, options)))
+    return 1;
+  if (stage == EmitStage::Tiled) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    module.print(os);
+    os << "\n";
+    return writeOutputFile(output, text, llvm::errs()) ? 0 : 1;
+  }
+  if (failed(lowerToLLVMDialect(module)))
+    return 1;
+  auto tm = hostTargetMachine();
+  if (!tm.ok())
+    return fail(tm.status().message());
+  llvm::LLVMContext ctx;
+  auto llvmModule = translateToLLVMIR(module, ctx, **tm);
+  if (!llvmModule.ok())
+    return fail(llvmModule.status().message());
+  if (stage == EmitStage::Llvm) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    (*llvmModule)->print(os, nullptr);
+    return writeOutputFile(output, text, llvm::errs()) ? 0 : 1;
+  }
+  auto object = emitObjectFile(**llvmModule, **tm);
+  if (!object.ok())
+    return fail(object.status().message());
+  if (stage == EmitStage::Obj)
+    return writeOutputFile(output, *object, llvm::errs()) ? 0 : 1;
+  return linkShared(*object, output);
+}
