@@ -201,7 +201,7 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
     module->print(os);
   }
   std::string key = KernelCache::makeKey(
-      {kCodegenVersion, LLVM_VERSION_STRING, hostCpuDescription(), analysed,
+      {kCodegenVersion, LLVM_VERSION_STRING, hostCpuDescription(opts.cpu), analysed,
        tiled, runtime::dtypeName(opts.dtype), std::to_string(info->tileQ),
        std::to_string(info->tileK)});
   if (auto it = loaded.find(key); it != loaded.end())
@@ -214,7 +214,7 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   if (!object) {
     if (failed(lowerToLLVMDialect(*module)))
       return Status::error(errors.empty() ? "lowering to LLVM failed" : errors);
-    auto tm = hostTargetMachine();
+    auto tm = hostTargetMachine(opts.cpu);
     if (!tm.ok())
       return tm.status();
     llvm::LLVMContext llvmCtx;

@@ -25,6 +25,7 @@
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -206,7 +207,9 @@ void attnc::initializeNativeTarget() {
   (void)once;
 }
 
-std::string attnc::hostCpuDescription() {
+std::string attnc::hostCpuDescription(const std::string &cpu) {
+  if (!cpu.empty())
+    return "cpu=" + cpu;
   std::string out = llvm::sys::getHostCPUName().str();
   for (auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
@@ -214,12 +217,27 @@ std::string attnc::hostCpuDescription() {
   return out;
 }
 
-Expected<std::unique_ptr<llvm::TargetMachine>> attnc::hostTargetMachine() {
+Expected<std::unique_ptr<llvm::TargetMachine>>
+attnc::hostTargetMachine(const std::string &cpu) {
   initializeNativeTarget();
   auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!builder)
     return Status::error("cannot detect the host CPU: " +
                          llvm::toString(builder.takeError()));
+  if (!cpu.empty()) {
+    std::string error;
+    const llvm::Target *target = llvm::TargetRegistry::lookupTarget(
+        builder->getTargetTriple(), error);
+    if (!target)
+      return Status::error(error);
+    std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(
+        builder->getTargetTriple(), cpu, ""));
+    if (!sti || !sti->isCPUStringValid(cpu))
+      return Status::error("unknown CPU '" + cpu + "' for " +
+                           builder->getTargetTriple().str());
+    builder->setCPU(cpu);
+    builder->setFeatures("");
+  }
   builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
   builder->setRelocationModel(llvm::Reloc::PIC_);
   auto tm = builder->createTargetMachine();

@@ -132,25 +132,32 @@ randomInputs(const runtime::KernelInfo &info, const Shape &s, std::mt19937 &rng)
 
 double tolerance(runtime::DType t) { return t == runtime::DType::F32 ? 1e-5 : 1e-2; }
 
-class CpuKernel : public ::testing::TestWithParam<std::tuple<fs::path, runtime::DType>> {};
-
-TEST_P(CpuKernel, MatchesReference) {
-  auto [path, dtype] = GetParam();
+/// Compiles `path` for `dtype` (and `cpu`, "" for the host) and checks it
+/// against the reference on every shape of `shapes`.
+void checkAgainstReference(const fs::path &path, runtime::DType dtype,
+                           const std::string &cpu,
+                           const std::vector<Shape> &shapes,
+                           const std::vector<Define> &defines = {}) {
   std::string text = readFile(path);
   RefSpec ref;
-  ref.module = ref.driver.loadSpecText(path.string(), text, {});
+  FrontendOptions refOptions;
+  for (const Define &d : defines)
+    refOptions.defines.push_back({d.name, d.value});
+  ref.module = ref.driver.loadSpecText(path.string(), text, refOptions);
   ASSERT_TRUE(ref.module) << ref.errors;
   ASSERT_TRUE(succeeded(ref.driver.runSpecPipeline(*ref.module))) << ref.errors;
 
   Compiler compiler;
   CompileOptions opts;
   opts.dtype = dtype;
+  opts.cpu = cpu;
+  opts.defines = defines;
   auto kernel = compiler.compile(text, opts, path.string());
   ASSERT_TRUE(kernel.ok()) << kernel.status().message();
   const runtime::KernelInfo &info = kernel->info();
 
   std::mt19937 rng(std::random_device{}());
-  for (const Shape &s : kShapes) {
+  for (const Shape &s : shapes) {
     SCOPED_TRACE("shape B=" + std::to_string(s.B) + " HQ=" + std::to_string(s.HQ) +
                  " HKV=" + std::to_string(s.HKV) + " LQ=" + std::to_string(s.LQ) +
                  " LK=" + std::to_string(s.LK) + " D=" + std::to_string(s.D) +
@@ -228,6 +235,33 @@ TEST_P(CpuKernel, MatchesReference) {
       EXPECT_EQ(bad, 0) << "lse elements off (empty rows must be -inf)";
     }
   }
+}
+
+class CpuKernel : public ::testing::TestWithParam<std::tuple<fs::path, runtime::DType>> {};
+
+TEST_P(CpuKernel, MatchesReference) {
+  auto [path, dtype] = GetParam();
+  checkAgainstReference(path, dtype, "", {std::begin(kShapes), std::end(kShapes)});
+}
+
+/// Code generated for an AVX2-only CPU (haswell) is correct too (it runs
+/// on this AVX-512 host).
+TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
+  auto [path, dtype] = GetParam();
+  checkAgainstReference(path, dtype, "haswell",
+                        {kShapes[1], kShapes[2], kShapes[3]});
+}
+
+/// Params overridden at compile time (-D) reach the kernel.
+TEST(CpuKernelDefines, OverriddenParams) {
+  fs::path dir(ATTNC_EXAMPLES_DIR);
+  std::vector<Shape> shapes = {kShapes[3], kShapes[7]};
+  checkAgainstReference(dir / "sliding_window.attn", runtime::DType::F32, "",
+                        shapes, {{"window", 17}});
+  checkAgainstReference(dir / "local_softcap_alibi.attn", runtime::DType::F32,
+                        "", shapes, {{"window", 5}, {"cap", 3.5}});
+  checkAgainstReference(dir / "prefix_lm.attn", runtime::DType::BF16, "",
+                        shapes, {{"prefix", 100}});
 }
 
 std::string paramName(const ::testing::TestParamInfo<CpuKernel::ParamType> &info) {

@@ -27,7 +27,8 @@ int runCompile(const std::vector<std::string> &args);
 
 /// The CPU stages of `attnc compile` after the spec pipeline (CompileCpu.cpp).
 int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
-                 runtime::DType storage, llvm::StringRef output);
+                 runtime::DType storage, const std::string &cpu,
+                 llvm::StringRef output);
 
 int runRun(const std::vector<std::string> &args);
 int runShow(const std::vector<std::string> &args);

@@ -69,7 +69,8 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
 }
 
 int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
-                        runtime::DType storage, llvm::StringRef output) {
+                        runtime::DType storage, const std::string &cpu,
+                        llvm::StringRef output) {
   mlir::DialectRegistry registry;
   registerCpuCodegenDialects(registry);
   module.getContext()->appendDialectRegistry(registry);
@@ -98,7 +99,7 @@ int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
   }
   if (failed(lowerToLLVMDialect(module)))
     return 1;
-  auto tm = hostTargetMachine();
+  auto tm = hostTargetMachine(cpu);
   if (!tm.ok())
     return fail(tm.status().message());
   llvm::LLVMContext ctx;

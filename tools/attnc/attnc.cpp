@@ -69,7 +69,7 @@ static void printUsage(llvm::raw_ostream &os) {
 
 namespace {
 struct CompileFlags {
-  std::string spec, target, arch, emit, output, name, dtype;
+  std::string spec, target, arch, emit, output, name, dtype, cpu;
   std::vector<std::string> defines;
 };
 } // namespace
@@ -86,6 +86,9 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       ("emit", po::value(&f.emit)->default_value("mlir"), emitStageNames())
       ("dtype", po::value(&f.dtype)->default_value("f32"),
        "storage type of q, k, v and out in the kernel: f32|f16|bf16")
+      ("cpu", po::value(&f.cpu),
+       "CPU to generate code for (an LLVM CPU name, e.g. haswell); "
+       "default: the host")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
       ("name", po::value(&f.name), "compile only the block NAME")
@@ -146,7 +149,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   }
   if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)
-    return emitCpuStage(*module, *stage, *storage, f.output);
+    return emitCpuStage(*module, *stage, *storage, f.cpu, f.output);
   std::string text;
   llvm::raw_string_ostream os(text);
   module->print(os);

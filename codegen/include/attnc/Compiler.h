@@ -57,6 +57,9 @@ struct CompileOptions {
   bool traceTiles = false;
   /// Tile sizes; 0 picks the target's default for the head dims.
   int64_t tileQ = 0, tileK = 0;
+  /// The CPU to generate code for, as an LLVM CPU name ("haswell" for
+  /// AVX2 only); empty means the host CPU with all its features.
+  std::string cpu;
 };
 
 struct ForwardOptions {

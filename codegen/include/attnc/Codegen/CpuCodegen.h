@@ -58,10 +58,14 @@ mlir::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module);
 /// Registers the host target with LLVM (idempotent, thread-safe).
 void initializeNativeTarget();
 
-/// A target machine for the host CPU with all its features, or an error.
-runtime::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine();
-/// The host CPU's name and features, for cache keys.
-std::string hostCpuDescription();
+/// A target machine for the host CPU with all its features, or, if `cpu` is
+/// set (an LLVM CPU name such as "haswell" or "skylake-avx512"), for that
+/// CPU with its default features; an error for an unknown name.
+runtime::Expected<std::unique_ptr<llvm::TargetMachine>>
+hostTargetMachine(const std::string &cpu = "");
+/// The CPU's name and features (the host's when `cpu` is empty), for cache
+/// keys.
+std::string hostCpuDescription(const std::string &cpu = "");
 
 /// Step 3: translation to LLVM IR and -O3 for `tm`.
 runtime::Expected<std::unique_ptr<llvm::Module>>
