@@ -1,5 +1,6 @@
 # lit configuration of the attnc test suite (see lit.site.cfg.py.in).
 import os
+import sys
 import lit.formats
 
 config.name = "attnc"
@@ -14,6 +15,14 @@ config.environment["PATH"] = os.pathsep.join(
 config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "attnc")))
 config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
 config.substitutions.append(("%examples", config.examples_dir))
+
+# Python with numpy (the python3 package of install-deps.sh) makes .npy data
+# and checks results: the interpreter that runs lit, not whatever `python3`
+# comes first on PATH. %attn_ref is the tests' float64 attention reference.
+config.substitutions.append(
+    ("%attn_ref", sys.executable + " " +
+     os.path.join(config.test_source_root, "tools", "Inputs", "attn_ref.py")))
+config.substitutions.append(("%python", sys.executable))
 
 # The reference specs live beside the repository; tests that need them say
 # `REQUIRES: shared-specs` and are reported UNSUPPORTED when they are absent.

@@ -29,6 +29,8 @@ int runCompile(const std::vector<std::string> &args);
 int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                  runtime::DType storage, const std::string &cpu,
                  llvm::StringRef output);
+
+int runRun(const std::vector<std::string> &args);
 int runShow(const std::vector<std::string> &args);
 } // namespace attnc
 

@@ -1,7 +1,9 @@
-//===- attnc.cpp - The attnc command line: compile, show ------------------===//
+//===- attnc.cpp - The attnc command line: compile, run, show -------------===//
 //
 // `attnc compile SPEC --emit=STAGE` prints or writes a stage of the pipeline
 // (toyc style: each --emit stops the pipeline at a later step);
+// `attnc run SPEC --q Q.npy --k K.npy --v V.npy -o OUT.npy` compiles the
+// spec and runs the kernel on .npy files (Run.cpp);
 // `attnc show SPEC --lq N --lk N` prints the tile schedule of the mask.
 //
 //===----------------------------------------------------------------------===//
@@ -59,6 +61,8 @@ static void printUsage(llvm::raw_ostream &os) {
         "commands:\n"
         "  compile SPEC.attn --emit=STAGE   compile a spec to a pipeline "
         "stage\n"
+        "  run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy\n"
+        "                                   run the kernel on .npy files\n"
         "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n\n"
         "'attnc <command> --help' lists the options of a command.\n";
 }
@@ -167,6 +171,8 @@ int main(int argc, char **argv) {
   }
   if (command == "compile")
     return runCompile(args);
+  if (command == "run")
+    return runRun(args);
   if (command == "show")
     return runShow(args);
   llvm::errs() << "attnc: error: unknown command '" << command << "'\n";

@@ -1,0 +1,170 @@
+"""Data and a float64 numpy reference for the `attnc run` lit tests.
+
+  attn_ref.py gen DIR B HQ HKV LQ LK D DV [--seed N] [--dtype float32|float16]
+      writes DIR/q.npy, DIR/k.npy, DIR/v.npy: standard normal values.
+  attn_ref.py check VARIANT --q Q --k K --v V --out OUT [--lse LSE]
+                    [--input NAME=FILE]... [-D NAME=VALUE]... --tol TOL
+      recomputes the attention of VARIANT in float64 from the same files and
+      fails unless OUT (and LSE) are float32 of the right shape, free of NaN,
+      and within relative Frobenius error TOL of the reference. Rows whose
+      mask keeps nothing must give 0 and a log-sum-exp of -inf.
+
+The variants are written out here by hand from the specs they mirror (the
+shared reference specs, and those the tests write), so that the check owes
+nothing to attnc.
+"""
+import argparse
+import math
+import sys
+
+import numpy as np
+
+
+def _param(defines, name, default, kind):
+    return kind(defines.get(name, default))
+
+
+# Each variant: (mask(h, q, kv, inp, sizes, D), score(s, h, q, kv, inp, sizes,
+# D) or None, normalisation, bias(sizes) for sigmoid). h is [1, HQ, 1, 1],
+# q [LQ, 1], kv [1, LK]; inputs are float64/int64/bool arrays.
+def _variants():
+    return {
+        "causal": dict(mask=lambda h, q, kv, i, s, d: q >= kv),
+        "full": dict(mask=lambda h, q, kv, i, s, d: np.ones_like(q >= kv)),
+        "causal_cross": dict(
+            mask=lambda h, q, kv, i, s, d: q + (s["LK"] - s["LQ"]) >= kv),
+        "document": dict(
+            mask=lambda h, q, kv, i, s, d:
+            (i["doc_q"][:, None] == i["doc_kv"][None, :]) & (q >= kv)),
+        "keep": dict(mask=lambda h, q, kv, i, s, d: i["keep"][None, :] & (q >= kv)),
+        "local_softcap_alibi": dict(
+            mask=lambda h, q, kv, i, s, d:
+            (q >= kv) & (q - kv < _param(d, "window", 256, int)),
+            score=lambda x, h, q, kv, i, s, d: (
+                _param(d, "cap", 50.0, float)
+                * np.tanh(x / _param(d, "cap", 50.0, float))
+                - i["slopes"][h] * (q - kv).astype(np.float64))),
+        "sigmoid_causal": dict(mask=lambda h, q, kv, i, s, d: q >= kv,
+                               normalize="sigmoid",
+                               bias=lambda s: -math.log(float(s["LK"]))),
+    }
+
+
+def reference(variant, q, k, v, inputs, defines):
+    """out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (None for sigmoid), float64."""
+    spec = _variants()[variant]
+    B, HQ, LQ, D = q.shape
+    HKV, LK, DV = k.shape[1], k.shape[2], v.shape[3]
+    sizes = dict(B=B, HQ=HQ, HKV=HKV, LQ=LQ, LK=LK, D=D, DV=DV)
+    group = HQ // HKV
+    kk = np.repeat(k, group, axis=1)  # head h reads key head h // group
+    vv = np.repeat(v, group, axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, kk) / math.sqrt(D)
+    h = np.arange(HQ).reshape(1, HQ, 1, 1)
+    qi = np.arange(LQ).reshape(LQ, 1)
+    ki = np.arange(LK).reshape(1, LK)
+    if "score" in spec:
+        s = spec["score"](s, h, qi, ki, inputs, sizes, defines)
+    m = np.broadcast_to(spec["mask"](h, qi, ki, inputs, sizes, defines), s.shape)
+    if spec.get("normalize") == "sigmoid":
+        p = np.where(m, 1.0 / (1.0 + np.exp(-(s + spec["bias"](sizes)))), 0.0)
+        return np.einsum("bhqk,bhkd->bhqd", p, vv), None
+    sm = np.where(m, s, -np.inf)
+    mx = sm.max(axis=-1, keepdims=True)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    e = np.where(m, np.exp(sm - mx), 0.0)
+    l = e.sum(axis=-1, keepdims=True)
+    kept = l > 0
+    p = np.where(kept, e / np.where(kept, l, 1.0), 0.0)
+    lse = np.where(kept, np.log(np.where(kept, l, 1.0)) + mx, -np.inf)[..., 0]
+    return np.einsum("bhqk,bhkd->bhqd", p, vv), lse
+
+
+def _rel(got, ref):
+    norm = np.linalg.norm(ref)
+    return np.linalg.norm(got - ref) / (norm if norm > 0 else 1.0)
+
+
+def _load_float(path, name, shape, errors):
+    a = np.load(path)
+    if a.dtype != np.float32:
+        errors.append(f"{name}: dtype {a.dtype}, expected float32")
+    if a.shape != shape:
+        errors.append(f"{name}: shape {a.shape}, expected {shape}")
+        return None
+    if np.isnan(a).any():
+        errors.append(f"{name}: holds NaN")
+    return a.astype(np.float64)
+
+
+def check(args):
+    defines = dict(d.split("=", 1) for d in args.define)
+    inputs = {}
+    for spec in args.input:
+        name, path = spec.split("=", 1)
+        a = np.load(path)
+        inputs[name] = a if a.dtype == np.bool_ else (
+            a.astype(np.int64) if a.dtype.kind == "i" else a.astype(np.float64))
+    q, k, v = (np.load(p).astype(np.float64) for p in (args.q, args.k, args.v))
+    ref, ref_lse = reference(args.variant, q, k, v, inputs, defines)
+    errors = []
+    out = _load_float(args.out, "out", ref.shape, errors)
+    if out is not None:
+        rel = _rel(out, ref)
+        print(f"out: relative error {rel:.3g} (tolerance {args.tol:g})")
+        if not rel < args.tol:
+            errors.append(f"out: relative error {rel:.3g} >= {args.tol:g}")
+    if args.lse:
+        if ref_lse is None:
+            errors.append("lse: the variant has none")
+        else:
+            lse = _load_float(args.lse, "lse", ref_lse.shape, errors)
+            if lse is not None:
+                empty = np.isneginf(ref_lse)
+                if not np.array_equal(np.isneginf(lse), empty):
+                    errors.append("lse: -inf where the reference is finite "
+                                  "or the other way round")
+                else:
+                    rel = _rel(lse[~empty], ref_lse[~empty])
+                    print(f"lse: relative error {rel:.3g}, "
+                          f"{int(empty.sum())} empty rows")
+                    if not rel < args.tol:
+                        errors.append(f"lse: relative error {rel:.3g} >= "
+                                      f"{args.tol:g}")
+    for e in errors:
+        print("attn_ref.py: FAIL: " + e, file=sys.stderr)
+    return 1 if errors else 0
+
+
+def gen(args):
+    rng = np.random.default_rng(args.seed)
+    B, HQ, HKV, LQ, LK, D, DV = args.sizes
+    for name, shape in (("q", (B, HQ, LQ, D)), ("k", (B, HKV, LK, D)),
+                        ("v", (B, HKV, LK, DV))):
+        np.save(f"{args.dir}/{name}.npy",
+                rng.standard_normal(shape).astype(args.dtype))
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gen")
+    g.add_argument("dir")
+    g.add_argument("sizes", type=int, nargs=7)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--dtype", default="float32")
+    c = sub.add_parser("check")
+    c.add_argument("variant", choices=sorted(_variants()))
+    for flag in ("--q", "--k", "--v", "--out"):
+        c.add_argument(flag, required=True)
+    c.add_argument("--lse")
+    c.add_argument("--input", action="append", default=[])
+    c.add_argument("-D", dest="define", action="append", default=[])
+    c.add_argument("--tol", type=float, required=True)
+    args = parser.parse_args()
+    return gen(args) if args.command == "gen" else check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

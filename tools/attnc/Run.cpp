@@ -1,0 +1,378 @@
+//===- Run.cpp - attnc run: compile a spec and run it on .npy files -------===//
+//
+// `attnc run SPEC --q Q.npy --k K.npy --v V.npy -o OUT.npy` compiles a spec
+// for the CPU through the C++ API (attnc/Compiler.h) and runs the kernel on
+// tensors read from .npy files: the way to try a variant on real data from
+// the shell, and the way the tests run kernels end to end.
+//
+// File conventions (DESIGN.md, Tools): q, k and v files are float32 or
+// float16 (the .npy reader has no bfloat16, numpy has no such dtype);
+// --dtype is the precision the kernel reads and writes, and the CLI
+// converts q, k and v to it; accumulation stays float32. OUT.npy and
+// LSE.npy are always float32. Input files go to the kernel as read: the
+// runtime takes int32 or int64 for int inputs, numpy bool for bool inputs
+// and float32 for float inputs, and rejects anything else by name.
+//
+// Bad input gets a clear error and loses nothing. The CLI checks the flags
+// and the files (given, readable, .npy, q/k/v float of rank 4); the runtime
+// checks the rest (shapes against each other and against the spec's
+// declarations, input names and dtypes) and reports a kernel's out-of-range
+// input read. Every error prints `attnc run: error: ...` (spec errors print
+// `file:line:col: error:` and a caret line, as the driver does) and exits 1.
+//
+// Outputs are written only after the kernel succeeded, in two phases: both
+// files are encoded in memory first, then each is written atomically to a
+// hidden temporary beside its target, and only when both temporaries exist
+// are they renamed over the targets. A failure before the renames (a
+// missing directory, a full disk) leaves every target as it was. A rename
+// in the same directory can hardly fail once a target that is a directory
+// has been refused up front; if the second one fails all the same, the
+// first target, which then holds this run's result, is removed so that no
+// half result stays behind (what was there before this run is lost then).
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Commands.h"
+
+#include "attnc/Compiler.h"
+#include "attnc/Runtime/Npy.h"
+#include "attnc/Runtime/Tensor.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace attnc;
+using runtime::Tensor;
+
+namespace {
+const char *const kPrefix = "attnc run: error: ";
+
+struct RunFlags {
+  std::string spec, q, k, v, output, lse, name, target, dtype;
+  std::vector<std::string> inputs, defines;
+  int threads = 0;
+};
+
+/// True if \p prefix is `FILE:LINE:COL`.
+bool isLocation(const std::string &prefix) {
+  size_t end = prefix.size();
+  for (int field = 0; field < 2; ++field) {
+    size_t start = end;
+    while (start > 0 &&
+           std::isdigit(static_cast<unsigned char>(prefix[start - 1])))
+      --start;
+    if (start == end || start == 0 || prefix[start - 1] != ':')
+      return false;
+    end = start - 1;
+  }
+  return end > 0;
+}
+
+/// Prints \p message as an error of attnc run; returns the exit code 1.
+/// Messages of the front end come as diagnostics: a located one,
+/// `FILE:LINE:COL: error: ...` with its source line and caret, prints as it
+/// is; in `error: X` and `FILE: error: X` the inner `error: ` is dropped.
+int fail(const std::string &message) {
+  std::string text = message;
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  const std::string tag = "error: ";
+  size_t at = text.substr(0, text.find('\n')).find(": " + tag);
+  if (text.compare(0, tag.size(), tag) == 0) {
+    text.erase(0, tag.size());
+  } else if (at != std::string::npos) {
+    if (isLocation(text.substr(0, at))) {
+      llvm::errs() << text << "\n";
+      return 1;
+    }
+    text.erase(at + 2, tag.size());
+  }
+  llvm::errs() << kPrefix << text << "\n";
+  return 1;
+}
+
+/// Reads the q, k or v file \p path, checks that it is a float32 or
+/// float16 tensor of rank 4, and converts it to \p storage.
+std::optional<Tensor> loadOperand(const char *what, const char *layout,
+                                  const std::string &path, DType storage) {
+  runtime::Expected<Tensor> t = runtime::readNpy(path);
+  if (!t.ok()) {
+    fail(t.status().message());
+    return std::nullopt;
+  }
+  if (t->dtype() != DType::F32 && t->dtype() != DType::F16) {
+    fail(path + ": " + what + " must be float32 or float16, not " +
+         runtime::dtypeName(t->dtype()) +
+         " (convert it with numpy: x.astype(np.float32))");
+    return std::nullopt;
+  }
+  if (t->shape().size() != 4) {
+    fail(path + ": " + what + " must have rank 4 " + layout + ", not shape " +
+         runtime::shapeToString(t->shape()));
+    return std::nullopt;
+  }
+  if (t->dtype() == storage)
+    return std::move(*t);
+  runtime::Expected<Tensor> c = runtime::convert(t->view(), storage);
+  if (!c.ok()) {
+    fail(path + ": " + c.status().message());
+    return std::nullopt;
+  }
+  return std::move(*c);
+}
+
+/// The spec's text; "-" reads stdin.
+std::optional<std::string> readSpec(const std::string &path) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/true);
+  if (std::error_code ec = buffer.getError()) {
+    fail("cannot read '" + path + "': " + ec.message());
+    return std::nullopt;
+  }
+  return (*buffer)->getBuffer().str();
+}
+
+/// One output file: its path and its encoded bytes.
+struct OutputFile {
+  std::string path, bytes, staging;
+};
+
+/// Replaces every occurrence of \p from in \p text by \p to.
+std::string replaceAll(std::string text, const std::string &from,
+                       const std::string &to) {
+  for (size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+/// Writes all of \p files or, on failure, none (see the file comment).
+runtime::Status writeAll(std::vector<OutputFile> &files) {
+  auto removeStaged = [&](size_t from) {
+    for (size_t i = from; i < files.size(); ++i)
+      if (!files[i].staging.empty())
+        ::unlink(files[i].staging.c_str());
+  };
+  for (OutputFile &f : files) {
+    size_t slash = f.path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? "" : f.path.substr(0, slash + 1);
+    std::string base = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
+    std::string staging =
+        dir + "." + base + ".attnc-run." + std::to_string(::getpid());
+    runtime::Status st = runtime::writeFileAtomic(staging, f.bytes);
+    if (!st.ok()) {
+      removeStaged(0);
+      // The message names the temporary; the user knows the target.
+      return runtime::Status::error(
+          replaceAll(st.message(), staging, f.path));
+    }
+    f.staging = staging;
+  }
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (std::rename(files[i].staging.c_str(), files[i].path.c_str()) != 0) {
+      std::string why = std::strerror(errno);
+      removeStaged(i);
+      for (size_t j = 0; j < i; ++j)
+        ::unlink(files[j].path.c_str());
+      return runtime::Status::error(files[i].path + ": cannot write: " + why);
+    }
+    files[i].staging.clear();
+  }
+  return runtime::Status::success();
+}
+
+/// An output path that is a directory cannot be renamed over; refuse it
+/// before any work.
+bool isDirectory(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/// True if \p a and \p b name one existing file.
+bool sameExistingFile(const std::string &a, const std::string &b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+} // namespace
+
+int attnc::runRun(const std::vector<std::string> &args) {
+  RunFlags f;
+  po::options_description options(
+      "attnc run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy "
+      "[options]");
+  options.add_options()
+      ("help,h", "print this help")
+      ("spec", po::value(&f.spec), "the .attn spec file ('-' for stdin)")
+      ("q", po::value(&f.q),
+       "Q.npy: queries [B, HQ, LQ, D], float32 or float16 (required)")
+      ("k", po::value(&f.k), "K.npy: keys [B, HKV, LK, D] (required)")
+      ("v", po::value(&f.v), "V.npy: values [B, HKV, LK, DV] (required)")
+      ("input", po::value(&f.inputs)->composing(),
+       "NAME=FILE.npy: a tensor the spec declares with `input` (repeatable); "
+       "int inputs take int32 or int64, bool inputs bool, float inputs "
+       "float32")
+      ("define,D", po::value(&f.defines)->composing(),
+       "NAME=VALUE: override a param (repeatable)")
+      ("name", po::value(&f.name), "run the block NAME of a multi-block file")
+      ("target", po::value(&f.target)->default_value("cpu"), "cpu|cuda")
+      ("dtype", po::value(&f.dtype)->default_value("f32"),
+       "f32|f16|bf16: the precision the kernel reads and writes; "
+       "accumulation is float32")
+      ("threads", po::value(&f.threads)->default_value(0),
+       "number of threads; 0 uses all cores")
+      ("output,o", po::value(&f.output),
+       "OUT.npy: the output [B, HQ, LQ, DV], float32 (required)")
+      ("lse", po::value(&f.lse),
+       "LSE.npy: also write the log-sum-exp [B, HQ, LQ], float32");
+  po::variables_map vm;
+  if (!parseCommandLine("run", args, options, vm))
+    return 1;
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+
+  // Flags.
+  if (f.spec.empty())
+    return fail("no spec file given");
+  std::string missing;
+  const std::pair<const std::string *, const char *> required[] = {
+      {&f.q, "--q Q.npy"}, {&f.k, "--k K.npy"}, {&f.v, "--v V.npy"},
+      {&f.output, "-o OUT.npy"}};
+  for (auto [value, flag] : required)
+    if (value->empty())
+      missing += std::string(missing.empty() ? "" : ", ") + flag;
+  if (!missing.empty())
+    return fail("missing " + missing + " (see 'attnc run --help')");
+  if (f.target != "cpu" && f.target != "cuda")
+    return fail("--target=" + f.target + ": expected cpu or cuda");
+  if (f.target == "cuda")
+    return fail("--target=cuda is not available in this build");
+  std::optional<DType> storage = runtime::parseDType(f.dtype);
+  if (!storage || (*storage != DType::F32 && *storage != DType::F16 &&
+                   *storage != DType::BF16))
+    return fail("--dtype=" + f.dtype + ": expected f32, f16 or bf16");
+  if (f.threads < 0)
+    return fail("--threads=" + std::to_string(f.threads) +
+                ": expected a number >= 0 (0 uses all cores)");
+
+  CompileOptions compileOptions;
+  compileOptions.target = Target::CPU;
+  compileOptions.dtype = *storage;
+  compileOptions.name = f.name;
+  for (const std::string &d : f.defines) {
+    size_t eq = d.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("-D " + d + ": expected NAME=VALUE");
+    compileOptions.defines.emplace_back(d.substr(0, eq), d.substr(eq + 1));
+  }
+
+  struct InputFile {
+    std::string name, path;
+  };
+  std::vector<InputFile> inputFiles;
+  std::set<std::string> inputNames;
+  for (const std::string &in : f.inputs) {
+    size_t eq = in.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == in.size())
+      return fail("--input " + in + ": expected NAME=FILE.npy");
+    std::string name = in.substr(0, eq);
+    if (!inputNames.insert(name).second)
+      return fail("--input " + name + " is given twice");
+    inputFiles.push_back({name, in.substr(eq + 1)});
+  }
+
+  // Output paths: refuse what could only fail after the kernel ran.
+  if (!f.lse.empty() &&
+      (f.lse == f.output || sameExistingFile(f.lse, f.output)))
+    return fail("-o and --lse name the same file '" + f.output + "'");
+  for (const std::string *path : {&f.output, &f.lse})
+    if (!path->empty() && isDirectory(*path))
+      return fail(*path + ": cannot write: is a directory");
+
+  // Files, cheap to check, before the compilation.
+  std::optional<Tensor> q = loadOperand("q", "[B, HQ, LQ, D]", f.q, *storage);
+  if (!q)
+    return 1;
+  std::optional<Tensor> k = loadOperand("k", "[B, HKV, LK, D]", f.k, *storage);
+  if (!k)
+    return 1;
+  std::optional<Tensor> v =
+      loadOperand("v", "[B, HKV, LK, DV]", f.v, *storage);
+  if (!v)
+    return 1;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  for (const InputFile &in : inputFiles) {
+    runtime::Expected<Tensor> t = runtime::readNpy(in.path);
+    if (!t.ok())
+      return fail(t.status().message());
+    inputs.emplace_back(in.name, std::move(*t));
+  }
+  std::optional<std::string> specText = readSpec(f.spec);
+  if (!specText)
+    return 1;
+
+  // Compile.
+  Compiler compiler;
+  Expected<Kernel> kernel = compiler.compile(
+      *specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
+  if (!kernel.ok())
+    return fail(kernel.status().message());
+
+  // Run.
+  const std::vector<int64_t> &qs = q->shape();
+  runtime::Expected<Tensor> out =
+      Tensor::zeros(*storage, {qs[0], qs[1], qs[2], v->shape()[3]});
+  if (!out.ok())
+    return fail("output: " + out.status().message());
+  std::optional<Tensor> lse;
+  TensorView lseView;
+  if (!f.lse.empty()) {
+    runtime::Expected<Tensor> l = Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
+    if (!l.ok())
+      return fail("lse: " + l.status().message());
+    lse = std::move(*l);
+    lseView = lse->view();
+  }
+  ForwardOptions forward;
+  forward.lse = lse ? &lseView : nullptr;
+  forward.threads = f.threads;
+  for (const auto &[name, t] : inputs)
+    forward.inputs.emplace_back(name, t.view());
+  Status st = kernel->forward(q->view(), k->view(), v->view(), out->view(),
+                              forward);
+  if (!st.ok())
+    return fail(st.message());
+
+  // Write: encode everything first, then all files or none.
+  std::vector<OutputFile> files;
+  {
+    runtime::Expected<Tensor> out32 =
+        *storage == DType::F32 ? std::move(out)
+                               : runtime::convert(out->view(), DType::F32);
+    if (!out32.ok())
+      return fail(f.output + ": " + out32.status().message());
+    runtime::Expected<std::string> bytes = runtime::encodeNpy(out32->view());
+    if (!bytes.ok())
+      return fail(f.output + ": " + bytes.status().message());
+    files.push_back({f.output, std::move(*bytes), ""});
+  }
+  if (lse) {
+    runtime::Expected<std::string> bytes = runtime::encodeNpy(lseView);
+    if (!bytes.ok())
+      return fail(f.lse + ": " + bytes.status().message());
+    files.push_back({f.lse, std::move(*bytes), ""});
+  }
+  if (Status w = writeAll(files); !w.ok())
+    return fail(w.message());
+  return 0;
+}
