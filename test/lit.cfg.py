@@ -13,6 +13,7 @@ config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 config.environment["PATH"] = os.pathsep.join(
     [config.attnc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "attnc")))
+config.substitutions.append(("%attn-demo", os.path.join(config.attnc_tools_dir, "attn-demo")))
 config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
 config.substitutions.append(("%examples", config.examples_dir))
 

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/ReferenceAttention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -30,6 +31,7 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
   SpecInterpreter interp(spec, s, problem.inputs);
   std::vector<double> scores(size_t(s.LK));
   std::vector<char> kept(size_t(s.LK));
+  int64_t keptPairs = 0;
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.HQ; ++h) {
       ProblemSizes at = s;
@@ -38,6 +40,12 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
       interp.setSizes(at);
       int64_t hkv = at.hkv();
       for (int64_t q = 0; q < s.LQ; ++q) {
+        if (problem.rows && !problem.rows(b, h, q)) {
+          int64_t row = (b * s.HQ + h) * s.LQ + q;
+          std::fill_n(out.begin() + row * s.DV, s.DV, NAN);
+          lse[row] = NAN;
+          continue;
+        }
         const double *qRow = problem.q + ((b * s.HQ + h) * s.LQ + q) * s.D;
         double rowMax = -inf;
         for (int64_t kv = 0; kv < s.LK; ++kv) {
@@ -48,6 +56,7 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
           kept[kv] = *m;
           if (!*m)
             continue;
+          ++keptPairs;
           const double *kRow =
               problem.k + ((b * s.HKV + hkv) * s.LK + kv) * s.D;
           double dot = 0;
@@ -93,5 +102,7 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
         }
       }
     }
+  if (problem.keptPairs)
+    *problem.keptPairs = keptPairs;
   return "";
 }

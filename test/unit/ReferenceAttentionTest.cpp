@@ -187,6 +187,41 @@ TEST(ReferenceAttention, MatchesADirectImplementation) {
       }
 }
 
+// The row filter (checks on a sample) computes exactly the accepted rows,
+// as the full run does, leaves the others NaN, and counts their kept pairs.
+TEST(ReferenceAttention, RowFilterAndKeptPairs) {
+  auto s = load("attention causal { mask = q >= kv }");
+  const int64_t B = 2, HQ = 2, LQ = 6, DV = 3;
+  Data d(B, HQ, 1, LQ, LQ, 4, DV, 8);
+  std::vector<double> full, fullLse, out, lse;
+  int64_t kept = -1;
+  ReferenceProblem p = d.problem();
+  p.keptPairs = &kept;
+  ASSERT_EQ(referenceAttention(s->op(), p, full, fullLse), "");
+  EXPECT_EQ(kept, B * HQ * 21); // 1 + 2 + ... + 6 per head
+  auto accepted = [](int64_t b, int64_t h, int64_t q) {
+    return b == 1 && h == 0 && q % 2 == 1;
+  };
+  p.rows = accepted;
+  ASSERT_EQ(referenceAttention(s->op(), p, out, lse), "");
+  EXPECT_EQ(kept, 2 + 4 + 6);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < HQ; ++h)
+      for (int64_t q = 0; q < LQ; ++q) {
+        int64_t row = (b * HQ + h) * LQ + q;
+        bool in = accepted(b, h, q);
+        EXPECT_EQ(std::isnan(lse[row]), !in);
+        if (in)
+          EXPECT_EQ(lse[row], fullLse[row]);
+        for (int64_t i = 0; i < DV; ++i) {
+          if (in)
+            EXPECT_EQ(out[row * DV + i], full[row * DV + i]);
+          else
+            EXPECT_TRUE(std::isnan(out[row * DV + i]));
+        }
+      }
+}
+
 TEST(ReferenceAttention, ReportsOutOfRangeReads) {
   auto s = load("attention w {\n  input win: int[HQ]\n"
                 "  mask = q - kv < win[h + 1]\n}\n");

@@ -10,6 +10,7 @@
 
 #include "attnc/Passes/SpecInterpreter.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,13 @@ struct ReferenceProblem {
   ProblemSizes sizes; // b and h are ignored
   const double *q = nullptr, *k = nullptr, *v = nullptr;
   InputReader inputs;
+  /// When set, only the rows (b, h, q) it accepts are computed, e.g. to
+  /// check a sample of a problem too big for this quadratic reference; the
+  /// other rows of out and lse are NaN.
+  std::function<bool(int64_t b, int64_t h, int64_t q)> rows;
+  /// When set, receives the number of kept (b, h, q, kv) pairs (mask true)
+  /// over the computed rows.
+  int64_t *keptPairs = nullptr;
 };
 
 /// out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (natural log; softmax only: a

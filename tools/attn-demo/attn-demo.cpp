@@ -1,0 +1,452 @@
+//===- attn-demo.cpp - Compile a spec, check it, time it ------------------===//
+//
+//   attn-demo SPEC.attn [--shape B,HQ,HKV,LQ,LK,D,DV] [--dtype f32|f16|bf16]
+//             [-D NAME=VALUE]... [--threads N] [--runs N] [--name NAME]
+//
+// What the C++ API does with one spec, end to end: JIT-compiles it with
+// attnc::Compiler (and prints how long that took), runs the kernel once on
+// random q, k, v (and random tensors for the inputs the spec declares),
+// compares out and lse with the float64 reference (ReferenceAttention) and
+// prints the relative Frobenius error, then times repeated runs and prints
+// the median, the GFLOP/s and the share of (q, kv) pairs the mask keeps.
+// When B*HQ*LQ*LK is too large for the quadratic reference, the check (and
+// the kept-pair count) covers an evenly spread sample of the query rows, and
+// the output says so. Exits 1 on a usage, compile or run error, or when the
+// kernel disagrees with the reference.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Compiler.h"
+#include "attnc/Driver.h"
+#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Runtime/ThreadPool.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+using namespace attnc;
+using runtime::Tensor;
+
+namespace {
+
+/// The (q, kv) pairs the float64 reference may visit before the check falls
+/// back to a sample of the query rows: a few seconds on one core (about
+/// 0.3 us per kept pair at D + DV = 96).
+constexpr int64_t kReferencePairBudget = int64_t(1) << 24;
+
+struct Shape {
+  int64_t B, HQ, HKV, LQ, LK, D, DV;
+};
+
+int fail(const std::string &message) {
+  llvm::outs().flush();
+  llvm::errs() << "attn-demo: error: " << message << "\n";
+  return 1;
+}
+
+double msSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// Parses "B,HQ,HKV,LQ,LK,D,DV" (positive integers, HQ a multiple of HKV).
+std::optional<Shape> parseShape(const std::string &text, std::string &error) {
+  std::vector<int64_t> v;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = std::min(text.find(',', pos), text.size());
+    std::string field = text.substr(pos, comma - pos);
+    char *end = nullptr;
+    errno = 0;
+    long long x = std::strtoll(field.c_str(), &end, 10);
+    if (field.empty() || *end != '\0' || errno != 0 || x < 1) {
+      error = "--shape " + text + ": '" + field +
+              "' is not a positive integer (expected B,HQ,HKV,LQ,LK,D,DV)";
+      return std::nullopt;
+    }
+    v.push_back(x);
+    pos = comma + 1;
+  }
+  if (v.size() != 7) {
+    error = "--shape " + text + ": expected 7 sizes B,HQ,HKV,LQ,LK,D,DV, got " +
+            std::to_string(v.size());
+    return std::nullopt;
+  }
+  Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+  if (s.HQ % s.HKV != 0) {
+    error = "--shape " + text + ": HQ (" + std::to_string(s.HQ) +
+            ") must be a multiple of HKV (" + std::to_string(s.HKV) + ")";
+    return std::nullopt;
+  }
+  return s;
+}
+
+/// Random data rounded to the storage type, kept as double for the reference.
+struct Operand {
+  Tensor tensor;
+  std::vector<double> values;
+};
+
+Expected<Operand> randomOperand(runtime::DType dtype, std::vector<int64_t> shape,
+                                std::mt19937 &rng, double lo, double hi) {
+  Expected<Tensor> t = Tensor::zeros(dtype, shape);
+  if (!t.ok())
+    return t.status();
+  Operand o{std::move(*t), {}};
+  std::uniform_real_distribution<double> u(lo, hi);
+  o.values.resize(size_t(o.tensor.numel()));
+  for (int64_t i = 0; i < o.tensor.numel(); ++i) {
+    o.tensor.setFromDouble(i, u(rng));
+    o.values[size_t(i)] = o.tensor.getAsDouble(i);
+  }
+  return o;
+}
+
+/// Random tensors for the declared inputs (as the numerical tests make
+/// them): an int over LQ or LK holds sorted small ids (several documents),
+/// other ints lie in [0, 300), floats in [-1, 1], bools are fair coins.
+Expected<std::vector<std::pair<std::string, Tensor>>>
+randomInputs(const runtime::KernelInfo &info, const Shape &s, std::mt19937 &rng) {
+  const int64_t sizes[] = {s.B, s.HQ, s.HKV, s.LQ, s.LK, s.D, s.DV};
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const runtime::InputDecl &decl : info.inputs) {
+    std::vector<int64_t> shape;
+    for (const runtime::InputDim &d : decl.dims)
+      shape.push_back(d.isSize ? sizes[int(d.size)] : d.literal);
+    Expected<Tensor> t = Tensor::zeros(decl.dtype, shape);
+    if (!t.ok())
+      return t.status().withContext("input '" + decl.name + "'");
+    bool ids = shape.size() == 1 && decl.dims[0].isSize &&
+               (decl.dims[0].size == runtime::SizeName::LQ ||
+                decl.dims[0].size == runtime::SizeName::LK);
+    std::uniform_int_distribution<int> small(0, 3), big(0, 299), coin(0, 1);
+    std::uniform_real_distribution<double> u(-1, 1);
+    std::vector<double> vals(size_t(t->numel()));
+    for (double &v : vals)
+      v = decl.dtype == runtime::DType::F32    ? u(rng)
+          : decl.dtype == runtime::DType::Bool ? coin(rng)
+          : ids                                ? small(rng)
+                                               : big(rng);
+    if (ids)
+      std::sort(vals.begin(), vals.end());
+    for (int64_t i = 0; i < t->numel(); ++i)
+      t->setFromDouble(i, vals[size_t(i)]);
+    out.push_back({decl.name, std::move(*t)});
+  }
+  return out;
+}
+
+/// The reference's view of the input tensors.
+mlir::attn::InputReader
+inputReader(const std::vector<std::pair<std::string, Tensor>> &inputs) {
+  return [&inputs](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
+             -> std::optional<mlir::attn::Scalar> {
+    for (const auto &[n, t] : inputs) {
+      if (n != name)
+        continue;
+      if (idx.size() != t.shape().size())
+        return std::nullopt;
+      int64_t flat = 0;
+      for (size_t d = 0; d < idx.size(); ++d) {
+        if (idx[d] < 0 || idx[d] >= t.shape()[d])
+          return std::nullopt;
+        flat = flat * t.shape()[d] + idx[d];
+      }
+      double x = t.getAsDouble(flat);
+      if (t.dtype() == runtime::DType::F32)
+        return mlir::attn::Scalar::ofFloat(x);
+      if (t.dtype() == runtime::DType::Bool)
+        return mlir::attn::Scalar::ofBool(x != 0);
+      return mlir::attn::Scalar::ofInt(int64_t(x));
+    }
+    return std::nullopt;
+  };
+}
+
+struct Flags {
+  std::string spec, shape, dtype, name;
+  std::vector<std::string> defines;
+  int threads = 0, runs = 7;
+  unsigned seed = 1;
+};
+
+int run(int argc, char **argv) {
+  Flags f;
+  po::options_description options(
+      "attn-demo SPEC.attn [options]: compile a spec with the C++ API, check "
+      "it against the float64 reference, time it");
+  options.add_options()
+      ("help,h", "print this help")
+      ("spec", po::value(&f.spec), "the .attn spec file")
+      ("shape", po::value(&f.shape)->default_value("1,8,8,1024,1024,64,64"),
+       "B,HQ,HKV,LQ,LK,D,DV")
+      ("dtype", po::value(&f.dtype)->default_value("f32"),
+       "storage type of q, k, v and out: f32|f16|bf16")
+      ("define,D", po::value(&f.defines)->composing(),
+       "NAME=VALUE: override a param (repeatable)")
+      ("name", po::value(&f.name), "the block to use in a multi-block file")
+      ("threads", po::value(&f.threads)->default_value(0),
+       "threads (0: the global pool, ATTNC_NUM_THREADS or all cores)")
+      ("runs", po::value(&f.runs)->default_value(7),
+       "timed runs (after 2 warm-up runs); the median is reported")
+      ("seed", po::value(&f.seed)->default_value(1), "seed of the random data");
+  po::positional_options_description positional;
+  positional.add("spec", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv)
+                  .options(options)
+                  .positional(positional)
+                  .style(po::command_line_style::default_style |
+                         po::command_line_style::allow_sticky)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error &e) {
+    return fail(std::string(e.what()) + " (see 'attn-demo --help')");
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  if (f.spec.empty())
+    return fail("no spec file given (see 'attn-demo --help')");
+  std::string error;
+  std::optional<Shape> shape = parseShape(f.shape, error);
+  if (!shape)
+    return fail(error);
+  const Shape s = *shape;
+  std::optional<runtime::DType> dtype = runtime::parseDType(f.dtype);
+  if (!dtype || (*dtype != runtime::DType::F32 && *dtype != runtime::DType::F16 &&
+                 *dtype != runtime::DType::BF16))
+    return fail("--dtype " + f.dtype + ": expected f32, f16 or bf16");
+  if (f.threads < 0)
+    return fail("--threads must be >= 0");
+  if (f.runs < 1)
+    return fail("--runs must be >= 1");
+
+  CompileOptions co;
+  co.dtype = *dtype;
+  co.name = f.name;
+  FrontendOptions fo;
+  fo.onlyName = f.name;
+  for (const std::string &d : f.defines) {
+    size_t eq = d.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("-D " + d + ": expected NAME=VALUE");
+    co.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
+    fo.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
+  }
+
+  // 1. Compile (a kernel found in the disk cache, ATTNC_CACHE_DIR, loads
+  // faster than a cold compile).
+  Compiler compiler;
+  auto start = std::chrono::steady_clock::now();
+  Expected<Kernel> kernel = compiler.compileFile(f.spec, co);
+  double compileMs = msSince(start);
+  if (!kernel.ok()) {
+    // Spec errors come located (file:line:col: error: ...) with the line
+    // and a caret; print those as they are.
+    llvm::StringRef message = kernel.status().message();
+    if (!message.contains("error: "))
+      return fail(message.str());
+    llvm::errs() << message << (message.ends_with("\n") ? "" : "\n");
+    return 1;
+  }
+  const runtime::KernelInfo &info = kernel->info();
+  llvm::outs() << "spec:     " << f.spec << " (attention " << info.name
+               << ", " << (info.sigmoid ? "sigmoid" : "softmax") << ")\n"
+               << "shape:    B=" << s.B << " HQ=" << s.HQ << " HKV=" << s.HKV
+               << " LQ=" << s.LQ << " LK=" << s.LK << " D=" << s.D
+               << " DV=" << s.DV << ", " << runtime::dtypeName(info.storage)
+               << " storage, float32 accumulation\n";
+  llvm::outs() << llvm::format("compile:  %.1f ms (JIT, tiles %lldx%lld)\n",
+                               compileMs, (long long)info.tileQ,
+                               (long long)info.tileK);
+
+  // 2. Random data and one run.
+  std::mt19937 rng(f.seed);
+  auto q = randomOperand(*dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2);
+  auto k = randomOperand(*dtype, {s.B, s.HKV, s.LK, s.D}, rng, -2, 2);
+  auto v = randomOperand(*dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+  auto out = Tensor::zeros(*dtype, {s.B, s.HQ, s.LQ, s.DV});
+  auto lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ});
+  auto inputs = randomInputs(info, s, rng);
+  for (const Status *st : {&q.status(), &k.status(), &v.status(),
+                           &out.status(), &lse.status(), &inputs.status()})
+    if (!st->ok())
+      return fail(st->message());
+  for (const auto &[name, t] : *inputs)
+    llvm::outs() << "input:    " << name << ": " << runtime::dtypeName(t.dtype())
+                 << runtime::shapeToString(t.shape()) << ", random\n";
+  // Poison out and lse, so that an element the kernel skips shows up.
+  for (int64_t i = 0; i < out->numel(); ++i)
+    out->setFromDouble(i, NAN);
+  for (int64_t i = 0; i < lse->numel(); ++i)
+    lse->setFromDouble(i, NAN);
+  TensorView lseView = lse->view();
+  ForwardOptions fwd;
+  fwd.threads = f.threads;
+  if (!info.sigmoid)
+    fwd.lse = &lseView;
+  for (auto &[name, t] : *inputs)
+    fwd.inputs.push_back({name, t.view()});
+  auto forward = [&] {
+    return kernel->forward(q->tensor.view(), k->tensor.view(),
+                           v->tensor.view(), out->view(), fwd);
+  };
+  if (Status st = forward(); !st.ok())
+    return fail(st.message());
+
+  // 3. The float64 reference, on every row or on a sample of them.
+  std::string refErrors;
+  llvm::raw_string_ostream refErrorStream(refErrors);
+  Driver driver(refErrorStream);
+  mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadSpecFile(f.spec, fo);
+  if (!module || failed(driver.runSpecPipeline(*module)))
+    return fail("the reference cannot load the spec:\n" + refErrors);
+  auto specs = llvm::to_vector(module->getOps<mlir::attn::SpecOp>());
+  if (specs.size() != 1)
+    return fail("expected one attention block for the reference");
+  const int64_t rows = s.B * s.HQ * s.LQ;
+  int64_t stride = 1;
+  if (double(rows) * double(s.LK) > double(kReferencePairBudget)) {
+    stride = int64_t(std::ceil(double(rows) * double(s.LK) /
+                               double(kReferencePairBudget)));
+    stride |= 1; // odd, so that the sampled q vary from head to head
+  }
+  mlir::attn::ReferenceProblem p;
+  p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
+  p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
+  p.q = q->values.data(), p.k = k->values.data(), p.v = v->values.data();
+  p.inputs = inputReader(*inputs);
+  auto sampled = [&](int64_t b, int64_t h, int64_t qi) {
+    return ((b * s.HQ + h) * s.LQ + qi) % stride == 0;
+  };
+  if (stride > 1)
+    p.rows = sampled;
+  int64_t keptPairs = 0;
+  p.keptPairs = &keptPairs;
+  std::vector<double> refOut, refLse;
+  start = std::chrono::steady_clock::now();
+  std::string refError =
+      mlir::attn::referenceAttention(specs[0], p, refOut, refLse);
+  double refMs = msSince(start);
+  if (!refError.empty())
+    return fail("reference: " + refError);
+
+  int64_t checkedRows = 0, nans = 0, lseBad = 0;
+  double num = 0, den = 0, lseMaxErr = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t b = row / (s.HQ * s.LQ), h = row / s.LQ % s.HQ, qi = row % s.LQ;
+    bool checked = sampled(b, h, qi);
+    checkedRows += checked;
+    for (int64_t d = 0; d < s.DV; ++d) {
+      double o = out->getAsDouble(row * s.DV + d);
+      nans += std::isnan(o);
+      if (!checked)
+        continue;
+      double r = refOut[size_t(row * s.DV + d)];
+      num += (o - r) * (o - r);
+      den += r * r;
+    }
+    if (info.sigmoid || !checked)
+      continue;
+    double l = lse->getAsDouble(row), r = refLse[size_t(row)];
+    if (std::isinf(r) || std::isnan(l))
+      lseBad += l != r;
+    else
+      lseMaxErr = std::max(lseMaxErr, std::abs(l - r) / (1 + std::abs(r)));
+  }
+  const double tolerance = *dtype == runtime::DType::F32 ? 1e-5 : 1e-2;
+  const double relErr = den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+  const bool ok = nans == 0 && relErr < tolerance && lseBad == 0 &&
+                  lseMaxErr <= 1e-4;
+  if (stride == 1)
+    llvm::outs() << "check:    float64 reference on all " << rows
+                 << " query rows";
+  else
+    llvm::outs() << "check:    float64 reference on a sample of "
+                 << checkedRows << " of the " << rows
+                 << " query rows (1 in " << stride
+                 << "; all would be too slow)";
+  llvm::outs() << llvm::format(", %.0f ms\n", refMs);
+  llvm::outs() << llvm::format(
+      "          out: relative Frobenius error %.2e (tolerance %.0e)", relErr,
+      tolerance);
+  if (!info.sigmoid)
+    llvm::outs() << llvm::format("; lse: max relative error %.2e", lseMaxErr);
+  llvm::outs() << (ok ? ": ok\n" : ": FAILED\n");
+  if (!ok) {
+    if (nans)
+      llvm::outs() << "          " << nans << " NaN elements in out\n";
+    if (lseBad)
+      llvm::outs() << "          " << lseBad
+                   << " lse elements where -inf (empty row) was expected or "
+                      "NaN was returned\n";
+    return fail("the kernel disagrees with the reference");
+  }
+  const double pairs = double(checkedRows) * double(s.LK);
+  const double density = pairs == 0 ? 0 : double(keptPairs) / pairs;
+
+  // 4. Timing: warm-up, then the median of the timed runs.
+  for (int i = 0; i < 2; ++i)
+    if (Status st = forward(); !st.ok())
+      return fail(st.message());
+  std::vector<double> times;
+  for (int i = 0; i < f.runs; ++i) {
+    start = std::chrono::steady_clock::now();
+    Status st = forward();
+    times.push_back(msSince(start));
+    if (!st.ok())
+      return fail(st.message());
+  }
+  std::sort(times.begin(), times.end());
+  double median = times.size() % 2
+                      ? times[times.size() / 2]
+                      : (times[times.size() / 2 - 1] + times[times.size() / 2]) / 2;
+  double flops = 2.0 * double(s.B) * double(s.HQ) * double(s.LQ) *
+                 double(s.LK) * double(s.D + s.DV);
+  int threads = f.threads ? f.threads : runtime::ThreadPool::global().numThreads();
+  llvm::outs() << llvm::format(
+      "run:      median %.2f ms of %d runs (min %.2f) on %d thread%s\n", median,
+      f.runs, times.front(), threads, threads == 1 ? "" : "s");
+  llvm::outs() << llvm::format(
+      "          %.1f GFLOP/s, counting 2*B*HQ*LQ*LK*(D+DV) = %.3g FLOP (the "
+      "full matrix)\n",
+      flops / (median * 1e6), flops);
+  llvm::outs() << llvm::format(
+      "density:  the mask keeps %.1f%% of the (q, kv) pairs (as the "
+      "reference counted them on the %s rows)\n",
+      100 * density, stride == 1 ? "checked" : "sampled");
+  llvm::outs() << llvm::format(
+      "          %.1f GFLOP/s counting only the kept pairs\n",
+      density * flops / (median * 1e6));
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::bad_alloc &) {
+    return fail("out of memory (try a smaller --shape)");
+  } catch (const std::exception &e) {
+    return fail(e.what());
+  }
+}
