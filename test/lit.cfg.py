@@ -12,6 +12,9 @@ config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 
 config.environment["PATH"] = os.pathsep.join(
     [config.attnc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+# Kernels compiled by the tests are cached in the build tree, never in the
+# user's ~/.cache.
+config.environment["ATTNC_CACHE_DIR"] = os.path.join(config.test_exec_root, "kernel-cache")
 config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "attnc")))
 config.substitutions.append(("%attn-demo", os.path.join(config.attnc_tools_dir, "attn-demo")))
 config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
