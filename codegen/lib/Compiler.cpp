@@ -14,11 +14,13 @@
 #include "attnc/Frontend/MLIRGen.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Runtime/KernelCache.h"
+#include "attnc/Runtime/Microkernels.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 
+#include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
@@ -37,7 +39,7 @@ using runtime::KernelCache;
 
 // Bump when the generated code changes in a way the tiled form's text does
 // not show (lowering, entry point, ABI).
-static const char kCodegenVersion[] = "attnc-cpu-3";
+static const char kCodegenVersion[] = "attnc-cpu-5";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -118,6 +120,19 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
   if (!gen)
     return Status::error(llvm::toString(gen.takeError()));
   (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
+  // The runtime's microkernels, linked into this library (an executable
+  // does not export them dynamically).
+  llvm::orc::SymbolMap micro;
+  auto add = [&](const char *name, void *fn) {
+    micro[(*jit)->mangleAndIntern(name)] = {
+        llvm::orc::ExecutorAddr::fromPtr(fn), llvm::JITSymbolFlags::Exported};
+  };
+  add("attnc_uk_qk_f32", reinterpret_cast<void *>(&attnc_uk_qk_f32));
+  add("attnc_uk_softmax_t_f32", reinterpret_cast<void *>(&attnc_uk_softmax_t_f32));
+  add("attnc_uk_pv_t_f32", reinterpret_cast<void *>(&attnc_uk_pv_t_f32));
+  if (llvm::Error err = (*jit)->getMainJITDylib().define(
+          llvm::orc::absoluteSymbols(std::move(micro))))
+    return Status::error(llvm::toString(std::move(err)));
   if (llvm::Error err = (*jit)->addObjectFile(
           llvm::MemoryBuffer::getMemBufferCopy(object, "attnc-kernel.o")))
     return Status::error("cannot load the kernel: " +

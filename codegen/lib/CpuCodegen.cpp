@@ -38,7 +38,7 @@ using namespace attnc;
 using runtime::Expected;
 using runtime::Status;
 
-std::pair<int64_t, int64_t> attnc::defaultCpuTiles() { return {32, 64}; }
+std::pair<int64_t, int64_t> attnc::defaultCpuTiles() { return {64, 64}; }
 
 std::string attnc::kernelSymbol(const std::string &specName) {
   return "attnc_kernel_" + specName;
@@ -119,6 +119,9 @@ LogicalResult attnc::buildTiledModule(ModuleOp module,
   tile.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
   tile.tileK = options.tileK > 0 ? options.tileK : tiles.second;
   tile.storage = storageName(options.storage);
+  // The CPU target runs the matrix products and the softmax update in the
+  // runtime's register-tiled microkernels.
+  tile.microkernels = true;
   pm.addPass(attn::createAttnTile(tile));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

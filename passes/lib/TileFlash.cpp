@@ -34,6 +34,7 @@
 #include "attnc/Passes/ScheduleEmitter.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
@@ -115,6 +116,29 @@ struct FlashBuilder {
     b.setInsertionPoint(op.thenBlock()->getTerminator());
     body();
     return op;
+  }
+  /// The address of a (scratch) memref's first element as !llvm.ptr, for
+  /// the microkernel calls.
+  Value ptrOf(Value memref) {
+    Value i = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+                                    toI64(i));
+  }
+  Value nullPtr() {
+    return LLVM::ZeroOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()));
+  }
+  /// Calls runtime microkernel `name` (Microkernels.h), declaring it in the
+  /// module on first use.
+  void callMicrokernel(StringRef name, ValueRange args) {
+    auto module = spec->getParentOfType<ModuleOp>();
+    if (!SymbolTable::lookupSymbolIn(module, name)) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto decl = func::FuncOp::create(
+          b, loc, name, FunctionType::get(b.getContext(), ValueRange(args).getTypes(), {}));
+      decl.setPrivate();
+    }
+    func::CallOp::create(b, loc, name, TypeRange{}, args);
   }
   /// Names a structural op of the form (`attn.loop = "tasks"`, ...), so
   /// tests and the CUDA emitter can find the parts without pattern matching.
@@ -306,8 +330,18 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   };
   Value Qs = scratch(f.mul(TQ, D)), Ks = scratch(f.mul(TK, D)),
         Vs = scratch(f.mul(TK, DV)), S = scratch(f.mul(TQ, TK)),
-        mRow = scratch(TQ), lRow = scratch(TQ), acc = scratch(f.mul(TQ, DV));
-  Value Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK);
+        mRow = scratch(TQ), lRow = scratch(TQ), acc = scratch(f.mul(TQ, DV)),
+        alphaRow = scratch(TQ);
+  Value Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK), TQx = f.cx(tileQ);
+  bool microkernels = this->microkernels;
+  // Where S[i, j] lives: row-major, or transposed for the microkernels.
+  auto sAt = [&](Value i, Value j) -> Value {
+    if (microkernels)
+      return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, TQx), i);
+    return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, TKx), j);
+  };
+  bool scoreIsIdentity =
+      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
   Value negInf = f.cf(-std::numeric_limits<double>::infinity());
   Value zeroF = f.cf(0.0);
 
@@ -351,7 +385,11 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
       Value row = f.add(qBase, f.mul(f.add(q0, f.toI64(i)), qS[2]));
       f.forLoop(f.cx(0), Dx, [&](Value d) {
         Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
-        Value at = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, Dx), d);
+        // With microkernels Qs is stored transposed (d * TQ + i): it is the
+        // right operand of the S^T = K Q^T microkernel.
+        Value at = microkernels
+            ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, d, TQx), i)
+            : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, Dx), d);
         f.store(f.toF32(x), Qs, at);
       });
     });
@@ -408,26 +446,55 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind),
                   traceBuf, f.toIdx(at));
         });
-        // Ks, Vs = K/V[b, hkv, k0 : k0 + tk, :] in f32.
+        // Ks, Vs = K/V[b, hkv, k0 : k0 + tk, :] in f32 (row j at j * dim;
+        // with `transposed`, element (j, d) at d * TK + j).
         auto loadTile = [&](Value buf, Value base, ArrayRef<Value> st,
-                            Value dim, Value tile) {
+                            Value dim, Value tile, bool transposed) {
           f.forLoop(f.cx(0), tkx, [&](Value j) {
             Value row = f.add(base, f.mul(f.add(k0, f.toI64(j)), st[2]));
             f.forLoop(f.cx(0), dim, [&](Value d) {
               Value x = f.load(buf, f.toIdx(f.add(row, f.mul(f.toI64(d), st[3]))));
-              Value at = arith::AddIOp::create(
-                  b, loc, arith::MulIOp::create(b, loc, j, dim), d);
+              Value at = transposed
+                  ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, d, TKx), j)
+                  : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, dim), d);
               f.store(f.toF32(x), tile, at);
             });
           });
         };
-        loadTile(kBuf, kBase, kS, Dx, Ks);
-        loadTile(vBuf, vBase, vS, DVx, Vs);
+        loadTile(kBuf, kBase, kS, Dx, Ks, /*transposed=*/false);
+        loadTile(vBuf, vBase, vS, DVx, Vs, false);
 
-        // S[i, j] = score(scale * Qs[i] . Ks[j]).
         auto fastmath = arith::FastMathFlagsAttr::get(
             b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
-        f.forLoop(f.cx(0), tqx, [&](Value i) {
+        if (microkernels) {
+          // S^T = scale * Ks Qs^T in the register-tiled microkernel (S is
+          // kept transposed: element (i, j) at j * TQ + i), then the score
+          // region element-wise unless it is the identity.
+          f.callMicrokernel("attnc_uk_qk_f32",
+                            {f.ptrOf(Ks), D, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk, tq, D,
+                             callScale ? callScale : f.cf(1.0)});
+          if (!scoreIsIdentity || !callScale) {
+            f.forLoop(f.cx(0), tqx, [&](Value i) {
+              RegionEnv el = rowEnv;
+              el.q = f.add(q0, f.toI64(i));
+              f.forLoop(f.cx(0), tkx, [&](Value j) {
+                el.kv = f.add(k0, f.toI64(j));
+                Value at = sAt(i, j);
+                el.score = f.load(S, at);
+                if (!callScale) {
+                  FailureOr<Value> sc = emitSpecRegion(b, loc, spec, spec.getScale(), el);
+                  if (failed(sc)) { result = failure(); return; }
+                  el.score = arith::MulFOp::create(b, loc, el.score, *sc);
+                }
+                FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScore(), el);
+                if (failed(s)) { result = failure(); return; }
+                f.store(*s, S, at);
+              });
+            });
+          }
+        }
+        // S[i, j] = score(scale * Qs[i] . Ks[j]).
+        if (!microkernels) f.forLoop(f.cx(0), tqx, [&](Value i) {
           RegionEnv el = rowEnv;
           el.q = f.add(q0, f.toI64(i));
           Value qRow = arith::MulIOp::create(b, loc, i, Dx);
@@ -467,8 +534,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                 el.kv = f.add(k0, f.toI64(j));
                 FailureOr<Value> keep = emitSpecRegion(b, loc, spec, spec.getMask(), el);
                 if (failed(keep)) { result = failure(); return; }
-                Value at = arith::AddIOp::create(
-                    b, loc, arith::MulIOp::create(b, loc, i, TKx), j);
+                Value at = sAt(i, j);
                 Value s = f.load(S, at);
                 f.store(arith::SelectOp::create(b, loc, *keep, s, negInf), S, at);
               });
@@ -477,6 +543,37 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           FlashBuilder::mark(partialIf, "attn.tile", "partial");
         }
 
+        if (microkernels) {
+          // softmax: the online update, then acc = alpha acc + P V;
+          // sigmoid: P element-wise, then acc += P V.
+          Value alphaArg = f.nullPtr();
+          if (!sigmoid) {
+            f.callMicrokernel("attnc_uk_softmax_t_f32",
+                              {f.ptrOf(S), TQ, tq, tk, f.ptrOf(mRow), f.ptrOf(lRow),
+                               f.ptrOf(alphaRow)});
+            alphaArg = f.ptrOf(alphaRow);
+          } else {
+            f.forLoop(f.cx(0), tqx, [&](Value i) {
+              RegionEnv el = rowEnv;
+              el.q = f.add(q0, f.toI64(i));
+              f.forLoop(f.cx(0), tkx, [&](Value j) {
+                el.kv = f.add(k0, f.toI64(j));
+                FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
+                if (failed(bias)) { result = failure(); return; }
+                Value at = sAt(i, j);
+                Value x = arith::AddFOp::create(b, loc, f.load(S, at), *bias);
+                Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+                f.store(arith::DivFOp::create(
+                            b, loc, f.cf(1.0), arith::AddFOp::create(b, loc, f.cf(1.0), e)),
+                        S, at);
+              });
+            });
+          }
+          f.callMicrokernel("attnc_uk_pv_t_f32",
+                            {f.ptrOf(S), TQ, f.ptrOf(Vs), DV, f.ptrOf(acc), DV, tq, tk, DV,
+                             alphaArg});
+          return;
+        }
         // The normalisation update and O += P V, row by row.
         f.forLoop(f.cx(0), tqx, [&](Value i) {
           Value sRow = arith::MulIOp::create(b, loc, i, TKx);

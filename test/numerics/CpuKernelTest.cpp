@@ -14,6 +14,7 @@
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskSchedule.h"
 #include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Runtime/Microkernels.h"
 
 #include "llvm/Support/raw_ostream.h"
 #include <gtest/gtest.h>
@@ -245,11 +246,14 @@ TEST_P(CpuKernel, MatchesReference) {
 }
 
 /// Code generated for an AVX2-only CPU (haswell) is correct too (it runs
-/// on this AVX-512 host).
+/// on this AVX-512 host), with the portable microkernels that such a CPU
+/// gets instead of the AVX-512 ones.
 TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
   auto [path, dtype] = GetParam();
+  attnc_uk_set_portable(1);
   checkAgainstReference(path, dtype, "haswell",
                         {kShapes[1], kShapes[2], kShapes[3]});
+  attnc_uk_set_portable(0);
 }
 
 /// Params overridden at compile time (-D) reach the kernel.

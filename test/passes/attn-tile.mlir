@@ -1,5 +1,6 @@
 // RUN: attn-opt %s --split-input-file --attn-tile --verify-diagnostics | FileCheck %s
 // RUN: attn-opt %s --split-input-file --attn-tile="storage=bf16 tile-q=16 tile-k=8" --verify-diagnostics | FileCheck %s --check-prefix=BF16
+// RUN: attn-opt %s --split-input-file --attn-tile="microkernels=1" --verify-diagnostics | FileCheck %s --check-prefix=UK
 
 // The flash form of full attention: the task loop, the key-tile loop, the
 // online softmax (exp, running max) and the lse (log); no mask code at all.
@@ -74,6 +75,17 @@ module {
 // CHECK:           math.exp
 // CHECK:         } {attn.tile = "visit"}
 // BF16-LABEL: func.func @attn_causal(
+
+// With microkernels (the CPU back end): S^T = K Q^T, the softmax update and
+// P V are calls; the mask still runs on PARTIAL tiles only, in between.
+// UK-LABEL: func.func @attn_causal(
+// UK:         func.call @attnc_uk_qk_f32(
+// UK:         scf.if
+// UK:           arith.cmpi sge
+// UK:         } {attn.tile = "partial"}
+// UK:         func.call @attnc_uk_softmax_t_f32(
+// UK:         func.call @attnc_uk_pv_t_f32(
+// UK:       } {attn.tile = "visit"}
 
 // -----
 

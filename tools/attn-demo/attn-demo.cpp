@@ -181,6 +181,7 @@ struct Flags {
   std::string spec, shape, dtype, name;
   std::vector<std::string> defines;
   int threads = 0, runs = 7;
+  int64_t tileQ = 0, tileK = 0;
   unsigned seed = 1;
 };
 
@@ -199,6 +200,10 @@ int run(int argc, char **argv) {
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
       ("name", po::value(&f.name), "the block to use in a multi-block file")
+      ("tile-q", po::value(&f.tileQ)->default_value(0),
+       "query rows per tile (0: the back end's choice)")
+      ("tile-k", po::value(&f.tileK)->default_value(0),
+       "keys per tile (0: the back end's choice)")
       ("threads", po::value(&f.threads)->default_value(0),
        "threads (0: the global pool, ATTNC_NUM_THREADS or all cores)")
       ("runs", po::value(&f.runs)->default_value(7),
@@ -240,6 +245,8 @@ int run(int argc, char **argv) {
     return fail("--runs must be >= 1");
 
   CompileOptions co;
+  co.tileQ = f.tileQ;
+  co.tileK = f.tileK;
   co.dtype = *dtype;
   co.name = f.name;
   FrontendOptions fo;

@@ -76,13 +76,18 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
     Option<"tileQ", "tile-q", "int64_t", "32", "query rows per tile">,
     Option<"tileK", "tile-k", "int64_t", "64", "keys per tile">,
     Option<"storage", "storage", "std::string", "\"f32\"",
-           "element type of q, k, v and out: f32, f16 or bf16">
+           "element type of q, k, v and out: f32, f16 or bf16">,
+    Option<"microkernels", "microkernels", "bool", "false",
+           "compute Q K^T, the softmax update and P V with calls to the "
+           "runtime's register-tiled microkernels (attnc_uk_*, CPU) instead "
+           "of scalar loops">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect"];
+                           "::mlir::math::MathDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 #endif // ATTNC_PASSES_TD

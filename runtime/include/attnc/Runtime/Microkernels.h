@@ -1,0 +1,56 @@
+/*===- Microkernels.h - Register-tiled tile kernels for generated code -*- C -*-===//
+ *
+ * The hot loops of a CPU attention kernel, called by the generated code on
+ * f32 tiles (the IREE "ukernel" habit): S^T = scale * K Q^T (from the query
+ * tile transposed once per task, so key tiles need no transposition), the
+ * online softmax update on S^T, and acc = alpha * acc + P V. Each picks at
+ * run time the best implementation for the CPU it runs on (AVX-512: 8 x 32
+ * and 4 x 64 register tiles with FMA and a polynomial exp; otherwise
+ * portable loops), so a kernel compiled for one CPU runs correctly on
+ * another.
+ * Plain C ABI: generated code (JIT or AOT objects) calls these symbols; AOT
+ * programs link libAttncRuntime.a.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef ATTNC_RUNTIME_MICROKERNELS_H
+#define ATTNC_RUNTIME_MICROKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* s[i * lds + j] = scale * sum_d q[i * ldq + d] * kt[d * ldkt + j]
+ * for i < tq, j < tk (kt is the key tile transposed: D x TK). */
+void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
+                     int64_t ldkt, float *s, int64_t lds, int64_t tq,
+                     int64_t tk, int64_t d, float scale);
+
+/* The online softmax update of a tile of logits stored transposed, S^T:
+ * s(i, j) = st[j * ldst + i] for query row i < tq and key j < tk:
+ *   m' = max(m[i], max_j s(i, j));  z = (m' == -inf ? 0 : m')
+ *   alpha[i] = exp(m[i] - z);  s(i, j) = exp(s(i, j) - z)
+ *   l[i] = alpha[i] * l[i] + sum_j s(i, j);  m[i] = m'
+ * exp(-inf) is exactly 0, so masked logits (-inf) contribute nothing and a
+ * row with nothing kept keeps m = -inf, l = 0. */
+void attnc_uk_softmax_t_f32(float *st, int64_t ldst, int64_t tq, int64_t tk,
+                            float *m, float *l, float *alpha);
+
+/* With P stored transposed, p(i, j) = pt[j * ldpt + i]:
+ * acc[i * ldacc + c] = (alpha ? alpha[i] : 1) * acc[i * ldacc + c]
+ *                      + sum_j p(i, j) * v[j * ldv + c]
+ * for i < tq, c < dv, j < tk. */
+void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt, const float *v,
+                       int64_t ldv, float *acc, int64_t ldacc, int64_t tq,
+                       int64_t tk, int64_t dv, const float *alpha);
+
+/* Which implementation the microkernels use: 0 = the best for this CPU
+ * (default), 1 = portable loops only (tests of the fallback). */
+void attnc_uk_set_portable(int portable);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTNC_RUNTIME_MICROKERNELS_H */

@@ -1,0 +1,121 @@
+//===- Microkernels.cpp - Tile kernels: dispatch and portable versions ----===//
+//
+// See Microkernels.h. The AVX-512 versions live in MicrokernelsAvx512.cpp
+// (built with AVX-512 flags); here a CPUID check picks them once, and the
+// portable loops below serve every other CPU (and the tests of this path,
+// through attnc_uk_set_portable). The portable softmax uses std::exp, so it
+// is exact to float rounding.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Runtime/Microkernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+extern "C" {
+void attnc_uk_qk_f32_avx512(const float *, int64_t, const float *, int64_t,
+                            float *, int64_t, int64_t, int64_t, int64_t, float);
+void attnc_uk_softmax_t_f32_avx512(float *, int64_t, int64_t, int64_t, float *,
+                                   float *, float *);
+void attnc_uk_pv_t_f32_avx512(const float *, int64_t, const float *, int64_t,
+                            float *, int64_t, int64_t, int64_t, int64_t,
+                            const float *);
+}
+
+namespace {
+std::atomic<int> forcePortable{0};
+
+bool useAvx512() {
+#if defined(__x86_64__) && defined(ATTNC_HAVE_AVX512_UKERNELS)
+  static const bool has = __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512dq");
+  return has && !forcePortable.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+void qkPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
+                float *s, int64_t lds, int64_t tq, int64_t tk, int64_t d,
+                float scale) {
+  for (int64_t i = 0; i < tq; ++i) {
+    float *row = s + i * lds;
+    std::fill(row, row + tk, 0.0f);
+    for (int64_t k = 0; k < d; ++k) {
+      float a = q[i * ldq + k];
+      const float *b = kt + k * ldkt;
+      for (int64_t j = 0; j < tk; ++j)
+        row[j] += a * b[j];
+    }
+    for (int64_t j = 0; j < tk; ++j)
+      row[j] *= scale;
+  }
+}
+
+void softmaxPortable(float *st, int64_t ldst, int64_t tq, int64_t tk,
+                     float *m, float *l, float *alpha) {
+  const float negInf = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < tq; ++i) {
+    float mNew = m[i];
+    for (int64_t j = 0; j < tk; ++j)
+      mNew = std::max(mNew, st[j * ldst + i]);
+    float z = mNew == negInf ? 0.0f : mNew;
+    float sum = 0;
+    for (int64_t j = 0; j < tk; ++j)
+      sum += (st[j * ldst + i] = std::exp(st[j * ldst + i] - z));
+    alpha[i] = std::exp(m[i] - z);
+    l[i] = alpha[i] * l[i] + sum;
+    m[i] = mNew;
+  }
+}
+
+void pvPortable(const float *pt, int64_t ldpt, const float *v, int64_t ldv,
+                float *acc, int64_t ldacc, int64_t tq, int64_t tk, int64_t dv,
+                const float *alpha) {
+  for (int64_t i = 0; i < tq; ++i) {
+    float *out = acc + i * ldacc;
+    if (alpha)
+      for (int64_t c = 0; c < dv; ++c)
+        out[c] *= alpha[i];
+    for (int64_t j = 0; j < tk; ++j) {
+      float a = pt[j * ldpt + i];
+      const float *b = v + j * ldv;
+      for (int64_t c = 0; c < dv; ++c)
+        out[c] += a * b[c];
+    }
+  }
+}
+} // namespace
+
+extern "C" void attnc_uk_set_portable(int portable) {
+  forcePortable.store(portable ? 1 : 0, std::memory_order_relaxed);
+}
+
+extern "C" void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
+                                int64_t ldkt, float *s, int64_t lds,
+                                int64_t tq, int64_t tk, int64_t d,
+                                float scale) {
+  if (useAvx512())
+    return attnc_uk_qk_f32_avx512(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
+  qkPortable(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
+}
+
+extern "C" void attnc_uk_softmax_t_f32(float *st, int64_t ldst, int64_t tq,
+                                       int64_t tk, float *m, float *l,
+                                       float *alpha) {
+  if (useAvx512())
+    return attnc_uk_softmax_t_f32_avx512(st, ldst, tq, tk, m, l, alpha);
+  softmaxPortable(st, ldst, tq, tk, m, l, alpha);
+}
+
+extern "C" void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt,
+                                  const float *v, int64_t ldv, float *acc,
+                                  int64_t ldacc, int64_t tq, int64_t tk,
+                                  int64_t dv, const float *alpha) {
+  if (useAvx512())
+    return attnc_uk_pv_t_f32_avx512(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv,
+                                    alpha);
+  pvPortable(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv, alpha);
+}

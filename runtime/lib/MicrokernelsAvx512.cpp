@@ -1,0 +1,231 @@
+//===- MicrokernelsAvx512.cpp - AVX-512 register-tiled tile kernels -------===//
+//
+// Compiled with -mavx512f/-mavx512dq/-mfma (see runtime/CMakeLists.txt) and
+// only called after a CPUID check (Microkernels.cpp). On purpose it
+// includes nothing but <immintrin.h> and <stdint.h>: an inline function of
+// a standard header instantiated here would be AVX-512 code that the linker
+// may pick for the whole program.
+//
+//   QK:  a block of 8 x 32 outputs in 16 zmm accumulators; per d, 2 loads of
+//        the (transposed) right operand, 8 broadcasts of the left, 16 FMAs.
+//        Full blocks use plain loads: masked loads are slow on Zen 4.
+//   PV:  4 rows x 64 columns of acc in 16 zmm accumulators; per key, 4 loads
+//        of v, 4 broadcasts of p, 16 FMAs.
+//   softmax: 16 attention rows per vector (the logits are stored
+//        transposed, one key per row), so no horizontal reductions.
+//   exp: x clamped to [-110, 88.7], 2^n * p(r) with r = x - n ln 2 and a
+//        degree-6 polynomial (Cephes expf coefficients), scalef for 2^n;
+//        exp(-inf) and anything below -103 give exactly 0.
+//
+//===----------------------------------------------------------------------===//
+#include <immintrin.h>
+#include <stdint.h>
+
+namespace {
+
+inline __mmask16 tailMask(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+}
+
+// Masked loads are slow on some CPUs (Zen 4): full blocks use plain ones.
+template <bool Full>
+inline __m512 load(__mmask16 m, const float *p) {
+  return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+template <int R, bool Full>
+inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
+                    float *s, int64_t lds, int64_t n, int64_t d, float scale) {
+  // n <= 32 keys: two vectors, masked at the tail.
+  __mmask16 m0 = tailMask(n), m1 = tailMask(n - 16 > 0 ? n - 16 : 0);
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d; ++k) {
+    const float *row = kt + k * ldkt;
+    __m512 b0 = load<Full>(m0, row);
+    __m512 b1 = load<Full>(m1, row + 16);
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(q[r * ldq + k]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+  __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(s + r * lds, m0, _mm512_mul_ps(acc[r][0], sc));
+    _mm512_mask_storeu_ps(s + r * lds + 16, m1, _mm512_mul_ps(acc[r][1], sc));
+  }
+}
+
+template <bool Full>
+inline void qkRows(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
+                   float *s, int64_t lds, int64_t tq, int64_t n, int64_t d,
+                   float scale) {
+  int64_t i0 = 0;
+  for (; i0 + 8 <= tq; i0 += 8)
+    qkBlock<8, Full>(q + i0 * ldq, ldq, kt, ldkt, s + i0 * lds, lds, n, d, scale);
+  const float *qi = q + i0 * ldq;
+  float *si = s + i0 * lds;
+  switch (tq - i0) {
+  case 7: qkBlock<7, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 6: qkBlock<6, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 5: qkBlock<5, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 4: qkBlock<4, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 3: qkBlock<3, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 2: qkBlock<2, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 1: qkBlock<1, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  default: break;
+  }
+}
+
+template <int R, int X, bool Full>
+inline void pvBlock(const float *p, int64_t ldp, const float *v, int64_t ldv,
+                    float *acc, int64_t ldacc, int64_t tk, int64_t n,
+                    const float *alpha) {
+  // n <= 16 * X columns.
+  __mmask16 mask[X];
+  for (int x = 0; x < X; ++x) {
+    int64_t rem = n - 16 * x;
+    mask[x] = tailMask(rem > 0 ? rem : 0);
+  }
+  __m512 c[R][X];
+  for (int r = 0; r < R; ++r) {
+    __m512 a = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    for (int x = 0; x < X; ++x)
+      c[r][x] = _mm512_mul_ps(a, load<Full>(mask[x], acc + r * ldacc + 16 * x));
+  }
+  for (int64_t j = 0; j < tk; ++j) {
+    __m512 b[X];
+    for (int x = 0; x < X; ++x)
+      b[x] = load<Full>(mask[x], v + j * ldv + 16 * x);
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(p[j * ldp + r]);
+      for (int x = 0; x < X; ++x)
+        c[r][x] = _mm512_fmadd_ps(a, b[x], c[r][x]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int x = 0; x < X; ++x)
+      _mm512_mask_storeu_ps(acc + r * ldacc + 16 * x, mask[x], c[r][x]);
+}
+
+template <int R>
+inline void pvRows(const float *p, int64_t ldp, const float *v, int64_t ldv,
+                   float *acc, int64_t ldacc, int64_t tk, int64_t dv,
+                   const float *alpha) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= dv; c0 += 64)
+    pvBlock<R, 4, true>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, 64, alpha);
+  int64_t rest = dv - c0;
+  if (rest == 48)
+    pvBlock<R, 3, true>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest == 32)
+    pvBlock<R, 2, true>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest == 16)
+    pvBlock<R, 1, true>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest > 48)
+    pvBlock<R, 4, false>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest > 32)
+    pvBlock<R, 3, false>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest > 16)
+    pvBlock<R, 2, false>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+  else if (rest > 0)
+    pvBlock<R, 1, false>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
+}
+
+inline __m512 expPs(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-110.0f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+  __m512 n = _mm512_roundscale_ps(
+      _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r2 = _mm512_mul_ps(r, r);
+  y = _mm512_fmadd_ps(y, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+} // namespace
+
+extern "C" void attnc_uk_qk_f32_avx512(const float *q, int64_t ldq,
+                                       const float *kt, int64_t ldkt, float *s,
+                                       int64_t lds, int64_t tq, int64_t tk,
+                                       int64_t d, float scale) {
+  for (int64_t j0 = 0; j0 < tk; j0 += 32) {
+    int64_t n = tk - j0 < 32 ? tk - j0 : 32;
+    if (n == 32)
+      qkRows<true>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
+    else
+      qkRows<false>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
+  }
+}
+
+extern "C" void attnc_uk_pv_t_f32_avx512(const float *p, int64_t ldp,
+                                       const float *v, int64_t ldv, float *acc,
+                                       int64_t ldacc, int64_t tq, int64_t tk,
+                                       int64_t dv, const float *alpha) {
+  int64_t i0 = 0;
+  for (; i0 + 4 <= tq; i0 += 4)
+    pvRows<4>(p + i0, ldp, v, ldv, acc + i0 * ldacc, ldacc, tk, dv,
+              alpha ? alpha + i0 : nullptr);
+  const float *pi = p + i0;
+  float *ai = acc + i0 * ldacc;
+  const float *al = alpha ? alpha + i0 : nullptr;
+  switch (tq - i0) {
+  case 3: pvRows<3>(pi, ldp, v, ldv, ai, ldacc, tk, dv, al); break;
+  case 2: pvRows<2>(pi, ldp, v, ldv, ai, ldacc, tk, dv, al); break;
+  case 1: pvRows<1>(pi, ldp, v, ldv, ai, ldacc, tk, dv, al); break;
+  default: break;
+  }
+}
+
+extern "C" void attnc_uk_softmax_t_f32_avx512(float *st, int64_t ldst,
+                                              int64_t tq, int64_t tk, float *m,
+                                              float *l, float *alpha) {
+  // 16 attention rows (columns of st) at a time: no horizontal reductions.
+  const __m512 negInf = _mm512_set1_ps(-__builtin_inff());
+  for (int64_t i0 = 0; i0 < tq; i0 += 16) {
+    bool full = i0 + 16 <= tq;
+    __mmask16 k = tailMask(tq - i0);
+    auto ld = [&](const float *p) {
+      return full ? _mm512_loadu_ps(p) : _mm512_mask_loadu_ps(negInf, k, p);
+    };
+    __m512 mOld = ld(m + i0);
+    __m512 mx = mOld;
+    for (int64_t j = 0; j < tk; ++j)
+      mx = _mm512_max_ps(mx, ld(st + j * ldst + i0));
+    __mmask16 empty = _mm512_cmp_ps_mask(mx, negInf, _CMP_EQ_OQ);
+    __m512 z = _mm512_mask_mov_ps(mx, empty, _mm512_setzero_ps());
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < tk; ++j) {
+      float *row = st + j * ldst + i0;
+      __m512 e = expPs(_mm512_sub_ps(ld(row), z));
+      if (full)
+        _mm512_storeu_ps(row, e);
+      else
+        _mm512_mask_storeu_ps(row, k, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    __m512 a = expPs(_mm512_sub_ps(mOld, z));
+    __m512 lNew = _mm512_fmadd_ps(a, full ? _mm512_loadu_ps(l + i0)
+                                          : _mm512_maskz_loadu_ps(k, l + i0),
+                                  sum);
+    if (full) {
+      _mm512_storeu_ps(alpha + i0, a);
+      _mm512_storeu_ps(l + i0, lNew);
+      _mm512_storeu_ps(m + i0, mx);
+    } else {
+      _mm512_mask_storeu_ps(alpha + i0, k, a);
+      _mm512_mask_storeu_ps(l + i0, k, lNew);
+      _mm512_mask_storeu_ps(m + i0, k, mx);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+//===- MicrokernelsTest.cpp - The tile microkernels against plain loops ---===//
+//
+// Both implementations (AVX-512 where the CPU has it, and the portable one)
+// over odd tile shapes (tails of every vector width), against double
+// precision loops; the softmax update with masked (-inf) logits and with
+// rows that keep nothing, which must give exactly 0 and keep m = -inf.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Runtime/Microkernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace {
+
+std::vector<float> randomVec(size_t n, std::mt19937 &rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = u(rng);
+  return v;
+}
+
+class Microkernels : public ::testing::TestWithParam<int> {
+protected:
+  void SetUp() override { attnc_uk_set_portable(GetParam()); }
+  void TearDown() override { attnc_uk_set_portable(0); }
+};
+
+TEST_P(Microkernels, QkMatchesLoops) {
+  std::mt19937 rng(1);
+  for (int64_t tq : {1, 7, 8, 9, 31, 64, 70})
+    for (int64_t tk : {1, 15, 16, 17, 33, 64})
+      for (int64_t d : {1, 17, 64}) {
+        int64_t ldq = d + 3, ldkt = tk + 5, lds = tk + 2;
+        auto q = randomVec(tq * ldq, rng), kt = randomVec(d * ldkt, rng);
+        std::vector<float> s(tq * lds, 42.0f);
+        attnc_uk_qk_f32(q.data(), ldq, kt.data(), ldkt, s.data(), lds, tq, tk, d, 0.5f);
+        for (int64_t i = 0; i < tq; ++i) {
+          for (int64_t j = 0; j < tk; ++j) {
+            double ref = 0;
+            for (int64_t k = 0; k < d; ++k)
+              ref += double(q[i * ldq + k]) * kt[k * ldkt + j];
+            ASSERT_NEAR(s[i * lds + j], 0.5 * ref, 1e-5) << tq << " " << tk << " " << d;
+          }
+          for (int64_t j = tk; j < lds; ++j)
+            ASSERT_EQ(s[i * lds + j], 42.0f) << "wrote outside the tile";
+        }
+      }
+}
+
+TEST_P(Microkernels, PvMatchesLoops) {
+  std::mt19937 rng(2);
+  for (int64_t tq : {1, 3, 4, 5, 17, 64})
+    for (int64_t tk : {1, 7, 64})
+      for (int64_t dv : {1, 16, 17, 48, 59, 64, 100, 128}) {
+        int64_t ldp = tq + 1, ldv = dv + 2, ldacc = dv + 3;
+        auto pt = randomVec(tk * ldp, rng), v = randomVec(tk * ldv, rng);
+        auto acc = randomVec(tq * ldacc, rng), alpha = randomVec(tq, rng);
+        std::vector<float> before = acc;
+        attnc_uk_pv_t_f32(pt.data(), ldp, v.data(), ldv, acc.data(), ldacc, tq, tk, dv,
+                          alpha.data());
+        for (int64_t i = 0; i < tq; ++i) {
+          for (int64_t c = 0; c < dv; ++c) {
+            double ref = double(alpha[i]) * before[i * ldacc + c];
+            for (int64_t j = 0; j < tk; ++j)
+              ref += double(pt[j * ldp + i]) * v[j * ldv + c];
+            ASSERT_NEAR(acc[i * ldacc + c], ref, 1e-4) << tq << " " << tk << " " << dv;
+          }
+          for (int64_t c = dv; c < ldacc; ++c)
+            ASSERT_EQ(acc[i * ldacc + c], before[i * ldacc + c]);
+        }
+      }
+}
+
+TEST_P(Microkernels, SoftmaxUpdate) {
+  const float negInf = -std::numeric_limits<float>::infinity();
+  std::mt19937 rng(3);
+  for (int64_t tq : {1, 15, 16, 17, 64})
+    for (int64_t tk : {1, 5, 64}) {
+      int64_t ld = tq + 1;
+      auto st = randomVec(tk * ld, rng);
+      std::vector<float> m(tq), l(tq), alpha(tq, 7.0f);
+      for (int64_t i = 0; i < tq; ++i) {
+        m[i] = i % 3 == 0 ? negInf : 0.25f; // some rows saw nothing yet
+        l[i] = i % 3 == 0 ? 0.0f : 2.0f;
+        for (int64_t j = 0; j < tk; ++j) {
+          if (i % 4 == 1)
+            st[j * ld + i] = negInf; // rows with nothing kept in this tile
+          else if ((i + j) % 5 == 0)
+            st[j * ld + i] = negInf; // masked logits
+          else
+            st[j * ld + i] *= 10.0f;
+        }
+      }
+      std::vector<float> s0 = st, m0 = m, l0 = l;
+      attnc_uk_softmax_t_f32(st.data(), ld, tq, tk, m.data(), l.data(), alpha.data());
+      for (int64_t i = 0; i < tq; ++i) {
+        double mNew = m0[i];
+        for (int64_t j = 0; j < tk; ++j)
+          mNew = std::max<double>(mNew, s0[j * ld + i]);
+        double z = std::isinf(mNew) ? 0 : mNew;
+        double sum = 0;
+        for (int64_t j = 0; j < tk; ++j) {
+          double p = std::exp(double(s0[j * ld + i]) - z);
+          sum += p;
+          if (std::isinf(s0[j * ld + i]))
+            ASSERT_EQ(st[j * ld + i], 0.0f) << "exp(-inf) must be exactly 0";
+          else
+            ASSERT_NEAR(st[j * ld + i], p, 1e-6 * std::max(1.0, p));
+        }
+        double a = std::exp(double(m0[i]) - z);
+        ASSERT_EQ(m[i], float(mNew));
+        ASSERT_NEAR(alpha[i], a, 1e-6);
+        ASSERT_NEAR(l[i], a * l0[i] + sum, 1e-5 * (1 + sum));
+        if (std::isinf(mNew)) {
+          ASSERT_EQ(l[i], 0.0f) << "a row with nothing kept keeps l = 0";
+          ASSERT_TRUE(std::isinf(m[i]) && m[i] < 0);
+        }
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Impl, Microkernels, ::testing::Values(0, 1),
+                         [](const auto &info) {
+                           return info.param ? std::string("Portable")
+                                             : std::string("Best");
+                         });
+
+} // namespace
