@@ -39,7 +39,7 @@ using runtime::KernelCache;
 
 // Bump when the generated code changes in a way the tiled form's text does
 // not show (lowering, entry point, ABI).
-static const char kCodegenVersion[] = "attnc-cpu-5";
+static const char kCodegenVersion[] = "attnc-cpu-7";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -130,6 +130,9 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
   add("attnc_uk_qk_f32", reinterpret_cast<void *>(&attnc_uk_qk_f32));
   add("attnc_uk_softmax_t_f32", reinterpret_cast<void *>(&attnc_uk_softmax_t_f32));
   add("attnc_uk_pv_t_f32", reinterpret_cast<void *>(&attnc_uk_pv_t_f32));
+  add("attnc_uk_qk_bf16", reinterpret_cast<void *>(&attnc_uk_qk_bf16));
+  add("attnc_uk_pv_t_bf16", reinterpret_cast<void *>(&attnc_uk_pv_t_bf16));
+  add("attnc_uk_pack_pairs_bf16", reinterpret_cast<void *>(&attnc_uk_pack_pairs_bf16));
   if (llvm::Error err = (*jit)->getMainJITDylib().define(
           llvm::orc::absoluteSymbols(std::move(micro))))
     return Status::error(llvm::toString(std::move(err)));
@@ -165,8 +168,9 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
     return Status::error(std::string("storage dtype must be float32, "
                                      "float16 or bfloat16, got ") +
                          runtime::dtypeName(opts.dtype));
-  if (opts.tileQ < 0 || opts.tileK < 0 || opts.tileQ > 4096 || opts.tileK > 4096)
-    return Status::error("tile sizes must be in [1, 4096] (0 for the default)");
+  // Tiles live on the stack of the threads that run the kernel.
+  if (opts.tileQ < 0 || opts.tileK < 0 || opts.tileQ > 256 || opts.tileK > 256)
+    return Status::error("tile sizes must be in [1, 256] (0 for the default)");
 
   // Front end: every diagnostic, with file:line:col, goes to `errors`.
   std::string errors;

@@ -124,6 +124,28 @@ struct FlashBuilder {
     return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
                                     toI64(i));
   }
+  /// The address of element `idx` (i64, in elements) of a flat buffer.
+  Value elemPtr(Value memref, Value idx) {
+    auto md = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+    Value off = add(toI64(md.getOffset()), idx);
+    Type elem = cast<MemRefType>(memref.getType()).getElementType();
+    return LLVM::GEPOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+                               elem, ptrOf(memref), ValueRange{off});
+  }
+  /// if (cond) then() else otherwise(), each yielding (pointer, i64).
+  std::pair<Value, Value>
+  ifPtrLd(Value cond, const std::function<std::pair<Value, Value>()> &then,
+          const std::function<std::pair<Value, Value>()> &otherwise) {
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+    auto op = scf::IfOp::create(b, loc, TypeRange{ptr, i64}, cond, /*withElse=*/true);
+    OpBuilder::InsertionGuard g(b);
+    for (auto [block, fn] : {std::pair{op.thenBlock(), &then}, std::pair{op.elseBlock(), &otherwise}}) {
+      b.setInsertionPointToStart(block);
+      auto [p, ld] = (*fn)();
+      scf::YieldOp::create(b, loc, ValueRange{p, ld});
+    }
+    return {op.getResult(0), op.getResult(1)};
+  }
   Value nullPtr() {
     return LLVM::ZeroOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()));
   }
@@ -323,17 +345,40 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   };
   Value numQT = ceilDiv(LQ, TQ), numKT = ceilDiv(LK, TK);
   Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
-  auto scratch = [&](Value n) {
-    auto t = MemRefType::get({ShapedType::kDynamic}, f.f32);
-    return memref::AllocaOp::create(b, loc, t, ValueRange{f.toIdx(n)})
+  auto scratchOf = [&](Type t, Value n) {
+    auto type = MemRefType::get({ShapedType::kDynamic}, t);
+    return memref::AllocaOp::create(b, loc, type, ValueRange{f.toIdx(n)})
         .getResult();
   };
-  Value Qs = scratch(f.mul(TQ, D)), Ks = scratch(f.mul(TK, D)),
-        Vs = scratch(f.mul(TK, DV)), S = scratch(f.mul(TQ, TK)),
-        mRow = scratch(TQ), lRow = scratch(TQ), acc = scratch(f.mul(TQ, DV)),
-        alphaRow = scratch(TQ);
-  Value Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK), TQx = f.cx(tileQ);
+  auto scratch = [&](Value n) { return scratchOf(f.f32, n); };
   bool microkernels = this->microkernels;
+  // bf16 storage with microkernels: the Q, K and V tiles stay bf16, in the
+  // pair layouts of the bf16 dot-product microkernels (Q: (d / 2, i, d % 2),
+  // K: rows of D rounded up to even, V: (j / 2, c, j % 2)); pads are zero.
+  bool bf16Tiles = microkernels && storageType.isBF16();
+  Type tileType = bf16Tiles ? storageType : f.f32;
+  Value Dp = f.mul(ceilDiv(D, f.ci(2)), f.ci(2));
+  Value Dq = bf16Tiles ? Dp : D;
+  Value Qs = scratchOf(tileType, f.mul(TQ, Dq)),
+        Ks = scratchOf(tileType, f.mul(TK, Dq)),
+        Vs = scratchOf(tileType, f.mul(f.ci((tileK + 1) / 2 * 2), DV)),
+        S = scratch(f.mul(TQ, TK)), mRow = scratch(TQ), lRow = scratch(TQ),
+        acc = scratch(f.mul(TQ, DV)), alphaRow = scratch(TQ);
+  if (bf16Tiles) {
+    Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
+    for (auto [tile, n] : {std::pair{Qs, f.mul(TQ, Dq)}, std::pair{Ks, f.mul(TK, Dq)},
+                           std::pair{Vs, f.mul(f.ci((tileK + 1) / 2 * 2), DV)}})
+      f.forLoop(f.cx(0), f.toIdx(n), [&](Value i) { f.store(zero, tile, i); });
+  }
+  Value Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK), TQx = f.cx(tileQ);
+  Value Dpx = f.toIdx(Dp), c2 = f.cx(2);
+  // Position (a / 2, b, a % 2) of a pair layout with `n` columns.
+  auto pairAt = [&](Value a, Value bIdx, Value n) -> Value {
+    Value pair = arith::DivUIOp::create(b, loc, a, c2);
+    Value half = arith::RemUIOp::create(b, loc, a, c2);
+    Value cell = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, pair, n), bIdx);
+    return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, cell, c2), half);
+  };
   // Where S[i, j] lives: row-major, or transposed for the microkernels.
   auto sAt = [&](Value i, Value j) -> Value {
     if (microkernels)
@@ -387,10 +432,11 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
         // With microkernels Qs is stored transposed (d * TQ + i): it is the
         // right operand of the S^T = K Q^T microkernel.
-        Value at = microkernels
+        Value at = bf16Tiles ? pairAt(d, i, TQx)
+            : microkernels
             ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, d, TQx), i)
             : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, Dx), d);
-        f.store(f.toF32(x), Qs, at);
+        f.store(bf16Tiles ? x : f.toF32(x), Qs, at);
       });
     });
     // m = -inf, l = 0, acc = 0.
@@ -448,21 +494,62 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         });
         // Ks, Vs = K/V[b, hkv, k0 : k0 + tk, :] in f32 (row j at j * dim;
         // with `transposed`, element (j, d) at d * TK + j).
+        // (bf16 tiles: K rows of Dp elements, V in pairs of keys.)
         auto loadTile = [&](Value buf, Value base, ArrayRef<Value> st,
-                            Value dim, Value tile, bool transposed) {
+                            Value dim, Value tile, bool isV) {
           f.forLoop(f.cx(0), tkx, [&](Value j) {
             Value row = f.add(base, f.mul(f.add(k0, f.toI64(j)), st[2]));
             f.forLoop(f.cx(0), dim, [&](Value d) {
               Value x = f.load(buf, f.toIdx(f.add(row, f.mul(f.toI64(d), st[3]))));
-              Value at = transposed
-                  ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, d, TKx), j)
-                  : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, dim), d);
-              f.store(f.toF32(x), tile, at);
+              Value at =
+                  !bf16Tiles ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, dim), d)
+                  : isV ? pairAt(j, d, DVx)
+                        : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, Dpx), d);
+              f.store(bf16Tiles ? x : f.toF32(x), tile, at);
             });
           });
         };
-        loadTile(kBuf, kBase, kS, Dx, Ks, /*transposed=*/false);
-        loadTile(vBuf, vBase, vS, DVx, Vs, false);
+        // The microkernels read K and V in place when their rows are
+        // contiguous (as with any [.., L, D] layout), else from a copy;
+        // bf16 V is packed into key pairs by a microkernel.
+        Value kPtr, kLd, vPtr, vLd;
+        if (microkernels) {
+          // (In place only when the microkernel reads the storage type: f32,
+          // or bf16 tiles; f16 is converted to f32 in a copy.)
+          bool direct = storageType.isF32() || bf16Tiles;
+          Value unitK = arith::AndIOp::create(
+              b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kS[3], f.ci(1)),
+              arith::ConstantIntOp::create(b, loc, b.getI1Type(), direct));
+          if (bf16Tiles)
+            unitK = arith::AndIOp::create(
+                b, loc, unitK, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, D, Dp));
+          std::tie(kPtr, kLd) = f.ifPtrLd(
+              unitK, [&] { return std::pair{f.elemPtr(kBuf, f.add(kBase, f.mul(k0, kS[2]))), kS[2]}; },
+              [&] {
+                loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false);
+                return std::pair{f.ptrOf(Ks), Dq};
+              });
+          if (bf16Tiles) {
+            f.callMicrokernel("attnc_uk_pack_pairs_bf16",
+                              {f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2]))), vS[2], vS[3],
+                               tk, DV, f.ptrOf(Vs)});
+            vPtr = f.ptrOf(Vs);
+            vLd = f.mul(DV, f.ci(2));
+          } else {
+            Value unitV = arith::AndIOp::create(
+                b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, vS[3], f.ci(1)),
+                arith::ConstantIntOp::create(b, loc, b.getI1Type(), direct));
+            std::tie(vPtr, vLd) = f.ifPtrLd(
+                unitV, [&] { return std::pair{f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2]))), vS[2]}; },
+                [&] {
+                  loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true);
+                  return std::pair{f.ptrOf(Vs), DV};
+                });
+          }
+        } else {
+          loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false);
+          loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true);
+        }
 
         auto fastmath = arith::FastMathFlagsAttr::get(
             b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
@@ -470,9 +557,16 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           // S^T = scale * Ks Qs^T in the register-tiled microkernel (S is
           // kept transposed: element (i, j) at j * TQ + i), then the score
           // region element-wise unless it is the identity.
-          f.callMicrokernel("attnc_uk_qk_f32",
-                            {f.ptrOf(Ks), D, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk, tq, D,
-                             callScale ? callScale : f.cf(1.0)});
+          Value scaleArg = callScale ? callScale : f.cf(1.0);
+          if (bf16Tiles)
+            f.callMicrokernel("attnc_uk_qk_bf16",
+                              {kPtr, kLd, f.ptrOf(Qs), f.mul(TQ, f.ci(2)), f.ptrOf(S),
+                               TQ, tk, tq, arith::DivSIOp::create(b, loc, Dp, f.ci(2)),
+                               scaleArg});
+          else
+            f.callMicrokernel("attnc_uk_qk_f32",
+                              {kPtr, kLd, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk, tq, D,
+                               scaleArg});
           if (!scoreIsIdentity || !callScale) {
             f.forLoop(f.cx(0), tqx, [&](Value i) {
               RegionEnv el = rowEnv;
@@ -569,9 +663,14 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
               });
             });
           }
-          f.callMicrokernel("attnc_uk_pv_t_f32",
-                            {f.ptrOf(S), TQ, f.ptrOf(Vs), DV, f.ptrOf(acc), DV, tq, tk, DV,
-                             alphaArg});
+          if (bf16Tiles)
+            f.callMicrokernel("attnc_uk_pv_t_bf16",
+                              {f.ptrOf(S), TQ, vPtr, vLd, f.ptrOf(acc), DV, tq, tk, DV,
+                               alphaArg});
+          else
+            f.callMicrokernel("attnc_uk_pv_t_f32",
+                              {f.ptrOf(S), TQ, vPtr, vLd, f.ptrOf(acc), DV, tq, tk, DV,
+                               alphaArg});
           return;
         }
         // The normalisation update and O += P V, row by row.

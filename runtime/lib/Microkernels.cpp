@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -19,6 +20,14 @@ void attnc_uk_qk_f32_avx512(const float *, int64_t, const float *, int64_t,
                             float *, int64_t, int64_t, int64_t, int64_t, float);
 void attnc_uk_softmax_t_f32_avx512(float *, int64_t, int64_t, int64_t, float *,
                                    float *, float *);
+void attnc_uk_qk_bf16_avx512(const uint16_t *, int64_t, const uint16_t *,
+                             int64_t, float *, int64_t, int64_t, int64_t,
+                             int64_t, float);
+void attnc_uk_pv_t_bf16_avx512(const float *, int64_t, const uint16_t *,
+                               int64_t, float *, int64_t, int64_t, int64_t,
+                               int64_t, const float *);
+void attnc_uk_pack_pairs_bf16_avx512(const uint16_t *, int64_t, int64_t,
+                                     int64_t, uint16_t *);
 void attnc_uk_pv_t_f32_avx512(const float *, int64_t, const float *, int64_t,
                             float *, int64_t, int64_t, int64_t, int64_t,
                             const float *);
@@ -35,6 +44,22 @@ bool useAvx512() {
 #else
   return false;
 #endif
+}
+
+bool useAvx512Bf16() {
+#if defined(__x86_64__) && defined(ATTNC_HAVE_AVX512_UKERNELS)
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has && useAvx512();
+#else
+  return false;
+#endif
+}
+
+float bf16ToFloat(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 void qkPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
@@ -118,4 +143,52 @@ extern "C" void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt,
     return attnc_uk_pv_t_f32_avx512(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv,
                                     alpha);
   pvPortable(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv, alpha);
+}
+
+extern "C" void attnc_uk_qk_bf16(const uint16_t *k, int64_t ldk,
+                                 const uint16_t *qt2, int64_t ldq2, float *st,
+                                 int64_t ldst, int64_t tk, int64_t tq,
+                                 int64_t dpairs, float scale) {
+  if (useAvx512Bf16())
+    return attnc_uk_qk_bf16_avx512(k, ldk, qt2, ldq2, st, ldst, tk, tq,
+                                   dpairs, scale);
+  for (int64_t j = 0; j < tk; ++j)
+    for (int64_t i = 0; i < tq; ++i) {
+      float sum = 0;
+      for (int64_t d = 0; d < 2 * dpairs; ++d)
+        sum += bf16ToFloat(k[j * ldk + d]) *
+               bf16ToFloat(qt2[(d / 2) * ldq2 + 2 * i + d % 2]);
+      st[j * ldst + i] = scale * sum;
+    }
+}
+
+extern "C" void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt,
+                                   const uint16_t *v2, int64_t ldv2,
+                                   float *acc, int64_t ldacc, int64_t tq,
+                                   int64_t tk, int64_t dv, const float *alpha) {
+  if (useAvx512Bf16())
+    return attnc_uk_pv_t_bf16_avx512(pt, ldpt, v2, ldv2, acc, ldacc, tq, tk,
+                                     dv, alpha);
+  for (int64_t i = 0; i < tq; ++i) {
+    float *out = acc + i * ldacc;
+    if (alpha)
+      for (int64_t c = 0; c < dv; ++c)
+        out[c] *= alpha[i];
+    for (int64_t j = 0; j < tk; ++j) {
+      float p = pt[j * ldpt + i];
+      for (int64_t c = 0; c < dv; ++c)
+        out[c] += p * bf16ToFloat(v2[(j / 2) * ldv2 + 2 * c + j % 2]);
+    }
+  }
+}
+
+extern "C" void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr,
+                                         int64_t ldc, int64_t rows,
+                                         int64_t cols, uint16_t *dst) {
+  if (ldc == 1 && useAvx512())
+    return attnc_uk_pack_pairs_bf16_avx512(src, ldr, rows, cols, dst);
+  for (int64_t r = 0; r < rows + (rows % 2); ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      dst[(r / 2) * 2 * cols + 2 * c + r % 2] =
+          r < rows ? src[r * ldr + c * ldc] : uint16_t(0);
 }

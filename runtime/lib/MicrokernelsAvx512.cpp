@@ -229,3 +229,191 @@ extern "C" void attnc_uk_softmax_t_f32_avx512(float *st, int64_t ldst,
     }
   }
 }
+
+//===----------------------------------------------------------------------===//
+// bfloat16 (needs AVX512_BF16: vdpbf16ps multiplies bf16 pairs and adds both
+// products into each f32 lane, so one instruction does two FMAs' work).
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+template <int R, bool Full>
+__attribute__((target("avx512bf16"))) inline void
+qkBf16Block(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
+            float *st, int64_t ldst, int64_t n, int64_t dpairs, float scale) {
+  // R key rows x n <= 32 query columns; a qt2 pair-row holds 2 bf16 per
+  // column, so 16 columns per zmm.
+  __mmask16 m0 = tailMask(n), m1 = tailMask(n - 16 > 0 ? n - 16 : 0);
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < dpairs; ++p) {
+    const uint16_t *row = qt2 + p * ldq2;
+    __m512bh b0 = (__m512bh)(Full ? _mm512_loadu_si512(row)
+                                  : _mm512_maskz_loadu_epi32(m0, row));
+    __m512bh b1 = (__m512bh)(Full ? _mm512_loadu_si512(row + 32)
+                                  : _mm512_maskz_loadu_epi32(m1, row + 32));
+    for (int r = 0; r < R; ++r) {
+      int32_t pair;
+      __builtin_memcpy(&pair, k + r * ldk + 2 * p, 4);
+      __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+    }
+  }
+  __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(st + r * ldst, m0, _mm512_mul_ps(acc[r][0], sc));
+    _mm512_mask_storeu_ps(st + r * ldst + 16, m1, _mm512_mul_ps(acc[r][1], sc));
+  }
+}
+
+template <bool Full>
+__attribute__((target("avx512bf16"))) inline void
+qkBf16Rows(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
+           float *st, int64_t ldst, int64_t tk, int64_t n, int64_t dpairs,
+           float scale) {
+  int64_t j0 = 0;
+  for (; j0 + 8 <= tk; j0 += 8)
+    qkBf16Block<8, Full>(k + j0 * ldk, ldk, qt2, ldq2, st + j0 * ldst, ldst, n, dpairs, scale);
+  const uint16_t *kj = k + j0 * ldk;
+  float *sj = st + j0 * ldst;
+  switch (tk - j0) {
+  case 7: qkBf16Block<7, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 6: qkBf16Block<6, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 5: qkBf16Block<5, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 4: qkBf16Block<4, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 3: qkBf16Block<3, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 2: qkBf16Block<2, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  case 1: qkBf16Block<1, Full>(kj, ldk, qt2, ldq2, sj, ldst, n, dpairs, scale); break;
+  default: break;
+  }
+}
+
+template <int R, int X, bool Full>
+__attribute__((target("avx512bf16"))) inline void
+pvBf16Block(const int32_t *pq, int64_t ldpq, const uint16_t *v2, int64_t ldv2,
+            float *acc, int64_t ldacc, int64_t pairs, int64_t n,
+            const float *alpha) {
+  // R rows x n <= 16 * X columns; pq[q * ldpq + r] holds the bf16 pair
+  // (p(r, 2q), p(r, 2q + 1)).
+  __mmask16 mask[X];
+  for (int x = 0; x < X; ++x) {
+    int64_t rem = n - 16 * x;
+    mask[x] = tailMask(rem > 0 ? rem : 0);
+  }
+  __m512 c[R][X];
+  for (int r = 0; r < R; ++r) {
+    __m512 a = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    for (int x = 0; x < X; ++x)
+      c[r][x] = _mm512_mul_ps(a, load<Full>(mask[x], acc + r * ldacc + 16 * x));
+  }
+  for (int64_t q = 0; q < pairs; ++q) {
+    __m512bh b[X];
+    for (int x = 0; x < X; ++x)
+      b[x] = (__m512bh)(Full ? _mm512_loadu_si512(v2 + q * ldv2 + 32 * x)
+                             : _mm512_maskz_loadu_epi32(mask[x], v2 + q * ldv2 + 32 * x));
+    for (int r = 0; r < R; ++r) {
+      __m512bh a = (__m512bh)_mm512_set1_epi32(pq[q * ldpq + r]);
+      for (int x = 0; x < X; ++x)
+        c[r][x] = _mm512_dpbf16_ps(c[r][x], a, b[x]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int x = 0; x < X; ++x)
+      _mm512_mask_storeu_ps(acc + r * ldacc + 16 * x, mask[x], c[r][x]);
+}
+
+template <int R>
+__attribute__((target("avx512bf16"))) inline void
+pvBf16Rows(const int32_t *pq, int64_t ldpq, const uint16_t *v2, int64_t ldv2,
+           float *acc, int64_t ldacc, int64_t pairs, int64_t dv,
+           const float *alpha) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= dv; c0 += 64)
+    pvBf16Block<R, 4, true>(pq, ldpq, v2 + 2 * c0, ldv2, acc + c0, ldacc, pairs, 64, alpha);
+  int64_t rest = dv - c0;
+  const uint16_t *v = v2 + 2 * c0;
+  float *a = acc + c0;
+  if (rest > 48)
+    pvBf16Block<R, 4, false>(pq, ldpq, v, ldv2, a, ldacc, pairs, rest, alpha);
+  else if (rest > 32)
+    pvBf16Block<R, 3, false>(pq, ldpq, v, ldv2, a, ldacc, pairs, rest, alpha);
+  else if (rest > 16)
+    pvBf16Block<R, 2, false>(pq, ldpq, v, ldv2, a, ldacc, pairs, rest, alpha);
+  else if (rest > 0)
+    pvBf16Block<R, 1, false>(pq, ldpq, v, ldv2, a, ldacc, pairs, rest, alpha);
+}
+
+} // namespace
+
+extern "C" __attribute__((target("avx512bf16"))) void
+attnc_uk_qk_bf16_avx512(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
+                        int64_t ldq2, float *st, int64_t ldst, int64_t tk,
+                        int64_t tq, int64_t dpairs, float scale) {
+  for (int64_t i0 = 0; i0 < tq; i0 += 32) {
+    int64_t n = tq - i0 < 32 ? tq - i0 : 32;
+    if (n == 32)
+      qkBf16Rows<true>(k, ldk, qt2 + 2 * i0, ldq2, st + i0, ldst, tk, n, dpairs, scale);
+    else
+      qkBf16Rows<false>(k, ldk, qt2 + 2 * i0, ldq2, st + i0, ldst, tk, n, dpairs, scale);
+  }
+}
+
+extern "C" __attribute__((target("avx512bf16"))) void
+attnc_uk_pv_t_bf16_avx512(const float *pt, int64_t ldpt, const uint16_t *v2,
+                          int64_t ldv2, float *acc, int64_t ldacc, int64_t tq,
+                          int64_t tk, int64_t dv, const float *alpha) {
+  // P^T (f32, key-major) to bf16 pairs along the keys, query-minor:
+  // pq[q * tq + i] = (p(i, 2q), p(i, 2q + 1)), 0 past the last key.
+  int64_t pairs = (tk + 1) / 2;
+  int32_t pq[pairs * tq + 16];
+  for (int64_t q = 0; q < pairs; ++q) {
+    const float *lo = pt + (2 * q) * ldpt;
+    const float *hi = 2 * q + 1 < tk ? pt + (2 * q + 1) * ldpt : nullptr;
+    for (int64_t i0 = 0; i0 < tq; i0 += 16) {
+      __mmask16 m = tailMask(tq - i0);
+      __m512 a = _mm512_maskz_loadu_ps(m, lo + i0);
+      __m512 b = hi ? _mm512_maskz_loadu_ps(m, hi + i0) : _mm512_setzero_ps();
+      __m512i al = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+      __m512i bl = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+      _mm512_mask_storeu_epi32(pq + q * tq + i0, m,
+                               _mm512_or_si512(al, _mm512_slli_epi32(bl, 16)));
+    }
+  }
+  int64_t i0 = 0;
+  for (; i0 + 4 <= tq; i0 += 4)
+    pvBf16Rows<4>(pq + i0, tq, v2, ldv2, acc + i0 * ldacc, ldacc, pairs, dv,
+                  alpha ? alpha + i0 : nullptr);
+  const int32_t *pi = pq + i0;
+  float *ai = acc + i0 * ldacc;
+  const float *al = alpha ? alpha + i0 : nullptr;
+  switch (tq - i0) {
+  case 3: pvBf16Rows<3>(pi, tq, v2, ldv2, ai, ldacc, pairs, dv, al); break;
+  case 2: pvBf16Rows<2>(pi, tq, v2, ldv2, ai, ldacc, pairs, dv, al); break;
+  case 1: pvBf16Rows<1>(pi, tq, v2, ldv2, ai, ldacc, pairs, dv, al); break;
+  default: break;
+  }
+}
+
+extern "C" void attnc_uk_pack_pairs_bf16_avx512(const uint16_t *src,
+                                                int64_t ldr, int64_t rows,
+                                                int64_t cols, uint16_t *dst) {
+  // Unit column stride: 16 columns of two rows become 16 32-bit pairs.
+  for (int64_t r = 0; r < rows; r += 2) {
+    const uint16_t *a = src + r * ldr;
+    const uint16_t *b = r + 1 < rows ? src + (r + 1) * ldr : nullptr;
+    uint16_t *out = dst + r * cols; // (r / 2) * 2 * cols
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(a + c)));
+      __m512i hi = b ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(b + c)))
+                     : _mm512_setzero_si512();
+      _mm512_storeu_si512(out + 2 * c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+    for (; c < cols; ++c) {
+      out[2 * c] = a[c];
+      out[2 * c + 1] = b ? b[c] : 0;
+    }
+  }
+}

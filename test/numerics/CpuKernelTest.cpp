@@ -268,6 +268,55 @@ TEST(CpuKernelDefines, OverriddenParams) {
                         shapes, {{"prefix", 100}});
 }
 
+/// Strided views: q, k, v in [B, L, H, D] buffers viewed as BHLD (rows of K
+/// and V read in place by the microkernels), and K with a non-unit stride
+/// along D (the copy path), against the same problem in contiguous tensors.
+TEST(CpuKernelViews, StridedMatchesContiguous) {
+  fs::path path = fs::path(ATTNC_EXAMPLES_DIR) / "causal.attn";
+  for (runtime::DType dtype : {runtime::DType::F32, runtime::DType::BF16,
+                               runtime::DType::F16}) {
+    Compiler compiler;
+    CompileOptions opts;
+    opts.dtype = dtype;
+    auto kernel = compiler.compile(readFile(path), opts, path.string());
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    const int64_t B = 2, H = 3, L = 77, D = 40, DV = 24;
+    std::mt19937 rng(9);
+    Operand qb = randomOperand(dtype, {B, L, H, D}, rng, -1, 1);
+    Operand kb = randomOperand(dtype, {B, L, H, D}, rng, -1, 1);
+    Operand vb = randomOperand(dtype, {B, L, H, DV}, rng, -1, 1);
+    // k also as [B, H, D, L] storage: a BHLD view with stride L along D.
+    Tensor kt = Tensor::zeros(dtype, {B, H, D, L}).value();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t d = 0; d < D; ++d)
+            kt.setFromDouble(((b * H + h) * D + d) * L + l,
+                             kb.tensor.getAsDouble(((b * L + l) * H + h) * D + d));
+    TensorView ktView = kt.view();
+    ktView.shape = {B, H, L, D};
+    ktView.strides = {H * D * L, D * L, 1, L};
+    auto bhld = [](const Tensor &t) { return runtime::viewBHLDFromBLHD(t.view()).value(); };
+    auto contiguous = [&](const TensorView &v) {
+      return runtime::makeContiguous(v).value();
+    };
+    Tensor qc = contiguous(bhld(qb.tensor)), kc = contiguous(bhld(kb.tensor)),
+           vc = contiguous(bhld(vb.tensor));
+    Tensor ref = Tensor::zeros(dtype, {B, H, L, DV}).value();
+    Tensor out1 = Tensor::zeros(dtype, {B, H, L, DV}).value();
+    Tensor out2 = Tensor::zeros(dtype, {B, H, L, DV}).value();
+    ASSERT_TRUE(kernel->forward(qc.view(), kc.view(), vc.view(), ref.view()).ok());
+    Status st = kernel->forward(bhld(qb.tensor), bhld(kb.tensor), bhld(vb.tensor), out1.view());
+    ASSERT_TRUE(st.ok()) << st.message();
+    st = kernel->forward(bhld(qb.tensor), ktView, bhld(vb.tensor), out2.view());
+    ASSERT_TRUE(st.ok()) << st.message();
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      ASSERT_EQ(out1.getAsDouble(i), ref.getAsDouble(i)) << runtime::dtypeName(dtype) << " " << i;
+      ASSERT_NEAR(out2.getAsDouble(i), ref.getAsDouble(i), 1e-6) << runtime::dtypeName(dtype) << " " << i;
+    }
+  }
+}
+
 std::string paramName(const ::testing::TestParamInfo<CpuKernel::ParamType> &info) {
   std::string name = std::get<0>(info.param).stem().string() + "_" +
                      runtime::dtypeName(std::get<1>(info.param));

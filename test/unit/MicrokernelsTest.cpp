@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -123,6 +124,75 @@ TEST_P(Microkernels, SoftmaxUpdate) {
         }
       }
     }
+}
+
+uint16_t toBf16(float f) { // round to nearest even
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFF + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+float fromBf16(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+TEST_P(Microkernels, QkBf16MatchesLoops) {
+  std::mt19937 rng(4);
+  for (int64_t tq : {1, 15, 16, 17, 32, 64})
+    for (int64_t tk : {1, 7, 8, 9, 64})
+      for (int64_t dpairs : {1, 8, 64}) {
+        int64_t ldk = 2 * dpairs + 2, ldq2 = 2 * tq + 4, ldst = tq + 1;
+        std::vector<uint16_t> k(tk * ldk), q(dpairs * ldq2);
+        for (auto &x : k) x = toBf16(randomVec(1, rng)[0]);
+        for (auto &x : q) x = toBf16(randomVec(1, rng)[0]);
+        std::vector<float> st(tk * ldst, 42.0f);
+        attnc_uk_qk_bf16(k.data(), ldk, q.data(), ldq2, st.data(), ldst, tk, tq, dpairs, 0.5f);
+        for (int64_t j = 0; j < tk; ++j) {
+          for (int64_t i = 0; i < tq; ++i) {
+            double ref = 0;
+            for (int64_t d = 0; d < 2 * dpairs; ++d)
+              ref += double(fromBf16(k[j * ldk + d])) *
+                     fromBf16(q[(d / 2) * ldq2 + 2 * i + d % 2]);
+            ASSERT_NEAR(st[j * ldst + i], 0.5 * ref, 1e-4) << tq << " " << tk << " " << dpairs;
+          }
+          ASSERT_EQ(st[j * ldst + tq], 42.0f) << "wrote outside the tile";
+        }
+      }
+}
+
+TEST_P(Microkernels, PvBf16MatchesLoops) {
+  std::mt19937 rng(5);
+  for (int64_t tq : {1, 3, 4, 17, 64})
+    for (int64_t tk : {1, 2, 7, 64})
+      for (int64_t dv : {1, 17, 64, 100}) {
+        int64_t ldp = tq + 1, ldv2 = 2 * dv + 2, ldacc = dv + 1;
+        auto pt = randomVec(tk * ldp, rng);
+        for (float &x : pt) x = std::abs(x);
+        std::vector<uint16_t> v2(((tk + 1) / 2) * ldv2, 0);
+        for (int64_t j = 0; j < tk; ++j)
+          for (int64_t c = 0; c < dv; ++c)
+            v2[(j / 2) * ldv2 + 2 * c + j % 2] = toBf16(randomVec(1, rng)[0]);
+        auto acc = randomVec(tq * ldacc, rng), alpha = randomVec(tq, rng);
+        std::vector<float> before = acc;
+        attnc_uk_pv_t_bf16(pt.data(), ldp, v2.data(), ldv2, acc.data(), ldacc, tq, tk, dv,
+                           alpha.data());
+        for (int64_t i = 0; i < tq; ++i) {
+          for (int64_t c = 0; c < dv; ++c) {
+            double ref = double(alpha[i]) * before[i * ldacc + c], mag = 0;
+            for (int64_t j = 0; j < tk; ++j) {
+              double t = double(pt[j * ldp + i]) * fromBf16(v2[(j / 2) * ldv2 + 2 * c + j % 2]);
+              ref += t;
+              mag += std::abs(t);
+            }
+            // P is rounded to bfloat16 (8 bits): a relative error of 2^-8.
+            ASSERT_NEAR(acc[i * ldacc + c], ref, 1e-5 + mag / 256) << tq << " " << tk << " " << dv;
+          }
+          ASSERT_EQ(acc[i * ldacc + dv], before[i * ldacc + dv]);
+        }
+      }
 }
 
 INSTANTIATE_TEST_SUITE_P(Impl, Microkernels, ::testing::Values(0, 1),

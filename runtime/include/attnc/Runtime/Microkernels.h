@@ -45,6 +45,30 @@ void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt, const float *v,
                        int64_t ldv, float *acc, int64_t ldacc, int64_t tq,
                        int64_t tk, int64_t dv, const float *alpha);
 
+/* bfloat16 storage (AVX512_BF16 dot products where the CPU has them, each
+ * instruction multiplying pairs along the reduced dimension):
+ *   st[j * ldst + i] = scale * sum_d k[j * ldk + d] * q(i, d)
+ * for j < tk, i < tq, d < 2 * dpairs, where the query tile is stored in
+ * pairs, q(i, d) = qt2[(d / 2) * ldq2 + 2 * i + d % 2] (ldq2 >= 2 * tq), and
+ * k rows hold 2 * dpairs elements (zero-padded when D is odd). */
+void attnc_uk_qk_bf16(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
+                      int64_t ldq2, float *st, int64_t ldst, int64_t tk,
+                      int64_t tq, int64_t dpairs, float scale);
+
+/* As attnc_uk_pv_t_f32 with v in bfloat16 pairs, v(j, c) =
+ * v2[(j / 2) * ldv2 + 2 * c + j % 2] (ldv2 >= 2 * dv; when tk is odd the
+ * pair of the last key holds 0 for key tk). P is rounded to bfloat16. */
+void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt, const uint16_t *v2,
+                        int64_t ldv2, float *acc, int64_t ldacc, int64_t tq,
+                        int64_t tk, int64_t dv, const float *alpha);
+
+/* Packs a bfloat16 tile of `rows` x `cols` (element (r, c) at
+ * src[r * ldr + c * ldc]) into the pair layout of attnc_uk_pv_t_bf16:
+ * dst[(r / 2) * 2 * cols + 2 * c + r % 2], with zeros for row `rows` when
+ * `rows` is odd. */
+void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr, int64_t ldc,
+                              int64_t rows, int64_t cols, uint16_t *dst);
+
 /* Which implementation the microkernels use: 0 = the best for this CPU
  * (default), 1 = portable loops only (tests of the fallback). */
 void attnc_uk_set_portable(int portable);
