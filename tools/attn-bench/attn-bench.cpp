@@ -254,6 +254,25 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
        {&q.status(), &k.status(), &v.status(), &out.status(), &random.status()})
     if (!st->ok())
       return st->message();
+  // Packed documents in self-attention: when the random inputs include an
+  // int vector over LQ and one over LK (document ids) and LQ == LK, the
+  // keys get the queries' ids, so that the documents line up.
+  if (s.LQ == s.LK) {
+    Tensor *idsQ = nullptr, *idsK = nullptr;
+    for (const runtime::InputDecl &decl : info.inputs) {
+      if (decl.dtype != runtime::DType::I64 || decl.dims.size() != 1 ||
+          !decl.dims[0].isSize)
+        continue;
+      const runtime::SizeName dim = decl.dims[0].size;
+      for (auto &[name, t] : *random)
+        if (name == decl.name && dim == runtime::SizeName::LQ)
+          idsQ = &t;
+        else if (name == decl.name && dim == runtime::SizeName::LK)
+          idsK = &t;
+    }
+    if (idsQ && idsK)
+      *idsK = *idsQ;
+  }
   NamedTensors inputs;
   for (const auto &[name, t] : given)
     inputs.push_back({name, Tensor(t)});
@@ -370,7 +389,10 @@ int run(int argc, char **argv) {
       "again by a second Compiler from the warm disk cache\n"
       "(cached_compile_ms). Times are medians after a warm-up; GFLOP/s\n"
       "count 2*B*HQ*LQ*LK*(D+DV) over the full matrix, beside the density\n"
-      "(share of kept (q, kv) pairs, from the mask on a sample of rows).\n\n"
+      "(share of kept (q, kv) pairs, from the mask on a sample of rows).\n"
+      "Random data: q, k uniform in [-2, 2], v in [-1, 1]; declared inputs\n"
+      "as attn-demo makes them (int vectors over LQ/LK: sorted ids in 0..3,\n"
+      "the same for queries and keys when LQ = LK, i.e. packed documents).\n\n"
       "Baselines (float32): naive (per-element SpecInterpreter loop; only up\n"
       "to --naive-max-pairs, at most 3 runs), openblas (unfused sgemm +\n"
       "softmax + sgemm per 256 query rows, heads over the threads, BLAS\n"
