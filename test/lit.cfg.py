@@ -19,6 +19,10 @@ config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "att
 config.substitutions.append(("%attn-demo", os.path.join(config.attnc_tools_dir, "attn-demo")))
 config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
 config.substitutions.append(("%examples", config.examples_dir))
+# attn-bench is built only with OpenBLAS; its tests say `REQUIRES: attn-bench`.
+if getattr(config, "have_attn_bench", False):
+    config.available_features.add("attn-bench")
+    config.substitutions.append(("%attn-bench", os.path.join(config.attnc_tools_dir, "attn-bench")))
 
 # Python with numpy (the python3 package of install-deps.sh) makes .npy data
 # and checks results: the interpreter that runs lit, not whatever `python3`

@@ -19,16 +19,15 @@
 #include "attnc/Driver.h"
 #include "attnc/Passes/ReferenceAttention.h"
 #include "attnc/Runtime/ThreadPool.h"
+#include "bench-common/BenchCommon.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 #include <boost/program_options.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <optional>
@@ -39,6 +38,7 @@
 namespace po = boost::program_options;
 using namespace attnc;
 using runtime::Tensor;
+using namespace attnc::bench;
 
 namespace {
 
@@ -47,134 +47,10 @@ namespace {
 /// 0.3 us per kept pair at D + DV = 96).
 constexpr int64_t kReferencePairBudget = int64_t(1) << 24;
 
-struct Shape {
-  int64_t B, HQ, HKV, LQ, LK, D, DV;
-};
-
 int fail(const std::string &message) {
   llvm::outs().flush();
   llvm::errs() << "attn-demo: error: " << message << "\n";
   return 1;
-}
-
-double msSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-/// Parses "B,HQ,HKV,LQ,LK,D,DV" (positive integers, HQ a multiple of HKV).
-std::optional<Shape> parseShape(const std::string &text, std::string &error) {
-  std::vector<int64_t> v;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = std::min(text.find(',', pos), text.size());
-    std::string field = text.substr(pos, comma - pos);
-    char *end = nullptr;
-    errno = 0;
-    long long x = std::strtoll(field.c_str(), &end, 10);
-    if (field.empty() || *end != '\0' || errno != 0 || x < 1) {
-      error = "--shape " + text + ": '" + field +
-              "' is not a positive integer (expected B,HQ,HKV,LQ,LK,D,DV)";
-      return std::nullopt;
-    }
-    v.push_back(x);
-    pos = comma + 1;
-  }
-  if (v.size() != 7) {
-    error = "--shape " + text + ": expected 7 sizes B,HQ,HKV,LQ,LK,D,DV, got " +
-            std::to_string(v.size());
-    return std::nullopt;
-  }
-  Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
-  if (s.HQ % s.HKV != 0) {
-    error = "--shape " + text + ": HQ (" + std::to_string(s.HQ) +
-            ") must be a multiple of HKV (" + std::to_string(s.HKV) + ")";
-    return std::nullopt;
-  }
-  return s;
-}
-
-/// Random data rounded to the storage type, kept as double for the reference.
-struct Operand {
-  Tensor tensor;
-  std::vector<double> values;
-};
-
-Expected<Operand> randomOperand(runtime::DType dtype, std::vector<int64_t> shape,
-                                std::mt19937 &rng, double lo, double hi) {
-  Expected<Tensor> t = Tensor::zeros(dtype, shape);
-  if (!t.ok())
-    return t.status();
-  Operand o{std::move(*t), {}};
-  std::uniform_real_distribution<double> u(lo, hi);
-  o.values.resize(size_t(o.tensor.numel()));
-  for (int64_t i = 0; i < o.tensor.numel(); ++i) {
-    o.tensor.setFromDouble(i, u(rng));
-    o.values[size_t(i)] = o.tensor.getAsDouble(i);
-  }
-  return o;
-}
-
-/// Random tensors for the declared inputs (as the numerical tests make
-/// them): an int over LQ or LK holds sorted small ids (several documents),
-/// other ints lie in [0, 300), floats in [-1, 1], bools are fair coins.
-Expected<std::vector<std::pair<std::string, Tensor>>>
-randomInputs(const runtime::KernelInfo &info, const Shape &s, std::mt19937 &rng) {
-  const int64_t sizes[] = {s.B, s.HQ, s.HKV, s.LQ, s.LK, s.D, s.DV};
-  std::vector<std::pair<std::string, Tensor>> out;
-  for (const runtime::InputDecl &decl : info.inputs) {
-    std::vector<int64_t> shape;
-    for (const runtime::InputDim &d : decl.dims)
-      shape.push_back(d.isSize ? sizes[int(d.size)] : d.literal);
-    Expected<Tensor> t = Tensor::zeros(decl.dtype, shape);
-    if (!t.ok())
-      return t.status().withContext("input '" + decl.name + "'");
-    bool ids = shape.size() == 1 && decl.dims[0].isSize &&
-               (decl.dims[0].size == runtime::SizeName::LQ ||
-                decl.dims[0].size == runtime::SizeName::LK);
-    std::uniform_int_distribution<int> small(0, 3), big(0, 299), coin(0, 1);
-    std::uniform_real_distribution<double> u(-1, 1);
-    std::vector<double> vals(size_t(t->numel()));
-    for (double &v : vals)
-      v = decl.dtype == runtime::DType::F32    ? u(rng)
-          : decl.dtype == runtime::DType::Bool ? coin(rng)
-          : ids                                ? small(rng)
-                                               : big(rng);
-    if (ids)
-      std::sort(vals.begin(), vals.end());
-    for (int64_t i = 0; i < t->numel(); ++i)
-      t->setFromDouble(i, vals[size_t(i)]);
-    out.push_back({decl.name, std::move(*t)});
-  }
-  return out;
-}
-
-/// The reference's view of the input tensors.
-mlir::attn::InputReader
-inputReader(const std::vector<std::pair<std::string, Tensor>> &inputs) {
-  return [&inputs](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
-             -> std::optional<mlir::attn::Scalar> {
-    for (const auto &[n, t] : inputs) {
-      if (n != name)
-        continue;
-      if (idx.size() != t.shape().size())
-        return std::nullopt;
-      int64_t flat = 0;
-      for (size_t d = 0; d < idx.size(); ++d) {
-        if (idx[d] < 0 || idx[d] >= t.shape()[d])
-          return std::nullopt;
-        flat = flat * t.shape()[d] + idx[d];
-      }
-      double x = t.getAsDouble(flat);
-      if (t.dtype() == runtime::DType::F32)
-        return mlir::attn::Scalar::ofFloat(x);
-      if (t.dtype() == runtime::DType::Bool)
-        return mlir::attn::Scalar::ofBool(x != 0);
-      return mlir::attn::Scalar::ofInt(int64_t(x));
-    }
-    return std::nullopt;
-  };
 }
 
 struct Flags {
@@ -422,27 +298,24 @@ int run(int argc, char **argv) {
     if (!st.ok())
       return fail(st.message());
   }
-  std::sort(times.begin(), times.end());
-  double median = times.size() % 2
-                      ? times[times.size() / 2]
-                      : (times[times.size() / 2 - 1] + times[times.size() / 2]) / 2;
-  double flops = 2.0 * double(s.B) * double(s.HQ) * double(s.LQ) *
-                 double(s.LK) * double(s.D + s.DV);
+  const double fastest = *std::min_element(times.begin(), times.end());
+  const double med = median(times);
+  const double flops = s.flops();
   int threads = f.threads ? f.threads : runtime::ThreadPool::global().numThreads();
   llvm::outs() << llvm::format(
-      "run:      median %.2f ms of %d runs (min %.2f) on %d thread%s\n", median,
-      f.runs, times.front(), threads, threads == 1 ? "" : "s");
+      "run:      median %.2f ms of %d runs (min %.2f) on %d thread%s\n", med,
+      f.runs, fastest, threads, threads == 1 ? "" : "s");
   llvm::outs() << llvm::format(
       "          %.1f GFLOP/s, counting 2*B*HQ*LQ*LK*(D+DV) = %.3g FLOP (the "
       "full matrix)\n",
-      flops / (median * 1e6), flops);
+      flops / (med * 1e6), flops);
   llvm::outs() << llvm::format(
       "density:  the mask keeps %.1f%% of the (q, kv) pairs (as the "
       "reference counted them on the %s rows)\n",
       100 * density, stride == 1 ? "checked" : "sampled");
   llvm::outs() << llvm::format(
       "          %.1f GFLOP/s counting only the kept pairs\n",
-      density * flops / (median * 1e6));
+      density * flops / (med * 1e6));
   return 0;
 }
 
