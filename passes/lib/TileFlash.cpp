@@ -379,6 +379,23 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     Value cell = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, pair, n), bIdx);
     return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, cell, c2), half);
   };
+  // Visits the elements of a tile in the order of S's layout (i innermost
+  // when S is transposed), so element code runs on contiguous memory and
+  // LLVM can vectorise it; `body` gets (i, j, env with q and kv set).
+  auto forEachElement = [&](Value tqx, Value tkx, const RegionEnv &rowEnv,
+                            Value q0, Value k0,
+                            const std::function<void(Value, Value, RegionEnv &)> &body) {
+    Value outer = microkernels ? tkx : tqx, inner = microkernels ? tqx : tkx;
+    f.forLoop(f.cx(0), outer, [&](Value o) {
+      f.forLoop(f.cx(0), inner, [&](Value n) {
+        Value i = microkernels ? n : o, j = microkernels ? o : n;
+        RegionEnv el = rowEnv;
+        el.q = f.add(q0, f.toI64(i));
+        el.kv = f.add(k0, f.toI64(j));
+        body(i, j, el);
+      });
+    });
+  };
   // Where S[i, j] lives: row-major, or transposed for the microkernels.
   auto sAt = [&](Value i, Value j) -> Value {
     if (microkernels)
@@ -568,22 +585,17 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                               {kPtr, kLd, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk, tq, D,
                                scaleArg});
           if (!scoreIsIdentity || !callScale) {
-            f.forLoop(f.cx(0), tqx, [&](Value i) {
-              RegionEnv el = rowEnv;
-              el.q = f.add(q0, f.toI64(i));
-              f.forLoop(f.cx(0), tkx, [&](Value j) {
-                el.kv = f.add(k0, f.toI64(j));
-                Value at = sAt(i, j);
-                el.score = f.load(S, at);
-                if (!callScale) {
-                  FailureOr<Value> sc = emitSpecRegion(b, loc, spec, spec.getScale(), el);
-                  if (failed(sc)) { result = failure(); return; }
-                  el.score = arith::MulFOp::create(b, loc, el.score, *sc);
-                }
-                FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScore(), el);
-                if (failed(s)) { result = failure(); return; }
-                f.store(*s, S, at);
-              });
+            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+              Value at = sAt(i, j);
+              el.score = f.load(S, at);
+              if (!callScale) {
+                FailureOr<Value> sc = emitSpecRegion(b, loc, spec, spec.getScale(), el);
+                if (failed(sc)) { result = failure(); return; }
+                el.score = arith::MulFOp::create(b, loc, el.score, *sc);
+              }
+              FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScore(), el);
+              if (failed(s)) { result = failure(); return; }
+              f.store(*s, S, at);
             });
           }
         }
@@ -621,17 +633,12 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           Value partial = arith::CmpIOp::create(
               b, loc, arith::CmpIPredicate::eq, kind, f.ci(kTilePartial));
           auto partialIf = f.ifThen(partial, [&] {
-            f.forLoop(f.cx(0), tqx, [&](Value i) {
-              RegionEnv el = rowEnv;
-              el.q = f.add(q0, f.toI64(i));
-              f.forLoop(f.cx(0), tkx, [&](Value j) {
-                el.kv = f.add(k0, f.toI64(j));
-                FailureOr<Value> keep = emitSpecRegion(b, loc, spec, spec.getMask(), el);
-                if (failed(keep)) { result = failure(); return; }
-                Value at = sAt(i, j);
-                Value s = f.load(S, at);
-                f.store(arith::SelectOp::create(b, loc, *keep, s, negInf), S, at);
-              });
+            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+              FailureOr<Value> keep = emitSpecRegion(b, loc, spec, spec.getMask(), el);
+              if (failed(keep)) { result = failure(); return; }
+              Value at = sAt(i, j);
+              Value s = f.load(S, at);
+              f.store(arith::SelectOp::create(b, loc, *keep, s, negInf), S, at);
             });
           });
           FlashBuilder::mark(partialIf, "attn.tile", "partial");
@@ -647,20 +654,15 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                                f.ptrOf(alphaRow)});
             alphaArg = f.ptrOf(alphaRow);
           } else {
-            f.forLoop(f.cx(0), tqx, [&](Value i) {
-              RegionEnv el = rowEnv;
-              el.q = f.add(q0, f.toI64(i));
-              f.forLoop(f.cx(0), tkx, [&](Value j) {
-                el.kv = f.add(k0, f.toI64(j));
-                FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
-                if (failed(bias)) { result = failure(); return; }
-                Value at = sAt(i, j);
-                Value x = arith::AddFOp::create(b, loc, f.load(S, at), *bias);
-                Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-                f.store(arith::DivFOp::create(
-                            b, loc, f.cf(1.0), arith::AddFOp::create(b, loc, f.cf(1.0), e)),
-                        S, at);
-              });
+            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+              FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
+              if (failed(bias)) { result = failure(); return; }
+              Value at = sAt(i, j);
+              Value x = arith::AddFOp::create(b, loc, f.load(S, at), *bias);
+              Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+              f.store(arith::DivFOp::create(
+                          b, loc, f.cf(1.0), arith::AddFOp::create(b, loc, f.cf(1.0), e)),
+                      S, at);
             });
           }
           if (bf16Tiles)
