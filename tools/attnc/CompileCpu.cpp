@@ -3,7 +3,8 @@
 // --emit=tiled   the mid-level flash form (attn-tile), as MLIR text;
 // --emit=llvm    LLVM IR after -O3 for the host CPU;
 // --emit=obj     an ELF object exporting attnc_kernel_<name> per block;
-// --emit=so      the same as a shared library (linked with the system cc);
+// --emit=so      the same as a shared library (linked with the system cc,
+//                with the runtime's microkernels linked in);
 // --emit=header  the C/C++ header that declares them (CpuHeader.cpp).
 // Every file is written through a temporary and a rename: a failure leaves
 // no partial output.
@@ -50,7 +51,16 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
     }
     os << object;
   }
-  llvm::StringRef args[] = {*cc, "-shared", "-o", soPath, objPath, "-lm"};
+  // The kernels call the runtime's microkernels (attnc_uk_*): link them in
+  // from the runtime archive so the library is self-contained.
+  if (!llvm::sys::fs::exists(ATTNC_RUNTIME_ARCHIVE)) {
+    cleanup();
+    return fail(std::string("--emit=so needs the runtime archive ") +
+                ATTNC_RUNTIME_ARCHIVE + " (the microkernels); use --emit=obj "
+                "and link libAttncRuntime.a yourself");
+  }
+  llvm::StringRef args[] = {*cc,    "-shared", "-o", soPath, objPath,
+                            ATTNC_RUNTIME_ARCHIVE, "-lm"};
   std::string err;
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
   if (rc != 0) {
