@@ -34,7 +34,7 @@ constexpr const char *kSizeNames[] = {"B", "HQ", "HKV", "LQ", "LK", "D", "DV"};
 constexpr int kNumSizes = 7;
 /// Chunks per participating thread: enough for uneven tasks (masked rows,
 /// ragged ends) to balance, few enough that call overhead is nothing.
-constexpr int64_t kChunksPerThread = 8;
+constexpr int64_t kChunksPerThread = 32;
 
 /// Where the descriptor of an empty tensor (or an absent lse or trace)
 /// points, so that no descriptor carries a null pointer. Kernels never
