@@ -1,0 +1,34 @@
+//===- CudaElementCode.h - Spec regions and schedule as CUDA C++ -*- C++ -*-===//
+//
+// The first part of the CUDA back end: the target-neutral pieces of the
+// flash form printed as `__host__ __device__` C++ (plain C++ when
+// ATTNC_HD is defined empty, which is how the tests run them on the CPU):
+//   attnc_scale_<n>, attnc_score_<n>, attnc_mask_<n>, attnc_bias_<n>: the
+//     spec regions for one element, with bounds-checked input reads and
+//     trap-free integer division (errors go to ctx.error, as KernelABI.h);
+//   attnc_rows_<n>, attnc_tile_kind_<n>: the tile schedule of the mask
+//     formula, the same arithmetic as MaskSchedule / ScheduleEmitter
+//     (ids_eq atoms scan the input ids of the rows and the key tile).
+// The kernel bodies (mma.sync / wgmma) that call these are not written yet.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_CODEGEN_CUDAELEMENTCODE_H
+#define ATTNC_CODEGEN_CUDAELEMENTCODE_H
+
+#include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Runtime/Status.h"
+
+#include <string>
+
+namespace attnc {
+
+/// The shared prelude (the context struct and helpers), once per file.
+std::string cudaElementPrelude();
+
+/// The element functions and the schedule of `spec` (after the spec
+/// pipeline), or an error naming an op it cannot print.
+runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
+
+} // namespace attnc
+
+#endif // ATTNC_CODEGEN_CUDAELEMENTCODE_H

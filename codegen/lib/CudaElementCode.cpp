@@ -1,0 +1,599 @@
+//===- CudaElementCode.cpp - Spec regions and schedule as CUDA C++ --------===//
+//
+// See CudaElementCode.h. Every SSA value of a region becomes a local of its
+// C++ type (int64_t, float, bool); integer arithmetic wraps (through
+// uint64_t), floor division and modulo are checked helpers, float32 math
+// uses the *f functions, so the result is what the CPU kernels compute.
+// The schedule printer follows ScheduleEmitter.cpp node for node.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Codegen/CudaElementCode.h"
+#include "attnc/Passes/ScheduleEmitter.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using attnc::runtime::Status;
+
+std::string attnc::cudaElementPrelude() {
+  return R"(// attnc element code: the spec regions and the tile schedule.
+#ifndef ATTNC_ELEMENT_PRELUDE
+#define ATTNC_ELEMENT_PRELUDE
+#ifndef ATTNC_HD
+#define ATTNC_HD __host__ __device__
+#endif
+#include <stdint.h>
+#include <math.h>
+
+struct attnc_input {
+  const void *data;            // int64_t, float or uint8_t (bool) elements
+  int64_t dims[4], strides[4]; // in elements
+};
+struct attnc_ctx {
+  int64_t B, HQ, HKV, LQ, LK, D, DV;
+  int64_t b, h, hkv;
+  const attnc_input *inputs;
+  int64_t *error; // 4 words as KernelABI.h's status; the first error stays
+};
+
+ATTNC_HD inline void attnc_set_error(const attnc_ctx &c, int64_t code,
+                                     int64_t a, int64_t b, int64_t d) {
+  if (c.error && c.error[0] == 0) {
+    c.error[0] = code; c.error[1] = a; c.error[2] = b; c.error[3] = d;
+  }
+}
+ATTNC_HD inline int64_t attnc_wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+ATTNC_HD inline int64_t attnc_wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+ATTNC_HD inline int64_t attnc_wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+// Floor division / modulo as the language defines them; a zero divisor is
+// error 2 and gives 0, and -1 never reaches the divide (INT64_MIN / -1).
+ATTNC_HD inline int64_t attnc_fdiv(int64_t a, int64_t b) {
+  if (b == -1) return attnc_wsub(0, a);
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+ATTNC_HD inline int64_t attnc_cdiv(int64_t a, int64_t b) { return -attnc_fdiv(-a, b); }
+ATTNC_HD inline int64_t attnc_floordiv(const attnc_ctx &c, int64_t a, int64_t b) {
+  if (b == 0) { attnc_set_error(c, 2, 0, 0, 0); return 0; }
+  return attnc_fdiv(a, b);
+}
+ATTNC_HD inline int64_t attnc_floormod(const attnc_ctx &c, int64_t a, int64_t b) {
+  if (b == 0) { attnc_set_error(c, 2, 0, 0, 0); return 0; }
+  if (b == -1) return 0;
+  return a - b * attnc_fdiv(a, b);
+}
+ATTNC_HD inline int64_t attnc_absi(int64_t a) { return a < 0 ? attnc_wsub(0, a) : a; }
+ATTNC_HD inline int64_t attnc_fptosi(float x) {
+  if (x != x) return 0;
+  if (x >= 9.2233720368547758e18f) return INT64_MAX;
+  if (x <= -9.2233720368547758e18f) return INT64_MIN;
+  return (int64_t)x;
+}
+ATTNC_HD inline float attnc_minimumf(float a, float b) {
+  if (a != a || b != b) return NAN;
+  if (a == b) return signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+ATTNC_HD inline float attnc_maximumf(float a, float b) {
+  if (a != a || b != b) return NAN;
+  if (a == b) return signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+// Interval arithmetic of the schedule: values stay within +-2^62.
+ATTNC_HD inline int64_t attnc_clamp62(__int128 v) {
+  const __int128 lim = (__int128)1 << 62;
+  return (int64_t)(v < -lim ? -lim : v > lim ? lim : v);
+}
+#endif // ATTNC_ELEMENT_PRELUDE
+)";
+}
+
+namespace {
+
+std::string cType(Type t) {
+  if (t.isInteger(1)) return "bool";
+  if (t.isInteger(64)) return "int64_t";
+  return "float";
+}
+
+std::string floatLiteral(double v) {
+  if (std::isnan(v)) return "NAN";
+  if (std::isinf(v)) return v > 0 ? "INFINITY" : "(-INFINITY)";
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::format("%af", float(v));
+  return "(" + s + ")";
+}
+
+class RegionPrinter {
+public:
+  RegionPrinter(SpecOp spec, llvm::raw_ostream &os) : spec(spec), os(os) {}
+
+  /// Prints the statements of `region` and returns the yielded value.
+  FailureOr<std::string> print(Region &region) {
+    for (Operation &op : region.front()) {
+      if (auto y = dyn_cast<YieldOp>(op))
+        return names.lookup(y.getValue());
+      if (failed(printOp(&op)))
+        return failure();
+    }
+    return failure();
+  }
+  std::string error;
+
+private:
+  std::string fresh(Value v) {
+    std::string n = "v" + std::to_string(counter++);
+    names[v] = n;
+    return n;
+  }
+  std::string at(Value v) { return names.lookup(v); }
+  LogicalResult def(Operation *op, const std::string &expr) {
+    Value r = op->getResult(0);
+    os << "  " << cType(r.getType()) << " " << fresh(r) << " = " << expr << ";\n";
+    return success();
+  }
+  LogicalResult fail(Operation *op) {
+    error = "the CUDA emitter cannot print '" + op->getName().getStringRef().str() + "'";
+    return failure();
+  }
+
+  LogicalResult printOp(Operation *op) {
+    auto bin = [&](const char *fn) {
+      return def(op, std::string(fn) + "(" + at(op->getOperand(0)) + ", " +
+                         at(op->getOperand(1)) + ")");
+    };
+    auto infix = [&](const char *o) {
+      return def(op, "(" + at(op->getOperand(0)) + " " + o + " " +
+                         at(op->getOperand(1)) + ")");
+    };
+    auto call = [&](const char *fn) {
+      return def(op, std::string(fn) + "(" + at(op->getOperand(0)) + ")");
+    };
+    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+        .Case([&](arith::ConstantOp c) -> LogicalResult {
+          Attribute v = c.getValue();
+          if (auto i = dyn_cast<IntegerAttr>(v))
+            return def(op, i.getType().isInteger(1)
+                               ? (i.getValue().getBoolValue() ? "true" : "false")
+                               : "INT64_C(" + std::to_string(i.getInt()) + ")");
+          if (auto f = dyn_cast<FloatAttr>(v))
+            return def(op, floatLiteral(f.getValueAsDouble()));
+          return fail(op);
+        })
+        .Case([&](IndexOp x) {
+          static const char *n[] = {"c.b", "c.h", "c.hkv", "q", "kv"};
+          return def(op, n[static_cast<int>(x.getVar())]);
+        })
+        .Case([&](DimOp x) {
+          static const char *n[] = {"c.B", "c.HQ", "c.HKV", "c.LQ", "c.LK", "c.D", "c.DV"};
+          return def(op, n[static_cast<int>(x.getVar())]);
+        })
+        .Case([&](ParamOp x) -> LogicalResult {
+          ParamAttr p = spec.lookupParam(x.getName());
+          TypedAttr v = p ? p.getValue() : TypedAttr();
+          if (!v) {
+            error = "param '" + x.getName().str() + "' has no value";
+            return failure();
+          }
+          if (auto i = dyn_cast<IntegerAttr>(v))
+            return def(op, i.getType().isInteger(1)
+                               ? (i.getValue().getBoolValue() ? "true" : "false")
+                               : "INT64_C(" + std::to_string(i.getInt()) + ")");
+          return def(op, floatLiteral(cast<FloatAttr>(v).getValueAsDouble()));
+        })
+        .Case([&](ScoreOp) { return def(op, "score"); })
+        .Case([&](ReadOp x) { return printRead(x); })
+        .Case([&](arith::AddIOp) { return bin("attnc_wadd"); })
+        .Case([&](arith::SubIOp) { return bin("attnc_wsub"); })
+        .Case([&](arith::MulIOp) { return bin("attnc_wmul"); })
+        .Case([&](arith::FloorDivSIOp x) {
+          return def(op, "attnc_floordiv(c, " + at(x.getLhs()) + ", " + at(x.getRhs()) + ")");
+        })
+        .Case([&](FloorModOp x) {
+          return def(op, "attnc_floormod(c, " + at(x.getLhs()) + ", " + at(x.getRhs()) + ")");
+        })
+        .Case([&](arith::MinSIOp) { return def(op, "(" + at(op->getOperand(0)) + " < " + at(op->getOperand(1)) + " ? " + at(op->getOperand(0)) + " : " + at(op->getOperand(1)) + ")"); })
+        .Case([&](arith::MaxSIOp) { return def(op, "(" + at(op->getOperand(0)) + " > " + at(op->getOperand(1)) + " ? " + at(op->getOperand(0)) + " : " + at(op->getOperand(1)) + ")"); })
+        .Case([&](math::AbsIOp) { return call("attnc_absi"); })
+        .Case([&](arith::AddFOp) { return infix("+"); })
+        .Case([&](arith::SubFOp) { return infix("-"); })
+        .Case([&](arith::MulFOp) { return infix("*"); })
+        .Case([&](arith::DivFOp) { return infix("/"); })
+        .Case([&](arith::RemFOp) { return bin("fmodf"); })
+        .Case([&](arith::NegFOp) { return def(op, "(-" + at(op->getOperand(0)) + ")"); })
+        .Case([&](arith::MinimumFOp) { return bin("attnc_minimumf"); })
+        .Case([&](arith::MaximumFOp) { return bin("attnc_maximumf"); })
+        .Case([&](math::ExpOp) { return call("expf"); })
+        .Case([&](math::LogOp) { return call("logf"); })
+        .Case([&](math::SqrtOp) { return call("sqrtf"); })
+        .Case([&](math::TanhOp) { return call("tanhf"); })
+        .Case([&](math::SinOp) { return call("sinf"); })
+        .Case([&](math::CosOp) { return call("cosf"); })
+        .Case([&](math::FloorOp) { return call("floorf"); })
+        .Case([&](math::CeilOp) { return call("ceilf"); })
+        .Case([&](math::AbsFOp) { return call("fabsf"); })
+        .Case([&](math::PowFOp) { return bin("powf"); })
+        .Case([&](arith::SIToFPOp) { return def(op, "(float)" + at(op->getOperand(0))); })
+        .Case([&](arith::UIToFPOp) { return def(op, "(" + at(op->getOperand(0)) + " ? 1.0f : 0.0f)"); })
+        .Case([&](arith::ExtUIOp) { return def(op, "(int64_t)" + at(op->getOperand(0))); })
+        .Case([&](arith::FPToSIOp) { return call("attnc_fptosi"); })
+        .Case([&](arith::CmpIOp x) {
+          using P = arith::CmpIPredicate;
+          std::string a = at(x.getLhs()), b = at(x.getRhs());
+          if (x.getLhs().getType().isInteger(1) || x.getPredicate() == P::eq ||
+              x.getPredicate() == P::ne)
+            return def(op, "(" + a + (x.getPredicate() == P::ne ? " != " : " == ") + b + ")");
+          bool u = x.getPredicate() == P::ult || x.getPredicate() == P::ule ||
+                   x.getPredicate() == P::ugt || x.getPredicate() == P::uge;
+          if (u)
+            a = "(uint64_t)" + a, b = "(uint64_t)" + b;
+          const char *o = "<";
+          switch (x.getPredicate()) {
+          case P::slt: case P::ult: o = "<"; break;
+          case P::sle: case P::ule: o = "<="; break;
+          case P::sgt: case P::ugt: o = ">"; break;
+          default: o = ">="; break;
+          }
+          return def(op, "(" + a + " " + o + " " + b + ")");
+        })
+        .Case([&](arith::CmpFOp x) {
+          using P = arith::CmpFPredicate;
+          std::string a = at(x.getLhs()), b = at(x.getRhs());
+          std::string uno = "(" + a + " != " + a + " || " + b + " != " + b + ")";
+          std::string rel;
+          bool ordered = true;
+          switch (x.getPredicate()) {
+          case P::OEQ: rel = "=="; break;
+          case P::ONE: rel = "!="; break;
+          case P::OLT: rel = "<"; break;
+          case P::OLE: rel = "<="; break;
+          case P::OGT: rel = ">"; break;
+          case P::OGE: rel = ">="; break;
+          case P::UEQ: rel = "=="; ordered = false; break;
+          case P::UNE: rel = "!="; ordered = false; break;
+          case P::ULT: rel = "<"; ordered = false; break;
+          case P::ULE: rel = "<="; ordered = false; break;
+          case P::UGT: rel = ">"; ordered = false; break;
+          case P::UGE: rel = ">="; ordered = false; break;
+          default: return fail(op);
+          }
+          std::string cmp = "(" + a + " " + rel + " " + b + ")";
+          return def(op, ordered ? "(!" + uno + " && " + cmp + ")"
+                                 : "(" + uno + " || " + cmp + ")");
+        })
+        .Case([&](arith::AndIOp) { return infix("&&"); })
+        .Case([&](arith::OrIOp) { return infix("||"); })
+        .Case([&](arith::XOrIOp) { return infix("!="); })
+        .Case([&](arith::SelectOp x) {
+          return def(op, "(" + at(x.getCondition()) + " ? " + at(x.getTrueValue()) +
+                             " : " + at(x.getFalseValue()) + ")");
+        })
+        .Default([&](Operation *o) { return fail(o); });
+  }
+
+  /// A bounds-checked read: error 1 (input, dimension, index) and 0 when
+  /// out of range.
+  LogicalResult printRead(ReadOp x) {
+    int64_t number = 0;
+    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
+      if (cast<InputAttr>(a).getName().getValue() == x.getInput())
+        number = int64_t(i);
+    std::string r = fresh(x.getResult());
+    std::string in = "c.inputs[" + std::to_string(number) + "]";
+    Type t = x.getType();
+    os << "  " << cType(t) << " " << r << ";\n  {\n    int64_t ix[] = {";
+    llvm::interleaveComma(x.getIndices(), os, [&](Value v) { os << at(v); });
+    os << "};\n    int64_t off = 0, bad = -1;\n"
+       << "    for (int d = 0; d < " << x.getIndices().size() << "; ++d) {\n"
+       << "      if (bad < 0 && (ix[d] < 0 || ix[d] >= " << in << ".dims[d])) bad = d;\n"
+       << "      off += ix[d] * " << in << ".strides[d];\n    }\n"
+       << "    if (bad >= 0) {\n      attnc_set_error(c, 1, " << number
+       << ", bad, ix[bad]);\n      " << r << " = " << (t.isInteger(1) ? "false" : "0")
+       << ";\n    } else {\n      " << r << " = ";
+    if (t.isInteger(1))
+      os << "((const uint8_t *)" << in << ".data)[off] != 0";
+    else if (t.isInteger(64))
+      os << "((const int64_t *)" << in << ".data)[off]";
+    else
+      os << "((const float *)" << in << ".data)[off]";
+    os << ";\n    }\n  }\n";
+    return success();
+  }
+
+  SpecOp spec;
+  llvm::raw_ostream &os;
+  llvm::DenseMap<Value, std::string> names;
+  int counter = 0;
+};
+
+/// The schedule of a mask formula as C++ statements (ScheduleEmitter's
+/// arithmetic, with __int128 where products may overflow).
+class SchedulePrinter {
+public:
+  SchedulePrinter(SpecOp spec, llvm::raw_ostream &os) : spec(spec), os(os) {}
+
+  struct Bound {
+    std::string lo, hi, known;
+  };
+
+  std::string tmp() { return "t" + std::to_string(counter++); }
+  std::string let(const std::string &type, const std::string &expr) {
+    std::string n = tmp();
+    os << "  " << type << " " << n << " = " << expr << ";\n";
+    return n;
+  }
+
+  Bound bound(AffineExpr e) {
+    static const char *syms[] = {"c.b", "c.h", "c.hkv", "c.B", "c.HQ",
+                                 "c.HKV", "c.LQ", "c.LK", "c.D", "c.DV"};
+    switch (e.getKind()) {
+    case AffineExprKind::Constant: {
+      std::string v = "INT64_C(" + std::to_string(cast<AffineConstantExpr>(e).getValue()) + ")";
+      return {v, v, "true"};
+    }
+    case AffineExprKind::DimId:
+      return {"q0", "q1", "true"};
+    case AffineExprKind::SymbolId: {
+      std::string v = syms[cast<AffineSymbolExpr>(e).getPosition()];
+      return {v, v, "true"};
+    }
+    default:
+      break;
+    }
+    auto b = cast<AffineBinaryOpExpr>(e);
+    Bound l = bound(b.getLHS()), r = bound(b.getRHS());
+    std::string known = let("bool", l.known + " && " + r.known);
+    if (e.getKind() == AffineExprKind::Add)
+      return {let("int64_t", "attnc_clamp62((__int128)" + l.lo + " + " + r.lo + ")"),
+              let("int64_t", "attnc_clamp62((__int128)" + l.hi + " + " + r.hi + ")"), known};
+    std::string p = r.lo;
+    known = let("bool", known + " && " + r.lo + " == " + r.hi);
+    std::string x, y;
+    switch (e.getKind()) {
+    case AffineExprKind::Mul:
+      x = let("int64_t", "attnc_clamp62((__int128)" + l.lo + " * " + p + ")");
+      y = let("int64_t", "attnc_clamp62((__int128)" + l.hi + " * " + p + ")");
+      break;
+    case AffineExprKind::FloorDiv:
+    case AffineExprKind::CeilDiv: {
+      std::string sp = let("int64_t", p + " != 0 ? " + p + " : 1");
+      known = let("bool", known + " && " + p + " != 0");
+      const char *fn = e.getKind() == AffineExprKind::FloorDiv ? "attnc_fdiv" : "attnc_cdiv";
+      x = let("int64_t", std::string(fn) + "(" + l.lo + ", " + sp + ")");
+      y = let("int64_t", std::string(fn) + "(" + l.hi + ", " + sp + ")");
+      break;
+    }
+    case AffineExprKind::Mod: {
+      std::string sp = let("int64_t", p + " > 0 ? " + p + " : 1");
+      known = let("bool", known + " && " + p + " > 0");
+      std::string dlo = let("int64_t", "attnc_fdiv(" + l.lo + ", " + sp + ")");
+      std::string dhi = let("int64_t", "attnc_fdiv(" + l.hi + ", " + sp + ")");
+      std::string nowrap = let("bool", dlo + " == " + dhi);
+      return {let("int64_t", nowrap + " ? " + l.lo + " - " + dlo + " * " + sp + " : 0"),
+              let("int64_t", nowrap + " ? " + l.hi + " - " + dhi + " * " + sp + " : " + sp + " - 1"),
+              known};
+    }
+    default:
+      return {"0", "0", "false"};
+    }
+    return {let("int64_t", x + " < " + y + " ? " + x + " : " + y),
+            let("int64_t", x + " > " + y + " ? " + x + " : " + y), known};
+  }
+
+  /// min / max of an ids_eq read while its q or kv coordinate runs over
+  /// [p0, p1].
+  Bound idsRange(ArrayAttr read, const std::string &p0, const std::string &p1) {
+    StringRef name = cast<StringAttr>(read[0]).getValue();
+    int64_t number = 0;
+    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
+      if (cast<InputAttr>(a).getName().getValue() == name)
+        number = int64_t(i);
+    std::string in = "c.inputs[" + std::to_string(number) + "]";
+    std::string base = let("int64_t", "0"), stride = let("int64_t", "0");
+    for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
+      StringRef coord = cast<StringAttr>(cAttr).getValue();
+      std::string s = in + ".strides[" + std::to_string(d) + "]";
+      if (coord == "q" || coord == "kv")
+        os << "  " << stride << " = " << s << ";\n";
+      else
+        os << "  " << base << " += c." << coord.str() << " * " << s << ";\n";
+    }
+    std::string lo = let("int64_t", "INT64_MAX"), hi = let("int64_t", "INT64_MIN");
+    os << "  for (int64_t p = " << p0 << "; p <= " << p1 << "; ++p) {\n"
+       << "    int64_t id = ((const int64_t *)" << in << ".data)[" << base
+       << " + p * " << stride << "];\n"
+       << "    " << lo << " = id < " << lo << " ? id : " << lo << ";\n"
+       << "    " << hi << " = id > " << hi << " ? id : " << hi << ";\n  }\n";
+    return {lo, hi, "true"};
+  }
+
+  struct Hull {
+    std::string lo, hi;
+  };
+
+  /// Fills rows.lo/hi/known[atom] in pre-order; returns the hull.
+  Hull hull(MaskAttr node, int &atom) {
+    Hull all{"INT64_C(0)", "(c.LK - 1)"}, none{"INT64_C(0)", "INT64_C(-1)"};
+    switch (node.getKind()) {
+    case MaskKind::always:
+    case MaskKind::opaque:
+      return all;
+    case MaskKind::never:
+      return none;
+    case MaskKind::ids_eq: {
+      Bound r = idsRange(cast<ArrayAttr>(node.getTerms()[0]), "q0", "q1");
+      store(atom++, r);
+      return all;
+    }
+    case MaskKind::kv_ge:
+    case MaskKind::kv_le:
+    case MaskKind::q_pred: {
+      Bound r = bound(node.getBoundExpr());
+      store(atom++, r);
+      Hull h;
+      if (node.getKind() == MaskKind::kv_ge)
+        h = {"(" + r.lo + " > 0 ? " + r.lo + " : 0)", all.hi};
+      else if (node.getKind() == MaskKind::kv_le)
+        h = {"INT64_C(0)", "(" + r.hi + " < c.LK - 1 ? " + r.hi + " : c.LK - 1)"};
+      else
+        h = {"INT64_C(0)", "(" + r.hi + " >= 0 ? c.LK - 1 : INT64_C(-1))"};
+      return {let("int64_t", r.known + " ? " + h.lo + " : " + all.lo),
+              let("int64_t", r.known + " ? " + h.hi + " : " + all.hi)};
+    }
+    case MaskKind::all_of:
+    case MaskKind::any_of: {
+      bool isAnd = node.getKind() == MaskKind::all_of;
+      Hull acc{let("int64_t", isAnd ? all.lo : none.lo), let("int64_t", isAnd ? all.hi : none.hi)};
+      for (Attribute t : node.getTerms()) {
+        Hull h = hull(cast<MaskAttr>(t), atom);
+        if (isAnd) {
+          os << "  " << acc.lo << " = " << acc.lo << " > " << h.lo << " ? " << acc.lo << " : " << h.lo << ";\n"
+             << "  " << acc.hi << " = " << acc.hi << " < " << h.hi << " ? " << acc.hi << " : " << h.hi << ";\n";
+          continue;
+        }
+        os << "  if (" << h.lo << " <= " << h.hi << ") {\n"
+           << "    if (" << acc.lo << " > " << acc.hi << ") { " << acc.lo << " = " << h.lo
+           << "; " << acc.hi << " = " << h.hi << "; }\n"
+           << "    else { " << acc.lo << " = " << acc.lo << " < " << h.lo << " ? " << acc.lo
+           << " : " << h.lo << "; " << acc.hi << " = " << acc.hi << " > " << h.hi << " ? "
+           << acc.hi << " : " << h.hi << "; }\n  }\n";
+      }
+      return acc;
+    }
+    }
+    return all;
+  }
+
+  void store(int atom, const Bound &r) {
+    os << "  r.lo[" << atom << "] = " << r.lo << "; r.hi[" << atom << "] = " << r.hi
+       << "; r.known[" << atom << "] = " << r.known << ";\n";
+  }
+
+  struct Flags {
+    std::string any, all;
+  };
+
+  Flags flags(MaskAttr node, int &atom) {
+    switch (node.getKind()) {
+    case MaskKind::always:
+      return {"true", "true"};
+    case MaskKind::never:
+      return {"false", "false"};
+    case MaskKind::opaque:
+      return {"true", "false"};
+    case MaskKind::ids_eq: {
+      int a = atom++;
+      Bound y = idsRange(cast<ArrayAttr>(node.getTerms()[1]), "k0", "k1");
+      std::string x = "r.lo[" + std::to_string(a) + "]", xh = "r.hi[" + std::to_string(a) + "]";
+      return {let("bool", "(" + x + " <= " + y.hi + " && " + y.lo + " <= " + xh + ")"),
+              let("bool", "(" + x + " == " + xh + " && " + y.lo + " == " + y.hi + " && " +
+                              x + " == " + y.lo + ")")};
+    }
+    case MaskKind::all_of:
+    case MaskKind::any_of: {
+      bool isAnd = node.getKind() == MaskKind::all_of;
+      Flags acc{let("bool", isAnd ? "true" : "false"), let("bool", isAnd ? "true" : "false")};
+      for (Attribute t : node.getTerms()) {
+        Flags f = flags(cast<MaskAttr>(t), atom);
+        const char *o = isAnd ? " && " : " || ";
+        os << "  " << acc.any << " = " << acc.any << o << f.any << ";\n"
+           << "  " << acc.all << " = " << acc.all << o << f.all << ";\n";
+      }
+      return acc;
+    }
+    default: {
+      std::string a = std::to_string(atom++);
+      std::string lo = "r.lo[" + a + "]", hi = "r.hi[" + a + "]", known = "r.known[" + a + "]";
+      std::string any, allv;
+      if (node.getKind() == MaskKind::kv_ge)
+        any = "k1 >= " + lo, allv = "k0 >= " + hi;
+      else if (node.getKind() == MaskKind::kv_le)
+        any = "k0 <= " + hi, allv = "k1 <= " + lo;
+      else
+        any = hi + " >= 0", allv = lo + " >= 0";
+      return {let("bool", "!" + known + " || (" + any + ")"),
+              let("bool", known + " && (" + allv + ")")};
+    }
+    }
+  }
+
+  int counter = 0;
+  SpecOp spec;
+  llvm::raw_ostream &os;
+};
+
+int countAtoms(MaskAttr node) {
+  if (node.getKind() == MaskKind::all_of || node.getKind() == MaskKind::any_of) {
+    int n = 0;
+    for (Attribute t : node.getTerms())
+      n += countAtoms(cast<MaskAttr>(t));
+    return n;
+  }
+  return node.getKind() == MaskKind::kv_ge || node.getKind() == MaskKind::kv_le ||
+                 node.getKind() == MaskKind::q_pred || node.getKind() == MaskKind::ids_eq
+             ? 1
+             : 0;
+}
+
+} // namespace
+
+attnc::runtime::Expected<std::string> attnc::emitCudaElementCode(SpecOp spec) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  std::string n = spec.getSymName().str();
+  struct RegionFn {
+    const char *what, *ret, *params;
+    Region *region;
+  };
+  std::vector<RegionFn> fns = {
+      {"scale", "float", "", &spec.getScale()},
+      {"score", "float", ", float score", &spec.getScore()},
+      {"mask", "bool", "", &spec.getMask()},
+  };
+  if (spec.getNormalize() == NormalizeKind::sigmoid)
+    fns.push_back({"bias", "float", "", &spec.getBias()});
+  os << "\n// ---- " << n << ": element code (from the spec regions) ----\n";
+  for (const RegionFn &fn : fns) {
+    os << "ATTNC_HD inline " << fn.ret << " attnc_" << fn.what << "_" << n
+       << "(const attnc_ctx &c" << fn.params << ", int64_t q, int64_t kv) {\n"
+       << "  (void)q; (void)kv;\n";
+    RegionPrinter p(spec, os);
+    FailureOr<std::string> r = p.print(*fn.region);
+    if (failed(r))
+      return Status::error(p.error.empty() ? "cannot print a region" : p.error);
+    os << "  return " << *r << ";\n}\n";
+  }
+
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  if (!mask)
+    return Status::error("the CUDA emitter needs the mask analysis");
+  int atoms = countAtoms(mask);
+  os << "\n// ---- " << n << ": tile schedule of #attn.mask (MaskSchedule's math) ----\n"
+     << "struct attnc_rowset_" << n << " {\n  int64_t lo[" << std::max(atoms, 1)
+     << "], hi[" << std::max(atoms, 1) << "];\n  bool known[" << std::max(atoms, 1)
+     << "];\n  int64_t hullLo, hullHi;\n};\n"
+     << "ATTNC_HD inline attnc_rowset_" << n << " attnc_rows_" << n
+     << "(const attnc_ctx &c, int64_t q0, int64_t q1) {\n  attnc_rowset_" << n << " r = {};\n";
+  {
+    SchedulePrinter sp(spec, os);
+    int atom = 0;
+    SchedulePrinter::Hull h = sp.hull(mask, atom);
+    os << "  r.hullLo = " << h.lo << ";\n  r.hullHi = " << h.hi << ";\n  return r;\n}\n";
+  }
+  os << "// 0: EMPTY, 1: FULL, 2: PARTIAL.\nATTNC_HD inline int attnc_tile_kind_" << n
+     << "(const attnc_ctx &c, const attnc_rowset_" << n
+     << " &r, int64_t k0, int64_t k1) {\n  (void)c;\n"
+     << "  if (k1 < r.hullLo || k0 > r.hullHi) return 0;\n";
+  {
+    SchedulePrinter sp(spec, os);
+    int atom = 0;
+    SchedulePrinter::Flags f = sp.flags(mask, atom);
+    os << "  if (!(" << f.any << ")) return 0;\n  return (" << f.all << ") ? 1 : 2;\n}\n";
+  }
+  return out;
+}
