@@ -37,3 +37,11 @@ config.substitutions.append(("%python", sys.executable))
 if os.path.isdir(config.shared_specs_dir):
     config.available_features.add("shared-specs")
     config.substitutions.append(("%shared_specs", config.shared_specs_dir))
+
+# nvcc (CUDA toolkit): the CUDA emitter's output is compiled where it exists;
+# tests that need it say `REQUIRES: nvcc`.
+import shutil
+nvcc = "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else shutil.which("nvcc")
+if nvcc:
+    config.available_features.add("nvcc")
+    config.substitutions.append(("%nvcc", nvcc))

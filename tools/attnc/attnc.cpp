@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
 #include "attnc/Driver.h"
+#include "attnc/Codegen/CudaElementCode.h"
 
 #include "attnc/Dialect/AttnDialect.h"
 #include "mlir/IR/AsmState.h"
@@ -140,12 +141,25 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
     return 1;
+  if (*stage == EmitStage::Cuda && f.target == "cuda" && f.arch == "sm_80") {
+    std::string text;
+    for (auto spec : module->getOps<mlir::attn::SpecOp>()) {
+      auto cu = emitCudaSm80(spec);
+      if (!cu.ok()) {
+        llvm::errs() << "attnc compile: error: " << cu.status().message() << "\n";
+        return 1;
+      }
+      text += *cu;
+    }
+    return writeOutputFile(f.output, text, llvm::errs()) ? 0 : 1;
+  }
   if (*stage >= EmitStage::Cuda || (f.target == "cuda" &&
                                       *stage != EmitStage::Mlir &&
                                       *stage != EmitStage::Analysed)) {
     llvm::errs() << "attnc compile: error: --emit=" << f.emit
                  << " --target=" << f.target
-                 << " is not available yet: the CUDA back end is not built\n";
+                 << " is not available yet (the CUDA back end emits only "
+                    "--target=cuda --arch=sm_80 --emit=cuda so far)\n";
     return 1;
   }
   if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)

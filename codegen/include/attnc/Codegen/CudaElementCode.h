@@ -9,7 +9,7 @@
 //   attnc_rows_<n>, attnc_tile_kind_<n>: the tile schedule of the mask
 //     formula, the same arithmetic as MaskSchedule / ScheduleEmitter
 //     (ids_eq atoms scan the input ids of the rows and the key tile).
-// The kernel bodies (mma.sync / wgmma) that call these are not written yet.
+// The sm_80 kernel around them is emitCudaSm80; sm_90a is not written yet.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_CUDAELEMENTCODE_H
@@ -28,6 +28,12 @@ std::string cudaElementPrelude();
 /// The element functions and the schedule of `spec` (after the spec
 /// pipeline), or an error naming an op it cannot print.
 runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
+
+/// A self-contained .cu for the sm_80 path: the element code, a
+/// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, cp.async)
+/// and the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
+/// Not yet run on a GPU.
+runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
 
 } // namespace attnc
 
