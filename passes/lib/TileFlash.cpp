@@ -32,6 +32,7 @@
 #include "attnc/Passes/Passes.h"
 #include "attnc/Passes/RegionEmitter.h"
 #include "attnc/Passes/ScheduleEmitter.h"
+#include "FlashBuilder.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -48,190 +49,9 @@ namespace mlir::attn {
 
 using namespace mlir;
 using namespace mlir::attn;
+using namespace mlir::attn::flash;
 
 namespace {
-// Slots of the meta array (KernelABI.h; passes/ does not include the runtime).
-enum MetaSlot : int64_t {
-  kMetaSizes = 0, kMetaQStrides = 7, kMetaKStrides = 11, kMetaVStrides = 15,
-  kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
-  kMetaHasTrace = 27, kMetaInputs = 28
-};
-
-struct FlashBuilder {
-  OpBuilder &b;
-  Location loc;
-  SpecOp spec;
-  Type storage;
-  int64_t tileQ, tileK;
-  Type f32, i64, idx;
-
-  FlashBuilder(OpBuilder &b, Location loc, SpecOp spec, Type storage,
-               int64_t tileQ, int64_t tileK)
-      : b(b), loc(loc), spec(spec), storage(storage), tileQ(tileQ),
-        tileK(tileK), f32(b.getF32Type()), i64(b.getI64Type()),
-        idx(b.getIndexType()) {}
-
-  // Scalars.
-  Value ci(int64_t v) { return arith::ConstantIntOp::create(b, loc, i64, v); }
-  Value cx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value cf(double v) { return arith::ConstantOp::create(b, loc, FloatAttr::get(f32, v)); }
-  Value toIdx(Value v) { return arith::IndexCastOp::create(b, loc, idx, v); }
-  Value toI64(Value v) { return arith::IndexCastOp::create(b, loc, i64, v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value load(Value m, Value i) { return memref::LoadOp::create(b, loc, m, ValueRange{i}); }
-  void store(Value v, Value m, Value i) { memref::StoreOp::create(b, loc, v, m, ValueRange{i}); }
-  Value toF32(Value v) {
-    return v.getType() == f32 ? v : Value(arith::ExtFOp::create(b, loc, f32, v));
-  }
-  Value toStorage(Value v) {
-    return storage == f32 ? v : Value(arith::TruncFOp::create(b, loc, storage, v));
-  }
-
-  /// for (iv = lb; iv < ub; ++iv) body(iv), on index values.
-  scf::ForOp forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, cx(1));
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(loop.getBody()->getTerminator());
-    body(loop.getInductionVar());
-    return loop;
-  }
-  /// A reduction loop: returns the final value of `init` after
-  /// acc = body(iv, acc) for iv in [lb, ub).
-  Value reduceLoop(Value lb, Value ub, Value init,
-                   const std::function<Value(Value, Value)> &body) {
-    auto loop = scf::ForOp::create(
-        b, loc, lb, ub, cx(1), ValueRange{init},
-        [&](OpBuilder &nb, Location l, Value iv, ValueRange args) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPointToEnd(nb.getInsertionBlock());
-          scf::YieldOp::create(b, l, body(iv, args[0]));
-        });
-    return loop.getResult(0);
-  }
-  scf::IfOp ifThen(Value cond, const std::function<void()> &body) {
-    auto op = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(op.thenBlock()->getTerminator());
-    body();
-    return op;
-  }
-  /// The address of a (scratch) memref's first element as !llvm.ptr, for
-  /// the microkernel calls.
-  Value ptrOf(Value memref) {
-    Value i = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
-    return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
-                                    toI64(i));
-  }
-  /// The address of element `idx` (i64, in elements) of a flat buffer.
-  Value elemPtr(Value memref, Value idx) {
-    auto md = memref::ExtractStridedMetadataOp::create(b, loc, memref);
-    Value off = add(toI64(md.getOffset()), idx);
-    Type elem = cast<MemRefType>(memref.getType()).getElementType();
-    return LLVM::GEPOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
-                               elem, ptrOf(memref), ValueRange{off});
-  }
-  /// if (cond) then() else otherwise(), each yielding (pointer, i64).
-  std::pair<Value, Value>
-  ifPtrLd(Value cond, const std::function<std::pair<Value, Value>()> &then,
-          const std::function<std::pair<Value, Value>()> &otherwise) {
-    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
-    auto op = scf::IfOp::create(b, loc, TypeRange{ptr, i64}, cond, /*withElse=*/true);
-    OpBuilder::InsertionGuard g(b);
-    for (auto [block, fn] : {std::pair{op.thenBlock(), &then}, std::pair{op.elseBlock(), &otherwise}}) {
-      b.setInsertionPointToStart(block);
-      auto [p, ld] = (*fn)();
-      scf::YieldOp::create(b, loc, ValueRange{p, ld});
-    }
-    return {op.getResult(0), op.getResult(1)};
-  }
-  Value nullPtr() {
-    return LLVM::ZeroOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()));
-  }
-  /// Calls runtime microkernel `name` (Microkernels.h), declaring it in the
-  /// module on first use.
-  void callMicrokernel(StringRef name, ValueRange args) {
-    auto module = spec->getParentOfType<ModuleOp>();
-    if (!SymbolTable::lookupSymbolIn(module, name)) {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPointToStart(module.getBody());
-      auto decl = func::FuncOp::create(
-          b, loc, name, FunctionType::get(b.getContext(), ValueRange(args).getTypes(), {}));
-      decl.setPrivate();
-    }
-    func::CallOp::create(b, loc, name, TypeRange{}, args);
-  }
-  /// Names a structural op of the form (`attn.loop = "tasks"`, ...), so
-  /// tests and the CUDA emitter can find the parts without pattern matching.
-  static void mark(Operation *op, StringRef key, StringRef value) {
-    op->setAttr(key, StringAttr::get(op->getContext(), value));
-  }
-};
-
-/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
-/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
-SmallVector<Type> kernelArgTypes(OpBuilder &b, Type storageType,
-                                 ArrayRef<InputAttr> decls) {
-  SmallVector<Type> types;
-  for (int i = 0; i < 4; ++i)
-    types.push_back(flatBufferType(storageType));
-  types.push_back(flatBufferType(b.getF32Type()));
-  types.push_back(flatBufferType(b.getI8Type()));
-  types.push_back(flatBufferType(b.getI64Type()));
-  for (InputAttr in : decls) {
-    Type t = in.getElementType();
-    // bool inputs are one byte per element, as numpy stores them.
-    types.push_back(flatBufferType(t.isInteger(1) ? b.getI8Type() : t));
-  }
-  types.push_back(flatBufferType(b.getI64Type()));
-  types.push_back(flatBufferType(b.getI64Type()));
-  types.push_back(b.getIndexType());
-  types.push_back(b.getIndexType());
-  return types;
-}
-
-/// The min and max of int input `read` ([name, coordinates...], from an
-/// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
-/// hkv come from `env`. The analysis only forms ids_eq from reads whose
-/// coordinates are in range, so the loads need no check.
-std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
-                                     ArrayAttr read, Value p0, Value p1) {
-  OpBuilder &b = f.b;
-  Location loc = f.loc;
-  StringRef name = cast<StringAttr>(read[0]).getValue();
-  int64_t number = 0;
-  for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
-    if (cast<InputAttr>(a).getName().getValue() == name)
-      number = int64_t(i);
-  const InputBinding &in = env.inputs[number];
-  Value base = f.ci(0), stride = f.ci(0);
-  for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
-    StringRef coord = cast<StringAttr>(c).getValue();
-    if (coord == "q" || coord == "kv") {
-      stride = in.strides[d];
-      continue;
-    }
-    Value v = coord == "b" ? env.b : coord == "h" ? env.h : env.hkv;
-    base = f.add(base, f.mul(v, in.strides[d]));
-  }
-  Value lo0 = f.ci(std::numeric_limits<int64_t>::max());
-  Value hi0 = f.ci(std::numeric_limits<int64_t>::min());
-  Value end = f.add(p1, f.ci(1));
-  auto loop = scf::ForOp::create(
-      b, loc, f.toIdx(p0), f.toIdx(end), f.cx(1), ValueRange{lo0, hi0},
-      [&](OpBuilder &nb, Location l, Value iv, ValueRange acc) {
-        OpBuilder::InsertionGuard g(b);
-        b.setInsertionPointToEnd(nb.getInsertionBlock());
-        Value at = f.add(base, f.mul(f.toI64(iv), stride));
-        Value id = f.load(in.buffer, f.toIdx(at));
-        scf::YieldOp::create(
-            b, l, ValueRange{arith::MinSIOp::create(b, l, acc[0], id),
-                             arith::MaxSIOp::create(b, l, acc[1], id)});
-      });
-  return {loop.getResult(0), loop.getResult(1)};
-}
-
 struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
   using Base::Base;
 
@@ -251,7 +71,7 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     for (SpecOp spec : specs) {
       if (failed(tileSpec(spec, storageType)))
         return signalPassFailure();
-      emitIdsPrepass(spec, storageType);
+      emitIdsPrepass(spec, storageType, tileQ, tileK);
       spec.erase();
     }
   }
@@ -264,7 +84,6 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
   }
 
   LogicalResult tileSpec(SpecOp spec, Type storageType);
-  void emitIdsPrepass(SpecOp spec, Type storageType);
 };
 
 LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
@@ -773,77 +592,5 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     return failure();
   }
   return success();
-}
-/// The pre-pass of masks with ids_eq atoms (X[q] == Y[kv]), a second
-/// function `@attn_<name>__prepass` with the kernel's signature over the
-/// tasks (b, h): for each atom n and key tile kt it stores the min and max
-/// of Y over the tile in the scratch buffer,
-///   scratch[(((b * HQ + h) * numIds + n) * numKT + kt) * 2 + {0, 1}],
-/// O(LK) per head, so the kernel classifies a key tile with two loads.
-void AttnTilePass::emitIdsPrepass(SpecOp spec, Type storageType) {
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  SmallVector<MaskAttr> atoms = collectIdsAtoms(mask);
-  if (atoms.empty())
-    return;
-  MLIRContext *ctx = spec.getContext();
-  Location loc = spec.getLoc();
-  OpBuilder b(spec);
-  SmallVector<InputAttr> decls;
-  if (ArrayAttr inputs = spec.getInputsAttr())
-    for (Attribute a : inputs)
-      decls.push_back(cast<InputAttr>(a));
-  auto func = func::FuncOp::create(
-      b, loc, ("attn_" + spec.getSymName() + "__prepass").str(),
-      FunctionType::get(ctx, kernelArgTypes(b, storageType, decls), {}));
-  func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
-  Block *entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  auto ret = func::ReturnOp::create(b, loc);
-  b.setInsertionPoint(ret);
-  FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
-  auto args = entry->getArguments();
-  size_t nIn = decls.size();
-  Value scratch = args[6], meta = args[7 + nIn];
-  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
-  RegionEnv env;
-  for (int i = 0; i < 7; ++i)
-    env.sizes[i] = metaAt(kMetaSizes + i);
-  Value HQ = env.sizes[1], HKV = env.sizes[2], LK = env.sizes[4];
-  int64_t slot = kMetaInputs;
-  for (auto [i, in] : llvm::enumerate(decls)) {
-    InputBinding bind;
-    bind.buffer = args[7 + i];
-    int64_t rank = in.getRank();
-    for (int64_t d = 0; d < rank; ++d)
-      bind.dims.push_back(metaAt(slot + d));
-    for (int64_t d = 0; d < rank; ++d)
-      bind.strides.push_back(metaAt(slot + rank + d));
-    slot += 2 * rank;
-    env.inputs.push_back(bind);
-  }
-  Value TK = f.ci(tileK);
-  Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
-  Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
-  Value numIds = f.ci(int64_t(atoms.size()));
-  auto loop = f.forLoop(args[9 + nIn], args[10 + nIn], [&](Value task) {
-    Value t = f.toI64(task); // t = b * HQ + h
-    env.b = arith::DivSIOp::create(b, loc, t, HQ);
-    env.h = arith::RemSIOp::create(b, loc, t, HQ);
-    env.hkv = arith::DivSIOp::create(b, loc, env.h, group);
-    for (auto [n, atom] : llvm::enumerate(atoms)) {
-      auto read = cast<ArrayAttr>(atom.getTerms()[1]);
-      f.forLoop(f.cx(0), f.toIdx(numKT), [&](Value ktx) {
-        Value kt = f.toI64(ktx);
-        Value k0 = f.mul(kt, TK);
-        Value k1 = f.sub(arith::MinSIOp::create(b, loc, f.add(k0, TK), LK), f.ci(1));
-        auto [lo, hi] = emitIdsRange(f, env, read, k0, k1);
-        Value at = f.mul(
-            f.add(f.mul(f.add(f.mul(t, numIds), f.ci(int64_t(n))), numKT), kt), f.ci(2));
-        f.store(lo, scratch, f.toIdx(at));
-        f.store(hi, scratch, f.toIdx(f.add(at, f.ci(1))));
-      });
-    }
-  });
-  FlashBuilder::mark(loop, "attn.loop", "prepass_heads");
 }
 } // namespace

@@ -1,0 +1,157 @@
+//===- FlashBuilder.h - Helpers shared by the attn-tile emitters -*- C++ -*-===//
+//
+// Internal to passes/lib: the builder shorthand of the flash-form emitters
+// (TileFlash.cpp, the kernel; TileIdsPrepass.cpp, the ids pre-pass), the
+// meta-array slots of the kernel ABI, and the kernel signature.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_PASSES_LIB_FLASHBUILDER_H
+#define ATTNC_PASSES_LIB_FLASHBUILDER_H
+
+#include "attnc/Passes/RegionEmitter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <functional>
+#include <utility>
+
+namespace mlir::attn::flash {
+
+// Slots of the meta array (KernelABI.h; passes/ does not include the runtime).
+enum MetaSlot : int64_t {
+  kMetaSizes = 0, kMetaQStrides = 7, kMetaKStrides = 11, kMetaVStrides = 15,
+  kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
+  kMetaHasTrace = 27, kMetaInputs = 28
+};
+
+struct FlashBuilder {
+  OpBuilder &b;
+  Location loc;
+  SpecOp spec;
+  Type storage;
+  int64_t tileQ, tileK;
+  Type f32, i64, idx;
+
+  FlashBuilder(OpBuilder &b, Location loc, SpecOp spec, Type storage,
+               int64_t tileQ, int64_t tileK)
+      : b(b), loc(loc), spec(spec), storage(storage), tileQ(tileQ),
+        tileK(tileK), f32(b.getF32Type()), i64(b.getI64Type()),
+        idx(b.getIndexType()) {}
+
+  // Scalars.
+  Value ci(int64_t v) { return arith::ConstantIntOp::create(b, loc, i64, v); }
+  Value cx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value cf(double v) { return arith::ConstantOp::create(b, loc, FloatAttr::get(f32, v)); }
+  Value toIdx(Value v) { return arith::IndexCastOp::create(b, loc, idx, v); }
+  Value toI64(Value v) { return arith::IndexCastOp::create(b, loc, i64, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value load(Value m, Value i) { return memref::LoadOp::create(b, loc, m, ValueRange{i}); }
+  void store(Value v, Value m, Value i) { memref::StoreOp::create(b, loc, v, m, ValueRange{i}); }
+  Value toF32(Value v) {
+    return v.getType() == f32 ? v : Value(arith::ExtFOp::create(b, loc, f32, v));
+  }
+  Value toStorage(Value v) {
+    return storage == f32 ? v : Value(arith::TruncFOp::create(b, loc, storage, v));
+  }
+
+  /// for (iv = lb; iv < ub; ++iv) body(iv), on index values.
+  scf::ForOp forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, cx(1));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar());
+    return loop;
+  }
+  /// A reduction loop: returns the final value of `init` after
+  /// acc = body(iv, acc) for iv in [lb, ub).
+  Value reduceLoop(Value lb, Value ub, Value init,
+                   const std::function<Value(Value, Value)> &body) {
+    auto loop = scf::ForOp::create(
+        b, loc, lb, ub, cx(1), ValueRange{init},
+        [&](OpBuilder &nb, Location l, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToEnd(nb.getInsertionBlock());
+          scf::YieldOp::create(b, l, body(iv, args[0]));
+        });
+    return loop.getResult(0);
+  }
+  scf::IfOp ifThen(Value cond, const std::function<void()> &body) {
+    auto op = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(op.thenBlock()->getTerminator());
+    body();
+    return op;
+  }
+  /// The address of a (scratch) memref's first element as !llvm.ptr, for
+  /// the microkernel calls.
+  Value ptrOf(Value memref) {
+    Value i = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+                                    toI64(i));
+  }
+  /// The address of element `idx` (i64, in elements) of a flat buffer.
+  Value elemPtr(Value memref, Value idx) {
+    auto md = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+    Value off = add(toI64(md.getOffset()), idx);
+    Type elem = cast<MemRefType>(memref.getType()).getElementType();
+    return LLVM::GEPOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+                               elem, ptrOf(memref), ValueRange{off});
+  }
+  /// if (cond) then() else otherwise(), each yielding (pointer, i64).
+  std::pair<Value, Value>
+  ifPtrLd(Value cond, const std::function<std::pair<Value, Value>()> &then,
+          const std::function<std::pair<Value, Value>()> &otherwise) {
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+    auto op = scf::IfOp::create(b, loc, TypeRange{ptr, i64}, cond, /*withElse=*/true);
+    OpBuilder::InsertionGuard g(b);
+    for (auto [block, fn] : {std::pair{op.thenBlock(), &then}, std::pair{op.elseBlock(), &otherwise}}) {
+      b.setInsertionPointToStart(block);
+      auto [p, ld] = (*fn)();
+      scf::YieldOp::create(b, loc, ValueRange{p, ld});
+    }
+    return {op.getResult(0), op.getResult(1)};
+  }
+  Value nullPtr() {
+    return LLVM::ZeroOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()));
+  }
+  /// Calls runtime microkernel `name` (Microkernels.h), declaring it in the
+  /// module on first use.
+  void callMicrokernel(StringRef name, ValueRange args) {
+    auto module = spec->getParentOfType<ModuleOp>();
+    if (!SymbolTable::lookupSymbolIn(module, name)) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto decl = func::FuncOp::create(
+          b, loc, name, FunctionType::get(b.getContext(), ValueRange(args).getTypes(), {}));
+      decl.setPrivate();
+    }
+    func::CallOp::create(b, loc, name, TypeRange{}, args);
+  }
+  /// Names a structural op of the form (`attn.loop = "tasks"`, ...), so
+  /// tests and the CUDA emitter can find the parts without pattern matching.
+  static void mark(Operation *op, StringRef key, StringRef value) {
+    op->setAttr(key, StringAttr::get(op->getContext(), value));
+  }
+};
+
+/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
+/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
+SmallVector<Type> kernelArgTypes(OpBuilder &b, Type storageType,
+                                 ArrayRef<InputAttr> decls);
+
+/// The min and max (i64) of int input `read` ([name, coordinates...], an
+/// ids_eq term) while its q or kv coordinate runs over [p0, p1].
+std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
+                                     ArrayAttr read, Value p0, Value p1);
+
+/// Adds `@attn_<name>__prepass` for a spec whose mask has ids_eq atoms.
+void emitIdsPrepass(SpecOp spec, Type storageType, int64_t tileQ, int64_t tileK);
+
+} // namespace mlir::attn::flash
+
+#endif // ATTNC_PASSES_LIB_FLASHBUILDER_H

@@ -1,0 +1,154 @@
+//===- TileIdsPrepass.cpp - attn-tile: the kernel signature, the ids pre-pass ===//
+//
+// Part of attn-tile (TileFlash.cpp has the kernel): the kernel signature
+// shared by the kernel and its pre-pass, the min/max scan of an ids_eq read,
+// and `@attn_<name>__prepass`, which stores per (b, h, key tile) the id range
+// of the key-side input so the kernel classifies document-mask tiles with
+// two loads.
+//
+//===----------------------------------------------------------------------===//
+#include "FlashBuilder.h"
+#include "attnc/Passes/ScheduleEmitter.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::flash;
+
+/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
+/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
+SmallVector<Type> mlir::attn::flash::kernelArgTypes(OpBuilder &b, Type storageType,
+                                 ArrayRef<InputAttr> decls) {
+  SmallVector<Type> types;
+  for (int i = 0; i < 4; ++i)
+    types.push_back(flatBufferType(storageType));
+  types.push_back(flatBufferType(b.getF32Type()));
+  types.push_back(flatBufferType(b.getI8Type()));
+  types.push_back(flatBufferType(b.getI64Type()));
+  for (InputAttr in : decls) {
+    Type t = in.getElementType();
+    // bool inputs are one byte per element, as numpy stores them.
+    types.push_back(flatBufferType(t.isInteger(1) ? b.getI8Type() : t));
+  }
+  types.push_back(flatBufferType(b.getI64Type()));
+  types.push_back(flatBufferType(b.getI64Type()));
+  types.push_back(b.getIndexType());
+  types.push_back(b.getIndexType());
+  return types;
+}
+
+/// The min and max of int input `read` ([name, coordinates...], from an
+/// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
+/// hkv come from `env`. The analysis only forms ids_eq from reads whose
+/// coordinates are in range, so the loads need no check.
+std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const RegionEnv &env,
+                                     ArrayAttr read, Value p0, Value p1) {
+  OpBuilder &b = f.b;
+  Location loc = f.loc;
+  StringRef name = cast<StringAttr>(read[0]).getValue();
+  int64_t number = 0;
+  for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
+    if (cast<InputAttr>(a).getName().getValue() == name)
+      number = int64_t(i);
+  const InputBinding &in = env.inputs[number];
+  Value base = f.ci(0), stride = f.ci(0);
+  for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
+    StringRef coord = cast<StringAttr>(c).getValue();
+    if (coord == "q" || coord == "kv") {
+      stride = in.strides[d];
+      continue;
+    }
+    Value v = coord == "b" ? env.b : coord == "h" ? env.h : env.hkv;
+    base = f.add(base, f.mul(v, in.strides[d]));
+  }
+  Value lo0 = f.ci(std::numeric_limits<int64_t>::max());
+  Value hi0 = f.ci(std::numeric_limits<int64_t>::min());
+  Value end = f.add(p1, f.ci(1));
+  auto loop = scf::ForOp::create(
+      b, loc, f.toIdx(p0), f.toIdx(end), f.cx(1), ValueRange{lo0, hi0},
+      [&](OpBuilder &nb, Location l, Value iv, ValueRange acc) {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToEnd(nb.getInsertionBlock());
+        Value at = f.add(base, f.mul(f.toI64(iv), stride));
+        Value id = f.load(in.buffer, f.toIdx(at));
+        scf::YieldOp::create(
+            b, l, ValueRange{arith::MinSIOp::create(b, l, acc[0], id),
+                             arith::MaxSIOp::create(b, l, acc[1], id)});
+      });
+  return {loop.getResult(0), loop.getResult(1)};
+}
+
+/// The pre-pass of masks with ids_eq atoms (X[q] == Y[kv]), a second
+/// function `@attn_<name>__prepass` with the kernel's signature over the
+/// tasks (b, h): for each atom n and key tile kt it stores the min and max
+/// of Y over the tile in the scratch buffer,
+///   scratch[(((b * HQ + h) * numIds + n) * numKT + kt) * 2 + {0, 1}],
+/// O(LK) per head, so the kernel classifies a key tile with two loads.
+void mlir::attn::flash::emitIdsPrepass(SpecOp spec, Type storageType,
+                                       int64_t tileQ, int64_t tileK) {
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  SmallVector<MaskAttr> atoms = collectIdsAtoms(mask);
+  if (atoms.empty())
+    return;
+  MLIRContext *ctx = spec.getContext();
+  Location loc = spec.getLoc();
+  OpBuilder b(spec);
+  SmallVector<InputAttr> decls;
+  if (ArrayAttr inputs = spec.getInputsAttr())
+    for (Attribute a : inputs)
+      decls.push_back(cast<InputAttr>(a));
+  auto func = func::FuncOp::create(
+      b, loc, ("attn_" + spec.getSymName() + "__prepass").str(),
+      FunctionType::get(ctx, kernelArgTypes(b, storageType, decls), {}));
+  func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto ret = func::ReturnOp::create(b, loc);
+  b.setInsertionPoint(ret);
+  FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
+  auto args = entry->getArguments();
+  size_t nIn = decls.size();
+  Value scratch = args[6], meta = args[7 + nIn];
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  RegionEnv env;
+  for (int i = 0; i < 7; ++i)
+    env.sizes[i] = metaAt(kMetaSizes + i);
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LK = env.sizes[4];
+  int64_t slot = kMetaInputs;
+  for (auto [i, in] : llvm::enumerate(decls)) {
+    InputBinding bind;
+    bind.buffer = args[7 + i];
+    int64_t rank = in.getRank();
+    for (int64_t d = 0; d < rank; ++d)
+      bind.dims.push_back(metaAt(slot + d));
+    for (int64_t d = 0; d < rank; ++d)
+      bind.strides.push_back(metaAt(slot + rank + d));
+    slot += 2 * rank;
+    env.inputs.push_back(bind);
+  }
+  Value TK = f.ci(tileK);
+  Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
+  Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
+  Value numIds = f.ci(int64_t(atoms.size()));
+  auto loop = f.forLoop(args[9 + nIn], args[10 + nIn], [&](Value task) {
+    Value t = f.toI64(task); // t = b * HQ + h
+    env.b = arith::DivSIOp::create(b, loc, t, HQ);
+    env.h = arith::RemSIOp::create(b, loc, t, HQ);
+    env.hkv = arith::DivSIOp::create(b, loc, env.h, group);
+    for (auto [n, atom] : llvm::enumerate(atoms)) {
+      auto read = cast<ArrayAttr>(atom.getTerms()[1]);
+      f.forLoop(f.cx(0), f.toIdx(numKT), [&](Value ktx) {
+        Value kt = f.toI64(ktx);
+        Value k0 = f.mul(kt, TK);
+        Value k1 = f.sub(arith::MinSIOp::create(b, loc, f.add(k0, TK), LK), f.ci(1));
+        auto [lo, hi] = emitIdsRange(f, env, read, k0, k1);
+        Value at = f.mul(
+            f.add(f.mul(f.add(f.mul(t, numIds), f.ci(int64_t(n))), numKT), kt), f.ci(2));
+        f.store(lo, scratch, f.toIdx(at));
+        f.store(hi, scratch, f.toIdx(f.add(at, f.ci(1))));
+      });
+    }
+  });
+  FlashBuilder::mark(loop, "attn.loop", "prepass_heads");
+}
