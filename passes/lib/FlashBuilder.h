@@ -144,6 +144,19 @@ struct FlashBuilder {
 SmallVector<Type> kernelArgTypes(OpBuilder &b, Type storageType,
                                  ArrayRef<InputAttr> decls);
 
+/// Creates `func.func @attn_<name><suffix>` with the kernel signature, an
+/// entry block and a return, and leaves `b` before the return.
+func::FuncOp createKernelFunc(OpBuilder &b, SpecOp spec, Type storageType,
+                              ArrayRef<InputAttr> decls, StringRef suffix);
+
+/// The declared inputs of `spec`, in order.
+SmallVector<InputAttr> inputDecls(SpecOp spec);
+
+/// Loads the sizes and the input bindings (dims and strides from the meta
+/// array) of a kernel function's arguments; sets the status buffer.
+RegionEnv loadKernelEnv(FlashBuilder &f, ValueRange args,
+                        ArrayRef<InputAttr> decls);
+
 /// The min and max (i64) of int input `read` ([name, coordinates...], an
 /// ids_eq term) while its q or kv coordinate runs over [p0, p1].
 std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,

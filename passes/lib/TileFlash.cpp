@@ -91,44 +91,28 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   if (!mask)
     return spec.emitError("attn-tile needs the mask analysis: run "
                           "attn-mask-analysis first");
-  MLIRContext *ctx = spec.getContext();
   Location loc = spec.getLoc();
   OpBuilder b(spec);
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
 
-  SmallVector<InputAttr> decls;
-  if (ArrayAttr inputs = spec.getInputsAttr())
-    for (Attribute a : inputs)
-      decls.push_back(cast<InputAttr>(a));
-
-  SmallVector<Type> argTypes = kernelArgTypes(b, storageType, decls);
-  auto func = func::FuncOp::create(
-      b, loc, ("attn_" + spec.getSymName()).str(),
-      FunctionType::get(ctx, argTypes, {}));
+  SmallVector<InputAttr> decls = inputDecls(spec);
+  auto func = createKernelFunc(b, spec, storageType, decls, "");
   func->setAttr("attn.tile_q", b.getI64IntegerAttr(tileQ));
   func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
   func->setAttr("attn.normalize", spec.getNormalizeAttr());
-  Block *entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  auto ret = func::ReturnOp::create(b, loc);
-  b.setInsertionPoint(ret);
 
   FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
-  auto args = entry->getArguments();
+  auto args = func.getArguments();
   Value qBuf = args[0], kBuf = args[1], vBuf = args[2], oBuf = args[3],
         lseBuf = args[4], traceBuf = args[5], idsScratch = args[6];
   size_t nIn = decls.size();
-  Value meta = args[7 + nIn], status = args[8 + nIn];
+  Value meta = args[7 + nIn];
   Value taskBegin = args[9 + nIn], taskEnd = args[10 + nIn];
 
   auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
-  RegionEnv env;
-  for (int i = 0; i < 7; ++i)
-    env.sizes[i] = metaAt(kMetaSizes + i);
-  Value B = env.sizes[0], HQ = env.sizes[1], HKV = env.sizes[2],
-        LQ = env.sizes[3], LK = env.sizes[4], D = env.sizes[5],
-        DV = env.sizes[6];
-  (void)B;
+  RegionEnv env = loadKernelEnv(f, args, decls);
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3],
+        LK = env.sizes[4], D = env.sizes[5], DV = env.sizes[6];
   auto strides = [&](int64_t slot, int n) {
     SmallVector<Value> s;
     for (int i = 0; i < n; ++i)
@@ -142,20 +126,6 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                                        metaAt(kMetaHasLse), f.ci(0));
   Value hasTrace = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
                                          metaAt(kMetaHasTrace), f.ci(0));
-  int64_t slot = kMetaInputs;
-  for (auto [i, in] : llvm::enumerate(decls)) {
-    InputBinding bind;
-    bind.buffer = args[7 + i];
-    bind.declDims.assign(in.getShape().begin(), in.getShape().end());
-    int64_t rank = in.getRank();
-    for (int64_t d = 0; d < rank; ++d)
-      bind.dims.push_back(metaAt(slot + d));
-    for (int64_t d = 0; d < rank; ++d)
-      bind.strides.push_back(metaAt(slot + rank + d));
-    slot += 2 * rank;
-    env.inputs.push_back(bind);
-  }
-  env.status = status;
 
   // Tile counts and scratch tiles (f32), allocated once per call.
   Value TQ = f.ci(tileQ), TK = f.ci(tileK);

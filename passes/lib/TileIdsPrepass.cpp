@@ -42,6 +42,54 @@ SmallVector<Type> mlir::attn::flash::kernelArgTypes(OpBuilder &b, Type storageTy
 /// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
 /// hkv come from `env`. The analysis only forms ids_eq from reads whose
 /// coordinates are in range, so the loads need no check.
+SmallVector<InputAttr> mlir::attn::flash::inputDecls(SpecOp spec) {
+  SmallVector<InputAttr> decls;
+  if (ArrayAttr inputs = spec.getInputsAttr())
+    for (Attribute a : inputs)
+      decls.push_back(cast<InputAttr>(a));
+  return decls;
+}
+
+func::FuncOp mlir::attn::flash::createKernelFunc(OpBuilder &b, SpecOp spec,
+                                                 Type storageType,
+                                                 ArrayRef<InputAttr> decls,
+                                                 StringRef suffix) {
+  Location loc = spec.getLoc();
+  auto func = func::FuncOp::create(
+      b, loc, ("attn_" + spec.getSymName() + suffix).str(),
+      FunctionType::get(b.getContext(), kernelArgTypes(b, storageType, decls), {}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto ret = func::ReturnOp::create(b, loc);
+  b.setInsertionPoint(ret);
+  return func;
+}
+
+RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
+                                           ArrayRef<InputAttr> decls) {
+  size_t nIn = decls.size();
+  Value meta = args[7 + nIn];
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  RegionEnv env;
+  for (int i = 0; i < 7; ++i)
+    env.sizes[i] = metaAt(kMetaSizes + i);
+  int64_t slot = kMetaInputs;
+  for (auto [i, in] : llvm::enumerate(decls)) {
+    InputBinding bind;
+    bind.buffer = args[7 + i];
+    bind.declDims.assign(in.getShape().begin(), in.getShape().end());
+    int64_t rank = in.getRank();
+    for (int64_t d = 0; d < rank; ++d)
+      bind.dims.push_back(metaAt(slot + d));
+    for (int64_t d = 0; d < rank; ++d)
+      bind.strides.push_back(metaAt(slot + rank + d));
+    slot += 2 * rank;
+    env.inputs.push_back(bind);
+  }
+  env.status = args[8 + nIn];
+  return env;
+}
+
 std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const RegionEnv &env,
                                      ArrayAttr read, Value p0, Value p1) {
   OpBuilder &b = f.b;
@@ -91,42 +139,17 @@ void mlir::attn::flash::emitIdsPrepass(SpecOp spec, Type storageType,
   SmallVector<MaskAttr> atoms = collectIdsAtoms(mask);
   if (atoms.empty())
     return;
-  MLIRContext *ctx = spec.getContext();
   Location loc = spec.getLoc();
   OpBuilder b(spec);
-  SmallVector<InputAttr> decls;
-  if (ArrayAttr inputs = spec.getInputsAttr())
-    for (Attribute a : inputs)
-      decls.push_back(cast<InputAttr>(a));
-  auto func = func::FuncOp::create(
-      b, loc, ("attn_" + spec.getSymName() + "__prepass").str(),
-      FunctionType::get(ctx, kernelArgTypes(b, storageType, decls), {}));
+  SmallVector<InputAttr> decls = inputDecls(spec);
+  auto func = createKernelFunc(b, spec, storageType, decls, "__prepass");
   func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
-  Block *entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  auto ret = func::ReturnOp::create(b, loc);
-  b.setInsertionPoint(ret);
   FlashBuilder f(b, loc, spec, storageType, tileQ, tileK);
-  auto args = entry->getArguments();
+  auto args = func.getArguments();
   size_t nIn = decls.size();
-  Value scratch = args[6], meta = args[7 + nIn];
-  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
-  RegionEnv env;
-  for (int i = 0; i < 7; ++i)
-    env.sizes[i] = metaAt(kMetaSizes + i);
+  Value scratch = args[6];
+  RegionEnv env = loadKernelEnv(f, args, decls);
   Value HQ = env.sizes[1], HKV = env.sizes[2], LK = env.sizes[4];
-  int64_t slot = kMetaInputs;
-  for (auto [i, in] : llvm::enumerate(decls)) {
-    InputBinding bind;
-    bind.buffer = args[7 + i];
-    int64_t rank = in.getRank();
-    for (int64_t d = 0; d < rank; ++d)
-      bind.dims.push_back(metaAt(slot + d));
-    for (int64_t d = 0; d < rank; ++d)
-      bind.strides.push_back(metaAt(slot + rank + d));
-    slot += 2 * rank;
-    env.inputs.push_back(bind);
-  }
   Value TK = f.ci(tileK);
   Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
   Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
