@@ -25,6 +25,7 @@
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
+#include "common/ToolCommandLine.h"
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -439,21 +440,11 @@ int run(int argc, char **argv) {
       ("torch-script", po::value(&f.torchScript)->default_value(ATTNC_TORCH_BASELINE),
        "the torch baseline script")
       ("seed", po::value(&f.seed)->default_value(1), "seed of the random data");
-  po::positional_options_description positional;
-  positional.add("spec", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv)
-                  .options(options)
-                  .positional(positional)
-                  .style(po::command_line_style::default_style |
-                         po::command_line_style::allow_sticky)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const po::error &e) {
-    return fail(std::string(e.what()) + " (see 'attn-bench --help')");
-  }
+  std::string parseError = parseToolCommandLine(
+      std::vector<std::string>(argv + 1, argv + argc), options, vm);
+  if (!parseError.empty())
+    return fail(parseError + " (see 'attn-bench --help')");
   if (vm.count("help")) {
     std::cout << options;
     return 0;

@@ -23,6 +23,7 @@
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
+#include "common/ToolCommandLine.h"
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -85,21 +86,11 @@ int run(int argc, char **argv) {
       ("runs", po::value(&f.runs)->default_value(7),
        "timed runs (after 2 warm-up runs); the median is reported")
       ("seed", po::value(&f.seed)->default_value(1), "seed of the random data");
-  po::positional_options_description positional;
-  positional.add("spec", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv)
-                  .options(options)
-                  .positional(positional)
-                  .style(po::command_line_style::default_style |
-                         po::command_line_style::allow_sticky)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const po::error &e) {
-    return fail(std::string(e.what()) + " (see 'attn-demo --help')");
-  }
+  std::string parseError = parseToolCommandLine(
+      std::vector<std::string>(argv + 1, argv + argc), options, vm);
+  if (!parseError.empty())
+    return fail(parseError + " (see 'attn-demo --help')");
   if (vm.count("help")) {
     std::cout << options;
     return 0;

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
+#include "common/ToolCommandLine.h"
 #include "attnc/Driver.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
@@ -38,19 +39,9 @@ bool attnc::parseCommandLine(const char *command,
                              const std::vector<std::string> &args,
                              const po::options_description &options,
                              po::variables_map &vm) {
-  po::positional_options_description positional;
-  positional.add("spec", 1);
-  try {
-    po::store(po::command_line_parser(args)
-                  .options(options)
-                  .positional(positional)
-                  .style(po::command_line_style::default_style |
-                         po::command_line_style::allow_sticky)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const po::error &e) {
-    llvm::errs() << "attnc " << command << ": error: " << e.what()
+  std::string error = parseToolCommandLine(args, options, vm);
+  if (!error.empty()) {
+    llvm::errs() << "attnc " << command << ": error: " << error
                  << "\n(see 'attnc " << command << " --help')\n";
     return false;
   }
