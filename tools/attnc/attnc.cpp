@@ -132,10 +132,10 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
     return 1;
-  if (*stage == EmitStage::Cuda && f.target == "cuda" && f.arch == "sm_80") {
+  if (*stage == EmitStage::Cuda && f.target == "cuda") {
     std::string text;
     for (auto spec : module->getOps<mlir::attn::SpecOp>()) {
-      auto cu = emitCudaSm80(spec);
+      auto cu = emitCuda(spec, f.arch);
       if (!cu.ok()) {
         llvm::errs() << "attnc compile: error: " << cu.status().message() << "\n";
         return 1;

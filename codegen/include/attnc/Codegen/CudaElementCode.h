@@ -18,6 +18,8 @@
 #include "attnc/Dialect/AttnDialect.h"
 #include "attnc/Runtime/Status.h"
 
+#include "llvm/ADT/StringRef.h"
+
 #include <string>
 
 namespace attnc {
@@ -34,6 +36,10 @@ runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
 /// and the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
 /// Not yet run on a GPU.
 runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
+
+/// The .cu for `arch` (sm_80 or sm_90a), or an error for an arch with no
+/// emitter (CudaCodegen.cpp).
+runtime::Expected<std::string> emitCuda(mlir::attn::SpecOp spec, llvm::StringRef arch);
 
 } // namespace attnc
 
