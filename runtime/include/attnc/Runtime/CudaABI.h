@@ -17,6 +17,16 @@
  *       whose mask reads input ids) with attnc_prepass_<n>__launch: grid =
  *       (ceil(LK / rows), HQ, B); it fills a.scratch, which holds
  *       ATTNC_LAUNCH_SCRATCH words per (b, h, key tile); run it first.
+ * An entry whose record has ATTNC_LAUNCH_TMA = 1 (the sm_90a path) takes a
+ * second parameter, `const __grid_constant__ attnc_tma_maps m`: three
+ * CUtensorMaps the launcher encodes with cuTensorMapEncodeTiled for q, k
+ * and v, each as a rank-4 tensor of the storage type (CU_TENSOR_MAP_DATA_
+ * TYPE_BFLOAT16 / FLOAT16) with dims (D or DV, L, H, B) innermost first,
+ * byte strides (l, h, b) from the args (unit stride along d required),
+ * box (64, rows, 1, 1) where rows = ATTNC_LAUNCH_ROWS for q and
+ * ATTNC_LAUNCH_KEYS for k and v, element strides 1, no interleave,
+ * CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B and
+ * CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE (out-of-range rows read as zero).
  * Compiling with -DATTNC_ONLY_DT=<0|1> -DATTNC_ONLY_HD=<d> -DATTNC_ONLY_HDV=<dv>
  * keeps only that one forward entry (what the JIT does, for compile time).
  *
@@ -53,6 +63,14 @@ struct attnc_cuda_args {
   int64_t *scratch;          /* pre-pass output; null when there is none */
 };
 
+/* cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned. */
+typedef struct __attribute__((aligned(64))) attnc_tensor_map {
+  uint64_t opaque[16];
+} attnc_tensor_map;
+struct attnc_tma_maps {
+  attnc_tensor_map q, k, v;
+};
+
 /* Words of a launch record. */
 enum attnc_launch_word {
   ATTNC_LAUNCH_ROWS = 0,    /* query rows per CTA (key rows for a pre-pass) */
@@ -60,6 +78,8 @@ enum attnc_launch_word {
   ATTNC_LAUNCH_SMEM = 2,    /* dynamic shared memory, bytes */
   ATTNC_LAUNCH_CLUSTER = 3, /* CTAs per cluster along x; 0 or 1: none */
   ATTNC_LAUNCH_SCRATCH = 4, /* pre-pass: int64 words per (b, h, key tile) */
+  ATTNC_LAUNCH_TMA = 5,     /* 1: takes attnc_tma_maps as a 2nd parameter */
+  ATTNC_LAUNCH_KEYS = 6,    /* key rows per tile (the k/v TMA box rows) */
   ATTNC_LAUNCH_WORDS = 8
 };
 
