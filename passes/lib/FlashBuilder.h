@@ -8,6 +8,7 @@
 #ifndef ATTNC_PASSES_LIB_FLASHBUILDER_H
 #define ATTNC_PASSES_LIB_FLASHBUILDER_H
 
+#include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/RegionEmitter.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -43,6 +44,7 @@ struct FlashBuilder {
 
   // Scalars.
   Value ci(int64_t v) { return arith::ConstantIntOp::create(b, loc, i64, v); }
+  Value cI8(int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI8Type(), v); }
   Value cx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value cf(double v) { return arith::ConstantOp::create(b, loc, FloatAttr::get(f32, v)); }
   Value toIdx(Value v) { return arith::IndexCastOp::create(b, loc, idx, v); }
@@ -164,6 +166,24 @@ std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
 
 /// Adds `@attn_<name>__prepass` for a spec whose mask has ids_eq atoms.
 void emitIdsPrepass(SpecOp spec, Type storageType, int64_t tileQ, int64_t tileK);
+
+/// 2-D query patches for masks with a grid view (TileGrid.cpp; the
+/// host model and the choice of the patch shape are in GridSchedule.h).
+/// One task's rows: whether it is a patch, and its query bounds.
+struct PatchTask {
+  Value isPatch;    // i1
+  Value qMin, qMax; // the patch's first and last query
+  Value qc0, qc1;   // its columns
+};
+/// Stores q(i) of task `qt` for i < TQ into qIdx (i64 memref): a patch of
+/// the grid, or the contiguous rows qt * TQ + i of the tail.
+PatchTask emitPatchRows(FlashBuilder &f, const GridTiling &g, Value qt, Value LQ,
+                        Value qIdx);
+/// Gathers the keys a patch may keep into kvIdx, at most TK at a time, and
+/// calls tile(n) (n: i64 > 0) for each group.
+void emitGridKeyTiles(FlashBuilder &f, const GridTiling &g, MaskAttr mask,
+                      ArrayRef<Value> syms, const PatchTask &p, Value LK, Value kvIdx,
+                      const std::function<void(Value)> &tile);
 
 } // namespace mlir::attn::flash
 

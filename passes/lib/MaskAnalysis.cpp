@@ -171,7 +171,15 @@ Term combine(Term::Kind kind, Term a, Term b) {
 
 class Analyzer {
 public:
-  explicit Analyzer(SpecOp spec) : spec(spec), ctx(spec.getContext()) {}
+  /// With `gridWidth`, the analyser reads the mask in the column view of a
+  /// row-major grid of that many columns (see analyzeGridMask): d0 is
+  /// q mod W, d1 is kv mod W, and any other use of q or kv is opaque.
+  explicit Analyzer(SpecOp spec, std::optional<int64_t> gridWidth = std::nullopt)
+      : spec(spec), ctx(spec.getContext()), gridWidth(gridWidth) {}
+
+  /// The value of an int SSA value of the mask region when it is a constant
+  /// (after binding params), else nothing.
+  std::optional<int64_t> constantValue(Value v) { return constantOf(term(v, 0)); }
 
   MaskAttr run() {
     Value v = SpecOp::getYielded(spec.getMask());
@@ -183,6 +191,7 @@ public:
 private:
   SpecOp spec;
   MLIRContext *ctx;
+  std::optional<int64_t> gridWidth;
   DenseMap<Value, Term> terms;
 
   MaskAttr leaf(MaskKind k) { return MaskAttr::getLeaf(ctx, k); }
@@ -236,6 +245,18 @@ private:
     APInt c;
     if (matchPattern(v, m_ConstantInt(&c)))
       return Term::leaf(getAffineConstantExpr(c.getSExtValue(), ctx));
+    if (gridWidth) {
+      // Column view: only `q mod W` and `kv mod W` are coordinates.
+      if (auto mod = dyn_cast<FloorModOp>(op)) {
+        auto idx = mod->getOperand(0).getDefiningOp<IndexOp>();
+        if (idx && (idx.getVar() == IndexVar::q || idx.getVar() == IndexVar::kv) &&
+            constantOf(term(mod->getOperand(1), depth)) == *gridWidth)
+          return Term::leaf(getAffineDimExpr(idx.getVar() == IndexVar::q ? 0 : 1, ctx));
+      }
+      if (auto idx = dyn_cast<IndexOp>(op);
+          idx && (idx.getVar() == IndexVar::q || idx.getVar() == IndexVar::kv))
+        return Term::opaque();
+    }
     if (auto idx = dyn_cast<IndexOp>(op)) {
       switch (idx.getVar()) {
       case IndexVar::q:
@@ -486,7 +507,7 @@ private:
           {formula(l, true, depth), formula(r, equal, depth)});
       return combination(MaskKind::any_of, {both, neither});
     }
-    if (pred == P::eq)
+    if (pred == P::eq && !gridWidth)
       if (MaskAttr ids = idsEqual(l, r))
         return ids;
     Term lt = term(l, depth), rt = term(r, depth);
@@ -577,3 +598,49 @@ private:
 } // namespace
 
 MaskAttr mlir::attn::analyzeMask(SpecOp spec) { return Analyzer(spec).run(); }
+
+std::optional<GridMask> mlir::attn::analyzeGridMask(SpecOp spec) {
+  // The width: a constant W > 1 with both `q mod W` and `kv mod W` in the
+  // mask region (the first such W in program order).
+  Analyzer plain(spec);
+  SmallVector<int64_t> qWidths, kvWidths;
+  spec.getMask().walk([&](FloorModOp mod) {
+    auto idx = mod->getOperand(0).getDefiningOp<IndexOp>();
+    std::optional<int64_t> w = plain.constantValue(mod->getOperand(1));
+    if (!idx || !w || *w <= 1)
+      return;
+    if (idx.getVar() == IndexVar::q)
+      qWidths.push_back(*w);
+    else if (idx.getVar() == IndexVar::kv)
+      kvWidths.push_back(*w);
+  });
+  for (int64_t w : kvWidths) {
+    if (!llvm::is_contained(qWidths, w))
+      continue;
+    MaskAttr columns = Analyzer(spec, w).run();
+    // Worth a grid only if some atom bounds the key column.
+    bool boundsKeys = false;
+    std::function<void(MaskAttr)> scan = [&](MaskAttr m) {
+      if (m.getKind() == MaskKind::kv_ge || m.getKind() == MaskKind::kv_le)
+        boundsKeys = true;
+      if (m.getKind() == MaskKind::all_of || m.getKind() == MaskKind::any_of)
+        for (Attribute t : m.getTerms())
+          scan(cast<MaskAttr>(t));
+    };
+    scan(columns);
+    if (boundsKeys)
+      return GridMask{w, columns};
+  }
+  return std::nullopt;
+}
+
+std::optional<GridMask> mlir::attn::getGridMask(SpecOp spec) {
+  auto dict = spec->getAttrOfType<DictionaryAttr>(kGridAttrName);
+  if (!dict)
+    return std::nullopt;
+  auto columns = dict.getAs<MaskAttr>("columns");
+  auto width = dict.getAs<IntegerAttr>("width");
+  if (!columns || !width || width.getInt() <= 1)
+    return std::nullopt;
+  return GridMask{width.getInt(), columns};
+}

@@ -1,7 +1,8 @@
 //===- MaskAnalysisPass.cpp - Attach the mask formula to each spec --------===//
 //
 // The pass wrapper of MaskAnalysis.h: stores analyzeMask(spec) as the
-// spec's `mask_schedule` attribute.
+// spec's `mask_schedule` attribute, and the grid view of a mask over a
+// row-major grid (analyzeGridMask) as `attn.grid = {width, columns}`.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/MaskAnalysis.h"
@@ -19,8 +20,17 @@ namespace {
 struct AttnMaskAnalysisPass
     : public mlir::attn::impl::AttnMaskAnalysisBase<AttnMaskAnalysisPass> {
   void runOnOperation() override {
-    getOperation().walk(
-        [](SpecOp spec) { spec.setMaskScheduleAttr(analyzeMask(spec)); });
+    getOperation().walk([](SpecOp spec) {
+      spec.setMaskScheduleAttr(analyzeMask(spec));
+      spec->removeAttr(kGridAttrName);
+      if (std::optional<GridMask> grid = analyzeGridMask(spec)) {
+        Builder b(spec.getContext());
+        spec->setAttr(kGridAttrName,
+                      b.getDictionaryAttr({b.getNamedAttr("columns", grid->columns),
+                                           b.getNamedAttr("width", b.getI64IntegerAttr(
+                                                                       grid->width))}));
+      }
+    });
   }
 };
 } // namespace

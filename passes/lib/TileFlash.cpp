@@ -171,16 +171,17 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   // Visits the elements of a tile in the order of S's layout (i innermost
   // when S is transposed), so element code runs on contiguous memory and
   // LLVM can vectorise it; `body` gets (i, j, env with q and kv set).
+  using IndexFn = std::function<Value(Value)>;
   auto forEachElement = [&](Value tqx, Value tkx, const RegionEnv &rowEnv,
-                            Value q0, Value k0,
+                            const IndexFn &qAt, const IndexFn &kvAt,
                             const std::function<void(Value, Value, RegionEnv &)> &body) {
     Value outer = microkernels ? tkx : tqx, inner = microkernels ? tqx : tkx;
     f.forLoop(f.cx(0), outer, [&](Value o) {
       f.forLoop(f.cx(0), inner, [&](Value n) {
         Value i = microkernels ? n : o, j = microkernels ? o : n;
         RegionEnv el = rowEnv;
-        el.q = f.add(q0, f.toI64(i));
-        el.kv = f.add(k0, f.toI64(j));
+        el.q = qAt(i);
+        el.kv = kvAt(j);
         body(i, j, el);
       });
     });
@@ -213,6 +214,16 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
   bool needsMaskCode = !maskNeedsNoElementCode(mask);
   int64_t numIds = int64_t(collectIdsAtoms(mask).size());
   LogicalResult result = success();
+  // Grid masks: 2-D query patches with gathered keys (TileGrid.cpp); qIdx
+  // and kvIdx hold the rows and keys of the current task and key tile.
+  std::optional<GridTiling> grid = chooseGridTiling(spec, tileQ, tileK);
+  Value qIdx, kvIdx;
+  if (grid) {
+    qIdx = scratchOf(f.i64, TQ);
+    kvIdx = scratchOf(f.i64, TK);
+    func->setAttr("attn.grid_patch",
+                  b.getDenseI64ArrayAttr({grid->width, grid->patchRows, grid->patchCols}));
+  }
 
   auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) {
     Value t = f.toI64(task);
@@ -225,6 +236,13 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     Value tq = arith::MinSIOp::create(b, loc, TQ, f.sub(LQ, q0));
     Value q1 = f.sub(f.add(q0, tq), f.ci(1));
     Value tqx = f.toIdx(tq);
+    PatchTask patch;
+    if (grid)
+      patch = emitPatchRows(f, *grid, qt, LQ, qIdx);
+    // The query of tile row i.
+    IndexFn qOf = [&](Value i) -> Value {
+      return grid ? f.load(qIdx, i) : f.add(q0, f.toI64(i));
+    };
     RegionEnv rowEnv = env;
     rowEnv.b = bb;
     rowEnv.h = h;
@@ -233,7 +251,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
     // Qs = Q[b, h, q0 : q0 + tq, :] in f32.
     Value qBase = f.add(f.mul(bb, qS[0]), f.mul(h, qS[1]));
     f.forLoop(f.cx(0), tqx, [&](Value i) {
-      Value row = f.add(qBase, f.mul(f.add(q0, f.toI64(i)), qS[2]));
+      Value row = f.add(qBase, f.mul(qOf(i), qS[2]));
       f.forLoop(f.cx(0), Dx, [&](Value d) {
         Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
         // With microkernels Qs is stored transposed (d * TQ + i): it is the
@@ -272,39 +290,23 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
       Value hi = f.load(idsScratch, f.toIdx(f.add(at, f.ci(1))));
       return std::make_pair(lo, hi);
     };
-    EmittedRows rows = emitRowBlock(b, loc, mask, q0, q1, syms, &ids);
-    Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
-                                           rows.hullLo, rows.hullHi);
-    Value first = arith::SelectOp::create(
-        b, loc, nonEmpty, arith::DivSIOp::create(b, loc, rows.hullLo, TK), f.ci(0));
-    Value end = arith::SelectOp::create(
-        b, loc, nonEmpty,
-        f.add(arith::DivSIOp::create(b, loc, rows.hullHi, TK), f.ci(1)), f.ci(0));
 
     Value kBase = f.add(f.mul(bb, kS[0]), f.mul(hkv, kS[1]));
     Value vBase = f.add(f.mul(bb, vS[0]), f.mul(hkv, vS[1]));
-    auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
-      Value kt = f.toI64(ktx);
-      Value k0 = f.mul(kt, TK);
-      Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
-      Value k1 = f.sub(f.add(k0, tk), f.ci(1));
-      Value tkx = f.toIdx(tk);
-      Value kind = emitTileKind(b, loc, mask, rows, k0, k1, &ids);
-      Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                          kind, f.ci(kTileEmpty));
-      auto visitIf = f.ifThen(visit, [&] {
-        f.ifThen(hasTrace, [&] {
-          Value at = f.add(f.mul(t, numKT), kt);
-          f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind),
-                  traceBuf, f.toIdx(at));
-        });
+    // One visited key tile: keys k0 + j (contiguous) or kvIdx[j]
+    // (gathered), j < tk.
+    auto tileBody = [&](Value k0, Value tk, Value kind, bool gathered) {
+        Value tkx = f.toIdx(tk);
+        IndexFn kvOf = [&](Value j) -> Value {
+          return gathered ? f.load(kvIdx, j) : f.add(k0, f.toI64(j));
+        };
         // Ks, Vs = K/V[b, hkv, k0 : k0 + tk, :] in f32 (row j at j * dim;
         // with `transposed`, element (j, d) at d * TK + j).
         // (bf16 tiles: K rows of Dp elements, V in pairs of keys.)
         auto loadTile = [&](Value buf, Value base, ArrayRef<Value> st,
                             Value dim, Value tile, bool isV) {
           f.forLoop(f.cx(0), tkx, [&](Value j) {
-            Value row = f.add(base, f.mul(f.add(k0, f.toI64(j)), st[2]));
+            Value row = f.add(base, f.mul(kvOf(j), st[2]));
             f.forLoop(f.cx(0), dim, [&](Value d) {
               Value x = f.load(buf, f.toIdx(f.add(row, f.mul(f.toI64(d), st[3]))));
               Value at =
@@ -319,7 +321,24 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         // contiguous (as with any [.., L, D] layout), else from a copy;
         // bf16 V is packed into key pairs by a microkernel.
         Value kPtr, kLd, vPtr, vLd;
-        if (microkernels) {
+        if (microkernels && gathered) {
+          // Gathered keys are always copied (bf16 V into key pairs, the
+          // pair of an odd last key zeroed).
+          loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false);
+          loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true);
+          if (bf16Tiles) {
+            Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                              arith::RemSIOp::create(b, loc, tk, f.ci(2)), f.ci(0));
+            f.ifThen(odd, [&] {
+              Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
+              f.forLoop(f.cx(0), DVx, [&](Value d) { f.store(zero, Vs, pairAt(tkx, d, DVx)); });
+            });
+          }
+          kPtr = f.ptrOf(Ks);
+          kLd = Dq;
+          vPtr = f.ptrOf(Vs);
+          vLd = bf16Tiles ? f.mul(DV, f.ci(2)) : DV;
+        } else if (microkernels) {
           // (In place only when the microkernel reads the storage type: f32,
           // or bf16 tiles; f16 is converted to f32 in a copy.)
           bool direct = storageType.isF32() || bf16Tiles;
@@ -374,7 +393,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                               {kPtr, kLd, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk, tq, D,
                                scaleArg});
           if (!scoreIsIdentity || !callScale) {
-            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+            forEachElement(tqx, tkx, rowEnv, qOf, kvOf, [&](Value i, Value j, RegionEnv &el) {
               Value at = sAt(i, j);
               el.score = f.load(S, at);
               if (!callScale) {
@@ -391,10 +410,10 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         // S[i, j] = score(scale * Qs[i] . Ks[j]).
         if (!microkernels) f.forLoop(f.cx(0), tqx, [&](Value i) {
           RegionEnv el = rowEnv;
-          el.q = f.add(q0, f.toI64(i));
+          el.q = qOf(i);
           Value qRow = arith::MulIOp::create(b, loc, i, Dx);
           f.forLoop(f.cx(0), tkx, [&](Value j) {
-            el.kv = f.add(k0, f.toI64(j));
+            el.kv = kvOf(j);
             Value kRow = arith::MulIOp::create(b, loc, j, Dx);
             Value dot = f.reduceLoop(f.cx(0), Dx, zeroF, [&](Value d, Value s) {
               Value x = f.load(Qs, arith::AddIOp::create(b, loc, qRow, d));
@@ -422,7 +441,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
           Value partial = arith::CmpIOp::create(
               b, loc, arith::CmpIPredicate::eq, kind, f.ci(kTilePartial));
           auto partialIf = f.ifThen(partial, [&] {
-            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+            forEachElement(tqx, tkx, rowEnv, qOf, kvOf, [&](Value i, Value j, RegionEnv &el) {
               FailureOr<Value> keep = emitSpecRegion(b, loc, spec, spec.getMask(), el);
               if (failed(keep)) { result = failure(); return; }
               Value at = sAt(i, j);
@@ -443,7 +462,7 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
                                f.ptrOf(alphaRow)});
             alphaArg = f.ptrOf(alphaRow);
           } else {
-            forEachElement(tqx, tkx, rowEnv, q0, k0, [&](Value i, Value j, RegionEnv &el) {
+            forEachElement(tqx, tkx, rowEnv, qOf, kvOf, [&](Value i, Value j, RegionEnv &el) {
               FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
               if (failed(bias)) { result = failure(); return; }
               Value at = sAt(i, j);
@@ -496,9 +515,9 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
             });
           } else {
             RegionEnv el = rowEnv;
-            el.q = f.add(q0, f.toI64(i));
+            el.q = qOf(i);
             f.forLoop(f.cx(0), tkx, [&](Value j) {
-              el.kv = f.add(k0, f.toI64(j));
+              el.kv = kvOf(j);
               FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
               if (failed(bias)) { result = failure(); return; }
               Value at = arith::AddIOp::create(b, loc, sRow, j);
@@ -523,16 +542,66 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
             });
           });
         });
+    };
+    // The key tiles the schedule keeps for rows [q0, q1], in order.
+    auto contiguousKeys = [&] {
+    EmittedRows rows = emitRowBlock(b, loc, mask, q0, q1, syms, &ids);
+    Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                           rows.hullLo, rows.hullHi);
+    Value first = arith::SelectOp::create(
+        b, loc, nonEmpty, arith::DivSIOp::create(b, loc, rows.hullLo, TK), f.ci(0));
+    Value end = arith::SelectOp::create(
+        b, loc, nonEmpty,
+        f.add(arith::DivSIOp::create(b, loc, rows.hullHi, TK), f.ci(1)), f.ci(0));
+    auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
+      Value kt = f.toI64(ktx);
+      Value k0 = f.mul(kt, TK);
+      Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
+      Value k1 = f.sub(f.add(k0, tk), f.ci(1));
+      Value kind = emitTileKind(b, loc, mask, rows, k0, k1, &ids);
+      Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                          kind, f.ci(kTileEmpty));
+      auto visitIf = f.ifThen(visit, [&] {
+        f.ifThen(hasTrace, [&] {
+          Value at = f.add(f.mul(t, numKT), kt);
+          f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind),
+                  traceBuf, f.toIdx(at));
+        });
+        tileBody(k0, tk, kind, /*gathered=*/false);
       });
       FlashBuilder::mark(visitIf, "attn.tile", "visit");
     });
     FlashBuilder::mark(keyLoop, "attn.loop", "key_tiles");
+    };
+    if (grid) {
+      auto split = scf::IfOp::create(b, loc, patch.isPatch, /*withElse=*/true);
+      {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPoint(split.thenBlock()->getTerminator());
+        emitGridKeyTiles(f, *grid, mask, syms, patch, LK, kvIdx, [&](Value n) {
+          // The trace marks the (contiguous) key tiles the gathered keys
+          // fall in as PARTIAL.
+          f.ifThen(hasTrace, [&] {
+            f.forLoop(f.cx(0), f.toIdx(n), [&](Value j) {
+              Value kt = arith::DivSIOp::create(b, loc, f.load(kvIdx, j), TK);
+              f.store(f.cI8(kTilePartial), traceBuf, f.toIdx(f.add(f.mul(t, numKT), kt)));
+            });
+          });
+          tileBody(Value(), n, f.ci(kTilePartial), /*gathered=*/true);
+        });
+        b.setInsertionPoint(split.elseBlock()->getTerminator());
+        contiguousKeys();
+      }
+      FlashBuilder::mark(split, "attn.tile", "grid_patch");
+    } else {
+      contiguousKeys();
+    }
 
     // Finalise: out = acc / l (0 for an empty row), lse = m + log l.
     Value oBase = f.add(f.mul(bb, oS[0]), f.mul(h, oS[1]));
     Value lBase = f.add(f.mul(bb, lS[0]), f.mul(h, lS[1]));
     f.forLoop(f.cx(0), tqx, [&](Value i) {
-      Value qi = f.add(q0, f.toI64(i));
+      Value qi = qOf(i);
       Value inv = f.cf(1.0);
       Value l;
       if (!sigmoid) {

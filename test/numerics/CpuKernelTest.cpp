@@ -12,7 +12,9 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
+#include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/MaskSchedule.h"
+#include "attnc/Passes/SpecInterpreter.h"
 #include "attnc/Passes/ReferenceAttention.h"
 #include "attnc/Runtime/Microkernels.h"
 
@@ -389,17 +391,48 @@ TEST_P(TileTrace, MatchesHostSchedule) {
     };
     int64_t numQ = (s.LQ + 15) / 16, numK = (s.LK + 31) / 32;
     ASSERT_EQ(int64_t(trace.size()), s.B * s.HQ * numQ * numK);
+    // Grid masks: patch tasks mark the key tiles of their gathered keys
+    // (GridSchedule.h), and must gather every key a patch row keeps.
+    auto grid = mlir::attn::chooseGridTiling(ref.op(), 16, 32);
+    mlir::attn::SpecInterpreter interp(ref.op(), ps);
     for (int64_t b = 0; b < s.B; ++b) {
       for (int64_t h = 0; h < s.HQ; ++h) {
         ps.b = b, ps.h = h;
         auto sched = mlir::attn::computeSchedule(mask, ps, 16, 32, &ids);
-        for (int64_t qt = 0; qt < numQ; ++qt)
+        interp.setSizes(ps);
+        for (int64_t qt = 0; qt < numQ; ++qt) {
+          std::vector<int> patchKinds;
+          if (grid) {
+            auto patch = mlir::attn::gridPatch(*grid, qt, s.LQ);
+            if (patch.isPatch) {
+              patchKinds.assign(numK, 0);
+              std::vector<bool> gathered(s.LK, false);
+              for (const auto &tile : mlir::attn::gridKeyTiles(mask, *grid, patch, ps, 32)) {
+                ASSERT_LE(int64_t(tile.size()), 32);
+                for (int64_t kv : tile) {
+                  ASSERT_FALSE(gathered[kv]) << "key " << kv << " gathered twice";
+                  gathered[kv] = true;
+                  patchKinds[kv / 32] = 2;
+                }
+              }
+              for (int64_t i = 0; i < 16; ++i) {
+                int64_t q = mlir::attn::gridQuery(*grid, patch, qt, i);
+                ASSERT_LT(q, s.LQ);
+                for (int64_t kv = 0; kv < s.LK; ++kv)
+                  if (interp.mask({q, kv}).value_or(true))
+                    ASSERT_TRUE(gathered[kv]) << "q=" << q << " keeps kv=" << kv
+                                              << " but the patch does not gather it";
+              }
+            }
+          }
           for (int64_t kt = 0; kt < numK; ++kt) {
-            int expected = static_cast<int>(sched.at(qt, kt)); // 0 / 1 / 2
+            int expected = patchKinds.empty() ? static_cast<int>(sched.at(qt, kt)) // 0 / 1 / 2
+                                              : patchKinds[kt];
             int got = trace[((b * s.HQ + h) * numQ + qt) * numK + kt];
             ASSERT_EQ(got, expected) << "b=" << b << " h=" << h << " qt=" << qt
                                      << " kt=" << kt;
           }
+        }
       }
     }
   }

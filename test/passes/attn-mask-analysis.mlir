@@ -353,3 +353,92 @@ module {
     attn.yield %o2 : i1
   }
 }
+
+// -----
+
+// A 2-D neighbourhood on a 32-wide grid: the ordinary formula bounds the
+// keys by whole grid rows, the grid view bounds kv mod 32 by q mod 32.
+// CHECK-LABEL: attn.spec @grid3
+// CHECK-SAME:    attn.grid = {columns = #attn.mask<all_of(opaque, kv_le "q + 1", kv_ge "q - 1")>, width = 32 : i64}
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 32) * 32 + 63", kv_ge "(q floordiv 32) * 32 - 32", opaque)>
+module {
+  attn.spec @grid3 normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index kv
+    %c32_i64 = arith.constant 32 : i64
+    %1 = arith.floordivsi %0, %c32_i64 : i64
+    %2 = attn.index q
+    %c32_i64_0 = arith.constant 32 : i64
+    %3 = arith.floordivsi %2, %c32_i64_0 : i64
+    %4 = arith.subi %1, %3 : i64
+    %5 = math.absi %4 : i64
+    %c1_i64 = arith.constant 1 : i64
+    %6 = arith.cmpi sle, %5, %c1_i64 : i64
+    %7 = attn.index kv
+    %c32_i64_1 = arith.constant 32 : i64
+    %8 = attn.floormod %7, %c32_i64_1
+    %9 = attn.index q
+    %c32_i64_2 = arith.constant 32 : i64
+    %10 = attn.floormod %9, %c32_i64_2
+    %11 = arith.subi %8, %10 : i64
+    %12 = math.absi %11 : i64
+    %c1_i64_3 = arith.constant 1 : i64
+    %13 = arith.cmpi sle, %12, %c1_i64_3 : i64
+    %14 = arith.andi %6, %13 : i1
+    attn.yield %14 : i1
+  }
+}
+
+
+// -----
+
+// kv mod 16 against q mod 32: no common width, no grid view.
+// CHECK-LABEL: attn.spec @grid_mismatch
+// CHECK-NOT:     attn.grid
+// CHECK-SAME:    mask_schedule
+module {
+  attn.spec @grid_mismatch normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index kv
+    %c32_i64 = arith.constant 32 : i64
+    %1 = arith.floordivsi %0, %c32_i64 : i64
+    %2 = attn.index q
+    %c32_i64_0 = arith.constant 32 : i64
+    %3 = arith.floordivsi %2, %c32_i64_0 : i64
+    %4 = arith.subi %1, %3 : i64
+    %5 = math.absi %4 : i64
+    %c1_i64 = arith.constant 1 : i64
+    %6 = arith.cmpi sle, %5, %c1_i64 : i64
+    %7 = attn.index kv
+    %c32_i64_1 = arith.constant 16 : i64
+    %8 = attn.floormod %7, %c32_i64_1
+    %9 = attn.index q
+    %c32_i64_2 = arith.constant 32 : i64
+    %10 = attn.floormod %9, %c32_i64_2
+    %11 = arith.subi %8, %10 : i64
+    %12 = math.absi %11 : i64
+    %c1_i64_3 = arith.constant 1 : i64
+    %13 = arith.cmpi sle, %12, %c1_i64_3 : i64
+    %14 = arith.andi %6, %13 : i1
+    attn.yield %14 : i1
+  }
+}
+

@@ -228,3 +228,53 @@ module {
     attn.yield %t : i1
   }
 }
+
+// -----
+
+// A grid mask (attn.grid from the mask analysis): the tasks of complete
+// bands are 2-D patches (4 x 8 queries at tile-q 32) whose keys are
+// gathered and masked per element (the "partial" branch inside the
+// "grid_patch" branch); the tail keeps the ordinary key-tile loop.
+// CHECK-LABEL: func.func @attn_grid3
+// CHECK-SAME:    attn.grid_patch = array<i64: 32, 4, 8>
+// CHECK:         attn.tile = "partial"
+// CHECK:         attn.loop = "key_tiles"
+// CHECK-NEXT:    attn.tile = "grid_patch"
+// CHECK:         attn.loop = "tasks"
+// UK-LABEL:    func.func @attn_grid3
+// UK-SAME:       attn.grid_patch = array<i64: 32, 4, 8>
+// UK:            call @attnc_uk_qk_f32
+// UK:            attn.tile = "grid_patch"
+module {
+  attn.spec @grid3 normalize(softmax) attributes {attn.grid = {columns = #attn.mask<all_of(opaque, kv_le "q + 1", kv_ge "q - 1")>, width = 32 : i64}, mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 32) * 32 + 63", kv_ge "(q floordiv 32) * 32 - 32", opaque)>} scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %c1_i64 = arith.constant 1 : i64
+    %c32_i64 = arith.constant 32 : i64
+    %0 = attn.index kv
+    %1 = arith.floordivsi %0, %c32_i64 : i64
+    %2 = attn.index q
+    %3 = arith.floordivsi %2, %c32_i64 : i64
+    %4 = arith.subi %1, %3 : i64
+    %5 = math.absi %4 : i64
+    %6 = arith.cmpi sle, %5, %c1_i64 : i64
+    %7 = attn.index kv
+    %8 = attn.floormod %7, %c32_i64
+    %9 = attn.index q
+    %10 = attn.floormod %9, %c32_i64
+    %11 = arith.subi %8, %10 : i64
+    %12 = math.absi %11 : i64
+    %13 = arith.cmpi sle, %12, %c1_i64 : i64
+    %14 = arith.andi %6, %13 : i1
+    attn.yield %14 : i1
+  }
+}
+

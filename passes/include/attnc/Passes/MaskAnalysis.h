@@ -10,10 +10,35 @@
 
 #include "attnc/Dialect/AttnDialect.h"
 
+#include <optional>
+
 namespace mlir::attn {
 /// The formula of `spec`'s mask region. Params that have values are read as
 /// constants; unbound params make the comparisons that use them opaque.
 MaskAttr analyzeMask(SpecOp spec);
+
+/// The column view of a mask over a row-major grid of `width` columns, as
+/// in 2-D neighbourhood attention: with q = qr * W + qc and
+/// kv = kr * W + kc (0 <= qc, kc < W), `columns` is the formula of the mask
+/// over (d0 = qc, d1 = kc) in which every other use of q or kv is opaque,
+/// so it over-approximates the mask: if (q, kv) is kept, then
+/// (q mod W, kv mod W) satisfies `columns`. Together with the ordinary
+/// formula (which bounds kv by whole grid rows) it bounds the keys of a 2-D
+/// block of queries by a rectangle of the grid.
+struct GridMask {
+  int64_t width;
+  MaskAttr columns;
+};
+/// The grid view of `spec`'s mask when it reads both `q mod W` and
+/// `kv mod W` for one constant W > 1 and that bounds the key column;
+/// nothing otherwise.
+std::optional<GridMask> analyzeGridMask(SpecOp spec);
+
+/// The spec attribute where attn-mask-analysis stores the grid view:
+/// `attn.grid = {columns = #attn.mask<...>, width = W : i64}`.
+constexpr const char kGridAttrName[] = "attn.grid";
+/// The grid view stored on `spec` by attn-mask-analysis, if any.
+std::optional<GridMask> getGridMask(SpecOp spec);
 } // namespace mlir::attn
 
 #endif // ATTNC_PASSES_MASKANALYSIS_H
