@@ -4,11 +4,13 @@
 // -> attn-tile -> LLVM dialect -> LLVM IR -O3 for the host -> an object
 // file, which an ORC LLJIT loads. The object is cached (runtime
 // KernelCache, memory and disk) under a key over the analysed spec, the
-// tiled form, the options, the host CPU and the LLVM version, so a cache
-// hit skips lowering, optimisation and code generation.
+// options, the host CPU, the LLVM version and a hash of the code
+// generator's sources (CodegenStamp.h), so a cache hit skips tiling,
+// lowering, optimisation and code generation.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
+#include "attnc/CodegenStamp.h"
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/MLIRGen.h"
@@ -37,9 +39,9 @@
 using namespace attnc;
 using runtime::KernelCache;
 
-// Bump when the generated code changes in a way the tiled form's text does
-// not show (lowering, entry point, ABI).
-static const char kCodegenVersion[] = "attnc-cpu-7";
+// The code generator's identity in the cache key; the source stamp changes
+// with every edit of the passes or the lowering, this with the design.
+static const char kCodegenVersion[] = "attnc-cpu-8";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -219,17 +221,10 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
     llvm::raw_string_ostream os(analysed);
     module->print(os);
   }
-  if (failed(buildTiledModule(*module, cpu)))
-    return Status::error(errors.empty() ? "tiling failed" : errors);
-  std::string tiled;
-  {
-    llvm::raw_string_ostream os(tiled);
-    module->print(os);
-  }
   std::string key = KernelCache::makeKey(
-      {kCodegenVersion, LLVM_VERSION_STRING, hostCpuDescription(opts.cpu), analysed,
-       tiled, runtime::dtypeName(opts.dtype), std::to_string(info->tileQ),
-       std::to_string(info->tileK)});
+      {kCodegenVersion, ATTNC_CODEGEN_SOURCE_STAMP, LLVM_VERSION_STRING,
+       hostCpuDescription(opts.cpu), analysed, runtime::dtypeName(opts.dtype),
+       std::to_string(info->tileQ), std::to_string(info->tileK)});
   if (auto it = loaded.find(key); it != loaded.end())
     return Kernel(it->second);
 
@@ -238,6 +233,8 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   if (hit.ok() && hit->has_value())
     object = std::move(**hit);
   if (!object) {
+    if (failed(buildTiledModule(*module, cpu)))
+      return Status::error(errors.empty() ? "tiling failed" : errors);
     if (failed(lowerToLLVMDialect(*module)))
       return Status::error(errors.empty() ? "lowering to LLVM failed" : errors);
     auto tm = hostTargetMachine(opts.cpu);
