@@ -322,18 +322,54 @@ LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
         // bf16 V is packed into key pairs by a microkernel.
         Value kPtr, kLd, vPtr, vLd;
         if (microkernels && gathered) {
-          // Gathered keys are always copied (bf16 V into key pairs, the
-          // pair of an odd last key zeroed).
-          loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false);
-          loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true);
-          if (bf16Tiles) {
-            Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                              arith::RemSIOp::create(b, loc, tk, f.ci(2)), f.ci(0));
-            f.ifThen(odd, [&] {
-              Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
-              f.forLoop(f.cx(0), DVx, [&](Value d) { f.store(zero, Vs, pairAt(tkx, d, DVx)); });
-            });
-          }
+          // Gathered keys are always copied: by row-gather microkernels
+          // when rows are contiguous and the storage is what the
+          // microkernels read, else element by element (bf16 V into key
+          // pairs, the pair of an odd last key zeroed).
+          bool direct = storageType.isF32() || bf16Tiles;
+          auto unit = [&](Value stride) {
+            return arith::AndIOp::create(
+                b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stride, f.ci(1)),
+                arith::ConstantIntOp::create(b, loc, b.getI1Type(), direct)).getResult();
+          };
+          StringRef gatherK = bf16Tiles ? "attnc_uk_gather_rows_bf16" : "attnc_uk_gather_rows_f32";
+          f.ifPtrLd(
+              unit(kS[3]),
+              [&] {
+                f.callMicrokernel(gatherK, {f.elemPtr(kBuf, kBase), kS[2], f.ptrOf(kvIdx), tk, D,
+                                            f.ptrOf(Ks), Dq});
+                return std::pair{f.ptrOf(Ks), Dq};
+              },
+              [&] {
+                loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false);
+                return std::pair{f.ptrOf(Ks), Dq};
+              });
+          f.ifPtrLd(
+              unit(vS[3]),
+              [&] {
+                if (bf16Tiles)
+                  f.callMicrokernel("attnc_uk_pack_pairs_gather_bf16",
+                                    {f.elemPtr(vBuf, vBase), vS[2], f.ptrOf(kvIdx), tk, DV,
+                                     f.ptrOf(Vs)});
+                else
+                  f.callMicrokernel("attnc_uk_gather_rows_f32",
+                                    {f.elemPtr(vBuf, vBase), vS[2], f.ptrOf(kvIdx), tk, DV,
+                                     f.ptrOf(Vs), DV});
+                return std::pair{f.ptrOf(Vs), DV};
+              },
+              [&] {
+                loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true);
+                if (bf16Tiles) {
+                  Value odd = arith::CmpIOp::create(
+                      b, loc, arith::CmpIPredicate::ne,
+                      arith::RemSIOp::create(b, loc, tk, f.ci(2)), f.ci(0));
+                  f.ifThen(odd, [&] {
+                    Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
+                    f.forLoop(f.cx(0), DVx, [&](Value d) { f.store(zero, Vs, pairAt(tkx, d, DVx)); });
+                  });
+                }
+                return std::pair{f.ptrOf(Vs), DV};
+              });
           kPtr = f.ptrOf(Ks);
           kLd = Dq;
           vPtr = f.ptrOf(Vs);

@@ -192,3 +192,32 @@ extern "C" void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr,
       dst[(r / 2) * 2 * cols + 2 * c + r % 2] =
           r < rows ? src[r * ldr + c * ldc] : uint16_t(0);
 }
+
+// Row gathers: memcpy per row (the rows are long and contiguous); the pair
+// packing interleaves two gathered rows.
+extern "C" void attnc_uk_gather_rows_f32(const float *src, int64_t ldr, const int64_t *idx,
+                                         int64_t n, int64_t cols, float *dst, int64_t lddst) {
+  for (int64_t j = 0; j < n; ++j)
+    std::memcpy(dst + j * lddst, src + idx[j] * ldr, size_t(cols) * sizeof(float));
+}
+
+extern "C" void attnc_uk_gather_rows_bf16(const uint16_t *src, int64_t ldr, const int64_t *idx,
+                                          int64_t n, int64_t cols, uint16_t *dst,
+                                          int64_t lddst) {
+  for (int64_t j = 0; j < n; ++j)
+    std::memcpy(dst + j * lddst, src + idx[j] * ldr, size_t(cols) * sizeof(uint16_t));
+}
+
+extern "C" void attnc_uk_pack_pairs_gather_bf16(const uint16_t *src, int64_t ldr,
+                                                const int64_t *idx, int64_t n, int64_t cols,
+                                                uint16_t *dst) {
+  for (int64_t j = 0; j < n; j += 2) {
+    const uint16_t *r0 = src + idx[j] * ldr;
+    const uint16_t *r1 = j + 1 < n ? src + idx[j + 1] * ldr : nullptr;
+    uint16_t *out = dst + (j / 2) * 2 * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      out[2 * c] = r0[c];
+      out[2 * c + 1] = r1 ? r1[c] : uint16_t(0);
+    }
+  }
+}

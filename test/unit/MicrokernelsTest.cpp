@@ -195,6 +195,44 @@ TEST_P(Microkernels, PvBf16MatchesLoops) {
       }
 }
 
+/// The grid tiling's row gathers: exact copies of the indexed rows, the
+/// row past an odd count zero in the pair layout, nothing else written.
+TEST(MicrokernelGather, RowsAndPairs) {
+  std::mt19937 rng(9);
+  const int64_t rows = 50, ld = 37, cols = 33;
+  auto srcF = randomVec(rows * ld, rng);
+  std::vector<uint16_t> srcH(rows * ld);
+  for (size_t i = 0; i < srcH.size(); ++i)
+    srcH[i] = uint16_t(rng());
+  for (int64_t n : {1, 2, 7, 48}) {
+    std::vector<int64_t> idx(n);
+    for (int64_t &x : idx)
+      x = int64_t(rng() % rows);
+    const int64_t lddst = cols + 3;
+    std::vector<float> dstF(n * lddst, -7.f);
+    attnc_uk_gather_rows_f32(srcF.data(), ld, idx.data(), n, cols, dstF.data(), lddst);
+    std::vector<uint16_t> dstH(n * lddst, 0xABCD);
+    attnc_uk_gather_rows_bf16(srcH.data(), ld, idx.data(), n, cols, dstH.data(), lddst);
+    std::vector<uint16_t> pairs(((n + 1) / 2) * 2 * cols + 5, 0xABCD);
+    attnc_uk_pack_pairs_gather_bf16(srcH.data(), ld, idx.data(), n, cols, pairs.data());
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < lddst; ++c) {
+        if (c < cols) {
+          ASSERT_EQ(dstF[j * lddst + c], srcF[idx[j] * ld + c]);
+          ASSERT_EQ(dstH[j * lddst + c], srcH[idx[j] * ld + c]);
+        } else {
+          ASSERT_EQ(dstF[j * lddst + c], -7.f);
+          ASSERT_EQ(dstH[j * lddst + c], 0xABCD);
+        }
+      }
+    for (int64_t j = 0; j < n + n % 2; ++j)
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_EQ(pairs[(j / 2) * 2 * cols + 2 * c + j % 2],
+                  j < n ? srcH[idx[j] * ld + c] : uint16_t(0));
+    ASSERT_EQ(pairs[((n + 1) / 2) * 2 * cols], 0xABCD);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Impl, Microkernels, ::testing::Values(0, 1),
                          [](const auto &info) {
                            return info.param ? std::string("Portable")

@@ -69,6 +69,18 @@ void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt, const uint16_t *v2,
 void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr, int64_t ldc,
                               int64_t rows, int64_t cols, uint16_t *dst);
 
+/* Gathers rows for the grid tiling's key tiles (unit stride along the
+ * row): dst[j * lddst + c] = src[idx[j] * ldr + c] for j < n, c < cols. */
+void attnc_uk_gather_rows_f32(const float *src, int64_t ldr, const int64_t *idx,
+                              int64_t n, int64_t cols, float *dst, int64_t lddst);
+void attnc_uk_gather_rows_bf16(const uint16_t *src, int64_t ldr, const int64_t *idx,
+                               int64_t n, int64_t cols, uint16_t *dst, int64_t lddst);
+/* As attnc_uk_pack_pairs_bf16 for gathered rows (unit column stride):
+ * dst[(j / 2) * 2 * cols + 2 * c + j % 2] = src[idx[j] * ldr + c], with
+ * zeros for row n when n is odd. */
+void attnc_uk_pack_pairs_gather_bf16(const uint16_t *src, int64_t ldr, const int64_t *idx,
+                                     int64_t n, int64_t cols, uint16_t *dst);
+
 /* Which implementation the microkernels use: 0 = the best for this CPU
  * (default), 1 = portable loops only (tests of the fallback). */
 void attnc_uk_set_portable(int portable);
