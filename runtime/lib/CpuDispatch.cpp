@@ -179,7 +179,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     return Status::error("a tile trace was requested, but " +
                          kernelLabel(kernel.name) + " was not built to record one");
   const int64_t nqt = numQueryTiles(kernel, LQ), nkt = numKeyTiles(kernel, LK);
-  int64_t numTasks, traceLen;
+  int64_t numTasks, traceLen = 0;
   if (__builtin_mul_overflow(B, HQ, &numTasks) ||
       __builtin_mul_overflow(numTasks, nqt, &numTasks))
     return Status::error("the task count B * HQ * ceil(LQ / tileQ) = " +
