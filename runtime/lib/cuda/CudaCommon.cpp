@@ -31,7 +31,7 @@ Status checkLayout(const DeviceView &t, const char *name) {
                          ": the CUDA kernels need a 16-byte aligned base "
                          "address");
   static const char *const dimNames[] = {"b", "h", "l"};
-  for (int d = 0; d < 3; ++d) {
+  for (int d = 2; d >= 0; --d) { // rows first: the likeliest culprit
     if (v.shape[size_t(d)] <= 1)
       continue; // the stride of a dimension of extent 1 is never used
     const int64_t s = v.strides[size_t(d)];
