@@ -5,8 +5,8 @@
 //       the hand-written test/unit/Inputs/copy_kernel.cu (CudaABI.h
 //       without the emitter) through NVRTC and forwardCuda: out == q, the
 //       pre-pass, a kernel-reported error;
-//   attnc-gpu-harness check DATA
-//       every DATA/cases/*/case.txt (attn-gpu-prepare) for every arch the
+//   attnc-gpu-harness check DATA [CASE_DIR...]
+//       every DATA/cases/*/case.txt (or the given ones) (attn-gpu-prepare) for every arch the
 //       GPU runs (sm_90a cubin on 9.0, sm_80 cubin on 8.x or PTX elsewhere):
 //       NVRTC, launch, max abs and relative Frobenius error against the
 //       float64 reference; PASS/FAIL per (arch, case);
@@ -348,9 +348,12 @@ int selftest(const DeviceInfo &dev) {
   return failures ? 1 : 0;
 }
 
-int check(const std::string &data, const DeviceInfo &dev) {
+int check(const std::string &data, const DeviceInfo &dev,
+          std::vector<std::string> dirs) {
   int passed = 0, failed = 0;
-  for (const std::string &dir : subdirs(data + "/cases")) {
+  if (dirs.empty())
+    dirs = subdirs(data + "/cases");
+  for (const std::string &dir : dirs) {
     Expected<Case> c = readCase(dir);
     if (!c.ok()) {
       std::printf("FAIL %s: %s\n", dir.c_str(), c.status().message().c_str());
@@ -452,7 +455,7 @@ int bench(const std::string &data, const DeviceInfo &dev,
 int main(int argc, char **argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
-    std::fprintf(stderr, "usage: attnc-gpu-harness selftest | check DATA | "
+    std::fprintf(stderr, "usage: attnc-gpu-harness selftest | check DATA [CASE_DIR...] | "
                          "bench DATA --out FILE [--runs N] [--warmup N]\n");
     return 2;
   }
@@ -467,8 +470,9 @@ int main(int argc, char **argv) {
               nvrtcVersion().ok() ? nvrtcVersion()->c_str() : "missing");
   if (args[0] == "selftest")
     return selftest(*dev);
-  if (args[0] == "check" && args.size() == 2)
-    return check(args[1], *dev);
+  if (args[0] == "check" && args.size() >= 2)
+    return check(args[1], *dev,
+                 std::vector<std::string>(args.begin() + 2, args.end()));
   if (args[0] == "bench" && args.size() >= 2) {
     std::string out;
     int runs = 20, warmup = 5;

@@ -2,7 +2,7 @@
 //
 //   attn-gpu-prepare SPEC.attn --shape B,HQ,HKV,LQ,LK,D,DV --dtype bf16|f16
 //                    --out DIR --cu STEM [-D NAME=VALUE]... [--seed N]
-//                    [--no-reference]
+//                    [--bench]
 //
 // The first half of scripts/gpu-check.sh: the GPU machine has no LLVM/MLIR,
 // so everything that needs the compiler's front end is made here and
@@ -11,8 +11,10 @@
 //                             --dtype (the GPU side converts them exactly);
 //   input_<name>.npy          the spec's declared inputs (random, as
 //                             attn-demo makes them; int64, float32, bool);
-//   ref_out.npy, ref_lse.npy  the float64 reference (ReferenceAttention),
-//                             unless --no-reference (benchmarks);
+//   ref_out.npy, ref_lse.npy  the float64 reference (ReferenceAttention).
+// With --bench (benchmark cases, up to 2 x 16 x 8192 x 128) only the inputs
+// and case.txt: the harness makes q, k and v on the GPU machine, and the
+// carried data stays small.
 //   case.txt                  what the harness (bench/gpu/harness.cpp)
 //                             needs to launch the kernel without the spec:
 //                             name, dtype, shape, normalisation, inputs, and
@@ -61,7 +63,7 @@ int run(int argc, char **argv) {
   std::string spec, shapeText, dtypeText, out, cu;
   std::vector<std::string> defines;
   unsigned seed = 1;
-  bool noReference = false;
+  bool benchCase = false;
   po::options_description options(
       "attn-gpu-prepare SPEC.attn --shape B,HQ,HKV,LQ,LK,D,DV --dtype bf16|f16 "
       "--out DIR --cu STEM [options]");
@@ -73,8 +75,8 @@ int run(int argc, char **argv) {
       "cu", po::value(&cu), "the stem of the case's .cu files")(
       "define,D", po::value(&defines)->composing(), "NAME=VALUE")(
       "seed", po::value(&seed)->default_value(1), "seed of the data")(
-      "no-reference", po::bool_switch(&noReference),
-      "no reference outputs (benchmark cases)");
+      "bench", po::bool_switch(&benchCase),
+      "a benchmark case: inputs and case.txt only (no q/k/v, no reference)");
   po::variables_map vm;
   std::string err = parseToolCommandLine(
       std::vector<std::string>(argv + 1, argv + argc), options, vm);
@@ -114,9 +116,12 @@ int run(int argc, char **argv) {
     return fail(info.status().message());
 
   std::mt19937 rng(seed);
-  auto q = randomOperand(*dtype, {s->B, s->HQ, s->LQ, s->D}, rng, -2, 2);
-  auto k = randomOperand(*dtype, {s->B, s->HKV, s->LK, s->D}, rng, -2, 2);
-  auto v = randomOperand(*dtype, {s->B, s->HKV, s->LK, s->DV}, rng, -1, 1);
+  // A benchmark case needs no q/k/v here: tiny placeholders keep the code
+  // below uniform.
+  const int64_t lq = benchCase ? 1 : s->LQ, lk = benchCase ? 1 : s->LK;
+  auto q = randomOperand(*dtype, {s->B, s->HQ, lq, s->D}, rng, -2, 2);
+  auto k = randomOperand(*dtype, {s->B, s->HKV, lk, s->D}, rng, -2, 2);
+  auto v = randomOperand(*dtype, {s->B, s->HKV, lk, s->DV}, rng, -1, 1);
   auto inputs = randomInputs(*info, *s, rng);
   for (const runtime::Status *st :
        {&q.status(), &k.status(), &v.status(), &inputs.status()})
@@ -145,15 +150,16 @@ int run(int argc, char **argv) {
       fail(st.message());
     return st.ok();
   };
-  if (!write("q.npy", denseTensor(DType::F32, q->tensor.shape(), q->values)) ||
-      !write("k.npy", denseTensor(DType::F32, k->tensor.shape(), k->values)) ||
-      !write("v.npy", denseTensor(DType::F32, v->tensor.shape(), v->values)))
+  if (!benchCase &&
+      (!write("q.npy", denseTensor(DType::F32, q->tensor.shape(), q->values)) ||
+       !write("k.npy", denseTensor(DType::F32, k->tensor.shape(), k->values)) ||
+       !write("v.npy", denseTensor(DType::F32, v->tensor.shape(), v->values))))
     return 1;
   for (const auto &[name, t] : *inputs)
     if (!write("input_" + name + ".npy", t))
       return 1;
 
-  if (!noReference) {
+  if (!benchCase) {
     mlir::attn::ReferenceProblem p;
     p.sizes = problemSizes(*s);
     p.q = q->values.data();
@@ -180,7 +186,7 @@ int run(int argc, char **argv) {
        std::to_string(s->LK) + " " + std::to_string(s->D) + " " +
        std::to_string(s->DV) + "\n";
   m += std::string("sigmoid ") + (info->sigmoid ? "1" : "0") + "\n";
-  m += std::string("reference ") + (noReference ? "0" : "1") + "\n";
+  m += std::string("reference ") + (benchCase ? "0" : "1") + "\n";
   for (const runtime::InputDecl &d : info->inputs) {
     m += "input " + d.name + " " +
          (d.dtype == DType::I64 ? "int64"
