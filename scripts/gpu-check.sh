@@ -120,17 +120,19 @@ run_gpu() {
   fi
   local build="$root/build-gpu"
   step "build the runtime's CUDA half and the harness (no MLIR): $build"
-  if ! cmake -S "$root/bench/gpu" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build.cmake.log" 2>&1 \
-     || ! ninja -C "$build" -j "$jobs" >"$build.ninja.log" 2>&1; then
-    cat "$build.cmake.log" "$build.ninja.log" 2>/dev/null | tail -n 30
-    fail "building bench/gpu (logs: $build.cmake.log, $build.ninja.log)"
+  mkdir -p "$build"
+  if ! cmake -S "$root/bench/gpu" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build/cmake.log" 2>&1 \
+     || ! ninja -C "$build" -j "$jobs" >"$build/ninja.log" 2>&1; then
+    cat "$build/cmake.log" "$build/ninja.log" 2>/dev/null | tail -n 30
+    fail "building bench/gpu (logs: $build/cmake.log, $build/ninja.log)"
     echo "gpu-check: $failures failure(s)"; exit 1
   fi
   local harness="$build/attnc-gpu-harness"
   export ATTNC_CACHE_DIR="$build/kernel-cache"
 
   step "the runtime's own CUDA tests (standalone runtime build; needs GoogleTest)"
-  if cmake -S "$root/runtime" -B "$build/rt" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build/rt.log" 2>&1 \
+  if cmake -S "$root/runtime" -B "$build/rt" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+       -DATTNC_ENABLE_CUDA=ON >"$build/rt.log" 2>&1 \
      && grep -q "attnc-cuda-gpu-tests" "$build/rt/build.ninja" 2>/dev/null; then
     if ninja -C "$build/rt" -j "$jobs" attnc-cuda-tests attnc-cuda-gpu-tests >>"$build/rt.log" 2>&1; then
       (cd "$build/rt" && ctest --output-on-failure -R cuda) || fail "runtime CUDA tests (ctest -R cuda in $build/rt)"
