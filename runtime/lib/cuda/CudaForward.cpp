@@ -244,6 +244,9 @@ attnc::runtime::cuda::prepareForward(const Module &module,
     if (!sc.ok())
       return sc.status().withContext("the pre-pass scratch");
     impl->scratch = std::move(*sc);
+    // The pre-pass fills it; zeros make a word it skips deterministic.
+    if (!(s = impl->scratch.fill(0)).ok())
+      return s;
     impl->prepassGrid[0] = unsigned(std::max<int64_t>(tiles, 1));
     impl->prepassGrid[1] = unsigned(HQ);
     impl->prepassGrid[2] = unsigned(B);
