@@ -105,6 +105,24 @@ TEST(CudaGpu, KernelErrorsMatchTheCpu) {
                          "in the spec's expressions");
 }
 
+TEST(CudaGpu, TensorMapsAndClusters) {
+  Expected<DeviceInfo> d = currentDevice();
+  ASSERT_TRUE(d.ok());
+  if (d->major < 9)
+    GTEST_SKIP() << "tensor maps and clusters need compute capability 9.0";
+  DeviceCall c = makeCall(DType::BF16, 2, 2, 2, 37, 40);
+  CudaKernelDecl decl = copyDecl(DType::BF16, false);
+  decl.name = "copytma";
+  auto p = prepareForward(copyModule(), decl, c.args);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ((*p)->launchRecord()[5], 1); // ATTNC_LAUNCH_TMA
+  ASSERT_TRUE((*p)->launch().ok());
+  Status s = (*p)->finish();
+  ASSERT_TRUE(s.ok()) << s.message();
+  Tensor out = *c.out.download();
+  EXPECT_EQ(std::memcmp(out.data(), c.hostQ.data(), out.nbytes()), 0);
+}
+
 TEST(CudaGpu, MissingEntryAndTiming) {
   DeviceCall c = makeCall(DType::BF16, 1, 2, 2, 5, 6);
   CudaKernelDecl other = copyDecl(DType::BF16, false);

@@ -10,6 +10,8 @@
 //===----------------------------------------------------------------------===//
 #include "CudaTestUtil.h"
 
+#include "attnc/Runtime/CudaABI.h"
+
 #include <gtest/gtest.h>
 
 #include <dlfcn.h>
@@ -54,6 +56,17 @@ TEST(CudaNvrtc, PtxAndCubinForBothArches) {
     EXPECT_TRUE(contains(ptx->binary, ".entry attnc_fwd_copy__f16_64_64"));
     EXPECT_TRUE(contains(ptx->binary, ".entry attnc_prepass_copy"));
     EXPECT_TRUE(contains(ptx->binary, "attnc_fwd_copy__bf16_64_64__launch"));
+    // The device sees the host's layout of the ABI structs: one parameter
+    // of sizeof(attnc_cuda_args) bytes, and a second of sizeof
+    // (attnc_tma_maps), 64-byte aligned, for a TMA entry.
+    EXPECT_TRUE(contains(ptx->binary,
+                         ".param .align 8 .b8 attnc_fwd_copy__bf16_64_64_param_0[" +
+                             std::to_string(sizeof(attnc_cuda_args)) + "]"))
+        << sizeof(attnc_cuda_args);
+    EXPECT_TRUE(contains(ptx->binary,
+                         ".param .align 64 .b8 attnc_fwd_copytma__bf16_64_64_param_1[" +
+                             std::to_string(sizeof(attnc_tma_maps)) + "]"))
+        << sizeof(attnc_tma_maps);
     EXPECT_FALSE(ptx->cacheHit);
 
     req.kind = BinaryKind::Cubin;

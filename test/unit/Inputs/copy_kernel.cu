@@ -7,7 +7,10 @@
 // lie in [0, LQ): an index outside reports ATTNC status code 1 (input 0,
 // dimension 0, the index), a zero reports code 2 (division by zero), as
 // generated kernels do. Entries: bf16 and f16 with D = DV = 64; the
-// ATTNC_ONLY_* macros keep one.
+// ATTNC_ONLY_* macros keep one. Spec "copytma" (bf16, 64, 64) is the same
+// copy with the sm_90a calling convention: its record asks for tensor maps
+// (a second parameter the launcher encodes) and clusters of 2 CTAs; it
+// reports code 2 if a map arrives empty. It runs on compute capability 9.0+.
 
 static __device__ void attnc_report(const attnc_cuda_args &a, long long code,
                                     long long w1, long long w2, long long w3) {
@@ -58,6 +61,24 @@ __global__ void attnc_fwd_copy__bf16_64_64(attnc_cuda_args a) { copy_body(a, 16)
 __constant__ int attnc_fwd_copy__f16_64_64__launch[ATTNC_LAUNCH_WORDS] = {
     32, 64, 0, 0, 0, 0, 0, 0};
 __global__ void attnc_fwd_copy__f16_64_64(attnc_cuda_args a) { copy_body(a, 32); }
+#endif
+
+#if !defined(ATTNC_ONLY_DT) || \
+    (ATTNC_ONLY_DT == 1 && ATTNC_ONLY_HD == 64 && ATTNC_ONLY_HDV == 64)
+__constant__ int attnc_fwd_copytma__bf16_64_64__launch[ATTNC_LAUNCH_WORDS] = {
+    16, 128, 0, 2, 0, 1, 32, 0};
+__global__ void attnc_fwd_copytma__bf16_64_64(attnc_cuda_args a,
+                                              const __grid_constant__ attnc_tma_maps m) {
+  bool q = false, k = false, v = false;
+  for (int i = 0; i < 16; ++i) {
+    q = q || m.q.opaque[i] != 0;
+    k = k || m.k.opaque[i] != 0;
+    v = v || m.v.opaque[i] != 0;
+  }
+  if (threadIdx.x == 0 && !(q && k && v))
+    attnc_report(a, 2, 0, 0, 0);
+  copy_body(a, 16);
+}
 #endif
 
 // One scratch word per (b, h, key tile): tile 0 gets 1000.
