@@ -52,7 +52,14 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
                          std::optional<runtime::DType> storage,
                          std::optional<std::pair<int64_t, int64_t>> headDims,
                          llvm::StringRef output) {
-  if (storage.has_value() != headDims.has_value())
+  if (stage == EmitStage::Cuda) {
+    // The .cu always holds every entry; --dtype (default f32 for the CPU)
+    // does not change it.
+    if (headDims)
+      return fail("--head-dims is for --emit=ptx|cubin (the .cu of "
+                  "--emit=cuda holds every entry)");
+    storage.reset();
+  } else if (storage.has_value() != headDims.has_value())
     return fail("--dtype and --head-dims pick one entry of --target=cuda; "
                 "give both (e.g. --dtype=bf16 --head-dims=128) or neither "
                 "(all entries)");
