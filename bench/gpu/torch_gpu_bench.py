@@ -1,7 +1,7 @@
 """GPU baselines for scripts/gpu-check.sh, and the comparison table.
 
     python3 torch_gpu_bench.py DATA ATTNC_RESULTS.jsonl [--runs N] [--warmup N]
-                               [--no-flex]
+                               [--no-flex] [--budget-s S]
 
 For every benchmark case DATA/bench/*/case.txt (written by attn-gpu-prepare)
 this times, on the same shape and dtype, PyTorch's SDPA with the flash
@@ -22,6 +22,7 @@ import os
 import re
 import struct
 import sys
+import time
 
 
 def read_npy(path, torch):
@@ -85,7 +86,7 @@ def param(label, name, default):
     return int(m.group(1)) if m else default
 
 
-def baselines(torch, case, runs, warmup, use_flex):
+def baselines(torch, case, runs, warmup, use_flex, deadline):
     """{'flash': ms or reason, 'cudnn': ..., 'flex': ...} for one case."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     import torch.nn.functional as F
@@ -119,6 +120,11 @@ def baselines(torch, case, runs, warmup, use_flex):
         return out
     if spec.startswith("sigmoid"):
         out["flex"] = "n/a (softmax only)"
+        return out
+    if time.monotonic() > deadline:
+        # torch.compile takes tens of seconds per variant and shape; the
+        # whole check must fit its time limit.
+        out["flex"] = "skipped (--budget-s spent)"
         return out
     try:
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -158,6 +164,8 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--budget-s", type=float, default=200,
+                    help="no new FlexAttention compilation after this many seconds")
     args = ap.parse_args()
     try:
         import torch
@@ -175,6 +183,7 @@ def main():
                 r = json.loads(line)
                 attnc[r["label"] + "|" + str(r.get("L", ""))] = r
 
+    deadline = time.monotonic() + args.budget_s
     bench_dir = os.path.join(args.data, "bench")
     rows = []
     for d in sorted(os.listdir(bench_dir)):
@@ -184,7 +193,8 @@ def main():
         a = attnc.get(case.get("label", case["spec"]) + "|" + str(LQ))
         a_ms = a["ms"] if a and not a.get("error") else None
         print("torch baselines: %s L=%d" % (case.get("label"), LQ), file=sys.stderr)
-        base = baselines(torch, case, args.runs, args.warmup, not args.no_flex)
+        base = baselines(torch, case, args.runs, args.warmup, not args.no_flex,
+                         deadline)
         rows.append((case.get("label", case["spec"]), LQ, flop, a_ms, base))
 
     def tflops(flop, ms):
