@@ -49,8 +49,9 @@ if nvcc:
 # The CUDA runtime (NVRTC, the driver) is loaded at run time, so what a test
 # can do depends on the machine:
 #   nvrtc             libnvrtc loads: ptx/cubin emission works without a GPU;
-#   cuda-driver       libcuda.so.1 loads: `attnc run --target=cuda` may run
-#                     (tests of the no-GPU error say UNSUPPORTED: cuda-driver);
+#   cuda-gpu          libcuda.so.1 loads and finds a GPU: `attnc run
+#                     --target=cuda` runs (tests of the no-GPU error say
+#                     UNSUPPORTED: cuda-gpu);
 #   cuda-abi-emitter  the emitted .cu follows runtime/include/attnc/Runtime/
 #                     CudaABI.h (extern "C" attnc_fwd_* entries, NVRTC-ready):
 #                     probed by emitting examples/full.attn. Until the
@@ -68,8 +69,16 @@ def _loads(names):
     return False
 if _loads(["libnvrtc.so.13", "libnvrtc.so"]):
     config.available_features.add("nvrtc")
-if _loads(["libcuda.so.1"]):
-    config.available_features.add("cuda-driver")
+def _has_cuda_gpu():
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return (cuda.cuInit(0) == 0 and
+                cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0)
+    except (OSError, AttributeError):
+        return False
+if _has_cuda_gpu():
+    config.available_features.add("cuda-gpu")
 try:
     _cu = subprocess.run(
         [os.path.join(config.attnc_tools_dir, "attnc"), "compile",
