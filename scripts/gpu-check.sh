@@ -154,7 +154,7 @@ run_gpu() {
     xargs -P "$jobs" -n 4 sh -c 'h="$1"; d="$2"; o="$3"; shift 3; \
       "$h" check "$d" "$@" > "$o/$(basename "$1").log" 2>&1 || touch "$o/$(basename "$1").failed"' \
       _ "$harness" "$data" "$out" || true
-  cat "$out"/*.log | grep -Ev '^(device|check:)' | sort -k3,3 -k2,2 || true
+  cat "$out"/*.log | grep -Ev '^(device|check:)' || true
   local passed failed
   passed=$(cat "$out"/*.log | grep -c '^PASS' || true)
   failed=$(cat "$out"/*.log | grep -c '^FAIL' || true)

@@ -380,6 +380,10 @@ int check(const std::string &data, const DeviceInfo &dev,
     for (const std::string &arch : archesFor(dev)) {
       std::string summary;
       std::string why = checkCase(data, *c, dev, arch, summary);
+      // Multi-line messages (NVRTC's log) stay visibly one case's.
+      for (size_t at = why.find('\n'); at != std::string::npos;
+           at = why.find('\n', at + 1))
+        why.insert(at + 1, "      | ");
       std::printf("%s %-6s %-28s %-4s %-22s %s%s%s\n", why.empty() ? "PASS" : "FAIL",
                   arch.c_str(), c->label.c_str(), c->dtypeName.c_str(),
                   shapeText(*c).c_str(), summary.c_str(),

@@ -70,9 +70,14 @@ NvrtcState &nvrtcState() {
 }
 
 Status loadDriver(Driver &d) {
-  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  // ATTNC_CUDA_DRIVER names another driver library: the tests' fake driver
+  // (test/unit/FakeCudaDriver.cpp), which must not be called libcuda.so.1
+  // because NVRTC looks for that name too.
+  const char *env = std::getenv("ATTNC_CUDA_DRIVER");
+  const std::string library = env && *env ? env : "libcuda.so.1";
+  void *h = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h)
-    return Status::error("no CUDA driver found (libcuda.so.1): " +
+    return Status::error("no CUDA driver found (" + library + "): " +
                          dlerrorText() +
                          "; running CUDA kernels needs an NVIDIA GPU and its "
                          "driver");
@@ -81,7 +86,7 @@ Status loadDriver(Driver &d) {
   symbols.push_back({ATTNC_XSTR(fn), reinterpret_cast<void **>(&d.fn)});
   ATTNC_CUDA_DRIVER_FUNCTIONS(ATTNC_SYMBOL)
 #undef ATTNC_SYMBOL
-  Status s = resolve<Driver>(h, "libcuda.so.1", symbols);
+  Status s = resolve<Driver>(h, library.c_str(), symbols);
   if (!s.ok())
     return s;
   CUresult r = d.cuInit(0);
