@@ -76,8 +76,10 @@ Status readRecord(const Driver &dr, CUmodule module, const std::string &fn,
 Status encodeMap(const Driver &dr, const TensorView &t, int boxRows,
                  attnc_tensor_map &out, const char *name) {
   const uint64_t elem = dtypeSize(t.dtype);
-  cuuint64_t dims[4] = {cuuint64_t(t.shape[3]), cuuint64_t(t.shape[2]),
-                        cuuint64_t(t.shape[1]), cuuint64_t(t.shape[0])};
+  // A map needs positive extents; an empty dimension (LK = 0) is never
+  // read, as there are no key tiles.
+  auto extent = [&](int d) { return cuuint64_t(std::max<int64_t>(t.shape[size_t(d)], 1)); };
+  cuuint64_t dims[4] = {extent(3), extent(2), extent(1), extent(0)};
   // Byte strides of l, h, b. A dimension of extent 1 has no meaningful
   // stride; TMA still wants a multiple of 16, so it gets the extent of the
   // dimensions inside it.
@@ -392,8 +394,10 @@ Expected<std::vector<double>> PreparedForward::time(int warmup, int runs) {
   if (!d.ok())
     return d.status();
   const Driver &dr = **d;
-  Status s = launch(); // clears the error word; later runs keep the first
-  for (int i = 1; s.ok() && i <= warmup; ++i)
+  // The first warm-up run clears the error word (later runs keep the first
+  // error); with no warm-up asked for, it is still run once, untimed.
+  Status s = launch();
+  for (int i = 1; s.ok() && i < warmup; ++i)
     s = launchOnce(*p, dr);
   if (s.ok())
     s = finish();
