@@ -2,7 +2,8 @@
 //
 // forwardCpu works in three phases, and only the last touches memory that
 // the caller owns:
-//   1. check: the kernel's description, q/k/v/out, lse, the inputs and the
+//   1. check (shared with forwardCuda, ForwardChecks.h): the kernel's
+//      description, q/k/v/out, lse, the inputs; then the
 //      trace request, each failure an error that names the tensor;
 //   2. prepare: converted copies of inputs the kernel reads in another type,
 //      the buffer descriptors and the meta array of KernelABI.h;
@@ -30,8 +31,6 @@
 using namespace attnc::runtime;
 
 namespace {
-constexpr const char *kSizeNames[] = {"B", "HQ", "HKV", "LQ", "LK", "D", "DV"};
-constexpr int kNumSizes = 7;
 /// Chunks per participating thread: enough for uneven tasks (masked rows,
 /// ragged ends) to balance, few enough that call overhead is nothing.
 constexpr int64_t kChunksPerThread = 32;
@@ -41,160 +40,23 @@ constexpr int64_t kChunksPerThread = 32;
 /// read or write it: its size is 0.
 alignas(64) char emptyStorage[64];
 
-std::string quoted(const std::string &name) { return "'" + name + "'"; }
-
-std::string kernelLabel(const KernelInfo &k) {
-  return k.name.empty() ? "kernel" : "kernel " + quoted(k.name);
-}
-
-/// "(declared inputs: a, b)" or "(the kernel declares no inputs)".
-std::string declaredList(const KernelInfo &k) {
-  if (k.inputs.empty())
-    return "(the kernel declares no inputs)";
-  std::string s = "(declared inputs: ";
-  for (size_t i = 0; i < k.inputs.size(); ++i)
-    s += (i ? ", " : "") + k.inputs[i].name;
-  return s + ")";
-}
-
-/// "[LQ, 4]" for a declared input's dimensions.
-std::string declaredDims(const InputDecl &d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.dims.size(); ++i) {
-    s += i ? ", " : "";
-    s += d.dims[i].isSize ? kSizeNames[int(d.dims[i].size)]
-                          : std::to_string(d.dims[i].literal);
-  }
-  return s + "]";
-}
-
 int64_t ceilDiv(int64_t n, int64_t d) {
   if (n <= 0 || d <= 0)
     return 0;
   return n / d + (n % d != 0);
 }
 
-/// Checks the kernel's own description: what a compiler bug or a hand-built
-/// KernelInfo could get wrong.
-Status checkKernel(const KernelInfo &k) {
-  const std::string who = kernelLabel(k);
+/// Checks what only a CPU kernel has: an entry point and tile sizes (what
+/// a compiler bug or a hand-built KernelInfo could get wrong).
+Status checkCpuKernel(const KernelInfo &k) {
+  const std::string who = kernelLabel(k.name);
   if (!k.fn)
     return Status::error(who + ": no entry point (fn is null)");
   if (k.tileQ <= 0 || k.tileK <= 0)
     return Status::error(who + ": tile sizes must be positive, got tileQ = " +
                          std::to_string(k.tileQ) +
                          ", tileK = " + std::to_string(k.tileK));
-  if (k.storage != DType::F32 && k.storage != DType::F16 &&
-      k.storage != DType::BF16)
-    return Status::error(who +
-                         ": storage type must be float32, float16 or "
-                         "bfloat16, got " +
-                         dtypeName(k.storage));
-  for (size_t i = 0; i < k.inputs.size(); ++i) {
-    const InputDecl &d = k.inputs[i];
-    const std::string in = who + ": input " + quoted(d.name);
-    if (d.name.empty())
-      return Status::error(who + ": input " + std::to_string(i) +
-                           " has an empty name");
-    for (size_t j = 0; j < i; ++j)
-      if (k.inputs[j].name == d.name)
-        return Status::error(in + " is declared twice");
-    if (d.dtype != DType::I64 && d.dtype != DType::F32 &&
-        d.dtype != DType::Bool)
-      return Status::error(in + " is declared as " + dtypeName(d.dtype) +
-                           "; kernels read int64, float32 or bool");
-    for (size_t j = 0; j < d.dims.size(); ++j) {
-      const InputDim &dim = d.dims[j];
-      if (dim.isSize && (int(dim.size) < 0 || int(dim.size) >= kNumSizes))
-        return Status::error(in + ": dimension " + std::to_string(j) +
-                             " names an invalid size");
-      if (!dim.isSize && dim.literal < 0)
-        return Status::error(in + ": dimension " + std::to_string(j) +
-                             " has a negative extent " +
-                             std::to_string(dim.literal));
-    }
-  }
   return Status::success();
-}
-
-/// Validates \p t (well formed, \p dtype) and requires rank \p rank.
-Status checkTensor(const TensorView &t, const char *name, DType dtype,
-                   int64_t rank, const char *layout) {
-  Status s = validate(t, name, dtype);
-  if (!s.ok())
-    return s;
-  if (t.rank() != rank)
-    return Status::error(std::string(name) + ": expected rank " +
-                         std::to_string(rank) + " " + layout + ", got shape " +
-                         shapeToString(t.shape));
-  return Status::success();
-}
-
-/// One dimension that \p t shares with another tensor.
-struct SharedDim {
-  int dim;          // in t
-  SizeName size;    // its name
-  int64_t expected; // the other tensor's extent
-};
-
-/// Requires \p t to agree with tensor \p other on \p dims; the message lists
-/// all of them and says which one differs.
-Status matchDims(const TensorView &t, const char *name, const char *other,
-                 std::initializer_list<SharedDim> dims) {
-  for (const SharedDim &d : dims) {
-    if (t.shape[d.dim] == d.expected)
-      continue;
-    std::string names = "[";
-    std::vector<int64_t> values;
-    for (const SharedDim &e : dims) {
-      names +=
-          (values.empty() ? "" : ", ") + std::string(kSizeNames[int(e.size)]);
-      values.push_back(e.expected);
-    }
-    return Status::error(
-        std::string(name) + ": shape " + shapeToString(t.shape) +
-        " does not match " + other + "'s " + names +
-        "] = " + shapeToString(values) + ": dimension " +
-        std::to_string(d.dim) + " (" + kSizeNames[int(d.size)] + ") is " +
-        std::to_string(t.shape[d.dim]) + ", not " + std::to_string(d.expected));
-  }
-  return Status::success();
-}
-
-/// Requires a size taken from \p t's dimension \p dim to be at least 1.
-Status requirePositive(const TensorView &t, const char *name, int dim,
-                       SizeName size) {
-  if (t.shape[dim] >= 1)
-    return Status::success();
-  return Status::error(
-      std::string(name) + ": " + kSizeNames[int(size)] + " (dimension " +
-      std::to_string(dim) + ") must be at least 1, got " +
-      std::to_string(t.shape[dim]) + " in shape " + shapeToString(t.shape));
-}
-
-/// True if some byte of a non-empty bool view is neither 0 nor 1. Requires
-/// a validated view.
-bool hasNonCanonicalBool(const TensorView &t) {
-  const int64_t n = t.numel();
-  if (n == 0)
-    return false;
-  const size_t rank = t.shape.size();
-  std::vector<int64_t> index(rank, 0);
-  const unsigned char *base = static_cast<const unsigned char *>(t.data);
-  int64_t offset = 0;
-  for (int64_t flat = 0; flat < n; ++flat) {
-    if (base[offset] > 1)
-      return true;
-    for (size_t d = rank; d-- > 0;) {
-      if (++index[d] < t.shape[d]) {
-        offset += t.strides[d];
-        break;
-      }
-      offset -= t.strides[d] * (t.shape[d] - 1);
-      index[d] = 0;
-    }
-  }
-  return false;
 }
 
 /// The descriptor of a validated view: `aligned` at the lowest element the
@@ -216,91 +78,6 @@ attnc_buffer describe(const TensorView &t) {
   return b;
 }
 
-/// An input as the kernel will read it.
-struct PreparedInput {
-  TensorView view;             // the caller's, or a view of `owned`
-  std::optional<DType> target; // set when the kernel needs a converted copy
-  std::optional<Tensor> owned;
-};
-
-/// Matches the given inputs to the declarations and checks each one;
-/// fills \p prepared in declaration order.
-Status checkInputs(const KernelInfo &k, const CpuForwardArgs &args,
-                   const int64_t (&sizes)[kNumSizes],
-                   std::vector<PreparedInput> &prepared) {
-  const size_t n = k.inputs.size();
-  std::vector<int64_t> givenFor(n, -1);
-  for (size_t i = 0; i < args.inputs.size(); ++i) {
-    const std::string &name = args.inputs[i].first;
-    size_t j = 0;
-    while (j < n && k.inputs[j].name != name)
-      ++j;
-    if (j == n)
-      return Status::error("unknown input " + quoted(name) + " " +
-                           declaredList(k));
-    if (givenFor[j] >= 0)
-      return Status::error("input " + quoted(name) + " is given twice " +
-                           declaredList(k));
-    givenFor[j] = int64_t(i);
-  }
-  for (size_t j = 0; j < n; ++j)
-    if (givenFor[j] < 0)
-      return Status::error("missing input " + quoted(k.inputs[j].name) + " " +
-                           declaredList(k));
-
-  prepared.assign(n, PreparedInput());
-  for (size_t j = 0; j < n; ++j) {
-    const InputDecl &decl = k.inputs[j];
-    const TensorView &t = args.inputs[size_t(givenFor[j])].second;
-    const std::string who = "input " + quoted(decl.name);
-    Status s = validate(t, who);
-    if (!s.ok())
-      return s;
-    std::vector<int64_t> expected;
-    for (const InputDim &d : decl.dims)
-      expected.push_back(d.isSize ? sizes[int(d.size)] : d.literal);
-    if (t.rank() != int64_t(expected.size()))
-      return Status::error(
-          who + ": expected rank " + std::to_string(expected.size()) + " " +
-          declaredDims(decl) + ", got shape " + shapeToString(t.shape));
-    if (t.shape != expected)
-      return Status::error(who + ": shape " + shapeToString(t.shape) +
-                           " does not match the declared " +
-                           declaredDims(decl) + " = " +
-                           shapeToString(expected));
-    PreparedInput &p = prepared[j];
-    p.view = t;
-    switch (decl.dtype) {
-    case DType::I64:
-      if (!isIntDType(t.dtype))
-        return Status::error(who + ": expected int32 or int64, got " +
-                             dtypeName(t.dtype));
-      if (t.dtype != DType::I64)
-        p.target = DType::I64;
-      break;
-    case DType::F32:
-      if (!isFloatDType(t.dtype))
-        return Status::error(who +
-                             ": expected float32, float16, bfloat16 "
-                             "or float64, got " +
-                             dtypeName(t.dtype));
-      if (t.dtype != DType::F32)
-        p.target = DType::F32;
-      break;
-    default: // Bool; checkKernel admits nothing else
-      if (t.dtype != DType::Bool)
-        return Status::error(who + ": expected bool, got " +
-                             dtypeName(t.dtype));
-      // The ABI promises 0 or 1; a raw view may hold other bytes.
-      if (hasNonCanonicalBool(t))
-        p.target = DType::Bool;
-      break;
-    }
-  }
-  return Status::success();
-}
-
-/// The Status for a kernel-reported error in \p status.
 /// Runs tasks [0, numTasks) of `fn` in chunks on the pool (or inline for
 /// one thread), each chunk with its own status words. Returns the status of
 /// the lowest failing chunk, or an empty vector on success.
@@ -362,31 +139,6 @@ std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
   return {};
 }
 
-Status kernelError(const KernelInfo &k,
-                   const std::vector<PreparedInput> &inputs,
-                   const int64_t *status) {
-  const int64_t code = status[0];
-  if (code == ATTNC_STATUS_INPUT_OUT_OF_RANGE) {
-    const int64_t in = status[1], dim = status[2], index = status[3];
-    if (in >= 0 && in < int64_t(inputs.size()) && dim >= 0 &&
-        dim < inputs[size_t(in)].view.rank())
-      return Status::error(
-          "input " + quoted(k.inputs[size_t(in)].name) +
-          " read out of range: index " + std::to_string(index) +
-          " in dimension " + std::to_string(dim) + " of size " +
-          std::to_string(inputs[size_t(in)].view.shape[size_t(dim)]));
-    return Status::error(
-        "kernel error code 1 (input read out of range) with invalid details: "
-        "input " +
-        std::to_string(in) + ", dimension " + std::to_string(dim) + ", index " +
-        std::to_string(index));
-  }
-  if (code == ATTNC_STATUS_DIVISION_BY_ZERO)
-    return Status::error(kernelLabel(k) + ": integer division or modulo by "
-                         "zero in the spec's expressions");
-  return Status::error("kernel error code " + std::to_string(code));
-}
-
 void appendStrides(std::vector<int64_t> &meta, const TensorView &t) {
   meta.insert(meta.end(), t.strides.begin(), t.strides.end());
 }
@@ -403,65 +155,31 @@ int64_t attnc::runtime::numKeyTiles(const KernelInfo &kernel, int64_t lk) {
 Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
                                   const CpuForwardArgs &args) {
   // --- 1. Check. -----------------------------------------------------------
-  Status s = checkKernel(kernel);
+  Status s = checkCpuKernel(kernel);
   if (!s.ok())
     return s;
   if (args.threads < 0)
     return Status::error("threads must be 0 (the pool's size) or more, got " +
                          std::to_string(args.threads));
-  const DType st = kernel.storage;
-  if (!(s = checkTensor(args.q, "q", st, 4, "[B, HQ, LQ, D]")).ok() ||
-      !(s = checkTensor(args.k, "k", st, 4, "[B, HKV, LK, D]")).ok() ||
-      !(s = checkTensor(args.v, "v", st, 4, "[B, HKV, LK, DV]")).ok() ||
-      !(s = checkTensor(args.out, "out", st, 4, "[B, HQ, LQ, DV]")).ok())
+  const Signature sig = kernel.signature();
+  CheckedCall checked;
+  if (!(s = checkForwardCall(sig, {args.q, args.k, args.v, args.out, args.lse,
+                                   args.inputs},
+                             checked))
+           .ok())
     return s;
-
   const TensorView &q = args.q, &k = args.k, &v = args.v, &out = args.out;
-  const int64_t B = q.shape[0], HQ = q.shape[1], LQ = q.shape[2],
-                D = q.shape[3];
-  const int64_t HKV = k.shape[1], LK = k.shape[2], DV = v.shape[3];
   using S = SizeName;
-  if (!(s = requirePositive(q, "q", 0, S::B)).ok() ||
-      !(s = requirePositive(q, "q", 1, S::HQ)).ok() ||
-      !(s = matchDims(k, "k", "q", {{0, S::B, B}, {3, S::D, D}})).ok() ||
-      !(s = requirePositive(k, "k", 1, S::HKV)).ok())
-    return s;
-  if (HQ % HKV != 0)
-    return Status::error("HQ (" + std::to_string(HQ) +
-                         ") is not a multiple of HKV (" + std::to_string(HKV) +
-                         "): q has shape " + shapeToString(q.shape) +
-                         ", k has shape " + shapeToString(k.shape));
-  if (!(s = matchDims(v, "v", "k",
-                      {{0, S::B, B}, {1, S::HKV, HKV}, {2, S::LK, LK}}))
-           .ok() ||
-      !(s = matchDims(out, "out", "q",
-                      {{0, S::B, B}, {1, S::HQ, HQ}, {2, S::LQ, LQ}}))
-           .ok() ||
-      !(s = matchDims(out, "out", "v", {{3, S::DV, DV}})).ok())
-    return s;
-
-  if (args.lse) {
-    if (kernel.sigmoid)
-      return Status::error("lse is not defined for sigmoid normalisation (" +
-                           kernelLabel(kernel) + " uses sigmoid)");
-    if (!(s = checkTensor(*args.lse, "lse", DType::F32, 3, "[B, HQ, LQ]"))
-             .ok() ||
-        !(s = matchDims(*args.lse, "lse", "q",
-                        {{0, S::B, B}, {1, S::HQ, HQ}, {2, S::LQ, LQ}}))
-             .ok())
-      return s;
-  }
-
-  const int64_t sizes[kNumSizes] = {B, HQ, HKV, LQ, LK, D, DV};
-  std::vector<PreparedInput> inputs;
-  if (!(s = checkInputs(kernel, args, sizes, inputs)).ok())
-    return s;
+  const int64_t B = checked.size(S::B), HQ = checked.size(S::HQ),
+                LQ = checked.size(S::LQ), LK = checked.size(S::LK);
+  const int64_t *sizes = checked.sizes;
+  std::vector<CheckedInput> &inputs = checked.inputs;
 
   if (args.tileTrace && !kernel.traced)
     return Status::error("a tile trace was requested, but " +
-                         kernelLabel(kernel) + " was not built to record one");
+                         kernelLabel(kernel.name) + " was not built to record one");
   const int64_t nqt = numQueryTiles(kernel, LQ), nkt = numKeyTiles(kernel, LK);
-  int64_t numTasks, traceLen;
+  int64_t numTasks, traceLen = 0;
   if (__builtin_mul_overflow(B, HQ, &numTasks) ||
       __builtin_mul_overflow(numTasks, nqt, &numTasks))
     return Status::error("the task count B * HQ * ceil(LQ / tileQ) = " +
@@ -490,12 +208,12 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     return Status::success(); // LQ == 0: no query rows, nothing to write
 
   for (size_t j = 0; j < inputs.size(); ++j) {
-    PreparedInput &p = inputs[j];
+    CheckedInput &p = inputs[j];
     if (!p.target)
       continue;
     Expected<Tensor> c = convert(p.view, *p.target);
     if (!c.ok())
-      return c.status().withContext("input " + quoted(kernel.inputs[j].name));
+      return c.status().withContext("input '" + kernel.inputs[j].name + "'");
     p.owned.emplace(std::move(*c));
     p.view = p.owned->view();
   }
@@ -534,10 +252,10 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     scratchBuf.size = words;
   }
   buffers.push_back(scratchBuf);
-  for (const PreparedInput &p : inputs)
+  for (const CheckedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
-  std::vector<int64_t> meta(sizes, sizes + kNumSizes);
+  std::vector<int64_t> meta(sizes, sizes + 7);
   appendStrides(meta, q);
   appendStrides(meta, k);
   appendStrides(meta, v);
@@ -548,7 +266,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     meta.insert(meta.end(), 3, 0);
   meta.push_back(args.lse ? 1 : 0);
   meta.push_back(trace ? 1 : 0);
-  for (const PreparedInput &p : inputs) {
+  for (const CheckedInput &p : inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     appendStrides(meta, p.view);
   }
@@ -560,12 +278,12 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     std::vector<int64_t> status =
         runTasks(kernel.prepass, bufs, metaPtr, B * HQ, args.threads);
     if (!status.empty())
-      return kernelError(kernel, inputs, status.data());
+      return kernelStatusError(sig, inputs, status.data());
   }
   std::vector<int64_t> status =
       runTasks(kernel.fn, bufs, metaPtr, numTasks, args.threads);
   if (!status.empty())
-    return kernelError(kernel, inputs, status.data());
+    return kernelStatusError(sig, inputs, status.data());
   return Status::success();
 }
   // parallelFor's completion orders every chunk's writes before this read.

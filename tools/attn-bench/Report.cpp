@@ -78,6 +78,7 @@ json::Object resultJson(const BenchResult &r) {
                             {"LQ", s.LQ}, {"LK", s.LK}, {"D", s.D},
                             {"DV", s.DV}};
   o["dtype"] = r.dtype;
+  o["target"] = r.target;
   o["threads"] = r.threads;
   o["runs"] = r.runs;
   o["warmup"] = r.warmup;

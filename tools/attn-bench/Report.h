@@ -42,6 +42,7 @@ struct BenchResult {
   std::string name;  // the attention block
   std::string label; // name plus the -D values that apply, for tables
   std::vector<std::pair<std::string, std::string>> defines;
+  std::string target = "cpu"; // cpu or cuda
   Shape shape;
   std::string dtype;
   int threads = 1, runs = 0, warmup = 0;

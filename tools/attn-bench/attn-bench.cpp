@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Baselines.h"
+#include "CudaBench.h"
 #include "Report.h"
 
 #include "attnc/Compiler.h"
@@ -90,7 +91,8 @@ struct Entry {
   std::vector<std::pair<std::string, std::string>> defines;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::attn::SpecOp spec;
-  std::optional<Kernel> kernel;
+  std::optional<Kernel> kernel;   // --target=cpu
+  runtime::KernelInfo info;       // the kernel's declaration (both targets)
   double compileMs = kNaN, cachedCompileMs = kNaN;
 };
 
@@ -237,8 +239,10 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
                      runtime::DType dtype, int threads,
                      const NamedTensors &given, const std::set<std::string> &want,
                      const std::string &tmp, BenchResult &r) {
-  const runtime::KernelInfo &info = e.kernel->info();
+  const runtime::KernelInfo &info = e.info;
+  const bool cuda = f.target == "cuda";
   r.spec = e.path, r.name = e.name, r.label = e.label, r.defines = e.defines;
+  r.target = f.target;
   r.shape = s, r.dtype = f.dtype, r.threads = threads, r.runs = f.runs,
   r.warmup = f.warmup, r.compileMs = e.compileMs,
   r.cachedCompileMs = e.cachedCompileMs, r.tileQ = info.tileQ,
@@ -281,22 +285,34 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
     inputs.push_back({name, std::move(t)});
 
   // The kernel: warm-up, then the median of the timed runs.
-  ForwardOptions fwd;
-  fwd.threads = threads;
-  for (auto &[name, t] : inputs)
-    fwd.inputs.push_back({name, t.view()});
-  std::vector<double> times;
-  for (int i = 0; i < f.warmup + f.runs; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    runtime::Status st = e.kernel->forward(q->tensor.view(), k->tensor.view(),
-                                           v->tensor.view(), out->view(), fwd);
-    if (!st.ok())
-      return st.message();
-    if (i >= f.warmup)
-      times.push_back(msSince(start));
+  if (cuda) {
+    static int call = 0; // a fresh cache directory per call: cold compiles
+    Tensor gpuOut;
+    std::string err = benchCudaKernel(
+        e.spec, s, dtype, q->tensor, k->tensor, v->tensor, inputs, f.warmup,
+        f.runs, tmp + "/cuda-cache-" + std::to_string(call++), r, gpuOut);
+    if (!err.empty())
+      return err;
+    *out = std::move(gpuOut);
+  } else {
+    ForwardOptions fwd;
+    fwd.threads = threads;
+    for (auto &[name, t] : inputs)
+      fwd.inputs.push_back({name, t.view()});
+    std::vector<double> times;
+    for (int i = 0; i < f.warmup + f.runs; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      runtime::Status st = e.kernel->forward(
+          q->tensor.view(), k->tensor.view(), v->tensor.view(), out->view(),
+          fwd);
+      if (!st.ok())
+        return st.message();
+      if (i >= f.warmup)
+        times.push_back(msSince(start));
+    }
+    r.msMin = *std::min_element(times.begin(), times.end());
+    r.ms = median(times);
   }
-  r.msMin = *std::min_element(times.begin(), times.end());
-  r.ms = median(times);
   r.gflops = gflopsOf(s.flops(), r.ms);
 
   // Density: the mask on every row, or on an evenly spread sample of rows.
@@ -413,7 +429,9 @@ int run(int argc, char **argv) {
       ("shape-template",
        po::value(&f.shapeTemplate)->default_value("1,8,8,64,64"),
        "sweep: B,HQ,HKV,D,DV")
-      ("target", po::value(&f.target)->default_value("cpu"), "cpu")
+      ("target", po::value(&f.target)->default_value("cpu"),
+       "cpu|cuda (cuda: f16/bf16, timed with CUDA events, no baselines; "
+       "the GPU baselines are in scripts/gpu-check.sh)")
       ("dtype", po::value(&f.dtype)->default_value("f32"),
        "storage type of q, k, v and out: f32|f16|bf16")
       ("define,D", po::value(&f.defines)->composing(),
@@ -456,12 +474,16 @@ int run(int argc, char **argv) {
     return fail("give either SPEC.attn or --sweep, not both");
   if (!sweep && f.spec.empty())
     return fail("no spec file given (see 'attn-bench --help')");
-  if (f.target != "cpu")
-    return fail("--target " + f.target + ": only cpu is supported");
+  if (f.target != "cpu" && f.target != "cuda")
+    return fail("--target " + f.target + ": expected cpu or cuda");
+  const bool cuda = f.target == "cuda";
   std::optional<runtime::DType> dtype = runtime::parseDType(f.dtype);
   if (!dtype || (*dtype != runtime::DType::F32 && *dtype != runtime::DType::F16 &&
                  *dtype != runtime::DType::BF16))
     return fail("--dtype " + f.dtype + ": expected f32, f16 or bf16");
+  if (cuda && *dtype == runtime::DType::F32)
+    return fail("--target cuda runs f16 or bf16 kernels: give --dtype bf16 or "
+                "--dtype f16");
   if (f.threads < 0)
     return fail("--threads must be >= 0");
   if (f.runs < 1 || f.warmup < 0)
@@ -473,6 +495,15 @@ int run(int argc, char **argv) {
         return fail("--baseline " + b + ": expected naive, openblas, torch or sgemm");
       want.insert(b);
     }
+  if (cuda && !want.empty())
+    return fail("--baseline is for --target cpu; the GPU baselines (torch "
+                "SDPA, cuDNN, FlexAttention) are in scripts/gpu-check.sh");
+  if (cuda && !f.plot.empty())
+    return fail("--plot is for --target cpu");
+  std::string cudaDevice;
+  if (cuda)
+    if (std::string err = requireCudaDevice(cudaDevice); !err.empty())
+      return fail("--target cuda: " + err);
   std::string error;
   std::vector<Shape> shapes;
   std::vector<std::string> specPaths;
@@ -561,6 +592,14 @@ int run(int argc, char **argv) {
     for (const auto &[name, value] : e.defines)
       e.label += " " + name + "=" + value;
 
+    if (cuda) {
+      std::string err;
+      e.info = cudaKernelInfo(e.spec, *dtype, err);
+      if (!err.empty())
+        return fail(path + ": " + err);
+      entries.push_back(std::move(e));
+      continue; // compiled per shape: the entry depends on D and DV
+    }
     CompileOptions co;
     co.dtype = *dtype;
     co.name = f.name;
@@ -579,8 +618,10 @@ int run(int argc, char **argv) {
         return 1;
       }
       (pass == 0 ? e.compileMs : e.cachedCompileMs) = ms;
-      if (pass == 0)
+      if (pass == 0) {
         e.kernel = *kernel;
+        e.info = kernel->info();
+      }
     }
     entries.push_back(std::move(e));
   }

@@ -5,9 +5,11 @@
 #include "attnc/Driver.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Runtime/DType.h"
+#include "attnc/Runtime/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 
 #include <boost/program_options.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +32,35 @@ int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                  runtime::DType storage, const std::string &cpu,
                  llvm::StringRef output);
 
+/// The CUDA stages of `attnc compile` (CompileCuda.cpp): --emit=cuda, ptx
+/// or cubin; `storage` and `headDims` (both or neither) pick one entry.
+int emitCudaStage(mlir::ModuleOp module, EmitStage stage,
+                  const std::string &arch,
+                  std::optional<runtime::DType> storage,
+                  std::optional<std::pair<int64_t, int64_t>> headDims,
+                  llvm::StringRef output);
+
+/// Parses --head-dims D[,DV]; on failure sets `error`.
+std::optional<std::pair<int64_t, int64_t>>
+parseHeadDims(const std::string &text, std::string &error);
+
 int runRun(const std::vector<std::string> &args);
+
+/// One `attnc run --target=cuda` call (RunCuda.cpp).
+struct CudaRunRequest {
+  std::string specName, specText;
+  FrontendOptions frontend;        // -D and --name
+  runtime::DType storage;          // f16 or bf16
+  std::string arch;                // empty: the device's
+  const runtime::Tensor *q, *k, *v; // in `storage`
+  const std::vector<std::pair<std::string, runtime::Tensor>> *inputs;
+  bool wantLse = false;
+};
+
+/// Runs the spec on the GPU; `out` gets [B, HQ, LQ, DV] in `storage`, and
+/// `lse` [B, HQ, LQ] float32 when asked for.
+runtime::Status runOnCuda(const CudaRunRequest &request, runtime::Tensor &out,
+                          std::optional<runtime::Tensor> &lse);
 int runShow(const std::vector<std::string> &args);
 } // namespace attnc
 

@@ -1,7 +1,8 @@
 //===- Run.cpp - attnc run: compile a spec and run it on .npy files -------===//
 //
 // `attnc run SPEC --q Q.npy --k K.npy --v V.npy -o OUT.npy` compiles a spec
-// for the CPU through the C++ API (attnc/Compiler.h) and runs the kernel on
+// for the CPU through the C++ API (attnc/Compiler.h), or with --target=cuda
+// for the GPU (RunCuda.cpp), and runs the kernel on
 // tensors read from .npy files: the way to try a variant on real data from
 // the shell, and the way the tests run kernels end to end.
 //
@@ -56,7 +57,7 @@ namespace {
 const char *const kPrefix = "attnc run: error: ";
 
 struct RunFlags {
-  std::string spec, q, k, v, output, lse, name, target, dtype;
+  std::string spec, q, k, v, output, lse, name, target, dtype, arch;
   std::vector<std::string> inputs, defines;
   int threads = 0;
 };
@@ -226,7 +227,10 @@ int attnc::runRun(const std::vector<std::string> &args) {
       ("target", po::value(&f.target)->default_value("cpu"), "cpu|cuda")
       ("dtype", po::value(&f.dtype)->default_value("f32"),
        "f32|f16|bf16: the precision the kernel reads and writes; "
-       "accumulation is float32")
+       "accumulation is float32 (--target=cuda: f16|bf16, default bf16)")
+      ("arch", po::value(&f.arch),
+       "--target=cuda: sm_80|sm_90a (default: the GPU's, sm_90a on "
+       "compute capability 9.0, else sm_80)")
       ("threads", po::value(&f.threads)->default_value(0),
        "number of threads; 0 uses all cores")
       ("output,o", po::value(&f.output),
@@ -255,12 +259,20 @@ int attnc::runRun(const std::vector<std::string> &args) {
     return fail("missing " + missing + " (see 'attnc run --help')");
   if (f.target != "cpu" && f.target != "cuda")
     return fail("--target=" + f.target + ": expected cpu or cuda");
-  if (f.target == "cuda")
-    return fail("--target=cuda is not available in this build");
+  const bool cuda = f.target == "cuda";
+  if (cuda && vm["dtype"].defaulted())
+    f.dtype = "bf16";
+  if (!f.arch.empty() && !cuda)
+    return fail("--arch is for --target=cuda");
+  if (!f.arch.empty() && f.arch != "sm_80" && f.arch != "sm_90a")
+    return fail("--arch=" + f.arch + ": expected sm_80 or sm_90a");
   std::optional<DType> storage = runtime::parseDType(f.dtype);
   if (!storage || (*storage != DType::F32 && *storage != DType::F16 &&
                    *storage != DType::BF16))
     return fail("--dtype=" + f.dtype + ": expected f32, f16 or bf16");
+  if (cuda && *storage == DType::F32)
+    return fail("--target=cuda kernels read and write f16 or bf16, not f32 "
+                "(--dtype=bf16 or --dtype=f16)");
   if (f.threads < 0)
     return fail("--threads=" + std::to_string(f.threads) +
                 ": expected a number >= 0 (0 uses all cores)");
@@ -321,37 +333,57 @@ int attnc::runRun(const std::vector<std::string> &args) {
   if (!specText)
     return 1;
 
-  // Compile.
-  Compiler compiler;
-  Expected<Kernel> kernel = compiler.compile(
-      *specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
-  if (!kernel.ok())
-    return fail(kernel.status().message());
-
-  // Run.
+  // Compile and run.
   const std::vector<int64_t> &qs = q->shape();
-  runtime::Expected<Tensor> out =
-      Tensor::zeros(*storage, {qs[0], qs[1], qs[2], v->shape()[3]});
-  if (!out.ok())
-    return fail("output: " + out.status().message());
+  runtime::Expected<Tensor> out = Tensor();
   std::optional<Tensor> lse;
   TensorView lseView;
-  if (!f.lse.empty()) {
-    runtime::Expected<Tensor> l = Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
-    if (!l.ok())
-      return fail("lse: " + l.status().message());
-    lse = std::move(*l);
-    lseView = lse->view();
+  if (cuda) {
+    CudaRunRequest request;
+    request.specName = f.spec == "-" ? "<stdin>" : f.spec;
+    request.specText = *specText;
+    request.frontend.onlyName = f.name;
+    for (const Define &d : compileOptions.defines)
+      request.frontend.defines.emplace_back(d.name, d.value);
+    request.storage = *storage;
+    request.arch = f.arch;
+    request.q = &*q;
+    request.k = &*k;
+    request.v = &*v;
+    request.inputs = &inputs;
+    request.wantLse = !f.lse.empty();
+    Status st = runOnCuda(request, *out, lse);
+    if (!st.ok())
+      return fail(st.message());
+    if (lse)
+      lseView = lse->view();
+  } else {
+    Compiler compiler;
+    Expected<Kernel> kernel = compiler.compile(
+        *specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
+    if (!kernel.ok())
+      return fail(kernel.status().message());
+    out = Tensor::zeros(*storage, {qs[0], qs[1], qs[2], v->shape()[3]});
+    if (!out.ok())
+      return fail("output: " + out.status().message());
+    if (!f.lse.empty()) {
+      runtime::Expected<Tensor> l =
+          Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
+      if (!l.ok())
+        return fail("lse: " + l.status().message());
+      lse = std::move(*l);
+      lseView = lse->view();
+    }
+    ForwardOptions forward;
+    forward.lse = lse ? &lseView : nullptr;
+    forward.threads = f.threads;
+    for (const auto &[name, t] : inputs)
+      forward.inputs.emplace_back(name, t.view());
+    Status st = kernel->forward(q->view(), k->view(), v->view(), out->view(),
+                                forward);
+    if (!st.ok())
+      return fail(st.message());
   }
-  ForwardOptions forward;
-  forward.lse = lse ? &lseView : nullptr;
-  forward.threads = f.threads;
-  for (const auto &[name, t] : inputs)
-    forward.inputs.emplace_back(name, t.view());
-  Status st = kernel->forward(q->view(), k->view(), v->view(), out->view(),
-                              forward);
-  if (!st.ok())
-    return fail(st.message());
 
   // Write: encode everything first, then all files or none.
   std::vector<OutputFile> files;

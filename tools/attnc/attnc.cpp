@@ -61,7 +61,7 @@ static void printUsage(llvm::raw_ostream &os) {
 
 namespace {
 struct CompileFlags {
-  std::string spec, target, arch, emit, output, name, dtype, cpu;
+  std::string spec, target, arch, emit, output, name, dtype, cpu, headDims;
   std::vector<std::string> defines;
 };
 } // namespace
@@ -77,7 +77,11 @@ int attnc::runCompile(const std::vector<std::string> &args) {
        "CUDA architecture: sm_80|sm_90a")
       ("emit", po::value(&f.emit)->default_value("mlir"), emitStageNames())
       ("dtype", po::value(&f.dtype)->default_value("f32"),
-       "storage type of q, k, v and out in the kernel: f32|f16|bf16")
+       "storage type of q, k, v and out in the kernel: f32|f16|bf16 "
+       "(--target=cuda: f16|bf16, with --head-dims, picks one entry)")
+      ("head-dims", po::value(&f.headDims),
+       "D[,DV]: --target=cuda --emit=ptx|cubin compiles only the entry for "
+       "--dtype and these head dims (default: every entry of the .cu)")
       ("cpu", po::value(&f.cpu),
        "CPU to generate code for (an LLVM CPU name, e.g. haswell); "
        "default: the host")
@@ -132,25 +136,34 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
     return 1;
-  if (*stage == EmitStage::Cuda && f.target == "cuda") {
-    std::string text;
-    for (auto spec : module->getOps<mlir::attn::SpecOp>()) {
-      auto cu = emitCuda(spec, f.arch);
-      if (!cu.ok()) {
-        llvm::errs() << "attnc compile: error: " << cu.status().message() << "\n";
+  if (f.target == "cuda" && *stage >= EmitStage::Cuda) {
+    std::optional<runtime::DType> entryType;
+    if (!vm["dtype"].defaulted())
+      entryType = *storage;
+    std::optional<std::pair<int64_t, int64_t>> dims;
+    if (!f.headDims.empty()) {
+      std::string error;
+      dims = parseHeadDims(f.headDims, error);
+      if (!dims) {
+        llvm::errs() << "attnc compile: error: " << error << "\n";
         return 1;
       }
-      text += *cu;
     }
-    return writeOutputFile(f.output, text, llvm::errs()) ? 0 : 1;
+    return emitCudaStage(*module, *stage, f.arch, entryType, dims, f.output);
+  }
+  if (!f.headDims.empty()) {
+    llvm::errs() << "attnc compile: error: --head-dims is for --target=cuda "
+                    "--emit=ptx|cubin\n";
+    return 1;
   }
   if (*stage >= EmitStage::Cuda || (f.target == "cuda" &&
                                       *stage != EmitStage::Mlir &&
                                       *stage != EmitStage::Analysed)) {
     llvm::errs() << "attnc compile: error: --emit=" << f.emit
                  << " --target=" << f.target
-                 << " is not available yet (the CUDA back end emits only "
-                    "--target=cuda --arch=sm_80 --emit=cuda so far)\n";
+                 << " is not available (--target=cpu emits mlir|analysed|"
+                    "tiled|llvm|obj|so|header; --target=cuda emits mlir|"
+                    "analysed|cuda|ptx|cubin)\n";
     return 1;
   }
   if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)

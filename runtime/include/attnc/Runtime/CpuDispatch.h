@@ -14,6 +14,7 @@
 #ifndef ATTNC_RUNTIME_CPUDISPATCH_H
 #define ATTNC_RUNTIME_CPUDISPATCH_H
 
+#include "attnc/Runtime/ForwardChecks.h"
 #include "attnc/Runtime/KernelABI.h"
 #include "attnc/Runtime/Tensor.h"
 
@@ -23,24 +24,6 @@
 #include <vector>
 
 namespace attnc::runtime {
-
-/// The sizes an input dimension may name, in the order of the meta array.
-enum class SizeName { B = 0, HQ, HKV, LQ, LK, D, DV };
-
-/// One dimension of a declared input: a size name or a literal extent.
-struct InputDim {
-  bool isSize = false;
-  SizeName size = SizeName::B;
-  int64_t literal = 0;
-};
-
-/// An input tensor as the spec declares it. `dtype` is what the kernel reads:
-/// I64 for int, F32 for float, Bool for bool.
-struct InputDecl {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<InputDim> dims;
-};
 
 /// Everything the dispatcher needs to know about a compiled kernel.
 struct KernelInfo {
@@ -55,6 +38,9 @@ struct KernelInfo {
   attnc_cpu_kernel_fn prepass = nullptr;
   int64_t numIdsAtoms = 0;
   std::vector<InputDecl> inputs;  // in declaration order
+
+  /// The target-independent part, for the shared checks.
+  Signature signature() const { return {name, storage, sigmoid, inputs}; }
 };
 
 /// The tensors of one call. q [B,HQ,LQ,D], k [B,HKV,LK,D], v [B,HKV,LK,DV],

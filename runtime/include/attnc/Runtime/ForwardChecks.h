@@ -1,0 +1,94 @@
+//===- ForwardChecks.h - The argument checks of every forward call -*- C++ -*-//
+//
+// forwardCpu and forwardCuda check a call the same way, before they touch
+// any memory the caller owns: the kernel's declaration (storage type,
+// inputs), q/k/v/out/lse against each other, the named inputs against
+// their declarations. The views are only inspected, never dereferenced
+// (except bool inputs, which must be host memory), so device pointers can
+// be checked too. Kernel-reported status words (KernelABI.h) become the
+// same errors on every target.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_RUNTIME_FORWARDCHECKS_H
+#define ATTNC_RUNTIME_FORWARDCHECKS_H
+
+#include "attnc/Runtime/Tensor.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnc::runtime {
+
+/// The sizes an input dimension may name, in the order of the meta array.
+enum class SizeName { B = 0, HQ, HKV, LQ, LK, D, DV };
+
+/// "B", "HQ", ... for messages.
+const char *sizeName(SizeName s);
+
+/// One dimension of a declared input: a size name or a literal extent.
+struct InputDim {
+  bool isSize = false;
+  SizeName size = SizeName::B;
+  int64_t literal = 0;
+};
+
+/// An input tensor as the spec declares it. `dtype` is what the kernel reads:
+/// I64 for int, F32 for float, Bool for bool.
+struct InputDecl {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<InputDim> dims;
+};
+
+/// What a call is checked against: the target-independent part of a
+/// kernel's description.
+struct Signature {
+  const std::string &name;            // the spec's name
+  DType storage;                      // q, k, v and out
+  bool sigmoid;                       // sigmoid normalisation: no lse
+  const std::vector<InputDecl> &inputs;
+};
+
+/// The tensors of one call (see CpuForwardArgs for the shapes).
+struct ForwardTensors {
+  const TensorView &q, &k, &v, &out;
+  const TensorView *lse;
+  const std::vector<std::pair<std::string, TensorView>> &inputs;
+};
+
+/// A given input matched to its declaration.
+struct CheckedInput {
+  TensorView view;             // the caller's
+  std::optional<DType> target; // set when the kernel needs a converted copy
+  std::optional<Tensor> owned; // the converted copy, once made
+};
+
+/// The result of the checks: the sizes (in SizeName order) and the inputs
+/// in declaration order.
+struct CheckedCall {
+  int64_t sizes[7] = {};
+  std::vector<CheckedInput> inputs;
+  int64_t size(SizeName s) const { return sizes[int(s)]; }
+};
+
+/// "kernel 'NAME'" (or "kernel" for an empty name), for messages.
+std::string kernelLabel(const std::string &name);
+
+/// Checks the declaration itself: the storage type and the inputs.
+Status checkSignature(const Signature &sig);
+
+/// Checks the declaration and every tensor of the call; fills \p result.
+Status checkForwardCall(const Signature &sig, const ForwardTensors &call,
+                        CheckedCall &result);
+
+/// The error for the kernel-reported status words \p status (code != 0).
+Status kernelStatusError(const Signature &sig,
+                         const std::vector<CheckedInput> &inputs,
+                         const int64_t *status);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_FORWARDCHECKS_H

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The CUDA back end on a real GPU, in two halves (README.md, "CUDA"):
+#
+#   scripts/gpu-check.sh prepare   here, with attnc built (scripts/build.sh):
+#       emits the .cu of every shared spec (../shared/specs) for sm_80 and
+#       sm_90a, and writes small odd-shaped test cases (bf16 and f16, odd
+#       LQ/LK, GQA/MQA, LQ != LK, DV != D) with float64 reference outputs,
+#       plus the benchmark cases, into gpu-check-data/ (< 64 MiB; its size
+#       is printed).
+#   scripts/gpu-check.sh run       on a machine with an NVIDIA GPU, CUDA
+#       (nvcc/NVRTC, headers), CMake and Ninja but no LLVM: builds the
+#       runtime's CUDA half and bench/gpu/harness.cpp without MLIR, runs the
+#       hand-written ABI self-test, checks every case on every arch the GPU
+#       runs (sm_90a and sm_80-as-PTX on an H100/H200) against the
+#       references, then benchmarks bf16 D=128, B=2, HQ=HKV=16, L in
+#       {2048, 8192} (full, causal, sliding window 1024, document, sigmoid)
+#       against torch SDPA (flash, cuDNN) and FlexAttention
+#       (bench/gpu/torch_gpu_bench.py) and prints one table.
+#   scripts/gpu-check.sh           prepare, then run if a GPU is present,
+#       else how to carry gpu-check-data/ and run the other half.
+#
+# Every step says what failed; a failing spec or case does not stop the
+# others; the exit code is non-zero if anything failed. GPU_CHECK_DATA
+# overrides the data directory, JOBS the build/check parallelism.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+data="${GPU_CHECK_DATA:-$root/gpu-check-data}"
+jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+start=$SECONDS
+failures=0
+fail() { echo "gpu-check: FAIL: $*"; failures=$((failures + 1)); }
+step() { echo; echo "== [$((SECONDS - start))s] $*"; }
+
+specs_dir="$root/../shared/specs"
+[ -d "$specs_dir" ] || specs_dir="$root/examples"
+
+# The correctness shapes, B,HQ,HKV,LQ,LK,D,DV dtype: odd lengths, GQA and
+# MQA, LQ > LK and LQ < LK, DV != D; three distinct kernel entries per spec
+# (bf16 64/64, bf16 64/128, f16 128/128), which bounds NVRTC time there.
+check_shapes=(
+  "1,2,2,37,37,64,64 bf16"
+  "2,4,2,45,77,64,64 bf16"
+  "1,3,1,70,53,64,128 bf16"
+  "1,2,1,129,100,128,128 f16"
+)
+# The benchmark: spec file, -D flags, case stem.
+bench_cases=(
+  "full.attn||full"
+  "causal.attn||causal"
+  "sliding_window.attn|-D window=1024|sliding_window_w1024"
+  "document.attn||document"
+  "sigmoid_causal.attn||sigmoid_causal"
+)
+bench_lengths=(2048 8192)
+
+prepare() {
+  local attnc="$root/build/tools/attnc" prep="$root/build/tools/attn-gpu-prepare"
+  for t in "$attnc" "$prep"; do
+    if [ ! -x "$t" ]; then
+      echo "gpu-check prepare: $t is missing: build attnc first (bash scripts/build.sh)"
+      exit 1
+    fi
+  done
+  step "prepare: specs from $specs_dir into $data"
+  rm -rf "$data"
+  mkdir -p "$data/cu" "$data/cases" "$data/bench"
+  local log="$data/prepare.log"
+  : > "$log"
+  for spec in "$specs_dir"/*.attn; do
+    local name; name="$(basename "$spec" .attn)"
+    for arch in sm_80 sm_90a; do
+      if ! "$attnc" compile "$spec" --target=cuda --arch="$arch" --emit=cuda \
+           -o "$data/cu/$name.$arch.cu" 2>>"$log"; then
+        fail "emit $name for $arch: $(tail -n 1 "$log")"
+      fi
+    done
+    local i=0
+    for entry in "${check_shapes[@]}"; do
+      i=$((i + 1))
+      local shape dtype
+      read -r shape dtype <<<"$entry"
+      if ! "$prep" "$spec" --shape "$shape" --dtype "$dtype" --seed "$i" \
+           --cu "$name" --out "$data/cases/$name-$i" 2>>"$log"; then
+        fail "test data for $name at $shape $dtype: $(tail -n 1 "$log")"
+      fi
+    done
+  done
+  for entry in "${bench_cases[@]}"; do
+    IFS='|' read -r file defs stem <<<"$entry"
+    local spec="$specs_dir/$file"
+    [ -f "$spec" ] || { fail "benchmark spec $spec is missing"; continue; }
+    for arch in sm_80 sm_90a; do
+      # shellcheck disable=SC2086 # $defs is a list of flags
+      if ! "$attnc" compile "$spec" $defs --target=cuda --arch="$arch" \
+           --emit=cuda -o "$data/cu/$stem.$arch.cu" 2>>"$log"; then
+        fail "emit benchmark $stem for $arch: $(tail -n 1 "$log")"
+      fi
+    done
+    for L in "${bench_lengths[@]}"; do
+      # shellcheck disable=SC2086
+      if ! "$prep" "$spec" $defs --shape "2,16,16,$L,$L,128,128" --dtype bf16 \
+           --bench --cu "$stem" --out "$data/bench/$stem-L$L" 2>>"$log"; then
+        fail "benchmark data for $stem at L=$L: $(tail -n 1 "$log")"
+      fi
+    done
+  done
+  local kib; kib=$(du -sk "$data" | cut -f1)
+  echo "prepare: $(ls "$data/cu" | wc -l) .cu files, $(ls "$data/cases" | wc -l) test" \
+       "cases, $(ls "$data/bench" | wc -l) benchmark cases; $data is $((kib / 1024)) MiB ($kib KiB)"
+  if [ "$kib" -ge $((64 * 1024)) ]; then
+    fail "$data is over the 64 MiB that can be carried"
+  fi
+}
+
+run_gpu() {
+  [ -d "$data/cases" ] || { echo "gpu-check run: no $data: run 'scripts/gpu-check.sh prepare' where attnc is built and carry it"; exit 1; }
+  step "run: the GPU"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  fi
+  local build="$root/build-gpu"
+  step "build the runtime's CUDA half and the harness (no MLIR): $build"
+  mkdir -p "$build"
+  if ! cmake -S "$root/bench/gpu" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build/cmake.log" 2>&1 \
+     || ! ninja -C "$build" -j "$jobs" >"$build/ninja.log" 2>&1; then
+    cat "$build/cmake.log" "$build/ninja.log" 2>/dev/null | tail -n 30
+    fail "building bench/gpu (logs: $build/cmake.log, $build/ninja.log)"
+    echo "gpu-check: $failures failure(s)"; exit 1
+  fi
+  local harness="$build/attnc-gpu-harness"
+  export ATTNC_CACHE_DIR="$build/kernel-cache"
+
+  step "the runtime's own CUDA tests (standalone runtime build; needs GoogleTest)"
+  if cmake -S "$root/runtime" -B "$build/rt" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+       -DATTNC_ENABLE_CUDA=ON >"$build/rt.log" 2>&1 \
+     && grep -q "attnc-cuda-gpu-tests" "$build/rt/build.ninja" 2>/dev/null; then
+    if ninja -C "$build/rt" -j "$jobs" attnc-cuda-tests attnc-cuda-gpu-tests >>"$build/rt.log" 2>&1; then
+      (cd "$build/rt" && ctest --output-on-failure -R cuda) || fail "runtime CUDA tests (ctest -R cuda in $build/rt)"
+    else
+      tail -n 20 "$build/rt.log"; fail "building the runtime's CUDA tests"
+    fi
+  else
+    echo "skipped: GoogleTest not found (the harness self-test below covers the launcher)"
+  fi
+
+  step "self-test: hand-written CudaABI.h kernel through NVRTC and forwardCuda"
+  "$harness" selftest || fail "self-test"
+
+  step "correctness: every case, every arch, against the float64 references"
+  local out="$build/check"; rm -rf "$out"; mkdir -p "$out"
+  # Cases in parallel batches (NVRTC dominates); the kernel cache is safe
+  # under concurrent use. Logs are printed in order.
+  ls -d "$data/cases"/*/ | sed 's:/$::' | \
+    xargs -P "$jobs" -n 4 sh -c 'h="$1"; d="$2"; o="$3"; shift 3; \
+      "$h" check "$d" "$@" > "$o/$(basename "$1").log" 2>&1 || touch "$o/$(basename "$1").failed"' \
+      _ "$harness" "$data" "$out" || true
+  cat "$out"/*.log | grep -Ev '^(device|check:)' || true
+  local passed failed
+  passed=$(cat "$out"/*.log | grep -c '^PASS' || true)
+  failed=$(cat "$out"/*.log | grep -c '^FAIL' || true)
+  echo "correctness: $passed passed, $failed failed"
+  if [ "$failed" -gt 0 ] || ls "$out"/*.failed >/dev/null 2>&1 || [ "$passed" -eq 0 ]; then
+    fail "correctness ($failed failing case(s))"
+  fi
+
+  step "benchmark: attnc (CUDA events, median)"
+  local results="$build/attnc-bench.jsonl"
+  "$harness" bench "$data" --out "$results" --runs 20 --warmup 5 || fail "attnc benchmark (see FAIL lines above)"
+
+  step "benchmark: torch SDPA (flash, cuDNN) and FlexAttention, and the table"
+  local py="${PYTHON:-python3}"
+  # FlexAttention compiles for tens of seconds per variant and length: no
+  # new compilation after 180 s, and a hard limit of 300 s, keep the whole
+  # check within 8 minutes.
+  if ! timeout 300 "$py" "$root/bench/gpu/torch_gpu_bench.py" "$data" "$results" \
+       --runs 20 --warmup 5 --budget-s 180; then
+    fail "torch baselines (bench/gpu/torch_gpu_bench.py; exit 124 is the 300 s limit)"
+  fi
+
+  echo
+  echo "gpu-check run: $failures failure(s) in $((SECONDS - start)) s"
+  [ "$failures" -eq 0 ]
+}
+
+has_gpu() {
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1
+}
+
+case "${1:-}" in
+  prepare)
+    prepare
+    [ "$failures" -eq 0 ] || { echo "gpu-check prepare: $failures failure(s) (details in $data/prepare.log)"; exit 1; }
+    ;;
+  run)
+    run_gpu
+    ;;
+  "")
+    prepare
+    if has_gpu; then
+      run_gpu
+    else
+      echo
+      echo "gpu-check: no GPU here. On a machine with an NVIDIA GPU, CUDA, CMake and Ninja"
+      echo "(no LLVM needed), with this repository and $(basename "$data")/ beside it"
+      echo "(carry the directory $data), run:"
+      echo "    bash scripts/gpu-check.sh run"
+      [ "$failures" -eq 0 ] || { echo "gpu-check prepare: $failures failure(s) (details in $data/prepare.log)"; exit 1; }
+    fi
+    ;;
+  *)
+    echo "usage: scripts/gpu-check.sh [prepare|run]"; exit 2 ;;
+esac
