@@ -13,7 +13,8 @@
 #       hand-written ABI self-test, checks every case on every arch the GPU
 #       runs (sm_90a and sm_80-as-PTX on an H100/H200) against the
 #       references, then benchmarks bf16 D=128, B=2, HQ=HKV=16, L in
-#       {2048, 8192} (full, causal, sliding window 1024, document, sigmoid)
+#       {2048, 8192} (full, causal, sliding window 1024, document, sigmoid,
+#       and the local window + softcap + ALiBi layer)
 #       against torch SDPA (flash, cuDNN) and FlexAttention
 #       (bench/gpu/torch_gpu_bench.py) and prints one table.
 #   scripts/gpu-check.sh           prepare, then run if a GPU is present,
@@ -50,6 +51,7 @@ bench_cases=(
   "sliding_window.attn|-D window=1024|sliding_window_w1024"
   "document.attn||document"
   "sigmoid_causal.attn||sigmoid_causal"
+  "local_softcap_alibi.attn||local_softcap_alibi"
 )
 bench_lengths=(2048 8192)
 

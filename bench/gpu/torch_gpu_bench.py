@@ -143,14 +143,29 @@ def baselines(torch, case, runs, warmup, use_flex, deadline):
 
             def mask_mod(b, h, qi, kv):
                 return (doc_q[qi] == doc_kv[kv]) & (qi >= kv)
-        elif spec != "full":
+        score_mod = None
+        if spec == "local_softcap_alibi":
+            # Gemma-2 local layer: causal window, soft-capping, ALiBi slopes
+            # (the same slopes file attnc reads). flex_attention scales by
+            # 1/sqrt(D) before score_mod, as the spec's scale does.
+            w = param(label, "window", 256)
+            cap = 50.0
+            slopes = read_npy(os.path.join(case["dir"], "input_slopes.npy"), torch).to(dev)
+
+            def mask_mod(b, h, qi, kv):
+                return (qi >= kv) & (qi - kv < w)
+
+            def score_mod(score, b, h, qi, kv):
+                return cap * torch.tanh(score / cap) - slopes[h] * (qi - kv).to(score.dtype)
+        elif spec != "full" and mask_mod is None:
             out["flex"] = "n/a (no mask_mod written for " + spec + ")"
             return out
         block_mask = (create_block_mask(mask_mod, None, None, LQ, LK, device=dev)
                       if mask_mod else None)
         flex = torch.compile(flex_attention)
-        out["flex"] = cuda_time(torch, lambda: flex(q, k, v, block_mask=block_mask),
-                                runs, warmup)
+        out["flex"] = cuda_time(
+            torch, lambda: flex(q, k, v, score_mod=score_mod, block_mask=block_mask),
+            runs, warmup)
     except Exception as e:
         out["flex"] = "failed: " + str(e).splitlines()[0][:80]
     return out
@@ -230,6 +245,13 @@ def main():
         for k in ("flash", "cudnn", "flex"):
             if not isinstance(base[k], float):
                 notes.append("%s L=%d %s: %s" % (label, L, k, base[k]))
+    # The sigmoid target is against attnc's own softmax on the same shape
+    # and mask (sigmoid_causal vs causal).
+    own = {(label, L): a_ms for label, L, _, a_ms, _ in rows}
+    for (label, L), a_ms in sorted(own.items()):
+        if label.startswith("sigmoid_causal") and own.get(("causal", L)) and a_ms:
+            print("sigmoid_causal vs attnc causal softmax, L=%d: %.2fx (causal %.3f ms / "
+                  "sigmoid %.3f ms)" % (L, own[("causal", L)] / a_ms, own[("causal", L)], a_ms))
     for n in notes:
         print("  note: " + n)
     return 0
