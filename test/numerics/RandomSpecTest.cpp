@@ -8,11 +8,15 @@
 // and compares with the float64 reference. Float operations with jumps
 // (floor, ceil, int()) are left out of float expressions so that float32
 // and float64 evaluation cannot land on different sides of a jump, and int
-// divisors are never 0. The seed is fresh per run and printed on failure.
+// divisors are never 0. Every fifth case is a grid mask (2-D
+// neighbourhood style, coordinates q / W, q % W, kv / W, kv % W for a W
+// that attn-tile's grid tiling takes), on lengths that make patch tasks.
+// The seed is fresh per run and printed on failure.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
+#include "attnc/Passes/MaskAnalysis.h"
 #include "attnc/Passes/ReferenceAttention.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -31,7 +35,13 @@ class SpecGen {
 public:
   explicit SpecGen(uint32_t seed) : rng(seed) {}
 
-  std::string spec(bool sigmoid) {
+  /// gridWidth > 0: a grid mask over that many columns.
+  std::string spec(bool sigmoid, int gridWidth = 0) {
+    grid = gridWidth;
+    std::string mask = boolExpr(3);
+    if (grid)
+      mask = "(" + boolExpr(2) + " || " + boolExpr(1) + ") && abs(kv % " + std::to_string(grid) +
+             " - q % " + std::to_string(grid) + ") <= " + std::to_string(pick(0, 5));
     std::ostringstream os;
     os << "attention rnd {\n"
        << "  param p: int = " << pick(1, 9) << "\n"
@@ -39,7 +49,7 @@ public:
        << "  input t: float[HQ]\n"
        << "  scale = " << (coin() ? "1 / sqrt(float(D))" : "0.5 / sqrt(float(D)) + 0.01") << "\n"
        << "  score = " << floatExpr(3, true) << "\n"
-       << "  mask = " << boolExpr(3) << "\n";
+       << "  mask = " << mask << "\n";
     if (sigmoid)
       os << "  normalize = sigmoid(bias = " << floatExpr(2, false) << ")\n";
     os << "}\n";
@@ -52,8 +62,18 @@ private:
 
   std::string intExpr(int depth) {
     static const char *leaves[] = {"q", "kv", "h", "b", "hkv", "p", "LQ", "LK", "HQ"};
-    if (depth == 0 || pick(0, 3) == 0)
+    if (depth == 0 || pick(0, 3) == 0) {
+      if (grid && pick(0, 2) != 0) {
+        std::string w = std::to_string(grid);
+        switch (pick(0, 3)) {
+        case 0: return "(q / " + w + ")";
+        case 1: return "(q % " + w + ")";
+        case 2: return "(kv / " + w + ")";
+        default: return "(kv % " + w + ")";
+        }
+      }
       return coin() ? leaves[pick(0, 8)] : std::to_string(pick(-5, 40));
+    }
     std::string a = intExpr(depth - 1), b = intExpr(depth - 1);
     switch (pick(0, 9)) {
     case 0: return "(" + a + " + " + b + ")";
@@ -110,6 +130,7 @@ private:
   }
 
   std::mt19937 rng;
+  int grid = 0;
 };
 
 TEST(RandomSpecs, KernelsMatchReference) {
@@ -120,7 +141,9 @@ TEST(RandomSpecs, KernelsMatchReference) {
   const int kCases = 40;
   for (int c = 0; c < kCases; ++c) {
     bool sigmoid = c % 4 == 3;
-    std::string text = gen.spec(sigmoid);
+    static const int kWidths[] = {16, 24, 32};
+    int gridWidth = c % 5 == 4 ? kWidths[c % 3] : 0;
+    std::string text = gen.spec(sigmoid, gridWidth);
     SCOPED_TRACE("seed " + std::to_string(seed) + ", case " + std::to_string(c) +
                  ":\n" + text);
     std::string errors;
@@ -130,13 +153,18 @@ TEST(RandomSpecs, KernelsMatchReference) {
     ASSERT_TRUE(module) << errors;
     ASSERT_TRUE(succeeded(driver.runSpecPipeline(*module))) << errors;
     auto spec = *module->getOps<mlir::attn::SpecOp>().begin();
+    if (gridWidth && spec.getMaskScheduleAttr().getKind() != mlir::attn::MaskKind::never)
+      ASSERT_TRUE(mlir::attn::getGridMask(spec).has_value()) << "no grid view";
 
     CompileOptions opts;
     opts.dtype = c % 3 == 2 ? runtime::DType::BF16 : runtime::DType::F32;
     auto kernel = compiler.compile(text, opts, "rnd.attn");
     ASSERT_TRUE(kernel.ok()) << kernel.status().message();
 
-    std::uniform_int_distribution<int> len(1, 150), dim(1, 40);
+    // Grid cases need complete bands of 8 grid rows (TQ = 64) for patches.
+    std::uniform_int_distribution<int> len(gridWidth ? 8 * gridWidth : 1,
+                                           gridWidth ? 12 * gridWidth : 150),
+        dim(1, 40);
     int64_t B = 1 + c % 2, HKV = 1 + c % 2, HQ = HKV * (1 + c % 3);
     int64_t LQ = len(rng), LK = len(rng), D = dim(rng), DV = dim(rng);
     std::uniform_real_distribution<double> u(-1, 1);
