@@ -45,3 +45,10 @@ nvcc = "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") 
 if nvcc:
     config.available_features.add("nvcc")
     config.substitutions.append(("%nvcc", nvcc))
+
+# NVRTC: test/codegen/NvrtcCompile.cpp, built where the CUDA toolkit is
+# found, compiles emitted .cu files the way the runtime's JIT does.
+nvrtc_tool = os.path.join(config.attnc_obj_root, "test", "attnc-nvrtc-compile")
+if os.access(nvrtc_tool, os.X_OK):
+    config.available_features.add("nvrtc")
+    config.substitutions.append(("%nvrtc", nvrtc_tool))
