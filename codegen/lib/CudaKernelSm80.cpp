@@ -139,7 +139,7 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     }
   };
 
-  const float uscale = attnc_scale_@NAME@(c, 0, 0);
+  const float uscale = @USCALE@;
   (void)uscale;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   (void)m;
@@ -257,7 +257,10 @@ void fillSpecParts(SpecOp spec, std::string &k) {
   replaceAll(k, "@MASK@",
              maskCode ? "          keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
                       : "          (void)0; // the mask needs no element code");
-  replaceAll(k, "@SCALE@", scaleIsUniform(spec) ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
+  // A scale that reads q, kv or an input runs per kept pair, never at (0, 0).
+  bool uniform = scaleIsUniform(spec);
+  replaceAll(k, "@USCALE@", uniform ? "attnc_scale_@NAME@(c, 0, 0)" : "0.f");
+  replaceAll(k, "@SCALE@", uniform ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
   replaceAll(k, "@SCORE@", identityScore ? "" : "          x = attnc_score_@NAME@(c, x, q, kv);");
   replaceAll(k, "@DROPPED@", sigmoid ? "0.f" : "-INFINITY");
   if (!sigmoid) {

@@ -4,7 +4,8 @@
 // compiles FILE.cu the way the runtime's JIT path does (NVRTC, so
 // __CUDACC_RTC__ is defined: no host code, no C library headers) and
 // prints, one a line, the `.entry` kernels and the `__launch` records of
-// the PTX, for FileCheck. Exits 1 with NVRTC's log on a compile error.
+// the PTX, then how many lines use each instruction family that matters
+// (`instr wgmma.mma_async 24`), for FileCheck. Exits 1 with NVRTC's log on a compile error.
 // No GPU is needed (and none is used).
 //
 //===----------------------------------------------------------------------===//
@@ -12,6 +13,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -73,6 +75,10 @@ int main(int argc, char **argv) {
   nvrtcDestroyProgram(&prog);
 
   std::regex entry(R"(\.entry\s+([A-Za-z_0-9]+))"), record(R"(\.const\s.*\s([A-Za-z_0-9]+__launch)\[)");
+  const char *families[] = {"mma.sync", "ldmatrix", "cp.async.cg", "cp.async.wait_group",
+                             "wgmma.mma_async", "cp.async.bulk.tensor", "mbarrier.try_wait",
+                             "setmaxnreg", "trap"};
+  std::vector<int> counts(std::size(families), 0);
   std::istringstream lines(ptx);
   std::string line;
   std::smatch m;
@@ -81,6 +87,11 @@ int main(int argc, char **argv) {
       std::printf("entry %s\n", m[1].str().c_str());
     else if (std::regex_search(line, m, record))
       std::printf("record %s\n", m[1].str().c_str());
+    for (size_t i = 0; i < std::size(families); ++i)
+      if (line.find(families[i]) != std::string::npos)
+        ++counts[i];
   }
+  for (size_t i = 0; i < std::size(families); ++i)
+    std::printf("instr %s %d\n", families[i], counts[i]);
   return 0;
 }
