@@ -46,65 +46,65 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
     float (&m)[2], float (&l)[2], float (&o)[HDV / 8][4]) {
   constexpr int BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@;
   (void)c; (void)uscale; (void)m;
-    // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
-    float s[BN / 8][4];
-    for (int nb = 0; nb < BN / 8; ++nb)
-      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+  // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
+  float s[BN / 8][4];
+  for (int nb = 0; nb < BN / 8; ++nb)
+    s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      unsigned af[4];
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3])
-                   : "r"(attnc_smem_addr(Qs + (warp * 16 + lane % 16) * LDQ + kk * 16 + (lane / 16) * 8)));
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    unsigned af[4];
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3])
+                 : "r"(attnc_smem_addr(Qs + (warp * 16 + lane % 16) * LDQ + kk * 16 + (lane / 16) * 8)));
 #pragma unroll
-      for (int nb = 0; nb < BN / 8; ++nb) {
-        unsigned bf[2];
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                     : "=r"(bf[0]), "=r"(bf[1])
-                     : "r"(attnc_smem_addr(Kst + (nb * 8 + lane % 8) * LDQ + kk * 16 + ((lane / 8) % 2) * 8)));
-        attnc_mma_16816<T>(s[nb], af, bf);
-      }
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      unsigned bf[2];
+      asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                   : "=r"(bf[0]), "=r"(bf[1])
+                   : "r"(attnc_smem_addr(Kst + (nb * 8 + lane % 8) * LDQ + kk * 16 + ((lane / 8) % 2) * 8)));
+      attnc_mma_16816<T>(s[nb], af, bf);
     }
-    // Element code. C fragment of m16n8: s[nb][r] is row lane/4 (+8 for
-    // r >= 2), key nb * 8 + 2 * (lane % 4) + r % 2. Rows past LQ and keys
-    // past LK are dropped before any region runs (their input reads could
-    // be out of range); the mask runs first, score and bias only on kept
-    // pairs.
+  }
+  // Element code. C fragment of m16n8: s[nb][r] is row lane/4 (+8 for
+  // r >= 2), key nb * 8 + 2 * (lane % 4) + r % 2. Rows past LQ and keys
+  // past LK are dropped before any region runs (their input reads could
+  // be out of range); the mask runs first, score and bias only on kept
+  // pairs.
 #pragma unroll
-    for (int nb = 0; nb < BN / 8; ++nb)
+  for (int nb = 0; nb < BN / 8; ++nb)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-        bool keep = q < a.LQ && kv <= k1;
-        if constexpr (PARTIAL) {
+    for (int r = 0; r < 4; ++r) {
+      const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      bool keep = q < a.LQ && kv <= k1;
+      if constexpr (PARTIAL) {
 @MASK@
-        }
-        float x = @DROPPED@;
-        if (keep) {
-          x = s[nb][r] * @SCALE@;
+      }
+      float x = @DROPPED@;
+      if (keep) {
+        x = s[nb][r] * @SCALE@;
 @SCORE@
 @SIGMOID@
-        }
-        s[nb][r] = x;
       }
-@NORMALIZE@
-    // O += P V: P from the S accumulators (two m16n8 C blocks make one A
-    // fragment of m16n8k16), V fragments with ldmatrix.trans.
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      unsigned pa[4] = {attnc_dt<T>::pack(s[2 * kk][0], s[2 * kk][1]),
-                        attnc_dt<T>::pack(s[2 * kk][2], s[2 * kk][3]),
-                        attnc_dt<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        attnc_dt<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int nd = 0; nd < HDV / 8; ++nd) {
-        unsigned bf[2];
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                     : "=r"(bf[0]), "=r"(bf[1])
-                     : "r"(attnc_smem_addr(Vst + (kk * 16 + lane % 16) * LDV + nd * 8)));
-        attnc_mma_16816<T>(o[nd], pa, bf);
-      }
+      s[nb][r] = x;
     }
+@NORMALIZE@
+  // O += P V: P from the S accumulators (two m16n8 C blocks make one A
+  // fragment of m16n8k16), V fragments with ldmatrix.trans.
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    unsigned pa[4] = {attnc_dt<T>::pack(s[2 * kk][0], s[2 * kk][1]),
+                      attnc_dt<T>::pack(s[2 * kk][2], s[2 * kk][3]),
+                      attnc_dt<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                      attnc_dt<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      unsigned bf[2];
+      asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                   : "=r"(bf[0]), "=r"(bf[1])
+                   : "r"(attnc_smem_addr(Vst + (kk * 16 + lane % 16) * LDV + nd * 8)));
+      attnc_mma_16816<T>(o[nd], pa, bf);
+    }
+  }
 }
 
 // Shared memory: Q [64][D + 8], K [2][64][D + 8], V [2][64][DV + 8] (the pad
@@ -255,48 +255,48 @@ void fillSpecParts(SpecOp spec, std::string &k) {
                  : "");
   replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
   replaceAll(k, "@MASK@",
-             maskCode ? "          keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
-                      : "          (void)0; // the mask needs no element code");
+             maskCode ? "        keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
+                      : "        (void)0; // the mask needs no element code");
   // A scale that reads q, kv or an input runs per kept pair, never at (0, 0).
   bool uniform = scaleIsUniform(spec);
   replaceAll(k, "@USCALE@", uniform ? "attnc_scale_@NAME@(c, 0, 0)" : "0.f");
   replaceAll(k, "@SCALE@", uniform ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
-  replaceAll(k, "@SCORE@", identityScore ? "" : "          x = attnc_score_@NAME@(c, x, q, kv);");
+  replaceAll(k, "@SCORE@", identityScore ? "" : "        x = attnc_score_@NAME@(c, x, q, kv);");
   replaceAll(k, "@DROPPED@", sigmoid ? "0.f" : "-INFINITY");
   if (!sigmoid) {
     replaceAll(k, "@SIGMOID@", "");
-    replaceAll(k, "@NORMALIZE@", R"(    // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
-    // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
+  // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      float mx = m[i];
-      for (int nb = 0; nb < BN / 8; ++nb)
-        mx = fmaxf(mx, fmaxf(s[nb][2 * i], s[nb][2 * i + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-      float z = mx == -INFINITY ? 0.f : mx;
-      float alpha = __expf(m[i] - z), sum = 0.f;
-      for (int nb = 0; nb < BN / 8; ++nb) {
-        s[nb][2 * i] = __expf(s[nb][2 * i] - z);
-        s[nb][2 * i + 1] = __expf(s[nb][2 * i + 1] - z);
-        sum += s[nb][2 * i] + s[nb][2 * i + 1];
-      }
-      l[i] = alpha * l[i] + sum;
-      m[i] = mx;
-      for (int nd = 0; nd < HDV / 8; ++nd) {
-        o[nd][2 * i] *= alpha;
-        o[nd][2 * i + 1] *= alpha;
-      }
-    })");
+  for (int i = 0; i < 2; ++i) {
+    float mx = m[i];
+    for (int nb = 0; nb < BN / 8; ++nb)
+      mx = fmaxf(mx, fmaxf(s[nb][2 * i], s[nb][2 * i + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    float z = mx == -INFINITY ? 0.f : mx;
+    float alpha = __expf(m[i] - z), sum = 0.f;
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      s[nb][2 * i] = __expf(s[nb][2 * i] - z);
+      s[nb][2 * i + 1] = __expf(s[nb][2 * i + 1] - z);
+      sum += s[nb][2 * i] + s[nb][2 * i + 1];
+    }
+    l[i] = alpha * l[i] + sum;
+    m[i] = mx;
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      o[nd][2 * i] *= alpha;
+      o[nd][2 * i + 1] *= alpha;
+    }
+  })");
     replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
           l[i] > 0.f ? m[i] + logf(l[i]) : -INFINITY;)");
   } else {
     replaceAll(k, "@SIGMOID@",
-               "          // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
-               "          x = 1.f / (1.f + __expf(-(x + attnc_bias_@NAME@(c, q, kv))));");
-    replaceAll(k, "@NORMALIZE@", "    // Sigmoid: P is final, no running max, no row sum.");
+               "        // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
+               "        x = 1.f / (1.f + __expf(-(x + attnc_bias_@NAME@(c, q, kv))));");
+    replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
     replaceAll(k, "@LSE@", "");
   }
@@ -322,6 +322,9 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
   fillSpecParts(spec, k);
 
   // Entries and launch records (CudaABI.h), each under its ATTNC_ONLY_* guard.
+  // __launch_bounds__(128, 2): without a CTA count ptxas sometimes caps a
+  // variant at 128 registers and spills (causal_cross, D = 64); 2 CTAs of
+  // 128 threads leave it all 255 and still fit an SM's shared memory.
   std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
   std::string dispatch;
   for (int dt : {1, 0})
@@ -333,7 +336,7 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
                  e + " " + recordInit(r) + "\nextern \"C\" __constant__ int " + e +
                  "__launch[ATTNC_LAUNCH_WORDS] = ATTNC_REC_" + e +
                  ";\nextern \"C\" __global__ void __launch_bounds__(" + std::to_string(kThreads) +
-                 ") " + e + "(attnc_cuda_args a) {\n  attnc_fwd_body_" + n + "<" + dtType(dt) +
+                 ", 2) " + e + "(attnc_cuda_args a) {\n  attnc_fwd_body_" + n + "<" + dtType(dt) +
                  ", " + std::to_string(d.hd) + ", " + std::to_string(d.hdv) + ">(a);\n}\n#endif\n";
       dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(dt) +
                   " && a->D == " + std::to_string(d.hd) + " && a->DV == " +
