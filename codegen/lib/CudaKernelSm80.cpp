@@ -244,27 +244,8 @@ template <typename T> __device__ __forceinline__ void attnc_mma_16816(float *d, 
 void fillSpecParts(SpecOp spec, std::string &k) {
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  bool identityScore =
-      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  bool maskCode = mask.getKind() != MaskKind::always && mask.getKind() != MaskKind::never;
-  bool ids = idsAtoms(spec) > 0;
-  replaceAll(k, "@PRE_SETUP@",
-             ids ? "  // The pre-pass's words for this (b, h), when the caller ran it.\n"
-                   "  const int64_t *pre0 = a.scratch ? a.scratch + (b * a.HQ + h) * ((a.LK + BN - 1) / BN) * (2 * ATTNC_IDS_@NAME@) : nullptr;"
-                 : "");
-  replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
-  replaceAll(k, "@MASK@",
-             maskCode ? "        keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
-                      : "        (void)0; // the mask needs no element code");
-  // A scale that reads q, kv or an input runs per kept pair, never at (0, 0).
-  bool uniform = scaleIsUniform(spec);
-  replaceAll(k, "@USCALE@", uniform ? "attnc_scale_@NAME@(c, 0, 0)" : "0.f");
-  replaceAll(k, "@SCALE@", uniform ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
-  replaceAll(k, "@SCORE@", identityScore ? "" : "        x = attnc_score_@NAME@(c, x, q, kv);");
-  replaceAll(k, "@DROPPED@", sigmoid ? "0.f" : "-INFINITY");
+  fillElementParts(spec, k);
   if (!sigmoid) {
-    replaceAll(k, "@SIGMOID@", "");
     replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
   // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
@@ -293,9 +274,6 @@ void fillSpecParts(SpecOp spec, std::string &k) {
       a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
           l[i] > 0.f ? m[i] + logf(l[i]) : -INFINITY;)");
   } else {
-    replaceAll(k, "@SIGMOID@",
-               "        // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
-               "        x = 1.f / (1.f + __expf(-(x + attnc_bias_@NAME@(c, q, kv))));");
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
     replaceAll(k, "@LSE@", "");

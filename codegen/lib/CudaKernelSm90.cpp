@@ -231,7 +231,7 @@ __device__ __forceinline__ void attnc_tile90_@NAME@(
 #pragma unroll
   for (int kk = 0; kk < BN / 16; ++kk)
     // V MN-major: LBO = the next 64 dv columns (a block), SBO = next 8 keys.
-    attnc_wgmma_rs_n@HDVN@<T>(o, p[kk], attnc_gmma_desc(sV + kk * 16 * 128, KBLK, 1024), 1);
+    attnc_wgmma_rs<T, HDV>(o, p[kk], attnc_gmma_desc(sV + kk * 16 * 128, KBLK, 1024), 1);
   attnc_wgmma_commit();
   attnc_wgmma_wait0();
   attnc_acc_fence(o);
@@ -364,27 +364,8 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
 void fillSpecParts(SpecOp spec, std::string &k) {
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  bool identityScore =
-      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  bool maskCode = mask.getKind() != MaskKind::always && mask.getKind() != MaskKind::never;
-  bool ids = idsAtoms(spec) > 0;
-  replaceAll(k, "@PRE_SETUP@",
-             ids ? "  // The pre-pass's words for this (b, h), when the caller ran it.\n"
-                   "  const int64_t *pre0 = a.scratch ? a.scratch + (b * a.HQ + h) * ((a.LK + BN - 1) / BN) * (2 * ATTNC_IDS_@NAME@) : nullptr;"
-                 : "");
-  replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
-  replaceAll(k, "@MASK@",
-             maskCode ? "        keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
-                      : "        (void)0; // the mask needs no element code");
-  // A scale that reads q, kv or an input runs per kept pair, never at (0, 0).
-  bool uniform = scaleIsUniform(spec);
-  replaceAll(k, "@USCALE@", uniform ? "attnc_scale_@NAME@(c, 0, 0)" : "0.f");
-  replaceAll(k, "@SCALE@", uniform ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
-  replaceAll(k, "@SCORE@", identityScore ? "" : "        x = attnc_score_@NAME@(c, x, q, kv);");
-  replaceAll(k, "@DROPPED@", sigmoid ? "0.f" : "-INFINITY");
+  fillElementParts(spec, k);
   if (!sigmoid) {
-    replaceAll(k, "@SIGMOID@", "");
     replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
   // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
@@ -416,9 +397,6 @@ void fillSpecParts(SpecOp spec, std::string &k) {
       a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
           l[r] > 0.f ? m[r] + logf(l[r]) : -INFINITY;)");
   } else {
-    replaceAll(k, "@SIGMOID@",
-               "        // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
-               "        x = 1.f / (1.f + __expf(-(x + attnc_bias_@NAME@(c, q, kv))));");
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
     replaceAll(k, "@LSE@", "");
@@ -509,13 +487,9 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
   std::string k = kKernelTemplate;
   replaceAll(k, "@BM@", std::to_string(kRows));
   replaceAll(k, "@BN@", std::to_string(kKeys));
-  replaceAll(k, "@HDVN@", "<HDV>");
   replaceAll(k, "@PREGS@", std::to_string(kProducerRegs));
   replaceAll(k, "@CREGS@", std::to_string(kConsumerRegs));
   fillSpecParts(spec, k);
-  // attnc_wgmma_rs_n<HDV> is spelled per head dim: pick it at compile time.
-  replaceAll(k, "attnc_wgmma_rs_n<HDV><T>(o,",
-             "attnc_wgmma_rs<T, HDV>(o,");
   std::string rsDispatch = R"(
 template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], uint64_t b, int accumulate) {
   if constexpr (N == 64) attnc_wgmma_rs_n64<T>(d, a, b, accumulate);

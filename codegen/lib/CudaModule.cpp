@@ -169,6 +169,38 @@ static int attnc_run_prepass_@N@(const attnc_cuda_args *a, cudaStream_t stream) 
   return s;
 }
 
+void fillElementParts(SpecOp spec, std::string &k) {
+  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+  bool identityScore =
+      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  bool maskCode = mask.getKind() != MaskKind::always && mask.getKind() != MaskKind::never;
+  bool ids = idsAtoms(spec) > 0;
+  // A line that is only a placeholder disappears with its newline when the
+  // spec needs nothing there.
+  auto line = [&](const std::string &key, const std::string &text) {
+    if (text.empty())
+      replaceAll(k, key + "\n", "");
+    replaceAll(k, key, text);
+  };
+  line("@PRE_SETUP@",
+       ids ? "  // The pre-pass's words for this (b, h), when the caller ran it.\n"
+             "  const int64_t *pre0 = a.scratch ? a.scratch + (b * a.HQ + h) * ((a.LK + BN - 1) / BN) * (2 * ATTNC_IDS_@NAME@) : nullptr;"
+           : "");
+  replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
+  line("@MASK@", maskCode ? "        keep = keep && attnc_mask_@NAME@(c, q, kv); // PARTIAL only"
+                          : "        (void)0; // the mask needs no element code");
+  // A scale that reads q, kv or an input runs per kept pair, never at (0, 0).
+  bool uniform = scaleIsUniform(spec);
+  replaceAll(k, "@USCALE@", uniform ? "attnc_scale_@NAME@(c, 0, 0)" : "0.f");
+  replaceAll(k, "@SCALE@", uniform ? "uscale" : "attnc_scale_@NAME@(c, q, kv)");
+  line("@SCORE@", identityScore ? "" : "        x = attnc_score_@NAME@(c, x, q, kv);");
+  replaceAll(k, "@DROPPED@", sigmoid ? "0.f" : "-INFINITY");
+  line("@SIGMOID@", sigmoid ? "        // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
+                              "        x = 1.f / (1.f + __expf(-(x + attnc_bias_@NAME@(c, q, kv))));"
+                            : "");
+}
+
 bool scaleIsUniform(SpecOp spec) {
   bool uniform = true;
   spec.getScale().walk([&](Operation *op) {

@@ -52,6 +52,12 @@ std::string prepassKernel(mlir::attn::SpecOp spec, int keys);
 /// kernels evaluate it once).
 bool scaleIsUniform(mlir::attn::SpecOp spec);
 
+/// The element-code placeholders both kernels share: @PRE_SETUP@, @PRE@
+/// (the pre-pass words of a key tile), @MASK@ (PARTIAL tiles only),
+/// @USCALE@ / @SCALE@, @SCORE@, @DROPPED@ (the value of a dropped pair),
+/// @SIGMOID@. @NAME@ stays for the caller.
+void fillElementParts(mlir::attn::SpecOp spec, std::string &k);
+
 void replaceAll(std::string &s, const std::string &from, const std::string &to);
 
 } // namespace attnc::cudamod
