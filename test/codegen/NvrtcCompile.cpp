@@ -50,8 +50,9 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "attnc-nvrtc-compile: nvrtcCreateProgram failed\n");
     return 1;
   }
-  std::vector<std::string> opts = {"-arch=" + arch, "--std=c++17",
-                                   "-I" ATTNC_CUDA_INCLUDE_DIR};
+  // No include path on purpose: under NVRTC the .cu must need no header at
+  // all (CudaABI.h is pasted in, the C library is not used).
+  std::vector<std::string> opts = {"-arch=" + arch, "--std=c++17"};
   opts.insert(opts.end(), defines.begin(), defines.end());
   std::vector<const char *> copts;
   for (const std::string &o : opts)
