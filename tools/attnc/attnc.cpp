@@ -150,7 +150,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     llvm::errs() << "attnc compile: error: --emit=" << f.emit
                  << " --target=" << f.target
                  << " is not available yet (the CUDA back end emits only "
-                    "--target=cuda --arch=sm_80 --emit=cuda so far)\n";
+                    "--target=cuda --arch=sm_80|sm_90a --emit=cuda so far)\n";
     return 1;
   }
   if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)
