@@ -160,7 +160,12 @@ template <int N> __device__ __forceinline__ void attnc_acc_fence(float (&d)[N]) 
   for (int i = 0; i < N; ++i)
     asm volatile("" : "+f"(d[i]) :: "memory");
 }
-@WGMMA@#endif // ATTNC_SM90_HELPERS
+@WGMMA@// O += P V for DV = N: the wrapper of that N.
+template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], uint64_t b, int accumulate) {
+  if constexpr (N == 64) attnc_wgmma_rs_n64<T>(d, a, b, accumulate);
+  else attnc_wgmma_rs_n128<T>(d, a, b, accumulate);
+}
+#endif // ATTNC_SM90_HELPERS
 )CU";
 
 const char *kKernelTemplate = R"CU(
@@ -490,12 +495,6 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
   replaceAll(k, "@PREGS@", std::to_string(kProducerRegs));
   replaceAll(k, "@CREGS@", std::to_string(kConsumerRegs));
   fillSpecParts(spec, k);
-  std::string rsDispatch = R"(
-template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], uint64_t b, int accumulate) {
-  if constexpr (N == 64) attnc_wgmma_rs_n64<T>(d, a, b, accumulate);
-  else attnc_wgmma_rs_n128<T>(d, a, b, accumulate);
-}
-)";
 
   std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
   std::string dispatch;
@@ -528,7 +527,7 @@ template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(floa
              idsAtoms(spec) > 0 ? "  if (int pe = attnc_run_prepass_@N@(a, stream)) return pe;\n" : "");
   replaceAll(launcher, "@THREADS@", std::to_string(kThreads));
   replaceAll(launcher, "@N@", n);
-  return fileHeader("sm_90a") + *element + helpers + rsDispatch + prepassKernel(spec, kKeys) + k +
+  return fileHeader("sm_90a") + *element + helpers + prepassKernel(spec, kKeys) + k +
          entries + launcher;
 }
 } // namespace attnc
