@@ -5,6 +5,8 @@
 // uint64_t), floor division and modulo are checked helpers, float32 math
 // uses the *f functions, so the result is what the CPU kernels compute.
 // The schedule printer follows ScheduleEmitter.cpp node for node.
+// This code runs on the host in CudaElementCodeTest; the GPU kernels built
+// around it (CudaKernelSm80/Sm90.cpp) have never run on a GPU.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CudaElementCode.h"
