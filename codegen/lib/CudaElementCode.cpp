@@ -53,11 +53,21 @@ struct attnc_ctx {
   int64_t *error; // 4 words as KernelABI.h's status; the first error stays
 };
 
+// Many GPU threads may fail at once: the one whose compare-and-swap claims
+// word 0 writes the other three, so the first error stays whole.
 ATTNC_HD inline void attnc_set_error(const attnc_ctx &c, int64_t code,
                                      int64_t a, int64_t b, int64_t d) {
-  if (c.error && c.error[0] == 0) {
+  if (!c.error) return;
+#ifdef __CUDA_ARCH__
+  if (atomicCAS(reinterpret_cast<unsigned long long *>(c.error), 0ull,
+                (unsigned long long)code) == 0ull) {
+    c.error[1] = a; c.error[2] = b; c.error[3] = d;
+  }
+#else
+  if (c.error[0] == 0) {
     c.error[0] = code; c.error[1] = a; c.error[2] = b; c.error[3] = d;
   }
+#endif
 }
 ATTNC_HD inline int64_t attnc_wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 ATTNC_HD inline int64_t attnc_wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
