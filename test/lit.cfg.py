@@ -48,7 +48,10 @@ if nvcc:
 
 # The CUDA runtime (NVRTC, the driver) is loaded at run time, so what a test
 # can do depends on the machine:
-#   nvrtc             libnvrtc loads: ptx/cubin emission works without a GPU;
+#   nvrtc             libnvrtc loads and test/codegen/NvrtcCompile.cpp
+#                     (attnc-nvrtc-compile, %nvrtc: compiles emitted .cu
+#                     files the way the runtime's JIT does) was built:
+#                     ptx/cubin emission works without a GPU;
 #   cuda-gpu          libcuda.so.1 loads and finds a GPU: `attnc run
 #                     --target=cuda` runs (tests of the no-GPU error say
 #                     UNSUPPORTED: cuda-gpu);
@@ -67,8 +70,10 @@ def _loads(names):
         except OSError:
             pass
     return False
-if _loads(["libnvrtc.so.13", "libnvrtc.so"]):
+nvrtc_tool = os.path.join(config.attnc_obj_root, "test", "attnc-nvrtc-compile")
+if _loads(["libnvrtc.so.13", "libnvrtc.so"]) and os.access(nvrtc_tool, os.X_OK):
     config.available_features.add("nvrtc")
+    config.substitutions.append(("%nvrtc", nvrtc_tool))
 def _has_cuda_gpu():
     try:
         cuda = ctypes.CDLL("libcuda.so.1")

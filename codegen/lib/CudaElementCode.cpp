@@ -5,6 +5,8 @@
 // uint64_t), floor division and modulo are checked helpers, float32 math
 // uses the *f functions, so the result is what the CPU kernels compute.
 // The schedule printer follows ScheduleEmitter.cpp node for node.
+// This code runs on the host in CudaElementCodeTest; the GPU kernels built
+// around it (CudaKernelSm80/Sm90.cpp) have never run on a GPU.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CudaElementCode.h"
@@ -20,19 +22,30 @@ using namespace mlir::attn;
 using attnc::runtime::Status;
 
 std::string attnc::cudaElementPrelude() {
-  return R"(// attnc element code: the spec regions and the tile schedule.
-#ifndef ATTNC_ELEMENT_PRELUDE
-#define ATTNC_ELEMENT_PRELUDE
+  // CudaABI.h's text (generated from the header by codegen/CMakeLists.txt):
+  // attnc_input and attnc_cuda_args come from there and nowhere else.
+  static const char *abi =
+#include "attnc/Codegen/CudaABI.inc"
+      ;
+  return std::string(R"(// attnc element code: the spec regions and the tile schedule.
 #ifndef ATTNC_HD
 #define ATTNC_HD __host__ __device__
 #endif
-#include <stdint.h>
+)") + abi + R"(
+#ifndef ATTNC_ELEMENT_PRELUDE
+#define ATTNC_ELEMENT_PRELUDE
+#ifdef __CUDACC_RTC__
+// NVRTC has no C library headers: what the element code takes from them.
+typedef unsigned char uint8_t;
+#define INT64_C(x) x##LL
+#define INT64_MAX 9223372036854775807LL
+#define INT64_MIN (-INT64_MAX - 1)
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#else
 #include <math.h>
+#endif
 
-struct attnc_input {
-  const void *data;            // int64_t, float or uint8_t (bool) elements
-  int64_t dims[4], strides[4]; // in elements
-};
 struct attnc_ctx {
   int64_t B, HQ, HKV, LQ, LK, D, DV;
   int64_t b, h, hkv;
@@ -40,11 +53,21 @@ struct attnc_ctx {
   int64_t *error; // 4 words as KernelABI.h's status; the first error stays
 };
 
+// Many GPU threads may fail at once: the one whose compare-and-swap claims
+// word 0 writes the other three, so the first error stays whole.
 ATTNC_HD inline void attnc_set_error(const attnc_ctx &c, int64_t code,
                                      int64_t a, int64_t b, int64_t d) {
-  if (c.error && c.error[0] == 0) {
+  if (!c.error) return;
+#ifdef __CUDA_ARCH__
+  if (atomicCAS(reinterpret_cast<unsigned long long *>(c.error), 0ull,
+                (unsigned long long)code) == 0ull) {
+    c.error[1] = a; c.error[2] = b; c.error[3] = d;
+  }
+#else
+  if (c.error[0] == 0) {
     c.error[0] = code; c.error[1] = a; c.error[2] = b; c.error[3] = d;
   }
+#endif
 }
 ATTNC_HD inline int64_t attnc_wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 ATTNC_HD inline int64_t attnc_wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
@@ -73,20 +96,38 @@ ATTNC_HD inline int64_t attnc_fptosi(float x) {
   if (x <= -9.2233720368547758e18f) return INT64_MIN;
   return (int64_t)x;
 }
+// signbit is a <math.h> macro; copysignf exists on the host and in NVRTC.
+ATTNC_HD inline bool attnc_signbit(float a) { return copysignf(1.0f, a) < 0.0f; }
 ATTNC_HD inline float attnc_minimumf(float a, float b) {
   if (a != a || b != b) return NAN;
-  if (a == b) return signbit(a) ? a : b;
+  if (a == b) return attnc_signbit(a) ? a : b;
   return a < b ? a : b;
 }
 ATTNC_HD inline float attnc_maximumf(float a, float b) {
   if (a != a || b != b) return NAN;
-  if (a == b) return signbit(a) ? b : a;
+  if (a == b) return attnc_signbit(a) ? b : a;
   return a > b ? a : b;
 }
-// Interval arithmetic of the schedule: values stay within +-2^62.
-ATTNC_HD inline int64_t attnc_clamp62(__int128 v) {
-  const __int128 lim = (__int128)1 << 62;
-  return (int64_t)(v < -lim ? -lim : v > lim ? lim : v);
+// Interval arithmetic of the schedule: results saturate at +-2^62, exactly
+// as clamping the true (unbounded) sum or product; no __int128, which NVRTC
+// accepts only with --device-int128.
+ATTNC_HD inline int64_t attnc_sat62(int64_t v) {
+  const int64_t lim = INT64_C(1) << 62;
+  return v < -lim ? -lim : v > lim ? lim : v;
+}
+ATTNC_HD inline int64_t attnc_sadd62(int64_t a, int64_t b) {
+  const int64_t lim = INT64_C(1) << 62;
+  int64_t r = (int64_t)((uint64_t)a + (uint64_t)b);
+  if ((a < 0) == (b < 0) && (r < 0) != (a < 0)) return a < 0 ? -lim : lim; // wrapped
+  return attnc_sat62(r);
+}
+ATTNC_HD inline int64_t attnc_smul62(int64_t a, int64_t b) {
+  const uint64_t lim = (uint64_t)1 << 62;
+  if (a == 0 || b == 0) return 0;
+  uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a, ub = b < 0 ? 0 - (uint64_t)b : (uint64_t)b;
+  bool neg = (a < 0) != (b < 0);
+  if (ua > lim / ub) return neg ? -(int64_t)lim : (int64_t)lim; // |a b| > 2^62
+  return neg ? -(int64_t)(ua * ub) : (int64_t)(ua * ub);
 }
 #endif // ATTNC_ELEMENT_PRELUDE
 )";
@@ -312,7 +353,7 @@ private:
 };
 
 /// The schedule of a mask formula as C++ statements (ScheduleEmitter's
-/// arithmetic, with __int128 where products may overflow).
+/// arithmetic, saturating where sums and products may overflow).
 class SchedulePrinter {
 public:
   SchedulePrinter(SpecOp spec, llvm::raw_ostream &os) : spec(spec), os(os) {}
@@ -349,15 +390,15 @@ public:
     Bound l = bound(b.getLHS()), r = bound(b.getRHS());
     std::string known = let("bool", l.known + " && " + r.known);
     if (e.getKind() == AffineExprKind::Add)
-      return {let("int64_t", "attnc_clamp62((__int128)" + l.lo + " + " + r.lo + ")"),
-              let("int64_t", "attnc_clamp62((__int128)" + l.hi + " + " + r.hi + ")"), known};
+      return {let("int64_t", "attnc_sadd62(" + l.lo + ", " + r.lo + ")"),
+              let("int64_t", "attnc_sadd62(" + l.hi + ", " + r.hi + ")"), known};
     std::string p = r.lo;
     known = let("bool", known + " && " + r.lo + " == " + r.hi);
     std::string x, y;
     switch (e.getKind()) {
     case AffineExprKind::Mul:
-      x = let("int64_t", "attnc_clamp62((__int128)" + l.lo + " * " + p + ")");
-      y = let("int64_t", "attnc_clamp62((__int128)" + l.hi + " * " + p + ")");
+      x = let("int64_t", "attnc_smul62(" + l.lo + ", " + p + ")");
+      y = let("int64_t", "attnc_smul62(" + l.hi + ", " + p + ")");
       break;
     case AffineExprKind::FloorDiv:
     case AffineExprKind::CeilDiv: {
@@ -488,7 +529,15 @@ public:
       return {"true", "false"};
     case MaskKind::ids_eq: {
       int a = atom++;
-      Bound y = idsRange(cast<ArrayAttr>(node.getTerms()[1]), "k0", "k1");
+      // The key-side id range: from the pre-pass (`pre`, ATTNC_IDS_<n>
+      // pairs per key tile) when there is one, else a scan of the tile.
+      int j = idsAtom++;
+      Bound y{tmp(), tmp(), "true"};
+      os << "  int64_t " << y.lo << ", " << y.hi << ";\n"
+         << "  if (pre) { " << y.lo << " = pre[" << 2 * j << "]; " << y.hi << " = pre["
+         << 2 * j + 1 << "]; }\n"
+         << "  else attnc_kvid_range_" << spec.getSymName().str() << "(c, " << j << ", k0, k1, &"
+         << y.lo << ", &" << y.hi << ");\n";
       std::string x = "r.lo[" + std::to_string(a) + "]", xh = "r.hi[" + std::to_string(a) + "]";
       return {let("bool", "(" + x + " <= " + y.hi + " && " + y.lo + " <= " + xh + ")"),
               let("bool", "(" + x + " == " + xh + " && " + y.lo + " == " + y.hi + " && " +
@@ -522,7 +571,7 @@ public:
     }
   }
 
-  int counter = 0;
+  int counter = 0, idsAtom = 0;
   SpecOp spec;
   llvm::raw_ostream &os;
 };
@@ -538,6 +587,50 @@ int countAtoms(MaskAttr node) {
                  node.getKind() == MaskKind::q_pred || node.getKind() == MaskKind::ids_eq
              ? 1
              : 0;
+}
+
+/// The key side of the ids_eq atoms (collectIdsAtoms order, the order of
+/// the CPU pre-pass): ATTNC_IDS_<n> atoms, attnc_kvid_<n>(c, j, p) reads
+/// atom j's key-side id at key p, attnc_kvid_range_<n> is its min/max over
+/// [k0, k1] and attnc_ids_tile_<n> fills the 2 * ATTNC_IDS_<n> words a key
+/// tile's pre-pass entry holds (what attnc_tile_kind_<n> reads as `pre`).
+/// The analysis forms ids_eq only from reads whose coordinates are in range,
+/// so the loads need no check (as TileIdsPrepass.cpp).
+void emitKeyIds(SpecOp spec, llvm::raw_ostream &os) {
+  std::string n = spec.getSymName().str();
+  SmallVector<MaskAttr> atoms = collectIdsAtoms(spec.getMaskScheduleAttr());
+  os << "\n// ---- " << n << ": key-side ids of the ids_eq atoms (the pre-pass) ----\n"
+     << "#define ATTNC_IDS_" << n << " " << atoms.size() << "\n"
+     << "ATTNC_HD inline int64_t attnc_kvid_" << n
+     << "(const attnc_ctx &c, int j, int64_t p) {\n  (void)c; (void)p;\n  switch (j) {\n";
+  for (auto [j, atom] : llvm::enumerate(atoms)) {
+    auto read = cast<ArrayAttr>(atom.getTerms()[1]);
+    StringRef name = cast<StringAttr>(read[0]).getValue();
+    int64_t number = 0;
+    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
+      if (cast<InputAttr>(a).getName().getValue() == name)
+        number = int64_t(i);
+    std::string in = "c.inputs[" + std::to_string(number) + "]";
+    os << "  case " << j << ": return ((const int64_t *)" << in << ".data)[0";
+    for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
+      StringRef coord = cast<StringAttr>(cAttr).getValue();
+      std::string v = coord == "q" || coord == "kv" ? "p" : "c." + coord.str();
+      os << " + " << v << " * " << in << ".strides[" << d << "]";
+    }
+    os << "];\n";
+  }
+  os << "  }\n  return 0;\n}\n"
+     << "ATTNC_HD inline void attnc_kvid_range_" << n
+     << "(const attnc_ctx &c, int j, int64_t k0, int64_t k1, int64_t *lo, int64_t *hi) {\n"
+     << "  int64_t l = INT64_MAX, u = INT64_MIN;\n"
+     << "  for (int64_t p = k0; p <= k1; ++p) {\n"
+     << "    int64_t id = attnc_kvid_" << n << "(c, j, p);\n"
+     << "    l = id < l ? id : l;\n    u = id > u ? id : u;\n  }\n"
+     << "  *lo = l; *hi = u;\n}\n"
+     << "ATTNC_HD inline void attnc_ids_tile_" << n
+     << "(const attnc_ctx &c, int64_t k0, int64_t k1, int64_t *out) {\n"
+     << "  for (int j = 0; j < ATTNC_IDS_" << n << "; ++j)\n"
+     << "    attnc_kvid_range_" << n << "(c, j, k0, k1, &out[2 * j], &out[2 * j + 1]);\n}\n";
 }
 
 } // namespace
@@ -573,6 +666,7 @@ attnc::runtime::Expected<std::string> attnc::emitCudaElementCode(SpecOp spec) {
   if (!mask)
     return Status::error("the CUDA emitter needs the mask analysis");
   int atoms = countAtoms(mask);
+  emitKeyIds(spec, os);
   os << "\n// ---- " << n << ": tile schedule of #attn.mask (MaskSchedule's math) ----\n"
      << "struct attnc_rowset_" << n << " {\n  int64_t lo[" << std::max(atoms, 1)
      << "], hi[" << std::max(atoms, 1) << "];\n  bool known[" << std::max(atoms, 1)
@@ -587,7 +681,7 @@ attnc::runtime::Expected<std::string> attnc::emitCudaElementCode(SpecOp spec) {
   }
   os << "// 0: EMPTY, 1: FULL, 2: PARTIAL.\nATTNC_HD inline int attnc_tile_kind_" << n
      << "(const attnc_ctx &c, const attnc_rowset_" << n
-     << " &r, int64_t k0, int64_t k1) {\n  (void)c;\n"
+     << " &r, int64_t k0, int64_t k1, const int64_t *pre) {\n  (void)c; (void)pre;\n"
      << "  if (k1 < r.hullLo || k0 > r.hullHi) return 0;\n";
   {
     SchedulePrinter sp(spec, os);

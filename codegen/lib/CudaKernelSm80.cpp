@@ -1,40 +1,121 @@
 //===- CudaKernelSm80.cpp - The sm_80 flash kernel around the element code ===//
 //
 // `attnc compile --target=cuda --arch=sm_80 --emit=cuda` writes one
-// self-contained .cu (CUDA toolkit headers only): the element code of
-// CudaElementCode.cpp plus a FlashAttention-2 style kernel:
+// self-contained .cu: CudaABI.h and the element code (CudaElementCode.cpp),
+// then a FlashAttention-2 style kernel:
 //   one CTA per (query tile of 64 rows, h, b), 4 warps of 16 rows;
-//   key tiles of 64 from the mask schedule's range; EMPTY tiles skipped,
-//   FULL tiles without mask code, PARTIAL tiles call attnc_mask_<n>;
-//   Q/K/V tiles copied to shared memory with cp.async (zero-filled past
-//   the ends), fragments with ldmatrix (.trans for V), S = Q K^T and O += P V
-//   with mma.sync m16n8k16 (bf16 or f16 in, f32 accumulate), the online
-//   softmax in registers (quad shuffles for row max and sum); sigmoid
-//   without running max or sum;
-//   a host launcher attnc_cuda_launch_<n>(const attnc_cuda_args *, stream).
+//   key tiles of 64 from the mask schedule's range; EMPTY tiles are skipped
+//   before any load, FULL tiles run a copy of the tile code without mask
+//   code, PARTIAL tiles call attnc_mask_<n>;
+//   K/V in a 2-stage cp.async ring: the next non-EMPTY tile is in flight
+//   while the current one computes (Q joins the first group);
+//   fragments with ldmatrix (.trans for V), S = Q K^T and O += P V with
+//   mma.sync m16n8k16 (bf16 or f16 in, f32 accumulate), the online softmax
+//   in registers (quad shuffles for row max and sum); sigmoid without
+//   running max or sum;
+//   extern "C" entries attnc_fwd_<n>__<dt>_<D>_<DV> with launch records, the
+//   ids pre-pass when the mask reads ids, and (nvcc only) the host launcher
+//   attnc_cuda_launch_<n>(const attnc_cuda_args *, cudaStream_t), which
+//   launches those same entries.
 // Head dims 64 and 128 (D and DV each), rows with unit stride along D.
-// NOT YET RUN ON A GPU: this task had none. The K/V loads are single-stage
-// (load, wait, compute), not yet a multi-stage cp.async pipeline.
+// NEVER RUN ON A GPU: no task so far had one; only compiled (nvcc, NVRTC).
 //
 //===----------------------------------------------------------------------===//
+#include "CudaModule.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::attn;
+using namespace attnc::cudamod;
 
 namespace {
+constexpr int kRows = 64, kKeys = 64, kPad = 8, kStages = 2, kThreads = 128;
+
 const char *kKernelTemplate = R"CU(
 // ---- @NAME@: the sm_80 flash kernel ----
+// One key tile [k0, k1] whose K and V are in shared memory (Kst, Vst):
+// S = Q K^T, element code, softmax update, O += P V, for the 16 rows of
+// this warp. PARTIAL is a template flag: FULL tiles get a copy without any
+// mask code. Inlined, so m, l and o stay in registers.
+template <typename T, int HD, int HDV, bool PARTIAL>
+__device__ __forceinline__ void attnc_tile_@NAME@(
+    const attnc_cuda_args &a, const attnc_ctx &c, const T *Qs, const T *Kst, const T *Vst,
+    int64_t k0, int64_t k1, int warp, int lane, const int64_t (&row)[2], float uscale,
+    float (&m)[2], float (&l)[2], float (&o)[HDV / 8][4]) {
+  constexpr int BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@;
+  (void)c; (void)uscale; (void)m;
+  // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
+  float s[BN / 8][4];
+  for (int nb = 0; nb < BN / 8; ++nb)
+    s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    unsigned af[4];
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3])
+                 : "r"(attnc_smem_addr(Qs + (warp * 16 + lane % 16) * LDQ + kk * 16 + (lane / 16) * 8)));
+#pragma unroll
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      unsigned bf[2];
+      asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                   : "=r"(bf[0]), "=r"(bf[1])
+                   : "r"(attnc_smem_addr(Kst + (nb * 8 + lane % 8) * LDQ + kk * 16 + ((lane / 8) % 2) * 8)));
+      attnc_mma_16816<T>(s[nb], af, bf);
+    }
+  }
+  // Element code. C fragment of m16n8: s[nb][r] is row lane/4 (+8 for
+  // r >= 2), key nb * 8 + 2 * (lane % 4) + r % 2. Rows past LQ and keys
+  // past LK are dropped before any region runs (their input reads could
+  // be out of range); the mask runs first, score and bias only on kept
+  // pairs.
+#pragma unroll
+  for (int nb = 0; nb < BN / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      bool keep = q < a.LQ && kv <= k1;
+      if constexpr (PARTIAL) {
+@MASK@
+      }
+      float x = @DROPPED@;
+      if (keep) {
+        x = s[nb][r] * @SCALE@;
+@SCORE@
+@SIGMOID@
+      }
+      s[nb][r] = x;
+    }
+@NORMALIZE@
+  // O += P V: P from the S accumulators (two m16n8 C blocks make one A
+  // fragment of m16n8k16), V fragments with ldmatrix.trans.
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    unsigned pa[4] = {attnc_dt<T>::pack(s[2 * kk][0], s[2 * kk][1]),
+                      attnc_dt<T>::pack(s[2 * kk][2], s[2 * kk][3]),
+                      attnc_dt<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                      attnc_dt<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      unsigned bf[2];
+      asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                   : "=r"(bf[0]), "=r"(bf[1])
+                   : "r"(attnc_smem_addr(Vst + (kk * 16 + lane % 16) * LDV + nd * 8)));
+      attnc_mma_16816<T>(o[nd], pa, bf);
+    }
+  }
+}
+
+// Shared memory: Q [64][D + 8], K [2][64][D + 8], V [2][64][DV + 8] (the pad
+// of 16 bytes per row keeps ldmatrix free of bank conflicts).
 template <typename T, int HD, int HDV>
-__global__ void __launch_bounds__(128)
-attnc_fwd_@NAME@(attnc_cuda_args a) {
-  constexpr int BM = 64, BN = 64, PAD = 8;
+__device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) {
+  constexpr int BM = @BM@, BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@, NT = @THREADS@;
   extern __shared__ __align__(16) unsigned char attnc_smem[];
-  T *Qs = reinterpret_cast<T *>(attnc_smem);           // [BM][HD + PAD]
-  T *Ks = Qs + BM * (HD + PAD);                        // [BN][HD + PAD]
-  T *Vs = Ks + BN * (HD + PAD);                        // [BN][HDV + PAD]
+  T *Qs = reinterpret_cast<T *>(attnc_smem);
+  T *Ks = Qs + BM * LDQ;
+  T *Vs = Ks + 2 * BN * LDQ;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   attnc_ctx c = {a.B, a.HQ, a.HKV, a.LQ, a.LK, a.D, a.DV, b, h,
@@ -44,23 +125,22 @@ attnc_fwd_@NAME@(attnc_cuda_args a) {
   const T *kg = reinterpret_cast<const T *>(a.k) + b * a.ks[0] + c.hkv * a.ks[1];
   const T *vg = reinterpret_cast<const T *>(a.v) + b * a.vs[0] + c.hkv * a.vs[1];
 
-  // Copies rows [r0, r0 + 64) of a [rows x cols] tile (row stride ld) to
-  // shared memory, 16 bytes per cp.async; rows past `limit` are zero-filled.
-  auto load = [&](T *dst, const T *src, int64_t ld, int64_t r0, int64_t limit, int cols) {
+  // Copies rows [r0, r0 + 64) of a tile with `cols` columns (row stride ld)
+  // to shared memory, 16 bytes per cp.async; rows past `limit` are
+  // zero-filled (src-size 0), their source address clamped to row 0.
+  auto load = [&](T *dst, const T *src, int64_t ld, int64_t r0, int64_t limit, int cols, int lds) {
     const int chunks = cols / 8;
-    for (int i = tid; i < 64 * chunks; i += 128) {
+    for (int i = tid; i < 64 * chunks; i += NT) {
       int r = i / chunks, ch = i % chunks;
       bool in = r0 + r < limit;
       const T *s = src + (in ? (r0 + r) * ld : 0) + ch * 8;
-      unsigned d = (unsigned)__cvta_generic_to_shared(dst + r * (cols + PAD) + ch * 8);
       asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
-                   :: "r"(d), "l"(s), "r"(in ? 16 : 0));
+                   :: "r"(attnc_smem_addr(dst + r * lds + ch * 8)), "l"(s), "r"(in ? 16 : 0));
     }
   };
-  load(Qs, qg, a.qs[2], q0, a.LQ, HD);
-  asm volatile("cp.async.commit_group;\n");
 
-  float scale = attnc_scale_@NAME@(c, 0, 0);
+  const float uscale = @USCALE@;
+  (void)uscale;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   (void)m;
   float o[HDV / 8][4];
@@ -68,69 +148,59 @@ attnc_fwd_@NAME@(attnc_cuda_args a) {
     o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
   const int64_t row[2] = {q0 + warp * 16 + lane / 4, q0 + warp * 16 + lane / 4 + 8};
 
-  attnc_rowset_@NAME@ rows = attnc_rows_@NAME@(c, q0, q1);
-  int64_t first = rows.hullLo <= rows.hullHi ? rows.hullLo / BN : 0;
-  int64_t last = rows.hullLo <= rows.hullHi ? rows.hullHi / BN : -1;
-  for (int64_t kt = first; kt <= last; ++kt) {
+  // The schedule: the key tiles [first, last] of the rows' hull, each
+  // classified once per CTA (the same value in every thread).
+  const attnc_rowset_@NAME@ rows = attnc_rows_@NAME@(c, q0, q1);
+  const int64_t first = rows.hullLo <= rows.hullHi ? rows.hullLo / BN : 0;
+  const int64_t last = rows.hullLo <= rows.hullHi ? rows.hullHi / BN : -1;
+@PRE_SETUP@
+  auto kindOf = [&](int64_t kt) {
     const int64_t k0 = kt * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
-    const int kind = attnc_tile_kind_@NAME@(c, rows, k0, k1); // same for the CTA
-    if (kind == 0)
-      continue; // EMPTY
-    __syncthreads(); // the previous tile's K/V are no longer read
-    load(Ks, kg, a.ks[2], k0, a.LK, HD);
-    load(Vs, vg, a.vs[2], k0, a.LK, HDV);
-    asm volatile("cp.async.commit_group;\n");
-    asm volatile("cp.async.wait_group 0;\n");
-    __syncthreads();
+    return attnc_tile_kind_@NAME@(c, rows, k0, k1, @PRE@);
+  };
+  // The first non-EMPTY tile at or after kt (its kind in `kind`), or last + 1:
+  // EMPTY tiles are never loaded.
+  auto nextTile = [&](int64_t kt, int &kind) {
+    for (; kt <= last; ++kt)
+      if ((kind = kindOf(kt)) != 0) // 0: EMPTY
+        return kt;
+    return kt;
+  };
 
-    // S = Q K^T: 16 rows x 64 keys per warp, 8 m16n8 blocks.
-    float s[BN / 8][4];
-    for (int nb = 0; nb < BN / 8; ++nb)
-      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      unsigned af[4];
-      unsigned qa = (unsigned)__cvta_generic_to_shared(
-          Qs + (warp * 16 + lane % 16) * (HD + PAD) + kk * 16 + (lane / 16) * 8);
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3]) : "r"(qa));
-      for (int nb = 0; nb < BN / 8; ++nb) {
-        unsigned bf[2];
-        unsigned ka = (unsigned)__cvta_generic_to_shared(
-            Ks + (nb * 8 + lane % 8) * (HD + PAD) + kk * 16 + ((lane / 8) % 2) * 8);
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                     : "=r"(bf[0]), "=r"(bf[1]) : "r"(ka));
-        attnc_mma_16816<T>(s[nb], af, bf);
-      }
-    }
-    // Scale, score, mask (PARTIAL tiles only), keys past LK.
-    for (int nb = 0; nb < BN / 8; ++nb)
-      for (int r = 0; r < 4; ++r) {
-        const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-        float x = s[nb][r] * scale;
-        (void)q;
-@SCORE@
-        if (kv > k1) x = -INFINITY;
-@MASK@
-        s[nb][r] = x;
-      }
-@NORMALIZE@
-    // O += P V: P from the S accumulators (two m16n8 blocks = one A
-    // fragment), V fragments with ldmatrix.trans.
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      unsigned pa[4] = {attnc_pack<T>(s[2 * kk][0], s[2 * kk][1]),
-                        attnc_pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                        attnc_pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        attnc_pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      for (int nd = 0; nd < HDV / 8; ++nd) {
-        unsigned bf[2];
-        unsigned va = (unsigned)__cvta_generic_to_shared(
-            Vs + (kk * 16 + lane % 16) * (HDV + PAD) + nd * 8);
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                     : "=r"(bf[0]), "=r"(bf[1]) : "r"(va));
-        attnc_mma_16816<T>(o[nd], pa, bf);
-      }
-    }
+  // The pipeline. Group 0 holds Q and the first non-EMPTY tile (stage 0).
+  // Each step first issues the NEXT non-EMPTY tile into the other stage
+  // (an empty group when there is none, so the group count stays uniform),
+  // then waits for all but that newest group, i.e. for the current tile.
+  load(Qs, qg, a.qs[2], q0, a.LQ, HD, LDQ);
+  int kind = 0;
+  int64_t cur = nextTile(first, kind);
+  if (cur <= last) {
+    load(Ks, kg, a.ks[2], cur * BN, a.LK, HD, LDQ);
+    load(Vs, vg, a.vs[2], cur * BN, a.LK, HDV, LDV);
   }
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  for (int st = 0; cur <= last; st ^= 1) {
+    int nextKind = 0;
+    const int64_t nxt = nextTile(cur + 1, nextKind);
+    if (nxt <= last) { // stage st ^ 1 was released by the barrier ending the last step
+      load(Ks + (st ^ 1) * BN * LDQ, kg, a.ks[2], nxt * BN, a.LK, HD, LDQ);
+      load(Vs + (st ^ 1) * BN * LDV, vg, a.vs[2], nxt * BN, a.LK, HDV, LDV);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+    __syncthreads(); // every thread's copies of the current tile are visible
+    const int64_t k0 = cur * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
+    const T *Kst = Ks + st * BN * LDQ, *Vst = Vs + st * BN * LDV;
+    if (kind == 2) // PARTIAL
+      attnc_tile_@NAME@<T, HD, HDV, true>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, row, uscale, m, l, o);
+    else // FULL: no mask code
+      attnc_tile_@NAME@<T, HD, HDV, false>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, row, uscale, m, l, o);
+    __syncthreads(); // stage st is read; the next step refills it
+    cur = nxt;
+    kind = nextKind;
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+
   // Finalise: the quad's partial sums, out = o / l (0 for an empty row).
   for (int i = 0; i < 2; ++i) {
     l[i] += __shfl_xor_sync(0xffffffff, l[i], 1);
@@ -140,103 +210,79 @@ attnc_fwd_@NAME@(attnc_cuda_args a) {
     if (row[i] >= a.LQ)
       continue;
 @FINAL_SCALE@
-    T *og = reinterpret_cast<T *>(a.out) + b * a.os[0] + h * a.os[1] + row[i] * a.os[2];
+    unsigned short *og = reinterpret_cast<unsigned short *>(a.out) + b * a.os[0] + h * a.os[1] + row[i] * a.os[2];
     for (int nd = 0; nd < HDV / 8; ++nd) {
       int col = nd * 8 + (lane % 4) * 2;
-      og[col * a.os[3]] = attnc_from_float<T>(o[nd][2 * i] * inv);
-      og[(col + 1) * a.os[3]] = attnc_from_float<T>(o[nd][2 * i + 1] * inv);
+      og[col * a.os[3]] = attnc_dt<T>::one(o[nd][2 * i] * inv);
+      og[(col + 1) * a.os[3]] = attnc_dt<T>::one(o[nd][2 * i + 1] * inv);
     }
 @LSE@
   }
 }
-
-extern "C" int attnc_cuda_launch_@NAME@(const attnc_cuda_args *a, cudaStream_t stream) {
-  if (a->HKV <= 0 || a->HQ % a->HKV != 0) return 1;
-  // cp.async copies 16-byte chunks of rows: unit stride along D, rows and
-  // bases 16-byte aligned.
-  const int64_t *st[] = {a->qs, a->ks, a->vs};
-  const void *base[] = {a->q, a->k, a->v};
-  for (int i = 0; i < 3; ++i)
-    if (st[i][3] != 1 || st[i][2] % 8 != 0 || st[i][1] % 8 != 0 || st[i][0] % 8 != 0 ||
-        (reinterpret_cast<uintptr_t>(base[i]) & 15) != 0)
-      return 2;
-  int64_t mq = (a->LQ + 63) / 64;
-  if (mq == 0) return 0;
-  dim3 grid((unsigned)mq, (unsigned)a->HQ, (unsigned)a->B), block(128);
-#define ATTNC_LAUNCH(TY, HD, HDV)                                              \
-  {                                                                            \
-    size_t smem = sizeof(TY) * (64 * (HD + 8) * 2 + 64 * (HDV + 8));           \
-    cudaError_t e = cudaFuncSetAttribute(attnc_fwd_@NAME@<TY, HD, HDV>,        \
-        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);               \
-    if (e != cudaSuccess) return (int)e;                                       \
-    attnc_fwd_@NAME@<TY, HD, HDV><<<grid, block, smem, stream>>>(*a);          \
-    return (int)cudaGetLastError();                                            \
-  }
-#define ATTNC_DIMS(TY)                                                         \
-  if (a->D == 64 && a->DV == 64) ATTNC_LAUNCH(TY, 64, 64)                      \
-  if (a->D == 128 && a->DV == 128) ATTNC_LAUNCH(TY, 128, 128)                  \
-  if (a->D == 64 && a->DV == 128) ATTNC_LAUNCH(TY, 64, 128)                    \
-  if (a->D == 128 && a->DV == 64) ATTNC_LAUNCH(TY, 128, 64)
-  if (a->dtype == 1) { ATTNC_DIMS(__nv_bfloat16) }
-  if (a->dtype == 0) { ATTNC_DIMS(__half) }
-#undef ATTNC_DIMS
-#undef ATTNC_LAUNCH
-  return -1; // unsupported dtype or head dims
-}
-)CU";
-
-const char *kCudaPrelude = R"CU(// Generated by attnc: CUDA kernels (sm_80 path). Not yet run on a GPU.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#ifndef ATTNC_CUDA_PRELUDE
-#define ATTNC_CUDA_PRELUDE
-struct attnc_input;
-struct attnc_cuda_args {
-  const void *q, *k, *v; void *out; float *lse; // lse may be null
-  int64_t qs[4], ks[4], vs[4], os[4], ls[3];    // strides in elements
-  int64_t B, HQ, HKV, LQ, LK, D, DV;
-  int dtype;                                    // 0: float16, 1: bfloat16
-  const attnc_input *inputs;                    // device memory
-  int64_t *error;                               // device, 4 words
-};
-#endif
 )CU";
 
 const char *kMmaHelpers = R"CU(
-#ifndef ATTNC_MMA_HELPERS
-#define ATTNC_MMA_HELPERS
-template <typename T> __device__ inline void attnc_mma_16816(float *d, const unsigned *a, const unsigned *b);
-template <> __device__ inline void attnc_mma_16816<__nv_bfloat16>(float *d, const unsigned *a, const unsigned *b) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#ifndef ATTNC_MMA_SM80
+#define ATTNC_MMA_SM80
+template <typename T> __device__ __forceinline__ void attnc_mma_16816(float *d, const unsigned *a, const unsigned *b) {
+  if constexpr (attnc_dt<T>::bf16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-template <> __device__ inline void attnc_mma_16816<__half>(float *d, const unsigned *a, const unsigned *b) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-template <typename T> __device__ inline unsigned attnc_pack(float lo, float hi);
-template <> __device__ inline unsigned attnc_pack<__nv_bfloat16>(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<unsigned *>(&v);
-}
-template <> __device__ inline unsigned attnc_pack<__half>(float lo, float hi) {
-  __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<unsigned *>(&v);
-}
-template <typename T> __device__ inline T attnc_from_float(float x);
-template <> __device__ inline __nv_bfloat16 attnc_from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ inline __half attnc_from_float<__half>(float x) { return __float2half_rn(x); }
 #endif
 )CU";
 
-void replaceAll(std::string &s, const std::string &from, const std::string &to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
-    s.replace(p, from.size(), to);
+/// The pieces of the kernel that depend on the spec (shared with nothing:
+/// the sm_90a kernel has its own fragment layout and writes its own).
+void fillSpecParts(SpecOp spec, std::string &k) {
+  std::string n = spec.getSymName().str();
+  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+  fillElementParts(spec, k);
+  if (!sigmoid) {
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
+  // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    float mx = m[i];
+    for (int nb = 0; nb < BN / 8; ++nb)
+      mx = fmaxf(mx, fmaxf(s[nb][2 * i], s[nb][2 * i + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    float z = mx == -INFINITY ? 0.f : mx;
+    float alpha = __expf(m[i] - z), sum = 0.f;
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      s[nb][2 * i] = __expf(s[nb][2 * i] - z);
+      s[nb][2 * i + 1] = __expf(s[nb][2 * i + 1] - z);
+      sum += s[nb][2 * i] + s[nb][2 * i + 1];
+    }
+    l[i] = alpha * l[i] + sum;
+    m[i] = mx;
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      o[nd][2 * i] *= alpha;
+      o[nd][2 * i + 1] *= alpha;
+    }
+  })");
+    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;");
+    replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
+      a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
+          l[i] > 0.f ? m[i] + logf(l[i]) : -INFINITY;)");
+  } else {
+    replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
+    replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
+    replaceAll(k, "@LSE@", "");
+  }
+  replaceAll(k, "@NAME@", n);
+}
+
+int smemBytes(int hd, int hdv) {
+  return 2 * (kRows * (hd + kPad) + kStages * kKeys * (hd + kPad) + kStages * kKeys * (hdv + kPad));
 }
 } // namespace
 
@@ -246,55 +292,72 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
   if (!element.ok())
     return element.status();
   std::string n = spec.getSymName().str();
-  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  bool identityScore =
-      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  bool maskCode = mask.getKind() != MaskKind::always && mask.getKind() != MaskKind::never;
-
   std::string k = kKernelTemplate;
-  replaceAll(k, "@SCORE@", identityScore ? "" : "        x = attnc_score_" + n + "(c, x, q, kv);");
-  replaceAll(k, "@MASK@",
-             maskCode ? "        if (kind == 2 && !attnc_mask_" + n + "(c, q, kv)) x = -INFINITY; // PARTIAL only"
-                      : "");
-  if (!sigmoid) {
-    replaceAll(k, "@NORMALIZE@", R"(    // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
-    // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
-    for (int i = 0; i < 2; ++i) {
-      float mx = m[i];
-      for (int nb = 0; nb < BN / 8; ++nb)
-        mx = fmaxf(mx, fmaxf(s[nb][2 * i], s[nb][2 * i + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-      float z = mx == -INFINITY ? 0.f : mx;
-      float alpha = __expf(m[i] - z), sum = 0.f;
-      for (int nb = 0; nb < BN / 8; ++nb) {
-        s[nb][2 * i] = __expf(s[nb][2 * i] - z);
-        s[nb][2 * i + 1] = __expf(s[nb][2 * i + 1] - z);
-        sum += s[nb][2 * i] + s[nb][2 * i + 1];
-      }
-      l[i] = alpha * l[i] + sum;
-      m[i] = mx;
-      for (int nd = 0; nd < HDV / 8; ++nd) {
-        o[nd][2 * i] *= alpha;
-        o[nd][2 * i + 1] *= alpha;
-      }
-    })");
-    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;");
-    replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
-      a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
-          l[i] > 0.f ? m[i] + logf(l[i]) : -INFINITY;)");
-  } else {
-    replaceAll(k, "@NORMALIZE@", "    // Sigmoid: P = sigmoid(S + bias), no running max or sum.\n"
-                                 "    for (int nb = 0; nb < BN / 8; ++nb)\n"
-                                 "      for (int r = 0; r < 4; ++r) {\n"
-                                 "        const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);\n"
-                                 "        s[nb][r] = 1.f / (1.f + __expf(-(s[nb][r] + attnc_bias_" + n + "(c, q, kv))));\n"
-                                 "      }");
-    replaceAll(k, "@FINAL_SCALE@", "    float inv = 1.f;");
-    replaceAll(k, "@LSE@", "");
-  }
-  replaceAll(k, "@NAME@", n);
-  return std::string(kCudaPrelude) + cudaElementPrelude() + kMmaHelpers + *element + k;
+  replaceAll(k, "@BM@", std::to_string(kRows));
+  replaceAll(k, "@BN@", std::to_string(kKeys));
+  replaceAll(k, "@PAD@", std::to_string(kPad));
+  replaceAll(k, "@THREADS@", std::to_string(kThreads));
+  fillSpecParts(spec, k);
+
+  // Entries and launch records (CudaABI.h), each under its ATTNC_ONLY_* guard.
+  // __launch_bounds__(128, 2): without a CTA count ptxas sometimes caps a
+  // variant at 128 registers and spills (causal_cross, D = 64); 2 CTAs of
+  // 128 threads leave it all 255 and still fit an SM's shared memory.
+  std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
+  std::string dispatch;
+  for (int dt : {1, 0})
+    for (HeadDims d : kHeadDims) {
+      std::string e = entryName(n, dt, d.hd, d.hdv);
+      Record r;
+      r.rows = kRows, r.threads = kThreads, r.smem = smemBytes(d.hd, d.hdv), r.keys = kKeys;
+      entries += selectGuard(dt, d.hd, d.hdv) + "#define ATTNC_HAVE_" + e + "\n#define ATTNC_REC_" +
+                 e + " " + recordInit(r) + "\nextern \"C\" __constant__ int " + e +
+                 "__launch[ATTNC_LAUNCH_WORDS] = ATTNC_REC_" + e +
+                 ";\nextern \"C\" __global__ void __launch_bounds__(" + std::to_string(kThreads) +
+                 ", 2) " + e + "(attnc_cuda_args a) {\n  attnc_fwd_body_" + n + "<" + dtType(dt) +
+                 ", " + std::to_string(d.hd) + ", " + std::to_string(d.hdv) + ">(a);\n}\n#endif\n";
+      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(dt) +
+                  " && a->D == " + std::to_string(d.hd) + " && a->DV == " +
+                  std::to_string(d.hdv) + ") {\n    static const int rec[] = ATTNC_REC_" + e +
+                  ";\n    fn = (const void *)" + e + ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n  }\n#endif\n";
+    }
+  bool ids = idsAtoms(spec) > 0;
+  std::string launcher = R"(
+#ifndef __CUDACC_RTC__
+// ---- @N@: host launcher (nvcc builds only): the same entries as the
+// runtime's NVRTC path. Returns 0, a cudaError_t, -1 (no entry for this
+// dtype / head dims in this build) or 1, 2 (bad heads / strides).
+extern "C" int attnc_cuda_launch_@N@(const attnc_cuda_args *a, cudaStream_t stream) {
+  if (a->HKV <= 0 || a->HQ % a->HKV != 0) return 1;
+  // cp.async copies 16-byte chunks of rows: unit stride along D, rows and
+  // bases 16-byte aligned.
+  const int64_t *st[] = {a->qs, a->ks, a->vs};
+  const void *base[] = {a->q, a->k, a->v};
+  for (int i = 0; i < 3; ++i)
+    if (st[i][3] != 1 || st[i][2] % 8 != 0 || st[i][1] % 8 != 0 || st[i][0] % 8 != 0 ||
+        (reinterpret_cast<uintptr_t>(base[i]) & 15) != 0)
+      return 2;
+  const void *fn = nullptr;
+  int smem = 0;
+@DISPATCH@  if (!fn) return -1;
+  int64_t mq = (a->LQ + @BM@ - 1) / @BM@;
+  if (mq == 0 || a->HQ == 0 || a->B == 0) return 0;
+@PREPASS@  cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return (int)e;
+  void *args[] = {const_cast<attnc_cuda_args *>(a)};
+  e = cudaLaunchKernel(fn, dim3((unsigned)mq, (unsigned)a->HQ, (unsigned)a->B), dim3(@THREADS@),
+                       args, (size_t)smem, stream);
+  return (int)e;
+}
+#endif
+)";
+  replaceAll(launcher, "@DISPATCH@", dispatch);
+  replaceAll(launcher, "@PREPASS@",
+             ids ? "  if (int pe = attnc_run_prepass_@N@(a, stream)) return pe;\n" : "");
+  replaceAll(launcher, "@BM@", std::to_string(kRows));
+  replaceAll(launcher, "@THREADS@", std::to_string(kThreads));
+  replaceAll(launcher, "@N@", n);
+  return fileHeader("sm_80") + *element + kMmaHelpers + prepassKernel(spec, kKeys) + k + entries +
+         launcher;
 }
 } // namespace attnc

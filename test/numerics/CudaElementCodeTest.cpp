@@ -5,12 +5,16 @@
 // (by the host compiler) and run: for every shared spec and examples with
 // inputs, the test emits the code, builds a small program around it with
 // random sizes and input data, and compares every mask value, score, scale
-// and bias, and every tile kind, with SpecInterpreter and MaskSchedule.
+// and bias, and every tile kind, with SpecInterpreter and MaskSchedule;
+// tile kinds both as the kernel computes them without a pre-pass (ids
+// scanned per tile) and from the pre-pass words (attnc_ids_tile_<n>, what
+// the attnc_prepass_<n> kernel stores).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CudaElementCode.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskSchedule.h"
+#include "attnc/Passes/ScheduleEmitter.h"
 #include "attnc/Passes/SpecInterpreter.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -147,8 +151,15 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
       << "      attnc_rowset_" << n << " r = attnc_rows_" << n << "(c, q0, q1);\n"
       << "      for (int64_t k0 = 0; k0 < c.LK; k0 += 32) {\n"
       << "        int64_t k1 = k0 + 32 < c.LK ? k0 + 31 : c.LK - 1;\n"
-      << "        int kind = (r.hullLo > r.hullHi) ? 0 : attnc_tile_kind_" << n << "(c, r, k0, k1);\n"
-      << "        printf(\"%d\\n\", kind);\n      }\n    }\n  }\n"
+      << "        int kind = (r.hullLo > r.hullHi) ? 0 : attnc_tile_kind_" << n
+      << "(c, r, k0, k1, nullptr);\n"
+      // The pre-pass path: the tile's key-side id ranges computed first
+      // (what attnc_prepass_<n> stores per key tile), then classified.
+      << "        int64_t pre[2 * ATTNC_IDS_" << n << " + 1] = {0};\n"
+      << "        attnc_ids_tile_" << n << "(c, k0, k1, pre);\n"
+      << "        int kindPre = (r.hullLo > r.hullHi) ? 0 : attnc_tile_kind_" << n
+      << "(c, r, k0, k1, ATTNC_IDS_" << n << " ? pre : nullptr);\n"
+      << "        printf(\"%d %d\\n\", kind, kindPre);\n      }\n    }\n  }\n"
       << "  printf(\"error %lld\\n\", (long long)err[0]);\n  return 0;\n}\n";
 
   llvm::SmallString<128> dir;
@@ -197,7 +208,10 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
     return s->i;
   };
   SpecInterpreter interp(spec, sizes, reader);
-  int64_t checked = 0;
+  int64_t checked = 0, prepassTiles = 0;
+  auto hasIdsAtoms = [](SpecOp s) {
+    return !collectIdsAtoms(s.getMaskScheduleAttr()).empty();
+  };
   for (int64_t b = 0; b < sizes.B; ++b)
     for (int64_t h = 0; h < sizes.HQ; ++h) {
       ProblemSizes s = sizes;
@@ -231,9 +245,13 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
       TileSchedule sched = computeSchedule(spec.getMaskScheduleAttr(), s, 16, 32, &ids);
       for (int64_t qt = 0; qt < sched.numQ; ++qt)
         for (int64_t kt = 0; kt < sched.numK; ++kt) {
-          int kind;
-          out >> kind;
+          int kind, kindPre;
+          out >> kind >> kindPre;
           ASSERT_EQ(kind, int(sched.at(qt, kt))) << "tile " << qt << "," << kt << " b=" << b << " h=" << h;
+          ASSERT_EQ(kindPre, int(sched.at(qt, kt)))
+              << "pre-pass path, tile " << qt << "," << kt << " b=" << b << " h=" << h;
+          if (hasIdsAtoms(spec))
+            ++prepassTiles;
         }
     }
   std::string word;
@@ -242,6 +260,8 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
   EXPECT_EQ(word, "error");
   EXPECT_EQ(errorCode, 0) << "the element code reported an error";
   EXPECT_GT(checked, 0);
+  if (hasIdsAtoms(spec))
+    EXPECT_GT(prepassTiles, 0) << "the pre-pass path was not exercised";
 }
 
 /// The element code of every spec, in one .cu with a kernel per spec that
@@ -272,7 +292,7 @@ TEST(CudaElementCodeNvcc, CompilesForSm80AndSm90a) {
         << "  attnc_rowset_" << n << " r = attnc_rows_" << n << "(c, q, q + 3);\n"
         << "  o[q] = attnc_scale_" << n << "(c, q, kv) * attnc_score_" << n
         << "(c, 1.0f, q, kv) + attnc_mask_" << n << "(c, q, kv) + attnc_tile_kind_" << n
-        << "(c, r, kv, kv + 8);\n}\n";
+        << "(c, r, kv, kv + 8, nullptr);\n}\n";
   }
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("attnc-cuda-nvcc", dir));

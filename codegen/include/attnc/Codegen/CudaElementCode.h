@@ -7,9 +7,13 @@
 //     spec regions for one element, with bounds-checked input reads and
 //     trap-free integer division (errors go to ctx.error, as KernelABI.h);
 //   attnc_rows_<n>, attnc_tile_kind_<n>: the tile schedule of the mask
-//     formula, the same arithmetic as MaskSchedule / ScheduleEmitter
-//     (ids_eq atoms scan the input ids of the rows and the key tile).
-// The sm_80 kernel around them is emitCudaSm80; sm_90a is not written yet.
+//     formula, the same arithmetic as MaskSchedule / ScheduleEmitter;
+//     ids_eq atoms scan the query-side ids of the rows once, and take the
+//     key-side id range of a key tile from the pre-pass's entry (`pre`,
+//     filled by attnc_ids_tile_<n> / the attnc_prepass_<n> kernel) or, when
+//     there is none, scan the tile.
+// The kernels around them: emitCudaSm80 (CudaKernelSm80.cpp) and
+// emitCudaSm90 (CudaKernelSm90.cpp); neither has ever run on a GPU.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_CUDAELEMENTCODE_H
@@ -32,10 +36,15 @@ std::string cudaElementPrelude();
 runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
 
 /// A self-contained .cu for the sm_80 path: the element code, a
-/// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, cp.async)
-/// and the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
-/// Not yet run on a GPU.
+/// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, 2-stage
+/// cp.async pipeline), the entry points and launch records of CudaABI.h and
+/// the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
+/// Never run on a GPU.
 runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
+
+/// The same for sm_90a: a FlashAttention-3 style kernel (TMA + mbarrier
+/// ring, wgmma, warp specialisation; CudaKernelSm90.cpp). Never run on a GPU.
+runtime::Expected<std::string> emitCudaSm90(mlir::attn::SpecOp spec);
 
 /// The .cu for `arch` (sm_80 or sm_90a), or an error for an arch with no
 /// emitter (CudaCodegen.cpp).

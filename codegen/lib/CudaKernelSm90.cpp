@@ -1,0 +1,533 @@
+//===- CudaKernelSm90.cpp - The sm_90a flash kernel (TMA, mbarrier, wgmma) ===//
+//
+// `attnc compile --target=cuda --arch=sm_90a --emit=cuda` writes one
+// self-contained .cu: CudaABI.h and the element code, then a
+// FlashAttention-3 style kernel:
+//   one CTA per (query tile of 128 rows, h, b), three warpgroups:
+//   warpgroup 0 is the producer (setmaxnreg.dec to 40 registers): one
+//   thread issues TMA loads (cp.async.bulk.tensor, the tensor maps of
+//   CudaABI.h, 128-byte swizzle) of Q once and of K and V per non-EMPTY key
+//   tile into a ring of stages; each load completes on an mbarrier
+//   (arrive.expect_tx + complete_tx), and a stage is refilled only after
+//   the consumers released it (an "empty" mbarrier per stage);
+//   warpgroups 1 and 2 are consumers (setmaxnreg.inc to 232), 64 query rows
+//   each: S = Q K^T with wgmma.mma_async m64n128k16 (both operands in shared
+//   memory), the element code and the online softmax in registers (sigmoid:
+//   no running max or sum), then O += P V with wgmma m64n<DV>k16, P taken
+//   from registers (as FlashAttention-3 does) and V from shared memory
+//   through a transposed (MN-major) descriptor;
+//   EMPTY key tiles are skipped by producer and consumers alike (never
+//   loaded), FULL tiles run a template copy of the tile code with no mask
+//   code, PARTIAL tiles call attnc_mask_<n>;
+//   entries attnc_fwd_<n>__<dt>_<D>_<DV>(attnc_cuda_args, attnc_tma_maps)
+//   with launch records (TMA = 1), the ids pre-pass, and (nvcc only) a host
+//   launcher that encodes the maps with cuTensorMapEncodeTiled, obtained
+//   through cudaGetDriverEntryPoint(ByVersion), so the .cu needs no -lcuda.
+// Head dims 64 and 128 (D and DV each), bf16 and f16. wgmma and setmaxnreg
+// exist only on sm_90a: the entries hold the kernel under
+// __CUDA_ARCH_FEAT_SM90_ALL and trap when built for anything else (nvcc
+// -arch=sm_90a also compiles a compute_90 PTX, which must assemble).
+// NEVER RUN ON A GPU: only compiled (nvcc, NVRTC, ptxas). Not done (yet):
+// FA3's intra-warpgroup overlap of softmax with the next tile's QK^T and
+// the inter-warpgroup ping-pong; the output is stored from registers.
+//
+// Layout reasoning (PTX ISA 9.7.15.5.1 "Register fragments and shared
+// memory matrix layouts", CUTLASS cute/arch/mma_sm90_desc.hpp, FA3 hopper/):
+// * TMA with SWIZZLE_128B and a box (64, rows) of 16-bit elements writes
+//   row r of the box (128 bytes) at r * 128, its 16-byte chunk j at chunk
+//   j ^ (r % 8): exactly the 128B swizzle atom of wgmma (8 rows x 128 bytes,
+//   Swizzle<3,4,3>), provided the block starts on a 1024-byte boundary (then
+//   the descriptor's base offset is 0). A head dim of 128 is two boxes, two
+//   blocks of rows x 128 bytes.
+// * Q (A of S = Q K^T, M x K) and K (B, N x K) are K-major: canonical layout
+//   ((8,m),(T,2k)):((8T,SBO),(1,T)), T = 8 elements: SBO = 1024 (the next 8
+//   rows), LBO unused for swizzled K-major (encoded as 1). A k16 step is 32
+//   bytes along the row: the descriptor's start address advances by 32 per
+//   step inside a 64-column block (the hardware applies the swizzle to the
+//   final address), by a block for steps 4..7 (DeepGEMM, FA3 do the same).
+// * V (B of O = P V, K = keys, N = DV) is stored key-major (rows = keys, dv
+//   contiguous), i.e. MN-major: imm-trans-b = 1 and canonical layout
+//   ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)): LBO = offset between 64-column
+//   blocks of dv (= rows * 128 bytes), SBO = 1024 (the next 8 keys); a k16
+//   step is 16 keys = 2048 bytes.
+// * Descriptor bits: [0,14) start >> 4, [16,30) LBO >> 4, [32,46) SBO >> 4,
+//   [49,52) base offset (0 here), [62,64) swizzle (1 = 128B).
+// * Accumulator of m64nNk16 (f32): warp w of the warpgroup holds rows
+//   16w..16w+15; d[4j + {0,1}] is row lane/4, columns 8j + 2(lane%4) + {0,1},
+//   d[4j + {2,3}] the same columns of row lane/4 + 8 (as mma.sync m16n8).
+//   The A register fragment of m64nNk16 is mma.sync m16n8k16's per warp:
+//   a0 = (row g, k 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 =
+//   (g+8, 2t+8..), so P's A fragment for keys 16kk..16kk+15 is d[8kk..8kk+7]
+//   packed in pairs, no shuffles.
+//
+//===----------------------------------------------------------------------===//
+#include "CudaModule.h"
+#include "attnc/Codegen/CudaElementCode.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace attnc::cudamod;
+
+namespace {
+constexpr int kRows = 128, kKeys = 128, kThreads = 384;
+constexpr int kProducerRegs = 40, kConsumerRegs = 232; // 128*40 + 256*232 <= 65536
+
+int stages(int hd, int hdv) { return hd + hdv <= 128 ? 3 : 2; }
+int smemBytes(int hd, int hdv) {
+  int st = stages(hd, hdv);
+  // 1024 for aligning the base to the swizzle pattern, then Q, K and V
+  // stages, then the mbarriers (Q, K full, V full, empty).
+  return 1024 + 2 * (kRows * hd + st * kKeys * (hd + hdv)) + 8 * (1 + 3 * st);
+}
+
+/// wgmma wrappers for one N: SS (A and B from shared memory, K-major both)
+/// and RS (A from registers, B MN-major: imm-trans-b = 1). The accumulator
+/// registers are "+f" operands; attnc_acc_fence keeps the compiler from
+/// moving their uses across wgmma.wait_group (CUTLASS's
+/// warpgroup_fence_operand).
+std::string wgmmaHelpers(int n, bool ss) {
+  std::string name = std::string("attnc_wgmma_") + (ss ? "ss" : "rs") + "_n" + std::to_string(n);
+  int acc = n / 2;
+  std::string regs;
+  for (int i = 0; i < acc; ++i)
+    regs += (i ? ", %" : "%") + std::to_string(i);
+  std::string outs;
+  for (int i = 0; i < acc; ++i)
+    outs += (i ? ", \"+f\"(d[" : "\"+f\"(d[") + std::to_string(i) + "])";
+  auto body = [&](const char *ty) {
+    std::string s = "    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %" +
+                    std::to_string(acc + (ss ? 2 : 5)) + ", 0;\\n\"\n" +
+                    "                 \"wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+                    "k16.f32." + ty + "." + ty + " {" + regs + "}, ";
+    if (ss)
+      s += "%" + std::to_string(acc) + ", %" + std::to_string(acc + 1) + ", p, 1, 1, 0, 0;\\n}\\n\"\n";
+    else
+      s += "{%" + std::to_string(acc) + ", %" + std::to_string(acc + 1) + ", %" +
+           std::to_string(acc + 2) + ", %" + std::to_string(acc + 3) + "}, %" +
+           std::to_string(acc + 4) + ", p, 1, 1, 1;\\n}\\n\"\n";
+    s += "                 : " + outs + "\n                 : ";
+    s += ss ? "\"l\"(a), \"l\"(b), \"r\"(accumulate)" : "\"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(accumulate)";
+    s += "\n                 : \"memory\");\n";
+    return s;
+  };
+  std::string s = "template <typename T> __device__ __forceinline__ void " + name + "(float (&d)[" +
+                  std::to_string(acc) + "], " + (ss ? "uint64_t a" : "const unsigned (&a)[4]") +
+                  ", uint64_t b, int accumulate) {\n  if constexpr (attnc_dt<T>::bf16)\n" +
+                  body("bf16") + "  else\n" + body("f16") + "}\n";
+  return s;
+}
+
+const char *kSm90Helpers = R"CU(
+#ifndef ATTNC_SM90_HELPERS
+#define ATTNC_SM90_HELPERS
+// wgmma matrix descriptor of a 128B-swizzled operand (see the .cpp's notes):
+// start, LBO and SBO in bytes, encoded as (x & 0x3FFFF) >> 4.
+__device__ __forceinline__ uint64_t attnc_gmma_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+  return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo & 0x3FFFF) >> 4) << 16) |
+         ((uint64_t)((sbo & 0x3FFFF) >> 4) << 32) | ((uint64_t)1 << 62);
+}
+__device__ __forceinline__ void attnc_mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void attnc_mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void attnc_mbar_arrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
+}
+// Returns once the phase of parity `parity` has completed.
+__device__ __forceinline__ void attnc_mbar_wait(unsigned bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                 "selp.u32 %0, 1, 0, p;\n}\n" : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+  } while (!done);
+}
+// One TMA box (64, rows, 1, 1) at coordinates (d, l, h, b) of a rank-4 map;
+// the bytes complete_tx on `bar`. `map` is the generic address of a
+// __grid_constant__ parameter.
+__device__ __forceinline__ void attnc_tma_load(unsigned dst, const attnc_tensor_map *map, unsigned bar,
+                                               int d, int l, int h, int b) {
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+               :: "r"(dst), "l"((uint64_t)map), "r"(d), "r"(l), "r"(h), "r"(b), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void attnc_wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void attnc_acc_fence(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+    asm volatile("" : "+f"(d[i]) :: "memory");
+}
+@WGMMA@// O += P V for DV = N: the wrapper of that N.
+template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], uint64_t b, int accumulate) {
+  if constexpr (N == 64) attnc_wgmma_rs_n64<T>(d, a, b, accumulate);
+  else attnc_wgmma_rs_n128<T>(d, a, b, accumulate);
+}
+#endif // ATTNC_SM90_HELPERS
+)CU";
+
+const char *kKernelTemplate = R"CU(
+// ---- @NAME@: the sm_90a flash kernel ----
+// One key tile [k0, k1] in stage `st` for the 64 rows of consumer
+// warpgroup `cw`: wait for K, S = Q K^T (wgmma), element code, softmax
+// update, wait for V, O += P V (wgmma, P from registers), release the
+// stage. PARTIAL is a template flag: FULL tiles get a copy without mask code.
+template <typename T, int HD, int HDV, bool PARTIAL>
+__device__ __forceinline__ void attnc_tile90_@NAME@(
+    const attnc_cuda_args &a, const attnc_ctx &c, unsigned sQ, unsigned sK, unsigned sV,
+    unsigned barK, unsigned barV, unsigned barE, unsigned phase, int64_t k0, int64_t k1,
+    int cw, int lane, const int64_t (&row)[2], float uscale, float (&m)[2], float (&l)[2],
+    float (&o)[HDV / 2]) {
+  constexpr int BM = @BM@, BN = @BN@;
+  constexpr unsigned QBLK = BM * 128, KBLK = BN * 128; // one 64-column block
+  (void)c; (void)uscale; (void)m;
+  float s[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i)
+    s[i] = 0.f;
+  attnc_mbar_wait(barK, phase);
+  attnc_wgmma_fence();
+  attnc_acc_fence(s);
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    // Q rows 64 cw.. of this warpgroup: 64 * 128 bytes into each block.
+    uint64_t da = attnc_gmma_desc(sQ + (kk / 4) * QBLK + cw * 64 * 128 + (kk % 4) * 32, 16, 1024);
+    uint64_t db = attnc_gmma_desc(sK + (kk / 4) * KBLK + (kk % 4) * 32, 16, 1024);
+    attnc_wgmma_ss_n@BN@<T>(s, da, db, kk > 0);
+  }
+  attnc_wgmma_commit();
+  attnc_wgmma_wait0();
+  attnc_acc_fence(s);
+
+  // Element code on the accumulator fragment: s[4 nb + r] is row
+  // row[r / 2], key k0 + 8 nb + 2 (lane % 4) + r % 2. Rows past LQ and keys
+  // past LK (zero-filled by TMA) are dropped before any region runs; the
+  // mask runs first, score and bias only on kept pairs.
+#pragma unroll
+  for (int nb = 0; nb < BN / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      bool keep = q < a.LQ && kv <= k1;
+      if constexpr (PARTIAL) {
+@MASK@
+      }
+      float x = @DROPPED@;
+      if (keep) {
+        x = s[4 * nb + r] * @SCALE@;
+@SCORE@
+@SIGMOID@
+      }
+      s[4 * nb + r] = x;
+    }
+@NORMALIZE@
+  // P as the A operand of m64nNk16: keys 16kk..16kk+15 are s[8kk..8kk+7].
+  unsigned p[BN / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      p[kk][j] = attnc_dt<T>::pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
+  attnc_mbar_wait(barV, phase);
+  attnc_wgmma_fence();
+  attnc_acc_fence(o);
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+    // V MN-major: LBO = the next 64 dv columns (a block), SBO = next 8 keys.
+    attnc_wgmma_rs<T, HDV>(o, p[kk], attnc_gmma_desc(sV + kk * 16 * 128, KBLK, 1024), 1);
+  attnc_wgmma_commit();
+  attnc_wgmma_wait0();
+  attnc_acc_fence(o);
+  if (lane == 0)
+    attnc_mbar_arrive(barE); // this warp no longer reads the stage (8 arrivals free it)
+}
+
+template <typename T, int HD, int HDV>
+__device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a,
+                                                        const attnc_tma_maps &maps) {
+  constexpr int BM = @BM@, BN = @BN@, ST = (HD + HDV <= 128 ? 3 : 2);
+  constexpr unsigned QBLK = BM * 128, KBLK = BN * 128;
+  constexpr unsigned QBYTES = BM * HD * 2, KBYTES = BN * HD * 2, VBYTES = BN * HDV * 2;
+  extern __shared__ __align__(1024) unsigned char attnc_smem[];
+  // The swizzle pattern repeats every 1024 bytes: every block starts on
+  // such a boundary (the record's smem has 1024 bytes of slack for this).
+  const unsigned sQ = (attnc_smem_addr(attnc_smem) + 1023u) & ~1023u;
+  const unsigned sK = sQ + QBYTES, sV = sK + ST * KBYTES, sBar = sV + ST * VBYTES;
+  // mbarriers: Q full; K full [ST]; V full [ST]; stage empty [ST].
+  const unsigned barQ = sBar;
+  auto barK = [&](int st) { return sBar + 8u * (1 + st); };
+  auto barV = [&](int st) { return sBar + 8u * (1 + ST + st); };
+  auto barE = [&](int st) { return sBar + 8u * (1 + 2 * ST + st); };
+
+  const int tid = threadIdx.x, wg = tid / 128, lane = tid % 32;
+  const int64_t qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  attnc_ctx c = {a.B, a.HQ, a.HKV, a.LQ, a.LK, a.D, a.DV, b, h,
+                 h / (a.HQ / a.HKV), a.inputs, a.error};
+  const int64_t q0 = qt * BM, q1 = (q0 + BM < a.LQ ? q0 + BM : a.LQ) - 1;
+  // The schedule, computed alike by the producer thread and every consumer
+  // thread, so both walk the same non-EMPTY tiles in the same order.
+  const attnc_rowset_@NAME@ rows = attnc_rows_@NAME@(c, q0, q1);
+  const int64_t first = rows.hullLo <= rows.hullHi ? rows.hullLo / BN : 0;
+  const int64_t last = rows.hullLo <= rows.hullHi ? rows.hullHi / BN : -1;
+@PRE_SETUP@
+  auto kindOf = [&](int64_t kt) {
+    const int64_t k0 = kt * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
+    return attnc_tile_kind_@NAME@(c, rows, k0, k1, @PRE@);
+  };
+
+  if (tid == 0) {
+    attnc_mbar_init(barQ, 1);
+    for (int st = 0; st < ST; ++st) {
+      attnc_mbar_init(barK(st), 1); // the producer's arrive.expect_tx
+      attnc_mbar_init(barV(st), 1);
+      attnc_mbar_init(barE(st), 8); // lane 0 of each of the 8 consumer warps
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // Producer warpgroup: gives registers to the consumers; one thread
+    // issues every TMA load.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 @PREGS@;\n");
+    if (tid != 0)
+      return;
+    attnc_mbar_expect_tx(barQ, QBYTES);
+    for (int blk = 0; blk < HD / 64; ++blk)
+      attnc_tma_load(sQ + blk * QBLK, &maps.q, barQ, blk * 64, (int)q0, (int)h, (int)b);
+    int i = 0;
+    for (int64_t kt = first; kt <= last; ++kt) {
+      if (kindOf(kt) == 0)
+        continue; // EMPTY: never loaded
+      const int st = i % ST;
+      if (i >= ST) // wait until the consumers released this stage's last use
+        attnc_mbar_wait(barE(st), (unsigned)((i / ST - 1) & 1));
+      attnc_mbar_expect_tx(barK(st), KBYTES);
+      for (int blk = 0; blk < HD / 64; ++blk)
+        attnc_tma_load(sK + st * KBYTES + blk * KBLK, &maps.k, barK(st), blk * 64, (int)(kt * BN),
+                       (int)c.hkv, (int)b);
+      attnc_mbar_expect_tx(barV(st), VBYTES);
+      for (int blk = 0; blk < HDV / 64; ++blk)
+        attnc_tma_load(sV + st * VBYTES + blk * KBLK, &maps.v, barV(st), blk * 64, (int)(kt * BN),
+                       (int)c.hkv, (int)b);
+      ++i;
+    }
+    return;
+  }
+
+  // Consumer warpgroups 1 and 2: rows 64 cw .. 64 cw + 63 of the tile.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 @CREGS@;\n");
+  const int cw = wg - 1, warp = (tid % 128) / 32;
+  const int64_t row[2] = {q0 + cw * 64 + warp * 16 + lane / 4, q0 + cw * 64 + warp * 16 + lane / 4 + 8};
+  const float uscale = @USCALE@;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[HDV / 2];
+#pragma unroll
+  for (int i = 0; i < HDV / 2; ++i)
+    o[i] = 0.f;
+  attnc_mbar_wait(barQ, 0);
+  int i = 0;
+  for (int64_t kt = first; kt <= last; ++kt) {
+    const int kind = kindOf(kt);
+    if (kind == 0)
+      continue; // EMPTY: skipped before any load, as the producer does
+    const int st = i % ST;
+    const unsigned phase = (unsigned)((i / ST) & 1);
+    const int64_t k0 = kt * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
+    if (kind == 2) // PARTIAL
+      attnc_tile90_@NAME@<T, HD, HDV, true>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
+          barV(st), barE(st), phase, k0, k1, cw, lane, row, uscale, m, l, o);
+    else // FULL: no mask code
+      attnc_tile90_@NAME@<T, HD, HDV, false>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
+          barV(st), barE(st), phase, k0, k1, cw, lane, row, uscale, m, l, o);
+    ++i;
+  }
+
+  // Finalise: the quad's partial sums, out = o / l (0 for an empty row).
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffff, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffff, l[r], 2);
+  }
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= a.LQ)
+      continue;
+@FINAL_SCALE@
+    unsigned short *og = reinterpret_cast<unsigned short *>(a.out) + b * a.os[0] + h * a.os[1] + row[r] * a.os[2];
+#pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      int col = nd * 8 + (lane % 4) * 2;
+      og[col * a.os[3]] = attnc_dt<T>::one(o[4 * nd + 2 * r] * inv);
+      og[(col + 1) * a.os[3]] = attnc_dt<T>::one(o[4 * nd + 2 * r + 1] * inv);
+    }
+@LSE@
+  }
+}
+)CU";
+
+void fillSpecParts(SpecOp spec, std::string &k) {
+  std::string n = spec.getSymName().str();
+  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+  fillElementParts(spec, k);
+  if (!sigmoid) {
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
+  // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    float mx = m[i];
+#pragma unroll
+    for (int nb = 0; nb < BN / 8; ++nb)
+      mx = fmaxf(mx, fmaxf(s[4 * nb + 2 * i], s[4 * nb + 2 * i + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    float z = mx == -INFINITY ? 0.f : mx;
+    float alpha = __expf(m[i] - z), sum = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      s[4 * nb + 2 * i] = __expf(s[4 * nb + 2 * i] - z);
+      s[4 * nb + 2 * i + 1] = __expf(s[4 * nb + 2 * i + 1] - z);
+      sum += s[4 * nb + 2 * i] + s[4 * nb + 2 * i + 1];
+    }
+    l[i] = alpha * l[i] + sum;
+    m[i] = mx;
+#pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      o[4 * nd + 2 * i] *= alpha;
+      o[4 * nd + 2 * i + 1] *= alpha;
+    }
+  })");
+    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;");
+    replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
+      a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
+          l[r] > 0.f ? m[r] + logf(l[r]) : -INFINITY;)");
+  } else {
+    replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
+    replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
+    replaceAll(k, "@LSE@", "");
+  }
+  replaceAll(k, "@NAME@", n);
+}
+
+const char *kLauncher = R"CU(
+#ifndef __CUDACC_RTC__
+#ifndef ATTNC_SM90_HOST
+#define ATTNC_SM90_HOST
+static_assert(sizeof(attnc_tensor_map) == sizeof(CUtensorMap), "CudaABI.h's map is a CUtensorMap");
+typedef CUresult (*attnc_encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+    const cuuint64_t *, const cuuint64_t *, const cuuint32_t *, const cuuint32_t *,
+    CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+// cuTensorMapEncodeTiled through the runtime's driver entry point, so the
+// program needs no -lcuda.
+static attnc_encode_tiled_fn attnc_encode_tiled() {
+  static attnc_encode_tiled_fn fn = nullptr;
+  if (!fn) {
+    void *p = nullptr;
+    cudaDriverEntryPointQueryResult q;
+#if CUDART_VERSION >= 12050
+    cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
+#else
+    cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &q);
+#endif
+    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess) return nullptr;
+    fn = (attnc_encode_tiled_fn)p;
+  }
+  return fn;
+}
+// One map as CudaABI.h says: dims (d, L, H, B) innermost first, byte
+// strides (l, h, b), box (64, rows, 1, 1), 128B swizzle, zero fill.
+static int attnc_encode_map(attnc_tensor_map *out, const void *base, int dtype, int64_t d, int64_t L,
+                            int64_t H, int64_t B, const int64_t *st, int rows) {
+  attnc_encode_tiled_fn fn = attnc_encode_tiled();
+  if (!fn) return 3;
+  if (st[3] != 1 || (reinterpret_cast<uintptr_t>(base) & 15) != 0) return 2;
+  cuuint64_t dims[4] = {(cuuint64_t)d, (cuuint64_t)L, (cuuint64_t)H, (cuuint64_t)B};
+  cuuint64_t strides[3] = {(cuuint64_t)st[2] * 2, (cuuint64_t)st[1] * 2, (cuuint64_t)st[0] * 2};
+  for (int i = 0; i < 3; ++i)
+    if (strides[i] % 16 != 0) return 2;
+  cuuint32_t box[4] = {64, (cuuint32_t)rows, 1, 1}, estr[4] = {1, 1, 1, 1};
+  CUresult r = fn(reinterpret_cast<CUtensorMap *>(out),
+                  dtype == 1 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
+                  const_cast<void *>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? 0 : 3;
+}
+#endif
+// ---- @N@: host launcher (nvcc builds only): the same entries as the
+// runtime's NVRTC path. Returns 0, a cudaError_t, -1 (no entry for this
+// dtype / head dims in this build), 1 (bad heads), 2 (bad strides or
+// alignment) or 3 (cuTensorMapEncodeTiled unavailable or failed).
+extern "C" int attnc_cuda_launch_@N@(const attnc_cuda_args *a, cudaStream_t stream) {
+  if (a->HKV <= 0 || a->HQ % a->HKV != 0) return 1;
+  const void *fn = nullptr;
+  int smem = 0, rows = 0, keys = 0;
+@DISPATCH@  if (!fn) return -1;
+  int64_t mq = (a->LQ + rows - 1) / rows;
+  if (mq == 0 || a->HQ == 0 || a->B == 0) return 0;
+  attnc_tma_maps maps;
+  if (int e = attnc_encode_map(&maps.q, a->q, a->dtype, a->D, a->LQ, a->HQ, a->B, a->qs, rows)) return e;
+  if (int e = attnc_encode_map(&maps.k, a->k, a->dtype, a->D, a->LK, a->HKV, a->B, a->ks, keys)) return e;
+  if (int e = attnc_encode_map(&maps.v, a->v, a->dtype, a->DV, a->LK, a->HKV, a->B, a->vs, keys)) return e;
+@PREPASS@  cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return (int)e;
+  void *args[] = {const_cast<attnc_cuda_args *>(a), &maps};
+  e = cudaLaunchKernel(fn, dim3((unsigned)mq, (unsigned)a->HQ, (unsigned)a->B), dim3(@THREADS@),
+                       args, (size_t)smem, stream);
+  return (int)e;
+}
+#endif
+)CU";
+} // namespace
+
+namespace attnc {
+runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
+  auto element = emitCudaElementCode(spec);
+  if (!element.ok())
+    return element.status();
+  std::string n = spec.getSymName().str();
+  std::string helpers = kSm90Helpers;
+  replaceAll(helpers, "@WGMMA@",
+             wgmmaHelpers(kKeys, true) + wgmmaHelpers(64, false) + wgmmaHelpers(128, false));
+  std::string k = kKernelTemplate;
+  replaceAll(k, "@BM@", std::to_string(kRows));
+  replaceAll(k, "@BN@", std::to_string(kKeys));
+  replaceAll(k, "@PREGS@", std::to_string(kProducerRegs));
+  replaceAll(k, "@CREGS@", std::to_string(kConsumerRegs));
+  fillSpecParts(spec, k);
+
+  std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
+  std::string dispatch;
+  for (int dt : {1, 0})
+    for (HeadDims d : kHeadDims) {
+      std::string e = entryName(n, dt, d.hd, d.hdv);
+      Record r;
+      r.rows = kRows, r.threads = kThreads, r.smem = smemBytes(d.hd, d.hdv), r.tma = 1,
+      r.keys = kKeys;
+      entries += selectGuard(dt, d.hd, d.hdv) + "#define ATTNC_HAVE_" + e + "\n#define ATTNC_REC_" +
+                 e + " " + recordInit(r) + "\nextern \"C\" __constant__ int " + e +
+                 "__launch[ATTNC_LAUNCH_WORDS] = ATTNC_REC_" + e +
+                 ";\nextern \"C\" __global__ void __launch_bounds__(" + std::to_string(kThreads) +
+                 ", 1) " + e +
+                 "(attnc_cuda_args a, const __grid_constant__ attnc_tma_maps m) {\n"
+                 "#if defined(__CUDA_ARCH_FEAT_SM90_ALL)\n  attnc_fwd90_body_" +
+                 n + "<" + dtType(dt) + ", " + std::to_string(d.hd) + ", " + std::to_string(d.hdv) +
+                 ">(a, m);\n#elif defined(__CUDA_ARCH__)\n"
+                 "  __trap(); // built for a target without sm_90a's wgmma / setmaxnreg\n#endif\n}\n#endif\n";
+      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(dt) +
+                  " && a->D == " + std::to_string(d.hd) + " && a->DV == " +
+                  std::to_string(d.hdv) + ") {\n    static const int rec[] = ATTNC_REC_" + e +
+                  ";\n    fn = (const void *)" + e +
+                  ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n    rows = rec[ATTNC_LAUNCH_ROWS];\n"
+                  "    keys = rec[ATTNC_LAUNCH_KEYS];\n  }\n#endif\n";
+    }
+  std::string launcher = kLauncher;
+  replaceAll(launcher, "@DISPATCH@", dispatch);
+  replaceAll(launcher, "@PREPASS@",
+             idsAtoms(spec) > 0 ? "  if (int pe = attnc_run_prepass_@N@(a, stream)) return pe;\n" : "");
+  replaceAll(launcher, "@THREADS@", std::to_string(kThreads));
+  replaceAll(launcher, "@N@", n);
+  return fileHeader("sm_90a") + *element + helpers + prepassKernel(spec, kKeys) + k +
+         entries + launcher;
+}
+} // namespace attnc

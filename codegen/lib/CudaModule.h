@@ -1,0 +1,65 @@
+//===- CudaModule.h - Pieces every emitted .cu shares (internal) -*- C++ -*-===//
+//
+// The parts of a .cu that do not depend on the architecture: the banner and
+// includes, the storage types (bf16 / f16 as raw 16-bit words, converted
+// with PTX cvt, so that NVRTC needs no cuda_fp16.h), the entry-point names
+// and ATTNC_ONLY_* guards of CudaABI.h, and the ids pre-pass kernel.
+// The kernels written from these pieces have never run on a GPU.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_CODEGEN_LIB_CUDAMODULE_H
+#define ATTNC_CODEGEN_LIB_CUDAMODULE_H
+
+#include "attnc/Dialect/AttnDialect.h"
+
+#include <string>
+
+namespace attnc::cudamod {
+
+/// (D, DV) pairs each .cu has forward entries for.
+struct HeadDims {
+  int hd, hdv;
+};
+extern const HeadDims kHeadDims[4];
+
+/// attnc_cuda_args::dtype: 0 float16, 1 bfloat16.
+const char *dtName(int dt); // "f16", "bf16" (the <dt> of the entry names)
+const char *dtType(int dt); // "attnc_f16", "attnc_bf16"
+
+/// attnc_fwd_<n>__<dt>_<HD>_<HDV>.
+std::string entryName(const std::string &n, int dt, int hd, int hdv);
+/// `#if` line keeping one entry under the ATTNC_ONLY_* macros.
+std::string selectGuard(int dt, int hd, int hdv);
+
+/// A launch record's initializer (CudaABI.h's word order).
+struct Record {
+  int rows = 0, threads = 0, smem = 0, cluster = 0, scratch = 0, tma = 0, keys = 0;
+};
+std::string recordInit(const Record &r);
+
+/// Banner, includes and CudaABI.h / element prelude, storage helpers.
+std::string fileHeader(const std::string &arch);
+
+/// Number of ids_eq atoms of the mask (the pre-pass has 2 words per atom).
+int idsAtoms(mlir::attn::SpecOp spec);
+
+/// The ids pre-pass of CudaABI.h (attnc_prepass_<n>, its launch record and,
+/// under nvcc, a host helper attnc_run_prepass_<n>(a, stream)), for key
+/// tiles of `keys` rows; "" when the mask has no ids_eq atom.
+std::string prepassKernel(mlir::attn::SpecOp spec, int keys);
+
+/// Whether the scale region reads neither q, kv nor an input (then the
+/// kernels evaluate it once).
+bool scaleIsUniform(mlir::attn::SpecOp spec);
+
+/// The element-code placeholders both kernels share: @PRE_SETUP@, @PRE@
+/// (the pre-pass words of a key tile), @MASK@ (PARTIAL tiles only),
+/// @USCALE@ / @SCALE@, @SCORE@, @DROPPED@ (the value of a dropped pair),
+/// @SIGMOID@. @NAME@ stays for the caller.
+void fillElementParts(mlir::attn::SpecOp spec, std::string &k);
+
+void replaceAll(std::string &s, const std::string &from, const std::string &to);
+
+} // namespace attnc::cudamod
+
+#endif // ATTNC_CODEGEN_LIB_CUDAMODULE_H
