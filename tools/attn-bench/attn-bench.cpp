@@ -64,6 +64,7 @@ struct Flags {
       shapeTemplate, python, torchScript;
   std::vector<std::string> defines, inputs, baselines;
   int threads = 0, runs = 5, warmup = 1;
+  double minTimeMs = 1000;
   int64_t naiveMaxPairs = int64_t(1) << 24;
   bool json = false;
   unsigned seed = 1;
@@ -299,17 +300,24 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
     fwd.threads = threads;
     for (auto &[name, t] : inputs)
       fwd.inputs.push_back({name, t.view()});
+    // At least --runs timed runs, and more until they span --min-time-ms:
+    // on a shared machine a burst of other work then hits a minority of the
+    // runs of a short kernel, not the median.
     std::vector<double> times;
-    for (int i = 0; i < f.warmup + f.runs; ++i) {
+    double timedMs = 0;
+    for (int i = 0; i < f.warmup + f.runs || (timedMs < f.minTimeMs && i < 100000); ++i) {
       auto start = std::chrono::steady_clock::now();
       runtime::Status st = e.kernel->forward(
           q->tensor.view(), k->tensor.view(), v->tensor.view(), out->view(),
           fwd);
       if (!st.ok())
         return st.message();
-      if (i >= f.warmup)
+      if (i >= f.warmup) {
         times.push_back(msSince(start));
+        timedMs += times.back();
+      }
     }
+    r.runs = int(times.size());
     r.msMin = *std::min_element(times.begin(), times.end());
     r.ms = median(times);
   }
@@ -447,6 +455,9 @@ int run(int argc, char **argv) {
        "all cores)")
       ("runs", po::value(&f.runs)->default_value(5), "timed runs (median)")
       ("warmup", po::value(&f.warmup)->default_value(1), "untimed runs first")
+      ("min-time-ms", po::value(&f.minTimeMs)->default_value(1000),
+       "CPU kernel: keep timing past --runs until the timed runs add up to "
+       "this many ms (the median then resists bursts of other load)")
       ("json", po::bool_switch(&f.json), "print one JSON object instead of the table")
       ("csv", po::value(&f.csv), "write the results as CSV to FILE")
       ("plot", po::value(&f.plot),
@@ -486,8 +497,8 @@ int run(int argc, char **argv) {
                 "--dtype f16");
   if (f.threads < 0)
     return fail("--threads must be >= 0");
-  if (f.runs < 1 || f.warmup < 0)
-    return fail("--runs must be >= 1 and --warmup >= 0");
+  if (f.runs < 1 || f.warmup < 0 || !(f.minTimeMs >= 0))
+    return fail("--runs must be >= 1, --warmup >= 0 and --min-time-ms >= 0");
   std::set<std::string> want;
   for (const std::string &list : f.baselines)
     for (const std::string &b : splitCommas(list)) {
