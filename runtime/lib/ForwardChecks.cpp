@@ -99,26 +99,8 @@ Status requirePositive(const TensorView &t, const char *name, int dim,
 /// True if some byte of a non-empty bool view is neither 0 nor 1. Requires
 /// a validated view.
 bool hasNonCanonicalBool(const TensorView &t) {
-  const int64_t n = t.numel();
-  if (n == 0)
-    return false;
-  const size_t rank = t.shape.size();
-  std::vector<int64_t> index(rank, 0);
   const unsigned char *base = static_cast<const unsigned char *>(t.data);
-  int64_t offset = 0;
-  for (int64_t flat = 0; flat < n; ++flat) {
-    if (base[offset] > 1)
-      return true;
-    for (size_t d = rank; d-- > 0;) {
-      if (++index[d] < t.shape[d]) {
-        offset += t.strides[d];
-        break;
-      }
-      offset -= t.strides[d] * (t.shape[d] - 1);
-      index[d] = 0;
-    }
-  }
-  return false;
+  return !visitOffsets(t, [&](int64_t, int64_t offset) { return base[offset] <= 1; });
 }
 
 /// Matches the given inputs to the declarations and checks each one;

@@ -42,24 +42,10 @@ bool offsetRange(const TensorView &t, int64_t &lo, int64_t &hi) {
 /// Calls fn(flatIndex, elementOffset) for every element of \p t in C order.
 /// Requires a validated view.
 template <class Fn> void forEachOffset(const TensorView &t, Fn fn) {
-  const int64_t n = t.numel();
-  if (n == 0)
-    return;
-  const size_t rank = t.shape.size();
-  std::vector<int64_t> index(rank, 0);
-  int64_t offset = 0;
-  for (int64_t flat = 0; flat < n; ++flat) {
+  visitOffsets(t, [&](int64_t flat, int64_t offset) {
     fn(flat, offset);
-    // Odometer increment: bump the last dimension, carrying leftwards.
-    for (size_t d = rank; d-- > 0;) {
-      if (++index[d] < t.shape[d]) {
-        offset += t.strides[d];
-        break;
-      }
-      offset -= t.strides[d] * (t.shape[d] - 1);
-      index[d] = 0;
-    }
-  }
+    return true;
+  });
 }
 
 char *elementAddress(const TensorView &t, int64_t offset) {

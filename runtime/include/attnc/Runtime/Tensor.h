@@ -47,6 +47,30 @@ struct TensorView {
   bool isContiguous() const;
 };
 
+/// Calls fn(flatIndex, elementOffset) for the elements of \p t in C order
+/// (an odometer over the strides) while fn returns true; false if fn
+/// stopped the walk. Requires a validated view.
+template <class Fn> bool visitOffsets(const TensorView &t, Fn fn) {
+  const int64_t n = t.numel();
+  const size_t rank = t.shape.size();
+  std::vector<int64_t> index(rank, 0);
+  int64_t offset = 0;
+  for (int64_t flat = 0; flat < n; ++flat) {
+    if (!fn(flat, offset))
+      return false;
+    // Bump the last dimension, carrying leftwards.
+    for (size_t d = rank; d-- > 0;) {
+      if (++index[d] < t.shape[d]) {
+        offset += t.strides[d];
+        break;
+      }
+      offset -= t.strides[d] * (t.shape[d] - 1);
+      index[d] = 0;
+    }
+  }
+  return true;
+}
+
 /// The C-order strides, in elements, of \p shape (unchecked; see
 /// checkedNumel for overflow).
 std::vector<int64_t> contiguousStrides(const std::vector<int64_t> &shape);
