@@ -52,6 +52,10 @@ using namespace mlir::attn;
 using namespace mlir::attn::flash;
 
 namespace {
+struct SpecTiles {
+  int64_t q, k;
+};
+
 struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
   using Base::Base;
 
@@ -69,11 +73,27 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     }
     SmallVector<SpecOp> specs(module.getOps<SpecOp>());
     for (SpecOp spec : specs) {
-      if (failed(tileSpec(spec, storageType)))
+      FailureOr<SpecTiles> tiles = tilesOf(spec);
+      if (failed(tiles) || failed(tileSpec(spec, storageType, *tiles)))
         return signalPassFailure();
-      emitIdsPrepass(spec, storageType, tileQ, tileK);
+      emitIdsPrepass(spec, storageType, tiles->q, tiles->k);
       spec.erase();
     }
+  }
+
+  /// A spec's own tile sizes (`attn.tiles = array<i64: Q, K>`, which the
+  /// back end's tile choice sets per spec, see CpuTiles.cpp), else the pass
+  /// options.
+  FailureOr<SpecTiles> tilesOf(SpecOp spec) {
+    Attribute a = spec->getAttr(kTilesAttrName);
+    if (!a)
+      return SpecTiles{tileQ, tileK};
+    auto arr = dyn_cast<DenseI64ArrayAttr>(a);
+    if (!arr || arr.size() != 2 || arr[0] <= 0 || arr[1] <= 0)
+      return spec.emitError("attn-tile: ")
+             << kTilesAttrName << " must be array<i64: Q, K> with positive "
+             << "sizes, got " << a;
+    return SpecTiles{arr[0], arr[1]};
   }
 
   Type parseStorage(MLIRContext *ctx) {
@@ -83,10 +103,12 @@ struct AttnTilePass : public mlir::attn::impl::AttnTileBase<AttnTilePass> {
     return {};
   }
 
-  LogicalResult tileSpec(SpecOp spec, Type storageType);
+  LogicalResult tileSpec(SpecOp spec, Type storageType, SpecTiles tiles);
 };
 
-LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType) {
+LogicalResult AttnTilePass::tileSpec(SpecOp spec, Type storageType,
+                                     SpecTiles tiles) {
+  const int64_t tileQ = tiles.q, tileK = tiles.k; // not the pass options
   MaskAttr mask = spec.getMaskScheduleAttr();
   if (!mask)
     return spec.emitError("attn-tile needs the mask analysis: run "

@@ -278,3 +278,43 @@ module {
   }
 }
 
+
+// -----
+
+// A spec's own tile sizes (attn.tiles, set per spec by the back end's tuned
+// choice) override the tile-q and tile-k options in every run.
+// CHECK-LABEL: func.func @attn_own_tiles(
+// CHECK-SAME:    attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
+// BF16-LABEL:  func.func @attn_own_tiles(
+// BF16-SAME:     attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
+// UK-LABEL:    func.func @attn_own_tiles(
+// UK-SAME:       attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
+module {
+  attn.spec @own_tiles normalize(softmax) attributes {attn.tiles = array<i64: 16, 128>, mask_schedule = #attn.mask<always>} scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// Malformed attn.tiles.
+module {
+  // expected-error @+1 {{attn-tile: attn.tiles must be array<i64: Q, K> with positive sizes, got array<i64: 0, 64>}}
+  attn.spec @bad_tiles normalize(softmax) attributes {attn.tiles = array<i64: 0, 64>, mask_schedule = #attn.mask<always>} scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}

@@ -70,7 +70,9 @@ def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
     buffers for q, k, v, out, lse, the tile trace and the inputs, a meta
     array of sizes and strides, a status buffer and the task range. Input
     reads are bounds-checked; an out-of-range read or an integer division
-    by zero stores an error code in the status buffer.
+    by zero stores an error code in the status buffer. A spec that carries
+    `attn.tiles = array<i64: Q, K>` is tiled with those sizes instead of
+    tile-q and tile-k (a back end's per-spec choice).
   }];
   let options = [
     Option<"tileQ", "tile-q", "int64_t", "32", "query rows per tile">,
