@@ -177,6 +177,8 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   // Tiles live on the stack of the threads that run the kernel.
   if (opts.tileQ < 0 || opts.tileK < 0 || opts.tileQ > 256 || opts.tileK > 256)
     return Status::error("tile sizes must be in [1, 256] (0 for the default)");
+  if (opts.headDim < 0)
+    return Status::error("the head dim must be positive (0 if unknown)");
 
   // Front end: every diagnostic, with file:line:col, goes to `errors`.
   std::string errors;
@@ -214,6 +216,7 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   cpu.storage = opts.dtype;
   cpu.tileQ = opts.tileQ;
   cpu.tileK = opts.tileK;
+  cpu.headDim = opts.headDim;
   Expected<runtime::KernelInfo> info = describeKernel(specs[0], cpu);
   if (!info.ok())
     return info.status();

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/CpuTiles.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Passes/ScheduleEmitter.h"
 
@@ -38,8 +39,6 @@ using namespace attnc;
 using runtime::Expected;
 using runtime::Status;
 
-std::pair<int64_t, int64_t> attnc::defaultCpuTiles() { return {64, 64}; }
-
 std::string attnc::kernelSymbol(const std::string &specName) {
   return "attnc_kernel_" + specName;
 }
@@ -65,9 +64,9 @@ attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
   runtime::KernelInfo info;
   info.name = spec.getSymName().str();
   info.storage = options.storage;
-  auto tiles = defaultCpuTiles();
-  info.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
-  info.tileK = options.tileK > 0 ? options.tileK : tiles.second;
+  CpuTiles tiles = chooseCpuTiles(spec, options);
+  info.tileQ = tiles.q;
+  info.tileK = tiles.k;
   info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
   if (attn::MaskAttr mask = spec.getMaskScheduleAttr())
     info.numIdsAtoms = int64_t(attn::collectIdsAtoms(mask).size());
@@ -114,10 +113,13 @@ attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
 LogicalResult attnc::buildTiledModule(ModuleOp module,
                                       const CpuKernelOptions &options) {
   PassManager pm(module.getContext());
+  // Each spec gets its own tiles (they depend on its mask), as attn.tiles.
+  Builder b(module.getContext());
+  for (auto spec : module.getOps<attn::SpecOp>()) {
+    CpuTiles t = chooseCpuTiles(spec, options);
+    spec->setAttr(attn::kTilesAttrName, b.getDenseI64ArrayAttr({t.q, t.k}));
+  }
   attn::AttnTileOptions tile;
-  auto tiles = defaultCpuTiles();
-  tile.tileQ = options.tileQ > 0 ? options.tileQ : tiles.first;
-  tile.tileK = options.tileK > 0 ? options.tileK : tiles.second;
   tile.storage = storageName(options.storage);
   // The CPU target runs the matrix products and the softmax update in the
   // runtime's register-tiled microkernels.

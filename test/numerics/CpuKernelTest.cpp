@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
+#include "attnc/Codegen/CpuTiles.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/MaskSchedule.h"
@@ -25,6 +26,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -140,7 +142,9 @@ double tolerance(runtime::DType t) { return t == runtime::DType::F32 ? 1e-5 : 1e
 void checkAgainstReference(const fs::path &path, runtime::DType dtype,
                            const std::string &cpu,
                            const std::vector<Shape> &shapes,
-                           const std::vector<Define> &defines = {}) {
+                           const std::vector<Define> &defines = {},
+                           int64_t headDim = 0,
+                           std::optional<std::pair<int64_t, int64_t>> tiles = {}) {
   std::string text = readFile(path);
   RefSpec ref;
   FrontendOptions refOptions;
@@ -155,9 +159,14 @@ void checkAgainstReference(const fs::path &path, runtime::DType dtype,
   opts.dtype = dtype;
   opts.cpu = cpu;
   opts.defines = defines;
+  opts.headDim = headDim;
   auto kernel = compiler.compile(text, opts, path.string());
   ASSERT_TRUE(kernel.ok()) << kernel.status().message();
   const runtime::KernelInfo &info = kernel->info();
+  if (tiles) {
+    ASSERT_EQ(info.tileQ, tiles->first);
+    ASSERT_EQ(info.tileK, tiles->second);
+  }
 
   std::mt19937 rng(std::random_device{}());
   for (const Shape &s : shapes) {
@@ -256,6 +265,30 @@ TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
   checkAgainstReference(path, dtype, "haswell",
                         {kShapes[1], kShapes[2], kShapes[3]});
   attnc_uk_set_portable(0);
+}
+
+/// The tiles of every row of the tuned table (CpuTiles.h): compiled for the
+/// row's head dim, the kernel gets the row's tiles and matches the reference
+/// at that head dim (odd lengths, GQA, DV != D; grid rows on natten2d with
+/// lengths that make patch tasks and a tail).
+TEST(CpuKernelTiles, EveryTunedRow) {
+  for (const CpuTileTableRow &r : cpuTileTable()) {
+    bool grid = r.cls == CpuTileClass::Grid;
+    SCOPED_TRACE(std::string(grid ? "grid" : "rows") + " " +
+                 runtime::dtypeName(r.type) + " D=" + std::to_string(r.headDim));
+    fs::path dir(ATTNC_EXAMPLES_DIR);
+    int64_t d = r.headDim, dv = std::max<int64_t>(1, r.headDim - 3);
+    std::vector<Shape> shapes = {{1, 4, 2, 203, 157, d, dv}};
+    if (grid) {
+      shapes = {{1, 2, 1, 16 * 13 + 5, 16 * 13 + 5, d, dv},
+                {1, 1, 1, 16 * 8, 16 * 9, d, d}};
+      checkAgainstReference(dir / "natten2d.attn", r.type, "", shapes, {}, d,
+                            std::pair{r.tiles.q, r.tiles.k});
+    } else {
+      checkAgainstReference(dir / "causal.attn", r.type, "", shapes, {}, d,
+                            std::pair{r.tiles.q, r.tiles.k});
+    }
+  }
 }
 
 /// Params overridden at compile time (-D) reach the kernel.

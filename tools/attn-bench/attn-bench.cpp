@@ -51,7 +51,7 @@ namespace {
 
 /// Mask evaluations the density count may spend before it takes a sample
 /// of the query rows.
-constexpr int64_t kDensityBudget = int64_t(1) << 22;
+constexpr int64_t kDensityBudget = int64_t(1) << 20;
 
 int fail(const std::string &message) {
   llvm::outs().flush();
@@ -64,6 +64,7 @@ struct Flags {
       shapeTemplate, python, torchScript;
   std::vector<std::string> defines, inputs, baselines;
   int threads = 0, runs = 5, warmup = 1;
+  int64_t tileQ = 0, tileK = 0;
   double minTimeMs = 1000;
   int64_t naiveMaxPairs = int64_t(1) << 24;
   bool json = false;
@@ -468,7 +469,11 @@ int run(int argc, char **argv) {
        "interpreter for the torch baseline")
       ("torch-script", po::value(&f.torchScript)->default_value(ATTNC_TORCH_BASELINE),
        "the torch baseline script")
-      ("seed", po::value(&f.seed)->default_value(1), "seed of the random data");
+      ("seed", po::value(&f.seed)->default_value(1), "seed of the random data")
+      ("tile-q", po::value(&f.tileQ)->default_value(0),
+       "CPU: query rows per tile (0: the tuned default for the head dims)")
+      ("tile-k", po::value(&f.tileK)->default_value(0),
+       "CPU: keys per tile (0: the tuned default for the head dims)");
   po::variables_map vm;
   std::string parseError = parseToolCommandLine(
       std::vector<std::string>(argv + 1, argv + argc), options, vm);
@@ -614,6 +619,9 @@ int run(int argc, char **argv) {
     CompileOptions co;
     co.dtype = *dtype;
     co.name = f.name;
+    co.tileQ = f.tileQ;
+    co.tileK = f.tileK;
+    co.headDim = shapes.front().D; // every shape of a run has the same D
     for (const auto &[name, value] : e.defines)
       co.defines.push_back({name, value});
     for (int pass = 0; pass < 2; ++pass) {

@@ -114,6 +114,7 @@ int run(int argc, char **argv) {
   CompileOptions co;
   co.tileQ = f.tileQ;
   co.tileK = f.tileK;
+  co.headDim = s.D;
   co.dtype = *dtype;
   co.name = f.name;
   FrontendOptions fo;

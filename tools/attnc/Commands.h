@@ -30,7 +30,7 @@ int runCompile(const std::vector<std::string> &args);
 /// The CPU stages of `attnc compile` after the spec pipeline (CompileCpu.cpp).
 int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                  runtime::DType storage, const std::string &cpu,
-                 llvm::StringRef output);
+                 int64_t headDim, llvm::StringRef output);
 
 /// The CUDA stages of `attnc compile` (CompileCuda.cpp): --emit=cuda, ptx
 /// or cubin; `storage` and `headDims` (both or neither) pick one entry.

@@ -80,12 +80,13 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
 
 int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                         runtime::DType storage, const std::string &cpu,
-                        llvm::StringRef output) {
+                        int64_t headDim, llvm::StringRef output) {
   mlir::DialectRegistry registry;
   registerCpuCodegenDialects(registry);
   module.getContext()->appendDialectRegistry(registry);
   CpuKernelOptions options;
   options.storage = storage;
+  options.headDim = headDim;
   std::vector<runtime::KernelInfo> kernels;
   for (auto spec : module.getOps<mlir::attn::SpecOp>()) {
     auto info = describeKernel(spec, options);

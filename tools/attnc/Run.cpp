@@ -358,6 +358,7 @@ int attnc::runRun(const std::vector<std::string> &args) {
     if (lse)
       lseView = lse->view();
   } else {
+    compileOptions.headDim = qs[3]; // tiles tuned for the head dim at hand
     Compiler compiler;
     Expected<Kernel> kernel = compiler.compile(
         *specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);

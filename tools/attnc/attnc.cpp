@@ -81,7 +81,9 @@ int attnc::runCompile(const std::vector<std::string> &args) {
        "(--target=cuda: f16|bf16, with --head-dims, picks one entry)")
       ("head-dims", po::value(&f.headDims),
        "D[,DV]: --target=cuda --emit=ptx|cubin compiles only the entry for "
-       "--dtype and these head dims (default: every entry of the .cu)")
+       "--dtype and these head dims (default: every entry of the .cu); "
+       "--target=cpu picks the tile sizes tuned for D (the kernel still "
+       "runs any D)")
       ("cpu", po::value(&f.cpu),
        "CPU to generate code for (an LLVM CPU name, e.g. haswell); "
        "default: the host")
@@ -136,24 +138,25 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
     return 1;
+  std::optional<std::pair<int64_t, int64_t>> dims;
+  if (!f.headDims.empty()) {
+    std::string error;
+    dims = parseHeadDims(f.headDims, error);
+    if (!dims) {
+      llvm::errs() << "attnc compile: error: " << error << "\n";
+      return 1;
+    }
+  }
   if (f.target == "cuda" && *stage >= EmitStage::Cuda) {
     std::optional<runtime::DType> entryType;
     if (!vm["dtype"].defaulted())
       entryType = *storage;
-    std::optional<std::pair<int64_t, int64_t>> dims;
-    if (!f.headDims.empty()) {
-      std::string error;
-      dims = parseHeadDims(f.headDims, error);
-      if (!dims) {
-        llvm::errs() << "attnc compile: error: " << error << "\n";
-        return 1;
-      }
-    }
     return emitCudaStage(*module, *stage, f.arch, entryType, dims, f.output);
   }
-  if (!f.headDims.empty()) {
+  if (dims && (f.target == "cuda" || *stage <= EmitStage::Analysed)) {
     llvm::errs() << "attnc compile: error: --head-dims is for --target=cuda "
-                    "--emit=ptx|cubin\n";
+                    "--emit=ptx|cubin and --target=cpu "
+                    "--emit=tiled|llvm|obj|so|header\n";
     return 1;
   }
   if (*stage >= EmitStage::Cuda || (f.target == "cuda" &&
@@ -167,7 +170,8 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
   }
   if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)
-    return emitCpuStage(*module, *stage, *storage, f.cpu, f.output);
+    return emitCpuStage(*module, *stage, *storage, f.cpu,
+                        dims ? dims->first : 0, f.output);
   std::string text;
   llvm::raw_string_ostream os(text);
   module->print(os);

@@ -55,8 +55,11 @@ struct CompileOptions {
   std::string name;
   /// Build the kernel so that it records the tiles it visits (tests).
   bool traceTiles = false;
-  /// Tile sizes; 0 picks the target's default for the head dims.
+  /// Tile sizes; 0 picks the target's tuned choice (docs/tile-tuning.md).
   int64_t tileQ = 0, tileK = 0;
+  /// The head dim D the kernel will mostly run with, 0 if unknown: the
+  /// tuned tile sizes depend on it. The kernel still runs with any D.
+  int64_t headDim = 0;
   /// The CPU to generate code for, as an LLVM CPU name ("haswell" for
   /// AVX2 only); empty means the host CPU with all its features.
   std::string cpu;

@@ -33,11 +33,11 @@ namespace attnc {
 
 struct CpuKernelOptions {
   runtime::DType storage = runtime::DType::F32;
-  int64_t tileQ = 0, tileK = 0; // 0: defaultTiles()
+  int64_t tileQ = 0, tileK = 0; // 0: the tuned choice (CpuTiles.h)
+  /// The head dim D the kernel will mostly serve, 0 if unknown: it picks
+  /// the tuned tile sizes. The kernel still runs with any D.
+  int64_t headDim = 0;
 };
-
-/// The tile sizes the CPU back end picks for these head dims.
-std::pair<int64_t, int64_t> defaultCpuTiles();
 
 /// Registers the dialects and the LLVM translations the CPU back end needs.
 void registerCpuCodegenDialects(mlir::DialectRegistry &registry);

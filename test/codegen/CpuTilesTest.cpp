@@ -1,0 +1,163 @@
+//===- CpuTilesTest.cpp - The CPU tile choice and its tuned table ---------===//
+//
+// CpuTiles.cpp looks up CpuTileTable.inc (written by scripts/tune-tiles.sh).
+// Checked here: every row is a tile the kernels accept (and, for the grid
+// class, one that grid tiling accepts); the lookup by head dim and storage
+// type; the class a spec falls in; explicit sizes overriding the table.
+// CpuKernelTest.cpp runs the kernel of every row against the reference.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Codegen/CpuTiles.h"
+#include "attnc/Driver.h"
+#include "attnc/Passes/GridSchedule.h"
+
+#include "llvm/Support/raw_ostream.h"
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
+
+using namespace attnc;
+using runtime::DType;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The rows of one class and compute type, by head dim.
+std::map<int64_t, CpuTiles> rowsOf(CpuTileClass cls, DType type) {
+  std::map<int64_t, CpuTiles> rows;
+  for (const CpuTileTableRow &r : cpuTileTable())
+    if (r.cls == cls && r.type == type)
+      rows[r.headDim] = r.tiles;
+  return rows;
+}
+
+fs::path specPath(const std::string &name) {
+  fs::path shared = fs::path(ATTNC_SHARED_SPECS_DIR) / (name + ".attn");
+  return fs::exists(shared) ? shared : fs::path(ATTNC_EXAMPLES_DIR) / (name + ".attn");
+}
+
+struct LoadedSpec {
+  std::string errors;
+  llvm::raw_string_ostream errorStream{errors};
+  Driver driver{errorStream};
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::attn::SpecOp op() { return *module->getOps<mlir::attn::SpecOp>().begin(); }
+};
+
+void load(LoadedSpec &s, const std::string &name,
+          std::vector<std::pair<std::string, std::string>> defines = {}) {
+  FrontendOptions fo;
+  fo.defines = std::move(defines);
+  s.module = s.driver.loadSpecFile(specPath(name).string(), fo);
+  ASSERT_TRUE(s.module) << s.errors;
+  ASSERT_TRUE(mlir::succeeded(s.driver.runSpecPipeline(*s.module))) << s.errors;
+}
+
+TEST(CpuTileTable, RowsAreValid) {
+  ASSERT_FALSE(cpuTileTable().empty());
+  EXPECT_FALSE(rowsOf(CpuTileClass::Rows, DType::F32).empty());
+  EXPECT_FALSE(rowsOf(CpuTileClass::Grid, DType::F32).empty());
+  std::set<std::tuple<CpuTileClass, DType, int64_t>> seen;
+  for (const CpuTileTableRow &r : cpuTileTable()) {
+    SCOPED_TRACE("row D=" + std::to_string(r.headDim));
+    EXPECT_TRUE(r.type == DType::F32 || r.type == DType::BF16);
+    EXPECT_GT(r.headDim, 0);
+    // The Compiler's limits (tiles live on the stack of the workers).
+    EXPECT_GE(r.tiles.q, 1);
+    EXPECT_LE(r.tiles.q, 256);
+    EXPECT_GE(r.tiles.k, 1);
+    EXPECT_LE(r.tiles.k, 256);
+    // What chooseGridTiling needs of a grid tile: whole 8-column patches.
+    if (r.cls == CpuTileClass::Grid) {
+      EXPECT_EQ(r.tiles.q % 8, 0);
+      EXPECT_GE(r.tiles.q, 16);
+      EXPECT_GE(r.tiles.k, 8);
+    }
+    EXPECT_TRUE(seen.insert({r.cls, r.type, r.headDim}).second) << "duplicate row";
+  }
+}
+
+TEST(CpuTileTable, LookupByHeadDim) {
+  for (CpuTileClass cls : {CpuTileClass::Rows, CpuTileClass::Grid})
+    for (DType type : {DType::F32, DType::BF16}) {
+      std::map<int64_t, CpuTiles> rows = rowsOf(cls, type);
+      if (rows.empty())
+        continue;
+      int64_t below = 0;
+      for (auto [d, tiles] : rows) {
+        // Every D in (previous row, this row] gets this row.
+        for (int64_t q : {below + 1, (below + 1 + d) / 2, d})
+          EXPECT_EQ(tunedCpuTiles(cls, type, q), tiles) << "D=" << q;
+        below = d;
+      }
+      // Beyond the last row: the last row.
+      EXPECT_EQ(tunedCpuTiles(cls, type, below + 1), rows.rbegin()->second);
+      EXPECT_EQ(tunedCpuTiles(cls, type, 4096), rows.rbegin()->second);
+      // Unknown head dim: the D = 128 lookup.
+      EXPECT_EQ(tunedCpuTiles(cls, type, 0), tunedCpuTiles(cls, type, 128));
+    }
+  // f16 storage computes in f32: the F32 rows.
+  for (int64_t d : {16, 64, 100, 128, 256, 512})
+    EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::F16, d),
+              tunedCpuTiles(CpuTileClass::Rows, DType::F32, d));
+  // bf16 without rows of its own would fall back to F32's.
+  if (rowsOf(CpuTileClass::Rows, DType::BF16).empty())
+    EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::BF16, 64),
+              tunedCpuTiles(CpuTileClass::Rows, DType::F32, 64));
+}
+
+TEST(CpuTileChoice, ClassOfTheSpec) {
+  for (int64_t d : {0, 32, 64, 128, 256}) {
+    SCOPED_TRACE("headDim=" + std::to_string(d));
+    CpuKernelOptions o;
+    o.headDim = d;
+    // natten2d on a 64-column grid: grid patches, with the Grid row's tiles.
+    LoadedSpec natten;
+    load(natten, "natten2d", {{"width", "64"}});
+    CpuTiles g = chooseCpuTiles(natten.op(), o);
+    EXPECT_EQ(g, tunedCpuTiles(CpuTileClass::Grid, DType::F32, d));
+    EXPECT_TRUE(mlir::attn::chooseGridTiling(natten.op(), g.q, g.k).has_value());
+    // Masks without a grid view: the Rows row.
+    for (const char *name : {"full", "causal", "sliding_window", "document"}) {
+      LoadedSpec s;
+      load(s, name);
+      EXPECT_EQ(chooseCpuTiles(s.op(), o), tunedCpuTiles(CpuTileClass::Rows, DType::F32, d))
+          << name;
+    }
+    // bf16 storage: the bf16 rows.
+    o.storage = DType::BF16;
+    LoadedSpec causal;
+    load(causal, "causal");
+    EXPECT_EQ(chooseCpuTiles(causal.op(), o),
+              tunedCpuTiles(CpuTileClass::Rows, DType::BF16, d));
+  }
+}
+
+TEST(CpuTileChoice, ExplicitSizesWin) {
+  LoadedSpec causal;
+  load(causal, "causal");
+  CpuKernelOptions o;
+  o.headDim = 64;
+  o.tileQ = 24;
+  o.tileK = 40;
+  EXPECT_EQ(chooseCpuTiles(causal.op(), o), (CpuTiles{24, 40}));
+  // Only one given: the other from the table.
+  o.tileK = 0;
+  EXPECT_EQ(chooseCpuTiles(causal.op(), o).q, 24);
+  EXPECT_EQ(chooseCpuTiles(causal.op(), o).k,
+            tunedCpuTiles(CpuTileClass::Rows, DType::F32, 64).k);
+  // A grid spec with a tile-q that grid tiling cannot use (not a multiple
+  // of 8) gets the rows tiling with the given sizes.
+  LoadedSpec natten;
+  load(natten, "natten2d", {{"width", "64"}});
+  o.tileQ = 20;
+  o.tileK = 64;
+  CpuTiles t = chooseCpuTiles(natten.op(), o);
+  EXPECT_EQ(t, (CpuTiles{20, 64}));
+  EXPECT_FALSE(mlir::attn::chooseGridTiling(natten.op(), t.q, t.k).has_value());
+}
+
+} // namespace
