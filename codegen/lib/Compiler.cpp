@@ -12,6 +12,8 @@
 #include "attnc/Compiler.h"
 #include "attnc/CodegenStamp.h"
 #include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/CudaBuild.h"
+#include "attnc/Codegen/CudaElementCode.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/MLIRGen.h"
 #include "attnc/Passes/Passes.h"
@@ -35,6 +37,8 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <tuple>
 
 using namespace attnc;
 using runtime::KernelCache;
@@ -50,15 +54,177 @@ attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
 }
 
 struct Kernel::Impl {
-  std::unique_ptr<llvm::orc::LLJIT> jit;
+  Target target = Target::CPU;
   runtime::KernelInfo info;
+  // Target::CPU: the JIT that holds the object code.
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  // Target::CUDA: the launcher's declaration, CompileOptions::arch, the .cu
+  // per arch, and the entries built so far (NVRTC on first use).
+  runtime::cuda::CudaKernelDecl decl;
+  std::string fixedArch;
+  std::map<std::string, std::string> sources;
+  mutable std::mutex mutex;
+  mutable std::optional<CudaTarget> cudaTarget;
+  mutable std::map<std::tuple<std::string, int64_t, int64_t>, runtime::cuda::Module>
+      entries;
+
+  Expected<runtime::cuda::Module> cudaEntry(int64_t d, int64_t dv) const;
+  Status forwardOnDevice(const runtime::cuda::DeviceView &q,
+                         const runtime::cuda::DeviceView &k,
+                         const runtime::cuda::DeviceView &v,
+                         const runtime::cuda::DeviceView &out,
+                         const CudaForwardOptions &options) const;
+  Status forwardHostOnCuda(const TensorView &q, const TensorView &k,
+                           const TensorView &v, const TensorView &out,
+                           const ForwardOptions &options) const;
 };
 
 const runtime::KernelInfo &Kernel::info() const { return impl->info; }
+Target Kernel::target() const { return impl->target; }
+
+const std::string &Kernel::cudaSource(const std::string &arch) const {
+  static const std::string none;
+  auto it = impl->sources.find(arch);
+  return it == impl->sources.end() ? none : it->second;
+}
+
+Expected<runtime::cuda::Module> Kernel::Impl::cudaEntry(int64_t d,
+                                                        int64_t dv) const {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!cudaTarget) {
+    Expected<CudaTarget> t = chooseCudaTarget(fixedArch);
+    if (!t.ok())
+      return t.status();
+    cudaTarget = *t;
+  }
+  auto source = sources.find(cudaTarget->arch);
+  if (source == sources.end())
+    return Status::error("kernel '" + decl.name + "' was compiled for " +
+                         fixedArch + ", not for this device's " +
+                         cudaTarget->arch);
+  auto key = std::make_tuple(cudaTarget->arch, d, dv);
+  if (auto it = entries.find(key); it != entries.end())
+    return it->second;
+  // The disk cache is optional: without a writable directory NVRTC runs
+  // every time.
+  std::optional<KernelCache> cache;
+  if (KernelCache::defaultDirectory().ok())
+    cache.emplace();
+  Expected<runtime::cuda::Module> m =
+      loadCudaEntry(source->second, decl.name + ".cu", *cudaTarget, decl.storage,
+                    d, dv, cache ? &*cache : nullptr);
+  if (!m.ok())
+    return m.status();
+  entries[key] = *m;
+  return m;
+}
+
+Status Kernel::forward(const runtime::cuda::DeviceView &q,
+                       const runtime::cuda::DeviceView &k,
+                       const runtime::cuda::DeviceView &v,
+                       const runtime::cuda::DeviceView &out,
+                       const CudaForwardOptions &options) const {
+  if (impl->target != Target::CUDA)
+    return Status::error("kernel '" + impl->info.name +
+                         "' was compiled for the CPU: forward() on device "
+                         "views needs CompileOptions::target = Target::CUDA");
+  return impl->forwardOnDevice(q, k, v, out, options);
+}
+
+Status Kernel::Impl::forwardOnDevice(const runtime::cuda::DeviceView &q,
+                                     const runtime::cuda::DeviceView &k,
+                                     const runtime::cuda::DeviceView &v,
+                                     const runtime::cuda::DeviceView &out,
+                                     const CudaForwardOptions &options) const {
+  runtime::cuda::CudaForwardArgs args;
+  args.q = q;
+  args.k = k;
+  args.v = v;
+  args.out = out;
+  args.lse = options.lse;
+  args.inputs = options.inputs;
+  // Every check before anything is compiled: D and DV pick the entry.
+  runtime::CheckedCall checked;
+  if (Status s = runtime::cuda::checkCudaForward(decl, args, checked); !s.ok())
+    return s;
+  Expected<runtime::cuda::Module> m = cudaEntry(
+      checked.size(runtime::SizeName::D), checked.size(runtime::SizeName::DV));
+  if (!m.ok())
+    return m.status();
+  return runtime::cuda::forwardCuda(*m, decl, args);
+}
+
+/// Copies a contiguous tensor into a view of the same dtype and shape.
+static void copyInto(const runtime::Tensor &src, const TensorView &dst) {
+  runtime::visitOffsets(dst, [&](int64_t flat, int64_t offset) {
+    runtime::storeFromDouble(dst, offset, src.getAsDouble(flat));
+    return true;
+  });
+}
+
+Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
+                                       const TensorView &v, const TensorView &out,
+                                       const ForwardOptions &options) const {
+  using runtime::cuda::DeviceTensor;
+  if (options.tileTrace)
+    return Status::error("tile traces are recorded by CPU kernels only");
+  // The checks of the device call, on the host views, before any copy:
+  // a bad call is reported without touching the GPU.
+  runtime::CheckedCall checked;
+  if (Status s = runtime::checkForwardCall(
+          decl.signature(), {q, k, v, out, options.lse, options.inputs}, checked);
+      !s.ok())
+    return s;
+  Expected<DeviceTensor> dq = DeviceTensor::upload(q);
+  if (!dq.ok())
+    return dq.status().withContext("q");
+  Expected<DeviceTensor> dk = DeviceTensor::upload(k);
+  if (!dk.ok())
+    return dk.status().withContext("k");
+  Expected<DeviceTensor> dv = DeviceTensor::upload(v);
+  if (!dv.ok())
+    return dv.status().withContext("v");
+  Expected<DeviceTensor> dout = DeviceTensor::allocate(out.dtype, out.shape);
+  if (!dout.ok())
+    return dout.status().withContext("out");
+  std::optional<DeviceTensor> dlse;
+  runtime::cuda::DeviceView lseView;
+  CudaForwardOptions fo;
+  fo.inputs = options.inputs;
+  if (options.lse) {
+    Expected<DeviceTensor> l =
+        DeviceTensor::allocate(options.lse->dtype, options.lse->shape);
+    if (!l.ok())
+      return l.status().withContext("lse");
+    dlse.emplace(std::move(*l));
+    lseView = dlse->view();
+    fo.lse = &lseView;
+  }
+  if (Status s = forwardOnDevice(dq->view(), dk->view(), dv->view(), dout->view(), fo);
+      !s.ok())
+    return s;
+  // Only a finished call writes the caller's tensors.
+  Expected<runtime::Tensor> hostOut = dout->download();
+  if (!hostOut.ok())
+    return hostOut.status();
+  std::optional<runtime::Tensor> hostLse;
+  if (dlse) {
+    Expected<runtime::Tensor> l = dlse->download();
+    if (!l.ok())
+      return l.status();
+    hostLse.emplace(std::move(*l));
+  }
+  copyInto(*hostOut, out);
+  if (hostLse)
+    copyInto(*hostLse, *options.lse);
+  return Status::success();
+}
 
 Status Kernel::forward(const TensorView &q, const TensorView &k,
                        const TensorView &v, const TensorView &out,
                        const ForwardOptions &options) const {
+  if (impl->target == Target::CUDA)
+    return impl->forwardHostOnCuda(q, k, v, out, options);
   runtime::CpuForwardArgs args;
   args.q = q;
   args.k = k;
@@ -164,11 +330,55 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
   return std::shared_ptr<const Kernel::Impl>(std::move(impl));
 }
 
+/// Target::CUDA: the launcher's declaration and the .cu of the spec for
+/// the arch asked for, or for both (the device decides at the first call).
+/// NVRTC runs per entry at first use (Kernel::Impl::cudaEntry).
+static Expected<Kernel> compileForCuda(mlir::attn::SpecOp spec,
+                                       const CompileOptions &opts) {
+  Expected<runtime::cuda::CudaKernelDecl> decl = cudaDeclFor(spec, opts.dtype);
+  if (!decl.ok())
+    return decl.status();
+  CpuKernelOptions described;
+  described.storage = opts.dtype;
+  Expected<runtime::KernelInfo> info = describeKernel(spec, described);
+  if (!info.ok())
+    return info.status();
+  auto impl = std::make_shared<Kernel::Impl>();
+  impl->target = Target::CUDA;
+  impl->info = std::move(*info);
+  impl->info.tileQ = impl->info.tileK = 0; // the CUDA kernels' own
+  impl->decl = std::move(*decl);
+  impl->fixedArch = opts.arch;
+  std::vector<std::string> arches = {"sm_80", "sm_90a"};
+  if (!opts.arch.empty())
+    arches = {opts.arch};
+  for (const std::string &arch : arches) {
+    Expected<std::string> cu = emitCuda(spec, arch);
+    if (!cu.ok())
+      return cu.status();
+    impl->sources[arch] = std::move(*cu);
+  }
+  return Kernel(std::shared_ptr<const Kernel::Impl>(std::move(impl)));
+}
+
 Expected<Kernel> Compiler::Impl::compile(std::string_view text,
                                          const CompileOptions &opts,
                                          std::string_view bufferName) {
-  if (opts.target != Target::CPU)
-    return Status::error("the CUDA target is not available in this build");
+  if (opts.target == Target::CUDA) {
+    if (opts.dtype != DType::F16 && opts.dtype != DType::BF16)
+      return Status::error(std::string("Target::CUDA kernels store q, k, v "
+                                       "and out as float16 or bfloat16, not ") +
+                           runtime::dtypeName(opts.dtype));
+    if (!opts.arch.empty() && opts.arch != "sm_80" && opts.arch != "sm_90a")
+      return Status::error("CUDA arch '" + opts.arch +
+                           "': expected sm_80 or sm_90a (or empty for the "
+                           "current device's)");
+    if (opts.traceTiles || opts.tileQ || opts.tileK || !opts.cpu.empty())
+      return Status::error("traceTiles, tileQ, tileK and cpu are options of "
+                           "Target::CPU");
+  } else if (!opts.arch.empty()) {
+    return Status::error("CompileOptions::arch is for Target::CUDA");
+  }
   if (opts.dtype != DType::F32 && opts.dtype != DType::F16 &&
       opts.dtype != DType::BF16)
     return Status::error(std::string("storage dtype must be float32, "
@@ -212,6 +422,8 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
     return Status::error(
         "the spec has " + std::to_string(specs.size()) +
         " attention blocks; choose one with CompileOptions::name (--name)");
+  if (opts.target == Target::CUDA)
+    return compileForCuda(specs[0], opts);
   CpuKernelOptions cpu;
   cpu.storage = opts.dtype;
   cpu.tileQ = opts.tileQ;

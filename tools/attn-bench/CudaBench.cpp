@@ -1,7 +1,7 @@
 //===- CudaBench.cpp - attn-bench --target=cuda: time a kernel on the GPU -===//
 #include "CudaBench.h"
 
-#include "common/CudaBuild.h"
+#include "attnc/Codegen/CudaBuild.h"
 
 #include <algorithm>
 #include <chrono>

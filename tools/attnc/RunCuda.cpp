@@ -11,7 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
 
-#include "common/CudaBuild.h"
+#include "attnc/Codegen/CudaBuild.h"
 
 #include "llvm/Support/raw_ostream.h"
 

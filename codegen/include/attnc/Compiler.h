@@ -6,6 +6,12 @@
 //   attnc::Status s = k->forward(q, key, v, out, {.lse = &lse,
 //                                .inputs = {{"slopes", slopes}}});
 //
+// With CompileOptions::target = Target::CUDA (dtype F16 or BF16) compile()
+// emits the CUDA C++ of the spec; forward() on device views (DeviceView)
+// then builds the entry for the call's head dims with NVRTC at first use
+// (cached on disk like the CPU objects) and launches it. forward() on host
+// tensors copies them to the GPU and back.
+//
 // A Compiler owns an MLIR context and the kernel cache (in memory; the disk
 // cache of the runtime keeps the optimised object code across processes).
 // Errors, including spec errors with file:line:col, come back as values;
@@ -17,6 +23,7 @@
 #define ATTNC_COMPILER_H
 
 #include "attnc/Runtime/CpuDispatch.h"
+#include "attnc/Runtime/Cuda.h"
 #include "attnc/Runtime/Status.h"
 #include "attnc/Runtime/Tensor.h"
 
@@ -63,6 +70,9 @@ struct CompileOptions {
   /// The CPU to generate code for, as an LLVM CPU name ("haswell" for
   /// AVX2 only); empty means the host CPU with all its features.
   std::string cpu;
+  /// Target::CUDA: the GPU architecture, "sm_80" or "sm_90a"; empty means
+  /// the current device's (sm_90a on compute capability 9.0, else sm_80).
+  std::string arch;
 };
 
 struct ForwardOptions {
@@ -72,12 +82,36 @@ struct ForwardOptions {
   std::vector<int8_t> *tileTrace = nullptr; // see CpuForwardArgs
 };
 
+/// Target::CUDA: lse as a float32 device view; inputs stay host tensors
+/// (the launcher converts and copies them).
+struct CudaForwardOptions {
+  const runtime::cuda::DeviceView *lse = nullptr;
+  std::vector<std::pair<std::string, TensorView>> inputs;
+};
+
 class Kernel {
 public:
-  /// Runs the kernel; see runtime::forwardCpu for the checks.
+  /// Runs the kernel on host tensors; see runtime::forwardCpu for the
+  /// checks. A Target::CUDA kernel copies q, k, v to the GPU, runs there
+  /// and copies out (and lse) back; options.threads and tileTrace are CPU
+  /// only.
   Status forward(const TensorView &q, const TensorView &k, const TensorView &v,
                  const TensorView &out, const ForwardOptions &options = {}) const;
+  /// Target::CUDA: runs on device memory (see runtime::cuda::forwardCuda
+  /// for the checks). The entry for the call's dtype and head dims is
+  /// compiled with NVRTC and loaded at its first call; thread-safe.
+  Status forward(const runtime::cuda::DeviceView &q,
+                 const runtime::cuda::DeviceView &k,
+                 const runtime::cuda::DeviceView &v,
+                 const runtime::cuda::DeviceView &out,
+                 const CudaForwardOptions &options = {}) const;
+  Target target() const;
+  /// The CPU kernel's description (name, tiles, inputs); for a CUDA kernel
+  /// the same fields except the entry point and tiles.
   const runtime::KernelInfo &info() const;
+  /// Target::CUDA: the emitted CUDA C++ for `arch` (sm_80 or sm_90a), empty
+  /// if the kernel was compiled for the other one only.
+  const std::string &cudaSource(const std::string &arch) const;
 
   struct Impl;
   explicit Kernel(std::shared_ptr<const Impl> impl) : impl(std::move(impl)) {}
