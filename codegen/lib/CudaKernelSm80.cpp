@@ -53,15 +53,11 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
 #pragma unroll
   for (int kk = 0; kk < HD / 16; ++kk) {
     unsigned af[4];
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3])
-                 : "r"(attnc_smem_addr(Qs + (warp * 16 + lane % 16) * LDQ + kk * 16 + (lane / 16) * 8)));
+    attnc_ldsm_x4(af, Qs + (warp * 16 + lane % 16) * LDQ + kk * 16 + (lane / 16) * 8);
 #pragma unroll
     for (int nb = 0; nb < BN / 8; ++nb) {
       unsigned bf[2];
-      asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                   : "=r"(bf[0]), "=r"(bf[1])
-                   : "r"(attnc_smem_addr(Kst + (nb * 8 + lane % 8) * LDQ + kk * 16 + ((lane / 8) % 2) * 8)));
+      attnc_ldsm_x2(bf, Kst + (nb * 8 + lane % 8) * LDQ + kk * 16 + ((lane / 8) % 2) * 8);
       attnc_mma_16816<T>(s[nb], af, bf);
     }
   }
@@ -99,9 +95,7 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
 #pragma unroll
     for (int nd = 0; nd < HDV / 8; ++nd) {
       unsigned bf[2];
-      asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                   : "=r"(bf[0]), "=r"(bf[1])
-                   : "r"(attnc_smem_addr(Vst + (kk * 16 + lane % 16) * LDV + nd * 8)));
+      attnc_ldsm_x2_trans(bf, Vst + (kk * 16 + lane % 16) * LDV + nd * 8);
       attnc_mma_16816<T>(o[nd], pa, bf);
     }
   }
@@ -112,7 +106,7 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
 template <typename T, int HD, int HDV>
 __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) {
   constexpr int BM = @BM@, BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@, NT = @THREADS@;
-  extern __shared__ __align__(16) unsigned char attnc_smem[];
+  ATTNC_DYNAMIC_SMEM(attnc_smem, 16);
   T *Qs = reinterpret_cast<T *>(attnc_smem);
   T *Ks = Qs + BM * LDQ;
   T *Vs = Ks + 2 * BN * LDQ;
@@ -134,8 +128,7 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
       int r = i / chunks, ch = i % chunks;
       bool in = r0 + r < limit;
       const T *s = src + (in ? (r0 + r) * ld : 0) + ch * 8;
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
-                   :: "r"(attnc_smem_addr(dst + r * lds + ch * 8)), "l"(s), "r"(in ? 16 : 0));
+      attnc_cp_async16(dst + r * lds + ch * 8, s, in ? 16 : 0);
     }
   };
 
@@ -178,7 +171,7 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     load(Ks, kg, a.ks[2], cur * BN, a.LK, HD, LDQ);
     load(Vs, vg, a.vs[2], cur * BN, a.LK, HDV, LDV);
   }
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  attnc_cp_commit();
   for (int st = 0; cur <= last; st ^= 1) {
     int nextKind = 0;
     const int64_t nxt = nextTile(cur + 1, nextKind);
@@ -186,8 +179,8 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
       load(Ks + (st ^ 1) * BN * LDQ, kg, a.ks[2], nxt * BN, a.LK, HD, LDQ);
       load(Vs + (st ^ 1) * BN * LDV, vg, a.vs[2], nxt * BN, a.LK, HDV, LDV);
     }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+    attnc_cp_commit();
+    attnc_cp_wait_all_but_newest();
     __syncthreads(); // every thread's copies of the current tile are visible
     const int64_t k0 = cur * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
     const T *Kst = Ks + st * BN * LDQ, *Vst = Vs + st * BN * LDV;
@@ -199,7 +192,7 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     cur = nxt;
     kind = nextKind;
   }
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  attnc_cp_wait_all();
 
   // Finalise: the quad's partial sums, out = o / l (0 for an empty row).
   for (int i = 0; i < 2; ++i) {
@@ -221,9 +214,42 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
 }
 )CU";
 
+// Every PTX instruction of the sm_80 kernel is in these helpers, behind one
+// guard: a harness that defines ATTNC_MMA_SM80 first can supply its own
+// versions (test/cuda-emu runs the kernels on the CPU that way).
 const char *kMmaHelpers = R"CU(
 #ifndef ATTNC_MMA_SM80
 #define ATTNC_MMA_SM80
+// The block's dynamic shared memory, as an array named `name`.
+#define ATTNC_DYNAMIC_SMEM(name, align) extern __shared__ __align__(align) unsigned char name[]
+// ldmatrix: four (x4) or two (x2) 8x8 b16 matrices from shared memory, the
+// row addresses from lanes 0-31 (x4) or 0-15 (x2); .trans transposes each.
+__device__ __forceinline__ void attnc_ldsm_x4(unsigned (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(attnc_smem_addr(p)));
+}
+__device__ __forceinline__ void attnc_ldsm_x2(unsigned (&r)[2], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1]) : "r"(attnc_smem_addr(p)));
+}
+__device__ __forceinline__ void attnc_ldsm_x2_trans(unsigned (&r)[2], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1]) : "r"(attnc_smem_addr(p)));
+}
+// cp.async of 16 bytes; `bytes` (0 or 16) are read, the rest zero-filled.
+__device__ __forceinline__ void attnc_cp_async16(void *dst, const void *src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+               :: "r"(attnc_smem_addr(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void attnc_cp_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void attnc_cp_wait_all_but_newest() {
+  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+__device__ __forceinline__ void attnc_cp_wait_all() {
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
 template <typename T> __device__ __forceinline__ void attnc_mma_16816(float *d, const unsigned *a, const unsigned *b) {
   if constexpr (attnc_dt<T>::bf16)
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
@@ -323,7 +349,7 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
     }
   bool ids = idsAtoms(spec) > 0;
   std::string launcher = R"(
-#ifndef __CUDACC_RTC__
+#ifdef ATTNC_NVCC_HOST
 // ---- @N@: host launcher (nvcc builds only): the same entries as the
 // runtime's NVRTC path. Returns 0, a cudaError_t, -1 (no entry for this
 // dtype / head dims in this build) or 1, 2 (bad heads / strides).

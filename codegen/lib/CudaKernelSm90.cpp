@@ -410,7 +410,7 @@ void fillSpecParts(SpecOp spec, std::string &k) {
 }
 
 const char *kLauncher = R"CU(
-#ifndef __CUDACC_RTC__
+#ifdef ATTNC_NVCC_HOST
 #ifndef ATTNC_SM90_HOST
 #define ATTNC_SM90_HOST
 static_assert(sizeof(attnc_tensor_map) == sizeof(CUtensorMap), "CudaABI.h's map is a CUtensorMap");

@@ -44,8 +44,11 @@ std::string fileHeader(const std::string &arch) {
 // NEVER RUN ON A GPU: written and compiled (nvcc, NVRTC) without one.
 // nvcc builds the kernels and the host launcher; NVRTC (__CUDACC_RTC__)
 // the kernels only. Entry points, launch records and the pre-pass follow
-// CudaABI.h (pasted below).
-#ifndef __CUDACC_RTC__
+// CudaABI.h (pasted below). ATTNC_NVCC_HOST marks the nvcc-only host
+// code; a CPU harness that emulates the device (ATTNC_CUDA_EMULATION) skips
+// it as NVRTC does.
+#if !defined(__CUDACC_RTC__) && !defined(ATTNC_CUDA_EMULATION)
+#define ATTNC_NVCC_HOST 1
 #include <cuda_runtime.h>
 )";
   if (arch == "sm_90a")
@@ -150,7 +153,7 @@ extern "C" __global__ void __launch_bounds__(128) attnc_prepass_@N@(attnc_cuda_a
     __syncthreads();
   }
 }
-#ifndef __CUDACC_RTC__
+#ifdef ATTNC_NVCC_HOST
 // Runs the pre-pass when the caller gave scratch (B * HQ * ceil(LK / @KEYS@)
 // * @SCR@ words); without it the forward kernel scans the ids itself.
 static int attnc_run_prepass_@N@(const attnc_cuda_args *a, cudaStream_t stream) {

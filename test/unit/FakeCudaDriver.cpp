@@ -10,16 +10,21 @@
 // maps with 16-byte aligned addresses and strides and a 128-byte swizzle
 // span. Modules are PTX (the device reports compute capability 10.0, so
 // the runtime loads sm_80 PTX); launch records are read from the PTX's
-// .const initialisers. Kernels run as host code: only those of
+// .const initialisers. Kernels run as host code: those of
 // test/unit/Inputs/copy_kernel.cu (attnc_fwd_copy*, attnc_prepass_copy),
-// written here as the .cu writes them. It says nothing about real GPUs.
+// written here as the .cu writes them, and, when ATTNC_FAKE_CUDA_KERNELS
+// names a library of emulated kernels (test/cuda-emu), attnc's own sm_80
+// kernels. It says nothing about real GPUs.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CudaABI.h"
 
 #include <cuda.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -81,9 +86,38 @@ void report(const attnc_cuda_args &a, long long code, long long w3) {
   }
 }
 
-/// copy_kernel.cu's kernels, one CTA at a time.
+/// Any other kernel: from the library ATTNC_FAKE_CUDA_KERNELS names, if set
+/// (test/cuda-emu: attnc's emitted sm_80 .cu files built for the CPU), run
+/// by that library's attnc_emu_launch. sm_90a entries (TMA) are not
+/// emulated.
+CUresult runEmulated(FakeFunction &f, unsigned gx, unsigned gy, unsigned gz,
+                     unsigned threads, unsigned smem, void **params) {
+  static void *lib = [] {
+    const char *path = std::getenv("ATTNC_FAKE_CUDA_KERNELS");
+    void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
+    if (path && !h)
+      std::fprintf(stderr, "fake CUDA driver: %s\n", dlerror());
+    return h;
+  }();
+  if (!lib || recordWord(*f.module, f.name, ATTNC_LAUNCH_TMA) == 1)
+    return CUDA_ERROR_NOT_SUPPORTED;
+  using Launch = int (*)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
+                         const void *, char *, unsigned);
+  void *entry = dlsym(lib, f.name.c_str());
+  auto launch = reinterpret_cast<Launch>(dlsym(lib, "attnc_emu_launch"));
+  if (!entry || !launch)
+    return CUDA_ERROR_NOT_FOUND;
+  char error[512] = "";
+  if (launch(entry, gx, gy, gz, threads, smem, params[0], error, sizeof error)) {
+    std::fprintf(stderr, "fake CUDA driver: %s: %s\n", f.name.c_str(), error);
+    return CUDA_ERROR_LAUNCH_FAILED;
+  }
+  return CUDA_SUCCESS;
+}
+
+/// copy_kernel.cu's kernels, one CTA at a time; the rest emulated.
 CUresult runKernel(FakeFunction &f, unsigned gx, unsigned gy, unsigned gz,
-                   void **params) {
+                   unsigned threads, unsigned smem, void **params) {
   const attnc_cuda_args &a = *static_cast<attnc_cuda_args *>(params[0]);
   if (f.name == "attnc_prepass_copy") {
     const long long tiles = (a.LK + 63) / 64;
@@ -94,7 +128,7 @@ CUresult runKernel(FakeFunction &f, unsigned gx, unsigned gy, unsigned gz,
     return CUDA_SUCCESS;
   }
   if (f.name.rfind("attnc_fwd_copy", 0) != 0)
-    return CUDA_ERROR_NOT_SUPPORTED;
+    return runEmulated(f, gx, gy, gz, threads, smem, params);
   if (f.name.rfind("attnc_fwd_copytma", 0) == 0) {
     const attnc_tma_maps &m = *static_cast<attnc_tma_maps *>(params[1]);
     for (const attnc_tensor_map *t : {&m.q, &m.k, &m.v}) {
@@ -213,10 +247,12 @@ CUresult cuFuncSetAttribute(CUfunction, CUfunction_attribute a, int v) {
   return CUDA_SUCCESS;
 }
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                        unsigned by, unsigned bz, unsigned, CUstream, void **params, void **extra) {
+                        unsigned by, unsigned bz, unsigned smem, CUstream, void **params,
+                        void **extra) {
   if (!gx || !gy || !gz || gy > 65535 || gz > 65535 || !bx || bx * by * bz > 1024 || extra)
     return CUDA_ERROR_INVALID_VALUE;
-  return runKernel(*reinterpret_cast<FakeFunction *>(f), gx, gy, gz, params);
+  return runKernel(*reinterpret_cast<FakeFunction *>(f), gx, gy, gz, bx * by * bz, smem,
+                   params);
 }
 CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **params, void **extra) {
   for (unsigned i = 0; i < c->numAttrs; ++i)
