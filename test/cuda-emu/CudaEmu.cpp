@@ -6,8 +6,9 @@
 // A pass over the fibers in which no barrier opens and no fiber ends is a
 // deadlock (say, a barrier in divergent code) and fails the launch. Shared
 // memory is poisoned with 0xff bytes (NaN in f16 and bf16) before every
-// block, and every ldmatrix address is checked to be a 16-byte aligned row
-// inside it.
+// block, every ldmatrix row and cp.async chunk is checked to be 16-byte
+// aligned inside it, and a cp.async lands only at the wait_group that
+// covers its group.
 //
 // attnc_emu_launch is what test/unit/FakeCudaDriver.cpp calls for a kernel
 // that is not its own: it finds the entry in this library by name.
@@ -25,10 +26,18 @@
 namespace attnc_emu {
 namespace {
 
+struct PendingCopy {
+  unsigned char *dst;
+  unsigned char data[16];
+  unsigned group;
+};
+
 struct Fiber {
   ucontext_t ctx;
   Dim3 tid;
   bool done = false;
+  std::vector<PendingCopy> copies; // cp.async not yet waited for
+  unsigned committed = 0;          // cp.async groups committed so far
 };
 
 struct WarpState {
@@ -148,6 +157,32 @@ float f16ToFloat(unsigned short h) {
   return (float)f;
 }
 
+void cpAsync(void *dst, const void *src, int bytes) {
+  Fiber &f = B.fibers[B.cur];
+  unsigned char *d = static_cast<unsigned char *>(dst);
+  if (d < B.smem.data() || d + 16 > B.smem.data() + B.smem.size() ||
+      (d - B.smem.data()) % 16 != 0)
+    fail("cp.async: destination " + std::to_string(d - B.smem.data()) +
+         " is not a 16-byte aligned chunk of shared memory");
+  PendingCopy c{d, {}, f.committed};
+  std::memcpy(c.data, src, size_t(bytes)); // the rest stays zero
+  f.copies.push_back(c);
+}
+void cpCommit() { ++B.fibers[B.cur].committed; }
+void cpWait(int keepNewest) {
+  Fiber &f = B.fibers[B.cur];
+  // Groups below `limit` complete; copies not yet committed stay too.
+  const unsigned limit = f.committed >= unsigned(keepNewest) ? f.committed - unsigned(keepNewest) : 0;
+  std::vector<PendingCopy> left;
+  for (const PendingCopy &c : f.copies) {
+    if (c.group < limit)
+      std::memcpy(c.dst, c.data, 16);
+    else
+      left.push_back(c);
+  }
+  f.copies.swap(left);
+}
+
 void ldmatrix(unsigned *r, int count, bool trans, const void *p) {
   const unsigned char *base = B.smem.data(), *end = base + B.smem.size();
   const unsigned char *mine = static_cast<const unsigned char *>(p);
@@ -251,6 +286,8 @@ extern "C" int attnc_emu_launch(void *entry, unsigned gx, unsigned gy, unsigned 
           Fiber &f = B.fibers[i];
           f.done = false;
           f.tid = {i, 0, 0};
+          f.copies.clear();
+          f.committed = 0;
           getcontext(&f.ctx);
           f.ctx.uc_stack.ss_sp = B.stacks[i].data();
           f.ctx.uc_stack.ss_size = kStackBytes;

@@ -7,8 +7,8 @@
 //   - the CUDA keywords and built-ins (threadIdx, __syncthreads, __shfl_*);
 //   - the sm_80 helpers the emitter keeps behind ATTNC_CUDA_HELPERS and
 //     ATTNC_MMA_SM80 (every PTX instruction the kernel uses): cvt, ldmatrix
-//     (x4, x2, x2.trans), cp.async (synchronous: the data is there at once,
-//     so a missing wait_group cannot show), and mma.sync m16n8k16 with the
+//     (x4, x2, x2.trans), cp.async (landing in shared memory only at the
+//     cp.async.wait_group that covers it), and mma.sync m16n8k16 with the
 //     fragment layouts of the PTX ISA, the warp's lanes exchanging their
 //     registers through a warp-wide barrier as the hardware does.
 // What this proves: the kernel's indexing, schedule, pipeline order, masks,
@@ -108,17 +108,23 @@ inline unsigned attnc_smem_addr(const void *p) {
 namespace attnc_emu {
 void ldmatrix(unsigned *r, int count, bool trans, const void *p);
 void mma16816(float *d, const unsigned *a, const unsigned *b, bool bf16);
+// cp.async as the hardware may run it: the source is read at once, shared
+// memory is written only when a cp.async.wait_group covers the copy's
+// group (`keepNewest` newest committed groups may stay pending), so a read
+// before the wait sees the NaN poison.
+void cpAsync(void *dst, const void *src, int bytes);
+void cpCommit();
+void cpWait(int keepNewest);
 } // namespace attnc_emu
 inline void attnc_ldsm_x4(unsigned (&r)[4], const void *p) { attnc_emu::ldmatrix(r, 4, false, p); }
 inline void attnc_ldsm_x2(unsigned (&r)[2], const void *p) { attnc_emu::ldmatrix(r, 2, false, p); }
 inline void attnc_ldsm_x2_trans(unsigned (&r)[2], const void *p) { attnc_emu::ldmatrix(r, 2, true, p); }
 inline void attnc_cp_async16(void *dst, const void *src, int bytes) {
-  std::memcpy(dst, src, size_t(bytes));
-  std::memset(static_cast<unsigned char *>(dst) + bytes, 0, size_t(16 - bytes));
+  attnc_emu::cpAsync(dst, src, bytes);
 }
-inline void attnc_cp_commit() {}
-inline void attnc_cp_wait_all_but_newest() {}
-inline void attnc_cp_wait_all() {}
+inline void attnc_cp_commit() { attnc_emu::cpCommit(); }
+inline void attnc_cp_wait_all_but_newest() { attnc_emu::cpWait(1); }
+inline void attnc_cp_wait_all() { attnc_emu::cpWait(0); }
 template <typename T> inline void attnc_mma_16816(float *d, const unsigned *a, const unsigned *b) {
   attnc_emu::mma16816(d, a, b, attnc_dt<T>::bf16);
 }
