@@ -17,12 +17,17 @@
 #       and the local window + softcap + ALiBi layer)
 #       against torch SDPA (flash, cuDNN) and FlexAttention
 #       (bench/gpu/torch_gpu_bench.py) and prints one table.
+#   scripts/gpu-check.sh emulate   here, without a GPU: builds the same
+#       harness and runs the self-test and every case with the fake driver
+#       and the CPU emulation of the sm_80 kernels (test/cuda-emu); a dry
+#       run of `run`'s correctness half (sm_90a is not emulated).
 #   scripts/gpu-check.sh           prepare, then run if a GPU is present,
 #       else how to carry gpu-check-data/ and run the other half.
 #
 # Every step says what failed; a failing spec or case does not stop the
 # others; the exit code is non-zero if anything failed. GPU_CHECK_DATA
-# overrides the data directory, JOBS the build/check parallelism.
+# overrides the data directory, GPU_CHECK_BUILD the harness build directory,
+# ATTNC_BUILD_DIR the attnc build (default build/), JOBS the parallelism.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${GPU_CHECK_DATA:-$root/gpu-check-data}"
@@ -56,7 +61,8 @@ bench_cases=(
 bench_lengths=(2048 8192)
 
 prepare() {
-  local attnc="$root/build/tools/attnc" prep="$root/build/tools/attn-gpu-prepare"
+  local tools="${ATTNC_BUILD_DIR:-$root/build}/tools"
+  local attnc="$tools/attnc" prep="$tools/attn-gpu-prepare"
   for t in "$attnc" "$prep"; do
     if [ ! -x "$t" ]; then
       echo "gpu-check prepare: $t is missing: build attnc first (bash scripts/build.sh)"
@@ -114,13 +120,10 @@ prepare() {
   fi
 }
 
-run_gpu() {
-  [ -d "$data/cases" ] || { echo "gpu-check run: no $data: run 'scripts/gpu-check.sh prepare' where attnc is built and carry it"; exit 1; }
-  step "run: the GPU"
-  if command -v nvidia-smi >/dev/null 2>&1; then
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-  fi
-  local build="$root/build-gpu"
+build="${GPU_CHECK_BUILD:-$root/build-gpu}"
+harness="$build/attnc-gpu-harness"
+
+build_harness() {
   step "build the runtime's CUDA half and the harness (no MLIR): $build"
   mkdir -p "$build"
   if ! cmake -S "$root/bench/gpu" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$build/cmake.log" 2>&1 \
@@ -129,22 +132,10 @@ run_gpu() {
     fail "building bench/gpu (logs: $build/cmake.log, $build/ninja.log)"
     echo "gpu-check: $failures failure(s)"; exit 1
   fi
-  local harness="$build/attnc-gpu-harness"
-  export ATTNC_CACHE_DIR="$build/kernel-cache"
+}
 
-  step "the runtime's own CUDA tests (standalone runtime build; needs GoogleTest)"
-  if cmake -S "$root/runtime" -B "$build/rt" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-       -DATTNC_ENABLE_CUDA=ON >"$build/rt.log" 2>&1 \
-     && grep -q "attnc-cuda-gpu-tests" "$build/rt/build.ninja" 2>/dev/null; then
-    if ninja -C "$build/rt" -j "$jobs" attnc-cuda-tests attnc-cuda-gpu-tests >>"$build/rt.log" 2>&1; then
-      (cd "$build/rt" && ctest --output-on-failure -R cuda) || fail "runtime CUDA tests (ctest -R cuda in $build/rt)"
-    else
-      tail -n 20 "$build/rt.log"; fail "building the runtime's CUDA tests"
-    fi
-  else
-    echo "skipped: GoogleTest not found (the harness self-test below covers the launcher)"
-  fi
-
+# The ABI self-test, then every case on every arch the device runs.
+check_cases() {
   step "self-test: hand-written CudaABI.h kernel through NVRTC and forwardCuda"
   "$harness" selftest || fail "self-test"
 
@@ -164,6 +155,52 @@ run_gpu() {
   if [ "$failed" -gt 0 ] || ls "$out"/*.failed >/dev/null 2>&1 || [ "$passed" -eq 0 ]; then
     fail "correctness ($failed failing case(s))"
   fi
+}
+
+# The correctness half of `run` without a GPU: the same harness and cases,
+# with the fake driver (test/unit/FakeCudaDriver.cpp) running attnc's sm_80
+# kernels under the CPU emulation of their PTX (test/cuda-emu). Needs the
+# main build's attnc-fake-cuda and attnc-cuda-emu-kernels (GPU_CHECK_FAKE_DRIVER
+# and GPU_CHECK_EMU_KERNELS override their paths). sm_90a is not emulated.
+emulate() {
+  local fake="${GPU_CHECK_FAKE_DRIVER:-$root/build/test/fake-cuda/libattnc-fake-cuda.so}"
+  local emu="${GPU_CHECK_EMU_KERNELS:-$root/build/test/libattnc-cuda-emu-kernels.so}"
+  for f in "$fake" "$emu"; do
+    [ -f "$f" ] || { echo "gpu-check emulate: $f is missing: build it first (ninja -C build attnc-fake-cuda attnc-cuda-emu-kernels)"; exit 1; }
+  done
+  prepare # always fresh: the cases must come from this checkout's attnc
+  build_harness
+  export ATTNC_CUDA_DRIVER="$fake" ATTNC_FAKE_CUDA_KERNELS="$emu"
+  export ATTNC_CACHE_DIR="$build/kernel-cache-emulated"
+  check_cases
+  echo
+  echo "gpu-check emulate: $failures failure(s) in $((SECONDS - start)) s (sm_80 under CPU emulation; no GPU ran)"
+  [ "$failures" -eq 0 ]
+}
+
+run_gpu() {
+  [ -d "$data/cases" ] || { echo "gpu-check run: no $data: run 'scripts/gpu-check.sh prepare' where attnc is built and carry it"; exit 1; }
+  step "run: the GPU"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  fi
+  build_harness
+  export ATTNC_CACHE_DIR="$build/kernel-cache"
+
+  step "the runtime's own CUDA tests (standalone runtime build; needs GoogleTest)"
+  if cmake -S "$root/runtime" -B "$build/rt" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+       -DATTNC_ENABLE_CUDA=ON >"$build/rt.log" 2>&1 \
+     && grep -q "attnc-cuda-gpu-tests" "$build/rt/build.ninja" 2>/dev/null; then
+    if ninja -C "$build/rt" -j "$jobs" attnc-cuda-tests attnc-cuda-gpu-tests >>"$build/rt.log" 2>&1; then
+      (cd "$build/rt" && ctest --output-on-failure -R cuda) || fail "runtime CUDA tests (ctest -R cuda in $build/rt)"
+    else
+      tail -n 20 "$build/rt.log"; fail "building the runtime's CUDA tests"
+    fi
+  else
+    echo "skipped: GoogleTest not found (the harness self-test below covers the launcher)"
+  fi
+
+  check_cases
 
   step "benchmark: attnc (CUDA events, median)"
   local results="$build/attnc-bench.jsonl"
@@ -196,6 +233,9 @@ case "${1:-}" in
   run)
     run_gpu
     ;;
+  emulate)
+    emulate
+    ;;
   "")
     prepare
     if has_gpu; then
@@ -210,5 +250,5 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: scripts/gpu-check.sh [prepare|run]"; exit 2 ;;
+    echo "usage: scripts/gpu-check.sh [prepare|run|emulate]"; exit 2 ;;
 esac
