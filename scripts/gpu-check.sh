@@ -19,8 +19,8 @@
 #       (bench/gpu/torch_gpu_bench.py) and prints one table.
 #   scripts/gpu-check.sh emulate   here, without a GPU: builds the same
 #       harness and runs the self-test and every case with the fake driver
-#       and the CPU emulation of the sm_80 kernels (test/cuda-emu); a dry
-#       run of `run`'s correctness half (sm_90a is not emulated).
+#       and the CPU emulation of the sm_80 and sm_90a kernels
+#       (test/cuda-emu): a dry run of `run`'s correctness half.
 #   scripts/gpu-check.sh           prepare, then run if a GPU is present,
 #       else how to carry gpu-check-data/ and run the other half.
 #
@@ -159,22 +159,27 @@ check_cases() {
 
 # The correctness half of `run` without a GPU: the same harness and cases,
 # with the fake driver (test/unit/FakeCudaDriver.cpp) running attnc's sm_80
-# kernels under the CPU emulation of their PTX (test/cuda-emu). Needs the
-# main build's attnc-fake-cuda and attnc-cuda-emu-kernels (GPU_CHECK_FAKE_DRIVER
-# and GPU_CHECK_EMU_KERNELS override their paths). sm_90a is not emulated.
+# and sm_90a kernels under the CPU emulation of their PTX (test/cuda-emu).
+# Needs the main build's attnc-fake-cuda and attnc-cuda-emu-kernels-sm_80 /
+# -sm_90a (GPU_CHECK_FAKE_DRIVER, GPU_CHECK_EMU_KERNELS and
+# GPU_CHECK_EMU_KERNELS_SM90 override their paths).
 emulate() {
   local fake="${GPU_CHECK_FAKE_DRIVER:-$root/build/test/fake-cuda/libattnc-fake-cuda.so}"
-  local emu="${GPU_CHECK_EMU_KERNELS:-$root/build/test/libattnc-cuda-emu-kernels.so}"
-  for f in "$fake" "$emu"; do
-    [ -f "$f" ] || { echo "gpu-check emulate: $f is missing: build it first (ninja -C build attnc-fake-cuda attnc-cuda-emu-kernels)"; exit 1; }
+  local emu80="${GPU_CHECK_EMU_KERNELS:-$root/build/test/libattnc-cuda-emu-kernels-sm_80.so}"
+  local emu90="${GPU_CHECK_EMU_KERNELS_SM90:-$root/build/test/libattnc-cuda-emu-kernels-sm_90a.so}"
+  for f in "$fake" "$emu80" "$emu90"; do
+    [ -f "$f" ] || { echo "gpu-check emulate: $f is missing: build it first (ninja -C build attnc-fake-cuda attnc-cuda-emu-kernels-sm_80 attnc-cuda-emu-kernels-sm_90a)"; exit 1; }
   done
   prepare # always fresh: the cases must come from this checkout's attnc
   build_harness
-  export ATTNC_CUDA_DRIVER="$fake" ATTNC_FAKE_CUDA_KERNELS="$emu"
+  # A fake device of compute capability 9.0: the harness checks every case
+  # as sm_90a (cubin) and as sm_80 (PTX), as on an H100/H200.
+  export ATTNC_CUDA_DRIVER="$fake" ATTNC_FAKE_CUDA_CC=90
+  export ATTNC_FAKE_CUDA_KERNELS="$emu80" ATTNC_FAKE_CUDA_KERNELS_SM90="$emu90"
   export ATTNC_CACHE_DIR="$build/kernel-cache-emulated"
   check_cases
   echo
-  echo "gpu-check emulate: $failures failure(s) in $((SECONDS - start)) s (sm_80 under CPU emulation; no GPU ran)"
+  echo "gpu-check emulate: $failures failure(s) in $((SECONDS - start)) s (sm_80 and sm_90a under CPU emulation; no GPU ran)"
   [ "$failures" -eq 0 ]
 }
 

@@ -120,6 +120,18 @@ std::string wgmmaHelpers(int n, bool ss) {
 const char *kSm90Helpers = R"CU(
 #ifndef ATTNC_SM90_HELPERS
 #define ATTNC_SM90_HELPERS
+// Every PTX instruction of the sm_90a kernel is in these helpers, behind one
+// guard (test/cuda-emu supplies CPU versions).
+#define ATTNC_DYNAMIC_SMEM90(name, align) extern __shared__ __align__(align) unsigned char name[]
+__device__ __forceinline__ void attnc_fence_mbar_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(R));
+}
+template <int R> __device__ __forceinline__ void attnc_setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(R));
+}
 // wgmma matrix descriptor of a 128B-swizzled operand (see the .cpp's notes):
 // start, LBO and SBO in bytes, encoded as (x & 0x3FFFF) >> 4.
 __device__ __forceinline__ uint64_t attnc_gmma_desc(unsigned addr, unsigned lbo, unsigned sbo) {
@@ -250,7 +262,7 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   constexpr int BM = @BM@, BN = @BN@, ST = (HD + HDV <= 128 ? 3 : 2);
   constexpr unsigned QBLK = BM * 128, KBLK = BN * 128;
   constexpr unsigned QBYTES = BM * HD * 2, KBYTES = BN * HD * 2, VBYTES = BN * HDV * 2;
-  extern __shared__ __align__(1024) unsigned char attnc_smem[];
+  ATTNC_DYNAMIC_SMEM90(attnc_smem, 1024);
   // The swizzle pattern repeats every 1024 bytes: every block starts on
   // such a boundary (the record's smem has 1024 bytes of slack for this).
   const unsigned sQ = (attnc_smem_addr(attnc_smem) + 1023u) & ~1023u;
@@ -284,14 +296,14 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
       attnc_mbar_init(barV(st), 1);
       attnc_mbar_init(barE(st), 8); // lane 0 of each of the 8 consumer warps
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    attnc_fence_mbar_init();
   }
   __syncthreads();
 
   if (wg == 0) {
     // Producer warpgroup: gives registers to the consumers; one thread
     // issues every TMA load.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 @PREGS@;\n");
+    attnc_setmaxnreg_dec<@PREGS@>();
     if (tid != 0)
       return;
     attnc_mbar_expect_tx(barQ, QBYTES);
@@ -318,7 +330,7 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   }
 
   // Consumer warpgroups 1 and 2: rows 64 cw .. 64 cw + 63 of the tile.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 @CREGS@;\n");
+  attnc_setmaxnreg_inc<@CREGS@>();
   const int cw = wg - 1, warp = (tid % 128) / 32;
   const int64_t row[2] = {q0 + cw * 64 + warp * 16 + lane / 4, q0 + cw * 64 + warp * 16 + lane / 4 + 8};
   const float uscale = @USCALE@;

@@ -10,8 +10,8 @@
 // DV != D and fully masked rows, against the CPU kernel on the same rounded
 // inputs (itself checked against the float64 reference in
 // CpuKernelTest.cpp). The same test runs without a GPU against the fake
-// driver and the CPU emulation of the sm_80 kernels (api-cuda-emulated,
-// test/cuda-emu).
+// driver and the CPU emulation of the kernels (api-cuda-emulated for sm_80,
+// api-cuda-emulated-sm90a for sm_90a; test/cuda-emu).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"

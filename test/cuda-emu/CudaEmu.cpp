@@ -20,6 +20,7 @@
 #include <ucontext.h>
 
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct Fiber {
   unsigned committed = 0;          // cp.async groups committed so far
 };
 
+struct Mbarrier {
+  unsigned count = 0, pending = 0, phase = 0;
+  long long tx = 0;
+};
+
 struct WarpState {
   unsigned count = 0, gen = 0;
   alignas(16) unsigned char slot[32][64];
@@ -52,12 +58,12 @@ struct Block {
   std::vector<std::vector<char>> stacks;
   std::vector<WarpState> warps;
   std::vector<unsigned char> smem;
+  std::map<unsigned, Mbarrier> mbarriers; // by shared-memory offset
   ucontext_t scheduler;
   int cur = -1;
   unsigned barCount = 0, barGen = 0;
   unsigned long long epoch = 0; // bumped whenever a barrier opens or a fiber ends
-  void (*entry)(const attnc_cuda_args &) = nullptr;
-  const attnc_cuda_args *args = nullptr;
+  void (*entry)() = nullptr;
   std::string error;
 };
 
@@ -67,7 +73,7 @@ constexpr size_t kStackBytes = 256 * 1024;
 void yieldToScheduler() { swapcontext(&B.fibers[B.cur].ctx, &B.scheduler); }
 
 void fiberMain() {
-  B.entry(*B.args);
+  B.entry();
   B.fibers[B.cur].done = true;
   --B.live;
   ++B.epoch;
@@ -246,21 +252,173 @@ void mma16816(float *d, const unsigned *a, const unsigned *b, bool bf16) {
   warpEnd();
 }
 
+
+// ---- sm_90a: mbarriers, TMA, wgmma ----
+namespace {
+Mbarrier &mbar(unsigned bar) {
+  auto it = B.mbarriers.find(bar);
+  if (it == B.mbarriers.end()) {
+    fail("mbarrier at " + std::to_string(bar) + " used before mbarrier.init");
+    static Mbarrier dummy;
+    return dummy;
+  }
+  return it->second;
+}
+void completeIfDone(Mbarrier &m) {
+  if (m.pending == 0 && m.tx == 0) {
+    ++m.phase;
+    m.pending = m.count;
+    ++B.epoch;
+  }
+}
+// The 128-byte swizzle: the 16-byte chunk (address bits 4-6) XOR the row
+// within 8 rows of 128 bytes (bits 7-9).
+unsigned swizzle128(unsigned byte) { return byte ^ (((byte >> 7) & 7u) << 4); }
+unsigned short smemHalf(unsigned byte) {
+  unsigned a = swizzle128(byte);
+  if (a + 2 > B.smem.size()) {
+    fail("wgmma reads shared byte " + std::to_string(a) + " of " +
+         std::to_string(B.smem.size()));
+    return 0;
+  }
+  unsigned short h;
+  std::memcpy(&h, B.smem.data() + a, 2);
+  return h;
+}
+struct Desc {
+  unsigned start, lbo, sbo;
+};
+Desc decode(uint64_t d) {
+  if ((d >> 62) != 1)
+    fail("wgmma descriptor without the 128-byte swizzle");
+  return {unsigned(d & 0x3FFF) << 4, unsigned((d >> 16) & 0x3FFF) << 4,
+          unsigned((d >> 32) & 0x3FFF) << 4};
+}
+float toFloat(unsigned short h, bool bf16) { return bf16 ? bf16ToFloat(h) : f16ToFloat(h); }
+} // namespace
+
+void mbarInit(unsigned bar, unsigned count) {
+  Mbarrier m;
+  m.count = m.pending = count;
+  B.mbarriers[bar] = m;
+}
+void mbarArrive(unsigned bar) {
+  Mbarrier &m = mbar(bar);
+  if (m.pending == 0)
+    fail("mbarrier at " + std::to_string(bar) + ": more arrivals than its count");
+  else
+    --m.pending;
+  completeIfDone(m);
+}
+void mbarExpectTx(unsigned bar, unsigned bytes) {
+  mbar(bar).tx += bytes;
+  mbarArrive(bar);
+}
+void mbarWait(unsigned bar, unsigned parity) {
+  // The phase of parity `parity` has completed once the current phase's
+  // parity differs from it.
+  while ((mbar(bar).phase & 1u) == (parity & 1u) && B.error.empty())
+    yieldToScheduler();
+}
+
+void tmaLoad(unsigned dst, const void *map, unsigned bar, int d, int l, int h, int b) {
+  // The words FakeCudaDriver's cuTensorMapEncodeTiled stores: address,
+  // dims[4], byte strides of dims 1..3, box[0], box[1], swizzle, element
+  // bytes.
+  uint64_t w[16];
+  std::memcpy(w, map, sizeof w);
+  const unsigned char *base = reinterpret_cast<const unsigned char *>(uintptr_t(w[0]));
+  const uint64_t dims[4] = {w[1], w[2], w[3], w[4]}, strides[3] = {w[5], w[6], w[7]};
+  const unsigned box0 = unsigned(w[8]), box1 = unsigned(w[9]), elem = unsigned(w[11]);
+  if (w[10] != 1 || elem != 2 || box0 * elem != 128)
+    fail("TMA: the emulation knows 128-byte swizzled boxes of 64 16-bit elements only");
+  if (dst % 1024 != 0)
+    fail("TMA: destination " + std::to_string(dst) + " is not 1024-byte aligned");
+  if (dst + box1 * 128 > B.smem.size())
+    fail("TMA: the box does not fit in shared memory");
+  if (!B.error.empty())
+    return;
+  for (unsigned r = 0; r < box1; ++r)
+    for (unsigned c = 0; c < box0; ++c) {
+      const long long cd = (long long)d + c, cl = (long long)l + r;
+      unsigned short v = 0;
+      if (cd >= 0 && cl >= 0 && b >= 0 && h >= 0 && uint64_t(cd) < dims[0] &&
+          uint64_t(cl) < dims[1] && uint64_t(h) < dims[2] && uint64_t(b) < dims[3])
+        std::memcpy(&v, base + cd * elem + cl * strides[0] + h * strides[1] + b * strides[2], 2);
+      std::memcpy(B.smem.data() + swizzle128(dst + r * 128 + c * 2), &v, 2);
+    }
+  Mbarrier &m = mbar(bar);
+  m.tx -= (long long)box0 * box1 * elem;
+  completeIfDone(m);
+}
+
+// D (64 x n, this thread's fragment) = A (64 x 16) * B^T, A and B K-major in
+// shared memory: element (row, k) at start + (row / 8) SBO + (row % 8) 128
+// + 2 k, swizzled.
+void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16) {
+  const Desc da = decode(a), db = decode(b);
+  const unsigned wtid = B.fibers[B.cur].tid.x % 128, w = wtid / 32, lane = wtid % 32;
+  const unsigned g = lane / 4, t = lane % 4;
+  for (int nb = 0; nb < n / 8; ++nb)
+    for (int r = 0; r < 4; ++r) {
+      const unsigned row = 16 * w + g + 8 * (r / 2), col = 8 * nb + 2 * t + r % 2;
+      float acc = accumulate ? d[4 * nb + r] : 0.f;
+      for (unsigned k = 0; k < 16; ++k)
+        acc += toFloat(smemHalf(da.start + (row / 8) * da.sbo + (row % 8) * 128 + 2 * k), bf16) *
+               toFloat(smemHalf(db.start + (col / 8) * db.sbo + (col % 8) * 128 + 2 * k), bf16);
+      d[4 * nb + r] = acc;
+    }
+}
+
+// D += A (registers, the m16n8k16 A layout per warp) * B, B N-major in
+// shared memory: element (k, col) at start + (col / 64) LBO + (k / 8) SBO +
+// (k % 8) 128 + 2 (col % 64), swizzled.
+void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16) {
+  const Desc db = decode(b);
+  warpDeposit(a, 16);
+  const unsigned lane = laneId(), g = lane / 4, t = lane % 4;
+  auto A = [&](unsigned r, unsigned k) { // r: row within the warp's 16
+    unsigned v;
+    std::memcpy(&v, static_cast<const unsigned char *>(
+                        warpPeek((r % 8) * 4 + (k % 8) / 2)) + 4 * (r / 8 + 2 * (k / 8)), 4);
+    return toFloat((unsigned short)(k % 2 ? v >> 16 : v & 0xffffu), bf16);
+  };
+  for (int nb = 0; nb < n / 8; ++nb)
+    for (int r = 0; r < 4; ++r) {
+      const unsigned row = g + 8 * (r / 2), col = 8 * nb + 2 * t + r % 2;
+      float acc = accumulate ? d[4 * nb + r] : 0.f;
+      for (unsigned k = 0; k < 16; ++k)
+        acc += A(row, k) *
+               toFloat(smemHalf(db.start + (col / 64) * db.lbo + (k / 8) * db.sbo +
+                                (k % 8) * 128 + 2 * (col % 64)), bf16);
+      d[4 * nb + r] = acc;
+    }
+  warpEnd();
+}
+
 } // namespace attnc_emu
 
 using namespace attnc_emu;
 
-/// Runs `entry` (an extern "C" kernel taking attnc_cuda_args by value) on a
-/// grid of blocks of `threads` threads with `smemBytes` of dynamic shared
-/// memory. Returns 0, or 1 with a message in `error` (errorBytes long).
+/// Runs `entry` (an extern "C" kernel taking attnc_cuda_args by value, and
+/// attnc_tma_maps when `maps` is not null) on a grid of blocks of `threads`
+/// threads with `smemBytes` of dynamic shared memory. Returns 0, or 1 with a
+/// message in `error` (errorBytes long).
 extern "C" int attnc_emu_launch(void *entry, unsigned gx, unsigned gy, unsigned gz,
-                                unsigned threads, unsigned smemBytes,
-                                const void *args, char *error, unsigned errorBytes) {
+                                unsigned threads, unsigned smemBytes, const void *args,
+                                const void *maps, char *error, unsigned errorBytes) {
   using Kernel = void (*)(attnc_cuda_args);
-  static Kernel kernel;
-  kernel = reinterpret_cast<Kernel>(entry);
-  B.entry = [](const attnc_cuda_args &a) { kernel(a); };
-  B.args = static_cast<const attnc_cuda_args *>(args);
+  using TmaKernel = void (*)(attnc_cuda_args, attnc_tma_maps);
+  static void *fn;
+  static const attnc_cuda_args *theArgs;
+  static const attnc_tma_maps *theMaps;
+  fn = entry;
+  theArgs = static_cast<const attnc_cuda_args *>(args);
+  theMaps = static_cast<const attnc_tma_maps *>(maps);
+  if (theMaps)
+    B.entry = [] { reinterpret_cast<TmaKernel>(fn)(*theArgs, *theMaps); };
+  else
+    B.entry = [] { reinterpret_cast<Kernel>(fn)(*theArgs); };
   B.grid = {gx, gy, gz};
   B.block = {threads, 1, 1};
   B.threads = threads;
@@ -278,6 +436,7 @@ extern "C" int attnc_emu_launch(void *entry, unsigned gx, unsigned gy, unsigned 
       for (unsigned x = 0; x < gx && B.error.empty(); ++x) {
         B.idx = {x, y, z};
         B.smem.assign(smemBytes ? smemBytes : 16, 0xff);
+        B.mbarriers.clear();
         B.live = threads;
         B.barCount = 0;
         for (WarpState &w : B.warps)

@@ -1,16 +1,18 @@
-//===- CudaEmu.h - Run emitted sm_80 kernels on the CPU (tests) -*- C++ -*-===//
+//===- CudaEmu.h - Run emitted CUDA kernels on the CPU (tests) --*- C++ -*-===//
 //
-// Force-included (-include) before an sm_80 .cu that attnc emitted, compiled
+// Force-included (-include) before a .cu (sm_80 or sm_90a) that attnc emitted, compiled
 // as C++ with -DATTNC_CUDA_EMULATION: it supplies what nvcc would, so the
 // kernels run on the CPU, one thread block at a time, each CUDA thread a
 // fiber (CudaEmu.cpp):
 //   - the CUDA keywords and built-ins (threadIdx, __syncthreads, __shfl_*);
-//   - the sm_80 helpers the emitter keeps behind ATTNC_CUDA_HELPERS and
-//     ATTNC_MMA_SM80 (every PTX instruction the kernel uses): cvt, ldmatrix
+//   - the helpers the emitter keeps behind ATTNC_CUDA_HELPERS, ATTNC_MMA_SM80
+//     and ATTNC_SM90_HELPERS (every PTX instruction the kernels use); for
+//     sm_80: cvt, ldmatrix
 //     (x4, x2, x2.trans), cp.async (landing in shared memory only at the
 //     cp.async.wait_group that covers it), and mma.sync m16n8k16 with the
 //     fragment layouts of the PTX ISA, the warp's lanes exchanging their
-//     registers through a warp-wide barrier as the hardware does.
+//     registers through a warp-wide barrier as the hardware does; for
+//     sm_90a: mbarriers, TMA loads and wgmma (see the section below).
 // What this proves: the kernel's indexing, schedule, pipeline order, masks,
 // tails and fragment bookkeeping, under the PTX ISA's documented semantics.
 // What it cannot: timing, races the sequential fibers hide, and whether
@@ -127,6 +129,62 @@ inline void attnc_cp_wait_all_but_newest() { attnc_emu::cpWait(1); }
 inline void attnc_cp_wait_all() { attnc_emu::cpWait(0); }
 template <typename T> inline void attnc_mma_16816(float *d, const unsigned *a, const unsigned *b) {
   attnc_emu::mma16816(d, a, b, attnc_dt<T>::bf16);
+}
+
+// ---- ATTNC_SM90_HELPERS: mbarriers, TMA, wgmma (the sm_90a kernel) ----
+// mbarriers keep a phase, pending arrivals and a transaction count; a wait
+// yields until the phase of its parity has completed. A TMA load copies the
+// box at once (zeros out of range) into shared memory in the 128-byte
+// swizzle (16-byte chunk index ^ row % 8 within each 1024 bytes) and
+// completes its bytes on the mbarrier. wgmma decodes its descriptors as the
+// hardware does (start, LBO, SBO; K-major or, with trans-b, N-major 128B
+// swizzled) and reads shared memory through the same swizzle; the register
+// A operand is exchanged within the warp. fences and setmaxnreg do nothing.
+#define __grid_constant__
+#define __CUDA_ARCH_FEAT_SM90_ALL 1
+#define ATTNC_SM90_HELPERS
+#define ATTNC_DYNAMIC_SMEM90(name, align) unsigned char *name = ::attnc_emu::sharedMemory()
+struct attnc_tensor_map;
+namespace attnc_emu {
+void mbarInit(unsigned bar, unsigned count);
+void mbarExpectTx(unsigned bar, unsigned bytes);
+void mbarArrive(unsigned bar);
+void mbarWait(unsigned bar, unsigned parity);
+void tmaLoad(unsigned dst, const void *map, unsigned bar, int d, int l, int h, int b);
+void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16);
+void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16);
+} // namespace attnc_emu
+inline void attnc_fence_mbar_init() {}
+template <int R> inline void attnc_setmaxnreg_dec() {}
+template <int R> inline void attnc_setmaxnreg_inc() {}
+inline uint64_t attnc_gmma_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+  return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo & 0x3FFFF) >> 4) << 16) |
+         ((uint64_t)((sbo & 0x3FFFF) >> 4) << 32) | ((uint64_t)1 << 62);
+}
+inline void attnc_mbar_init(unsigned bar, unsigned count) { attnc_emu::mbarInit(bar, count); }
+inline void attnc_mbar_expect_tx(unsigned bar, unsigned bytes) { attnc_emu::mbarExpectTx(bar, bytes); }
+inline void attnc_mbar_arrive(unsigned bar) { attnc_emu::mbarArrive(bar); }
+inline void attnc_mbar_wait(unsigned bar, unsigned parity) { attnc_emu::mbarWait(bar, parity); }
+inline void attnc_tma_load(unsigned dst, const struct attnc_tensor_map *map, unsigned bar,
+                           int d, int l, int h, int b) {
+  attnc_emu::tmaLoad(dst, map, bar, d, l, h, b);
+}
+inline void attnc_wgmma_fence() {}
+inline void attnc_wgmma_commit() {}
+inline void attnc_wgmma_wait0() {}
+template <int N> inline void attnc_acc_fence(float (&)[N]) {}
+template <typename T> inline void attnc_wgmma_ss_n128(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
+  attnc_emu::wgmmaSS(d, 128, a, b, accumulate, attnc_dt<T>::bf16);
+}
+template <typename T> inline void attnc_wgmma_rs_n64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int accumulate) {
+  attnc_emu::wgmmaRS(d, 64, a, b, accumulate, attnc_dt<T>::bf16);
+}
+template <typename T> inline void attnc_wgmma_rs_n128(float (&d)[64], const unsigned (&a)[4], uint64_t b, int accumulate) {
+  attnc_emu::wgmmaRS(d, 128, a, b, accumulate, attnc_dt<T>::bf16);
+}
+template <typename T, int N> inline void attnc_wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], uint64_t b, int accumulate) {
+  if constexpr (N == 64) attnc_wgmma_rs_n64<T>(d, a, b, accumulate);
+  else attnc_wgmma_rs_n128<T>(d, a, b, accumulate);
 }
 
 #endif // ATTNC_CUDA_EMU_H

@@ -33,7 +33,8 @@
 
 namespace {
 struct FakeModule {
-  std::string ptx;
+  std::string ptx; // PTX text, or a cubin's bytes
+  bool cubin = false;
   std::map<std::string, std::vector<unsigned char>> globals;
 };
 struct FakeFunction {
@@ -68,9 +69,77 @@ bool parseGlobal(const std::string &ptx, const std::string &name,
   return true;
 }
 
+/// The library of emulated kernels for PTX (sm_80) or cubin (sm_90a)
+/// modules, or null when its variable is unset.
+void *emulatedKernels(bool cubin) {
+  static void *libs[2] = {nullptr, nullptr};
+  static bool tried[2] = {false, false};
+  if (!tried[cubin]) {
+    tried[cubin] = true;
+    const char *path = std::getenv(cubin ? "ATTNC_FAKE_CUDA_KERNELS_SM90" : "ATTNC_FAKE_CUDA_KERNELS");
+    libs[cubin] = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
+    if (path && !libs[cubin])
+      std::fprintf(stderr, "fake CUDA driver: %s\n", dlerror());
+  }
+  return libs[cubin];
+}
+
+/// The bytes of symbol `name` in an ELF64 image (a cubin): its section's
+/// data at the symbol's value, or zeros for a NOBITS section.
+bool elfSymbol(const std::string &elf, const std::string &name, std::vector<unsigned char> &out) {
+  struct Section {
+    uint32_t name, type;
+    uint64_t flags, addr, offset, size;
+    uint32_t link, info;
+    uint64_t addralign, entsize;
+  };
+  const char *p = elf.data();
+  uint64_t shoff;
+  uint16_t shentsize, shnum;
+  std::memcpy(&shoff, p + 0x28, 8);
+  std::memcpy(&shentsize, p + 0x3a, 2);
+  std::memcpy(&shnum, p + 0x3c, 2);
+  auto section = [&](unsigned i) {
+    Section sh;
+    std::memcpy(&sh, p + shoff + uint64_t(i) * shentsize, sizeof sh);
+    return sh;
+  };
+  for (unsigned i = 0; i < shnum; ++i) {
+    Section symtab = section(i);
+    if (symtab.type != 2) // SHT_SYMTAB
+      continue;
+    Section strtab = section(symtab.link);
+    for (uint64_t off = 0; off + 24 <= symtab.size; off += 24) {
+      const char *sym = p + symtab.offset + off;
+      uint32_t nameOff;
+      uint16_t shndx;
+      uint64_t value, size;
+      std::memcpy(&nameOff, sym, 4);
+      std::memcpy(&shndx, sym + 6, 2);
+      std::memcpy(&value, sym + 8, 8);
+      std::memcpy(&size, sym + 16, 8);
+      if (name != p + strtab.offset + nameOff || shndx == 0 || shndx >= shnum)
+        continue;
+      Section data = section(shndx);
+      if (data.type == 8) // SHT_NOBITS
+        out.assign(size, 0);
+      else
+        out.assign(p + data.offset + value, p + data.offset + value + size);
+      return true;
+    }
+  }
+  return false;
+}
+
+/// A global of a module: parsed from a PTX module's .const initialiser, or
+/// read from a cubin's symbol table.
+bool moduleGlobal(FakeModule &m, const std::string &name, std::vector<unsigned char> &out) {
+  return m.cubin ? elfSymbol(m.ptx, name, out) : parseGlobal(m.ptx, name, out);
+}
+
 int recordWord(FakeModule &m, const std::string &fn, int word) {
   std::vector<unsigned char> &r = m.globals[fn + "__launch"];
-  if (r.empty() && !parseGlobal(m.ptx, fn + "__launch", r))
+  if (r.empty() && !moduleGlobal(m, fn + "__launch", r))
     return 0;
   int v;
   std::memcpy(&v, r.data() + 4 * word, 4);
@@ -86,29 +155,25 @@ void report(const attnc_cuda_args &a, long long code, long long w3) {
   }
 }
 
-/// Any other kernel: from the library ATTNC_FAKE_CUDA_KERNELS names, if set
-/// (test/cuda-emu: attnc's emitted sm_80 .cu files built for the CPU), run
-/// by that library's attnc_emu_launch. sm_90a entries (TMA) are not
-/// emulated.
+/// Any other kernel: from a library of attnc's emitted kernels built for
+/// the CPU (test/cuda-emu), run by its attnc_emu_launch: the sm_80 .cu
+/// files (PTX modules) from ATTNC_FAKE_CUDA_KERNELS, the sm_90a ones
+/// (cubins) from ATTNC_FAKE_CUDA_KERNELS_SM90.
 CUresult runEmulated(FakeFunction &f, unsigned gx, unsigned gy, unsigned gz,
                      unsigned threads, unsigned smem, void **params) {
-  static void *lib = [] {
-    const char *path = std::getenv("ATTNC_FAKE_CUDA_KERNELS");
-    void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
-    if (path && !h)
-      std::fprintf(stderr, "fake CUDA driver: %s\n", dlerror());
-    return h;
-  }();
-  if (!lib || recordWord(*f.module, f.name, ATTNC_LAUNCH_TMA) == 1)
+  void *lib = emulatedKernels(f.module->cubin);
+  if (!lib)
     return CUDA_ERROR_NOT_SUPPORTED;
   using Launch = int (*)(void *, unsigned, unsigned, unsigned, unsigned, unsigned,
-                         const void *, char *, unsigned);
+                         const void *, const void *, char *, unsigned);
   void *entry = dlsym(lib, f.name.c_str());
   auto launch = reinterpret_cast<Launch>(dlsym(lib, "attnc_emu_launch"));
   if (!entry || !launch)
     return CUDA_ERROR_NOT_FOUND;
+  const bool tma = recordWord(*f.module, f.name, ATTNC_LAUNCH_TMA) == 1;
   char error[512] = "";
-  if (launch(entry, gx, gy, gz, threads, smem, params[0], error, sizeof error)) {
+  if (launch(entry, gx, gy, gz, threads, smem, params[0], tma ? params[1] : nullptr,
+             error, sizeof error)) {
     std::fprintf(stderr, "fake CUDA driver: %s: %s\n", f.name.c_str(), error);
     return CUDA_ERROR_LAUNCH_FAILED;
   }
@@ -189,8 +254,14 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice) {
   std::strncpy(name, "attnc fake CUDA device", size_t(len));
   return CUDA_SUCCESS;
 }
+// Compute capability 10.0 (the runtime loads sm_80 PTX), or what
+// ATTNC_FAKE_CUDA_CC says ("90": 9.0, where it loads sm_90a cubins).
 CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice) {
-  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR ? 10 : 0;
+  const char *cc = std::getenv("ATTNC_FAKE_CUDA_CC");
+  const int value = cc ? std::atoi(cc) : 100;
+  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? value / 10
+       : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? value % 10
+                                                           : 0;
   return CUDA_SUCCESS;
 }
 CUresult cuDeviceTotalMem(size_t *b, CUdevice) { *b = size_t(1) << 30; return CUDA_SUCCESS; }
@@ -217,15 +288,29 @@ CUresult cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n) {
 }
 CUresult cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned, CUjit_option *, void **) {
   const char *text = static_cast<const char *>(image);
-  if (std::strncmp(text, "\x7f" "ELF", 4) == 0 || !std::strstr(text, ".entry"))
-    return CUDA_ERROR_INVALID_IMAGE; // the fake runs PTX only
-  *m = reinterpret_cast<CUmodule>(new FakeModule{text, {}});
+  if (std::strncmp(text, "\x7f" "ELF", 4) == 0) {
+    // A cubin (sm_90a on a 9.0 device): kept for its symbols; its kernels
+    // run only if a library of emulated sm_90a kernels has them. Its size
+    // is where its section header table ends (ELF64).
+    uint64_t shoff;
+    uint16_t shentsize, shnum;
+    std::memcpy(&shoff, text + 0x28, 8);
+    std::memcpy(&shentsize, text + 0x3a, 2);
+    std::memcpy(&shnum, text + 0x3c, 2);
+    *m = reinterpret_cast<CUmodule>(
+        new FakeModule{std::string(text, shoff + uint64_t(shentsize) * shnum), true, {}});
+    return CUDA_SUCCESS;
+  }
+  if (!std::strstr(text, ".entry"))
+    return CUDA_ERROR_INVALID_IMAGE;
+  *m = reinterpret_cast<CUmodule>(new FakeModule{text, false, {}});
   return CUDA_SUCCESS;
 }
 CUresult cuModuleUnload(CUmodule m) { delete reinterpret_cast<FakeModule *>(m); return CUDA_SUCCESS; }
 CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
   FakeModule *fm = reinterpret_cast<FakeModule *>(m);
-  if (fm->ptx.find(".entry " + std::string(name) + "(") == std::string::npos)
+  const std::string key = fm->cubin ? std::string(name) + '\0' : ".entry " + std::string(name) + "(";
+  if (fm->ptx.find(key) == std::string::npos)
     return CUDA_ERROR_NOT_FOUND;
   *f = reinterpret_cast<CUfunction>(new FakeFunction{fm, name}); // leaked, as a module's functions live with it
   return CUDA_SUCCESS;
@@ -233,7 +318,7 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
 CUresult cuModuleGetGlobal(CUdeviceptr *p, size_t *bytes, CUmodule m, const char *name) {
   FakeModule *fm = reinterpret_cast<FakeModule *>(m);
   std::vector<unsigned char> &g = fm->globals[name];
-  if (g.empty() && !parseGlobal(fm->ptx, name, g)) {
+  if (g.empty() && !moduleGlobal(*fm, name, g)) {
     fm->globals.erase(name);
     return CUDA_ERROR_NOT_FOUND;
   }
@@ -282,8 +367,10 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap *map, CUtensorMapDataType type, cuui
   if (swizzle == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * elem > 128)
     return CUDA_ERROR_INVALID_VALUE;
   std::memset(map, 0, sizeof *map);
+  // What test/cuda-emu's TMA reads back.
   uint64_t words[16] = {uint64_t(reinterpret_cast<uintptr_t>(address)), dims[0], dims[1],
-                        dims[2], dims[3], strides[0], strides[1], strides[2], box[0], box[1]};
+                        dims[2], dims[3], strides[0], strides[1], strides[2], box[0], box[1],
+                        uint64_t(swizzle == CU_TENSOR_MAP_SWIZZLE_128B), elem};
   std::memcpy(map, words, sizeof words);
   return CUDA_SUCCESS;
 }
