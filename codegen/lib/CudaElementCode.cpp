@@ -1,15 +1,14 @@
 //===- CudaElementCode.cpp - Spec regions and schedule as CUDA C++ --------===//
 //
-// See CudaElementCode.h. Every SSA value of a region becomes a local of its
-// C++ type (int64_t, float, bool); integer arithmetic wraps (through
-// uint64_t), floor division and modulo are checked helpers, float32 math
-// uses the *f functions, so the result is what the CPU kernels compute.
-// The schedule printer follows ScheduleEmitter.cpp node for node.
-// This code runs on the host in CudaElementCodeTest; the GPU kernels built
-// around it (CudaKernelSm80/Sm90.cpp) have never run on a GPU.
+// See CudaElementCode.h. The regions are printed by CudaRegionPrinter.cpp
+// (exact and fast forms); the prelude has the helpers both use. The
+// schedule printer follows ScheduleEmitter.cpp node for node. This code
+// runs on the host in CudaElementCodeTest and on the GPU inside the
+// kernels of CudaKernelSm80/Sm90.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CudaElementCode.h"
+#include "CudaRegionPrinter.h"
 #include "attnc/Passes/ScheduleEmitter.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -20,6 +19,7 @@
 using namespace mlir;
 using namespace mlir::attn;
 using attnc::runtime::Status;
+using attnc::cudamod::RegionPrinter;
 
 std::string attnc::cudaElementPrelude() {
   // CudaABI.h's text (generated from the header by codegen/CMakeLists.txt):
@@ -89,6 +89,14 @@ ATTNC_HD inline int64_t attnc_floormod(const attnc_ctx &c, int64_t a, int64_t b)
   if (b == -1) return 0;
   return a - b * attnc_fdiv(a, b);
 }
+// The same on values known to fit 32 bits (CudaRegionPrinter's ranges),
+// for divisors that are constants other than 0.
+ATTNC_HD inline int64_t attnc_fmod(int64_t a, int64_t b) { return b == -1 ? 0 : a - b * attnc_fdiv(a, b); }
+ATTNC_HD inline int attnc_fdiv32(int a, int b) {
+  int q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+ATTNC_HD inline int attnc_fmod32(int a, int b) { return a - b * attnc_fdiv32(a, b); }
 ATTNC_HD inline int64_t attnc_absi(int64_t a) { return a < 0 ? attnc_wsub(0, a) : a; }
 ATTNC_HD inline int64_t attnc_fptosi(float x) {
   if (x != x) return 0;
@@ -108,6 +116,35 @@ ATTNC_HD inline float attnc_maximumf(float a, float b) {
   if (a == b) return attnc_signbit(a) ? b : a;
   return a > b ? a : b;
 }
+// The fast element code's math (CudaRegionPrinter.h): PTX's approximate
+// instructions on the GPU (tanh.approx: max relative error 2^-10.99;
+// ex2/lg2.approx.ftz: 2^-22.5 relative / 2^-22 absolute, per the PTX
+// ISA), the precise library elsewhere (the host tests and the CPU
+// emulation of the kernels, test/cuda-emu). ATTNC_PRECISE_MATH keeps the
+// precise library on the GPU too.
+#if defined(__CUDA_ARCH__) && !defined(ATTNC_PRECISE_MATH)
+__device__ __forceinline__ float attnc_ex2(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float attnc_lg2(float x) {
+  float r;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float attnc_tanh_fast(float x) {
+  float r;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+#else
+ATTNC_HD inline float attnc_ex2(float x) { return exp2f(x); }
+ATTNC_HD inline float attnc_lg2(float x) { return log2f(x); }
+ATTNC_HD inline float attnc_tanh_fast(float x) { return tanhf(x); }
+#endif
+ATTNC_HD inline float attnc_exp_fast(float x) { return attnc_ex2(x * 1.4426950408889634f); }
+ATTNC_HD inline float attnc_log_fast(float x) { return attnc_lg2(x) * 0.6931471805599453f; }
 // Interval arithmetic of the schedule: results saturate at +-2^62, exactly
 // as clamping the true (unbounded) sum or product; no __int128, which NVRTC
 // accepts only with --device-int128.
@@ -134,223 +171,6 @@ ATTNC_HD inline int64_t attnc_smul62(int64_t a, int64_t b) {
 }
 
 namespace {
-
-std::string cType(Type t) {
-  if (t.isInteger(1)) return "bool";
-  if (t.isInteger(64)) return "int64_t";
-  return "float";
-}
-
-std::string floatLiteral(double v) {
-  if (std::isnan(v)) return "NAN";
-  if (std::isinf(v)) return v > 0 ? "INFINITY" : "(-INFINITY)";
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << llvm::format("%af", float(v));
-  return "(" + s + ")";
-}
-
-class RegionPrinter {
-public:
-  RegionPrinter(SpecOp spec, llvm::raw_ostream &os) : spec(spec), os(os) {}
-
-  /// Prints the statements of `region` and returns the yielded value.
-  FailureOr<std::string> print(Region &region) {
-    for (Operation &op : region.front()) {
-      if (auto y = dyn_cast<YieldOp>(op))
-        return names.lookup(y.getValue());
-      if (failed(printOp(&op)))
-        return failure();
-    }
-    return failure();
-  }
-  std::string error;
-
-private:
-  std::string fresh(Value v) {
-    std::string n = "v" + std::to_string(counter++);
-    names[v] = n;
-    return n;
-  }
-  std::string at(Value v) { return names.lookup(v); }
-  LogicalResult def(Operation *op, const std::string &expr) {
-    Value r = op->getResult(0);
-    os << "  " << cType(r.getType()) << " " << fresh(r) << " = " << expr << ";\n";
-    return success();
-  }
-  LogicalResult fail(Operation *op) {
-    error = "the CUDA emitter cannot print '" + op->getName().getStringRef().str() + "'";
-    return failure();
-  }
-
-  LogicalResult printOp(Operation *op) {
-    auto bin = [&](const char *fn) {
-      return def(op, std::string(fn) + "(" + at(op->getOperand(0)) + ", " +
-                         at(op->getOperand(1)) + ")");
-    };
-    auto infix = [&](const char *o) {
-      return def(op, "(" + at(op->getOperand(0)) + " " + o + " " +
-                         at(op->getOperand(1)) + ")");
-    };
-    auto call = [&](const char *fn) {
-      return def(op, std::string(fn) + "(" + at(op->getOperand(0)) + ")");
-    };
-    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-        .Case([&](arith::ConstantOp c) -> LogicalResult {
-          Attribute v = c.getValue();
-          if (auto i = dyn_cast<IntegerAttr>(v))
-            return def(op, i.getType().isInteger(1)
-                               ? (i.getValue().getBoolValue() ? "true" : "false")
-                               : "INT64_C(" + std::to_string(i.getInt()) + ")");
-          if (auto f = dyn_cast<FloatAttr>(v))
-            return def(op, floatLiteral(f.getValueAsDouble()));
-          return fail(op);
-        })
-        .Case([&](IndexOp x) {
-          static const char *n[] = {"c.b", "c.h", "c.hkv", "q", "kv"};
-          return def(op, n[static_cast<int>(x.getVar())]);
-        })
-        .Case([&](DimOp x) {
-          static const char *n[] = {"c.B", "c.HQ", "c.HKV", "c.LQ", "c.LK", "c.D", "c.DV"};
-          return def(op, n[static_cast<int>(x.getVar())]);
-        })
-        .Case([&](ParamOp x) -> LogicalResult {
-          ParamAttr p = spec.lookupParam(x.getName());
-          TypedAttr v = p ? p.getValue() : TypedAttr();
-          if (!v) {
-            error = "param '" + x.getName().str() + "' has no value";
-            return failure();
-          }
-          if (auto i = dyn_cast<IntegerAttr>(v))
-            return def(op, i.getType().isInteger(1)
-                               ? (i.getValue().getBoolValue() ? "true" : "false")
-                               : "INT64_C(" + std::to_string(i.getInt()) + ")");
-          return def(op, floatLiteral(cast<FloatAttr>(v).getValueAsDouble()));
-        })
-        .Case([&](ScoreOp) { return def(op, "score"); })
-        .Case([&](ReadOp x) { return printRead(x); })
-        .Case([&](arith::AddIOp) { return bin("attnc_wadd"); })
-        .Case([&](arith::SubIOp) { return bin("attnc_wsub"); })
-        .Case([&](arith::MulIOp) { return bin("attnc_wmul"); })
-        .Case([&](arith::FloorDivSIOp x) {
-          return def(op, "attnc_floordiv(c, " + at(x.getLhs()) + ", " + at(x.getRhs()) + ")");
-        })
-        .Case([&](FloorModOp x) {
-          return def(op, "attnc_floormod(c, " + at(x.getLhs()) + ", " + at(x.getRhs()) + ")");
-        })
-        .Case([&](arith::MinSIOp) { return def(op, "(" + at(op->getOperand(0)) + " < " + at(op->getOperand(1)) + " ? " + at(op->getOperand(0)) + " : " + at(op->getOperand(1)) + ")"); })
-        .Case([&](arith::MaxSIOp) { return def(op, "(" + at(op->getOperand(0)) + " > " + at(op->getOperand(1)) + " ? " + at(op->getOperand(0)) + " : " + at(op->getOperand(1)) + ")"); })
-        .Case([&](math::AbsIOp) { return call("attnc_absi"); })
-        .Case([&](arith::AddFOp) { return infix("+"); })
-        .Case([&](arith::SubFOp) { return infix("-"); })
-        .Case([&](arith::MulFOp) { return infix("*"); })
-        .Case([&](arith::DivFOp) { return infix("/"); })
-        .Case([&](arith::RemFOp) { return bin("fmodf"); })
-        .Case([&](arith::NegFOp) { return def(op, "(-" + at(op->getOperand(0)) + ")"); })
-        .Case([&](arith::MinimumFOp) { return bin("attnc_minimumf"); })
-        .Case([&](arith::MaximumFOp) { return bin("attnc_maximumf"); })
-        .Case([&](math::ExpOp) { return call("expf"); })
-        .Case([&](math::LogOp) { return call("logf"); })
-        .Case([&](math::SqrtOp) { return call("sqrtf"); })
-        .Case([&](math::TanhOp) { return call("tanhf"); })
-        .Case([&](math::SinOp) { return call("sinf"); })
-        .Case([&](math::CosOp) { return call("cosf"); })
-        .Case([&](math::FloorOp) { return call("floorf"); })
-        .Case([&](math::CeilOp) { return call("ceilf"); })
-        .Case([&](math::AbsFOp) { return call("fabsf"); })
-        .Case([&](math::PowFOp) { return bin("powf"); })
-        .Case([&](arith::SIToFPOp) { return def(op, "(float)" + at(op->getOperand(0))); })
-        .Case([&](arith::UIToFPOp) { return def(op, "(" + at(op->getOperand(0)) + " ? 1.0f : 0.0f)"); })
-        .Case([&](arith::ExtUIOp) { return def(op, "(int64_t)" + at(op->getOperand(0))); })
-        .Case([&](arith::FPToSIOp) { return call("attnc_fptosi"); })
-        .Case([&](arith::CmpIOp x) {
-          using P = arith::CmpIPredicate;
-          std::string a = at(x.getLhs()), b = at(x.getRhs());
-          if (x.getLhs().getType().isInteger(1) || x.getPredicate() == P::eq ||
-              x.getPredicate() == P::ne)
-            return def(op, "(" + a + (x.getPredicate() == P::ne ? " != " : " == ") + b + ")");
-          bool u = x.getPredicate() == P::ult || x.getPredicate() == P::ule ||
-                   x.getPredicate() == P::ugt || x.getPredicate() == P::uge;
-          if (u)
-            a = "(uint64_t)" + a, b = "(uint64_t)" + b;
-          const char *o = "<";
-          switch (x.getPredicate()) {
-          case P::slt: case P::ult: o = "<"; break;
-          case P::sle: case P::ule: o = "<="; break;
-          case P::sgt: case P::ugt: o = ">"; break;
-          default: o = ">="; break;
-          }
-          return def(op, "(" + a + " " + o + " " + b + ")");
-        })
-        .Case([&](arith::CmpFOp x) {
-          using P = arith::CmpFPredicate;
-          std::string a = at(x.getLhs()), b = at(x.getRhs());
-          std::string uno = "(" + a + " != " + a + " || " + b + " != " + b + ")";
-          std::string rel;
-          bool ordered = true;
-          switch (x.getPredicate()) {
-          case P::OEQ: rel = "=="; break;
-          case P::ONE: rel = "!="; break;
-          case P::OLT: rel = "<"; break;
-          case P::OLE: rel = "<="; break;
-          case P::OGT: rel = ">"; break;
-          case P::OGE: rel = ">="; break;
-          case P::UEQ: rel = "=="; ordered = false; break;
-          case P::UNE: rel = "!="; ordered = false; break;
-          case P::ULT: rel = "<"; ordered = false; break;
-          case P::ULE: rel = "<="; ordered = false; break;
-          case P::UGT: rel = ">"; ordered = false; break;
-          case P::UGE: rel = ">="; ordered = false; break;
-          default: return fail(op);
-          }
-          std::string cmp = "(" + a + " " + rel + " " + b + ")";
-          return def(op, ordered ? "(!" + uno + " && " + cmp + ")"
-                                 : "(" + uno + " || " + cmp + ")");
-        })
-        .Case([&](arith::AndIOp) { return infix("&&"); })
-        .Case([&](arith::OrIOp) { return infix("||"); })
-        .Case([&](arith::XOrIOp) { return infix("!="); })
-        .Case([&](arith::SelectOp x) {
-          return def(op, "(" + at(x.getCondition()) + " ? " + at(x.getTrueValue()) +
-                             " : " + at(x.getFalseValue()) + ")");
-        })
-        .Default([&](Operation *o) { return fail(o); });
-  }
-
-  /// A bounds-checked read: error 1 (input, dimension, index) and 0 when
-  /// out of range.
-  LogicalResult printRead(ReadOp x) {
-    int64_t number = 0;
-    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
-      if (cast<InputAttr>(a).getName().getValue() == x.getInput())
-        number = int64_t(i);
-    std::string r = fresh(x.getResult());
-    std::string in = "c.inputs[" + std::to_string(number) + "]";
-    Type t = x.getType();
-    os << "  " << cType(t) << " " << r << ";\n  {\n    int64_t ix[] = {";
-    llvm::interleaveComma(x.getIndices(), os, [&](Value v) { os << at(v); });
-    os << "};\n    int64_t off = 0, bad = -1;\n"
-       << "    for (int d = 0; d < " << x.getIndices().size() << "; ++d) {\n"
-       << "      if (bad < 0 && (ix[d] < 0 || ix[d] >= " << in << ".dims[d])) bad = d;\n"
-       << "      off += ix[d] * " << in << ".strides[d];\n    }\n"
-       << "    if (bad >= 0) {\n      attnc_set_error(c, 1, " << number
-       << ", bad, ix[bad]);\n      " << r << " = " << (t.isInteger(1) ? "false" : "0")
-       << ";\n    } else {\n      " << r << " = ";
-    if (t.isInteger(1))
-      os << "((const uint8_t *)" << in << ".data)[off] != 0";
-    else if (t.isInteger(64))
-      os << "((const int64_t *)" << in << ".data)[off]";
-    else
-      os << "((const float *)" << in << ".data)[off]";
-    os << ";\n    }\n  }\n";
-    return success();
-  }
-
-  SpecOp spec;
-  llvm::raw_ostream &os;
-  llvm::DenseMap<Value, std::string> names;
-  int counter = 0;
-};
 
 /// The schedule of a mask formula as C++ statements (ScheduleEmitter's
 /// arithmetic, saturating where sums and products may overflow).
@@ -430,10 +250,7 @@ public:
   /// [p0, p1].
   Bound idsRange(ArrayAttr read, const std::string &p0, const std::string &p1) {
     StringRef name = cast<StringAttr>(read[0]).getValue();
-    int64_t number = 0;
-    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
-      if (cast<InputAttr>(a).getName().getValue() == name)
-        number = int64_t(i);
+    int64_t number = attnc::cudamod::inputNumber(spec, name);
     std::string in = "c.inputs[" + std::to_string(number) + "]";
     std::string base = let("int64_t", "0"), stride = let("int64_t", "0");
     for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
@@ -606,10 +423,7 @@ void emitKeyIds(SpecOp spec, llvm::raw_ostream &os) {
   for (auto [j, atom] : llvm::enumerate(atoms)) {
     auto read = cast<ArrayAttr>(atom.getTerms()[1]);
     StringRef name = cast<StringAttr>(read[0]).getValue();
-    int64_t number = 0;
-    for (auto [i, a] : llvm::enumerate(spec.getInputsAttr()))
-      if (cast<InputAttr>(a).getName().getValue() == name)
-        number = int64_t(i);
+    int64_t number = attnc::cudamod::inputNumber(spec, name);
     std::string in = "c.inputs[" + std::to_string(number) + "]";
     os << "  case " << j << ": return ((const int64_t *)" << in << ".data)[0";
     for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
@@ -650,17 +464,22 @@ attnc::runtime::Expected<std::string> attnc::emitCudaElementCode(SpecOp spec) {
   };
   if (spec.getNormalize() == NormalizeKind::sigmoid)
     fns.push_back({"bias", "float", "", &spec.getBias()});
+  // Each region twice: exact (attnc_<what>_<n>, int64 positions, every
+  // read checked) and fast (attnc_<what>_f_<n>, what the kernels call per
+  // element; CudaRegionPrinter.h says what differs).
   os << "\n// ---- " << n << ": element code (from the spec regions) ----\n";
-  for (const RegionFn &fn : fns) {
-    os << "ATTNC_HD inline " << fn.ret << " attnc_" << fn.what << "_" << n
-       << "(const attnc_ctx &c" << fn.params << ", int64_t q, int64_t kv) {\n"
-       << "  (void)q; (void)kv;\n";
-    RegionPrinter p(spec, os);
-    FailureOr<std::string> r = p.print(*fn.region);
-    if (failed(r))
-      return Status::error(p.error.empty() ? "cannot print a region" : p.error);
-    os << "  return " << *r << ";\n}\n";
-  }
+  for (bool fast : {false, true})
+    for (const RegionFn &fn : fns) {
+      os << "ATTNC_HD inline " << fn.ret << " attnc_" << fn.what << (fast ? "_f_" : "_") << n
+         << "(const attnc_ctx &c" << fn.params
+         << (fast ? ", int q, int kv) {\n" : ", int64_t q, int64_t kv) {\n")
+         << "  (void)c; (void)q; (void)kv;\n";
+      RegionPrinter p(spec, os, fast);
+      FailureOr<std::string> r = p.print(*fn.region);
+      if (failed(r))
+        return Status::error(p.error.empty() ? "cannot print a region" : p.error);
+      os << "  return " << *r << ";\n}\n";
+    }
 
   MaskAttr mask = spec.getMaskScheduleAttr();
   if (!mask)

@@ -18,7 +18,7 @@
 //   attnc_cuda_launch_<n>(const attnc_cuda_args *, cudaStream_t), which
 //   launches those same entries.
 // Head dims 64 and 128 (D and DV each), rows with unit stride along D.
-// NEVER RUN ON A GPU: no task so far had one; only compiled (nvcc, NVRTC).
+// Ran on an H200 as sm_80 PTX (scripts/gpu-check.sh run).
 //
 //===----------------------------------------------------------------------===//
 #include "CudaModule.h"
@@ -37,15 +37,16 @@ const char *kKernelTemplate = R"CU(
 // ---- @NAME@: the sm_80 flash kernel ----
 // One key tile [k0, k1] whose K and V are in shared memory (Kst, Vst):
 // S = Q K^T, element code, softmax update, O += P V, for the 16 rows of
-// this warp. PARTIAL is a template flag: FULL tiles get a copy without any
-// mask code. Inlined, so m, l and o stay in registers.
+// this warp. PARTIAL is a template flag: FULL tiles that end before LK get
+// a copy with neither mask code nor bounds checks; PARTIAL tiles and the
+// tile holding LK - 1 check both. Inlined, so m, l and o stay in registers.
 template <typename T, int HD, int HDV, bool PARTIAL>
 __device__ __forceinline__ void attnc_tile_@NAME@(
     const attnc_cuda_args &a, const attnc_ctx &c, const T *Qs, const T *Kst, const T *Vst,
-    int64_t k0, int64_t k1, int warp, int lane, const int64_t (&row)[2], float uscale,
+    int k0, int k1, int warp, int lane, const int (&row)[2], float uscale, float ubias,
     float (&m)[2], float (&l)[2], float (&o)[HDV / 8][4]) {
   constexpr int BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@;
-  (void)c; (void)uscale; (void)m;
+  (void)a; (void)c; (void)uscale; (void)ubias; (void)m;
   // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
   float s[BN / 8][4];
   for (int nb = 0; nb < BN / 8; ++nb)
@@ -61,28 +62,18 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
       attnc_mma_16816<T>(s[nb], af, bf);
     }
   }
-  // Element code. C fragment of m16n8: s[nb][r] is row lane/4 (+8 for
-  // r >= 2), key nb * 8 + 2 * (lane % 4) + r % 2. Rows past LQ and keys
-  // past LK are dropped before any region runs (their input reads could
-  // be out of range); the mask runs first, score and bias only on kept
-  // pairs.
+  // Element code. C fragment of m16n8: s[nb][r] is row row[r / 2] (lane/4,
+  // +8 for r >= 2; rows past LQ read as row q1: computed, never stored),
+  // key k0 + nb * 8 + 2 * (lane % 4) + r % 2. Keys past LK (zero-filled)
+  // are dropped; the regions see them as key k1, so every read is in range.
 #pragma unroll
   for (int nb = 0; nb < BN / 8; ++nb)
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      bool keep = q < a.LQ && kv <= k1;
-      if constexpr (PARTIAL) {
-@MASK@
-      }
-      float x = @DROPPED@;
-      if (keep) {
-        x = s[nb][r] * @SCALE@;
-@SCORE@
-@SIGMOID@
-      }
-      s[nb][r] = x;
-    }
+      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      const bool inb = !PARTIAL || key <= k1;
+      const int kv = inb ? key : k1;
+@ELEMENT@    }
 @NORMALIZE@
   // O += P V: P from the S accumulators (two m16n8 C blocks make one A
   // fragment of m16n8k16), V fragments with ldmatrix.trans.
@@ -111,7 +102,9 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
   T *Ks = Qs + BM * LDQ;
   T *Vs = Ks + 2 * BN * LDQ;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int64_t qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // The last query tiles first: under causal-like masks they have the most
+  // key tiles, so the short ones fill the tail of the grid.
+  const int64_t qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   attnc_ctx c = {a.B, a.HQ, a.HKV, a.LQ, a.LK, a.D, a.DV, b, h,
                  h / (a.HQ / a.HKV), a.inputs, a.error};
   const int64_t q0 = qt * BM, q1 = (q0 + BM < a.LQ ? q0 + BM : a.LQ) - 1;
@@ -132,14 +125,13 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     }
   };
 
-  const float uscale = @USCALE@;
-  (void)uscale;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+@USETUP@  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   (void)m;
   float o[HDV / 8][4];
   for (int nd = 0; nd < HDV / 8; ++nd)
     o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
   const int64_t row[2] = {q0 + warp * 16 + lane / 4, q0 + warp * 16 + lane / 4 + 8};
+  const int rowc[2] = {(int)(row[0] < q1 ? row[0] : q1), (int)(row[1] < q1 ? row[1] : q1)};
 
   // The schedule: the key tiles [first, last] of the rows' hull, each
   // classified once per CTA (the same value in every thread).
@@ -182,12 +174,12 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     attnc_cp_commit();
     attnc_cp_wait_all_but_newest();
     __syncthreads(); // every thread's copies of the current tile are visible
-    const int64_t k0 = cur * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
+    const int k0 = (int)(cur * BN), k1 = (int)((k0 + BN < a.LK ? k0 + BN : a.LK) - 1);
     const T *Kst = Ks + st * BN * LDQ, *Vst = Vs + st * BN * LDV;
-    if (kind == 2) // PARTIAL
-      attnc_tile_@NAME@<T, HD, HDV, true>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, row, uscale, m, l, o);
-    else // FULL: no mask code
-      attnc_tile_@NAME@<T, HD, HDV, false>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, row, uscale, m, l, o);
+    if (kind == 2 || k1 - k0 + 1 < BN) // PARTIAL, or the tile of LK - 1
+      attnc_tile_@NAME@<T, HD, HDV, true>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, uscale, ubias, m, l, o);
+    else // FULL: no mask code, no bounds
+      attnc_tile_@NAME@<T, HD, HDV, false>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, uscale, ubias, m, l, o);
     __syncthreads(); // stage st is read; the next step refills it
     cur = nxt;
     kind = nextKind;
@@ -271,9 +263,11 @@ void fillSpecParts(SpecOp spec, std::string &k) {
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   fillElementParts(spec, k);
+  replaceAll(k, "@ACC@", "s[nb][r]");
   if (!sigmoid) {
-    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
-  // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (S holds logits * log2 e):
+  // m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'), alpha = 2^(m - z),
+  // P = 2^(S - z), l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     float mx = m[i];
@@ -282,10 +276,10 @@ void fillSpecParts(SpecOp spec, std::string &k) {
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
     float z = mx == -INFINITY ? 0.f : mx;
-    float alpha = __expf(m[i] - z), sum = 0.f;
+    float alpha = attnc_ex2(m[i] - z), sum = 0.f;
     for (int nb = 0; nb < BN / 8; ++nb) {
-      s[nb][2 * i] = __expf(s[nb][2 * i] - z);
-      s[nb][2 * i + 1] = __expf(s[nb][2 * i + 1] - z);
+      s[nb][2 * i] = attnc_ex2(s[nb][2 * i] - z);
+      s[nb][2 * i + 1] = attnc_ex2(s[nb][2 * i + 1] - z);
       sum += s[nb][2 * i] + s[nb][2 * i + 1];
     }
     l[i] = alpha * l[i] + sum;
@@ -298,7 +292,7 @@ void fillSpecParts(SpecOp spec, std::string &k) {
     replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
-          l[i] > 0.f ? m[i] + logf(l[i]) : -INFINITY;)");
+          l[i] > 0.f ? m[i] * 0.6931471805599453f + logf(l[i]) : -INFINITY;)");
   } else {
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");

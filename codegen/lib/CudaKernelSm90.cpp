@@ -27,9 +27,10 @@
 // exist only on sm_90a: the entries hold the kernel under
 // __CUDA_ARCH_FEAT_SM90_ALL and trap when built for anything else (nvcc
 // -arch=sm_90a also compiles a compute_90 PTX, which must assemble).
-// NEVER RUN ON A GPU: only compiled (nvcc, NVRTC, ptxas). Not done (yet):
-// FA3's intra-warpgroup overlap of softmax with the next tile's QK^T and
-// the inter-warpgroup ping-pong; the output is stored from registers.
+// Ran on an H200 (scripts/gpu-check.sh run; docs/cuda-backend.md). Not
+// done (yet): FA3's intra-warpgroup overlap of softmax with the next
+// tile's QK^T and the inter-warpgroup ping-pong; the output is stored
+// from registers.
 //
 // Layout reasoning (PTX ISA 9.7.15.5.1 "Register fragments and shared
 // memory matrix layouts", CUTLASS cute/arch/mma_sm90_desc.hpp, FA3 hopper/):
@@ -185,16 +186,18 @@ const char *kKernelTemplate = R"CU(
 // One key tile [k0, k1] in stage `st` for the 64 rows of consumer
 // warpgroup `cw`: wait for K, S = Q K^T (wgmma), element code, softmax
 // update, wait for V, O += P V (wgmma, P from registers), release the
-// stage. PARTIAL is a template flag: FULL tiles get a copy without mask code.
+// stage. PARTIAL is a template flag: FULL tiles that end before LK get a
+// copy with neither mask code nor bounds checks; PARTIAL tiles and the
+// tile holding LK - 1 check both.
 template <typename T, int HD, int HDV, bool PARTIAL>
 __device__ __forceinline__ void attnc_tile90_@NAME@(
     const attnc_cuda_args &a, const attnc_ctx &c, unsigned sQ, unsigned sK, unsigned sV,
-    unsigned barK, unsigned barV, unsigned barE, unsigned phase, int64_t k0, int64_t k1,
-    int cw, int lane, const int64_t (&row)[2], float uscale, float (&m)[2], float (&l)[2],
-    float (&o)[HDV / 2]) {
+    unsigned barK, unsigned barV, unsigned barE, unsigned phase, int k0, int k1,
+    int cw, int lane, const int (&row)[2], float uscale, float ubias, float (&m)[2],
+    float (&l)[2], float (&o)[HDV / 2]) {
   constexpr int BM = @BM@, BN = @BN@;
   constexpr unsigned QBLK = BM * 128, KBLK = BN * 128; // one 64-column block
-  (void)c; (void)uscale; (void)m;
+  (void)a; (void)c; (void)uscale; (void)ubias; (void)m;
   float s[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i)
@@ -214,26 +217,17 @@ __device__ __forceinline__ void attnc_tile90_@NAME@(
   attnc_acc_fence(s);
 
   // Element code on the accumulator fragment: s[4 nb + r] is row
-  // row[r / 2], key k0 + 8 nb + 2 (lane % 4) + r % 2. Rows past LQ and keys
-  // past LK (zero-filled by TMA) are dropped before any region runs; the
-  // mask runs first, score and bias only on kept pairs.
+  // row[r / 2] (rows past LQ read as row q1: computed, never stored), key
+  // k0 + 8 nb + 2 (lane % 4) + r % 2. Keys past LK (zero-filled by TMA) are
+  // dropped; the regions see them as key k1, so every read is in range.
 #pragma unroll
   for (int nb = 0; nb < BN / 8; ++nb)
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const int64_t q = row[r / 2], kv = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      bool keep = q < a.LQ && kv <= k1;
-      if constexpr (PARTIAL) {
-@MASK@
-      }
-      float x = @DROPPED@;
-      if (keep) {
-        x = s[4 * nb + r] * @SCALE@;
-@SCORE@
-@SIGMOID@
-      }
-      s[4 * nb + r] = x;
-    }
+      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      const bool inb = !PARTIAL || key <= k1;
+      const int kv = inb ? key : k1;
+@ELEMENT@    }
 @NORMALIZE@
   // P as the A operand of m64nNk16: keys 16kk..16kk+15 are s[8kk..8kk+7].
   unsigned p[BN / 16][4];
@@ -274,7 +268,9 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   auto barE = [&](int st) { return sBar + 8u * (1 + 2 * ST + st); };
 
   const int tid = threadIdx.x, wg = tid / 128, lane = tid % 32;
-  const int64_t qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // The last query tiles first: under causal-like masks they have the most
+  // key tiles, so the short ones fill the tail of the grid.
+  const int64_t qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   attnc_ctx c = {a.B, a.HQ, a.HKV, a.LQ, a.LK, a.D, a.DV, b, h,
                  h / (a.HQ / a.HKV), a.inputs, a.error};
   const int64_t q0 = qt * BM, q1 = (q0 + BM < a.LQ ? q0 + BM : a.LQ) - 1;
@@ -333,7 +329,8 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   attnc_setmaxnreg_inc<@CREGS@>();
   const int cw = wg - 1, warp = (tid % 128) / 32;
   const int64_t row[2] = {q0 + cw * 64 + warp * 16 + lane / 4, q0 + cw * 64 + warp * 16 + lane / 4 + 8};
-  const float uscale = @USCALE@;
+  const int rowc[2] = {(int)(row[0] < q1 ? row[0] : q1), (int)(row[1] < q1 ? row[1] : q1)};
+@USETUP@
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   float o[HDV / 2];
 #pragma unroll
@@ -347,13 +344,13 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
       continue; // EMPTY: skipped before any load, as the producer does
     const int st = i % ST;
     const unsigned phase = (unsigned)((i / ST) & 1);
-    const int64_t k0 = kt * BN, k1 = (k0 + BN < a.LK ? k0 + BN : a.LK) - 1;
-    if (kind == 2) // PARTIAL
+    const int k0 = (int)(kt * BN), k1 = (int)((k0 + BN < a.LK ? k0 + BN : a.LK) - 1);
+    if (kind == 2 || k1 - k0 + 1 < BN) // PARTIAL, or the tile of LK - 1
       attnc_tile90_@NAME@<T, HD, HDV, true>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
-          barV(st), barE(st), phase, k0, k1, cw, lane, row, uscale, m, l, o);
-    else // FULL: no mask code
+          barV(st), barE(st), phase, k0, k1, cw, lane, rowc, uscale, ubias, m, l, o);
+    else // FULL: no mask code, no bounds
       attnc_tile90_@NAME@<T, HD, HDV, false>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
-          barV(st), barE(st), phase, k0, k1, cw, lane, row, uscale, m, l, o);
+          barV(st), barE(st), phase, k0, k1, cw, lane, rowc, uscale, ubias, m, l, o);
     ++i;
   }
 
@@ -382,9 +379,11 @@ void fillSpecParts(SpecOp spec, std::string &k) {
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   fillElementParts(spec, k);
+  replaceAll(k, "@ACC@", "s[4 * nb + r]");
   if (!sigmoid) {
-    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax: m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'),
-  // alpha = exp(m - z), P = exp(S - z), l = alpha l + rowsum P, O *= alpha.
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (S holds logits * log2 e):
+  // m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'), alpha = 2^(m - z),
+  // P = 2^(S - z), l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     float mx = m[i];
@@ -394,11 +393,11 @@ void fillSpecParts(SpecOp spec, std::string &k) {
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
     float z = mx == -INFINITY ? 0.f : mx;
-    float alpha = __expf(m[i] - z), sum = 0.f;
+    float alpha = attnc_ex2(m[i] - z), sum = 0.f;
 #pragma unroll
     for (int nb = 0; nb < BN / 8; ++nb) {
-      s[4 * nb + 2 * i] = __expf(s[4 * nb + 2 * i] - z);
-      s[4 * nb + 2 * i + 1] = __expf(s[4 * nb + 2 * i + 1] - z);
+      s[4 * nb + 2 * i] = attnc_ex2(s[4 * nb + 2 * i] - z);
+      s[4 * nb + 2 * i + 1] = attnc_ex2(s[4 * nb + 2 * i + 1] - z);
       sum += s[4 * nb + 2 * i] + s[4 * nb + 2 * i + 1];
     }
     l[i] = alpha * l[i] + sum;
@@ -412,7 +411,7 @@ void fillSpecParts(SpecOp spec, std::string &k) {
     replaceAll(k, "@FINAL_SCALE@", "    float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
-          l[r] > 0.f ? m[r] + logf(l[r]) : -INFINITY;)");
+          l[r] > 0.f ? m[r] * 0.6931471805599453f + logf(l[r]) : -INFINITY;)");
   } else {
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");

@@ -4,7 +4,6 @@
 // includes, the storage types (bf16 / f16 as raw 16-bit words, converted
 // with PTX cvt, so that NVRTC needs no cuda_fp16.h), the entry-point names
 // and ATTNC_ONLY_* guards of CudaABI.h, and the ids pre-pass kernel.
-// The kernels written from these pieces have never run on a GPU.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_LIB_CUDAMODULE_H
@@ -53,9 +52,10 @@ std::string prepassKernel(mlir::attn::SpecOp spec, int keys);
 bool scaleIsUniform(mlir::attn::SpecOp spec);
 
 /// The element-code placeholders both kernels share: @PRE_SETUP@, @PRE@
-/// (the pre-pass words of a key tile), @MASK@ (PARTIAL tiles only),
-/// @USCALE@ / @SCALE@, @SCORE@, @DROPPED@ (the value of a dropped pair),
-/// @SIGMOID@. @NAME@ stays for the caller.
+/// (the pre-pass words of a key tile), @USETUP@ (per-CTA `uscale` and
+/// `ubias`), @ELEMENT@ (one score element, over the kernel's @ACC@, `q`,
+/// `kv`, `inb` and the PARTIAL flag; logits in log2 units for softmax).
+/// @NAME@ and @ACC@ stay for the caller.
 void fillElementParts(mlir::attn::SpecOp spec, std::string &k);
 
 void replaceAll(std::string &s, const std::string &from, const std::string &to);

@@ -142,9 +142,15 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
       << "    for (int64_t q = 0; q < c.LQ; ++q)\n      for (int64_t kv = 0; kv < c.LK; ++kv) {\n"
       << "        float s = 0.37f * (float)((q * 7 + kv * 3) % 11) - 1.5f;\n"
       << "        printf(\"%d %.9g %.9g\", (int)attnc_mask_" << n << "(c, q, kv), attnc_scale_"
-      << n << "(c, q, kv), attnc_score_" << n << "(c, s, q, kv));\n";
+      << n << "(c, q, kv), attnc_score_" << n << "(c, s, q, kv));\n"
+      // The fast forms the kernels call (32-bit positions, unchecked reads
+      // where in range by declaration; precise math on the host).
+      << "        printf(\" %d %.9g %.9g\", (int)attnc_mask_f_" << n
+      << "(c, (int)q, (int)kv), attnc_scale_f_" << n << "(c, (int)q, (int)kv), attnc_score_f_" << n
+      << "(c, s, (int)q, (int)kv));\n";
   if (spec.getNormalize() == NormalizeKind::sigmoid)
-    src << "        printf(\" %.9g\", attnc_bias_" << n << "(c, q, kv));\n";
+    src << "        printf(\" %.9g %.9g\", attnc_bias_" << n << "(c, q, kv), attnc_bias_f_" << n
+        << "(c, (int)q, (int)kv));\n";
   src << "        printf(\"\\n\");\n      }\n"
       << "    for (int64_t q0 = 0; q0 < c.LQ; q0 += 16) {\n"
       << "      int64_t q1 = q0 + 16 < c.LQ ? q0 + 15 : c.LQ - 1;\n"
@@ -219,12 +225,18 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
       interp.setSizes(s);
       for (int64_t q = 0; q < sizes.LQ; ++q)
         for (int64_t kv = 0; kv < sizes.LK; ++kv) {
-          int m;
-          double scale, score, bias = 0;
-          out >> m >> scale >> score;
+          int m, mf;
+          double scale, score, bias = 0, scalef, scoref, biasf = 0;
+          out >> m >> scale >> score >> mf >> scalef >> scoref;
           if (spec.getNormalize() == NormalizeKind::sigmoid)
-            out >> bias;
+            out >> bias >> biasf;
           ASSERT_TRUE(out.good());
+          // The fast form: the same mask, the same values up to a division
+          // turned into a multiply by the reciprocal.
+          ASSERT_EQ(mf, m) << "fast mask at b=" << b << " h=" << h << " q=" << q << " kv=" << kv;
+          ASSERT_NEAR(scalef, scale, 1e-6 * (1 + std::abs(scale)));
+          ASSERT_NEAR(scoref, score, 1e-5 * (1 + std::abs(score))) << "fast score at q=" << q << " kv=" << kv;
+          ASSERT_NEAR(biasf, bias, 1e-6 * (1 + std::abs(bias)));
           auto em = interp.mask({q, kv});
           ASSERT_TRUE(em) << interp.error();
           ASSERT_EQ(m, int(*em)) << "mask at b=" << b << " h=" << h << " q=" << q << " kv=" << kv;
@@ -292,7 +304,8 @@ TEST(CudaElementCodeNvcc, CompilesForSm80AndSm90a) {
         << "  attnc_rowset_" << n << " r = attnc_rows_" << n << "(c, q, q + 3);\n"
         << "  o[q] = attnc_scale_" << n << "(c, q, kv) * attnc_score_" << n
         << "(c, 1.0f, q, kv) + attnc_mask_" << n << "(c, q, kv) + attnc_tile_kind_" << n
-        << "(c, r, kv, kv + 8, nullptr);\n}\n";
+        << "(c, r, kv, kv + 8, nullptr) + attnc_score_f_" << n
+        << "(c, 1.0f, (int)q, (int)kv) + attnc_mask_f_" << n << "(c, (int)q, (int)kv);\n}\n";
   }
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("attnc-cuda-nvcc", dir));

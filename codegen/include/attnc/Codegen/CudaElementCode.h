@@ -6,6 +6,9 @@
 //   attnc_scale_<n>, attnc_score_<n>, attnc_mask_<n>, attnc_bias_<n>: the
 //     spec regions for one element, with bounds-checked input reads and
 //     trap-free integer division (errors go to ctx.error, as KernelABI.h);
+//   attnc_scale_f_<n>, ...: the same regions in the form the kernels call
+//     (32-bit positions, unchecked reads where the index is in range by
+//     declaration, approximate tanh/exp/log; CudaRegionPrinter.h);
 //   attnc_rows_<n>, attnc_tile_kind_<n>: the tile schedule of the mask
 //     formula, the same arithmetic as MaskSchedule / ScheduleEmitter;
 //     ids_eq atoms scan the query-side ids of the rows once, and take the
@@ -13,7 +16,7 @@
 //     filled by attnc_ids_tile_<n> / the attnc_prepass_<n> kernel) or, when
 //     there is none, scan the tile.
 // The kernels around them: emitCudaSm80 (CudaKernelSm80.cpp) and
-// emitCudaSm90 (CudaKernelSm90.cpp); neither has ever run on a GPU.
+// emitCudaSm90 (CudaKernelSm90.cpp).
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_CUDAELEMENTCODE_H
@@ -39,11 +42,10 @@ runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
 /// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, 2-stage
 /// cp.async pipeline), the entry points and launch records of CudaABI.h and
 /// the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
-/// Never run on a GPU.
 runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
 
 /// The same for sm_90a: a FlashAttention-3 style kernel (TMA + mbarrier
-/// ring, wgmma, warp specialisation; CudaKernelSm90.cpp). Never run on a GPU.
+/// ring, wgmma, warp specialisation; CudaKernelSm90.cpp).
 runtime::Expected<std::string> emitCudaSm90(mlir::attn::SpecOp spec);
 
 /// The .cu for `arch` (sm_80 or sm_90a), or an error for an arch with no
