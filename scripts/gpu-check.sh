@@ -12,9 +12,10 @@
 #       runtime's CUDA half and bench/gpu/harness.cpp without MLIR, runs the
 #       hand-written ABI self-test, checks every case on every arch the GPU
 #       runs (sm_90a and sm_80-as-PTX on an H100/H200) against the
-#       references, then benchmarks bf16 D=128, B=2, HQ=HKV=16, L in
-#       {2048, 8192} (full, causal, sliding window 1024, document, sigmoid,
-#       and the local window + softcap + ALiBi layer)
+#       references, then benchmarks bf16 B=2, HQ=HKV=16, L in {2048, 8192},
+#       D=DV=128 (full, causal, sliding window 1024, document, sigmoid,
+#       and the local window + softcap + ALiBi layer) and D=DV=64 (full,
+#       causal), with the NVRTC compile time of each kernel (cold, cached),
 #       against torch SDPA (flash, cuDNN) and FlexAttention
 #       (bench/gpu/torch_gpu_bench.py) and prints one table.
 #   scripts/gpu-check.sh emulate   here, without a GPU: builds the same
@@ -49,14 +50,14 @@ check_shapes=(
   "1,3,1,70,53,64,128 bf16"
   "1,2,1,129,100,128,128 f16"
 )
-# The benchmark: spec file, -D flags, case stem.
+# The benchmark: spec file, -D flags, case stem, head dims (D = DV).
 bench_cases=(
-  "full.attn||full"
-  "causal.attn||causal"
-  "sliding_window.attn|-D window=1024|sliding_window_w1024"
-  "document.attn||document"
-  "sigmoid_causal.attn||sigmoid_causal"
-  "local_softcap_alibi.attn||local_softcap_alibi"
+  "full.attn||full|128 64"
+  "causal.attn||causal|128 64"
+  "sliding_window.attn|-D window=1024|sliding_window_w1024|128"
+  "document.attn||document|128"
+  "sigmoid_causal.attn||sigmoid_causal|128"
+  "local_softcap_alibi.attn||local_softcap_alibi|128"
 )
 bench_lengths=(2048 8192)
 
@@ -94,7 +95,7 @@ prepare() {
     done
   done
   for entry in "${bench_cases[@]}"; do
-    IFS='|' read -r file defs stem <<<"$entry"
+    IFS='|' read -r file defs stem dims <<<"$entry"
     local spec="$specs_dir/$file"
     [ -f "$spec" ] || { fail "benchmark spec $spec is missing"; continue; }
     for arch in sm_80 sm_90a; do
@@ -104,12 +105,14 @@ prepare() {
         fail "emit benchmark $stem for $arch: $(tail -n 1 "$log")"
       fi
     done
-    for L in "${bench_lengths[@]}"; do
-      # shellcheck disable=SC2086
-      if ! "$prep" "$spec" $defs --shape "2,16,16,$L,$L,128,128" --dtype bf16 \
-           --bench --cu "$stem" --out "$data/bench/$stem-L$L" 2>>"$log"; then
-        fail "benchmark data for $stem at L=$L: $(tail -n 1 "$log")"
-      fi
+    for D in $dims; do
+      for L in "${bench_lengths[@]}"; do
+        # shellcheck disable=SC2086
+        if ! "$prep" "$spec" $defs --shape "2,16,16,$L,$L,$D,$D" --dtype bf16 \
+             --bench --cu "$stem" --out "$data/bench/$stem-d$D-L$L" 2>>"$log"; then
+          fail "benchmark data for $stem at D=$D L=$L: $(tail -n 1 "$log")"
+        fi
+      done
     done
   done
   local kib; kib=$(du -sk "$data" | cut -f1)

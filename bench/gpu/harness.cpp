@@ -12,7 +12,9 @@
 //       float64 reference; PASS/FAIL per (arch, case);
 //   attnc-gpu-harness bench DATA --out FILE [--runs N] [--warmup N]
 //       every DATA/bench/*/case.txt on the device's arch, timed with CUDA
-//       events (median); one JSON line per case into FILE.
+//       events (median); one JSON line per case into FILE; once per entry
+//       also the NVRTC compile time with no cache (cold) and through the
+//       kernel cache (cached: the lookup and the module load).
 // A failing case is reported and the next one runs; the exit code is 1 if
 // any failed. Every CUDA call is checked by the runtime.
 //
@@ -21,12 +23,14 @@
 #include "attnc/Runtime/Npy.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -128,9 +132,10 @@ KernelCache &cache() {
   return c;
 }
 
-/// NVRTC + load of `c`'s entry for `arch`.
-Expected<Module> buildCase(const std::string &data, const Case &c,
-                           const DeviceInfo &dev, const std::string &arch) {
+/// The .cu of `c` for `arch` and the NVRTC request of its entry.
+Expected<std::pair<std::string, CompileRequest>> requestFor(const std::string &data, const Case &c,
+                                                            const DeviceInfo &dev,
+                                                            const std::string &arch) {
   const std::string path = data + "/cu/" + c.cu + "." + arch + ".cu";
   bool missing = false;
   Expected<std::string> cu = readFile(path, &missing);
@@ -147,10 +152,50 @@ Expected<Module> buildCase(const std::string &data, const Case &c,
   req.kind = *kind;
   req.defines = entryDefines(c.dtype, c.D, c.DV);
   req.sourceName = c.cu + "." + arch + ".cu";
-  Expected<CompileResult> bin = compileCuda(*cu, req, &cache());
+  return std::make_pair(std::move(*cu), std::move(req));
+}
+
+/// NVRTC (through the kernel cache) + load of `c`'s entry for `arch`.
+Expected<Module> buildCase(const std::string &data, const Case &c,
+                           const DeviceInfo &dev, const std::string &arch) {
+  auto r = requestFor(data, c, dev, arch);
+  if (!r.ok())
+    return r.status();
+  Expected<CompileResult> bin = compileCuda(r->first, r->second, &cache());
   if (!bin.ok())
     return bin.status();
   return Module::load(bin->binary);
+}
+
+/// Seconds since `t0`.
+double secondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// The compile times of `c`'s entry: NVRTC with no cache (cold), then the
+/// kernel cache's hit plus the module load (cached), as a JSON fragment;
+/// "" when the compile fails (the bench reports that itself).
+std::string compileTimes(const std::string &data, const Case &c, const DeviceInfo &dev,
+                         const std::string &arch) {
+  auto r = requestFor(data, c, dev, arch);
+  if (!r.ok())
+    return "";
+  auto t0 = std::chrono::steady_clock::now();
+  if (!compileCuda(r->first, r->second, nullptr).ok())
+    return "";
+  double cold = secondsSince(t0);
+  if (!buildCase(data, c, dev, arch).ok()) // fills the cache
+    return "";
+  t0 = std::chrono::steady_clock::now();
+  if (!buildCase(data, c, dev, arch).ok())
+    return "";
+  double cached = secondsSince(t0);
+  std::printf("nvrtc %-28s %s D=%lld DV=%lld: cold %.2f s, cached %.1f ms\n", c.cu.c_str(),
+              c.dtype == DType::BF16 ? "bf16" : "f16", (long long)c.D, (long long)c.DV, cold,
+              cached * 1e3);
+  std::ostringstream s;
+  s << ", \"nvrtc_cold_s\": " << cold << ", \"nvrtc_cached_ms\": " << cached * 1e3;
+  return s.str();
 }
 
 /// q, k or v of a case, converted to the storage type, on the device.
@@ -405,13 +450,17 @@ int bench(const std::string &data, const DeviceInfo &dev,
   }
   const std::string arch = *archForDevice(dev);
   int failed = 0;
+  std::set<std::string> timedEntries; // compile times once per entry
   for (const std::string &dir : subdirs(data + "/bench")) {
     Expected<Case> c = readCase(dir);
-    std::string why;
+    std::string why, compile;
     double ms = 0;
     if (!c.ok()) {
       why = c.status().message();
     } else {
+      if (timedEntries.insert(c->cu + "/" + std::to_string(c->D) + "/" + std::to_string(c->DV) + "/" +
+                              std::to_string(int(c->dtype))).second)
+        compile = compileTimes(data, *c, dev, arch);
       Expected<Module> mod = buildCase(data, *c, dev, arch);
       // Random data: the time does not depend on the values.
       auto random = [&](std::vector<int64_t> shape, unsigned seed) {
@@ -467,7 +516,7 @@ int bench(const std::string &data, const DeviceInfo &dev,
                 (long long)c->LQ, ms);
     out << "{\"label\": \"" << label << "\", \"spec\": \"" << c->spec
         << "\", \"L\": " << c->LQ << ", \"shape\": \"" << shapeText(*c)
-        << "\", \"arch\": \"" << arch << "\", \"ms\": " << ms << "}\n";
+        << "\", \"arch\": \"" << arch << "\", \"ms\": " << ms << compile << "}\n";
   }
   return failed ? 1 : 0;
 }

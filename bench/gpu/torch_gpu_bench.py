@@ -196,7 +196,8 @@ def main():
         for line in f:
             if line.strip():
                 r = json.loads(line)
-                attnc[r["label"] + "|" + str(r.get("L", ""))] = r
+                D = r.get("shape", "").split(",")[5] if r.get("shape") else ""
+                attnc[r["label"] + "|" + str(r.get("L", "")) + "|" + D] = r
 
     deadline = time.monotonic() + args.budget_s
     bench_dir = os.path.join(args.data, "bench")
@@ -205,12 +206,12 @@ def main():
         case = read_case(os.path.join(bench_dir, d))
         B, HQ, HKV, LQ, LK, D, DV = case["shape"]
         flop = 2.0 * B * HQ * LQ * LK * (D + DV)
-        a = attnc.get(case.get("label", case["spec"]) + "|" + str(LQ))
+        a = attnc.get(case.get("label", case["spec"]) + "|" + str(LQ) + "|" + str(D))
         a_ms = a["ms"] if a and not a.get("error") else None
-        print("torch baselines: %s L=%d" % (case.get("label"), LQ), file=sys.stderr)
+        print("torch baselines: %s D=%d L=%d" % (case.get("label"), D, LQ), file=sys.stderr)
         base = baselines(torch, case, args.runs, args.warmup, not args.no_flex,
                          deadline)
-        rows.append((case.get("label", case["spec"]), LQ, flop, a_ms, base))
+        rows.append((case.get("label", case["spec"]), D, LQ, flop, a_ms, base))
 
     def tflops(flop, ms):
         return "%.1f" % (flop / (ms * 1e9)) if isinstance(ms, float) else "-"
@@ -225,33 +226,34 @@ def main():
         print("no benchmark cases in " + bench_dir)
         return 1
     first = read_case(os.path.join(bench_dir, sorted(os.listdir(bench_dir))[0]))
-    B0, HQ0, _, _, _, D0, DV0 = first["shape"]
+    B0, HQ0, _, _, _, _, _ = first["shape"]
     print("TFLOP/s = 2*B*HQ*LQ*LK*(D+DV) / time over the FULL matrix for every "
-          "variant (masked pairs are not discounted); B=%d HQ=HKV=%d D=%d DV=%d "
+          "variant (masked pairs are not discounted); B=%d HQ=HKV=%d DV=D "
           "%s; torch %s; ratio = baseline time / attnc time (> 1: attnc faster)"
-          % (B0, HQ0, D0, DV0, first["dtype"], torch.__version__))
-    hdr = ("%-28s %6s | %8s %7s | %7s %7s %7s | %6s %6s %6s"
-           % ("variant", "L", "attnc ms", "TFLOP/s", "flash", "cudnn", "flex",
+          % (B0, HQ0, first["dtype"], torch.__version__))
+    hdr = ("%-28s %4s %6s | %8s %7s | %7s %7s %7s | %6s %6s %6s"
+           % ("variant", "D", "L", "attnc ms", "TFLOP/s", "flash", "cudnn", "flex",
               "/flash", "/cudnn", "/flex"))
     print(hdr)
     print("-" * len(hdr))
     notes = []
-    for label, L, flop, a_ms, base in rows:
-        print("%-28s %6d | %8s %7s | %7s %7s %7s | %6s %6s %6s" % (
-            label, L, "%.3f" % a_ms if a_ms else "FAIL", tflops(flop, a_ms),
+    for label, D, L, flop, a_ms, base in rows:
+        print("%-28s %4d %6d | %8s %7s | %7s %7s %7s | %6s %6s %6s" % (
+            label, D, L, "%.3f" % a_ms if a_ms else "FAIL", tflops(flop, a_ms),
             tflops(flop, base["flash"]), tflops(flop, base["cudnn"]),
             tflops(flop, base["flex"]), ratio(base["flash"], a_ms),
             ratio(base["cudnn"], a_ms), ratio(base["flex"], a_ms)))
         for k in ("flash", "cudnn", "flex"):
             if not isinstance(base[k], float):
-                notes.append("%s L=%d %s: %s" % (label, L, k, base[k]))
+                notes.append("%s D=%d L=%d %s: %s" % (label, D, L, k, base[k]))
     # The sigmoid target is against attnc's own softmax on the same shape
     # and mask (sigmoid_causal vs causal).
-    own = {(label, L): a_ms for label, L, _, a_ms, _ in rows}
-    for (label, L), a_ms in sorted(own.items()):
-        if label.startswith("sigmoid_causal") and own.get(("causal", L)) and a_ms:
-            print("sigmoid_causal vs attnc causal softmax, L=%d: %.2fx (causal %.3f ms / "
-                  "sigmoid %.3f ms)" % (L, own[("causal", L)] / a_ms, own[("causal", L)], a_ms))
+    own = {(label, D, L): a_ms for label, D, L, _, a_ms, _ in rows}
+    for (label, D, L), a_ms in sorted(own.items()):
+        if label.startswith("sigmoid_causal") and own.get(("causal", D, L)) and a_ms:
+            c_ms = own[("causal", D, L)]
+            print("sigmoid_causal vs attnc causal softmax, D=%d L=%d: %.2fx (causal %.3f ms / "
+                  "sigmoid %.3f ms)" % (D, L, c_ms / a_ms, c_ms, a_ms))
     for n in notes:
         print("  note: " + n)
     return 0
