@@ -8,9 +8,10 @@ Compiles each emitted .cu for one entry (-DATTNC_ONLY_*) with the options
 the runtime's NVRTC path uses (-std=c++17, no fast math), reads ptxas's
 register and spill counts, disassembles the cubin with nvdisasm (PyPI:
 nvidia-cuda-nvdisasm) and counts the instructions of each copy of the tile
-code: for sm_90a, from the first HGMMA of S = Q K^T to the release of the
-stage (SYNCS.ARRIVE), so the wait for K and the tile's classification are
-not counted; for sm_80,
+code: for sm_90a, one iteration of the consumers' main loop (issue of
+S = Q K^T and of the previous tile's P V, the waits, the element code and
+softmax of one copy, FULL or PARTIAL, and packing P; the rescale of a raw
+logit that only a scale <= 0 runs is not counted); for sm_80,
 from the first HMMA of S = Q K^T to the last HMMA of O += P V, where one
 copy follows the other. These are the instructions one warp issues per key
 tile when no branch inside the copy is taken (straight-line code). The
@@ -62,17 +63,78 @@ def instructions(sass):
     return out
 
 
-def tiles_sm90(insns):
-    """Instruction counts of the copies: the first HGMMA of S = Q K^T (the
-    one that does not accumulate, `RZ, !UPT`) .. the stage release."""
-    counts, start = [], None
-    for i, s in enumerate(insns):
-        if "HGMMA" in s and "RZ, !UPT" in s and start is None:
-            start = i
-        elif "SYNCS.ARRIVE" in s and start is not None:
-            counts.append(i - start + 1)
-            start = None
-    return counts
+def lines_with_labels(sass):
+    """[(kind, text)]: kind 'label' (text = name) or 'insn' (text = instruction)."""
+    out = []
+    for line in sass.splitlines():
+        lab = re.match(r"^\s*(\.L_x_\d+):", line)
+        if lab:
+            out.append(("label", lab.group(1)))
+            continue
+        m = INSN.search(line)
+        if m:
+            out.append(("insn", m.group(1)))
+    return out
+
+
+def skipped_blocks(items, lo, hi):
+    """Instruction counts of the blocks in [lo, hi) that a forward
+    conditional branch skips and that hold 32 or more FMUL and no MUFU:
+    the `u.pre != 1` rescale of a raw logit, which runs only for a scale
+    <= 0 (not counted per tile)."""
+    total = 0
+    for i in range(lo, hi):
+        kind, text = items[i]
+        m = re.match(r"@!?U?P\w+\s+BRA\s+`\((\.L_x_\d+)\)", text) if kind == "insn" else None
+        if not m:
+            continue
+        for j in range(i + 1, hi):
+            if items[j] == ("label", m.group(1)):
+                block = [t for k, t in items[i + 1:j] if k == "insn"]
+                if sum("FMUL" in t for t in block) >= 32 and not any("MUFU" in t for t in block):
+                    total += len(block)
+                break
+    return total
+
+
+def tiles_sm90(sass):
+    """Instructions one consumer warp issues per key tile in the main loop:
+    the loop body (named barrier, S = Q K^T and P V issue, waits, element
+    code and softmax, packing P) with one of its two copies of the element
+    code (FULL, then PARTIAL)."""
+    items = lines_with_labels(sass)
+    idx = [i for i, (k, t) in enumerate(items) if k == "insn"]
+    w1 = next((i for i in idx if "WARPGROUP.DEPBAR.LE gsb0, 0x1" in items[i][1]), None)
+    if w1 is None:
+        return []
+    w0 = next(i for i in idx if i > w1 and "WARPGROUP.DEPBAR.LE gsb0, 0x0" in items[i][1])
+    # The loop: from the label its back edge jumps to, to that back edge.
+    back = None
+    for i in idx:
+        if i <= w0:
+            continue
+        m = re.search(r"BRA\s+`\((\.L_x_\d+)\)", items[i][1])
+        if m:
+            tgt = next((j for j, it in enumerate(items) if it == ("label", m.group(1))), None)
+            if tgt is not None and tgt < w1:
+                back, head = i, tgt
+                break
+    if back is None:
+        return []
+    count = lambda lo, hi: sum(1 for k, _ in items[lo:hi] if k == "insn")
+    # The two copies between the waits: the first ends at an unconditional
+    # BRA to the join, the second starts at the label of a branch after w1.
+    u = next(i for i in idx if w1 < i < w0 and re.match(r"BRA\s+`", items[i][1]))
+    join = re.search(r"\((\.L_x_\d+)\)", items[u][1]).group(1)
+    b_start = u + 1
+    a_start = w1 + 1
+    copies = [(a_start, u + 1), (b_start, next(j for j in range(u, len(items)) if items[j] == ("label", join)))]
+    loop = count(head, back + 1)
+    sizes = [count(lo, hi) - skipped_blocks(items, lo, hi) for lo, hi in copies]
+    raw = [count(lo, hi) for lo, hi in copies]
+    # Per tile: the loop minus the copy not taken, minus the skipped rescale.
+    per = sorted(loop - raw[1 - c] - (raw[c] - sizes[c]) for c in range(2))
+    return per
 
 
 def tiles_sm80(insns):
@@ -121,7 +183,7 @@ def main():
             spills = sum(int(x) for x in re.findall(r"(\d+) bytes spill stores", r.stderr))
             sass = subprocess.run([nvdisasm, "-c", cubin], capture_output=True, text=True, check=True).stdout
             insns = instructions(sass)
-            tiles = tiles_sm90(insns) if arch == "sm_90a" else tiles_sm80(insns)
+            tiles = tiles_sm90(sass) if arch == "sm_90a" else tiles_sm80(insns)
             mufu = sum(1 for s in insns if "MUFU" in s)
             print(f"{os.path.basename(f):40s} {arch:6s} regs {regs:3d} spill {spills:4d} "
                   f"kernel {len(insns):6d} MUFU {mufu:5d} per-tile copies {tiles}")

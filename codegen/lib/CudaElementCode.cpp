@@ -53,6 +53,12 @@ struct attnc_ctx {
   int64_t *error; // 4 words as KernelABI.h's status; the first error stays
 };
 
+// Per-CTA constants of the kernels' element code (CudaModule.cpp): the
+// uniform scale and sigmoid bias, and softmax's fold / pre factors.
+struct attnc_uniforms {
+  float scale, bias, fold, pre;
+};
+
 // Many GPU threads may fail at once: the one whose compare-and-swap claims
 // word 0 writes the other three, so the first error stays whole.
 ATTNC_HD inline void attnc_set_error(const attnc_ctx &c, int64_t code,

@@ -43,10 +43,10 @@ const char *kKernelTemplate = R"CU(
 template <typename T, int HD, int HDV, bool PARTIAL>
 __device__ __forceinline__ void attnc_tile_@NAME@(
     const attnc_cuda_args &a, const attnc_ctx &c, const T *Qs, const T *Kst, const T *Vst,
-    int k0, int k1, int warp, int lane, const int (&row)[2], float uscale, float ubias,
+    int k0, int k1, int warp, int lane, const int (&row)[2], const attnc_uniforms &u,
     float (&m)[2], float (&l)[2], float (&o)[HDV / 8][4]) {
   constexpr int BN = @BN@, LDQ = HD + @PAD@, LDV = HDV + @PAD@;
-  (void)a; (void)c; (void)uscale; (void)ubias; (void)m;
+  (void)a; (void)c; (void)u; (void)m;
   // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
   float s[BN / 8][4];
   for (int nb = 0; nb < BN / 8; ++nb)
@@ -62,7 +62,7 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
       attnc_mma_16816<T>(s[nb], af, bf);
     }
   }
-  // Element code. C fragment of m16n8: s[nb][r] is row row[r / 2] (lane/4,
+@PRESCALE@  // Element code. C fragment of m16n8: s[nb][r] is row row[r / 2] (lane/4,
   // +8 for r >= 2; rows past LQ read as row q1: computed, never stored),
   // key k0 + nb * 8 + 2 * (lane % 4) + r % 2. Keys past LK (zero-filled)
   // are dropped; the regions see them as key k1, so every read is in range.
@@ -73,6 +73,7 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
       const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
       const bool inb = !PARTIAL || key <= k1;
       const int kv = inb ? key : k1;
+      (void)q; (void)kv;
 @ELEMENT@    }
 @NORMALIZE@
   // O += P V: P from the S accumulators (two m16n8 C blocks make one A
@@ -177,9 +178,9 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     const int k0 = (int)(cur * BN), k1 = (int)((k0 + BN < a.LK ? k0 + BN : a.LK) - 1);
     const T *Kst = Ks + st * BN * LDQ, *Vst = Vs + st * BN * LDV;
     if (kind == 2 || k1 - k0 + 1 < BN) // PARTIAL, or the tile of LK - 1
-      attnc_tile_@NAME@<T, HD, HDV, true>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, uscale, ubias, m, l, o);
+      attnc_tile_@NAME@<T, HD, HDV, true>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, m, l, o);
     else // FULL: no mask code, no bounds
-      attnc_tile_@NAME@<T, HD, HDV, false>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, uscale, ubias, m, l, o);
+      attnc_tile_@NAME@<T, HD, HDV, false>(a, c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, m, l, o);
     __syncthreads(); // stage st is read; the next step refills it
     cur = nxt;
     kind = nextKind;
@@ -264,22 +265,25 @@ void fillSpecParts(SpecOp spec, std::string &k) {
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   fillElementParts(spec, k);
   replaceAll(k, "@ACC@", "s[nb][r]");
+  replaceAll(k, "@ACC_ALL@", "s[j / 4][j % 4]");
   if (!sigmoid) {
-    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (S holds logits * log2 e):
-  // m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'), alpha = 2^(m - z),
-  // P = 2^(S - z), l = alpha l + rowsum P, O *= alpha.
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (the logit of S times u.fold, u.fold > 0):
+  // m' = max(m, u.fold rowmax S), z = (m' == -inf ? 0 : m'),
+  // alpha = 2^(m - z), P = 2^(S u.fold - z) (one FFMA and one ex2),
+  // l = alpha l + rowsum P, O *= alpha.
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    float mx = m[i];
+    float mx = -INFINITY;
     for (int nb = 0; nb < BN / 8; ++nb)
       mx = fmaxf(mx, fmaxf(s[nb][2 * i], s[nb][2 * i + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    float z = mx == -INFINITY ? 0.f : mx;
+    mx = fmaxf(m[i], mx * u.fold);
+    const float z = mx == -INFINITY ? 0.f : mx;
     float alpha = attnc_ex2(m[i] - z), sum = 0.f;
     for (int nb = 0; nb < BN / 8; ++nb) {
-      s[nb][2 * i] = attnc_ex2(s[nb][2 * i] - z);
-      s[nb][2 * i + 1] = attnc_ex2(s[nb][2 * i + 1] - z);
+      s[nb][2 * i] = attnc_ex2(fmaf(s[nb][2 * i], u.fold, -z));
+      s[nb][2 * i + 1] = attnc_ex2(fmaf(s[nb][2 * i + 1], u.fold, -z));
       sum += s[nb][2 * i] + s[nb][2 * i + 1];
     }
     l[i] = alpha * l[i] + sum;

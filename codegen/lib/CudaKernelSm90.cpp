@@ -77,8 +77,8 @@ int stages(int hd, int hdv) { return hd + hdv <= 128 ? 3 : 2; }
 int smemBytes(int hd, int hdv) {
   int st = stages(hd, hdv);
   // 1024 for aligning the base to the swizzle pattern, then Q, K and V
-  // stages, then the mbarriers (Q, K full, V full, empty).
-  return 1024 + 2 * (kRows * hd + st * kKeys * (hd + hdv)) + 8 * (1 + 3 * st);
+  // stages, then the mbarriers (Q, K full, V full, K empty, V empty).
+  return 1024 + 2 * (kRows * hd + st * kKeys * (hd + hdv)) + 8 * (1 + 4 * st);
 }
 
 /// wgmma wrappers for one N: SS (A and B from shared memory, K-major both)
@@ -168,6 +168,14 @@ __device__ __forceinline__ void attnc_tma_load(unsigned dst, const attnc_tensor_
 __device__ __forceinline__ void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void attnc_wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void attnc_wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+// Named barriers (id 1..15; 0 is __syncthreads) of `count` threads.
+__device__ __forceinline__ void attnc_bar_sync(unsigned id, unsigned count) {
+  asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void attnc_bar_arrive(unsigned id, unsigned count) {
+  asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(count) : "memory");
+}
 template <int N> __device__ __forceinline__ void attnc_acc_fence(float (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i)
@@ -183,39 +191,58 @@ template <typename T, int N> __device__ __forceinline__ void attnc_wgmma_rs(floa
 
 const char *kKernelTemplate = R"CU(
 // ---- @NAME@: the sm_90a flash kernel ----
-// One key tile [k0, k1] in stage `st` for the 64 rows of consumer
-// warpgroup `cw`: wait for K, S = Q K^T (wgmma), element code, softmax
-// update, wait for V, O += P V (wgmma, P from registers), release the
-// stage. PARTIAL is a template flag: FULL tiles that end before LK get a
-// copy with neither mask code nor bounds checks; PARTIAL tiles and the
-// tile holding LK - 1 check both.
-template <typename T, int HD, int HDV, bool PARTIAL>
-__device__ __forceinline__ void attnc_tile90_@NAME@(
-    const attnc_cuda_args &a, const attnc_ctx &c, unsigned sQ, unsigned sK, unsigned sV,
-    unsigned barK, unsigned barV, unsigned barE, unsigned phase, int k0, int k1,
-    int cw, int lane, const int (&row)[2], float uscale, float ubias, float (&m)[2],
-    float (&l)[2], float (&o)[HDV / 2]) {
+// S = Q K^T of one key tile for the 64 rows of consumer warpgroup `cw`,
+// issued (wgmma from shared memory, committed as one group), not waited for.
+template <typename T, int HD>
+__device__ __forceinline__ void attnc_qk90_@NAME@(unsigned sQ, unsigned sK, int cw, float (&s)[@BN@ / 2]) {
   constexpr int BM = @BM@, BN = @BN@;
   constexpr unsigned QBLK = BM * 128, KBLK = BN * 128; // one 64-column block
-  (void)a; (void)c; (void)uscale; (void)ubias; (void)m;
-  float s[BN / 2];
-#pragma unroll
-  for (int i = 0; i < BN / 2; ++i)
-    s[i] = 0.f;
-  attnc_mbar_wait(barK, phase);
+  // Q rows 64 cw.. of this warpgroup: 64 * 128 bytes into each block. The
+  // descriptors of the k16 steps differ in the start address only (its
+  // bits 0..13 hold address / 16 and no step carries out of them), so each
+  // is the first one plus a constant.
+  const uint64_t da0 = attnc_gmma_desc(sQ + cw * 64 * 128, 16, 1024);
+  const uint64_t db0 = attnc_gmma_desc(sK, 16, 1024);
   attnc_wgmma_fence();
   attnc_acc_fence(s);
 #pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk) {
-    // Q rows 64 cw.. of this warpgroup: 64 * 128 bytes into each block.
-    uint64_t da = attnc_gmma_desc(sQ + (kk / 4) * QBLK + cw * 64 * 128 + (kk % 4) * 32, 16, 1024);
-    uint64_t db = attnc_gmma_desc(sK + (kk / 4) * KBLK + (kk % 4) * 32, 16, 1024);
-    attnc_wgmma_ss_n@BN@<T>(s, da, db, kk > 0);
-  }
+  for (int kk = 0; kk < HD / 16; ++kk)
+    attnc_wgmma_ss_n@BN@<T>(s, da0 + ((kk / 4) * QBLK + (kk % 4) * 32) / 16,
+                            db0 + ((kk / 4) * KBLK + (kk % 4) * 32) / 16, kk > 0);
   attnc_wgmma_commit();
-  attnc_wgmma_wait0();
-  attnc_acc_fence(s);
+}
 
+// O += P V for the P of one key tile (registers, the A operand layout) and
+// its V in shared memory, issued and committed, not waited for.
+template <typename T, int HDV>
+__device__ __forceinline__ void attnc_pv90_@NAME@(unsigned sV, const unsigned (&p)[@BN@ / 16][4],
+                                                  float (&o)[HDV / 2]) {
+  constexpr int BN = @BN@;
+  constexpr unsigned KBLK = BN * 128;
+  // V MN-major: LBO = the next 64 dv columns (a block), SBO = next 8 keys;
+  // a k16 step is 16 keys further (start address + 2048).
+  const uint64_t dv0 = attnc_gmma_desc(sV, KBLK, 1024);
+  attnc_wgmma_fence();
+  attnc_acc_fence(o);
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+    attnc_wgmma_rs<T, HDV>(o, p[kk], dv0 + kk * 16 * 128 / 16, 1);
+  attnc_wgmma_commit();
+}
+
+// The element code and the normalisation of one key tile [k0, k1] on S (in
+// registers, after its wgmma completed): S becomes P in place; `alpha` is
+// the factor O must be scaled by before this P V is added (softmax;
+// sigmoid: 1). PARTIAL is a template flag:
+// FULL tiles that end before LK get a copy with neither mask code nor
+// bounds checks; PARTIAL tiles and the tile holding LK - 1 check both.
+template <typename T, bool PARTIAL>
+__device__ __forceinline__ void attnc_scores90_@NAME@(
+    const attnc_ctx &c, int k0, int k1, int lane, const int (&row)[2], const attnc_uniforms &u,
+    float (&s)[@BN@ / 2], float (&m)[2], float (&l)[2], float (&alpha)[2]) {
+  constexpr int BN = @BN@;
+  (void)c; (void)u; (void)m; (void)l; (void)alpha;
+@PRESCALE@
   // Element code on the accumulator fragment: s[4 nb + r] is row
   // row[r / 2] (rows past LQ read as row q1: computed, never stored), key
   // k0 + 8 nb + 2 (lane % 4) + r % 2. Keys past LK (zero-filled by TMA) are
@@ -227,28 +254,9 @@ __device__ __forceinline__ void attnc_tile90_@NAME@(
       const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
       const bool inb = !PARTIAL || key <= k1;
       const int kv = inb ? key : k1;
+      (void)q; (void)kv;
 @ELEMENT@    }
-@NORMALIZE@
-  // P as the A operand of m64nNk16: keys 16kk..16kk+15 are s[8kk..8kk+7].
-  unsigned p[BN / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      p[kk][j] = attnc_dt<T>::pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
-  attnc_mbar_wait(barV, phase);
-  attnc_wgmma_fence();
-  attnc_acc_fence(o);
-#pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk)
-    // V MN-major: LBO = the next 64 dv columns (a block), SBO = next 8 keys.
-    attnc_wgmma_rs<T, HDV>(o, p[kk], attnc_gmma_desc(sV + kk * 16 * 128, KBLK, 1024), 1);
-  attnc_wgmma_commit();
-  attnc_wgmma_wait0();
-  attnc_acc_fence(o);
-  if (lane == 0)
-    attnc_mbar_arrive(barE); // this warp no longer reads the stage (8 arrivals free it)
-}
+@NORMALIZE@}
 
 template <typename T, int HD, int HDV>
 __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a,
@@ -261,11 +269,13 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   // such a boundary (the record's smem has 1024 bytes of slack for this).
   const unsigned sQ = (attnc_smem_addr(attnc_smem) + 1023u) & ~1023u;
   const unsigned sK = sQ + QBYTES, sV = sK + ST * KBYTES, sBar = sV + ST * VBYTES;
-  // mbarriers: Q full; K full [ST]; V full [ST]; stage empty [ST].
+  // mbarriers: Q full; K full [ST]; V full [ST]; K empty [ST]; V empty [ST].
+  // K and V are released apart: K right after S = Q K^T, V after O += P V.
   const unsigned barQ = sBar;
   auto barK = [&](int st) { return sBar + 8u * (1 + st); };
   auto barV = [&](int st) { return sBar + 8u * (1 + ST + st); };
-  auto barE = [&](int st) { return sBar + 8u * (1 + 2 * ST + st); };
+  auto barEK = [&](int st) { return sBar + 8u * (1 + 2 * ST + st); };
+  auto barEV = [&](int st) { return sBar + 8u * (1 + 3 * ST + st); };
 
   const int tid = threadIdx.x, wg = tid / 128, lane = tid % 32;
   // The last query tiles first: under causal-like masks they have the most
@@ -290,7 +300,8 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
     for (int st = 0; st < ST; ++st) {
       attnc_mbar_init(barK(st), 1); // the producer's arrive.expect_tx
       attnc_mbar_init(barV(st), 1);
-      attnc_mbar_init(barE(st), 8); // lane 0 of each of the 8 consumer warps
+      attnc_mbar_init(barEK(st), 8); // lane 0 of each of the 8 consumer warps
+      attnc_mbar_init(barEV(st), 8);
     }
     attnc_fence_mbar_init();
   }
@@ -298,30 +309,45 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
 
   if (wg == 0) {
     // Producer warpgroup: gives registers to the consumers; one thread
-    // issues every TMA load.
+    // issues every TMA load: K of each non-EMPTY tile one tile ahead of its
+    // V, as the consumers use them (S of tile i before P V of tile i - 1).
     attnc_setmaxnreg_dec<@PREGS@>();
     if (tid != 0)
       return;
     attnc_mbar_expect_tx(barQ, QBYTES);
     for (int blk = 0; blk < HD / 64; ++blk)
       attnc_tma_load(sQ + blk * QBLK, &maps.q, barQ, blk * 64, (int)q0, (int)h, (int)b);
-    int i = 0;
-    for (int64_t kt = first; kt <= last; ++kt) {
-      if (kindOf(kt) == 0)
-        continue; // EMPTY: never loaded
+    auto loadK = [&](int i, int64_t kt) {
       const int st = i % ST;
-      if (i >= ST) // wait until the consumers released this stage's last use
-        attnc_mbar_wait(barE(st), (unsigned)((i / ST - 1) & 1));
+      if (i >= ST) // wait until the consumers released K of this stage's last use
+        attnc_mbar_wait(barEK(st), (unsigned)((i / ST - 1) & 1));
       attnc_mbar_expect_tx(barK(st), KBYTES);
       for (int blk = 0; blk < HD / 64; ++blk)
         attnc_tma_load(sK + st * KBYTES + blk * KBLK, &maps.k, barK(st), blk * 64, (int)(kt * BN),
                        (int)c.hkv, (int)b);
+    };
+    auto loadV = [&](int i, int64_t kt) {
+      const int st = i % ST;
+      if (i >= ST)
+        attnc_mbar_wait(barEV(st), (unsigned)((i / ST - 1) & 1));
       attnc_mbar_expect_tx(barV(st), VBYTES);
       for (int blk = 0; blk < HDV / 64; ++blk)
         attnc_tma_load(sV + st * VBYTES + blk * KBLK, &maps.v, barV(st), blk * 64, (int)(kt * BN),
                        (int)c.hkv, (int)b);
+    };
+    int i = 0;
+    int64_t prev = -1;
+    for (int64_t kt = first; kt <= last; ++kt) {
+      if (kindOf(kt) == 0)
+        continue; // EMPTY: never loaded
+      loadK(i, kt);
+      if (i > 0)
+        loadV(i - 1, prev);
+      prev = kt;
       ++i;
     }
+    if (i > 0)
+      loadV(i - 1, prev);
     return;
   }
 
@@ -330,28 +356,87 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
   const int cw = wg - 1, warp = (tid % 128) / 32;
   const int64_t row[2] = {q0 + cw * 64 + warp * 16 + lane / 4, q0 + cw * 64 + warp * 16 + lane / 4 + 8};
   const int rowc[2] = {(int)(row[0] < q1 ? row[0] : q1), (int)(row[1] < q1 ? row[1] : q1)};
-@USETUP@
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+@USETUP@  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
   float o[HDV / 2];
 #pragma unroll
   for (int i = 0; i < HDV / 2; ++i)
     o[i] = 0.f;
+  float s[BN / 2];
+  unsigned p[BN / 16][4];
+  // Ping-pong (FlashAttention-3): named barriers 1 and 2 order the two
+  // warpgroups' GEMMs, so one's tensor-core work runs while the other does
+  // its softmax. Warpgroup 2 lets warpgroup 1 go first.
+  if (cw == 1)
+    attnc_bar_arrive(1, 256);
   attnc_mbar_wait(barQ, 0);
-  int i = 0;
-  for (int64_t kt = first; kt <= last; ++kt) {
-    const int kind = kindOf(kt);
-    if (kind == 0)
-      continue; // EMPTY: skipped before any load, as the producer does
-    const int st = i % ST;
-    const unsigned phase = (unsigned)((i / ST) & 1);
+  // The element code and softmax of key tile kt (kind 1 FULL, 2 PARTIAL) on
+  // S, then S = P packed into `p`.
+  auto scores = [&](int kind, int64_t kt) {
     const int k0 = (int)(kt * BN), k1 = (int)((k0 + BN < a.LK ? k0 + BN : a.LK) - 1);
     if (kind == 2 || k1 - k0 + 1 < BN) // PARTIAL, or the tile of LK - 1
-      attnc_tile90_@NAME@<T, HD, HDV, true>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
-          barV(st), barE(st), phase, k0, k1, cw, lane, rowc, uscale, ubias, m, l, o);
+      attnc_scores90_@NAME@<T, true>(c, k0, k1, lane, rowc, u, s, m, l, alpha);
     else // FULL: no mask code, no bounds
-      attnc_tile90_@NAME@<T, HD, HDV, false>(a, c, sQ, sK + st * KBYTES, sV + st * VBYTES, barK(st),
-          barV(st), barE(st), phase, k0, k1, cw, lane, rowc, uscale, ubias, m, l, o);
-    ++i;
+      attnc_scores90_@NAME@<T, false>(c, k0, k1, lane, rowc, u, s, m, l, alpha);
+  };
+  // P as the A operand of m64nNk16: keys 16kk..16kk+15 are s[8kk..8kk+7].
+  auto pack = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        p[kk][j] = attnc_dt<T>::pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
+  };
+  // The first non-EMPTY tile at or after kt (its kind in `kind`), or last + 1.
+  auto nextTile = [&](int64_t kt, int &kind) {
+    for (; kt <= last; ++kt)
+      if ((kind = kindOf(kt)) != 0) // 0: EMPTY, skipped before any load as the producer does
+        return kt;
+    return kt;
+  };
+  int kind = 0;
+  int64_t kt = nextTile(first, kind);
+  if (kt <= last) {
+    // Tile 0: S alone.
+    attnc_mbar_wait(barK(0), 0);
+    attnc_bar_sync(1 + cw, 256);
+    attnc_qk90_@NAME@<T, HD>(sQ, sK, cw, s);
+    attnc_bar_arrive(2 - cw, 256);
+    attnc_wgmma_wait0();
+    attnc_acc_fence(s);
+    if (lane == 0)
+      attnc_mbar_arrive(barEK(0)); // this warp no longer reads K (8 arrivals free it)
+    scores(kind, kt);
+    pack();
+    // Step i issues S of tile i and then P V of tile i - 1 (both async),
+    // waits for S only, runs the element code and softmax of tile i while
+    // P V runs, then waits for P V: one warpgroup's softmax overlaps its
+    // own GEMMs, and the ping-pong overlaps it with the other's.
+    int i = 1;
+    for (kt = nextTile(kt + 1, kind); kt <= last; kt = nextTile(kt + 1, kind), ++i) {
+      const int st = i % ST, stPrev = (i - 1) % ST;
+      attnc_mbar_wait(barK(st), (unsigned)((i / ST) & 1));
+      attnc_bar_sync(1 + cw, 256);
+      attnc_qk90_@NAME@<T, HD>(sQ, sK + st * KBYTES, cw, s);
+@RESCALE@      attnc_mbar_wait(barV(stPrev), (unsigned)(((i - 1) / ST) & 1));
+      attnc_pv90_@NAME@<T, HDV>(sV + stPrev * VBYTES, p, o);
+      attnc_bar_arrive(2 - cw, 256);
+      attnc_wgmma_wait1(); // S done; P V may still run
+      attnc_acc_fence(s);
+      if (lane == 0)
+        attnc_mbar_arrive(barEK(st));
+      scores(kind, kt);
+      attnc_wgmma_wait0(); // P V done: its registers (p) and V are free
+      attnc_acc_fence(o);
+      if (lane == 0)
+        attnc_mbar_arrive(barEV(stPrev));
+      pack();
+    }
+    // P V of the last tile.
+    const int stPrev = (i - 1) % ST;
+@RESCALE@    attnc_mbar_wait(barV(stPrev), (unsigned)(((i - 1) / ST) & 1));
+    attnc_pv90_@NAME@<T, HDV>(sV + stPrev * VBYTES, p, o);
+    attnc_wgmma_wait0();
+    attnc_acc_fence(o);
   }
 
   // Finalise: the quad's partial sums, out = o / l (0 for an empty row).
@@ -380,40 +465,47 @@ void fillSpecParts(SpecOp spec, std::string &k) {
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   fillElementParts(spec, k);
   replaceAll(k, "@ACC@", "s[4 * nb + r]");
+  replaceAll(k, "@ACC_ALL@", "s[j]");
   if (!sigmoid) {
-    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (S holds logits * log2 e):
-  // m' = max(m, rowmax S), z = (m' == -inf ? 0 : m'), alpha = 2^(m - z),
-  // P = 2^(S - z), l = alpha l + rowsum P, O *= alpha.
+    replaceAll(k, "@NORMALIZE@", R"(  // Online softmax in log2 units (the logit of S times u.fold, u.fold > 0):
+  // m' = max(m, u.fold rowmax S), z = (m' == -inf ? 0 : m'),
+  // alpha = 2^(m - z), P = 2^(S u.fold - z) (one FFMA and one ex2),
+  // l = alpha l + rowsum P; O *= alpha comes just before this tile's P V
+  // is issued.
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    float mx = m[i];
+    float mx = -INFINITY;
 #pragma unroll
     for (int nb = 0; nb < BN / 8; ++nb)
       mx = fmaxf(mx, fmaxf(s[4 * nb + 2 * i], s[4 * nb + 2 * i + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    float z = mx == -INFINITY ? 0.f : mx;
-    float alpha = attnc_ex2(m[i] - z), sum = 0.f;
+    mx = fmaxf(m[i], mx * u.fold);
+    const float z = mx == -INFINITY ? 0.f : mx;
+    float sum = 0.f;
+    alpha[i] = attnc_ex2(m[i] - z);
 #pragma unroll
     for (int nb = 0; nb < BN / 8; ++nb) {
-      s[4 * nb + 2 * i] = attnc_ex2(s[4 * nb + 2 * i] - z);
-      s[4 * nb + 2 * i + 1] = attnc_ex2(s[4 * nb + 2 * i + 1] - z);
+      s[4 * nb + 2 * i] = attnc_ex2(fmaf(s[4 * nb + 2 * i], u.fold, -z));
+      s[4 * nb + 2 * i + 1] = attnc_ex2(fmaf(s[4 * nb + 2 * i + 1], u.fold, -z));
       sum += s[4 * nb + 2 * i] + s[4 * nb + 2 * i + 1];
     }
-    l[i] = alpha * l[i] + sum;
+    l[i] = alpha[i] * l[i] + sum;
     m[i] = mx;
-#pragma unroll
-    for (int nd = 0; nd < HDV / 8; ++nd) {
-      o[4 * nd + 2 * i] *= alpha;
-      o[4 * nd + 2 * i + 1] *= alpha;
-    }
   })");
+    replaceAll(k, "@RESCALE@", R"(    #pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd)
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+        o[4 * nd + r] *= alpha[r / 2];
+)");
     replaceAll(k, "@FINAL_SCALE@", "    float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
           l[r] > 0.f ? m[r] * 0.6931471805599453f + logf(l[r]) : -INFINITY;)");
   } else {
-    replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
+    replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.\n");
+    replaceAll(k, "@RESCALE@", "");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");
     replaceAll(k, "@LSE@", "");
   }

@@ -209,16 +209,18 @@ std::string elementCode(SpecOp spec) {
   std::string s = "      bool keep = inb;\n";
   if (maskCode)
     s += "      if constexpr (PARTIAL)\n        keep = keep & attnc_mask_f_@NAME@(c, q, kv);\n";
-  // The folded forms: one FMUL (softmax) or FFMA + tanh + FFMA (sigmoid).
+  // The folded forms: softmax keeps the raw logit (the normalisation
+  // scales it inside the exponent's FFMA, u.fold), sigmoid is FFMA + tanh +
+  // FFMA. A FULL tile's softmax element code is empty.
   if (identityScore && uscale && (!sigmoid || ubias))
-    return s + (sigmoid ? "      @ACC@ = keep ? fmaf(0.5f, attnc_tanh_fast(fmaf(@ACC@, uscale, ubias)), 0.5f) : 0.f;\n"
-                        : "      @ACC@ = keep ? @ACC@ * uscale : -INFINITY;\n");
+    return s + (sigmoid ? "      @ACC@ = keep ? fmaf(0.5f, attnc_tanh_fast(fmaf(@ACC@, u.scale, u.bias)), 0.5f) : 0.f;\n"
+                        : "      @ACC@ = keep ? @ACC@ : -INFINITY;\n");
   std::string x = "        float x = @ACC@ * " +
-                  std::string(uscale ? "uscale" : "attnc_scale_f_@NAME@(c, q, kv)") + ";\n";
+                  std::string(uscale ? "u.scale" : "attnc_scale_f_@NAME@(c, q, kv)") + ";\n";
   if (!identityScore)
     x += "        x = attnc_score_f_@NAME@(c, x, q, kv);\n";
   std::string out = sigmoid ? "fmaf(0.5f, attnc_tanh_fast(0.5f * (x + " +
-                                  std::string(ubias ? "ubias" : "attnc_bias_f_@NAME@(c, q, kv)") +
+                                  std::string(ubias ? "u.bias" : "attnc_bias_f_@NAME@(c, q, kv)") +
                                   ")), 0.5f)"
                             : "x * 1.4426950408889634f";
   std::string dropped = sigmoid ? "0.f" : "-INFINITY";
@@ -246,19 +248,33 @@ void fillElementParts(SpecOp spec, std::string &k) {
              "  const int64_t *pre0 = a.scratch ? a.scratch + (b * a.HQ + h) * ((a.LK + BN - 1) / BN) * (2 * ATTNC_IDS_@NAME@) : nullptr;"
            : "");
   replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
-  // Per-CTA values: a uniform scale (with log2 e folded in where the
-  // element code is one FMUL), a uniform sigmoid bias (halved for the tanh
-  // form, as the scale there). A scale that reads q, kv or an input runs
-  // per kept pair, never at (0, 0).
+  // Per-CTA values (attnc_uniforms): a uniform scale, a uniform sigmoid
+  // bias (both halved for the tanh form). A scale that reads q, kv or an
+  // input runs per kept pair, never at (0, 0). Softmax with the raw logit
+  // (identity score, uniform scale): P = 2^(s u.fold - z) with u.fold =
+  // scale * log2 e when that is > 0 and finite (the row max of s u.fold is
+  // then u.fold times the row max of s); otherwise S is first multiplied
+  // by u.pre = scale * log2 e and u.fold = 1. Every other softmax: u.fold =
+  // u.pre = 1 (the element code leaves logits in log2 units).
   bool uscale = scaleIsUniform(spec);
   bool ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
-  std::string setup = "  float uscale = " + std::string(uscale ? "attnc_scale_f_@NAME@(c, 0, 0)" : "0.f") +
-                      ", ubias = " + (ubias ? "attnc_bias_f_@NAME@(c, 0, 0)" : "0.f") + ";\n";
-  if (identityScore && uscale && sigmoid && ubias)
-    setup += "  uscale *= 0.5f, ubias *= 0.5f; // sigmoid(y) = 0.5 + 0.5 tanh(y / 2)\n";
-  else if (identityScore && uscale && !sigmoid)
-    setup += "  uscale *= 1.4426950408889634f; // logits in log2 units\n";
+  std::string setup = "  attnc_uniforms u = {" +
+                      std::string(uscale ? "attnc_scale_f_@NAME@(c, 0, 0)" : "0.f") + ", " +
+                      (ubias ? "attnc_bias_f_@NAME@(c, 0, 0)" : "0.f") + ", 1.f, 1.f};\n";
+  std::string prescale;
+  if (identityScore && uscale && sigmoid && ubias) {
+    setup += "  u.scale *= 0.5f, u.bias *= 0.5f; // sigmoid(y) = 0.5 + 0.5 tanh(y / 2)\n";
+  } else if (identityScore && uscale && !sigmoid) {
+    setup += "  {\n    const float l2 = u.scale * 1.4426950408889634f; // logits in log2 units\n"
+             "    const bool fold = l2 > 0.f && l2 < INFINITY;\n"
+             "    u.fold = fold ? l2 : 1.f;\n    u.pre = fold ? 1.f : l2;\n  }\n";
+    prescale = "  if (u.pre != 1.f)\n#pragma unroll\n    for (int j = 0; j < BN / 2; ++j)\n"
+               "      @ACC_ALL@ *= u.pre;\n";
+  }
   replaceAll(k, "@USETUP@", setup);
+  if (prescale.empty())
+    replaceAll(k, "@PRESCALE@\n", "");
+  replaceAll(k, "@PRESCALE@", prescale);
   replaceAll(k, "@ELEMENT@", elementCode(spec));
 }
 

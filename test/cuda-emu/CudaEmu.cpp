@@ -33,17 +33,40 @@ struct PendingCopy {
   unsigned group;
 };
 
+/// A wgmma issued and not yet waited for: it runs at the wait_group that
+/// covers its group, reading its operands then (registers and shared
+/// memory), so a kernel that changes them or reads the accumulator before
+/// that wait computes a wrong result here.
+struct PendingMma {
+  bool ss;
+  float *d;
+  int n;
+  uint64_t a;
+  const unsigned *aRegs;
+  uint64_t b;
+  int accumulate;
+  bool bf16;
+  unsigned group;
+};
+
 struct Fiber {
   ucontext_t ctx;
   Dim3 tid;
   bool done = false;
   std::vector<PendingCopy> copies; // cp.async not yet waited for
   unsigned committed = 0;          // cp.async groups committed so far
+  std::vector<PendingMma> mmas;    // wgmma not yet waited for
+  unsigned mmaCommitted = 0;       // wgmma groups committed so far
 };
 
 struct Mbarrier {
   unsigned count = 0, pending = 0, phase = 0;
   long long tx = 0;
+};
+
+/// A named barrier (bar.sync / bar.arrive with an id and a thread count).
+struct NamedBarrier {
+  unsigned count = 0, gen = 0;
 };
 
 struct WarpState {
@@ -59,6 +82,7 @@ struct Block {
   std::vector<WarpState> warps;
   std::vector<unsigned char> smem;
   std::map<unsigned, Mbarrier> mbarriers; // by shared-memory offset
+  std::map<unsigned, NamedBarrier> named;  // by barrier id (1..15)
   ucontext_t scheduler;
   int cur = -1;
   unsigned barCount = 0, barGen = 0;
@@ -127,6 +151,25 @@ void syncthreads() {
     return;
   }
   while (B.barGen == gen)
+    yieldToScheduler();
+}
+
+/// One thread's arrival at named barrier `id` of `count` threads; the
+/// arrival that completes the count opens it (and resets it). `wait`: also
+/// block until then (bar.sync), else return at once (bar.arrive).
+void namedBarrier(unsigned id, unsigned count, bool wait) {
+  if (id == 0 || id > 15 || count == 0 || count % 32 != 0)
+    fail("bar: id " + std::to_string(id) + " count " + std::to_string(count) +
+         " (ids 1-15, a multiple of 32 threads)");
+  NamedBarrier &n = B.named[id];
+  const unsigned gen = n.gen;
+  if (++n.count >= count) {
+    n.count = 0;
+    ++n.gen;
+    ++B.epoch;
+    return;
+  }
+  while (wait && n.gen == gen && B.error.empty())
     yieldToScheduler();
 }
 
@@ -355,7 +398,8 @@ void tmaLoad(unsigned dst, const void *map, unsigned bar, int d, int l, int h, i
 // D (64 x n, this thread's fragment) = A (64 x 16) * B^T, A and B K-major in
 // shared memory: element (row, k) at start + (row / 8) SBO + (row % 8) 128
 // + 2 k, swizzled.
-void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16) {
+namespace {
+void runWgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16) {
   const Desc da = decode(a), db = decode(b);
   const unsigned wtid = B.fibers[B.cur].tid.x % 128, w = wtid / 32, lane = wtid % 32;
   const unsigned g = lane / 4, t = lane % 4;
@@ -373,7 +417,7 @@ void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16)
 // D += A (registers, the m16n8k16 A layout per warp) * B, B N-major in
 // shared memory: element (k, col) at start + (col / 64) LBO + (k / 8) SBO +
 // (k % 8) 128 + 2 (col % 64), swizzled.
-void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16) {
+void runWgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16) {
   const Desc db = decode(b);
   warpDeposit(a, 16);
   const unsigned lane = laneId(), g = lane / 4, t = lane % 4;
@@ -394,6 +438,31 @@ void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, boo
       d[4 * nb + r] = acc;
     }
   warpEnd();
+}
+} // namespace
+
+void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16) {
+  Fiber &f = B.fibers[B.cur];
+  f.mmas.push_back({true, d, n, a, nullptr, b, accumulate, bf16, f.mmaCommitted});
+}
+void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16) {
+  Fiber &f = B.fibers[B.cur];
+  f.mmas.push_back({false, d, n, 0, a, b, accumulate, bf16, f.mmaCommitted});
+}
+void wgmmaCommit() { ++B.fibers[B.cur].mmaCommitted; }
+void wgmmaWait(unsigned groups) {
+  Fiber &f = B.fibers[B.cur];
+  // Groups committed before the `groups` newest ones complete, in order.
+  std::vector<PendingMma> run, keep;
+  for (const PendingMma &m : f.mmas)
+    (m.group + groups < f.mmaCommitted ? run : keep).push_back(m);
+  f.mmas = keep;
+  for (const PendingMma &m : run) {
+    if (m.ss)
+      runWgmmaSS(m.d, m.n, m.a, m.b, m.accumulate, m.bf16);
+    else
+      runWgmmaRS(m.d, m.n, m.aRegs, m.b, m.accumulate, m.bf16);
+  }
 }
 
 } // namespace attnc_emu
@@ -437,6 +506,7 @@ extern "C" int attnc_emu_launch(void *entry, unsigned gx, unsigned gy, unsigned 
         B.idx = {x, y, z};
         B.smem.assign(smemBytes ? smemBytes : 16, 0xff);
         B.mbarriers.clear();
+        B.named.clear();
         B.live = threads;
         B.barCount = 0;
         for (WarpState &w : B.warps)
@@ -447,6 +517,8 @@ extern "C" int attnc_emu_launch(void *entry, unsigned gx, unsigned gy, unsigned 
           f.tid = {i, 0, 0};
           f.copies.clear();
           f.committed = 0;
+          f.mmas.clear();
+          f.mmaCommitted = 0;
           getcontext(&f.ctx);
           f.ctx.uc_stack.ss_sp = B.stacks[i].data();
           f.ctx.uc_stack.ss_size = kStackBytes;

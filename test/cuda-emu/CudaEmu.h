@@ -46,6 +46,8 @@ const Dim3 &blockIndex();
 const Dim3 &blockDims();
 const Dim3 &gridDims();
 void syncthreads();
+/// bar.sync (wait) / bar.arrive on named barrier `id` of `count` threads.
+void namedBarrier(unsigned id, unsigned count, bool wait);
 /// Warp collectives: every lane of the calling thread's warp deposits
 /// `bytes` bytes, all wait, then `gather` reads any lane's deposit; a second
 /// barrier ends the exchange.
@@ -139,7 +141,12 @@ template <typename T> inline void attnc_mma_16816(float *d, const unsigned *a, c
 // completes its bytes on the mbarrier. wgmma decodes its descriptors as the
 // hardware does (start, LBO, SBO; K-major or, with trans-b, N-major 128B
 // swizzled) and reads shared memory through the same swizzle; the register
-// A operand is exchanged within the warp. fences and setmaxnreg do nothing.
+// A operand is exchanged within the warp. A wgmma runs at the wait_group
+// that covers it, reading its registers and shared memory then: a kernel
+// that reads the accumulator before that wait, or changes the A registers
+// or the shared operands in between, computes a wrong result.
+// Named barriers (bar.sync / bar.arrive) count arrivals per id. fences and
+// setmaxnreg do nothing.
 #define __grid_constant__
 #define __CUDA_ARCH_FEAT_SM90_ALL 1
 #define ATTNC_SM90_HELPERS
@@ -153,6 +160,9 @@ void mbarWait(unsigned bar, unsigned parity);
 void tmaLoad(unsigned dst, const void *map, unsigned bar, int d, int l, int h, int b);
 void wgmmaSS(float *d, int n, uint64_t a, uint64_t b, int accumulate, bool bf16);
 void wgmmaRS(float *d, int n, const unsigned *a, uint64_t b, int accumulate, bool bf16);
+void wgmmaCommit();
+/// Completes every wgmma group but the `groups` newest (wait_group N).
+void wgmmaWait(unsigned groups);
 } // namespace attnc_emu
 inline void attnc_fence_mbar_init() {}
 template <int R> inline void attnc_setmaxnreg_dec() {}
@@ -170,8 +180,11 @@ inline void attnc_tma_load(unsigned dst, const struct attnc_tensor_map *map, uns
   attnc_emu::tmaLoad(dst, map, bar, d, l, h, b);
 }
 inline void attnc_wgmma_fence() {}
-inline void attnc_wgmma_commit() {}
-inline void attnc_wgmma_wait0() {}
+inline void attnc_wgmma_commit() { attnc_emu::wgmmaCommit(); }
+inline void attnc_wgmma_wait0() { attnc_emu::wgmmaWait(0); }
+inline void attnc_wgmma_wait1() { attnc_emu::wgmmaWait(1); }
+inline void attnc_bar_sync(unsigned id, unsigned count) { attnc_emu::namedBarrier(id, count, true); }
+inline void attnc_bar_arrive(unsigned id, unsigned count) { attnc_emu::namedBarrier(id, count, false); }
 template <int N> inline void attnc_acc_fence(float (&)[N]) {}
 template <typename T> inline void attnc_wgmma_ss_n128(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
   attnc_emu::wgmmaSS(d, 128, a, b, accumulate, attnc_dt<T>::bf16);
