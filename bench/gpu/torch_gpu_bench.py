@@ -190,6 +190,13 @@ def main():
     if not torch.cuda.is_available():
         print("torch_gpu_bench: torch sees no CUDA GPU")
         return 1
+    # Each case compiles flex_attention anew (its own score_mod / block
+    # mask): past dynamo's default of 8 recompilations it silently falls
+    # back to the unfused eager path, which would make a baseline 100x slow.
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 1024)
 
     attnc = {}
     with open(args.attnc_results) as f:
