@@ -85,19 +85,24 @@ int smemBytes(int hd, int hdv) {
 /// and RS (A from registers, B MN-major: imm-trans-b = 1). The accumulator
 /// registers are "+f" operands; attnc_acc_fence keeps the compiler from
 /// moving their uses across wgmma.wait_group (CUTLASS's
-/// warpgroup_fence_operand).
-std::string wgmmaHelpers(int n, bool ss) {
-  std::string name = std::string("attnc_wgmma_") + (ss ? "ss" : "rs") + "_n" + std::to_string(n);
+/// warpgroup_fence_operand). `zero` makes the SS form that starts a fresh
+/// accumulator (scale-d 0): its registers are outputs only ("=f"), so the
+/// values they held before (the last tile's P) are not live into it; with
+/// "+f" the compiler may copy them into place between wgmmas, which makes
+/// ptxas serialize every wgmma of the kernel (its warning C7514).
+std::string wgmmaHelpers(int n, bool ss, bool zero = false) {
+  std::string name = std::string("attnc_wgmma_") + (ss ? "ss" : "rs") + "_n" + std::to_string(n) +
+                     (zero ? "_zero" : "");
   int acc = n / 2;
   std::string regs;
   for (int i = 0; i < acc; ++i)
     regs += (i ? ", %" : "%") + std::to_string(i);
   std::string outs;
   for (int i = 0; i < acc; ++i)
-    outs += (i ? ", \"+f\"(d[" : "\"+f\"(d[") + std::to_string(i) + "])";
+    outs += std::string(i ? ", \"" : "\"") + (zero ? "=f" : "+f") + "\"(d[" + std::to_string(i) + "])";
   auto body = [&](const char *ty) {
-    std::string s = "    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %" +
-                    std::to_string(acc + (ss ? 2 : 5)) + ", 0;\\n\"\n" +
+    std::string s = std::string("    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, ") +
+                    (zero ? "0" : "%" + std::to_string(acc + (ss ? 2 : 5))) + ", 0;\\n\"\n" +
                     "                 \"wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
                     "k16.f32." + ty + "." + ty + " {" + regs + "}, ";
     if (ss)
@@ -107,14 +112,18 @@ std::string wgmmaHelpers(int n, bool ss) {
            std::to_string(acc + 2) + ", %" + std::to_string(acc + 3) + "}, %" +
            std::to_string(acc + 4) + ", p, 1, 1, 1;\\n}\\n\"\n";
     s += "                 : " + outs + "\n                 : ";
-    s += ss ? "\"l\"(a), \"l\"(b), \"r\"(accumulate)" : "\"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(accumulate)";
+    if (ss)
+      s += zero ? "\"l\"(a), \"l\"(b)" : "\"l\"(a), \"l\"(b), \"r\"(accumulate)";
+    else
+      s += "\"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(accumulate)";
     s += "\n                 : \"memory\");\n";
     return s;
   };
   std::string s = "template <typename T> __device__ __forceinline__ void " + name + "(float (&d)[" +
                   std::to_string(acc) + "], " + (ss ? "uint64_t a" : "const unsigned (&a)[4]") +
-                  ", uint64_t b, int accumulate) {\n  if constexpr (attnc_dt<T>::bf16)\n" +
-                  body("bf16") + "  else\n" + body("f16") + "}\n";
+                  ", uint64_t b" + (zero ? "" : ", int accumulate") +
+                  ") {\n  if constexpr (attnc_dt<T>::bf16)\n" + body("bf16") + "  else\n" +
+                  body("f16") + "}\n";
   return s;
 }
 
@@ -205,10 +214,11 @@ __device__ __forceinline__ void attnc_qk90_@NAME@(unsigned sQ, unsigned sK, int 
   const uint64_t db0 = attnc_gmma_desc(sK, 16, 1024);
   attnc_wgmma_fence();
   attnc_acc_fence(s);
+  attnc_wgmma_ss_n@BN@_zero<T>(s, da0, db0);
 #pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk)
+  for (int kk = 1; kk < HD / 16; ++kk)
     attnc_wgmma_ss_n@BN@<T>(s, da0 + ((kk / 4) * QBLK + (kk % 4) * 32) / 16,
-                            db0 + ((kk / 4) * KBLK + (kk % 4) * 32) / 16, kk > 0);
+                            db0 + ((kk / 4) * KBLK + (kk % 4) * 32) / 16, 1);
   attnc_wgmma_commit();
 }
 
@@ -591,7 +601,8 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
   std::string n = spec.getSymName().str();
   std::string helpers = kSm90Helpers;
   replaceAll(helpers, "@WGMMA@",
-             wgmmaHelpers(kKeys, true) + wgmmaHelpers(64, false) + wgmmaHelpers(128, false));
+             wgmmaHelpers(kKeys, true) + wgmmaHelpers(kKeys, true, true) +
+                 wgmmaHelpers(64, false) + wgmmaHelpers(128, false));
   std::string k = kKernelTemplate;
   replaceAll(k, "@BM@", std::to_string(kRows));
   replaceAll(k, "@BN@", std::to_string(kKeys));

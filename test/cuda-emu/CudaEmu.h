@@ -189,6 +189,9 @@ template <int N> inline void attnc_acc_fence(float (&)[N]) {}
 template <typename T> inline void attnc_wgmma_ss_n128(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
   attnc_emu::wgmmaSS(d, 128, a, b, accumulate, attnc_dt<T>::bf16);
 }
+template <typename T> inline void attnc_wgmma_ss_n128_zero(float (&d)[64], uint64_t a, uint64_t b) {
+  attnc_emu::wgmmaSS(d, 128, a, b, 0, attnc_dt<T>::bf16);
+}
 template <typename T> inline void attnc_wgmma_rs_n64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int accumulate) {
   attnc_emu::wgmmaRS(d, 64, a, b, accumulate, attnc_dt<T>::bf16);
 }
