@@ -293,3 +293,17 @@ void replaceAll(std::string &s, const std::string &from, const std::string &to) 
 }
 
 } // namespace attnc::cudamod
+
+bool attnc::cudaHasHeadDims(int64_t d, int64_t dv) {
+  for (cudamod::HeadDims h : cudamod::kHeadDims)
+    if (h.hd == d && h.hdv == dv)
+      return true;
+  return false;
+}
+
+std::string attnc::cudaHeadDimsList() {
+  std::string s;
+  for (cudamod::HeadDims h : cudamod::kHeadDims)
+    s += (s.empty() ? "" : " ") + std::to_string(h.hd) + "," + std::to_string(h.hdv);
+  return s;
+}

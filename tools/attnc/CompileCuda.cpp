@@ -74,6 +74,11 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
     return fail("--emit=ptx and --emit=cubin write one module for one block; "
                 "this file has " + std::to_string(specs.size()) +
                 " (pick one with --name)");
+  if (headDims && !cudaHasHeadDims(headDims->first, headDims->second))
+    return fail("--head-dims=" + std::to_string(headDims->first) + "," +
+                std::to_string(headDims->second) +
+                ": the CUDA kernels have no entry for these head dims (they have D,DV = " +
+                cudaHeadDimsList() + ")");
   if (stage == EmitStage::Cubin && output == "-")
     return fail("--emit=cubin writes a binary file: give -o FILE");
 

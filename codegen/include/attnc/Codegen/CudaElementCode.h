@@ -48,6 +48,11 @@ runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
 /// ring, wgmma, warp specialisation; CudaKernelSm90.cpp).
 runtime::Expected<std::string> emitCudaSm90(mlir::attn::SpecOp spec);
 
+/// Whether the emitted kernels have an entry for head dims (d, dv), and the
+/// list of those that exist ("64,64 128,128 ...") for messages.
+bool cudaHasHeadDims(int64_t d, int64_t dv);
+std::string cudaHeadDimsList();
+
 /// The .cu for `arch` (sm_80 or sm_90a), or an error for an arch with no
 /// emitter (CudaCodegen.cpp).
 runtime::Expected<std::string> emitCuda(mlir::attn::SpecOp spec, llvm::StringRef arch);
