@@ -17,7 +17,9 @@
 //   ids pre-pass when the mask reads ids, and (nvcc only) the host launcher
 //   attnc_cuda_launch_<n>(const attnc_cuda_args *, cudaStream_t), which
 //   launches those same entries.
-// Head dims 64 and 128 (D and DV each), rows with unit stride along D.
+// Entries for head dims 64 and 128 (D and DV each), and under
+// -DATTNC_ONLY_* for any D, DV multiple of 8 up to 128 (D padded to a
+// multiple of 16 with zero columns); rows with unit stride along D.
 // Ran on an H200 as sm_80 PTX (scripts/gpu-check.sh run).
 //
 //===----------------------------------------------------------------------===//
@@ -114,14 +116,16 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
   const T *vg = reinterpret_cast<const T *>(a.v) + b * a.vs[0] + c.hkv * a.vs[1];
 
   // Copies rows [r0, r0 + 64) of a tile with `cols` columns (row stride ld)
-  // to shared memory, 16 bytes per cp.async; rows past `limit` are
-  // zero-filled (src-size 0), their source address clamped to row 0.
-  auto load = [&](T *dst, const T *src, int64_t ld, int64_t r0, int64_t limit, int cols, int lds) {
+  // to shared memory, 16 bytes per cp.async; rows past `limit` and columns
+  // past `real` (padding of D or DV) are zero-filled (src-size 0), their
+  // source address clamped to the row's start.
+  auto load = [&](T *dst, const T *src, int64_t ld, int64_t r0, int64_t limit, int cols, int lds,
+                  int64_t real) {
     const int chunks = cols / 8;
     for (int i = tid; i < 64 * chunks; i += NT) {
       int r = i / chunks, ch = i % chunks;
-      bool in = r0 + r < limit;
-      const T *s = src + (in ? (r0 + r) * ld : 0) + ch * 8;
+      bool in = r0 + r < limit && ch * 8 < real;
+      const T *s = src + (in ? (r0 + r) * ld + ch * 8 : 0);
       attnc_cp_async16(dst + r * lds + ch * 8, s, in ? 16 : 0);
     }
   };
@@ -157,20 +161,20 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
   // Each step first issues the NEXT non-EMPTY tile into the other stage
   // (an empty group when there is none, so the group count stays uniform),
   // then waits for all but that newest group, i.e. for the current tile.
-  load(Qs, qg, a.qs[2], q0, a.LQ, HD, LDQ);
+  load(Qs, qg, a.qs[2], q0, a.LQ, HD, LDQ, a.D);
   int kind = 0;
   int64_t cur = nextTile(first, kind);
   if (cur <= last) {
-    load(Ks, kg, a.ks[2], cur * BN, a.LK, HD, LDQ);
-    load(Vs, vg, a.vs[2], cur * BN, a.LK, HDV, LDV);
+    load(Ks, kg, a.ks[2], cur * BN, a.LK, HD, LDQ, a.D);
+    load(Vs, vg, a.vs[2], cur * BN, a.LK, HDV, LDV, a.DV);
   }
   attnc_cp_commit();
   for (int st = 0; cur <= last; st ^= 1) {
     int nextKind = 0;
     const int64_t nxt = nextTile(cur + 1, nextKind);
     if (nxt <= last) { // stage st ^ 1 was released by the barrier ending the last step
-      load(Ks + (st ^ 1) * BN * LDQ, kg, a.ks[2], nxt * BN, a.LK, HD, LDQ);
-      load(Vs + (st ^ 1) * BN * LDV, vg, a.vs[2], nxt * BN, a.LK, HDV, LDV);
+      load(Ks + (st ^ 1) * BN * LDQ, kg, a.ks[2], nxt * BN, a.LK, HD, LDQ, a.D);
+      load(Vs + (st ^ 1) * BN * LDV, vg, a.vs[2], nxt * BN, a.LK, HDV, LDV, a.DV);
     }
     attnc_cp_commit();
     attnc_cp_wait_all_but_newest();
@@ -199,6 +203,8 @@ __device__ __forceinline__ void attnc_fwd_body_@NAME@(const attnc_cuda_args &a) 
     unsigned short *og = reinterpret_cast<unsigned short *>(a.out) + b * a.os[0] + h * a.os[1] + row[i] * a.os[2];
     for (int nd = 0; nd < HDV / 8; ++nd) {
       int col = nd * 8 + (lane % 4) * 2;
+      if (col >= a.DV)
+        break; // padding columns (DV < HDV)
       og[col * a.os[3]] = attnc_dt<T>::one(o[nd][2 * i] * inv);
       og[(col + 1) * a.os[3]] = attnc_dt<T>::one(o[nd][2 * i + 1] * inv);
     }
@@ -346,6 +352,18 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
                   ";\n    fn = (const void *)" + e + ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n  }\n#endif\n";
     }
   bool ids = idsAtoms(spec) > 0;
+  GenericEntry g;
+  g.padHd = "(((X) + 15) / 16 * 16)", g.padHdv = "(X)";
+  g.smem = "2 * (" + std::to_string(kRows) + " * (attnc_gen_hd_" + n + " + " + std::to_string(kPad) +
+           ") + " + std::to_string(kStages * kKeys) + " * (attnc_gen_hd_" + n + " + " +
+           std::to_string(kPad) + ") + " + std::to_string(kStages * kKeys) + " * (attnc_gen_hdv_" + n +
+           " + " + std::to_string(kPad) + "))";
+  g.bounds = std::to_string(kThreads) + ", 2";
+  g.params = "attnc_cuda_args a";
+  g.body = "  attnc_fwd_body_" + n + "<ATTNC_GEN_T_" + n + ", attnc_gen_hd_" + n + ", attnc_gen_hdv_" + n +
+           ">(a);";
+  g.rows = kRows, g.threads = kThreads, g.keys = kKeys;
+  entries += genericEntry(n, g);
   std::string launcher = R"(
 #ifdef ATTNC_NVCC_HOST
 // ---- @N@: host launcher (nvcc builds only): the same entries as the

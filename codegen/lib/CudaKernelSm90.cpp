@@ -23,7 +23,9 @@
 //   with launch records (TMA = 1), the ids pre-pass, and (nvcc only) a host
 //   launcher that encodes the maps with cuTensorMapEncodeTiled, obtained
 //   through cudaGetDriverEntryPoint(ByVersion), so the .cu needs no -lcuda.
-// Head dims 64 and 128 (D and DV each), bf16 and f16. wgmma and setmaxnreg
+// Entries for head dims 64 and 128 (D and DV each), bf16 and f16, and
+// under -DATTNC_ONLY_* for any D, DV multiple of 8 up to 128 (padded to 64
+// or 128: TMA zero-fills the padding columns, which are not stored). wgmma and setmaxnreg
 // exist only on sm_90a: the entries hold the kernel under
 // __CUDA_ARCH_FEAT_SM90_ALL and trap when built for anything else (nvcc
 // -arch=sm_90a also compiles a compute_90 PTX, which must assemble).
@@ -462,6 +464,8 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
 #pragma unroll
     for (int nd = 0; nd < HDV / 8; ++nd) {
       int col = nd * 8 + (lane % 4) * 2;
+      if (col >= a.DV)
+        break; // padding columns (DV < HDV)
       og[col * a.os[3]] = attnc_dt<T>::one(o[4 * nd + 2 * r] * inv);
       og[(col + 1) * a.os[3]] = attnc_dt<T>::one(o[4 * nd + 2 * r + 1] * inv);
     }
@@ -635,6 +639,19 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
                   ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n    rows = rec[ATTNC_LAUNCH_ROWS];\n"
                   "    keys = rec[ATTNC_LAUNCH_KEYS];\n  }\n#endif\n";
     }
+  GenericEntry g;
+  g.padHd = "((X) <= 64 ? 64 : 128)", g.padHdv = "((X) <= 64 ? 64 : 128)";
+  g.smem = "1024 + 2 * (" + std::to_string(kRows) + " * attnc_gen_hd_" + n +
+           " + (attnc_gen_hd_" + n + " + attnc_gen_hdv_" + n + " <= 128 ? 3 : 2) * " +
+           std::to_string(kKeys) + " * (attnc_gen_hd_" + n + " + attnc_gen_hdv_" + n +
+           ")) + 8 * (1 + 4 * (attnc_gen_hd_" + n + " + attnc_gen_hdv_" + n + " <= 128 ? 3 : 2))";
+  g.bounds = std::to_string(kThreads) + ", 1";
+  g.params = "attnc_cuda_args a, const __grid_constant__ attnc_tma_maps m";
+  g.body = "#if defined(__CUDA_ARCH_FEAT_SM90_ALL)\n  attnc_fwd90_body_" + n + "<ATTNC_GEN_T_" + n +
+           ", attnc_gen_hd_" + n + ", attnc_gen_hdv_" + n +
+           ">(a, m);\n#elif defined(__CUDA_ARCH__)\n  __trap();\n#endif";
+  g.rows = kRows, g.threads = kThreads, g.keys = kKeys, g.tma = true;
+  entries += genericEntry(n, g);
   std::string launcher = kLauncher;
   replaceAll(launcher, "@DISPATCH@", dispatch);
   replaceAll(launcher, "@PREPASS@",

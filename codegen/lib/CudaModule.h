@@ -36,6 +36,18 @@ struct Record {
 };
 std::string recordInit(const Record &r);
 
+/// The entry for head dims outside kHeadDims (compiled only under
+/// -DATTNC_ONLY_DT/HD/HDV): `padHd` / `padHdv` are C expressions of X (the
+/// real dim) giving the instantiated dims, `smem` one of attnc_gen_hd_<n>
+/// and attnc_gen_hdv_<n>; `body` calls the kernel body with
+/// ATTNC_GEN_T_<n>, attnc_gen_hd_<n>, attnc_gen_hdv_<n>.
+struct GenericEntry {
+  std::string padHd, padHdv, smem, bounds, params, body;
+  int rows = 0, threads = 0, keys = 0;
+  bool tma = false;
+};
+std::string genericEntry(const std::string &n, const GenericEntry &g);
+
 /// Banner, includes and CudaABI.h / element prelude, storage helpers.
 std::string fileHeader(const std::string &arch);
 

@@ -77,7 +77,7 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
   if (headDims && !cudaHasHeadDims(headDims->first, headDims->second))
     return fail("--head-dims=" + std::to_string(headDims->first) + "," +
                 std::to_string(headDims->second) +
-                ": the CUDA kernels have no entry for these head dims (they have D,DV = " +
+                ": the CUDA kernels have no entry for these head dims (they take " +
                 cudaHeadDimsList() + ")");
   if (stage == EmitStage::Cubin && output == "-")
     return fail("--emit=cubin writes a binary file: give -o FILE");
