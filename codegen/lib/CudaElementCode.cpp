@@ -21,6 +21,42 @@ using namespace mlir::attn;
 using attnc::runtime::Status;
 using attnc::cudamod::RegionPrinter;
 
+namespace {
+/// The fast element code's math, part of the prelude (inside its guard).
+const char *fastMathPrelude() {
+  return R"(// The fast element code's math (CudaRegionPrinter.h): PTX's approximate
+// instructions on the GPU (tanh.approx: max relative error 2^-10.99;
+// ex2/lg2.approx.ftz: 2^-22.5 relative / 2^-22 absolute, per the PTX
+// ISA), the precise library elsewhere (the host tests and the CPU
+// emulation of the kernels, test/cuda-emu). ATTNC_PRECISE_MATH keeps the
+// precise library on the GPU too.
+#if defined(__CUDA_ARCH__) && !defined(ATTNC_PRECISE_MATH)
+__device__ __forceinline__ float attnc_ex2(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float attnc_lg2(float x) {
+  float r;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float attnc_tanh_fast(float x) {
+  float r;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+#else
+ATTNC_HD inline float attnc_ex2(float x) { return exp2f(x); }
+ATTNC_HD inline float attnc_lg2(float x) { return log2f(x); }
+ATTNC_HD inline float attnc_tanh_fast(float x) { return tanhf(x); }
+#endif
+ATTNC_HD inline float attnc_exp_fast(float x) { return attnc_ex2(x * 1.4426950408889634f); }
+ATTNC_HD inline float attnc_log_fast(float x) { return attnc_lg2(x) * 0.6931471805599453f; }
+)";
+}
+} // namespace
+
 std::string attnc::cudaElementPrelude() {
   // CudaABI.h's text (generated from the header by codegen/CMakeLists.txt):
   // attnc_input and attnc_cuda_args come from there and nowhere else.
@@ -122,36 +158,7 @@ ATTNC_HD inline float attnc_maximumf(float a, float b) {
   if (a == b) return attnc_signbit(a) ? b : a;
   return a > b ? a : b;
 }
-// The fast element code's math (CudaRegionPrinter.h): PTX's approximate
-// instructions on the GPU (tanh.approx: max relative error 2^-10.99;
-// ex2/lg2.approx.ftz: 2^-22.5 relative / 2^-22 absolute, per the PTX
-// ISA), the precise library elsewhere (the host tests and the CPU
-// emulation of the kernels, test/cuda-emu). ATTNC_PRECISE_MATH keeps the
-// precise library on the GPU too.
-#if defined(__CUDA_ARCH__) && !defined(ATTNC_PRECISE_MATH)
-__device__ __forceinline__ float attnc_ex2(float x) {
-  float r;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ float attnc_lg2(float x) {
-  float r;
-  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ float attnc_tanh_fast(float x) {
-  float r;
-  asm("tanh.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-}
-#else
-ATTNC_HD inline float attnc_ex2(float x) { return exp2f(x); }
-ATTNC_HD inline float attnc_lg2(float x) { return log2f(x); }
-ATTNC_HD inline float attnc_tanh_fast(float x) { return tanhf(x); }
-#endif
-ATTNC_HD inline float attnc_exp_fast(float x) { return attnc_ex2(x * 1.4426950408889634f); }
-ATTNC_HD inline float attnc_log_fast(float x) { return attnc_lg2(x) * 0.6931471805599453f; }
-// Interval arithmetic of the schedule: results saturate at +-2^62, exactly
+)" + fastMathPrelude() + R"(// Interval arithmetic of the schedule: results saturate at +-2^62, exactly
 // as clamping the true (unbounded) sum or product; no __int128, which NVRTC
 // accepts only with --device-int128.
 ATTNC_HD inline int64_t attnc_sat62(int64_t v) {

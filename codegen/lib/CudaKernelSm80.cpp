@@ -68,16 +68,7 @@ __device__ __forceinline__ void attnc_tile_@NAME@(
   // +8 for r >= 2; rows past LQ read as row q1: computed, never stored),
   // key k0 + nb * 8 + 2 * (lane % 4) + r % 2. Keys past LK (zero-filled)
   // are dropped; the regions see them as key k1, so every read is in range.
-#pragma unroll
-  for (int nb = 0; nb < BN / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      const bool inb = !PARTIAL || key <= k1;
-      const int kv = inb ? key : k1;
-      (void)q; (void)kv;
-@ELEMENT@    }
-@NORMALIZE@
+@ELEMENT_LOOP@@NORMALIZE@
   // O += P V: P from the S accumulators (two m16n8 C blocks make one A
   // fragment of m16n8k16), V fragments with ldmatrix.trans.
 #pragma unroll

@@ -259,16 +259,7 @@ __device__ __forceinline__ void attnc_scores90_@NAME@(
   // row[r / 2] (rows past LQ read as row q1: computed, never stored), key
   // k0 + 8 nb + 2 (lane % 4) + r % 2. Keys past LK (zero-filled by TMA) are
   // dropped; the regions see them as key k1, so every read is in range.
-#pragma unroll
-  for (int nb = 0; nb < BN / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      const bool inb = !PARTIAL || key <= k1;
-      const int kv = inb ? key : k1;
-      (void)q; (void)kv;
-@ELEMENT@    }
-@NORMALIZE@}
+@ELEMENT_LOOP@@NORMALIZE@}
 
 template <typename T, int HD, int HDV>
 __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a,

@@ -330,6 +330,19 @@ void fillElementParts(SpecOp spec, std::string &k) {
   if (prescale.empty())
     replaceAll(k, "@PRESCALE@\n", "");
   replaceAll(k, "@PRESCALE@", prescale);
+  // The loop over the accumulator fragment (m16n8 C layout on sm_80, the
+  // m64nNk16 one on sm_90a: the same per warp): element (nb, r) is row
+  // row[r / 2] and key k0 + 8 nb + 2 (lane % 4) + r % 2.
+  replaceAll(k, "@ELEMENT_LOOP@", R"(#pragma unroll
+  for (int nb = 0; nb < BN / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      const bool inb = !PARTIAL || key <= k1;
+      const int kv = inb ? key : k1;
+      (void)q; (void)kv;
+@ELEMENT@    }
+)");
   replaceAll(k, "@ELEMENT@", elementCode(spec));
 }
 

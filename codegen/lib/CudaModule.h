@@ -64,9 +64,10 @@ std::string prepassKernel(mlir::attn::SpecOp spec, int keys);
 bool scaleIsUniform(mlir::attn::SpecOp spec);
 
 /// The element-code placeholders both kernels share: @PRE_SETUP@, @PRE@
-/// (the pre-pass words of a key tile), @USETUP@ (per-CTA `uscale` and
-/// `ubias`), @ELEMENT@ (one score element, over the kernel's @ACC@, `q`,
-/// `kv`, `inb` and the PARTIAL flag; logits in log2 units for softmax).
+/// (the pre-pass words of a key tile), @USETUP@ (the per-CTA `attnc_uniforms u`:
+/// scale, bias, fold, pre), @ELEMENT_LOOP@ (the loop over a tile's accumulator fragment
+/// and, in it, the code of one score element over the kernel's @ACC@:
+/// logits in log2 units for softmax), @PRESCALE@.
 /// @NAME@ and @ACC@ stay for the caller.
 void fillElementParts(mlir::attn::SpecOp spec, std::string &k);
 

@@ -24,29 +24,25 @@ constexpr int64_t kMaxLen = (int64_t(1) << 31) - 1;
 
 int64_t sat(__int128 v) { return v < -kBig ? -kBig : v > kBig ? kBig : int64_t(v); }
 
-/// An int constant, from arith.constant or a folded param.
-std::optional<int64_t> intConstant(SpecOp spec, Value v) {
+/// The value of an arith.constant or of a param that has one.
+TypedAttr constantValue(SpecOp spec, Value v) {
   Operation *d = v.getDefiningOp();
-  TypedAttr a;
   if (auto c = dyn_cast_or_null<arith::ConstantOp>(d))
-    a = c.getValue();
-  else if (auto p = dyn_cast_or_null<ParamOp>(d))
+    return c.getValue();
+  if (auto p = dyn_cast_or_null<ParamOp>(d))
     if (ParamAttr pa = spec.lookupParam(p.getName()))
-      a = pa.getValue();
-  if (auto i = dyn_cast_or_null<IntegerAttr>(a); i && i.getType().isInteger(64))
+      return pa.getValue();
+  return {};
+}
+
+std::optional<int64_t> intConstant(SpecOp spec, Value v) {
+  if (auto i = dyn_cast_or_null<IntegerAttr>(constantValue(spec, v)); i && i.getType().isInteger(64))
     return i.getInt();
   return std::nullopt;
 }
 
 std::optional<double> floatConstant(SpecOp spec, Value v) {
-  Operation *d = v.getDefiningOp();
-  TypedAttr a;
-  if (auto c = dyn_cast_or_null<arith::ConstantOp>(d))
-    a = c.getValue();
-  else if (auto p = dyn_cast_or_null<ParamOp>(d))
-    if (ParamAttr pa = spec.lookupParam(p.getName()))
-      a = pa.getValue();
-  if (auto f = dyn_cast_or_null<FloatAttr>(a))
+  if (auto f = dyn_cast_or_null<FloatAttr>(constantValue(spec, v)))
     return f.getValueAsDouble();
   return std::nullopt;
 }
