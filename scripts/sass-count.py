@@ -11,9 +11,10 @@ nvidia-cuda-nvdisasm) and counts the instructions of each copy of the tile
 code: for sm_90a, one iteration of the consumers' main loop (issue of
 S = Q K^T and of the previous tile's P V, the waits, the element code and
 softmax of one copy, FULL or PARTIAL, and packing P; the rescale of a raw
-logit that only a scale <= 0 runs is not counted); for sm_80,
-from the first HMMA of S = Q K^T to the last HMMA of O += P V, where one
-copy follows the other. These are the instructions one warp issues per key
+logit that only a scale <= 0 runs is not counted); for sm_80, a rough
+split of the HMMA runs (a gap of more than 400 instructions starts a new
+copy), from the first HMMA of S = Q K^T to the last of O += P V: a layout
+heuristic, not a per-tile count to quote. These are the instructions one warp issues per key
 tile when no branch inside the copy is taken (straight-line code). The
 counts are per arch, dtype and head dims; one line per file and copy.
 """

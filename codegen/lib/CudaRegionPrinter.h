@@ -16,7 +16,8 @@
 //       otherwise keep the compiler from reusing loads across elements;
 //     - tanh, exp and log use the approximate PTX instructions, and a
 //       division by a value that does not vary per element multiplies by
-//       its reciprocal (docs/cuda-backend.md gives the error bounds).
+//       its reciprocal, unless the quotient reaches floor, ceil, int(), a
+//       comparison or % (docs/cuda-backend.md gives the error bounds).
 //   A region is `pure` when its fast form has no error path (no checked
 //   read, no integer division by a non-constant): the kernels then
 //   evaluate it on every pair of a tile and select, with no branch.

@@ -336,6 +336,10 @@ TEST(CudaForwardChecks, CudaLayoutRules) {
     expectRejected(decl, c, "out: no device allocation given");
   }
   {
+    FakeCall c(1, 1, 1, int64_t(1) << 31, 6, 8, 8); // positions past 32 bits
+    expectRejected(decl, c, "the CUDA kernels index positions in 32 bits; LQ = 2147483648");
+  }
+  {
     // A [B, L, H, D] buffer viewed as [B, H, L, D]: fine.
     FakeCall c(1, 4, 4, 5, 6, 64, 64);
     c.q.view.strides = {5 * 4 * 64, 64, 4 * 64, 1};

@@ -167,6 +167,12 @@ Status attnc::runtime::cuda::checkCudaForward(const CudaKernelDecl &decl,
                          std::to_string(checked.size(S::HQ)) + " and B = " +
                          std::to_string(checked.size(S::B)) +
                          " must be at most 65535");
+  // The kernels hold positions and TMA coordinates in 32 bits.
+  if (checked.size(S::LQ) > INT32_MAX || checked.size(S::LK) > INT32_MAX)
+    return Status::error("the CUDA kernels index positions in 32 bits; LQ = " +
+                         std::to_string(checked.size(S::LQ)) + " and LK = " +
+                         std::to_string(checked.size(S::LK)) +
+                         " must be at most 2147483647");
   return Status::success();
 }
 

@@ -173,8 +173,9 @@ attnc::runtime::cuda::prepareForward(const Module &module,
     return Status::error(
         "the CUDA module has no entry " + impl->entry + ": it was not built "
         "for " + dtypeName(decl.storage) + " with D = " + std::to_string(D) +
-        ", DV = " + std::to_string(DV) + " (the emitter supports other head "
-        "dims, or the .cu was compiled with other -DATTNC_ONLY_* values)");
+        ", DV = " + std::to_string(DV) + " (the kernels take D and DV that "
+        "are multiples of 8 from 8 to 128, or the .cu was compiled with other "
+        "-DATTNC_ONLY_* values)");
   if (!(s = check(dr, r, "cuModuleGetFunction")).ok())
     return s.withContext(impl->entry);
   if (!(s = readRecord(dr, mod, impl->entry, impl->record)).ok())
