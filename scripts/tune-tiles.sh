@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the CPU tile-size table (codegen/lib/CpuTileTable.inc) and
+# Regenerates the CPU tile-size table (passes/lib/CpuTileTable.inc) and
 # docs/tile-tuning.md: times every candidate (tile-q, tile-k) with attn-bench
 # for each head dim, storage type and mask class, and keeps per (class, D,
 # dtype) the candidate with the smallest geometric mean of time / best time
-# over the class's specs. The classes are those CpuTiles.cpp tells apart:
+# over the class's specs. The classes are those TileChoice.cpp tells apart:
 #   rows: full, causal, sliding_window (window 256), document;
 #   grid: natten2d (64-column grid), whose queries attn-tile permutes into
 #         8-column patches.
@@ -64,5 +64,5 @@ while read -r class spec dtype d tq tk; do
   echo "$class $spec $dtype $d $tq $tk $(time_one "$spec" "$dtype" "$d" "$tq" "$tk")" | tee -a "$raw"
 done <"$contenders"
 python3 bench/render_tile_table.py "$raw" \
-  --inc codegen/lib/CpuTileTable.inc --doc docs/tile-tuning.md \
+  --inc passes/lib/CpuTileTable.inc --doc docs/tile-tuning.md \
   --command "scripts/tune-tiles.sh (LENGTH=$length THREADS=$threads)"

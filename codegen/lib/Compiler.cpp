@@ -1,12 +1,13 @@
 //===- Compiler.cpp - The C++ API: spec text -> JIT-compiled kernel -------===//
 //
-// compile(): front end -> spec pipeline (-D, canonicalise, mask analysis)
-// -> attn-tile -> LLVM dialect -> LLVM IR -O3 for the host -> an object
-// file, which an ORC LLJIT loads. The object is cached (runtime
-// KernelCache, memory and disk) under a key over the analysed spec, the
-// options, the host CPU, the LLVM version and a hash of the code
-// generator's sources (CodegenStamp.h), so a cache hit skips tiling,
-// lowering, optimisation and code generation.
+// compile(): front end (-D applied there) -> the pipeline of Pipeline.h
+// to the tiled form -> (CPU) the loops and the LLVM dialect -> LLVM IR -O3
+// for the host -> an object file, which an ORC LLJIT loads; (CUDA) the .cu
+// per arch (emitCuda). The CPU object is cached (runtime KernelCache,
+// memory and disk) under a key over the tiled form, the options, the host
+// CPU, the LLVM version and a hash of the code generator's sources
+// (CodegenStamp.h), so a cache hit skips lowering, optimisation and code
+// generation.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
@@ -14,6 +15,7 @@
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/CudaBuild.h"
 #include "attnc/Codegen/CudaElementCode.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/MLIRGen.h"
 #include "attnc/Passes/Passes.h"
@@ -45,7 +47,7 @@ using runtime::KernelCache;
 
 // The code generator's identity in the cache key; the source stamp changes
 // with every edit of the passes or the lowering, this with the design.
-static const char kCodegenVersion[] = "attnc-cpu-8";
+static const char kCodegenVersion[] = "attnc-cpu-9";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -250,6 +252,8 @@ struct Compiler::Impl {
   }
   Expected<Kernel> compile(std::string_view text, const CompileOptions &opts,
                            std::string_view bufferName);
+  Expected<Kernel> compileForCpu(mlir::ModuleOp module, const CompileOptions &opts,
+                                 const std::string &errors);
 
   std::mutex mutex; // one compile at a time per Compiler (one MLIRContext)
   mlir::MLIRContext ctx;
@@ -331,29 +335,34 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
 }
 
 /// Target::CUDA: the launcher's declaration and the .cu of the spec for
-/// the arch asked for, or for both (the device decides at the first call).
-/// NVRTC runs per entry at first use (Kernel::Impl::cudaEntry).
+/// the arch asked for, or for both (the device decides at the first call),
+/// each from the spec's tiled form for that arch. NVRTC runs per entry at
+/// first use (Kernel::Impl::cudaEntry).
 static Expected<Kernel> compileForCuda(mlir::attn::SpecOp spec,
                                        const CompileOptions &opts) {
-  Expected<runtime::cuda::CudaKernelDecl> decl = cudaDeclFor(spec, opts.dtype);
-  if (!decl.ok())
-    return decl.status();
-  CpuKernelOptions described;
-  described.storage = opts.dtype;
-  Expected<runtime::KernelInfo> info = describeKernel(spec, described);
-  if (!info.ok())
-    return info.status();
   auto impl = std::make_shared<Kernel::Impl>();
   impl->target = Target::CUDA;
-  impl->info = std::move(*info);
-  impl->info.tileQ = impl->info.tileK = 0; // the CUDA kernels' own
-  impl->decl = std::move(*decl);
   impl->fixedArch = opts.arch;
   std::vector<std::string> arches = {"sm_80", "sm_90a"};
   if (!opts.arch.empty())
     arches = {opts.arch};
   for (const std::string &arch : arches) {
-    Expected<std::string> cu = emitCuda(spec, arch);
+    Expected<mlir::OwningOpRef<mlir::ModuleOp>> tiled = tileForCuda(spec, opts.dtype, arch);
+    if (!tiled.ok())
+      return tiled.status();
+    mlir::attn::FlashOp flash = flashOps(**tiled).front();
+    if (impl->sources.empty()) {
+      Expected<runtime::cuda::CudaKernelDecl> decl = cudaDeclFor(flash, opts.dtype);
+      if (!decl.ok())
+        return decl.status();
+      Expected<runtime::KernelInfo> info = describeKernel(flash);
+      if (!info.ok())
+        return info.status();
+      impl->decl = std::move(*decl);
+      impl->info = std::move(*info);
+      impl->info.tileQ = impl->info.tileK = 0; // per arch, in the .cu
+    }
+    Expected<std::string> cu = emitCuda(flash, arch);
     if (!cu.ok())
       return cu.status();
     impl->sources[arch] = std::move(*cu);
@@ -361,9 +370,9 @@ static Expected<Kernel> compileForCuda(mlir::attn::SpecOp spec,
   return Kernel(std::shared_ptr<const Kernel::Impl>(std::move(impl)));
 }
 
-Expected<Kernel> Compiler::Impl::compile(std::string_view text,
-                                         const CompileOptions &opts,
-                                         std::string_view bufferName) {
+/// The checks of CompileOptions that are the API's own (the pipeline
+/// checks the rest, checkPipelineOptions).
+static Status checkCompileOptions(const CompileOptions &opts) {
   if (opts.target == Target::CUDA) {
     if (opts.dtype != DType::F16 && opts.dtype != DType::BF16)
       return Status::error(std::string("Target::CUDA kernels store q, k, v "
@@ -379,17 +388,87 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   } else if (!opts.arch.empty()) {
     return Status::error("CompileOptions::arch is for Target::CUDA");
   }
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16 &&
-      opts.dtype != DType::BF16)
-    return Status::error(std::string("storage dtype must be float32, "
-                                     "float16 or bfloat16, got ") +
-                         runtime::dtypeName(opts.dtype));
   // Tiles live on the stack of the threads that run the kernel.
   if (opts.tileQ < 0 || opts.tileK < 0 || opts.tileQ > 256 || opts.tileK > 256)
     return Status::error("tile sizes must be in [1, 256] (0 for the default)");
   if (opts.headDim < 0)
     return Status::error("the head dim must be positive (0 if unknown)");
+  PipelineOptions po = pipelineOptionsOf(opts);
+  if (po.target == Target::CUDA && po.arch.empty())
+    po.arch = "sm_90a"; // both arches check alike
+  return checkPipelineOptions(po);
+}
 
+PipelineOptions attnc::pipelineOptionsOf(const CompileOptions &opts) {
+  PipelineOptions po;
+  po.target = opts.target;
+  po.storage = opts.dtype;
+  po.arch = opts.arch;
+  po.tileQ = opts.tileQ;
+  po.tileK = opts.tileK;
+  po.headDim = opts.headDim;
+  return po;
+}
+
+/// Target::CPU from the analysed module: the tiled form, whose printed text
+/// keys the cache, then (on a miss) the loops, LLVM and an object file.
+Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
+                                               const CompileOptions &opts,
+                                               const std::string &errors) {
+  PipelineOptions po = pipelineOptionsOf(opts);
+  if (failed(runPipeline(module, po, PipelineStage::Analysed, PipelineStage::Tiled)))
+    return Status::error(errors.empty() ? "tiling failed" : errors);
+  Expected<runtime::KernelInfo> info = describeKernel(flashOps(module).front());
+  if (!info.ok())
+    return info.status();
+  info->traced = opts.traceTiles;
+
+  // The cache key: everything the object code depends on.
+  std::string tiled;
+  {
+    llvm::raw_string_ostream os(tiled);
+    module.print(os);
+  }
+  std::string key = KernelCache::makeKey(
+      {kCodegenVersion, ATTNC_CODEGEN_SOURCE_STAMP, LLVM_VERSION_STRING,
+       hostCpuDescription(opts.cpu), tiled, runtime::dtypeName(opts.dtype),
+       std::to_string(info->tileQ), std::to_string(info->tileK)});
+  if (auto it = loaded.find(key); it != loaded.end())
+    return Kernel(it->second);
+
+  std::optional<std::string> object;
+  auto hit = cache.lookup(key);
+  if (hit.ok() && hit->has_value())
+    object = std::move(**hit);
+  if (!object) {
+    if (failed(runPipeline(module, po, PipelineStage::Tiled, PipelineStage::LLVM)))
+      return Status::error(errors.empty() ? "lowering to LLVM failed" : errors);
+    auto tm = hostTargetMachine(opts.cpu);
+    if (!tm.ok())
+      return tm.status();
+    llvm::LLVMContext llvmCtx;
+    auto llvmModule = translateToLLVMIR(module, llvmCtx, **tm);
+    if (!llvmModule.ok())
+      return llvmModule.status();
+    auto obj = emitObjectFile(**llvmModule, **tm);
+    if (!obj.ok())
+      return obj.status();
+    object = std::move(*obj);
+    // A cache that cannot store (no writable directory) still works.
+    (void)cache.store(key, *object);
+  }
+  auto kernel = loadObject(*object, *info);
+  if (!kernel.ok())
+    return kernel.status();
+  loaded[key] = *kernel;
+  return Kernel(*kernel);
+}
+
+Expected<Kernel> Compiler::Impl::compile(std::string_view text,
+                                         const CompileOptions &opts,
+                                         std::string_view bufferName) {
+  if (Status s = checkCompileOptions(opts); !s.ok())
+    return s;
   // Front end: every diagnostic, with file:line:col, goes to `errors`.
   std::string errors;
   llvm::raw_string_ostream errs(errors);
@@ -410,13 +489,9 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   mlir::OwningOpRef<mlir::ModuleOp> module = mlirGen(ctx, *ast);
   if (!module)
     return Status::error(errors.empty() ? "building the IR failed" : errors);
-  {
-    mlir::PassManager pm(&ctx);
-    pm.addPass(mlir::attn::createAttnCanonicalize());
-    pm.addPass(mlir::attn::createAttnMaskAnalysis());
-    if (failed(pm.run(*module)))
-      return Status::error(errors);
-  }
+  if (failed(runPipeline(*module, pipelineOptionsOf(opts), PipelineStage::Parsed,
+                         PipelineStage::Analysed)))
+    return Status::error(errors);
   auto specs = llvm::to_vector(module->getOps<mlir::attn::SpecOp>());
   if (specs.size() != 1)
     return Status::error(
@@ -424,55 +499,5 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
         " attention blocks; choose one with CompileOptions::name (--name)");
   if (opts.target == Target::CUDA)
     return compileForCuda(specs[0], opts);
-  CpuKernelOptions cpu;
-  cpu.storage = opts.dtype;
-  cpu.tileQ = opts.tileQ;
-  cpu.tileK = opts.tileK;
-  cpu.headDim = opts.headDim;
-  Expected<runtime::KernelInfo> info = describeKernel(specs[0], cpu);
-  if (!info.ok())
-    return info.status();
-  info->traced = opts.traceTiles;
-
-  // The cache key: everything the object code depends on.
-  std::string analysed;
-  {
-    llvm::raw_string_ostream os(analysed);
-    module->print(os);
-  }
-  std::string key = KernelCache::makeKey(
-      {kCodegenVersion, ATTNC_CODEGEN_SOURCE_STAMP, LLVM_VERSION_STRING,
-       hostCpuDescription(opts.cpu), analysed, runtime::dtypeName(opts.dtype),
-       std::to_string(info->tileQ), std::to_string(info->tileK)});
-  if (auto it = loaded.find(key); it != loaded.end())
-    return Kernel(it->second);
-
-  std::optional<std::string> object;
-  auto hit = cache.lookup(key);
-  if (hit.ok() && hit->has_value())
-    object = std::move(**hit);
-  if (!object) {
-    if (failed(buildTiledModule(*module, cpu)))
-      return Status::error(errors.empty() ? "tiling failed" : errors);
-    if (failed(lowerToLLVMDialect(*module)))
-      return Status::error(errors.empty() ? "lowering to LLVM failed" : errors);
-    auto tm = hostTargetMachine(opts.cpu);
-    if (!tm.ok())
-      return tm.status();
-    llvm::LLVMContext llvmCtx;
-    auto llvmModule = translateToLLVMIR(*module, llvmCtx, **tm);
-    if (!llvmModule.ok())
-      return llvmModule.status();
-    auto obj = emitObjectFile(**llvmModule, **tm);
-    if (!obj.ok())
-      return obj.status();
-    object = std::move(*obj);
-    // A cache that cannot store (no writable directory) still works.
-    (void)cache.store(key, *object);
-  }
-  auto kernel = loadObject(*object, *info);
-  if (!kernel.ok())
-    return kernel.status();
-  loaded[key] = *kernel;
-  return Kernel(*kernel);
+  return compileForCpu(*module, opts, errors);
 }

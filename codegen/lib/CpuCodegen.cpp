@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
-#include "attnc/Codegen/CpuTiles.h"
+#include "attnc/Passes/TileChoice.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Passes/ScheduleEmitter.h"
 
@@ -51,25 +51,16 @@ void attnc::registerCpuCodegenDialects(DialectRegistry &registry) {
   registerLLVMDialectTranslation(registry);
 }
 
-static const char *storageName(runtime::DType t) {
-  switch (t) {
-  case runtime::DType::F16: return "f16";
-  case runtime::DType::BF16: return "bf16";
-  default: return "f32";
-  }
-}
-
 Expected<runtime::KernelInfo>
-attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
+attnc::describeKernel(attn::FlashOp flash) {
+  attn::SpecOp spec = flash.getSpec();
   runtime::KernelInfo info;
   info.name = spec.getSymName().str();
-  info.storage = options.storage;
-  CpuTiles tiles = chooseCpuTiles(spec, options);
-  info.tileQ = tiles.q;
-  info.tileK = tiles.k;
+  info.storage = *attn::dtypeOfStorage(flash.getStorage());
+  info.tileQ = flash.getTileQ();
+  info.tileK = flash.getTileK();
   info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
-  if (attn::MaskAttr mask = spec.getMaskScheduleAttr())
-    info.numIdsAtoms = int64_t(attn::collectIdsAtoms(mask).size());
+  info.numIdsAtoms = flash.getPrepass();
   if (ArrayAttr inputs = spec.getInputsAttr()) {
     for (Attribute a : inputs) {
       auto in = cast<attn::InputAttr>(a);
@@ -108,26 +99,6 @@ attnc::describeKernel(attn::SpecOp spec, const CpuKernelOptions &options) {
     }
   }
   return info;
-}
-
-LogicalResult attnc::buildTiledModule(ModuleOp module,
-                                      const CpuKernelOptions &options) {
-  PassManager pm(module.getContext());
-  // Each spec gets its own tiles (they depend on its mask), as attn.tiles.
-  Builder b(module.getContext());
-  for (auto spec : module.getOps<attn::SpecOp>()) {
-    CpuTiles t = chooseCpuTiles(spec, options);
-    spec->setAttr(attn::kTilesAttrName, b.getDenseI64ArrayAttr({t.q, t.k}));
-  }
-  attn::AttnTileOptions tile;
-  tile.storage = storageName(options.storage);
-  // The CPU target runs the matrix products and the softmax update in the
-  // runtime's register-tiled microkernels.
-  tile.microkernels = true;
-  pm.addPass(attn::createAttnTile(tile));
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  return pm.run(module);
 }
 
 /// Adds `attnc_kernel_<name>(buffers, meta, status, begin, end)` for every
@@ -186,8 +157,23 @@ static LogicalResult addEntryPoints(ModuleOp module) {
   return success();
 }
 
-LogicalResult attnc::lowerToLLVMDialect(ModuleOp module) {
-  PassManager pm(module.getContext());
+namespace {
+/// addEntryPoints as a pass, the last of the CPU pipeline.
+struct CpuEntryPointsPass
+    : public PassWrapper<CpuEntryPointsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CpuEntryPointsPass)
+  StringRef getArgument() const override { return "attn-cpu-entry-points"; }
+  StringRef getDescription() const override {
+    return "Add the C entry point attnc_kernel_<name> of every lowered kernel";
+  }
+  void runOnOperation() override {
+    if (failed(addEntryPoints(getOperation())))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+void attnc::addCpuToLLVMPasses(OpPassManager &pm) {
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
@@ -201,9 +187,7 @@ LogicalResult attnc::lowerToLLVMDialect(ModuleOp module) {
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  if (failed(pm.run(module)))
-    return failure();
-  return addEntryPoints(module);
+  pm.addPass(std::make_unique<CpuEntryPointsPass>());
 }
 
 void attnc::initializeNativeTarget() {

@@ -7,6 +7,7 @@
 
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/CudaElementCode.h"
+#include "attnc/Codegen/Pipeline.h"
 
 #include <chrono>
 
@@ -14,18 +15,23 @@ using namespace attnc;
 using namespace attnc::runtime;
 using namespace attnc::runtime::cuda;
 
-Expected<CudaKernelDecl> attnc::cudaDeclFor(mlir::attn::SpecOp spec,
-                                            DType storage) {
+/// An error unless the CUDA kernels store `storage`.
+static Status checkCudaStorage(DType storage) {
   if (storage != DType::F16 && storage != DType::BF16)
     return Status::error(
         std::string("the CUDA kernels store q, k, v and out as f16 or bf16, "
                     "not ") +
         dtypeName(storage) + " (use --dtype=bf16 or --dtype=f16)");
+  return Status::success();
+}
+
+Expected<CudaKernelDecl> attnc::cudaDeclFor(mlir::attn::FlashOp flash,
+                                            DType storage) {
+  if (Status s = checkCudaStorage(storage); !s.ok())
+    return s;
   // The CPU back end's description has what the launcher needs too: the
   // name, the normalisation and the declared inputs.
-  CpuKernelOptions options;
-  options.storage = storage;
-  Expected<KernelInfo> info = describeKernel(spec, options);
+  Expected<KernelInfo> info = describeKernel(flash);
   if (!info.ok())
     return info.status();
   CudaKernelDecl d;
@@ -34,6 +40,25 @@ Expected<CudaKernelDecl> attnc::cudaDeclFor(mlir::attn::SpecOp spec,
   d.sigmoid = info->sigmoid;
   d.inputs = info->inputs;
   return d;
+}
+
+Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+attnc::tileForCuda(mlir::attn::SpecOp spec, DType storage, const std::string &arch) {
+  PipelineOptions o;
+  o.target = Target::CUDA;
+  o.storage = storage;
+  o.arch = arch;
+  if (Status s = checkCudaStorage(storage); !s.ok())
+    return s;
+  if (Status s = checkPipelineOptions(o); !s.ok())
+    return s;
+  mlir::OpBuilder b(spec.getContext());
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::ModuleOp::create(spec.getLoc());
+  b.setInsertionPointToEnd(module->getBody());
+  b.clone(*spec.getOperation());
+  if (failed(runPipeline(*module, o, PipelineStage::Analysed, PipelineStage::Tiled)))
+    return Status::error("tiling '" + spec.getSymName().str() + "' for " + arch + " failed");
+  return module;
 }
 
 Expected<CudaTarget> attnc::chooseCudaTarget(const std::string &arch) {
@@ -83,10 +108,9 @@ Expected<CudaBuild> attnc::buildCudaKernel(mlir::attn::SpecOp spec,
                                            const std::string &arch,
                                            KernelCache *cache) {
   CudaBuild b;
-  Expected<CudaKernelDecl> decl = cudaDeclFor(spec, storage);
-  if (!decl.ok())
-    return decl.status();
-  b.decl = std::move(*decl);
+  // A bad storage type is reported before a missing GPU.
+  if (Status s = checkCudaStorage(storage); !s.ok())
+    return s;
   Expected<CudaTarget> target = chooseCudaTarget(arch);
   if (!target.ok())
     return target.status();
@@ -95,7 +119,15 @@ Expected<CudaBuild> attnc::buildCudaKernel(mlir::attn::SpecOp spec,
   b.kind = target->kind;
 
   const auto start = std::chrono::steady_clock::now();
-  Expected<std::string> cu = emitCuda(spec, b.arch);
+  Expected<mlir::OwningOpRef<mlir::ModuleOp>> tiled = tileForCuda(spec, storage, b.arch);
+  if (!tiled.ok())
+    return tiled.status();
+  mlir::attn::FlashOp flash = flashOps(**tiled).front();
+  Expected<CudaKernelDecl> decl = cudaDeclFor(flash, storage);
+  if (!decl.ok())
+    return decl.status();
+  b.decl = std::move(*decl);
+  Expected<std::string> cu = emitCuda(flash, b.arch);
   if (!cu.ok())
     return cu.status();
   Expected<Module> mod = loadCudaEntry(*cu, b.decl.name + ".cu", *target,

@@ -24,6 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CudaModule.h"
+#include "attnc/Passes/TileChoice.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -33,7 +34,7 @@ using namespace mlir::attn;
 using namespace attnc::cudamod;
 
 namespace {
-constexpr int kRows = 64, kKeys = 64, kPad = 8, kStages = 2, kThreads = 128;
+constexpr int kRows = int(mlir::attn::kCudaSm80Tiles.q), kKeys = int(mlir::attn::kCudaSm80Tiles.k), kPad = 8, kStages = 2, kThreads = 128;
 
 const char *kKernelTemplate = R"CU(
 // ---- @NAME@: the sm_80 flash kernel ----
@@ -257,10 +258,11 @@ template <typename T> __device__ __forceinline__ void attnc_mma_16816(float *d, 
 
 /// The pieces of the kernel that depend on the spec (shared with nothing:
 /// the sm_90a kernel has its own fragment layout and writes its own).
-void fillSpecParts(SpecOp spec, std::string &k) {
+void fillSpecParts(FlashOp flash, std::string &k) {
+  SpecOp spec = flash.getSpec();
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  fillElementParts(spec, k);
+  fillElementParts(flash, k);
   replaceAll(k, "@ACC@", "s[nb][r]");
   replaceAll(k, "@ACC_ALL@", "s[j / 4][j % 4]");
   if (!sigmoid) {
@@ -308,7 +310,8 @@ int smemBytes(int hd, int hdv) {
 } // namespace
 
 namespace attnc {
-runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
+runtime::Expected<std::string> emitCudaSm80(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
   auto element = emitCudaElementCode(spec);
   if (!element.ok())
     return element.status();
@@ -318,7 +321,7 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
   replaceAll(k, "@BN@", std::to_string(kKeys));
   replaceAll(k, "@PAD@", std::to_string(kPad));
   replaceAll(k, "@THREADS@", std::to_string(kThreads));
-  fillSpecParts(spec, k);
+  fillSpecParts(flash, k);
 
   // Entries and launch records (CudaABI.h), each under its ATTNC_ONLY_* guard.
   // __launch_bounds__(128, 2): without a CTA count ptxas sometimes caps a
@@ -342,7 +345,7 @@ runtime::Expected<std::string> emitCudaSm80(SpecOp spec) {
                   std::to_string(d.hdv) + ") {\n    static const int rec[] = ATTNC_REC_" + e +
                   ";\n    fn = (const void *)" + e + ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n  }\n#endif\n";
     }
-  bool ids = idsAtoms(spec) > 0;
+  bool ids = flash.getPrepass() > 0;
   GenericEntry g;
   g.padHd = "(((X) + 15) / 16 * 16)", g.padHdv = "(X)";
   g.smem = "2 * (" + std::to_string(kRows) + " * (attnc_gen_hd_" + n + " + " + std::to_string(kPad) +
@@ -390,7 +393,7 @@ extern "C" int attnc_cuda_launch_@N@(const attnc_cuda_args *a, cudaStream_t stre
   replaceAll(launcher, "@BM@", std::to_string(kRows));
   replaceAll(launcher, "@THREADS@", std::to_string(kThreads));
   replaceAll(launcher, "@N@", n);
-  return fileHeader("sm_80") + *element + kMmaHelpers + prepassKernel(spec, kKeys) + k + entries +
+  return fileHeader("sm_80") + *element + kMmaHelpers + prepassKernel(flash) + k + entries +
          launcher;
 }
 } // namespace attnc

@@ -65,6 +65,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CudaModule.h"
+#include "attnc/Passes/TileChoice.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
 using namespace mlir;
@@ -72,7 +73,7 @@ using namespace mlir::attn;
 using namespace attnc::cudamod;
 
 namespace {
-constexpr int kRows = 128, kKeys = 128, kThreads = 384;
+constexpr int kRows = int(mlir::attn::kCudaSm90Tiles.q), kKeys = int(mlir::attn::kCudaSm90Tiles.k), kThreads = 384;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; // 128*40 + 256*232 <= 65536
 
 int stages(int hd, int hdv) { return hd + hdv <= 128 ? 3 : 2; }
@@ -465,10 +466,11 @@ __device__ __forceinline__ void attnc_fwd90_body_@NAME@(const attnc_cuda_args &a
 }
 )CU";
 
-void fillSpecParts(SpecOp spec, std::string &k) {
+void fillSpecParts(FlashOp flash, std::string &k) {
+  SpecOp spec = flash.getSpec();
   std::string n = spec.getSymName().str();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  fillElementParts(spec, k);
+  fillElementParts(flash, k);
   replaceAll(k, "@ACC@", "s[4 * nb + r]");
   replaceAll(k, "@ACC_ALL@", "s[j]");
   if (!sigmoid) {
@@ -589,7 +591,8 @@ extern "C" int attnc_cuda_launch_@N@(const attnc_cuda_args *a, cudaStream_t stre
 } // namespace
 
 namespace attnc {
-runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
+runtime::Expected<std::string> emitCudaSm90(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
   auto element = emitCudaElementCode(spec);
   if (!element.ok())
     return element.status();
@@ -603,7 +606,7 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
   replaceAll(k, "@BN@", std::to_string(kKeys));
   replaceAll(k, "@PREGS@", std::to_string(kProducerRegs));
   replaceAll(k, "@CREGS@", std::to_string(kConsumerRegs));
-  fillSpecParts(spec, k);
+  fillSpecParts(flash, k);
 
   std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
   std::string dispatch;
@@ -646,10 +649,10 @@ runtime::Expected<std::string> emitCudaSm90(SpecOp spec) {
   std::string launcher = kLauncher;
   replaceAll(launcher, "@DISPATCH@", dispatch);
   replaceAll(launcher, "@PREPASS@",
-             idsAtoms(spec) > 0 ? "  if (int pe = attnc_run_prepass_@N@(a, stream)) return pe;\n" : "");
+             flash.getPrepass() > 0 ? "  if (int pe = attnc_run_prepass_@N@(a, stream)) return pe;\n" : "");
   replaceAll(launcher, "@THREADS@", std::to_string(kThreads));
   replaceAll(launcher, "@N@", n);
-  return fileHeader("sm_90a") + *element + helpers + prepassKernel(spec, kKeys) + k +
+  return fileHeader("sm_90a") + *element + helpers + prepassKernel(flash) + k +
          entries + launcher;
 }
 } // namespace attnc

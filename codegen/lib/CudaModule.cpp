@@ -154,13 +154,10 @@ __device__ __forceinline__ unsigned attnc_smem_addr(const void *p) {
   return s;
 }
 
-int idsAtoms(SpecOp spec) {
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  return mask ? int(collectIdsAtoms(mask).size()) : 0;
-}
-
-std::string prepassKernel(SpecOp spec, int keys) {
-  int atoms = idsAtoms(spec);
+std::string prepassKernel(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
+  int keys = int(flash.getTileK());
+  int atoms = int(flash.getPrepass());
   if (atoms == 0)
     return "";
   std::string n = spec.getSymName().str();
@@ -251,12 +248,12 @@ bool isUniform(Region &region) {
 /// (one tanh.approx). Regions with no error path (pure) run on every pair
 /// and the result is selected branch-free; the others run under `if`, as
 /// only kept pairs may evaluate score and bias.
-std::string elementCode(SpecOp spec) {
+std::string elementCode(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   bool identityScore = isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  MaskAttr mask = spec.getMaskScheduleAttr();
-  bool maskCode = mask.getKind() != MaskKind::always && mask.getKind() != MaskKind::never;
-  bool uscale = scaleIsUniform(spec);
+  bool maskCode = flash.getMaskOnPartial();
+  bool uscale = flash.getScalePerCall();
   bool ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
   bool pure = RegionPrinter::isPure(spec, spec.getScore()) &&
               RegionPrinter::isPure(spec, spec.getScale()) &&
@@ -286,11 +283,12 @@ std::string elementCode(SpecOp spec) {
 }
 } // namespace
 
-void fillElementParts(SpecOp spec, std::string &k) {
+void fillElementParts(FlashOp flash, std::string &k) {
+  SpecOp spec = flash.getSpec();
   bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
   bool identityScore =
       isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  bool ids = idsAtoms(spec) > 0;
+  bool ids = flash.getPrepass() > 0;
   // A line that is only a placeholder disappears with its newline when the
   // spec needs nothing there.
   auto line = [&](const std::string &key, const std::string &text) {
@@ -311,7 +309,7 @@ void fillElementParts(SpecOp spec, std::string &k) {
   // then u.fold times the row max of s); otherwise S is first multiplied
   // by u.pre = scale * log2 e and u.fold = 1. Every other softmax: u.fold =
   // u.pre = 1 (the element code leaves logits in log2 units).
-  bool uscale = scaleIsUniform(spec);
+  bool uscale = flash.getScalePerCall();
   bool ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
   std::string setup = "  attnc_uniforms u = {" +
                       std::string(uscale ? "attnc_scale_f_@NAME@(c, 0, 0)" : "0.f") + ", " +
@@ -343,16 +341,7 @@ void fillElementParts(SpecOp spec, std::string &k) {
       (void)q; (void)kv;
 @ELEMENT@    }
 )");
-  replaceAll(k, "@ELEMENT@", elementCode(spec));
-}
-
-bool scaleIsUniform(SpecOp spec) {
-  bool uniform = true;
-  spec.getScale().walk([&](Operation *op) {
-    if (isa<IndexOp, ReadOp>(op))
-      uniform = false;
-  });
-  return uniform;
+  replaceAll(k, "@ELEMENT@", elementCode(flash));
 }
 
 void replaceAll(std::string &s, const std::string &from, const std::string &to) {

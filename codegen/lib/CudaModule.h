@@ -51,17 +51,10 @@ std::string genericEntry(const std::string &n, const GenericEntry &g);
 /// Banner, includes and CudaABI.h / element prelude, storage helpers.
 std::string fileHeader(const std::string &arch);
 
-/// Number of ids_eq atoms of the mask (the pre-pass has 2 words per atom).
-int idsAtoms(mlir::attn::SpecOp spec);
-
 /// The ids pre-pass of CudaABI.h (attnc_prepass_<n>, its launch record and,
-/// under nvcc, a host helper attnc_run_prepass_<n>(a, stream)), for key
-/// tiles of `keys` rows; "" when the mask has no ids_eq atom.
-std::string prepassKernel(mlir::attn::SpecOp spec, int keys);
-
-/// Whether the scale region reads neither q, kv nor an input (then the
-/// kernels evaluate it once).
-bool scaleIsUniform(mlir::attn::SpecOp spec);
+/// under nvcc, a host helper attnc_run_prepass_<n>(a, stream)), for the
+/// flash op's key tiles; "" when its schedule has no ids_eq atom.
+std::string prepassKernel(mlir::attn::FlashOp flash);
 
 /// The element-code placeholders both kernels share: @PRE_SETUP@, @PRE@
 /// (the pre-pass words of a key tile), @USETUP@ (the per-CTA `attnc_uniforms u`:
@@ -69,7 +62,7 @@ bool scaleIsUniform(mlir::attn::SpecOp spec);
 /// and, in it, the code of one score element over the kernel's @ACC@:
 /// logits in log2 units for softmax), @PRESCALE@.
 /// @NAME@ and @ACC@ stay for the caller.
-void fillElementParts(mlir::attn::SpecOp spec, std::string &k);
+void fillElementParts(mlir::attn::FlashOp flash, std::string &k);
 
 void replaceAll(std::string &s, const std::string &from, const std::string &to);
 

@@ -10,7 +10,7 @@
 #include "mlir/IR/Builders.h"
 
 namespace mlir::attn {
-#define GEN_PASS_DEF_ATTNBINDPARAMS
+#define GEN_PASS_DEF_ATTNBINDPARAMSPASS
 #include "attnc/Passes/Passes.h.inc"
 } // namespace mlir::attn
 
@@ -34,9 +34,9 @@ static TypedAttr parseValue(Builder &b, Type type, StringRef text) {
 }
 
 namespace {
-struct AttnBindParamsPass
-    : public mlir::attn::impl::AttnBindParamsBase<AttnBindParamsPass> {
-  using AttnBindParamsBase::AttnBindParamsBase;
+struct AttnBindParams
+    : public mlir::attn::impl::AttnBindParamsPassBase<AttnBindParams> {
+  using Base::Base;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();

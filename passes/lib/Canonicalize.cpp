@@ -14,7 +14,7 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::attn {
-#define GEN_PASS_DEF_ATTNCANONICALIZE
+#define GEN_PASS_DEF_ATTNCANONICALIZEPASS
 #include "attnc/Passes/Passes.h.inc"
 } // namespace mlir::attn
 
@@ -22,8 +22,8 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-struct AttnCanonicalizePass
-    : public mlir::attn::impl::AttnCanonicalizeBase<AttnCanonicalizePass> {
+struct AttnCanonicalize
+    : public mlir::attn::impl::AttnCanonicalizePassBase<AttnCanonicalize> {
   LogicalResult initialize(MLIRContext *ctx) override {
     RewritePatternSet set(ctx);
     for (Dialect *dialect : ctx->getLoadedDialects())

@@ -1,7 +1,7 @@
-//===- FlashBuilder.h - Helpers shared by the attn-tile emitters -*- C++ -*-===//
+//===- FlashBuilder.h - Helpers of the attn-lower-cpu emitters -*- C++ -*-===//
 //
-// Internal to passes/lib: the builder shorthand of the flash-form emitters
-// (TileFlash.cpp, the kernel; TileIdsPrepass.cpp, the ids pre-pass), the
+// Internal to passes/lib: the builder shorthand of attn-lower-cpu
+// (LowerCpu*.cpp, the kernel; TileIdsPrepass.cpp, the ids pre-pass), the
 // meta-array slots of the kernel ABI, and the kernel signature.
 //
 //===----------------------------------------------------------------------===//
@@ -164,8 +164,9 @@ RegionEnv loadKernelEnv(FlashBuilder &f, ValueRange args,
 std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
                                      ArrayAttr read, Value p0, Value p1);
 
-/// Adds `@attn_<name>__prepass` for a spec whose mask has ids_eq atoms.
-void emitIdsPrepass(SpecOp spec, Type storageType, int64_t tileQ, int64_t tileK);
+/// Adds `@attn_<name>__prepass` (before `flash`) when the flash op's
+/// schedule has ids_eq atoms.
+void emitIdsPrepass(FlashOp flash);
 
 /// 2-D query patches for masks with a grid view (TileGrid.cpp; the
 /// host model and the choice of the patch shape are in GridSchedule.h).

@@ -9,7 +9,7 @@
 #include "attnc/Passes/Passes.h"
 
 namespace mlir::attn {
-#define GEN_PASS_DEF_ATTNMASKANALYSIS
+#define GEN_PASS_DEF_ATTNMASKANALYSISPASS
 #include "attnc/Passes/Passes.h.inc"
 } // namespace mlir::attn
 
@@ -17,8 +17,8 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-struct AttnMaskAnalysisPass
-    : public mlir::attn::impl::AttnMaskAnalysisBase<AttnMaskAnalysisPass> {
+struct AttnMaskAnalysis
+    : public mlir::attn::impl::AttnMaskAnalysisPassBase<AttnMaskAnalysis> {
   void runOnOperation() override {
     getOperation().walk([](SpecOp spec) {
       spec.setMaskScheduleAttr(analyzeMask(spec));

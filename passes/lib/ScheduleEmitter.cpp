@@ -257,21 +257,3 @@ Value mlir::attn::emitTileKind(OpBuilder &b, Location loc, MaskAttr mask,
   return e.sel(empty, e.c(kTileEmpty), kind);
 }
 
-static void collect(MaskAttr node, SmallVector<MaskAttr> &out) {
-  if (node.getKind() == MaskKind::ids_eq)
-    out.push_back(node);
-  if (node.getKind() == MaskKind::all_of || node.getKind() == MaskKind::any_of)
-    for (Attribute t : node.getTerms())
-      collect(cast<MaskAttr>(t), out);
-}
-
-SmallVector<MaskAttr> mlir::attn::collectIdsAtoms(MaskAttr mask) {
-  SmallVector<MaskAttr> out;
-  collect(mask, out);
-  return out;
-}
-
-bool mlir::attn::maskNeedsNoElementCode(MaskAttr mask) {
-  return mask.getKind() == MaskKind::always ||
-         mask.getKind() == MaskKind::never;
-}

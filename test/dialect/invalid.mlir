@@ -441,3 +441,142 @@ attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x
   %t = arith.constant true
   attn.yield %t : i1
 }
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op body must hold exactly one attn.spec}}
+attn.flash tiles(32, 64) storage(f32) prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+  attn.spec @b normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op needs an analysed spec (mask_schedule, from attn-mask-analysis)}}
+attn.flash tiles(32, 64) storage(f32) prepass(0) {
+  attn.spec @a normalize(softmax)  scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op tile sizes must be positive, got 0, 64}}
+attn.flash tiles(0, 64) storage(f32) prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op storage must be f32, f16 or bf16, got 'f64'}}
+attn.flash tiles(32, 64) storage(f64) prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op grid_patch must be [width, rows, cols], all positive}}
+attn.flash tiles(32, 64) storage(f32) grid_patch [64, 4] prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op mask_on_partial is required: the schedule #attn.mask<kv_le "q"> does not decide every pair}}
+attn.flash tiles(32, 64) storage(f32) prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op prepass(2), but the schedule has 0 ids_eq atoms}}
+attn.flash tiles(32, 64) storage(f32) prepass(2) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'attn.flash' op scale_per_call, but the scale region reads a coordinate or an input}}
+attn.flash tiles(32, 64) storage(f32) scale_per_call prepass(0) {
+  attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
+    %h = attn.index h
+    %f = arith.sitofp %h : i64 to f32
+    attn.yield %f : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}

@@ -118,3 +118,25 @@ attn.spec @docs normalize(softmax) attributes {mask_schedule = #attn.mask<all_of
   %t = arith.constant true
   attn.yield %t : i1
 }
+
+// -----
+
+// The tiled form: attn.flash with every optional part.
+// CHECK-LABEL: attn.flash tiles(32, 128) storage(bf16) grid_patch [64, 4, 8] scale_per_call mask_on_partial prepass(1) {
+// CHECK-NEXT:    attn.spec @doc normalize(softmax) inputs
+attn.flash tiles(32, 128) storage(bf16) grid_patch [64, 4, 8] scale_per_call mask_on_partial prepass(1) {
+  attn.spec @doc normalize(softmax) inputs [#attn.input<"ids" : i64 [LQ]>] attributes {mask_schedule = #attn.mask<ids_eq "ids"[q] "ids"[kv]>} scale {
+    %one = arith.constant 1.0 : f32
+    attn.yield %one : f32
+  } score {
+    %s = attn.score
+    attn.yield %s : f32
+  } mask {
+    %q = attn.index q
+    %a = attn.read "ids"[%q] : i64
+    %kv = attn.index kv
+    %b = attn.read "ids"[%kv] : i64
+    %e = arith.cmpi eq, %a, %b : i64
+    attn.yield %e : i1
+  }
+}

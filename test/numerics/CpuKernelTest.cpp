@@ -11,7 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
-#include "attnc/Codegen/CpuTiles.h"
+#include "attnc/Passes/TileChoice.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/MaskSchedule.h"
@@ -267,13 +267,13 @@ TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
   attnc_uk_set_portable(0);
 }
 
-/// The tiles of every row of the tuned table (CpuTiles.h): compiled for the
+/// The tiles of every row of the tuned table (TileChoice.h): compiled for the
 /// row's head dim, the kernel gets the row's tiles and matches the reference
 /// at that head dim (odd lengths, GQA, DV != D; grid rows on natten2d with
 /// lengths that make patch tasks and a tail).
 TEST(CpuKernelTiles, EveryTunedRow) {
-  for (const CpuTileTableRow &r : cpuTileTable()) {
-    bool grid = r.cls == CpuTileClass::Grid;
+  for (const mlir::attn::CpuTileTableRow &r : mlir::attn::cpuTileTable()) {
+    bool grid = r.cls == mlir::attn::CpuTileClass::Grid;
     SCOPED_TRACE(std::string(grid ? "grid" : "rows") + " " +
                  runtime::dtypeName(r.type) + " D=" + std::to_string(r.headDim));
     fs::path dir(ATTNC_EXAMPLES_DIR);

@@ -1,185 +1,58 @@
 // RUN: attn-opt %s --split-input-file --attn-tile --verify-diagnostics | FileCheck %s
-// RUN: attn-opt %s --split-input-file --attn-tile="storage=bf16 tile-q=16 tile-k=8" --verify-diagnostics | FileCheck %s --check-prefix=BF16
-// RUN: attn-opt %s --split-input-file --attn-tile="microkernels=1" --verify-diagnostics | FileCheck %s --check-prefix=UK
+// RUN: attn-opt %s --split-input-file --attn-tile="storage=bf16 grid-patches=0" --verify-diagnostics | FileCheck %s --check-prefix=BF16
 
-// The flash form of full attention: the task loop, the key-tile loop, the
-// online softmax (exp, running max) and the lse (log); no mask code at all.
-module {
-    attn.spec @full normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
-      %cst = arith.constant 1.000000e+00 : f32
-      %0 = attn.dim D
-      %1 = arith.sitofp %0 : i64 to f32
-      %2 = math.sqrt %1 : f32
-      %3 = arith.divf %cst, %2 : f32
-      attn.yield %3 : f32
-    } score {
-      %0 = attn.score
-      attn.yield %0 : f32
-    } mask {
-      %true = arith.constant true
-      attn.yield %true : i1
-    }
-}
-
-// CHECK-LABEL: func.func @attn_full(
-// CHECK-SAME:    memref<?xf32, strided<[1], offset: ?>>
-// CHECK-SAME:    attn.normalize = #attn<normalize softmax>, attn.tile_k = 64 : i64, attn.tile_q = 32 : i64
-// CHECK-COUNT-7: memref.alloca
-// CHECK:         scf.for
-// CHECK:           scf.for
-// CHECK:             scf.if
-// CHECK:               arith.maximumf
-// CHECK:               math.exp
-// CHECK:               math.exp
-// CHECK-NOT:         attn.tile = "partial"
-// CHECK:           } {attn.tile = "visit"}
-// CHECK-NEXT:    } {attn.loop = "key_tiles"}
-// CHECK:         math.log
-// CHECK:       } {attn.loop = "tasks"}
-// BF16-LABEL: func.func @attn_full(
-// BF16-SAME:    memref<?xbf16, strided<[1], offset: ?>>
-// BF16-SAME:    attn.tile_k = 8 : i64, attn.tile_q = 16 : i64
-// BF16:         arith.extf {{.*}} : bf16 to f32
-// BF16:         arith.truncf {{.*}} : f32 to bf16
-
-// -----
-
-// Causal: the mask (q >= kv) is evaluated only inside the PARTIAL branch,
-// where it replaces dropped logits by -inf.
-module {
-  attn.spec @causal normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
-    %cst = arith.constant 1.000000e+00 : f32
-    %0 = attn.dim D
-    %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.sqrt %1 : f32
-    %3 = arith.divf %cst, %2 : f32
-    attn.yield %3 : f32
-  } score {
-    %0 = attn.score
-    attn.yield %0 : f32
-  } mask {
-    %0 = attn.index q
-    %1 = attn.index kv
-    %2 = arith.cmpi sge, %0, %1 : i64
-    attn.yield %2 : i1
-  }
-}
-
-// CHECK-LABEL: func.func @attn_causal(
-// CHECK:         scf.if
-// CHECK:           arith.cmpi eq, %{{.*}}, %c2_i64{{.*}}
-// CHECK-NEXT:      scf.if
-// CHECK:             %[[KEEP:.*]] = arith.cmpi sge
-// CHECK:             arith.select %[[KEEP]], %{{.*}}, %cst
-// CHECK:           } {attn.tile = "partial"}
-// CHECK:           math.exp
-// CHECK:         } {attn.tile = "visit"}
-// BF16-LABEL: func.func @attn_causal(
-
-// With microkernels (the CPU back end): S^T = K Q^T, the softmax update and
-// P V are calls; the mask still runs on PARTIAL tiles only, in between.
-// UK-LABEL: func.func @attn_causal(
-// UK:         func.call @attnc_uk_qk_f32(
-// UK:         scf.if
-// UK:           arith.cmpi sge
-// UK:         } {attn.tile = "partial"}
-// UK:         func.call @attnc_uk_softmax_t_f32(
-// UK:         func.call @attnc_uk_pv_t_f32(
-// UK:       } {attn.tile = "visit"}
-
-// -----
-
-// Sigmoid: p = 1 / (1 + exp(-(s + bias))) with the bias region inlined
-// (-log LK); no running max and no lse.
-module {
-  attn.spec @sigmoid_causal normalize(sigmoid) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
-    %cst = arith.constant 1.000000e+00 : f32
-    %0 = attn.dim D
-    %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.sqrt %1 : f32
-    %3 = arith.divf %cst, %2 : f32
-    attn.yield %3 : f32
-  } score {
-    %0 = attn.score
-    attn.yield %0 : f32
-  } mask {
-    %0 = attn.index q
-    %1 = attn.index kv
-    %2 = arith.cmpi sge, %0, %1 : i64
-    attn.yield %2 : i1
-  } bias {
-    %0 = attn.dim LK
-    %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.log %1 : f32
-    %3 = arith.negf %2 : f32
-    attn.yield %3 : f32
-  }
-}
-
-// CHECK-LABEL: func.func @attn_sigmoid_causal(
-// CHECK-SAME:    attn.normalize = #attn<normalize sigmoid>
-// CHECK-NOT:     arith.maximumf
-// CHECK:         {attn.tile = "partial"}
-// CHECK:         math.log
-// CHECK:         arith.negf
-// CHECK:         math.exp
-// CHECK:         arith.divf
-// CHECK:       } {attn.loop = "tasks"}
-// BF16-LABEL: func.func @attn_sigmoid_causal(
-
-// -----
-
-// An input read with an unproven index is bounds-checked: out of range, it
-// records error 1 (input 0, dimension, index) in the status buffer and
-// yields 0. A read indexed by h in an [HQ] input needs no check.
-module {
-  attn.spec @gather normalize(softmax) inputs [#attn.input<"idx" : i64 [LQ]>, #attn.input<"t" : f32 [4]>, #attn.input<"s" : f32 [HQ]>] attributes {mask_schedule = #attn.mask<always>} scale {
-    %cst = arith.constant 1.000000e+00 : f32
-    %0 = attn.dim D
-    %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.sqrt %1 : f32
-    %3 = arith.divf %cst, %2 : f32
-    attn.yield %3 : f32
-  } score {
-    %0 = attn.score
-    %1 = attn.index q
-    %2 = attn.read "idx"[%1] : i64
-    %3 = attn.read "t"[%2] : f32
-    %4 = arith.addf %0, %3 : f32
-    %5 = attn.index h
-    %6 = attn.read "s"[%5] : f32
-    %7 = arith.addf %4, %6 : f32
-    attn.yield %7 : f32
-  } mask {
-    %true = arith.constant true
-    attn.yield %true : i1
-  }
-}
-
-// CHECK-LABEL: func.func @attn_gather(
-// CHECK:         arith.cmpi slt
-// CHECK:         %[[OK:.*]] = arith.andi %true{{.*}}, %{{.*}} : i1
-// CHECK:         scf.if %[[OK]] -> (f32) {
-// CHECK:           memref.load
-// CHECK:         } else {
-// CHECK:           memref.store %c1_i64{{.*}}, %arg{{[0-9]+}}[%c0{{.*}}]
-// CHECK:           scf.yield %cst
+// Causal: the spec's tiles (attn.tiles, which the flash op now holds), a
+// uniform scale (scale_per_call) and a schedule with PARTIAL tiles
+// (mask_on_partial); the spec itself moves into the body unchanged.
+// CHECK-LABEL: module {
+// CHECK-NEXT:    attn.flash tiles(16, 128) storage(f32) scale_per_call mask_on_partial prepass(0) {
+// CHECK-NEXT:      attn.spec @causal normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
+// CHECK:             arith.cmpi sge
 // CHECK:         }
-// BF16-LABEL: func.func @attn_gather(
+// BF16:          attn.flash tiles(16, 128) storage(bf16) scale_per_call mask_on_partial prepass(0) {
+module {
+  attn.spec @causal normalize(softmax) attributes {attn.tiles = array<i64: 16, 128>, mask_schedule = #attn.mask<kv_le "q">} scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    attn.yield %2 : i1
+  }
+}
 
 // -----
 
-// A document mask (ids_eq): the rows' ids are scanned per query tile, the
-// keys' come from a generated pre-pass over (b, h) that stores per key tile
-// the min and max id in the scratch buffer (%arg6); no O(L^2) mask tensor.
+// A mask the schedule decides alone (always) needs no mask code; a scale
+// that reads a coordinate is evaluated per element (no scale_per_call).
+// CHECK: attn.flash tiles(32, 64) storage(f32) prepass(0) {
+// BF16:  attn.flash tiles(32, 64) storage(bf16) prepass(0) {
 module {
-  attn.spec @document normalize(softmax) inputs [#attn.input<"doc_q" : i64 [LQ]>, #attn.input<"doc_kv" : i64 [LK]>] attributes {mask_schedule = #attn.mask<all_of(ids_eq "doc_q"[q] "doc_kv"[kv], kv_le "q")>} scale {
-    %cst = arith.constant 1.000000e+00 : f32
-    %0 = attn.dim D
+  attn.spec @per_head normalize(softmax) attributes {attn.tiles = array<i64: 32, 64>, mask_schedule = #attn.mask<always>} scale {
+    %0 = attn.index h
     %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.sqrt %1 : f32
-    %3 = arith.divf %cst, %2 : f32
-    attn.yield %3 : f32
+    attn.yield %1 : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  }
+}
+
+// -----
+
+// A document mask: one ids_eq atom, one pre-pass word pair per key tile.
+// CHECK: attn.flash tiles(64, 64) storage(f32) scale_per_call mask_on_partial prepass(1) {
+module {
+  attn.spec @document normalize(softmax) inputs [#attn.input<"doc_q" : i64 [LQ]>, #attn.input<"doc_kv" : i64 [LK]>] attributes {attn.tiles = array<i64: 64, 64>, mask_schedule = #attn.mask<all_of(ids_eq "doc_q"[q] "doc_kv"[kv], kv_le "q")>} scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
   } score {
     %0 = attn.score
     attn.yield %0 : f32
@@ -189,35 +62,40 @@ module {
     %2 = attn.index kv
     %3 = attn.read "doc_kv"[%2] : i64
     %4 = arith.cmpi eq, %1, %3 : i64
-    %5 = attn.index q
-    %6 = attn.index kv
-    %7 = arith.cmpi sge, %5, %6 : i64
-    %8 = arith.andi %4, %7 : i1
-    attn.yield %8 : i1
+    attn.yield %4 : i1
   }
 }
 
-// CHECK-LABEL: func.func @attn_document(
-// CHECK:         scf.for {{.*}} iter_args({{.*}}) -> (i64, i64)
-// CHECK:           arith.minsi
-// CHECK:           arith.maxsi
-// CHECK:         } {attn.loop = "key_tiles"}
-// CHECK-LABEL: func.func @attn_document__prepass(
-// CHECK-SAME:    %[[SCRATCH:arg6]]: memref<?xi64, strided<[1], offset: ?>>
-// CHECK:         scf.for
-// CHECK:           scf.for
-// CHECK:             scf.for {{.*}} iter_args({{.*}}) -> (i64, i64)
-// CHECK:             memref.store %{{.*}}, %[[SCRATCH]]
-// CHECK:             memref.store %{{.*}}, %[[SCRATCH]]
-// CHECK:       } {attn.loop = "prepass_heads"}
-// BF16-LABEL: func.func @attn_document__prepass(
+// -----
+
+// A grid mask (attn.grid from the mask analysis) at 32 x 64 tiles: 2-D
+// query patches of 4 x 8 queries, unless grid-patches=0 (the CUDA pipeline).
+// CHECK: attn.flash tiles(32, 64) storage(f32) grid_patch [32, 4, 8] scale_per_call mask_on_partial prepass(0) {
+// BF16:  attn.flash tiles(32, 64) storage(bf16) scale_per_call mask_on_partial prepass(0) {
+module {
+  attn.spec @grid3 normalize(softmax) attributes {attn.grid = {columns = #attn.mask<all_of(opaque, kv_le "q + 1", kv_ge "q - 1")>, width = 32 : i64}, attn.tiles = array<i64: 32, 64>, mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 32) * 32 + 63", kv_ge "(q floordiv 32) * 32 - 32", opaque)>} scale {
+    %c = arith.constant 1.0 : f32
+    attn.yield %c : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %c1_i64 = arith.constant 1 : i64
+    %0 = attn.index kv
+    %1 = attn.index q
+    %2 = arith.subi %0, %1 : i64
+    %3 = math.absi %2 : i64
+    %4 = arith.cmpi sle, %3, %c1_i64 : i64
+    attn.yield %4 : i1
+  }
+}
 
 // -----
 
 // The pass needs the mask analysis.
 module {
   // expected-error @+1 {{attn-tile needs the mask analysis}}
-  attn.spec @raw normalize(softmax) scale {
+  attn.spec @raw normalize(softmax) attributes {attn.tiles = array<i64: 32, 64>} scale {
     %c = arith.constant 1.0 : f32
     attn.yield %c : f32
   } score {
@@ -231,66 +109,10 @@ module {
 
 // -----
 
-// A grid mask (attn.grid from the mask analysis): the tasks of complete
-// bands are 2-D patches (4 x 8 queries at tile-q 32) whose keys are
-// gathered and masked per element (the "partial" branch inside the
-// "grid_patch" branch); the tail keeps the ordinary key-tile loop.
-// CHECK-LABEL: func.func @attn_grid3
-// CHECK-SAME:    attn.grid_patch = array<i64: 32, 4, 8>
-// CHECK:         attn.tile = "partial"
-// CHECK:         attn.loop = "key_tiles"
-// CHECK-NEXT:    attn.tile = "grid_patch"
-// CHECK:         attn.loop = "tasks"
-// UK-LABEL:    func.func @attn_grid3
-// UK-SAME:       attn.grid_patch = array<i64: 32, 4, 8>
-// UK:            call @attnc_uk_qk_f32
-// UK:            attn.tile = "grid_patch"
+// ... and the tile choice.
 module {
-  attn.spec @grid3 normalize(softmax) attributes {attn.grid = {columns = #attn.mask<all_of(opaque, kv_le "q + 1", kv_ge "q - 1")>, width = 32 : i64}, mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 32) * 32 + 63", kv_ge "(q floordiv 32) * 32 - 32", opaque)>} scale {
-    %cst = arith.constant 1.000000e+00 : f32
-    %0 = attn.dim D
-    %1 = arith.sitofp %0 : i64 to f32
-    %2 = math.sqrt %1 : f32
-    %3 = arith.divf %cst, %2 : f32
-    attn.yield %3 : f32
-  } score {
-    %0 = attn.score
-    attn.yield %0 : f32
-  } mask {
-    %c1_i64 = arith.constant 1 : i64
-    %c32_i64 = arith.constant 32 : i64
-    %0 = attn.index kv
-    %1 = arith.floordivsi %0, %c32_i64 : i64
-    %2 = attn.index q
-    %3 = arith.floordivsi %2, %c32_i64 : i64
-    %4 = arith.subi %1, %3 : i64
-    %5 = math.absi %4 : i64
-    %6 = arith.cmpi sle, %5, %c1_i64 : i64
-    %7 = attn.index kv
-    %8 = attn.floormod %7, %c32_i64
-    %9 = attn.index q
-    %10 = attn.floormod %9, %c32_i64
-    %11 = arith.subi %8, %10 : i64
-    %12 = math.absi %11 : i64
-    %13 = arith.cmpi sle, %12, %c1_i64 : i64
-    %14 = arith.andi %6, %13 : i1
-    attn.yield %14 : i1
-  }
-}
-
-
-// -----
-
-// A spec's own tile sizes (attn.tiles, set per spec by the back end's tuned
-// choice) override the tile-q and tile-k options in every run.
-// CHECK-LABEL: func.func @attn_own_tiles(
-// CHECK-SAME:    attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
-// BF16-LABEL:  func.func @attn_own_tiles(
-// BF16-SAME:     attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
-// UK-LABEL:    func.func @attn_own_tiles(
-// UK-SAME:       attn.tile_k = 128 : i64, attn.tile_q = 16 : i64
-module {
-  attn.spec @own_tiles normalize(softmax) attributes {attn.tiles = array<i64: 16, 128>, mask_schedule = #attn.mask<always>} scale {
+  // expected-error @+1 {{attn-tile needs the spec's tile sizes (attn.tiles): run attn-choose-tiles first}}
+  attn.spec @untiled normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {
     %c = arith.constant 1.0 : f32
     attn.yield %c : f32
   } score {

@@ -2,6 +2,7 @@
 #include "CudaBench.h"
 
 #include "attnc/Codegen/CudaBuild.h"
+#include "attnc/Codegen/Pipeline.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,7 +15,13 @@ using namespace attnc::runtime::cuda;
 KernelInfo attnc::bench::cudaKernelInfo(mlir::attn::SpecOp spec, DType storage,
                                         std::string &error) {
   KernelInfo info;
-  Expected<CudaKernelDecl> decl = cudaDeclFor(spec, storage);
+  // The declaration is the same for both arches' tiled forms.
+  Expected<mlir::OwningOpRef<mlir::ModuleOp>> tiled = tileForCuda(spec, storage, "sm_90a");
+  if (!tiled.ok()) {
+    error = tiled.status().message();
+    return info;
+  }
+  Expected<CudaKernelDecl> decl = cudaDeclFor(flashOps(**tiled).front(), storage);
   if (!decl.ok()) {
     error = decl.status().message();
     return info;

@@ -23,6 +23,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/ReferenceAttention.h"
 #include "attnc/Runtime/Npy.h"
@@ -109,9 +110,12 @@ int run(int argc, char **argv) {
   auto specs = llvm::to_vector(module->getOps<mlir::attn::SpecOp>());
   if (specs.size() != 1)
     return fail(spec + ": expected one attention block");
-  CpuKernelOptions ko;
-  ko.storage = *dtype;
-  runtime::Expected<runtime::KernelInfo> info = describeKernel(specs[0], ko);
+  // The inputs the kernel declares, from its tiled form.
+  PipelineOptions po;
+  po.storage = *dtype;
+  if (failed(runPipeline(*module, po, PipelineStage::Analysed, PipelineStage::Tiled)))
+    return 1;
+  runtime::Expected<runtime::KernelInfo> info = describeKernel(flashOps(*module).front());
   if (!info.ok())
     return fail(info.status().message());
 

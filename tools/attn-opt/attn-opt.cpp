@@ -1,10 +1,12 @@
 //===- attn-opt.cpp - Runs attn passes on MLIR files (for lit tests) ------===//
 //
-// MlirOptMain with the attn dialect, the dialects its regions use, the attn
-// passes and MLIR's generic transforms (canonicalize, cse).
+// MlirOptMain with the attn dialect, the dialects of every pipeline level,
+// the attn passes, the whole pipeline as `--attnc-pipeline="..."`
+// (Pipeline.h) and MLIR's generic transforms (canonicalize, cse).
 //
 //===----------------------------------------------------------------------===//
-#include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Passes/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -13,10 +15,9 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<mlir::attn::AttnDialect, mlir::arith::ArithDialect,
-                  mlir::math::MathDialect, mlir::func::FuncDialect,
-                  mlir::scf::SCFDialect, mlir::memref::MemRefDialect>();
+  attnc::registerCpuCodegenDialects(registry);
   mlir::attn::registerAttnPasses();
+  attnc::registerAttncPipeline();
   mlir::registerTransformsPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "attn optimizer driver\n", registry));

@@ -1,6 +1,7 @@
 //===- CompileCpu.cpp - attnc compile --target=cpu: the later stages ------===//
 //
-// --emit=tiled   the mid-level flash form (attn-tile), as MLIR text;
+// --emit=tiled   the tiled flash form (attn.flash, after attn-tile);
+// --emit=loops   the CPU loop nest (attn-lower-cpu), as MLIR text;
 // --emit=llvm    LLVM IR after -O3 for the host CPU;
 // --emit=obj     an ELF object exporting attnc_kernel_<name> per block;
 // --emit=so      the same as a shared library (linked with the system cc,
@@ -12,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
 #include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
 
 #include "llvm/IR/LLVMContext.h"
@@ -78,37 +80,44 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
   return ok ? 0 : 1;
 }
 
+/// Prints `module` (an MLIR stage) to `output`.
+static int writeModule(mlir::ModuleOp module, llvm::StringRef output) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  os << "\n";
+  return writeOutputFile(output, text, llvm::errs()) ? 0 : 1;
+}
+
 int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                         runtime::DType storage, const std::string &cpu,
                         int64_t headDim, llvm::StringRef output) {
-  mlir::DialectRegistry registry;
-  registerCpuCodegenDialects(registry);
-  module.getContext()->appendDialectRegistry(registry);
-  CpuKernelOptions options;
+  PipelineOptions options;
   options.storage = storage;
   options.headDim = headDim;
-  std::vector<runtime::KernelInfo> kernels;
-  for (auto spec : module.getOps<mlir::attn::SpecOp>()) {
-    auto info = describeKernel(spec, options);
-    if (!info.ok())
-      return fail(info.status().message());
-    kernels.push_back(*info);
-  }
-  if (stage == EmitStage::Header)
-    return writeOutputFile(output, emitHeader(kernels), llvm::errs()) ? 0 : 1;
+  if (runtime::Status st = checkPipelineOptions(options); !st.ok())
+    return fail(st.message());
   if ((stage == EmitStage::Obj || stage == EmitStage::So) && output == "-")
     return fail("--emit=obj and --emit=so write binary files: give -o FILE");
-
-  if (failed(buildTiledModule(module, options)))
+  if (failed(runPipeline(module, options, PipelineStage::Analysed, PipelineStage::Tiled)))
     return 1;
-  if (stage == EmitStage::Tiled) {
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    module.print(os);
-    os << "\n";
-    return writeOutputFile(output, text, llvm::errs()) ? 0 : 1;
+  if (stage == EmitStage::Tiled)
+    return writeModule(module, output);
+  if (stage == EmitStage::Header) {
+    std::vector<runtime::KernelInfo> kernels;
+    for (mlir::attn::FlashOp flash : flashOps(module)) {
+      auto info = describeKernel(flash);
+      if (!info.ok())
+        return fail(info.status().message());
+      kernels.push_back(*info);
+    }
+    return writeOutputFile(output, emitHeader(kernels), llvm::errs()) ? 0 : 1;
   }
-  if (failed(lowerToLLVMDialect(module)))
+  if (failed(runPipeline(module, options, PipelineStage::Tiled, PipelineStage::Loops)))
+    return 1;
+  if (stage == EmitStage::Loops)
+    return writeModule(module, output);
+  if (failed(runPipeline(module, options, PipelineStage::Loops, PipelineStage::LLVM)))
     return 1;
   auto tm = hostTargetMachine(cpu);
   if (!tm.ok())

@@ -13,6 +13,7 @@
 #include "attnc/Commands.h"
 
 #include "attnc/Codegen/CudaElementCode.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Runtime/Cuda.h"
 #include "attnc/Runtime/KernelCache.h"
 
@@ -67,9 +68,17 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
       *storage != runtime::DType::BF16)
     return fail(std::string("--target=cuda kernels store f16 or bf16, not ") +
                 runtime::dtypeName(*storage));
-  std::vector<mlir::attn::SpecOp> specs;
-  for (auto spec : module.getOps<mlir::attn::SpecOp>())
-    specs.push_back(spec);
+  // The tiled form for this arch (a module read back at that level is
+  // left as it is; emitCuda checks its tiles against the arch's kernel).
+  PipelineOptions po;
+  po.target = Target::CUDA;
+  po.arch = arch;
+  po.storage = storage.value_or(runtime::DType::BF16);
+  if (runtime::Status st = checkPipelineOptions(po); !st.ok())
+    return fail(st.message());
+  if (failed(runPipeline(module, po, PipelineStage::Analysed, PipelineStage::Tiled)))
+    return 1;
+  llvm::SmallVector<mlir::attn::FlashOp> specs = flashOps(module);
   if (stage != EmitStage::Cuda && specs.size() != 1)
     return fail("--emit=ptx and --emit=cubin write one module for one block; "
                 "this file has " + std::to_string(specs.size()) +
@@ -83,8 +92,8 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
     return fail("--emit=cubin writes a binary file: give -o FILE");
 
   std::string text;
-  for (auto spec : specs) {
-    runtime::Expected<std::string> cu = emitCuda(spec, arch);
+  for (mlir::attn::FlashOp flash : specs) {
+    runtime::Expected<std::string> cu = emitCuda(flash, arch);
     if (!cu.ok())
       return fail(cu.status().message());
     text += *cu;
@@ -99,7 +108,7 @@ int attnc::emitCudaStage(mlir::ModuleOp module, EmitStage stage,
   if (storage)
     req.defines =
         runtime::cuda::entryDefines(*storage, headDims->first, headDims->second);
-  req.sourceName = specs.front().getSymName().str() + ".cu";
+  req.sourceName = specs.front().getSpec().getSymName().str() + ".cu";
   // The disk cache is an optimisation: without a cache directory, compile.
   std::optional<runtime::KernelCache> cache;
   if (runtime::KernelCache::defaultDirectory().ok())

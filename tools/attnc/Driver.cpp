@@ -3,11 +3,11 @@
 
 #include "attnc/Dialect/AttnDialect.h"
 #include "attnc/Frontend/MLIRGen.h"
-#include "attnc/Passes/Passes.h"
+#include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Codegen/Pipeline.h"
+#include "mlir/Parser/Parser.h"
 
 #include "mlir/IR/Diagnostics.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -17,8 +17,8 @@ using namespace mlir;
 using namespace attnc;
 
 static const char *const kStageNames[] = {
-    "mlir", "analysed", "tiled", "llvm", "obj", "so", "header", "cuda",
-    "ptx",  "cubin"};
+    "mlir", "analysed", "tiled", "loops", "llvm", "obj", "so", "header",
+    "cuda", "ptx",      "cubin"};
 
 std::optional<EmitStage> attnc::parseEmitStage(llvm::StringRef name) {
   for (unsigned i = 0; i < std::size(kStageNames); ++i)
@@ -28,12 +28,15 @@ std::optional<EmitStage> attnc::parseEmitStage(llvm::StringRef name) {
 }
 
 const char *attnc::emitStageNames() {
-  return "mlir|analysed|tiled|llvm|obj|so|header|cuda|ptx|cubin";
+  return "mlir|analysed|tiled|loops|llvm|obj|so|header|cuda|ptx|cubin";
 }
 
 Driver::Driver(llvm::raw_ostream &errs) : errs(errs) {
-  ctx.loadDialect<attn::AttnDialect, arith::ArithDialect,
-                  math::MathDialect>();
+  // Every dialect of every level, so that a printed stage parses back.
+  DialectRegistry registry;
+  registerCpuCodegenDialects(registry);
+  ctx.appendDialectRegistry(registry);
+  ctx.loadAllAvailableDialects();
   handler = std::make_unique<SourceMgrDiagnosticHandler>(sourceMgr, &ctx, errs);
 }
 
@@ -62,11 +65,23 @@ OwningOpRef<ModuleOp> Driver::loadSpecText(llvm::StringRef bufferName,
   return mlirGen(ctx, *module);
 }
 
+OwningOpRef<ModuleOp> Driver::loadFile(llvm::StringRef path,
+                                       const FrontendOptions &options) {
+  if (!path.ends_with(".mlir"))
+    return loadSpecFile(path, options);
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (std::error_code ec = buffer.getError()) {
+    errs << "error: cannot read '" << path << "': " << ec.message() << "\n";
+    return nullptr;
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+  return parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+}
+
 LogicalResult Driver::runSpecPipeline(ModuleOp module) {
-  PassManager pm(&ctx);
-  pm.addPass(attn::createAttnCanonicalize());
-  pm.addPass(attn::createAttnMaskAnalysis());
-  return pm.run(module);
+  return runPipeline(module, PipelineOptions(), PipelineStage::Parsed,
+                     PipelineStage::Analysed);
 }
 
 bool attnc::writeOutputFile(llvm::StringRef path, llvm::StringRef data,

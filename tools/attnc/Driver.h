@@ -26,10 +26,10 @@ class SourceMgrDiagnosticHandler;
 namespace attnc {
 
 /// The ordered --emit stages of `attnc compile`.
-enum class EmitStage { Mlir, Analysed, Tiled, Llvm, Obj, So, Header, Cuda,
-                       Ptx, Cubin };
+enum class EmitStage { Mlir, Analysed, Tiled, Loops, Llvm, Obj, So, Header,
+                       Cuda, Ptx, Cubin };
 std::optional<EmitStage> parseEmitStage(llvm::StringRef name);
-const char *emitStageNames(); // "mlir|analysed|tiled|..."
+const char *emitStageNames(); // "mlir|analysed|tiled|loops|..."
 
 class Driver {
 public:
@@ -44,9 +44,13 @@ public:
   mlir::OwningOpRef<mlir::ModuleOp>
   loadSpecText(llvm::StringRef bufferName, llvm::StringRef text,
                const FrontendOptions &options);
+  /// A .attn spec as loadSpecFile, or a .mlir file at any level of the
+  /// pipeline (e.g. a printed tiled form), parsed and verified.
+  mlir::OwningOpRef<mlir::ModuleOp>
+  loadFile(llvm::StringRef path, const FrontendOptions &options);
 
-  /// The spec-level pipeline: attn-canonicalize (params fold to constants),
-  /// then the mask analysis.
+  /// The pipeline's first stage (Pipeline.h): attn-canonicalize (params
+  /// fold to constants), then the mask analysis.
   mlir::LogicalResult runSpecPipeline(mlir::ModuleOp module);
 
 private:

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
 #include "common/ToolCommandLine.h"
+#include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
@@ -133,7 +134,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return 1;
 
   Driver driver(llvm::errs());
-  mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadSpecFile(f.spec, fo);
+  mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadFile(f.spec, fo);
   if (!module)
     return 1;
   if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
@@ -147,31 +148,43 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       return 1;
     }
   }
-  if (f.target == "cuda" && *stage >= EmitStage::Cuda) {
+  bool cuda = f.target == "cuda";
+  if (cuda && *stage >= EmitStage::Cuda) {
     std::optional<runtime::DType> entryType;
     if (!vm["dtype"].defaulted())
       entryType = *storage;
     return emitCudaStage(*module, *stage, f.arch, entryType, dims, f.output);
   }
-  if (dims && (f.target == "cuda" || *stage <= EmitStage::Analysed)) {
+  if (dims && (cuda || *stage <= EmitStage::Analysed)) {
     llvm::errs() << "attnc compile: error: --head-dims is for --target=cuda "
                     "--emit=ptx|cubin and --target=cpu "
-                    "--emit=tiled|llvm|obj|so|header\n";
+                    "--emit=tiled|loops|llvm|obj|so|header\n";
     return 1;
   }
-  if (*stage >= EmitStage::Cuda || (f.target == "cuda" &&
-                                      *stage != EmitStage::Mlir &&
-                                      *stage != EmitStage::Analysed)) {
+  if (*stage >= EmitStage::Cuda || (cuda && *stage > EmitStage::Tiled)) {
     llvm::errs() << "attnc compile: error: --emit=" << f.emit
                  << " --target=" << f.target
                  << " is not available (--target=cpu emits mlir|analysed|"
-                    "tiled|llvm|obj|so|header; --target=cuda emits mlir|"
-                    "analysed|cuda|ptx|cubin)\n";
+                    "tiled|loops|llvm|obj|so|header; --target=cuda emits mlir|"
+                    "analysed|tiled|cuda|ptx|cubin)\n";
     return 1;
   }
-  if (*stage != EmitStage::Mlir && *stage != EmitStage::Analysed)
+  if (cuda && *stage == EmitStage::Tiled) {
+    // The CUDA .cu serves f16 and bf16; without --dtype the form says bf16.
+    PipelineOptions po;
+    po.target = Target::CUDA;
+    po.arch = f.arch;
+    po.storage = vm["dtype"].defaulted() ? runtime::DType::BF16 : *storage;
+    if (runtime::Status st = checkPipelineOptions(po); !st.ok()) {
+      llvm::errs() << "attnc compile: error: " << st.message() << "\n";
+      return 1;
+    }
+    if (failed(runPipeline(*module, po, PipelineStage::Analysed, PipelineStage::Tiled)))
+      return 1;
+  } else if (*stage > EmitStage::Analysed) {
     return emitCpuStage(*module, *stage, *storage, f.cpu,
                         dims ? dims->first : 0, f.output);
+  }
   std::string text;
   llvm::raw_string_ostream os(text);
   module->print(os);

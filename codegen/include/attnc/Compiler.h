@@ -22,6 +22,7 @@
 #ifndef ATTNC_COMPILER_H
 #define ATTNC_COMPILER_H
 
+#include "attnc/Codegen/PipelineOptions.h"
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/Cuda.h"
 #include "attnc/Runtime/Status.h"
@@ -41,7 +42,6 @@ using runtime::Expected;
 using runtime::Status;
 using runtime::TensorView;
 
-enum class Target { CPU, CUDA };
 
 /// A `-D NAME=VALUE` override of a param.
 struct Define {
@@ -88,6 +88,10 @@ struct CudaForwardOptions {
   const runtime::cuda::DeviceView *lse = nullptr;
   std::vector<std::pair<std::string, TensorView>> inputs;
 };
+
+/// The pipeline's options for a compile (Pipeline.h); the rest of
+/// CompileOptions is the front end's (defines, name) and the JIT's.
+PipelineOptions pipelineOptionsOf(const CompileOptions &options);
 
 class Kernel {
 public:

@@ -417,3 +417,30 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Queries on mask formulas and types
+//===----------------------------------------------------------------------===//
+
+static void collectIds(MaskAttr node, SmallVector<MaskAttr> &out) {
+  if (node.getKind() == MaskKind::ids_eq)
+    out.push_back(node);
+  if (node.getKind() == MaskKind::all_of || node.getKind() == MaskKind::any_of)
+    for (Attribute t : node.getTerms())
+      collectIds(cast<MaskAttr>(t), out);
+}
+
+SmallVector<MaskAttr> mlir::attn::collectIdsAtoms(MaskAttr mask) {
+  SmallVector<MaskAttr> out;
+  collectIds(mask, out);
+  return out;
+}
+
+bool mlir::attn::maskNeedsNoElementCode(MaskAttr mask) {
+  return mask.getKind() == MaskKind::always ||
+         mask.getKind() == MaskKind::never;
+}
+
+bool mlir::attn::isStorageType(Type t) {
+  return t.isF32() || t.isF16() || t.isBF16();
+}

@@ -124,6 +124,68 @@ LogicalResult SpecOp::verify() {
   return success();
 }
 
+bool SpecOp::isScaleUniform() {
+  WalkResult r = getScale().walk([](Operation *op) {
+    return isa<IndexOp, ReadOp>(op) ? WalkResult::interrupt()
+                                    : WalkResult::advance();
+  });
+  return !r.wasInterrupted();
+}
+
+//===----------------------------------------------------------------------===//
+// FlashOp
+//===----------------------------------------------------------------------===//
+
+SpecOp FlashOp::getSpec() {
+  Block &body = getBody().front();
+  return body.empty() ? SpecOp() : dyn_cast<SpecOp>(body.front());
+}
+
+FlashOp FlashOp::wrap(OpBuilder &b, SpecOp spec, int64_t tileQ, int64_t tileK,
+                      Type storage, DenseI64ArrayAttr gridPatch) {
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  auto flash = FlashOp::create(
+      b, spec.getLoc(), tileQ, tileK, storage, gridPatch,
+      spec.isScaleUniform(), mask && !maskNeedsNoElementCode(mask),
+      mask ? int64_t(collectIdsAtoms(mask).size()) : 0);
+  Block *body = new Block();
+  flash.getBody().push_back(body);
+  spec->moveBefore(body, body->end());
+  return flash;
+}
+
+LogicalResult FlashOp::verify() {
+  Block &body = getBody().front();
+  SpecOp spec = getSpec();
+  if (!spec || body.getOperations().size() != 1)
+    return emitOpError("body must hold exactly one attn.spec");
+  MaskAttr mask = spec.getMaskScheduleAttr();
+  if (!mask)
+    return emitOpError("needs an analysed spec (mask_schedule, from "
+                       "attn-mask-analysis)");
+  if (getTileQ() <= 0 || getTileK() <= 0)
+    return emitOpError("tile sizes must be positive, got ")
+           << getTileQ() << ", " << getTileK();
+  if (!isStorageType(getStorage()))
+    return emitOpError("storage must be f32, f16 or bf16, got ")
+           << getStorage();
+  if (std::optional<ArrayRef<int64_t>> g = getGridPatch())
+    if (g->size() != 3 || llvm::any_of(*g, [](int64_t x) { return x <= 0; }))
+      return emitOpError("grid_patch must be [width, rows, cols], all "
+                         "positive");
+  if (getScalePerCall() && !spec.isScaleUniform())
+    return emitOpError("scale_per_call, but the scale region reads a "
+                       "coordinate or an input");
+  if (!getMaskOnPartial() && !maskNeedsNoElementCode(mask))
+    return emitOpError("mask_on_partial is required: the schedule ")
+           << mask << " does not decide every pair";
+  int64_t atoms = int64_t(collectIdsAtoms(mask).size());
+  if (getPrepass() != atoms)
+    return emitOpError("prepass(") << getPrepass() << "), but the schedule has "
+                                   << atoms << " ids_eq atoms";
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Leaf ops
 //===----------------------------------------------------------------------===//

@@ -1,14 +1,14 @@
 //===- CpuCodegen.h - Tiled form -> LLVM -> object code ----------*- C++ -*-===//
 //
-// The CPU back end in visible steps, each usable on its own (attnc compile
-// --emit=tiled|llvm|obj|so|header, the JIT in Compiler.cpp):
-//   1. buildTiledModule: spec-level module -> the flash form (attn-tile);
-//   2. lowerToLLVMDialect: scf/arith/math/memref/func -> the LLVM dialect,
+// The CPU back end after the tiled form, in visible steps (attnc compile
+// --emit=loops|llvm|obj|so|header, the JIT in Compiler.cpp):
+//   1. attn-lower-cpu (Pipeline.h): attn.flash -> scf/memref loops;
+//   2. addCpuToLLVMPasses: scf/arith/math/memref/func -> the LLVM dialect,
 //      plus one C-ABI entry point per kernel, `attnc_kernel_<name>`, with
 //      the signature attnc_cpu_kernel_fn of KernelABI.h;
-//   3. translateToLLVMIR + optimizeForHost: LLVM IR, O3 for the host CPU
-//      (AVX-512 where present; the host's features decide vector widths);
-//   4. emitObjectFile / linkSharedLibrary / emitHeader for ahead of time.
+//   3. translateToLLVMIR: LLVM IR, O3 for the host CPU (AVX-512 where
+//      present; the host's features decide vector widths);
+//   4. emitObjectFile / emitHeader for ahead of time.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_CPUCODEGEN_H
@@ -18,6 +18,7 @@
 #include "attnc/Runtime/CpuDispatch.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
 
 #include <memory>
 #include <string>
@@ -31,29 +32,16 @@ class TargetMachine;
 
 namespace attnc {
 
-struct CpuKernelOptions {
-  runtime::DType storage = runtime::DType::F32;
-  int64_t tileQ = 0, tileK = 0; // 0: the tuned choice (CpuTiles.h)
-  /// The head dim D the kernel will mostly serve, 0 if unknown: it picks
-  /// the tuned tile sizes. The kernel still runs with any D.
-  int64_t headDim = 0;
-};
-
 /// Registers the dialects and the LLVM translations the CPU back end needs.
 void registerCpuCodegenDialects(mlir::DialectRegistry &registry);
 
-/// What the runtime needs to know about the kernel of `spec` (the spec must
-/// have been through the spec pipeline; fn stays null).
-runtime::Expected<runtime::KernelInfo>
-describeKernel(mlir::attn::SpecOp spec, const CpuKernelOptions &options);
+/// What the runtime needs to know about the kernel of a tiled spec: its
+/// name, storage, tiles, inputs (fn stays null).
+runtime::Expected<runtime::KernelInfo> describeKernel(mlir::attn::FlashOp flash);
 
-/// Step 1: runs attn-tile on a module that has been through the spec
-/// pipeline. Diagnostics go to the context's handler.
-mlir::LogicalResult buildTiledModule(mlir::ModuleOp module,
-                                     const CpuKernelOptions &options);
-
-/// Step 2 (in place).
-mlir::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module);
+/// Step 2: the passes from the CPU loops to the LLVM dialect and the entry
+/// points.
+void addCpuToLLVMPasses(mlir::OpPassManager &pm);
 
 /// Registers the host target with LLVM (idempotent, thread-safe).
 void initializeNativeTarget();

@@ -2,7 +2,7 @@
 //
 // What the C++ API (Target::CUDA), `attnc run --target=cuda` and
 // `attn-bench --target=cuda` share: pick the arch for the current device,
-// emit the .cu of one spec for it (emitCuda), compile the one entry a call
+// tile the spec for it (tileForCuda) and emit its .cu (emitCuda), compile the one entry a call
 // needs with NVRTC (-DATTNC_ONLY_*; cached in the KernelCache) and load it
 // on the GPU; and describe the spec's inputs for the launcher. A machine
 // without a GPU fails first, before any compilation, with the runtime's
@@ -13,6 +13,8 @@
 #define ATTNC_CODEGEN_CUDABUILD_H
 
 #include "attnc/Dialect/AttnDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "attnc/Runtime/Cuda.h"
 
 #include <string>
@@ -40,10 +42,16 @@ loadCudaEntry(std::string_view source, const std::string &sourceName,
               const CudaTarget &target, runtime::DType storage, int64_t d,
               int64_t dv, runtime::KernelCache *cache, bool *cacheHit = nullptr);
 
-/// The launcher's declaration of `spec` (name, sigmoid, inputs); an error
-/// for a storage type the CUDA kernels do not have (they store f16 or bf16).
+/// The launcher's declaration of a tiled spec (name, sigmoid, inputs) for
+/// calls in `storage`; an error for a storage type the CUDA kernels do not
+/// have (they store f16 or bf16).
 runtime::Expected<runtime::cuda::CudaKernelDecl>
-cudaDeclFor(mlir::attn::SpecOp spec, runtime::DType storage);
+cudaDeclFor(mlir::attn::FlashOp flash, runtime::DType storage);
+
+/// The tiled form of an analysed spec for a CUDA arch (the pipeline's
+/// Analysed -> Tiled stages on a copy), in a module of its own.
+runtime::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+tileForCuda(mlir::attn::SpecOp spec, runtime::DType storage, const std::string &arch);
 
 struct CudaBuild {
   runtime::cuda::CudaKernelDecl decl;
@@ -55,8 +63,8 @@ struct CudaBuild {
   double compileMs = 0;             // emit + NVRTC (or the cache lookup)
 };
 
-/// All of the above for one call: the entry of `spec` for (storage, D, DV)
-/// on the current device; `arch` empty picks the device's.
+/// All of the above for one call: the entry of an analysed `spec` for
+/// (storage, D, DV) on the current device; `arch` empty picks the device's.
 runtime::Expected<CudaBuild> buildCudaKernel(mlir::attn::SpecOp spec,
                                              runtime::DType storage, int64_t d,
                                              int64_t dv, const std::string &arch,

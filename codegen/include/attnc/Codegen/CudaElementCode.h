@@ -42,20 +42,23 @@ runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
 /// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, 2-stage
 /// cp.async pipeline), the entry points and launch records of CudaABI.h and
 /// the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
-runtime::Expected<std::string> emitCudaSm80(mlir::attn::SpecOp spec);
+runtime::Expected<std::string> emitCudaSm80(mlir::attn::FlashOp flash);
 
 /// The same for sm_90a: a FlashAttention-3 style kernel (TMA + mbarrier
 /// ring, wgmma, warp specialisation; CudaKernelSm90.cpp).
-runtime::Expected<std::string> emitCudaSm90(mlir::attn::SpecOp spec);
+runtime::Expected<std::string> emitCudaSm90(mlir::attn::FlashOp flash);
 
 /// Whether the emitted kernels have an entry for head dims (d, dv), and the
 /// list of those that exist ("64,64 128,128 ...") for messages.
 bool cudaHasHeadDims(int64_t d, int64_t dv);
 std::string cudaHeadDimsList();
 
-/// The .cu for `arch` (sm_80 or sm_90a), or an error for an arch with no
-/// emitter (CudaCodegen.cpp).
-runtime::Expected<std::string> emitCuda(mlir::attn::SpecOp spec, llvm::StringRef arch);
+/// The .cu of a flash op (the tiled form) for `arch` (sm_80 or sm_90a), or
+/// an error for an arch with no emitter, tiles other than the arch's kernel
+/// template's (TileChoice.h's cudaKernelTiles) or a storage type other than
+/// f16 / bf16 (CudaCodegen.cpp). The .cu has entries for both 16-bit
+/// storage types; NVRTC compiles the one a call needs.
+runtime::Expected<std::string> emitCuda(mlir::attn::FlashOp flash, llvm::StringRef arch);
 
 } // namespace attnc
 

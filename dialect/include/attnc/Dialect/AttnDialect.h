@@ -34,6 +34,14 @@ namespace mlir::attn {
 llvm::ArrayRef<llvm::StringRef> maskSymbolNames();
 /// Prints an affine expression of a mask bound with `q` and the symbol names.
 std::string printMaskBound(AffineExpr expr);
+/// The ids_eq atoms of a mask formula, in a fixed (depth-first) order: the
+/// order of the pre-pass words.
+llvm::SmallVector<MaskAttr> collectIdsAtoms(MaskAttr mask);
+/// Whether the schedule alone decides every pair (`always`, `never`), so
+/// that no tile needs the mask region.
+bool maskNeedsNoElementCode(MaskAttr mask);
+/// The types q, k, v and out may be stored as: f32, f16, bf16.
+bool isStorageType(Type t);
 } // namespace mlir::attn
 
 #endif // ATTNC_DIALECT_ATTNDIALECT_H

@@ -62,6 +62,65 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
     InputAttr lookupInput(::llvm::StringRef name);
     /// The value yielded by a region.
     static ::mlir::Value getYielded(::mlir::Region &region);
+    /// Whether the scale region reads neither a coordinate nor an input, so
+    /// that a kernel may evaluate it once per call.
+    bool isScaleUniform();
+  }];
+}
+
+def Attn_FlashOp : Attn_Op<"flash", [IsolatedFromAbove, SymbolTable, SingleBlock,
+                                     NoTerminator]> {
+  let summary = "one attention variant in the tiled flash form";
+  let description = [{
+    The level between a spec and a back end (the output of `attn-tile`, the
+    input of `attn-lower-cpu` and of the CUDA emitter). Its body is the
+    analysed `attn.spec` (regions and `mask_schedule`); its attributes are
+    the tiling decisions every back end follows:
+
+      for each task (b, h, query tile of `tile_q` rows):
+        m = -inf, l = 0, acc = 0
+        for each key tile of `tile_k` keys that mask_schedule keeps:
+          S = scale * Q K^T, then the score region       (per element)
+          if the tile is PARTIAL and `mask_on_partial`:  S = -inf where !mask
+          softmax: online update of m, l, acc += P V;  sigmoid: acc += P V
+        out = acc / l (softmax), lse = m + log l
+
+    - `tiles(Q, K)`: query rows and keys per tile;
+    - `storage(T)`: the element type of q, k, v and out (f32, f16, bf16);
+    - `grid_patch [width, rows, cols]`: query tiles are 2-D patches of a
+      grid mask with gathered keys (TileGrid.cpp) instead of row ranges;
+    - `scale_per_call`: the scale region is evaluated once per call;
+    - `mask_on_partial`: PARTIAL tiles evaluate the mask region (absent when
+      the schedule decides every pair: `always`, `never`);
+    - `prepass(n)`: the number of ids_eq atoms, whose key-side id ranges a
+      pre-pass computes per key tile.
+
+    ```mlir
+    attn.flash tiles(128, 128) storage(bf16) scale_per_call mask_on_partial prepass(0) {
+      attn.spec @causal normalize(softmax) attributes {mask_schedule = ...} ...
+    }
+    ```
+  }];
+  let arguments = (ins I64Attr:$tile_q, I64Attr:$tile_k, TypeAttr:$storage,
+                       OptionalAttr<DenseI64ArrayAttr>:$grid_patch,
+                       UnitAttr:$scale_per_call, UnitAttr:$mask_on_partial,
+                       I64Attr:$prepass);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    `tiles` `(` $tile_q `,` $tile_k `)` `storage` `(` $storage `)`
+    (`grid_patch` $grid_patch^)? (`scale_per_call` $scale_per_call^)?
+    (`mask_on_partial` $mask_on_partial^)? `prepass` `(` $prepass `)`
+    attr-dict-with-keyword $body
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The analysed spec the body holds.
+    SpecOp getSpec();
+    /// Builds the flash form of `spec` (moved into the body) with the
+    /// derived attributes (scale_per_call, mask_on_partial, prepass).
+    static FlashOp wrap(::mlir::OpBuilder &b, SpecOp spec, int64_t tileQ,
+                          int64_t tileK, ::mlir::Type storage,
+                          ::mlir::DenseI64ArrayAttr gridPatch);
   }];
 }
 

@@ -1,6 +1,6 @@
 //===- GridSchedule.h - 2-D query patches for grid masks ---------*- C++ -*-===//
 //
-// The host side of attn-tile's grid tiling (passes/lib/TileGrid.cpp emits
+// The host side of attn-tile's grid tiling (passes/lib/LowerCpuGrid.cpp emits
 // the same arithmetic into the kernels; see its header for the math): for
 // a mask with a grid view (MaskAnalysis.h, attn.grid), which queries each
 // task covers and which keys it gathers, tile by tile. The tests compare

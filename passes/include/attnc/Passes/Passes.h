@@ -21,10 +21,6 @@ namespace mlir::attn {
 #define GEN_PASS_REGISTRATION
 #include "attnc/Passes/Passes.h.inc"
 
-/// On an attn.spec: `attn.tiles = array<i64: Q, K>`, the tile sizes attn-tile
-/// uses for that spec instead of its tile-q/tile-k options. A back end sets
-/// it per spec (the CPU's tuned choice depends on the mask, CpuTiles.cpp).
-constexpr const char kTilesAttrName[] = "attn.tiles";
 } // namespace mlir::attn
 
 #endif // ATTNC_PASSES_PASSES_H

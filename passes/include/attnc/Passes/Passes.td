@@ -1,6 +1,7 @@
 //===- Passes.td - Passes on attn IR ------------------------*- tablegen -*-===//
 //
-// Spec-level passes.
+// The passes from the analysed spec to the tiled flash form and its CPU
+// loops; attnc::buildPipeline (Pipeline.h) runs them in order.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_PASSES_TD
@@ -8,7 +9,7 @@
 
 include "mlir/Pass/PassBase.td"
 
-def AttnBindParams : Pass<"attn-bind-params", "::mlir::ModuleOp"> {
+def AttnBindParamsPass : Pass<"attn-bind-params", "::mlir::ModuleOp"> {
   let summary = "Give params the values of NAME=VALUE overrides (attnc -D)";
   let description = [{
     Sets the value of every param named in `defines` in every attn.spec that
@@ -22,7 +23,7 @@ def AttnBindParams : Pass<"attn-bind-params", "::mlir::ModuleOp"> {
   ];
 }
 
-def AttnCanonicalize : Pass<"attn-canonicalize", "::mlir::ModuleOp"> {
+def AttnCanonicalizePass : Pass<"attn-canonicalize", "::mlir::ModuleOp"> {
   let summary = "Fold params and constants and simplify predicates in specs";
   let description = [{
     Runs, inside every attn.spec, the folders and canonicalisation patterns
@@ -35,7 +36,7 @@ def AttnCanonicalize : Pass<"attn-canonicalize", "::mlir::ModuleOp"> {
   }];
 }
 
-def AttnMaskAnalysis : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
+def AttnMaskAnalysisPass : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
   let summary = "Derive the tile schedule formula of each spec's mask";
   let description = [{
     Rewrites the mask region, symbolically, into a formula of key-position
@@ -58,30 +59,70 @@ def AttnMaskAnalysis : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
   }];
 }
 
-def AttnTile : Pass<"attn-tile", "::mlir::ModuleOp"> {
-  let summary = "Rewrite specs into the tiled, fused flash loop nest";
+def AttnChooseTilesPass : Pass<"attn-choose-tiles", "::mlir::ModuleOp"> {
+  let summary = "Choose each spec's tile sizes for a target (attn.tiles)";
   let description = [{
-    Replaces every attn.spec (after attn-mask-analysis) by a func.func
-    `@attn_<name>` in the mid-level flash form: a loop over a range of tasks
-    (b, h, query tile), the key tiles the mask schedule keeps, S = Q K^T,
-    the score region, the mask region on PARTIAL tiles only, the online
-    softmax (or sigmoid) update, O += P V and the final rescale and lse.
-    Arguments follow the runtime's kernel ABI (KernelABI.h): flat strided
-    buffers for q, k, v, out, lse, the tile trace and the inputs, a meta
-    array of sizes and strides, a status buffer and the task range. Input
-    reads are bounds-checked; an out-of-range read or an integer division
-    by zero stores an error code in the status buffer. A spec that carries
-    `attn.tiles = array<i64: Q, K>` is tiled with those sizes instead of
-    tile-q and tile-k (a back end's per-spec choice).
+    Sets `attn.tiles = array<i64: Q, K>` on every attn.spec that has none;
+    `attn-tile` reads nothing else. The CUDA targets take the tiles their
+    kernel templates are written for (sm_80: 64 x 64, sm_90a: 128 x 128).
+    The CPU takes tile-q / tile-k where they are set and the rest from the
+    tuned table (TileChoice.h) for the storage type, the head dim and the
+    mask's class: a grid mask that attn-tile would tile with 2-D patches
+    at the table's grid tiles gets those. Run it after attn-mask-analysis.
   }];
   let options = [
-    Option<"tileQ", "tile-q", "int64_t", "32", "query rows per tile">,
-    Option<"tileK", "tile-k", "int64_t", "64", "keys per tile">,
+    Option<"target", "target", "std::string", "\"cpu\"",
+           "cpu, sm_80 or sm_90a">,
     Option<"storage", "storage", "std::string", "\"f32\"",
            "element type of q, k, v and out: f32, f16 or bf16">,
+    Option<"headDim", "head-dim", "int64_t", "0",
+           "the head dim the kernel will mostly run with (0: unknown)">,
+    Option<"tileQ", "tile-q", "int64_t", "0",
+           "query rows per tile (cpu; 0: the tuned choice)">,
+    Option<"tileK", "tile-k", "int64_t", "0",
+           "keys per tile (cpu; 0: the tuned choice)">
+  ];
+}
+
+def AttnTilePass : Pass<"attn-tile", "::mlir::ModuleOp"> {
+  let summary = "Rewrite analysed specs into the tiled flash form (attn.flash)";
+  let description = [{
+    Wraps every attn.spec (after attn-mask-analysis and attn-choose-tiles)
+    in an `attn.flash` op: the tiled, fused flash loop nest that every back
+    end implements, with its decisions as attributes (AttnOps.td): the
+    tile sizes from `attn.tiles`, the storage type, 2-D grid patches for a
+    grid mask (when `grid-patches` is set and the mask has a grid view),
+    whether the scale is evaluated once per call, whether PARTIAL tiles
+    need the mask region, and the number of ids pre-pass atoms.
+    `attn-lower-cpu` turns it into loops; the CUDA emitter into a .cu.
+  }];
+  let options = [
+    Option<"storage", "storage", "std::string", "\"f32\"",
+           "element type of q, k, v and out: f32, f16 or bf16">,
+    Option<"gridPatches", "grid-patches", "bool", "true",
+           "tile grid masks with 2-D query patches and gathered keys (the "
+           "CPU back end; the CUDA kernels take row tiles)">
+  ];
+}
+
+def AttnLowerCpuPass : Pass<"attn-lower-cpu", "::mlir::ModuleOp"> {
+  let summary = "Lower attn.flash ops to the CPU loop nest (scf, memref)";
+  let description = [{
+    Replaces every attn.flash by a func.func `@attn_<name>`: a loop over a
+    range of tasks (b, h, query tile), the key tiles the mask schedule
+    keeps, S = Q K^T, the score region, the mask region on PARTIAL tiles
+    only, the online softmax (or sigmoid) update, O += P V and the final
+    rescale and lse; and, when the schedule has ids_eq atoms, its pre-pass
+    `@attn_<name>__prepass`. Arguments follow the runtime's kernel ABI
+    (KernelABI.h): flat strided buffers for q, k, v, out, lse, the tile
+    trace and the inputs, a meta array of sizes and strides, a status buffer
+    and the task range. Input reads are bounds-checked; an out-of-range read
+    or an integer division by zero stores an error code in the status buffer.
+  }];
+  let options = [
     Option<"microkernels", "microkernels", "bool", "false",
            "compute Q K^T, the softmax update and P V with calls to the "
-           "runtime's register-tiled microkernels (attnc_uk_*, CPU) instead "
+           "runtime's register-tiled microkernels (attnc_uk_*) instead "
            "of scalar loops">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",

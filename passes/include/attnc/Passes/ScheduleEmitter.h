@@ -43,9 +43,6 @@ struct IdsContext {
       keyRange;
 };
 
-/// The ids_eq atoms of `mask` in pre-order.
-SmallVector<MaskAttr> collectIdsAtoms(MaskAttr mask);
-
 /// `symbols` are the ten i64 values of MaskAttr's symbols (b, h, hkv, B, HQ,
 /// HKV, LQ, LK, D, DV).
 /// Without `ids`, ids_eq atoms classify like opaque.
@@ -58,10 +55,6 @@ EmittedRows emitRowBlock(OpBuilder &b, Location loc, MaskAttr mask, Value q0,
 Value emitTileKind(OpBuilder &b, Location loc, MaskAttr mask,
                    const EmittedRows &rows, Value k0, Value k1,
                    const IdsContext *ids = nullptr);
-
-/// True if every tile the formula can produce is FULL or EMPTY (no PARTIAL
-/// tile ever): then the kernel carries no mask code at all.
-bool maskNeedsNoElementCode(MaskAttr mask);
 
 } // namespace mlir::attn
 

@@ -1,4 +1,4 @@
-//===- TileGrid.cpp - attn-tile: 2-D query patches for grid masks ---------===//
+//===- LowerCpuGrid.cpp - attn-lower-cpu: 2-D query patches for grid masks ===//
 //
 // Masks over a row-major grid of W columns (2-D neighbourhood attention)
 // keep, for a run of contiguous queries, keys in whole grid rows: a query

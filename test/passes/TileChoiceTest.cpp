@@ -1,13 +1,13 @@
-//===- CpuTilesTest.cpp - The CPU tile choice and its tuned table ---------===//
+//===- TileChoiceTest.cpp - The CPU tile choice and its tuned table -------===//
 //
-// CpuTiles.cpp looks up CpuTileTable.inc (written by scripts/tune-tiles.sh).
+// TileChoice.cpp looks up CpuTileTable.inc (written by scripts/tune-tiles.sh).
 // Checked here: every row is a tile the kernels accept (and, for the grid
 // class, one that grid tiling accepts); the lookup by head dim and storage
 // type; the class a spec falls in; explicit sizes overriding the table.
 // CpuKernelTest.cpp runs the kernel of every row against the reference.
 //
 //===----------------------------------------------------------------------===//
-#include "attnc/Codegen/CpuTiles.h"
+#include "attnc/Passes/TileChoice.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/GridSchedule.h"
 
@@ -20,6 +20,8 @@
 #include <tuple>
 
 using namespace attnc;
+using namespace mlir::attn;
+using CpuTiles = mlir::attn::TileSizes;
 using runtime::DType;
 namespace fs = std::filesystem;
 
@@ -112,26 +114,24 @@ TEST(CpuTileTable, LookupByHeadDim) {
 TEST(CpuTileChoice, ClassOfTheSpec) {
   for (int64_t d : {0, 32, 64, 128, 256}) {
     SCOPED_TRACE("headDim=" + std::to_string(d));
-    CpuKernelOptions o;
-    o.headDim = d;
+    DType storage = DType::F32;
     // natten2d on a 64-column grid: grid patches, with the Grid row's tiles.
     LoadedSpec natten;
     load(natten, "natten2d", {{"width", "64"}});
-    CpuTiles g = chooseCpuTiles(natten.op(), o);
+    CpuTiles g = chooseCpuTiles(natten.op(), storage, d);
     EXPECT_EQ(g, tunedCpuTiles(CpuTileClass::Grid, DType::F32, d));
     EXPECT_TRUE(mlir::attn::chooseGridTiling(natten.op(), g.q, g.k).has_value());
     // Masks without a grid view: the Rows row.
     for (const char *name : {"full", "causal", "sliding_window", "document"}) {
       LoadedSpec s;
       load(s, name);
-      EXPECT_EQ(chooseCpuTiles(s.op(), o), tunedCpuTiles(CpuTileClass::Rows, DType::F32, d))
+      EXPECT_EQ(chooseCpuTiles(s.op(), storage, d), tunedCpuTiles(CpuTileClass::Rows, DType::F32, d))
           << name;
     }
     // bf16 storage: the bf16 rows.
-    o.storage = DType::BF16;
     LoadedSpec causal;
     load(causal, "causal");
-    EXPECT_EQ(chooseCpuTiles(causal.op(), o),
+    EXPECT_EQ(chooseCpuTiles(causal.op(), DType::BF16, d),
               tunedCpuTiles(CpuTileClass::Rows, DType::BF16, d));
   }
 }
@@ -139,23 +139,16 @@ TEST(CpuTileChoice, ClassOfTheSpec) {
 TEST(CpuTileChoice, ExplicitSizesWin) {
   LoadedSpec causal;
   load(causal, "causal");
-  CpuKernelOptions o;
-  o.headDim = 64;
-  o.tileQ = 24;
-  o.tileK = 40;
-  EXPECT_EQ(chooseCpuTiles(causal.op(), o), (CpuTiles{24, 40}));
+  EXPECT_EQ(chooseCpuTiles(causal.op(), DType::F32, 64, 24, 40), (CpuTiles{24, 40}));
   // Only one given: the other from the table.
-  o.tileK = 0;
-  EXPECT_EQ(chooseCpuTiles(causal.op(), o).q, 24);
-  EXPECT_EQ(chooseCpuTiles(causal.op(), o).k,
+  EXPECT_EQ(chooseCpuTiles(causal.op(), DType::F32, 64, 24, 0).q, 24);
+  EXPECT_EQ(chooseCpuTiles(causal.op(), DType::F32, 64, 24, 0).k,
             tunedCpuTiles(CpuTileClass::Rows, DType::F32, 64).k);
   // A grid spec with a tile-q that grid tiling cannot use (not a multiple
   // of 8) gets the rows tiling with the given sizes.
   LoadedSpec natten;
   load(natten, "natten2d", {{"width", "64"}});
-  o.tileQ = 20;
-  o.tileK = 64;
-  CpuTiles t = chooseCpuTiles(natten.op(), o);
+  CpuTiles t = chooseCpuTiles(natten.op(), DType::F32, 64, 20, 64);
   EXPECT_EQ(t, (CpuTiles{20, 64}));
   EXPECT_FALSE(mlir::attn::chooseGridTiling(natten.op(), t.q, t.k).has_value());
 }

@@ -1,6 +1,6 @@
-//===- TileIdsPrepass.cpp - attn-tile: the kernel signature, the ids pre-pass ===//
+//===- LowerCpuPrepass.cpp - attn-lower-cpu: kernel signature, ids pre-pass ===//
 //
-// Part of attn-tile (TileFlash.cpp has the kernel): the kernel signature
+// Part of attn-lower-cpu (LowerCpu.cpp has the kernel): the kernel signature
 // shared by the kernel and its pre-pass, the min/max scan of an ids_eq read,
 // and `@attn_<name>__prepass`, which stores per (b, h, key tile) the id range
 // of the key-side input so the kernel classifies document-mask tiles with
@@ -133,14 +133,16 @@ std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const R
 /// of Y over the tile in the scratch buffer,
 ///   scratch[(((b * HQ + h) * numIds + n) * numKT + kt) * 2 + {0, 1}],
 /// O(LK) per head, so the kernel classifies a key tile with two loads.
-void mlir::attn::flash::emitIdsPrepass(SpecOp spec, Type storageType,
-                                       int64_t tileQ, int64_t tileK) {
+void mlir::attn::flash::emitIdsPrepass(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
+  Type storageType = flash.getStorage();
+  int64_t tileQ = flash.getTileQ(), tileK = flash.getTileK();
   MaskAttr mask = spec.getMaskScheduleAttr();
   SmallVector<MaskAttr> atoms = collectIdsAtoms(mask);
   if (atoms.empty())
     return;
   Location loc = spec.getLoc();
-  OpBuilder b(spec);
+  OpBuilder b(flash);
   SmallVector<InputAttr> decls = inputDecls(spec);
   auto func = createKernelFunc(b, spec, storageType, decls, "__prepass");
   func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));

@@ -1,0 +1,367 @@
+//===- LowerCpu.cpp - attn-lower-cpu: attn.flash -> the CPU loop nest -----===//
+//
+// Replaces every attn.flash by one func.func @attn_<name> over a range of
+// tasks (b, h, query tile) with the C ABI of
+// runtime/include/attnc/Runtime/KernelABI.h (flat buffers, a meta array of
+// sizes and strides, a status buffer). Per task, in these steps:
+//
+//   loadQueryTile:   Qs = Q[b, h, q0:q0+tq, :]              (to f32)
+//   initRows:        m = -inf, l = 0, acc = 0
+//   visit*KeyTiles:  rows = schedule(q0, q1)                (ScheduleEmitter)
+//                    for kt in [hullLo / TK, hullHi / TK]:
+//                      kind = classify(rows, k0, k1); if kind != EMPTY:
+//     emitKeyTile (LowerCpuTile.cpp):
+//       Ks, Vs = K[b, hkv, k0:k0+tk, :], V[...]             (to f32)
+//       S[i, j] = score(scale * Qs[i] . Ks[j], q0+i, k0+j)
+//       if kind == PARTIAL: S[i, j] = -inf where !mask(q0+i, k0+j)
+//       softmax:  m' = max(m, max_j S);  mz = (m' == -inf ? 0 : m')
+//                 alpha = exp(m - mz);   P = exp(S - mz)
+//                 l = alpha l + sum_j P;  acc = alpha acc + P Vs;  m = m'
+//       sigmoid:  P = sigmoid(S + bias(q, kv))      (sigmoid(-inf) = 0)
+//                 acc += P Vs
+//   finalizeRows:    softmax: out = l > 0 ? acc / l : 0;  lse = l > 0 ? m + log l : -inf
+//                    sigmoid: out = acc
+//
+// A row whose keys are all masked keeps m = -inf, l = 0: out 0, lse -inf,
+// never NaN. FULL tiles contain no mask code; a flash op without
+// mask_on_partial produces no PARTIAL branch at all. The element code
+// (score, mask, bias, input reads) comes from RegionEmitter, the schedule
+// from ScheduleEmitter (the CUDA emitter prints the same regions and
+// schedule as C++, CudaRegionPrinter / CudaElementCode).
+//
+//===----------------------------------------------------------------------===//
+#include "LowerCpu.h"
+#include "attnc/Passes/Passes.h"
+
+#include <limits>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNLOWERCPUPASS
+#include "attnc/Passes/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::flash;
+
+namespace {
+struct AttnLowerCpu
+    : public mlir::attn::impl::AttnLowerCpuPassBase<AttnLowerCpu> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (FlashOp flash : llvm::to_vector(module.getOps<FlashOp>())) {
+      OpBuilder b(flash);
+      if (failed(CpuFlashLowering(b, flash, microkernels).run()))
+        return signalPassFailure();
+      emitIdsPrepass(flash);
+      flash.erase();
+    }
+  }
+};
+} // namespace
+
+CpuFlashLowering::CpuFlashLowering(OpBuilder &b, FlashOp flash, bool uk)
+    : b(b), loc(flash.getLoc()), flashOp(flash), spec(flash.getSpec()),
+      mask(spec.getMaskScheduleAttr()), storageType(flash.getStorage()),
+      tileQ(flash.getTileQ()), tileK(flash.getTileK()), microkernels(uk),
+      sigmoid(spec.getNormalize() == NormalizeKind::sigmoid),
+      // bf16 storage with microkernels: the Q, K and V tiles stay bf16, in
+      // the pair layouts of the bf16 dot-product microkernels (Q: (d / 2, i,
+      // d % 2), K: rows of D rounded up to even, V: (j / 2, c, j % 2)).
+      bf16Tiles(uk && storageType.isBF16()),
+      scoreIsIdentity(isa_and_nonnull<ScoreOp>(
+          SpecOp::getYielded(spec.getScore()).getDefiningOp())),
+      f(b, loc, spec, storageType, tileQ, tileK) {}
+
+LogicalResult CpuFlashLowering::run() {
+  createFunction();
+  loadCallValues();
+  allocateScratch();
+  if (failed(hoistScale())) {
+    func.erase();
+    return failure();
+  }
+  numIds = flashOp.getPrepass();
+  if (std::optional<ArrayRef<int64_t>> patch = flashOp.getGridPatch()) {
+    // The patch shape is attn-tile's decision; the gathered-key arithmetic
+    // needs the grid view it was chosen from.
+    grid = chooseGridTiling(spec, tileQ, tileK);
+    if (!grid || grid->width != (*patch)[0] || grid->patchRows != (*patch)[1] ||
+        grid->patchCols != (*patch)[2]) {
+      flashOp.emitOpError("grid_patch does not match the grid tiling of its "
+                          "mask at these tile sizes");
+      func.erase();
+      return failure();
+    }
+    qIdx = memref::AllocaOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, f.i64),
+                                    ValueRange{f.toIdx(TQ)});
+    kvIdx = memref::AllocaOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, f.i64),
+                                     ValueRange{f.toIdx(TK)});
+    func->setAttr("attn.grid_patch", b.getDenseI64ArrayAttr(*patch));
+  }
+  auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) { emitTask(task); });
+  FlashBuilder::mark(taskLoop, "attn.loop", "tasks");
+  if (failed(result)) {
+    func.erase();
+    return failure();
+  }
+  return success();
+}
+
+/// The function, its attributes and its arguments (KernelABI.h's order).
+void CpuFlashLowering::createFunction() {
+  decls = inputDecls(spec);
+  func = createKernelFunc(b, spec, storageType, decls, "");
+  func->setAttr("attn.tile_q", b.getI64IntegerAttr(tileQ));
+  func->setAttr("attn.tile_k", b.getI64IntegerAttr(tileK));
+  func->setAttr("attn.normalize", spec.getNormalizeAttr());
+  auto args = func.getArguments();
+  qBuf = args[0], kBuf = args[1], vBuf = args[2], oBuf = args[3];
+  lseBuf = args[4], traceBuf = args[5], idsScratch = args[6];
+  size_t nIn = decls.size();
+  meta = args[7 + nIn];
+  taskBegin = args[9 + nIn], taskEnd = args[10 + nIn];
+}
+
+/// Sizes, strides and flags from the meta array; tile counts.
+void CpuFlashLowering::loadCallValues() {
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  env = loadKernelEnv(f, func.getArguments(), decls);
+  HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3];
+  LK = env.sizes[4], D = env.sizes[5], DV = env.sizes[6];
+  auto strides = [&](int64_t slot, int n) {
+    SmallVector<Value> s;
+    for (int i = 0; i < n; ++i)
+      s.push_back(metaAt(slot + i));
+    return s;
+  };
+  qS = strides(kMetaQStrides, 4), kS = strides(kMetaKStrides, 4);
+  vS = strides(kMetaVStrides, 4), oS = strides(kMetaOutStrides, 4);
+  lS = strides(kMetaLseStrides, 3);
+  hasLse = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                 metaAt(kMetaHasLse), f.ci(0));
+  hasTrace = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                   metaAt(kMetaHasTrace), f.ci(0));
+  TQ = f.ci(tileQ), TK = f.ci(tileK);
+  numQT = arith::CeilDivSIOp::create(b, loc, LQ, TQ);
+  numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
+  group = arith::DivSIOp::create(b, loc, HQ, HKV);
+  negInf = f.cf(-std::numeric_limits<double>::infinity());
+  zeroF = f.cf(0.0);
+}
+
+/// The scratch tiles (f32, or bf16 pair layouts), once per call.
+void CpuFlashLowering::allocateScratch() {
+  auto scratchOf = [&](Type t, Value n) {
+    auto type = MemRefType::get({ShapedType::kDynamic}, t);
+    return memref::AllocaOp::create(b, loc, type, ValueRange{f.toIdx(n)}).getResult();
+  };
+  Type tileType = bf16Tiles ? storageType : f.f32;
+  Dp = f.mul(arith::CeilDivSIOp::create(b, loc, D, f.ci(2)), f.ci(2));
+  Dq = bf16Tiles ? Dp : D;
+  Value vRows = f.mul(f.ci((tileK + 1) / 2 * 2), DV);
+  Qs = scratchOf(tileType, f.mul(TQ, Dq));
+  Ks = scratchOf(tileType, f.mul(TK, Dq));
+  Vs = scratchOf(tileType, vRows);
+  S = scratchOf(f.f32, f.mul(TQ, TK));
+  mRow = scratchOf(f.f32, TQ);
+  lRow = scratchOf(f.f32, TQ);
+  acc = scratchOf(f.f32, f.mul(TQ, DV));
+  alphaRow = scratchOf(f.f32, TQ);
+  if (bf16Tiles) { // pads stay zero
+    Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
+    for (auto [tile, n] : {std::pair{Qs, f.mul(TQ, Dq)}, std::pair{Ks, f.mul(TK, Dq)},
+                           std::pair{Vs, vRows}})
+      f.forLoop(f.cx(0), f.toIdx(n), [&](Value i) { f.store(zero, tile, i); });
+  }
+  Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK), TQx = f.cx(tileQ);
+  Dpx = f.toIdx(Dp);
+}
+
+/// scale_per_call: the scale region once, here.
+LogicalResult CpuFlashLowering::hoistScale() {
+  if (!flashOp.getScalePerCall())
+    return success();
+  FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScale(), env);
+  if (failed(s))
+    return failure();
+  callScale = *s;
+  return success();
+}
+
+Value CpuFlashLowering::region(Region &r, const RegionEnv &el) {
+  FailureOr<Value> v = emitSpecRegion(b, loc, spec, r, el);
+  if (failed(v)) {
+    result = failure();
+    return {};
+  }
+  return *v;
+}
+
+/// One task: its coordinates, then the steps of the file comment.
+void CpuFlashLowering::emitTask(Value task) {
+  TaskState ts;
+  ts.t = f.toI64(task);
+  ts.qt = arith::RemSIOp::create(b, loc, ts.t, numQT);
+  Value bh = arith::DivSIOp::create(b, loc, ts.t, numQT);
+  ts.h = arith::RemSIOp::create(b, loc, bh, HQ);
+  ts.b = arith::DivSIOp::create(b, loc, bh, HQ);
+  ts.hkv = arith::DivSIOp::create(b, loc, ts.h, group);
+  ts.q0 = f.mul(ts.qt, TQ);
+  ts.tq = arith::MinSIOp::create(b, loc, TQ, f.sub(LQ, ts.q0));
+  ts.q1 = f.sub(f.add(ts.q0, ts.tq), f.ci(1));
+  ts.tqx = f.toIdx(ts.tq);
+  ts.kBase = f.add(f.mul(ts.b, kS[0]), f.mul(ts.hkv, kS[1]));
+  ts.vBase = f.add(f.mul(ts.b, vS[0]), f.mul(ts.hkv, vS[1]));
+  if (grid)
+    ts.patch = emitPatchRows(f, *grid, ts.qt, LQ, qIdx);
+  ts.qOf = [this, q0 = ts.q0](Value i) -> Value {
+    return grid ? f.load(qIdx, i) : f.add(q0, f.toI64(i));
+  };
+  ts.rowEnv = env;
+  ts.rowEnv.b = ts.b;
+  ts.rowEnv.h = ts.h;
+  ts.rowEnv.hkv = ts.hkv;
+  ts.syms = {ts.b, ts.h, ts.hkv, env.sizes[0], HQ, HKV, LQ, LK, D, DV};
+  setUpIds(ts);
+
+  loadQueryTile(ts);
+  initRows(ts);
+  if (grid) {
+    auto split = scf::IfOp::create(b, loc, ts.patch.isPatch, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(split.thenBlock()->getTerminator());
+      visitGridKeyTiles(ts);
+      b.setInsertionPoint(split.elseBlock()->getTerminator());
+      visitContiguousKeyTiles(ts);
+    }
+    FlashBuilder::mark(split, "attn.tile", "grid_patch");
+  } else {
+    visitContiguousKeyTiles(ts);
+  }
+  finalizeRows(ts);
+}
+
+/// Qs = Q[b, h, rows, :] in f32 (transposed, d * TQ + i, as the right
+/// operand of the S^T = K Q^T microkernel; bf16 tiles in pairs).
+void CpuFlashLowering::loadQueryTile(TaskState &ts) {
+  Value qBase = f.add(f.mul(ts.b, qS[0]), f.mul(ts.h, qS[1]));
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    Value row = f.add(qBase, f.mul(ts.qOf(i), qS[2]));
+    f.forLoop(f.cx(0), Dx, [&](Value d) {
+      Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
+      Value at = bf16Tiles ? pairAt(d, i, TQx)
+                 : microkernels
+                     ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, d, TQx), i)
+                     : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, Dx), d);
+      f.store(bf16Tiles ? x : f.toF32(x), Qs, at);
+    });
+  });
+}
+
+/// m = -inf, l = 0, acc = 0.
+void CpuFlashLowering::initRows(TaskState &ts) {
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    f.store(negInf, mRow, i);
+    f.store(zeroF, lRow, i);
+    Value base = arith::MulIOp::create(b, loc, i, DVx);
+    f.forLoop(f.cx(0), DVx, [&](Value d) {
+      f.store(zeroF, acc, arith::AddIOp::create(b, loc, base, d));
+    });
+  });
+}
+
+/// ids_eq atoms: the rows' ids are scanned per task (O(TQ)); the keys'
+/// come from the pre-pass, per key tile.
+void CpuFlashLowering::setUpIds(TaskState &ts) {
+  ts.ids.range = [this, env = ts.rowEnv](ArrayAttr read, Value p0, Value p1) {
+    return emitIdsRange(f, env, read, p0, p1);
+  };
+  ts.ids.keyRange = [this, bb = ts.b, h = ts.h](unsigned n, Value k0, Value) {
+    Value kt = arith::DivSIOp::create(b, loc, k0, TK);
+    Value head = f.add(f.mul(bb, HQ), h);
+    Value at = f.mul(f.add(f.mul(f.add(f.mul(head, f.ci(numIds)), f.ci(n)), numKT), kt),
+                     f.ci(2));
+    Value lo = f.load(idsScratch, f.toIdx(at));
+    Value hi = f.load(idsScratch, f.toIdx(f.add(at, f.ci(1))));
+    return std::make_pair(lo, hi);
+  };
+}
+
+/// The key tiles the schedule keeps for rows [q0, q1], in order; the
+/// trace records each visited tile's kind.
+void CpuFlashLowering::visitContiguousKeyTiles(TaskState &ts) {
+  EmittedRows rows = emitRowBlock(b, loc, mask, ts.q0, ts.q1, ts.syms, &ts.ids);
+  Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                         rows.hullLo, rows.hullHi);
+  Value first = arith::SelectOp::create(
+      b, loc, nonEmpty, arith::DivSIOp::create(b, loc, rows.hullLo, TK), f.ci(0));
+  Value end = arith::SelectOp::create(
+      b, loc, nonEmpty, f.add(arith::DivSIOp::create(b, loc, rows.hullHi, TK), f.ci(1)),
+      f.ci(0));
+  auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
+    Value kt = f.toI64(ktx);
+    Value k0 = f.mul(kt, TK);
+    Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
+    Value k1 = f.sub(f.add(k0, tk), f.ci(1));
+    Value kind = emitTileKind(b, loc, mask, rows, k0, k1, &ts.ids);
+    Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, kind,
+                                        f.ci(kTileEmpty));
+    auto visitIf = f.ifThen(visit, [&] {
+      f.ifThen(hasTrace, [&] {
+        Value at = f.add(f.mul(ts.t, numKT), kt);
+        f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind), traceBuf,
+                f.toIdx(at));
+      });
+      emitKeyTile(ts, k0, tk, kind, /*gathered=*/false);
+    });
+    FlashBuilder::mark(visitIf, "attn.tile", "visit");
+  });
+  FlashBuilder::mark(keyLoop, "attn.loop", "key_tiles");
+}
+
+/// A grid patch: its keys gathered into kvIdx, TK at a time, each group a
+/// PARTIAL tile; the trace marks the (contiguous) key tiles they fall in.
+void CpuFlashLowering::visitGridKeyTiles(TaskState &ts) {
+  emitGridKeyTiles(f, *grid, mask, ts.syms, ts.patch, LK, kvIdx, [&](Value n) {
+    f.ifThen(hasTrace, [&] {
+      f.forLoop(f.cx(0), f.toIdx(n), [&](Value j) {
+        Value kt = arith::DivSIOp::create(b, loc, f.load(kvIdx, j), TK);
+        f.store(f.cI8(kTilePartial), traceBuf, f.toIdx(f.add(f.mul(ts.t, numKT), kt)));
+      });
+    });
+    emitKeyTile(ts, Value(), n, f.ci(kTilePartial), /*gathered=*/true);
+  });
+}
+
+/// out = acc / l (0 for an empty row), lse = m + log l; sigmoid: out = acc.
+void CpuFlashLowering::finalizeRows(TaskState &ts) {
+  Value oBase = f.add(f.mul(ts.b, oS[0]), f.mul(ts.h, oS[1]));
+  Value lBase = f.add(f.mul(ts.b, lS[0]), f.mul(ts.h, lS[1]));
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    Value qi = ts.qOf(i);
+    Value inv = f.cf(1.0);
+    if (!sigmoid) {
+      Value l = f.load(lRow, i);
+      Value kept = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zeroF);
+      inv = arith::SelectOp::create(b, loc, kept,
+                                    arith::DivFOp::create(b, loc, f.cf(1.0), l), zeroF);
+      f.ifThen(hasLse, [&] {
+        Value lse = arith::AddFOp::create(b, loc, f.load(mRow, i),
+                                          math::LogOp::create(b, loc, l));
+        Value at = f.add(lBase, f.mul(qi, lS[2]));
+        f.store(arith::SelectOp::create(b, loc, kept, lse, negInf), lseBuf, f.toIdx(at));
+      });
+    }
+    Value row = f.add(oBase, f.mul(qi, oS[2]));
+    Value accRow = arith::MulIOp::create(b, loc, i, DVx);
+    f.forLoop(f.cx(0), DVx, [&](Value d) {
+      Value a = f.load(acc, arith::AddIOp::create(b, loc, accRow, d));
+      Value o = sigmoid ? a : Value(arith::MulFOp::create(b, loc, a, inv));
+      f.store(f.toStorage(o), oBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), oS[3]))));
+    });
+  });
+}

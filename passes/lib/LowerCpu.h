@@ -1,0 +1,116 @@
+//===- LowerCpu.h - attn-lower-cpu's state for one attn.flash (internal) -===//
+//
+// The lowering of one flash op into `func.func @attn_<name>` in named steps
+// (LowerCpu.cpp: the function, the task loop, the key-tile loops, the final
+// rescale; LowerCpuTile.cpp: one key tile). Values built once per call live
+// here; values of one task live in TaskState.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_PASSES_LIB_LOWERCPU_H
+#define ATTNC_PASSES_LIB_LOWERCPU_H
+
+#include "FlashBuilder.h"
+#include "attnc/Passes/ScheduleEmitter.h"
+
+#include <functional>
+#include <optional>
+
+namespace mlir::attn::flash {
+
+using IndexFn = std::function<Value(Value)>;
+
+/// One task (b, h, query tile): its coordinates and rows.
+struct TaskState {
+  Value t, b, h, hkv;   // i64
+  Value qt, q0, q1, tq; // i64: the query tile, its first and last row, rows
+  Value tqx;            // index: tq
+  Value kBase, vBase;   // i64: where K[b, hkv] and V[b, hkv] start
+  RegionEnv rowEnv;     // the call's env with b, h, hkv set
+  IndexFn qOf;          // the query of tile row i (index -> i64)
+  PatchTask patch;      // grid masks only
+  SmallVector<Value> syms; // the ten MaskAttr symbols
+  IdsContext ids;
+};
+
+/// Where the key-tile products read K and V: pointers and leading dims
+/// (microkernels only; the scalar path reads Ks and Vs).
+struct KVOperands {
+  Value kPtr, kLd, vPtr, vLd;
+};
+
+class CpuFlashLowering {
+public:
+  CpuFlashLowering(OpBuilder &b, FlashOp flash, bool microkernels);
+  /// Adds the function before the flash op; fails (after a diagnostic) on
+  /// a region it cannot emit, leaving nothing behind.
+  LogicalResult run();
+
+private:
+  // LowerCpu.cpp: the call.
+  void createFunction();
+  void loadCallValues();
+  void allocateScratch();
+  LogicalResult hoistScale();
+  void emitTask(Value task);
+  void loadQueryTile(TaskState &ts);
+  void initRows(TaskState &ts);
+  void setUpIds(TaskState &ts);
+  void visitContiguousKeyTiles(TaskState &ts);
+  void visitGridKeyTiles(TaskState &ts);
+  void finalizeRows(TaskState &ts);
+
+  // LowerCpuTile.cpp: one key tile (keys k0 + j, or kvIdx[j] if gathered).
+  void emitKeyTile(TaskState &ts, Value k0, Value tk, Value kind, bool gathered);
+  void loadTile(Value buf, Value base, ArrayRef<Value> st, Value dim,
+                Value tile, bool isV, Value tkx, const IndexFn &kvOf);
+  KVOperands loadGatheredOperands(TaskState &ts, Value tk, Value tkx,
+                                  const IndexFn &kvOf);
+  KVOperands loadContiguousOperands(TaskState &ts, Value k0, Value tk,
+                                    Value tkx, const IndexFn &kvOf);
+  void scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
+                              Value tkx, const IndexFn &kvOf);
+  void scoresWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);
+  void maskPartialTile(TaskState &ts, Value kind, Value tkx, const IndexFn &kvOf);
+  void updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
+                              Value tkx, const IndexFn &kvOf);
+  void updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);
+  Value sigmoidOf(Value s, const RegionEnv &el);
+  void forEachElement(TaskState &ts, Value tkx, const IndexFn &kvOf,
+                      const std::function<void(Value, Value, RegionEnv &)> &body);
+  Value sAt(Value i, Value j);
+  Value pairAt(Value a, Value bIdx, Value n);
+  /// emitSpecRegion, remembering a failure (the caller checks `result`).
+  Value region(Region &r, const RegionEnv &env);
+
+  OpBuilder &b;
+  Location loc;
+  FlashOp flashOp;
+  SpecOp spec;
+  MaskAttr mask;
+  Type storageType;
+  int64_t tileQ, tileK;
+  bool microkernels, sigmoid, bf16Tiles, scoreIsIdentity;
+  FlashBuilder f;
+  LogicalResult result = success();
+
+  func::FuncOp func;
+  SmallVector<InputAttr> decls;
+  Value qBuf, kBuf, vBuf, oBuf, lseBuf, traceBuf, idsScratch, meta;
+  Value taskBegin, taskEnd;
+  RegionEnv env;
+  Value HQ, HKV, LQ, LK, D, DV;
+  SmallVector<Value> qS, kS, vS, oS, lS; // strides
+  Value hasLse, hasTrace;
+  Value TQ, TK, numQT, numKT, group;
+  Value Dp, Dq, Dx, DVx, TKx, TQx, Dpx;
+  Value Qs, Ks, Vs, S, mRow, lRow, acc, alphaRow; // scratch tiles
+  Value negInf, zeroF;
+  Value callScale; // null when the scale is per element
+  std::optional<GridTiling> grid;
+  Value qIdx, kvIdx; // grid masks: the rows and keys of the task / tile
+  int64_t numIds = 0;
+};
+
+} // namespace mlir::attn::flash
+
+#endif // ATTNC_PASSES_LIB_LOWERCPU_H

@@ -1,0 +1,350 @@
+//===- LowerCpuTile.cpp - attn-lower-cpu: one key tile of one task --------===//
+//
+// emitKeyTile, in the order of its steps:
+//   1. K and V operands: copies into Ks / Vs (f32, or bf16 pair layouts), or,
+//      with microkernels, the buffers in place when their rows are
+//      contiguous and of a type the microkernels read;
+//   2. scores: S[i, j] = score(scale * Qs[i] . Ks[j]) (scalar loops), or
+//      S^T = scale * Ks Qs^T in attnc_uk_qk_* and the score region after;
+//   3. PARTIAL tiles: S = -inf where the mask region drops (q, kv);
+//   4. the update: online softmax (m, l, alpha) or sigmoid, acc += P V.
+// With microkernels S is kept transposed (element (i, j) at j * TQ + i).
+//
+//===----------------------------------------------------------------------===//
+#include "LowerCpu.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::flash;
+
+static arith::FastMathFlagsAttr reassocContract(OpBuilder &b) {
+  return arith::FastMathFlagsAttr::get(
+      b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+}
+
+void CpuFlashLowering::emitKeyTile(TaskState &ts, Value k0, Value tk, Value kind,
+                                   bool gathered) {
+  Value tkx = f.toIdx(tk);
+  IndexFn kvOf = [this, k0, gathered](Value j) -> Value {
+    return gathered ? f.load(kvIdx, j) : f.add(k0, f.toI64(j));
+  };
+  KVOperands kv;
+  if (microkernels && gathered) {
+    kv = loadGatheredOperands(ts, tk, tkx, kvOf);
+  } else if (microkernels) {
+    kv = loadContiguousOperands(ts, k0, tk, tkx, kvOf);
+  } else {
+    loadTile(kBuf, ts.kBase, kS, Dx, Ks, /*isV=*/false, tkx, kvOf);
+    loadTile(vBuf, ts.vBase, vS, DVx, Vs, /*isV=*/true, tkx, kvOf);
+  }
+  if (microkernels)
+    scoresWithMicrokernels(ts, kv, tk, tkx, kvOf);
+  else
+    scoresWithLoops(ts, tkx, kvOf);
+  if (flashOp.getMaskOnPartial())
+    maskPartialTile(ts, kind, tkx, kvOf);
+  if (microkernels)
+    updateWithMicrokernels(ts, kv, tk, tkx, kvOf);
+  else
+    updateWithLoops(ts, tkx, kvOf);
+}
+
+/// tile = buf[b, hkv, keys, :dim] (row j at j * dim; bf16 tiles: K rows of
+/// Dp elements, V in pairs of keys).
+void CpuFlashLowering::loadTile(Value buf, Value base, ArrayRef<Value> st, Value dim,
+                                Value tile, bool isV, Value tkx, const IndexFn &kvOf) {
+  f.forLoop(f.cx(0), tkx, [&](Value j) {
+    Value row = f.add(base, f.mul(kvOf(j), st[2]));
+    f.forLoop(f.cx(0), dim, [&](Value d) {
+      Value x = f.load(buf, f.toIdx(f.add(row, f.mul(f.toI64(d), st[3]))));
+      Value at = !bf16Tiles ? arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, dim), d)
+                 : isV      ? pairAt(j, d, DVx)
+                            : arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, Dpx), d);
+      f.store(bf16Tiles ? x : f.toF32(x), tile, at);
+    });
+  });
+}
+
+/// Gathered keys are always copied: by row-gather microkernels when rows are
+/// contiguous and the storage is what the microkernels read, else element
+/// by element (bf16 V into key pairs, the pair of an odd last key zeroed).
+KVOperands CpuFlashLowering::loadGatheredOperands(TaskState &ts, Value tk, Value tkx,
+                                                  const IndexFn &kvOf) {
+  Value kBase = ts.kBase, vBase = ts.vBase;
+  bool direct = storageType.isF32() || bf16Tiles;
+  auto unit = [&](Value stride) {
+    return arith::AndIOp::create(
+               b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stride, f.ci(1)),
+               arith::ConstantIntOp::create(b, loc, b.getI1Type(), direct))
+        .getResult();
+  };
+  StringRef gatherK = bf16Tiles ? "attnc_uk_gather_rows_bf16" : "attnc_uk_gather_rows_f32";
+  f.ifPtrLd(
+      unit(kS[3]),
+      [&] {
+        f.callMicrokernel(gatherK, {f.elemPtr(kBuf, kBase), kS[2], f.ptrOf(kvIdx), tk, D,
+                                    f.ptrOf(Ks), Dq});
+        return std::pair{f.ptrOf(Ks), Dq};
+      },
+      [&] {
+        loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false, tkx, kvOf);
+        return std::pair{f.ptrOf(Ks), Dq};
+      });
+  f.ifPtrLd(
+      unit(vS[3]),
+      [&] {
+        if (bf16Tiles)
+          f.callMicrokernel("attnc_uk_pack_pairs_gather_bf16",
+                            {f.elemPtr(vBuf, vBase), vS[2], f.ptrOf(kvIdx), tk, DV, f.ptrOf(Vs)});
+        else
+          f.callMicrokernel("attnc_uk_gather_rows_f32", {f.elemPtr(vBuf, vBase), vS[2],
+                                                         f.ptrOf(kvIdx), tk, DV, f.ptrOf(Vs), DV});
+        return std::pair{f.ptrOf(Vs), DV};
+      },
+      [&] {
+        loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true, tkx, kvOf);
+        if (bf16Tiles) {
+          Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            arith::RemSIOp::create(b, loc, tk, f.ci(2)), f.ci(0));
+          f.ifThen(odd, [&] {
+            Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(storageType, 0.0));
+            f.forLoop(f.cx(0), DVx, [&](Value d) { f.store(zero, Vs, pairAt(tkx, d, DVx)); });
+          });
+        }
+        return std::pair{f.ptrOf(Vs), DV};
+      });
+  return {f.ptrOf(Ks), Dq, f.ptrOf(Vs), bf16Tiles ? f.mul(DV, f.ci(2)) : DV};
+}
+
+/// The microkernels read K and V in place when their rows are contiguous
+/// (as with any [.., L, D] layout) and the storage is what they read (f32,
+/// or bf16 tiles; f16 is converted to f32 in a copy); bf16 V is packed
+/// into key pairs by a microkernel.
+KVOperands CpuFlashLowering::loadContiguousOperands(TaskState &ts, Value k0, Value tk,
+                                                    Value tkx, const IndexFn &kvOf) {
+  Value kBase = ts.kBase, vBase = ts.vBase;
+  bool direct = storageType.isF32() || bf16Tiles;
+  auto unitStride = [&](Value stride) -> Value {
+    return arith::AndIOp::create(
+        b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stride, f.ci(1)),
+        arith::ConstantIntOp::create(b, loc, b.getI1Type(), direct));
+  };
+  KVOperands kv;
+  Value unitK = unitStride(kS[3]);
+  if (bf16Tiles)
+    unitK = arith::AndIOp::create(b, loc, unitK,
+                                  arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, D, Dp));
+  std::tie(kv.kPtr, kv.kLd) = f.ifPtrLd(
+      unitK, [&] { return std::pair{f.elemPtr(kBuf, f.add(kBase, f.mul(k0, kS[2]))), kS[2]}; },
+      [&] {
+        loadTile(kBuf, kBase, kS, Dx, Ks, /*isV=*/false, tkx, kvOf);
+        return std::pair{f.ptrOf(Ks), Dq};
+      });
+  if (bf16Tiles) {
+    f.callMicrokernel("attnc_uk_pack_pairs_bf16",
+                      {f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2]))), vS[2], vS[3], tk, DV,
+                       f.ptrOf(Vs)});
+    kv.vPtr = f.ptrOf(Vs);
+    kv.vLd = f.mul(DV, f.ci(2));
+    return kv;
+  }
+  std::tie(kv.vPtr, kv.vLd) = f.ifPtrLd(
+      unitStride(vS[3]),
+      [&] { return std::pair{f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2]))), vS[2]}; },
+      [&] {
+        loadTile(vBuf, vBase, vS, DVx, Vs, /*isV=*/true, tkx, kvOf);
+        return std::pair{f.ptrOf(Vs), DV};
+      });
+  return kv;
+}
+
+/// S^T = scale * Ks Qs^T in the register-tiled microkernel, then the score
+/// region element-wise unless it is the identity (and the scale per call).
+void CpuFlashLowering::scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
+                                              Value tkx, const IndexFn &kvOf) {
+  Value scaleArg = callScale ? callScale : f.cf(1.0);
+  if (bf16Tiles)
+    f.callMicrokernel("attnc_uk_qk_bf16",
+                      {kv.kPtr, kv.kLd, f.ptrOf(Qs), f.mul(TQ, f.ci(2)), f.ptrOf(S), TQ, tk,
+                       ts.tq, arith::DivSIOp::create(b, loc, Dp, f.ci(2)), scaleArg});
+  else
+    f.callMicrokernel("attnc_uk_qk_f32", {kv.kPtr, kv.kLd, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk,
+                                          ts.tq, D, scaleArg});
+  if (scoreIsIdentity && callScale)
+    return;
+  forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+    Value at = sAt(i, j);
+    el.score = f.load(S, at);
+    if (!callScale) {
+      Value sc = region(spec.getScale(), el);
+      if (!sc)
+        return;
+      el.score = arith::MulFOp::create(b, loc, el.score, sc);
+    }
+    if (Value s = region(spec.getScore(), el))
+      f.store(s, S, at);
+  });
+}
+
+/// S[i, j] = score(scale * Qs[i] . Ks[j]) in scalar loops.
+void CpuFlashLowering::scoresWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
+  auto fastmath = reassocContract(b);
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    RegionEnv el = ts.rowEnv;
+    el.q = ts.qOf(i);
+    Value qRow = arith::MulIOp::create(b, loc, i, Dx);
+    f.forLoop(f.cx(0), tkx, [&](Value j) {
+      el.kv = kvOf(j);
+      Value kRow = arith::MulIOp::create(b, loc, j, Dx);
+      Value dot = f.reduceLoop(f.cx(0), Dx, zeroF, [&](Value d, Value s) {
+        Value x = f.load(Qs, arith::AddIOp::create(b, loc, qRow, d));
+        Value y = f.load(Ks, arith::AddIOp::create(b, loc, kRow, d));
+        Value p = arith::MulFOp::create(b, loc, x, y, fastmath);
+        return arith::AddFOp::create(b, loc, s, p, fastmath).getResult();
+      });
+      Value scale = callScale ? callScale : region(spec.getScale(), el);
+      if (!scale)
+        return;
+      el.score = arith::MulFOp::create(b, loc, dot, scale);
+      Value s = region(spec.getScore(), el);
+      if (!s)
+        return;
+      f.store(s, S, arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, TKx), j));
+    });
+  });
+}
+
+/// PARTIAL tiles only: S[i, j] = -inf where the mask drops (q, kv).
+void CpuFlashLowering::maskPartialTile(TaskState &ts, Value kind, Value tkx,
+                                       const IndexFn &kvOf) {
+  Value partial = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kind,
+                                        f.ci(kTilePartial));
+  auto partialIf = f.ifThen(partial, [&] {
+    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+      Value keep = region(spec.getMask(), el);
+      if (!keep)
+        return;
+      Value at = sAt(i, j);
+      f.store(arith::SelectOp::create(b, loc, keep, f.load(S, at), negInf), S, at);
+    });
+  });
+  FlashBuilder::mark(partialIf, "attn.tile", "partial");
+}
+
+/// p = 1 / (1 + exp(-(s + bias))); a masked s = -inf gives 0.
+Value CpuFlashLowering::sigmoidOf(Value s, const RegionEnv &el) {
+  Value bias = region(spec.getBias(), el);
+  if (!bias)
+    return {};
+  Value x = arith::AddFOp::create(b, loc, s, bias);
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+  return arith::DivFOp::create(b, loc, f.cf(1.0), arith::AddFOp::create(b, loc, f.cf(1.0), e));
+}
+
+/// softmax: the online update in a microkernel, then acc = alpha acc + P V;
+/// sigmoid: P element-wise, then acc += P V.
+void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
+                                              Value tkx, const IndexFn &kvOf) {
+  Value alphaArg = f.nullPtr();
+  if (!sigmoid) {
+    f.callMicrokernel("attnc_uk_softmax_t_f32", {f.ptrOf(S), TQ, ts.tq, tk, f.ptrOf(mRow),
+                                                 f.ptrOf(lRow), f.ptrOf(alphaRow)});
+    alphaArg = f.ptrOf(alphaRow);
+  } else {
+    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+      Value at = sAt(i, j);
+      if (Value p = sigmoidOf(f.load(S, at), el))
+        f.store(p, S, at);
+    });
+  }
+  f.callMicrokernel(bf16Tiles ? "attnc_uk_pv_t_bf16" : "attnc_uk_pv_t_f32",
+                    {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, f.ptrOf(acc), DV, ts.tq, tk, DV, alphaArg});
+}
+
+/// The normalisation update and O += P V, row by row.
+void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
+  auto fastmath = reassocContract(b);
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    Value sRow = arith::MulIOp::create(b, loc, i, TKx);
+    Value accRow = arith::MulIOp::create(b, loc, i, DVx);
+    if (!sigmoid) {
+      Value rowMax = f.reduceLoop(f.cx(0), tkx, negInf, [&](Value j, Value m) {
+        Value s = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
+        return arith::MaximumFOp::create(b, loc, m, s).getResult();
+      });
+      Value mOld = f.load(mRow, i);
+      Value mNew = arith::MaximumFOp::create(b, loc, mOld, rowMax);
+      Value allMasked = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
+      Value mZ = arith::SelectOp::create(b, loc, allMasked, zeroF, mNew);
+      Value alpha = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, mOld, mZ));
+      Value sum = f.reduceLoop(f.cx(0), tkx, zeroF, [&](Value j, Value l) {
+        Value at = arith::AddIOp::create(b, loc, sRow, j);
+        Value p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, f.load(S, at), mZ));
+        f.store(p, S, at);
+        return arith::AddFOp::create(b, loc, l, p, fastmath).getResult();
+      });
+      Value lNew = arith::AddFOp::create(
+          b, loc, arith::MulFOp::create(b, loc, alpha, f.load(lRow, i)), sum);
+      f.store(lNew, lRow, i);
+      f.store(mNew, mRow, i);
+      f.forLoop(f.cx(0), DVx, [&](Value d) {
+        Value at = arith::AddIOp::create(b, loc, accRow, d);
+        f.store(arith::MulFOp::create(b, loc, f.load(acc, at), alpha), acc, at);
+      });
+    } else {
+      RegionEnv el = ts.rowEnv;
+      el.q = ts.qOf(i);
+      f.forLoop(f.cx(0), tkx, [&](Value j) {
+        el.kv = kvOf(j);
+        Value at = arith::AddIOp::create(b, loc, sRow, j);
+        if (Value p = sigmoidOf(f.load(S, at), el))
+          f.store(p, S, at);
+      });
+    }
+    f.forLoop(f.cx(0), tkx, [&](Value j) {
+      Value p = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
+      Value vRow = arith::MulIOp::create(b, loc, j, DVx);
+      f.forLoop(f.cx(0), DVx, [&](Value d) {
+        Value at = arith::AddIOp::create(b, loc, accRow, d);
+        Value v = f.load(Vs, arith::AddIOp::create(b, loc, vRow, d));
+        Value upd = arith::AddFOp::create(
+            b, loc, f.load(acc, at), arith::MulFOp::create(b, loc, p, v, fastmath), fastmath);
+        f.store(upd, acc, at);
+      });
+    });
+  });
+}
+
+/// Visits the elements of a tile in the order of S's layout (i innermost
+/// when S is transposed), so element code runs on contiguous memory and
+/// LLVM can vectorise it; `body` gets (i, j, env with q and kv set).
+void CpuFlashLowering::forEachElement(
+    TaskState &ts, Value tkx, const IndexFn &kvOf,
+    const std::function<void(Value, Value, RegionEnv &)> &body) {
+  Value outer = microkernels ? tkx : ts.tqx, inner = microkernels ? ts.tqx : tkx;
+  f.forLoop(f.cx(0), outer, [&](Value o) {
+    f.forLoop(f.cx(0), inner, [&](Value n) {
+      Value i = microkernels ? n : o, j = microkernels ? o : n;
+      RegionEnv el = ts.rowEnv;
+      el.q = ts.qOf(i);
+      el.kv = kvOf(j);
+      body(i, j, el);
+    });
+  });
+}
+
+/// Where S[i, j] lives: row-major, or transposed for the microkernels.
+Value CpuFlashLowering::sAt(Value i, Value j) {
+  if (microkernels)
+    return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, j, TQx), i);
+  return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, TKx), j);
+}
+
+/// Position (a / 2, b, a % 2) of a pair layout with `n` columns.
+Value CpuFlashLowering::pairAt(Value a, Value bIdx, Value n) {
+  Value c2 = f.cx(2);
+  Value pair = arith::DivUIOp::create(b, loc, a, c2);
+  Value half = arith::RemUIOp::create(b, loc, a, c2);
+  Value cell = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, pair, n), bIdx);
+  return arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, cell, c2), half);
+}
