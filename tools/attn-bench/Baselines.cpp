@@ -8,7 +8,7 @@
 #include "Baselines.h"
 
 #include "attnc/Passes/MaskSchedule.h"
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 #include "attnc/Runtime/ThreadPool.h"
 
 #include "mlir/IR/AffineExpr.h"

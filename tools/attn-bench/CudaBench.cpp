@@ -1,6 +1,7 @@
 //===- CudaBench.cpp - attn-bench --target=cuda: time a kernel on the GPU -===//
 #include "CudaBench.h"
 
+#include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/CudaBuild.h"
 #include "attnc/Codegen/Pipeline.h"
 
@@ -14,23 +15,20 @@ using namespace attnc::runtime::cuda;
 
 KernelInfo attnc::bench::cudaKernelInfo(mlir::attn::SpecOp spec, DType storage,
                                         std::string &error) {
-  KernelInfo info;
-  // The declaration is the same for both arches' tiled forms.
+  // The declaration (name, normalisation, inputs) is the same for both
+  // arches' tiled forms; the tiles are the kernel's own (0 here).
   Expected<mlir::OwningOpRef<mlir::ModuleOp>> tiled = tileForCuda(spec, storage, "sm_90a");
   if (!tiled.ok()) {
     error = tiled.status().message();
-    return info;
+    return KernelInfo();
   }
-  Expected<CudaKernelDecl> decl = cudaDeclFor(flashOps(**tiled).front(), storage);
-  if (!decl.ok()) {
-    error = decl.status().message();
-    return info;
+  Expected<KernelInfo> info = describeKernel(flashOps(**tiled).front());
+  if (!info.ok()) {
+    error = info.status().message();
+    return KernelInfo();
   }
-  info.name = decl->name;
-  info.storage = storage;
-  info.sigmoid = decl->sigmoid;
-  info.inputs = decl->inputs;
-  return info;
+  info->tileQ = info->tileK = 0;
+  return *info;
 }
 
 std::string attnc::bench::requireCudaDevice(std::string &deviceName) {

@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Baselines.h"
+#include "BenchFlags.h"
 #include "CudaBench.h"
 #include "Report.h"
 
@@ -52,24 +53,6 @@ namespace {
 /// Mask evaluations the density count may spend before it takes a sample
 /// of the query rows.
 constexpr int64_t kDensityBudget = int64_t(1) << 20;
-
-int fail(const std::string &message) {
-  llvm::outs().flush();
-  llvm::errs() << "attn-bench: error: " << message << "\n";
-  return 1;
-}
-
-struct Flags {
-  std::string spec, shape, target, dtype, name, csv, plot, sweep, lengths,
-      shapeTemplate, python, torchScript;
-  std::vector<std::string> defines, inputs, baselines;
-  int threads = 0, runs = 5, warmup = 1;
-  int64_t tileQ = 0, tileK = 0;
-  double minTimeMs = 1000;
-  int64_t naiveMaxPairs = int64_t(1) << 24;
-  bool json = false;
-  unsigned seed = 1;
-};
 
 /// A temporary directory removed when the bench ends.
 struct TempDir {
@@ -236,20 +219,53 @@ std::string timeRuns(int warmup, int runs, Fn fn, double &medianMs) {
   return "";
 }
 
-/// Benchmarks one spec on one shape. Returns "" or an error.
-std::string benchOne(const Flags &f, Entry &e, const Shape &s,
-                     runtime::DType dtype, int threads,
-                     const NamedTensors &given, const std::set<std::string> &want,
-                     const std::string &tmp, BenchResult &r) {
+/// The data of one bench: random q, k, v, the output, and the inputs
+/// (given ones first, then random ones).
+struct BenchData {
+  Operand q, k, v;
+  Tensor out;
+  NamedTensors inputs;
+};
+
+/// Records in \p r what the bench of \p e at \p s runs with.
+void describeRun(const Flags &f, const Entry &e, const Shape &s, int threads,
+                 BenchResult &r) {
   const runtime::KernelInfo &info = e.info;
-  const bool cuda = f.target == "cuda";
   r.spec = e.path, r.name = e.name, r.label = e.label, r.defines = e.defines;
   r.target = f.target;
   r.shape = s, r.dtype = f.dtype, r.threads = threads, r.runs = f.runs,
   r.warmup = f.warmup, r.compileMs = e.compileMs,
   r.cachedCompileMs = e.cachedCompileMs, r.tileQ = info.tileQ,
   r.tileK = info.tileK;
+}
 
+/// Gives the LK document ids in \p random the LQ ones (see makeBenchData).
+void alignDocumentIds(const runtime::KernelInfo &info, const Shape &s,
+                      NamedTensors &random) {
+  if (s.LQ != s.LK)
+    return;
+  Tensor *idsQ = nullptr, *idsK = nullptr;
+  for (const runtime::InputDecl &decl : info.inputs) {
+    if (decl.dtype != runtime::DType::I64 || decl.dims.size() != 1 ||
+        !decl.dims[0].isSize)
+      continue;
+    const runtime::SizeName dim = decl.dims[0].size;
+    for (auto &[name, t] : random)
+      if (name == decl.name && dim == runtime::SizeName::LQ)
+        idsQ = &t;
+      else if (name == decl.name && dim == runtime::SizeName::LK)
+        idsK = &t;
+  }
+  if (idsQ && idsK)
+    *idsK = *idsQ;
+}
+
+/// Fills \p d with random data for \p e at \p s, and the \p given inputs.
+/// Returns "" or an error.
+std::string makeBenchData(const Flags &f, const Entry &e, const Shape &s,
+                          runtime::DType dtype, const NamedTensors &given,
+                          BenchData &d) {
+  const runtime::KernelInfo &info = e.info;
   // Random data; q, k in [-2, 2], v in [-1, 1] as attn-demo makes them.
   std::mt19937 rng(f.seed);
   auto q = randomOperand(dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2);
@@ -264,73 +280,76 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
   // Packed documents in self-attention: when the random inputs include an
   // int vector over LQ and one over LK (document ids) and LQ == LK, the
   // keys get the queries' ids, so that the documents line up.
-  if (s.LQ == s.LK) {
-    Tensor *idsQ = nullptr, *idsK = nullptr;
-    for (const runtime::InputDecl &decl : info.inputs) {
-      if (decl.dtype != runtime::DType::I64 || decl.dims.size() != 1 ||
-          !decl.dims[0].isSize)
-        continue;
-      const runtime::SizeName dim = decl.dims[0].size;
-      for (auto &[name, t] : *random)
-        if (name == decl.name && dim == runtime::SizeName::LQ)
-          idsQ = &t;
-        else if (name == decl.name && dim == runtime::SizeName::LK)
-          idsK = &t;
-    }
-    if (idsQ && idsK)
-      *idsK = *idsQ;
-  }
-  NamedTensors inputs;
+  alignDocumentIds(info, s, *random);
+  d.q = std::move(*q);
+  d.k = std::move(*k);
+  d.v = std::move(*v);
+  d.out = std::move(*out);
   for (const auto &[name, t] : given)
-    inputs.push_back({name, Tensor(t)});
+    d.inputs.push_back({name, Tensor(t)});
   for (auto &[name, t] : *random)
-    inputs.push_back({name, std::move(t)});
+    d.inputs.push_back({name, std::move(t)});
+  return "";
+}
 
-  // The kernel: warm-up, then the median of the timed runs.
-  if (cuda) {
-    static int call = 0; // a fresh cache directory per call: cold compiles
-    Tensor gpuOut;
-    std::string err = benchCudaKernel(
-        e.spec, s, dtype, q->tensor, k->tensor, v->tensor, inputs, f.warmup,
-        f.runs, tmp + "/cuda-cache-" + std::to_string(call++), r, gpuOut);
-    if (!err.empty())
-      return err;
-    *out = std::move(gpuOut);
-  } else {
-    ForwardOptions fwd;
-    fwd.threads = threads;
-    for (auto &[name, t] : inputs)
-      fwd.inputs.push_back({name, t.view()});
-    // At least --runs timed runs, and more until they span --min-time-ms:
-    // on a shared machine a burst of other work then hits a minority of the
-    // runs of a short kernel, not the median.
-    std::vector<double> times;
-    double timedMs = 0;
-    for (int i = 0; i < f.warmup + f.runs || (timedMs < f.minTimeMs && i < 100000); ++i) {
-      auto start = std::chrono::steady_clock::now();
-      runtime::Status st = e.kernel->forward(
-          q->tensor.view(), k->tensor.view(), v->tensor.view(), out->view(),
-          fwd);
-      if (!st.ok())
-        return st.message();
-      if (i >= f.warmup) {
-        times.push_back(msSince(start));
-        timedMs += times.back();
-      }
+/// Times the CUDA kernel of \p e on \p d (CudaBench.h) into \p r, and
+/// keeps its output in d.out. Returns "" or an error.
+std::string timeCudaKernel(const Flags &f, const Entry &e, const Shape &s,
+                           runtime::DType dtype, const std::string &tmp,
+                           BenchData &d, BenchResult &r) {
+  static int call = 0; // a fresh cache directory per call: cold compiles
+  Tensor gpuOut;
+  std::string err = benchCudaKernel(
+      e.spec, s, dtype, d.q.tensor, d.k.tensor, d.v.tensor, d.inputs,
+      f.warmup, f.runs, tmp + "/cuda-cache-" + std::to_string(call++), r,
+      gpuOut);
+  if (!err.empty())
+    return err;
+  d.out = std::move(gpuOut);
+  return "";
+}
+
+/// Times the CPU kernel of \p e on \p d into \p r: warm-up, then the median
+/// of the timed runs. Returns "" or an error.
+std::string timeCpuKernel(const Flags &f, const Entry &e, int threads,
+                          BenchData &d, BenchResult &r) {
+  ForwardOptions fwd;
+  fwd.threads = threads;
+  for (auto &[name, t] : d.inputs)
+    fwd.inputs.push_back({name, t.view()});
+  // At least --runs timed runs, and more until they span --min-time-ms:
+  // on a shared machine a burst of other work then hits a minority of the
+  // runs of a short kernel, not the median.
+  std::vector<double> times;
+  double timedMs = 0;
+  for (int i = 0; i < f.warmup + f.runs || (timedMs < f.minTimeMs && i < 100000); ++i) {
+    auto start = std::chrono::steady_clock::now();
+    runtime::Status st = e.kernel->forward(
+        d.q.tensor.view(), d.k.tensor.view(), d.v.tensor.view(), d.out.view(),
+        fwd);
+    if (!st.ok())
+      return st.message();
+    if (i >= f.warmup) {
+      times.push_back(msSince(start));
+      timedMs += times.back();
     }
-    r.runs = int(times.size());
-    r.msMin = *std::min_element(times.begin(), times.end());
-    r.ms = median(times);
   }
-  r.gflops = gflopsOf(s.flops(), r.ms);
+  r.runs = int(times.size());
+  r.msMin = *std::min_element(times.begin(), times.end());
+  r.ms = median(times);
+  return "";
+}
 
-  // Density: the mask on every row, or on an evenly spread sample of rows.
+/// Counts the share of (q, kv) pairs the mask of \p e keeps, on every row
+/// or on an evenly spread sample of rows, into \p r. Returns "" or an error.
+std::string countDensity(const Entry &e, const Shape &s,
+                         const mlir::attn::InputReader &reader,
+                         BenchResult &r) {
   const int64_t rows = s.B * s.HQ * s.LQ;
   int64_t stride = 1;
   if (double(rows) * double(s.LK) > double(kDensityBudget))
     stride = int64_t(std::ceil(double(rows) * double(s.LK) /
                                double(kDensityBudget))) | 1;
-  mlir::attn::InputReader reader = inputReader(inputs);
   mlir::attn::SpecInterpreter interp(e.spec, problemSizes(s), reader);
   int64_t kept = 0, visited = 0;
   for (int64_t row = 0; row < rows; row += stride) {
@@ -349,212 +368,315 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
   r.densityBasis = stride == 1 ? "all rows"
                                : "a sample of " + std::to_string(visited) +
                                      " of " + std::to_string(rows) + " rows";
+  return "";
+}
 
-  // The baselines, on float32 copies of the same (rounded) data.
-  if (want.empty() || (want.size() == 1 && want.count("sgemm")))
+/// The naive baseline (the SpecInterpreter per element), unless the
+/// problem is larger than --naive-max-pairs. Returns "" or an error.
+std::string naiveBaseline(const Flags &f, const Shape &s,
+                          const BaselineProblem &p,
+                          const std::vector<float> &attncOut,
+                          std::vector<float> &baseOut, BaselineOutcome &b) {
+  const double pairs = double(s.B) * double(s.HQ) * double(s.LQ) * double(s.LK);
+  if (pairs > double(f.naiveMaxPairs)) {
+    b.note = "too large for the naive baseline (B*HQ*LQ*LK = " +
+             std::to_string(int64_t(pairs)) + " > --naive-max-pairs " +
+             std::to_string(f.naiveMaxPairs) + ")";
     return "";
-  auto toFloat = [](const std::vector<double> &d) {
-    return std::vector<float>(d.begin(), d.end());
+  }
+  const int runs = std::min(f.runs, 3);
+  std::string err = timeRuns(0, runs, [&] { return naiveAttention(p, baseOut); },
+                             b.ms);
+  if (!err.empty())
+    return "naive baseline: " + err;
+  b.ran = true;
+  b.gflops = gflopsOf(s.flops(), b.ms);
+  b.relErr = relativeError(baseOut, attncOut);
+  b.note = "SpecInterpreter per element, " + std::to_string(runs) +
+           " runs, no warm-up";
+  return "";
+}
+
+/// The openblas baseline (unfused sgemm, softmax, sgemm), where the mask
+/// allows it. Returns "" or an error.
+std::string openblasBaseline(const Flags &f, const Entry &e, const Shape &s,
+                             const BaselineProblem &p,
+                             const std::vector<float> &attncOut,
+                             std::vector<float> &baseOut, BaselineOutcome &b) {
+  if (unfusedSupports(e.spec, s, b.note)) {
+    std::string err = timeRuns(
+        f.warmup, f.runs, [&] { return unfusedAttention(p, baseOut); }, b.ms);
+    if (!err.empty())
+      return "openblas baseline: " + err;
+    b.ran = true;
+    b.gflops = gflopsOf(s.flops(), b.ms);
+    b.relErr = relativeError(baseOut, attncOut);
+    b.note = "unfused: sgemm, softmax, sgemm per 256 query rows";
+  }
+  b.extra.push_back({"openblas_core", openblasCoreName()});
+  return "";
+}
+
+/// Runs the baselines in \p want on float32 copies of the data of \p d,
+/// into r.baselines. Returns "" or an error.
+std::string runBaselines(const Flags &f, const Entry &e, const Shape &s,
+                         int threads, const std::set<std::string> &want,
+                         const std::string &tmp, const BenchData &d,
+                         const mlir::attn::InputReader &reader,
+                         BenchResult &r) {
+  auto toFloat = [](const std::vector<double> &v) {
+    return std::vector<float>(v.begin(), v.end());
   };
-  std::vector<float> qf = toFloat(q->values), kf = toFloat(k->values),
-                     vf = toFloat(v->values), attncOut(size_t(out->numel()));
-  for (int64_t i = 0; i < out->numel(); ++i)
-    attncOut[size_t(i)] = float(out->getAsDouble(i));
+  std::vector<float> qf = toFloat(d.q.values), kf = toFloat(d.k.values),
+                     vf = toFloat(d.v.values), attncOut(size_t(d.out.numel()));
+  for (int64_t i = 0; i < d.out.numel(); ++i)
+    attncOut[size_t(i)] = float(d.out.getAsDouble(i));
   BaselineProblem p{s, qf.data(), kf.data(), vf.data(), e.spec, reader, threads};
   std::vector<float> baseOut;
   if (want.count("naive")) {
     BaselineOutcome b{"naive"};
-    const double pairs = double(s.B) * double(s.HQ) * double(s.LQ) * double(s.LK);
-    if (pairs > double(f.naiveMaxPairs)) {
-      b.note = "too large for the naive baseline (B*HQ*LQ*LK = " +
-               std::to_string(int64_t(pairs)) + " > --naive-max-pairs " +
-               std::to_string(f.naiveMaxPairs) + ")";
-    } else {
-      const int runs = std::min(f.runs, 3);
-      std::string err = timeRuns(0, runs, [&] { return naiveAttention(p, baseOut); },
-                                 b.ms);
-      if (!err.empty())
-        return "naive baseline: " + err;
-      b.ran = true;
-      b.gflops = gflopsOf(s.flops(), b.ms);
-      b.relErr = relativeError(baseOut, attncOut);
-      b.note = "SpecInterpreter per element, " + std::to_string(runs) +
-               " runs, no warm-up";
-    }
+    if (std::string err = naiveBaseline(f, s, p, attncOut, baseOut, b);
+        !err.empty())
+      return err;
     r.baselines.push_back(b);
   }
   if (want.count("openblas")) {
     BaselineOutcome b{"openblas"};
-    if (unfusedSupports(e.spec, s, b.note)) {
-      std::string err = timeRuns(
-          f.warmup, f.runs, [&] { return unfusedAttention(p, baseOut); }, b.ms);
-      if (!err.empty())
-        return "openblas baseline: " + err;
-      b.ran = true;
-      b.gflops = gflopsOf(s.flops(), b.ms);
-      b.relErr = relativeError(baseOut, attncOut);
-      b.note = "unfused: sgemm, softmax, sgemm per 256 query rows";
-    }
-    b.extra.push_back({"openblas_core", openblasCoreName()});
+    if (std::string err = openblasBaseline(f, e, s, p, attncOut, baseOut, b);
+        !err.empty())
+      return err;
     r.baselines.push_back(b);
   }
   if (want.count("torch"))
-    torchBaselines(f, e, s, inputs, tmp, threads, r.baselines);
+    torchBaselines(f, e, s, d.inputs, tmp, threads, r.baselines);
   return "";
+}
+
+/// Benchmarks one spec on one shape. Returns "" or an error.
+std::string benchOne(const Flags &f, Entry &e, const Shape &s,
+                     runtime::DType dtype, int threads,
+                     const NamedTensors &given, const std::set<std::string> &want,
+                     const std::string &tmp, BenchResult &r) {
+  const bool cuda = f.target == "cuda";
+  describeRun(f, e, s, threads, r);
+
+  BenchData d;
+  if (std::string err = makeBenchData(f, e, s, dtype, given, d); !err.empty())
+    return err;
+
+  // The kernel: warm-up, then the median of the timed runs.
+  if (std::string err = cuda ? timeCudaKernel(f, e, s, dtype, tmp, d, r)
+                             : timeCpuKernel(f, e, threads, d, r);
+      !err.empty())
+    return err;
+  r.gflops = gflopsOf(s.flops(), r.ms);
+
+  // Density: the mask on every row, or on an evenly spread sample of rows.
+  mlir::attn::InputReader reader = inputReader(d.inputs);
+  if (std::string err = countDensity(e, s, reader, r); !err.empty())
+    return err;
+
+  // The baselines, on float32 copies of the same (rounded) data.
+  if (want.empty() || (want.size() == 1 && want.count("sgemm")))
+    return "";
+  return runBaselines(f, e, s, threads, want, tmp, d, reader, r);
+}
+
+/// What loading the specs shares. It owns the MLIR context of the entries'
+/// modules, so it must outlive the entries.
+struct SpecLoader {
+  std::string driverErrors;
+  llvm::raw_string_ostream driverErrorStream{driverErrors};
+  Driver driver{llvm::errs()};
+  std::set<std::string> usedDefines;
+};
+
+/// Loads the spec at \p path with a probe driver and keeps, in \p e and
+/// \p fo, the -D flags whose params it declares. Returns 0 or 1 after the
+/// error was printed.
+int selectDefines(const BenchPlan &plan, SpecLoader &loader,
+                  const std::string &path, Entry &e, FrontendOptions &fo) {
+  Driver probe(loader.driverErrorStream);
+  mlir::OwningOpRef<mlir::ModuleOp> m = probe.loadSpecFile(path, fo);
+  if (!m) {
+    llvm::errs() << loader.driverErrors;
+    return 1;
+  }
+  auto specs = llvm::to_vector(m->getOps<mlir::attn::SpecOp>());
+  if (specs.size() != 1)
+    return fail(path + ": expected one attention block (pick one with --name)");
+  for (const auto &[name, value] : plan.defines)
+    if (specs[0].lookupParam(name)) {
+      e.defines.push_back({name, value});
+      fo.defines.push_back({name, value});
+      loader.usedDefines.insert(name);
+    }
+  return 0;
+}
+
+/// Compiles the spec of \p e for the CPU twice: cold, then by a second
+/// Compiler from the warm disk cache. Returns 0 or 1 after the error was
+/// printed.
+int compileEntry(const Flags &f, const BenchPlan &plan, Entry &e) {
+  CompileOptions co;
+  co.dtype = plan.dtype;
+  co.name = f.name;
+  co.tileQ = f.tileQ;
+  co.tileK = f.tileK;
+  co.headDim = plan.shapes.front().D; // every shape of a run has the same D
+  for (const auto &[name, value] : e.defines)
+    co.defines.push_back({name, value});
+  for (int pass = 0; pass < 2; ++pass) {
+    Compiler compiler; // the second one: empty memory, warm disk cache
+    auto start = std::chrono::steady_clock::now();
+    Expected<Kernel> kernel = compiler.compileFile(e.path, co);
+    double ms = msSince(start);
+    if (!kernel.ok()) {
+      llvm::StringRef message = kernel.status().message();
+      if (!message.contains("error: "))
+        return fail(message.str());
+      llvm::errs() << message << (message.ends_with("\n") ? "" : "\n");
+      return 1;
+    }
+    (pass == 0 ? e.compileMs : e.cachedCompileMs) = ms;
+    if (pass == 0) {
+      e.kernel = *kernel;
+      e.info = kernel->info();
+    }
+  }
+  return 0;
+}
+
+/// Loads the spec at \p path into \p e (for the interpreter) and compiles
+/// it (CPU), or reads its CUDA declaration. Returns 0 or 1 after the error
+/// was printed.
+int loadEntry(const Flags &f, const BenchPlan &plan, SpecLoader &loader,
+              const std::string &path, Entry &e) {
+  if (!std::ifstream(path))
+    return fail("cannot read '" + path + "'");
+  e.path = path;
+  FrontendOptions fo;
+  fo.onlyName = f.name;
+  // Which -D apply: the params this spec declares.
+  if (int rc = selectDefines(plan, loader, path, e, fo))
+    return rc;
+  e.module = loader.driver.loadSpecFile(path, fo);
+  if (!e.module || failed(loader.driver.runSpecPipeline(*e.module)))
+    return 1;
+  e.spec = *e.module->getOps<mlir::attn::SpecOp>().begin();
+  e.name = e.spec.getSymName().str();
+  e.label = e.name;
+  for (const auto &[name, value] : e.defines)
+    e.label += " " + name + "=" + value;
+
+  if (plan.cuda) {
+    std::string err;
+    e.info = cudaKernelInfo(e.spec, plan.dtype, err);
+    if (!err.empty())
+      return fail(path + ": " + err);
+    return 0; // compiled per shape: the entry depends on D and DV
+  }
+  return compileEntry(f, plan, e);
+}
+
+/// Loads and compiles every spec of \p plan into \p entries, and refuses a
+/// -D that no spec uses. Returns 0 or 1 after the error was printed.
+int loadEntries(const Flags &f, const BenchPlan &plan, SpecLoader &loader,
+                std::vector<Entry> &entries) {
+  for (const std::string &path : plan.specPaths) {
+    Entry e;
+    if (int rc = loadEntry(f, plan, loader, path, e))
+      return rc;
+    entries.push_back(std::move(e));
+  }
+  for (const auto &[name, value] : plan.defines)
+    if (!loader.usedDefines.count(name))
+      return fail("-D " + name + "=" + value + ": no spec " +
+                  (plan.sweep ? "of the sweep " : "") + "has a param named '" +
+                  name + "'");
+  return 0;
+}
+
+/// Reads the --input NAME=FILE.npy tensors into \p given. Returns 0 or
+/// fail's 1.
+int readGivenInputs(const Flags &f, NamedTensors &given) {
+  std::set<std::string> givenNames;
+  for (const std::string &in : f.inputs) {
+    size_t eq = in.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("--input " + in + ": expected NAME=FILE.npy");
+    std::string name = in.substr(0, eq);
+    if (!givenNames.insert(name).second)
+      return fail("--input " + name + " is given twice");
+    Expected<Tensor> t = runtime::readNpy(in.substr(eq + 1));
+    if (!t.ok())
+      return fail("--input " + in + ": " + t.status().message());
+    given.push_back({name, std::move(*t)});
+  }
+  return 0;
+}
+
+/// Benchmarks every entry at every shape into \p report. Returns 0 or
+/// fail's 1.
+int benchAll(const Flags &f, const BenchPlan &plan, std::vector<Entry> &entries,
+             const NamedTensors &given, int threads, const std::string &tmp,
+             BenchReport &report) {
+  for (Entry &e : entries)
+    for (const Shape &s : plan.shapes) {
+      if (!f.json)
+        llvm::errs() << "attn-bench: " << e.label << " at " << s.str() << "\n";
+      BenchResult r;
+      if (std::string err =
+              benchOne(f, e, s, plan.dtype, threads, given, plan.want, tmp, r);
+          !err.empty())
+        return fail(e.label + " at " + s.str() + ": " + err);
+      report.results.push_back(std::move(r));
+    }
+  return 0;
+}
+
+/// The sgemm baseline: one 2048^3 cblas_sgemm on \p threads threads.
+BaselineOutcome sgemmBaseline(int threads, int runs) {
+  BaselineOutcome b{"sgemm"};
+  const int n = 2048;
+  b.ms = sgemmMs(threads, runs, n);
+  b.ran = true;
+  b.gflops = gflopsOf(2.0 * n * n * n, b.ms);
+  b.note = "cblas_sgemm 2048^3 on " + std::to_string(threads) + " thread" +
+           (threads == 1 ? "" : "s");
+  b.extra.push_back({"openblas_core", openblasCoreName()});
+  return b;
+}
+
+/// Prints \p report (JSON or a table) and writes the CSV and the chart
+/// asked for. Returns 0 or fail's 1.
+int writeReport(const Flags &f, const BenchReport &report) {
+  if (f.json)
+    printJson(report, llvm::outs());
+  else
+    printTable(report, llvm::outs());
+  if (!f.csv.empty())
+    if (std::string err = writeCsv(report, f.csv); !err.empty())
+      return fail(err);
+  if (!f.plot.empty())
+    if (std::string err = writePlot(report, f.plot); !err.empty())
+      return fail(err);
+  return 0;
 }
 
 int run(int argc, char **argv) {
   Flags f;
-  po::options_description options(
-      "attn-bench: time compiled attention kernels against baselines\n\n"
-      "  attn-bench SPEC.attn --shape B,HQ,HKV,LQ,LK,D,DV [options]\n"
-      "  attn-bench --sweep S1.attn,S2.attn [--lengths L1,L2,...]\n"
-      "             [--shape-template B,HQ,HKV,D,DV] [options]\n\n"
-      "The sweep runs every spec at every length (LQ = LK = L). Each spec is\n"
-      "compiled cold in a fresh temporary kernel cache (compile_ms), then\n"
-      "again by a second Compiler from the warm disk cache\n"
-      "(cached_compile_ms). Times are medians after a warm-up; GFLOP/s\n"
-      "count 2*B*HQ*LQ*LK*(D+DV) over the full matrix, beside the density\n"
-      "(share of kept (q, kv) pairs, from the mask on a sample of rows).\n"
-      "Random data: q, k uniform in [-2, 2], v in [-1, 1]; declared inputs\n"
-      "as attn-demo makes them (int vectors over LQ/LK: sorted ids in 0..3,\n"
-      "the same for queries and keys when LQ = LK, i.e. packed documents).\n\n"
-      "Baselines (float32): naive (per-element SpecInterpreter loop; only up\n"
-      "to --naive-max-pairs, at most 3 runs), openblas (unfused sgemm +\n"
-      "softmax + sgemm per 256 query rows, heads over the threads, BLAS\n"
-      "single-threaded; full and causal masks only), torch (SDPA and\n"
-      "FlexAttention on CPU via bench/torch_baseline.py, if torch imports),\n"
-      "sgemm (one 2048^3 cblas_sgemm on the same thread count). OpenBLAS\n"
-      "picks its kernels by CPU; OPENBLAS_CORETYPE overrides that.\n\n"
-      "Options");
-  options.add_options()
-      ("help,h", "print this help")
-      ("spec", po::value(&f.spec), "the .attn spec file (single mode)")
-      ("shape", po::value(&f.shape)->default_value("1,8,8,1024,1024,64,64"),
-       "B,HQ,HKV,LQ,LK,D,DV (single mode)")
-      ("sweep", po::value(&f.sweep), "comma-separated .attn files: sweep mode")
-      ("lengths", po::value(&f.lengths)->default_value("512,1024,2048,4096"),
-       "sweep: sequence lengths L (LQ = LK = L)")
-      ("shape-template",
-       po::value(&f.shapeTemplate)->default_value("1,8,8,64,64"),
-       "sweep: B,HQ,HKV,D,DV")
-      ("target", po::value(&f.target)->default_value("cpu"),
-       "cpu|cuda (cuda: f16/bf16, timed with CUDA events, no baselines; "
-       "the GPU baselines are in scripts/gpu-check.sh)")
-      ("dtype", po::value(&f.dtype)->default_value("f32"),
-       "storage type of q, k, v and out: f32|f16|bf16")
-      ("define,D", po::value(&f.defines)->composing(),
-       "NAME=VALUE: set a param in every spec that declares it (repeatable)")
-      ("name", po::value(&f.name), "the block to use in a multi-block file")
-      ("input", po::value(&f.inputs)->composing(),
-       "NAME=FILE.npy: a declared input tensor (single mode; the others "
-       "are random)")
-      ("baseline", po::value(&f.baselines)->composing(),
-       "naive|openblas|torch|sgemm (repeatable, or comma-separated)")
-      ("threads", po::value(&f.threads)->default_value(0),
-       "threads for the kernel and the baselines (0: ATTNC_NUM_THREADS or "
-       "all cores)")
-      ("runs", po::value(&f.runs)->default_value(5), "timed runs (median)")
-      ("warmup", po::value(&f.warmup)->default_value(1), "untimed runs first")
-      ("min-time-ms", po::value(&f.minTimeMs)->default_value(1000),
-       "CPU kernel: keep timing past --runs until the timed runs add up to "
-       "this many ms (the median then resists bursts of other load)")
-      ("json", po::bool_switch(&f.json), "print one JSON object instead of the table")
-      ("csv", po::value(&f.csv), "write the results as CSV to FILE")
-      ("plot", po::value(&f.plot),
-       "write a PNG chart of GFLOP/s against the sequence length to FILE")
-      ("naive-max-pairs", po::value(&f.naiveMaxPairs)->default_value(f.naiveMaxPairs),
-       "largest B*HQ*LQ*LK the naive baseline runs")
-      ("python", po::value(&f.python)->default_value("python3"),
-       "interpreter for the torch baseline")
-      ("torch-script", po::value(&f.torchScript)->default_value(ATTNC_TORCH_BASELINE),
-       "the torch baseline script")
-      ("seed", po::value(&f.seed)->default_value(1), "seed of the random data")
-      ("tile-q", po::value(&f.tileQ)->default_value(0),
-       "CPU: query rows per tile (0: the tuned default for the head dims)")
-      ("tile-k", po::value(&f.tileK)->default_value(0),
-       "CPU: keys per tile (0: the tuned default for the head dims)");
-  po::variables_map vm;
-  std::string parseError = parseToolCommandLine(
-      std::vector<std::string>(argv + 1, argv + argc), options, vm);
-  if (!parseError.empty())
-    return fail(parseError + " (see 'attn-bench --help')");
-  if (vm.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  bool sweep = false;
+  if (std::optional<int> exitCode = parseBenchFlags(argc, argv, f, sweep))
+    return *exitCode;
 
   // Validate the flags.
-  const bool sweep = vm.count("sweep") > 0;
-  if (sweep && !f.spec.empty())
-    return fail("give either SPEC.attn or --sweep, not both");
-  if (!sweep && f.spec.empty())
-    return fail("no spec file given (see 'attn-bench --help')");
-  if (f.target != "cpu" && f.target != "cuda")
-    return fail("--target " + f.target + ": expected cpu or cuda");
-  const bool cuda = f.target == "cuda";
-  std::optional<runtime::DType> dtype = runtime::parseDType(f.dtype);
-  if (!dtype || (*dtype != runtime::DType::F32 && *dtype != runtime::DType::F16 &&
-                 *dtype != runtime::DType::BF16))
-    return fail("--dtype " + f.dtype + ": expected f32, f16 or bf16");
-  if (cuda && *dtype == runtime::DType::F32)
-    return fail("--target cuda runs f16 or bf16 kernels: give --dtype bf16 or "
-                "--dtype f16");
-  if (f.threads < 0)
-    return fail("--threads must be >= 0");
-  if (f.runs < 1 || f.warmup < 0 || !(f.minTimeMs >= 0))
-    return fail("--runs must be >= 1, --warmup >= 0 and --min-time-ms >= 0");
-  std::set<std::string> want;
-  for (const std::string &list : f.baselines)
-    for (const std::string &b : splitCommas(list)) {
-      if (b != "naive" && b != "openblas" && b != "torch" && b != "sgemm")
-        return fail("--baseline " + b + ": expected naive, openblas, torch or sgemm");
-      want.insert(b);
-    }
-  if (cuda && !want.empty())
-    return fail("--baseline is for --target cpu; the GPU baselines (torch "
-                "SDPA, cuDNN, FlexAttention) are in scripts/gpu-check.sh");
-  if (cuda && !f.plot.empty())
-    return fail("--plot is for --target cpu");
-  std::string cudaDevice;
-  if (cuda)
-    if (std::string err = requireCudaDevice(cudaDevice); !err.empty())
-      return fail("--target cuda: " + err);
-  std::string error;
-  std::vector<Shape> shapes;
-  std::vector<std::string> specPaths;
-  if (sweep) {
-    if (!f.inputs.empty())
-      return fail("--input is for single mode (sweep inputs are random)");
-    auto t = parseSizes("--shape-template", f.shapeTemplate, 5,
-                        "B,HQ,HKV,D,DV", error);
-    auto ls = parseSizes("--lengths", f.lengths, 0, "L1,L2,...", error);
-    if (!t || !ls)
-      return fail(error);
-    if ((*t)[1] % (*t)[2] != 0)
-      return fail("--shape-template " + f.shapeTemplate +
-                  ": HQ must be a multiple of HKV");
-    for (int64_t l : *ls)
-      shapes.push_back({(*t)[0], (*t)[1], (*t)[2], l, l, (*t)[3], (*t)[4]});
-    for (const std::string &p : splitCommas(f.sweep)) {
-      if (p.empty())
-        return fail("--sweep " + f.sweep + ": empty spec path");
-      specPaths.push_back(p);
-    }
-  } else {
-    std::optional<Shape> s = parseShape(f.shape, error);
-    if (!s)
-      return fail(error);
-    shapes.push_back(*s);
-    specPaths.push_back(f.spec);
-  }
-  std::vector<std::pair<std::string, std::string>> defines;
-  for (const std::string &d : f.defines) {
-    size_t eq = d.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("-D " + d + ": expected NAME=VALUE");
-    defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
-  }
+  BenchPlan plan;
+  plan.sweep = sweep;
+  if (int rc = checkBenchFlags(f, plan))
+    return rc;
+  if (int rc = planShapesAndSpecs(f, plan))
+    return rc;
 
   // Threads: size the global pool (the kernels') before anything uses it.
   if (f.threads > 0)
@@ -569,141 +691,26 @@ int run(int argc, char **argv) {
   setenv("ATTNC_CACHE_DIR", cacheDir.c_str(), 1);
 
   // Load every spec (for the interpreter) and compile it twice.
-  std::string driverErrors;
-  llvm::raw_string_ostream driverErrorStream(driverErrors);
-  Driver driver(llvm::errs());
-  std::set<std::string> usedDefines;
+  SpecLoader loader; // declared before the entries: it owns their modules
   std::vector<Entry> entries;
-  for (const std::string &path : specPaths) {
-    if (!std::ifstream(path))
-      return fail("cannot read '" + path + "'");
-    Entry e;
-    e.path = path;
-    FrontendOptions fo;
-    fo.onlyName = f.name;
-    // Which -D apply: the params this spec declares.
-    {
-      Driver probe(driverErrorStream);
-      mlir::OwningOpRef<mlir::ModuleOp> m = probe.loadSpecFile(path, fo);
-      if (!m) {
-        llvm::errs() << driverErrors;
-        return 1;
-      }
-      auto specs = llvm::to_vector(m->getOps<mlir::attn::SpecOp>());
-      if (specs.size() != 1)
-        return fail(path + ": expected one attention block (pick one with --name)");
-      for (const auto &[name, value] : defines)
-        if (specs[0].lookupParam(name)) {
-          e.defines.push_back({name, value});
-          fo.defines.push_back({name, value});
-          usedDefines.insert(name);
-        }
-    }
-    e.module = driver.loadSpecFile(path, fo);
-    if (!e.module || failed(driver.runSpecPipeline(*e.module)))
-      return 1;
-    e.spec = *e.module->getOps<mlir::attn::SpecOp>().begin();
-    e.name = e.spec.getSymName().str();
-    e.label = e.name;
-    for (const auto &[name, value] : e.defines)
-      e.label += " " + name + "=" + value;
-
-    if (cuda) {
-      std::string err;
-      e.info = cudaKernelInfo(e.spec, *dtype, err);
-      if (!err.empty())
-        return fail(path + ": " + err);
-      entries.push_back(std::move(e));
-      continue; // compiled per shape: the entry depends on D and DV
-    }
-    CompileOptions co;
-    co.dtype = *dtype;
-    co.name = f.name;
-    co.tileQ = f.tileQ;
-    co.tileK = f.tileK;
-    co.headDim = shapes.front().D; // every shape of a run has the same D
-    for (const auto &[name, value] : e.defines)
-      co.defines.push_back({name, value});
-    for (int pass = 0; pass < 2; ++pass) {
-      Compiler compiler; // the second one: empty memory, warm disk cache
-      auto start = std::chrono::steady_clock::now();
-      Expected<Kernel> kernel = compiler.compileFile(path, co);
-      double ms = msSince(start);
-      if (!kernel.ok()) {
-        llvm::StringRef message = kernel.status().message();
-        if (!message.contains("error: "))
-          return fail(message.str());
-        llvm::errs() << message << (message.ends_with("\n") ? "" : "\n");
-        return 1;
-      }
-      (pass == 0 ? e.compileMs : e.cachedCompileMs) = ms;
-      if (pass == 0) {
-        e.kernel = *kernel;
-        e.info = kernel->info();
-      }
-    }
-    entries.push_back(std::move(e));
-  }
-  for (const auto &[name, value] : defines)
-    if (!usedDefines.count(name))
-      return fail("-D " + name + "=" + value + ": no spec " +
-                  (sweep ? "of the sweep " : "") + "has a param named '" +
-                  name + "'");
+  if (int rc = loadEntries(f, plan, loader, entries))
+    return rc;
 
   NamedTensors given;
-  std::set<std::string> givenNames;
-  for (const std::string &in : f.inputs) {
-    size_t eq = in.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("--input " + in + ": expected NAME=FILE.npy");
-    std::string name = in.substr(0, eq);
-    if (!givenNames.insert(name).second)
-      return fail("--input " + name + " is given twice");
-    Expected<Tensor> t = runtime::readNpy(in.substr(eq + 1));
-    if (!t.ok())
-      return fail("--input " + in + ": " + t.status().message());
-    given.push_back({name, std::move(*t)});
-  }
+  if (int rc = readGivenInputs(f, given))
+    return rc;
 
   BenchReport report;
   report.sweep = sweep;
   report.dtype = f.dtype;
   report.threads = threads;
-  for (Entry &e : entries)
-    for (const Shape &s : shapes) {
-      if (!f.json)
-        llvm::errs() << "attn-bench: " << e.label << " at " << s.str() << "\n";
-      BenchResult r;
-      if (std::string err =
-              benchOne(f, e, s, *dtype, threads, given, want, tmp.path, r);
-          !err.empty())
-        return fail(e.label + " at " + s.str() + ": " + err);
-      report.results.push_back(std::move(r));
-    }
+  if (int rc = benchAll(f, plan, entries, given, threads, tmp.path, report))
+    return rc;
   // Last, so that OpenBLAS's own threads spin after everything else.
-  if (want.count("sgemm")) {
-    BaselineOutcome b{"sgemm"};
-    const int n = 2048;
-    b.ms = sgemmMs(threads, f.runs, n);
-    b.ran = true;
-    b.gflops = gflopsOf(2.0 * n * n * n, b.ms);
-    b.note = "cblas_sgemm 2048^3 on " + std::to_string(threads) + " thread" +
-             (threads == 1 ? "" : "s");
-    b.extra.push_back({"openblas_core", openblasCoreName()});
-    report.global.push_back(b);
-  }
+  if (plan.want.count("sgemm"))
+    report.global.push_back(sgemmBaseline(threads, f.runs));
 
-  if (f.json)
-    printJson(report, llvm::outs());
-  else
-    printTable(report, llvm::outs());
-  if (!f.csv.empty())
-    if (std::string err = writeCsv(report, f.csv); !err.empty())
-      return fail(err);
-  if (!f.plot.empty())
-    if (std::string err = writePlot(report, f.plot); !err.empty())
-      return fail(err);
-  return 0;
+  return writeReport(f, report);
 }
 
 } // namespace

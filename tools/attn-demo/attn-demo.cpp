@@ -17,7 +17,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceAttention.h"
 #include "attnc/Runtime/ThreadPool.h"
 #include "bench-common/BenchCommon.h"
 
@@ -62,8 +62,41 @@ struct Flags {
   unsigned seed = 1;
 };
 
-int run(int argc, char **argv) {
-  Flags f;
+/// What run works with once the flags are checked.
+struct DemoSetup {
+  Shape shape;
+  runtime::DType dtype = runtime::DType::F32;
+  CompileOptions co;
+  FrontendOptions fo;
+};
+
+/// The kernel's operands (random q, k, v and inputs; out and lse poisoned)
+/// and the options of a forward call on them.
+struct DemoData {
+  Operand q, k, v;
+  Tensor out, lse;
+  NamedTensors inputs;
+  TensorView lseView;
+  ForwardOptions fwd;
+};
+
+/// What the float64 reference computed, on every row or on a sample.
+struct ReferenceResult {
+  int64_t stride = 1; // the reference covers every stride-th query row
+  int64_t keptPairs = 0;
+  std::vector<double> out, lse;
+  double ms = 0;
+};
+
+/// How the kernel's out and lse compare with the reference's.
+struct CheckResult {
+  int64_t checkedRows = 0, nans = 0, lseBad = 0;
+  double num = 0, den = 0, lseMaxErr = 0;
+};
+
+/// Parses the command line into \p f. Returns the exit code when attn-demo
+/// ends here (1 on a bad command line, 0 after --help), else std::nullopt.
+std::optional<int> parseFlags(int argc, char **argv, Flags &f) {
   po::options_description options(
       "attn-demo SPEC.attn [options]: compile a spec with the C++ API, check "
       "it against the float64 reference, time it");
@@ -95,6 +128,12 @@ int run(int argc, char **argv) {
     std::cout << options;
     return 0;
   }
+  return std::nullopt;
+}
+
+/// Checks the flags; fills \p setup with the shape, the storage type and
+/// the compile and front-end options. Returns 0 or fail's 1.
+int checkFlags(const Flags &f, DemoSetup &setup) {
   if (f.spec.empty())
     return fail("no spec file given (see 'attn-demo --help')");
   std::string error;
@@ -110,14 +149,16 @@ int run(int argc, char **argv) {
     return fail("--threads must be >= 0");
   if (f.runs < 1)
     return fail("--runs must be >= 1");
+  setup.shape = s;
+  setup.dtype = *dtype;
 
-  CompileOptions co;
+  CompileOptions &co = setup.co;
   co.tileQ = f.tileQ;
   co.tileK = f.tileK;
   co.headDim = s.D;
   co.dtype = *dtype;
   co.name = f.name;
-  FrontendOptions fo;
+  FrontendOptions &fo = setup.fo;
   fo.onlyName = f.name;
   for (const std::string &d : f.defines) {
     size_t eq = d.find('=');
@@ -126,22 +167,27 @@ int run(int argc, char **argv) {
     co.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
     fo.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
   }
+  return 0;
+}
 
-  // 1. Compile (a kernel found in the disk cache, ATTNC_CACHE_DIR, loads
-  // faster than a cold compile).
-  Compiler compiler;
+/// Compiles the spec with \p compiler into \p kernel and prints the spec,
+/// the shape and the compile time. Returns 0 or 1 after printing the error.
+int compileKernel(const Flags &f, const DemoSetup &setup, Compiler &compiler,
+                  std::optional<Kernel> &kernel) {
+  const Shape &s = setup.shape;
   auto start = std::chrono::steady_clock::now();
-  Expected<Kernel> kernel = compiler.compileFile(f.spec, co);
+  Expected<Kernel> compiled = compiler.compileFile(f.spec, setup.co);
   double compileMs = msSince(start);
-  if (!kernel.ok()) {
+  if (!compiled.ok()) {
     // Spec errors come located (file:line:col: error: ...) with the line
     // and a caret; print those as they are.
-    llvm::StringRef message = kernel.status().message();
+    llvm::StringRef message = compiled.status().message();
     if (!message.contains("error: "))
       return fail(message.str());
     llvm::errs() << message << (message.ends_with("\n") ? "" : "\n");
     return 1;
   }
+  kernel = std::move(*compiled);
   const runtime::KernelInfo &info = kernel->info();
   llvm::outs() << "spec:     " << f.spec << " (attention " << info.name
                << ", " << (info.sigmoid ? "sigmoid" : "softmax") << ")\n"
@@ -152,46 +198,71 @@ int run(int argc, char **argv) {
   llvm::outs() << llvm::format("compile:  %.1f ms (JIT, tiles %lldx%lld)\n",
                                compileMs, (long long)info.tileQ,
                                (long long)info.tileK);
+  return 0;
+}
 
-  // 2. Random data and one run.
+/// Fills \p d with random q, k, v and inputs, poisoned out and lse, and the
+/// forward options. Returns 0 or fail's 1.
+int makeData(const Flags &f, const DemoSetup &setup,
+             const runtime::KernelInfo &info, DemoData &d) {
+  const Shape &s = setup.shape;
+  const runtime::DType dtype = setup.dtype;
   std::mt19937 rng(f.seed);
-  auto q = randomOperand(*dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2);
-  auto k = randomOperand(*dtype, {s.B, s.HKV, s.LK, s.D}, rng, -2, 2);
-  auto v = randomOperand(*dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
-  auto out = Tensor::zeros(*dtype, {s.B, s.HQ, s.LQ, s.DV});
+  auto q = randomOperand(dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2);
+  auto k = randomOperand(dtype, {s.B, s.HKV, s.LK, s.D}, rng, -2, 2);
+  auto v = randomOperand(dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+  auto out = Tensor::zeros(dtype, {s.B, s.HQ, s.LQ, s.DV});
   auto lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ});
   auto inputs = randomInputs(info, s, rng);
   for (const Status *st : {&q.status(), &k.status(), &v.status(),
                            &out.status(), &lse.status(), &inputs.status()})
     if (!st->ok())
       return fail(st->message());
-  for (const auto &[name, t] : *inputs)
+  d.q = std::move(*q);
+  d.k = std::move(*k);
+  d.v = std::move(*v);
+  d.out = std::move(*out);
+  d.lse = std::move(*lse);
+  d.inputs = std::move(*inputs);
+  for (const auto &[name, t] : d.inputs)
     llvm::outs() << "input:    " << name << ": " << runtime::dtypeName(t.dtype())
                  << runtime::shapeToString(t.shape()) << ", random\n";
   // Poison out and lse, so that an element the kernel skips shows up.
-  for (int64_t i = 0; i < out->numel(); ++i)
-    out->setFromDouble(i, NAN);
-  for (int64_t i = 0; i < lse->numel(); ++i)
-    lse->setFromDouble(i, NAN);
-  TensorView lseView = lse->view();
-  ForwardOptions fwd;
-  fwd.threads = f.threads;
+  for (int64_t i = 0; i < d.out.numel(); ++i)
+    d.out.setFromDouble(i, NAN);
+  for (int64_t i = 0; i < d.lse.numel(); ++i)
+    d.lse.setFromDouble(i, NAN);
+  d.lseView = d.lse.view();
+  d.fwd.threads = f.threads;
   if (!info.sigmoid)
-    fwd.lse = &lseView;
-  for (auto &[name, t] : *inputs)
-    fwd.inputs.push_back({name, t.view()});
-  auto forward = [&] {
-    return kernel->forward(q->tensor.view(), k->tensor.view(),
-                           v->tensor.view(), out->view(), fwd);
-  };
-  if (Status st = forward(); !st.ok())
-    return fail(st.message());
+    d.fwd.lse = &d.lseView;
+  for (auto &[name, t] : d.inputs)
+    d.fwd.inputs.push_back({name, t.view()});
+  return 0;
+}
 
-  // 3. The float64 reference, on every row or on a sample of them.
+/// Runs \p kernel once on the data of \p d.
+Status runForward(const Kernel &kernel, DemoData &d) {
+  return kernel.forward(d.q.tensor.view(), d.k.tensor.view(),
+                        d.v.tensor.view(), d.out.view(), d.fwd);
+}
+
+/// True if the query row (b, h, qi) of \p s is one of every \p stride-th.
+bool isSampledRow(const Shape &s, int64_t stride, int64_t b, int64_t h,
+                  int64_t qi) {
+  return ((b * s.HQ + h) * s.LQ + qi) % stride == 0;
+}
+
+/// Runs the float64 reference on the data of \p d, on every row or, when
+/// that would take too long, on a sample of them. Returns 0 or fail's 1.
+int runReference(const Flags &f, const DemoSetup &setup, const DemoData &d,
+                 ReferenceResult &ref) {
+  const Shape &s = setup.shape;
   std::string refErrors;
   llvm::raw_string_ostream refErrorStream(refErrors);
   Driver driver(refErrorStream);
-  mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadSpecFile(f.spec, fo);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      driver.loadSpecFile(f.spec, setup.fo);
   if (!module || failed(driver.runSpecPipeline(*module)))
     return fail("the reference cannot load the spec:\n" + refErrors);
   auto specs = llvm::to_vector(module->getOps<mlir::attn::SpecOp>());
@@ -204,88 +275,108 @@ int run(int argc, char **argv) {
                                double(kReferencePairBudget)));
     stride |= 1; // odd, so that the sampled q vary from head to head
   }
+  ref.stride = stride;
   mlir::attn::ReferenceProblem p;
   p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
   p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
-  p.q = q->values.data(), p.k = k->values.data(), p.v = v->values.data();
-  p.inputs = inputReader(*inputs);
-  auto sampled = [&](int64_t b, int64_t h, int64_t qi) {
-    return ((b * s.HQ + h) * s.LQ + qi) % stride == 0;
-  };
+  p.q = d.q.values.data(), p.k = d.k.values.data(), p.v = d.v.values.data();
+  p.inputs = inputReader(d.inputs);
   if (stride > 1)
-    p.rows = sampled;
-  int64_t keptPairs = 0;
-  p.keptPairs = &keptPairs;
-  std::vector<double> refOut, refLse;
-  start = std::chrono::steady_clock::now();
+    p.rows = [&](int64_t b, int64_t h, int64_t qi) {
+      return isSampledRow(s, stride, b, h, qi);
+    };
+  p.keptPairs = &ref.keptPairs;
+  auto start = std::chrono::steady_clock::now();
   std::string refError =
-      mlir::attn::referenceAttention(specs[0], p, refOut, refLse);
-  double refMs = msSince(start);
+      mlir::attn::referenceAttention(specs[0], p, ref.out, ref.lse);
+  ref.ms = msSince(start);
   if (!refError.empty())
     return fail("reference: " + refError);
+  return 0;
+}
 
-  int64_t checkedRows = 0, nans = 0, lseBad = 0;
-  double num = 0, den = 0, lseMaxErr = 0;
+/// Compares the kernel's out and lse in \p d with the reference on the
+/// checked rows, and counts the NaN elements of out on all rows.
+CheckResult compareWithReference(const Shape &s,
+                                 const runtime::KernelInfo &info,
+                                 const DemoData &d,
+                                 const ReferenceResult &ref) {
+  CheckResult c;
+  const int64_t rows = s.B * s.HQ * s.LQ;
   for (int64_t row = 0; row < rows; ++row) {
     int64_t b = row / (s.HQ * s.LQ), h = row / s.LQ % s.HQ, qi = row % s.LQ;
-    bool checked = sampled(b, h, qi);
-    checkedRows += checked;
-    for (int64_t d = 0; d < s.DV; ++d) {
-      double o = out->getAsDouble(row * s.DV + d);
-      nans += std::isnan(o);
+    bool checked = isSampledRow(s, ref.stride, b, h, qi);
+    c.checkedRows += checked;
+    for (int64_t dv = 0; dv < s.DV; ++dv) {
+      double o = d.out.getAsDouble(row * s.DV + dv);
+      c.nans += std::isnan(o);
       if (!checked)
         continue;
-      double r = refOut[size_t(row * s.DV + d)];
-      num += (o - r) * (o - r);
-      den += r * r;
+      double r = ref.out[size_t(row * s.DV + dv)];
+      c.num += (o - r) * (o - r);
+      c.den += r * r;
     }
     if (info.sigmoid || !checked)
       continue;
-    double l = lse->getAsDouble(row), r = refLse[size_t(row)];
+    double l = d.lse.getAsDouble(row), r = ref.lse[size_t(row)];
     if (std::isinf(r) || std::isnan(l))
-      lseBad += l != r;
+      c.lseBad += l != r;
     else
-      lseMaxErr = std::max(lseMaxErr, std::abs(l - r) / (1 + std::abs(r)));
+      c.lseMaxErr = std::max(c.lseMaxErr, std::abs(l - r) / (1 + std::abs(r)));
   }
-  const double tolerance = *dtype == runtime::DType::F32 ? 1e-5 : 1e-2;
-  const double relErr = den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-  const bool ok = nans == 0 && relErr < tolerance && lseBad == 0 &&
-                  lseMaxErr <= 1e-4;
-  if (stride == 1)
+  return c;
+}
+
+/// Prints the check's lines. Returns 0 when the kernel agrees with the
+/// reference, else fail's 1.
+int reportCheck(const Shape &s, runtime::DType dtype,
+                const runtime::KernelInfo &info, const ReferenceResult &ref,
+                const CheckResult &c) {
+  const int64_t rows = s.B * s.HQ * s.LQ;
+  const double tolerance = dtype == runtime::DType::F32 ? 1e-5 : 1e-2;
+  const double relErr =
+      c.den == 0 ? std::sqrt(c.num) : std::sqrt(c.num / c.den);
+  const bool ok = c.nans == 0 && relErr < tolerance && c.lseBad == 0 &&
+                  c.lseMaxErr <= 1e-4;
+  if (ref.stride == 1)
     llvm::outs() << "check:    float64 reference on all " << rows
                  << " query rows";
   else
     llvm::outs() << "check:    float64 reference on a sample of "
-                 << checkedRows << " of the " << rows
-                 << " query rows (1 in " << stride
+                 << c.checkedRows << " of the " << rows
+                 << " query rows (1 in " << ref.stride
                  << "; all would be too slow)";
-  llvm::outs() << llvm::format(", %.0f ms\n", refMs);
+  llvm::outs() << llvm::format(", %.0f ms\n", ref.ms);
   llvm::outs() << llvm::format(
       "          out: relative Frobenius error %.2e (tolerance %.0e)", relErr,
       tolerance);
   if (!info.sigmoid)
-    llvm::outs() << llvm::format("; lse: max relative error %.2e", lseMaxErr);
+    llvm::outs() << llvm::format("; lse: max relative error %.2e",
+                                 c.lseMaxErr);
   llvm::outs() << (ok ? ": ok\n" : ": FAILED\n");
   if (!ok) {
-    if (nans)
-      llvm::outs() << "          " << nans << " NaN elements in out\n";
-    if (lseBad)
-      llvm::outs() << "          " << lseBad
+    if (c.nans)
+      llvm::outs() << "          " << c.nans << " NaN elements in out\n";
+    if (c.lseBad)
+      llvm::outs() << "          " << c.lseBad
                    << " lse elements where -inf (empty row) was expected or "
                       "NaN was returned\n";
     return fail("the kernel disagrees with the reference");
   }
-  const double pairs = double(checkedRows) * double(s.LK);
-  const double density = pairs == 0 ? 0 : double(keptPairs) / pairs;
+  return 0;
+}
 
-  // 4. Timing: warm-up, then the median of the timed runs.
+/// Times the kernel (2 warm-up runs, then --runs timed ones) and prints
+/// the median, the GFLOP/s and the mask's \p density. Returns 0 or fail's 1.
+int timeKernel(const Flags &f, const Shape &s, const Kernel &kernel,
+               DemoData &d, double density, int64_t stride) {
   for (int i = 0; i < 2; ++i)
-    if (Status st = forward(); !st.ok())
+    if (Status st = runForward(kernel, d); !st.ok())
       return fail(st.message());
   std::vector<double> times;
   for (int i = 0; i < f.runs; ++i) {
-    start = std::chrono::steady_clock::now();
-    Status st = forward();
+    auto start = std::chrono::steady_clock::now();
+    Status st = runForward(kernel, d);
     times.push_back(msSince(start));
     if (!st.ok())
       return fail(st.message());
@@ -309,6 +400,44 @@ int run(int argc, char **argv) {
       "          %.1f GFLOP/s counting only the kept pairs\n",
       density * flops / (med * 1e6));
   return 0;
+}
+
+int run(int argc, char **argv) {
+  Flags f;
+  if (std::optional<int> exitCode = parseFlags(argc, argv, f))
+    return *exitCode;
+  DemoSetup setup;
+  if (int rc = checkFlags(f, setup))
+    return rc;
+  const Shape &s = setup.shape;
+
+  // 1. Compile (a kernel found in the disk cache, ATTNC_CACHE_DIR, loads
+  // faster than a cold compile).
+  Compiler compiler;
+  std::optional<Kernel> kernel;
+  if (int rc = compileKernel(f, setup, compiler, kernel))
+    return rc;
+  const runtime::KernelInfo &info = kernel->info();
+
+  // 2. Random data and one run.
+  DemoData d;
+  if (int rc = makeData(f, setup, info, d))
+    return rc;
+  if (Status st = runForward(*kernel, d); !st.ok())
+    return fail(st.message());
+
+  // 3. The float64 reference, on every row or on a sample of them.
+  ReferenceResult ref;
+  if (int rc = runReference(f, setup, d, ref))
+    return rc;
+  const CheckResult check = compareWithReference(s, info, d, ref);
+  if (int rc = reportCheck(s, setup.dtype, info, ref, check))
+    return rc;
+  const double pairs = double(check.checkedRows) * double(s.LK);
+  const double density = pairs == 0 ? 0 : double(ref.keptPairs) / pairs;
+
+  // 4. Timing: warm-up, then the median of the timed runs.
+  return timeKernel(f, s, *kernel, d, density, ref.stride);
 }
 
 } // namespace

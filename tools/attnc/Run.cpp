@@ -203,10 +203,38 @@ bool sameExistingFile(const std::string &a, const std::string &b) {
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 &&
          sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
-} // namespace
 
-int attnc::runRun(const std::vector<std::string> &args) {
-  RunFlags f;
+/// One --input NAME=FILE.npy: the declared input's name and its file.
+struct InputFile {
+  std::string name, path;
+};
+
+/// What the checked flags of attnc run amount to.
+struct RunPlan {
+  bool cuda = false;
+  DType storage = DType::F32;
+  CompileOptions compileOptions;
+  std::vector<InputFile> inputFiles;
+};
+
+/// The tensors the kernel reads and the spec's text, all read up front.
+struct RunInputs {
+  std::optional<Tensor> q, k, v;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  std::string specText;
+};
+
+/// What the kernel wrote: out in the storage type, and lse when asked for.
+struct RunOutputs {
+  runtime::Expected<Tensor> out = Tensor();
+  std::optional<Tensor> lse;
+  TensorView lseView;
+};
+
+/// Parses \p args into \p f. Returns the exit code when attnc run ends
+/// here (1 on a bad command line, 0 after --help), std::nullopt otherwise.
+std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
+                                       RunFlags &f, bool &dtypeDefaulted) {
   po::options_description options(
       "attnc run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy "
       "[options]");
@@ -244,8 +272,13 @@ int attnc::runRun(const std::vector<std::string> &args) {
     std::cout << options;
     return 0;
   }
+  dtypeDefaulted = vm["dtype"].defaulted();
+  return std::nullopt;
+}
 
-  // Flags.
+/// Checks the spec, the required files, --target, --arch, --dtype and
+/// --threads; fills \p plan's target and storage. Returns 0 or fail's 1.
+int checkRunFlags(RunFlags &f, bool dtypeDefaulted, RunPlan &plan) {
   if (f.spec.empty())
     return fail("no spec file given");
   std::string missing;
@@ -260,7 +293,7 @@ int attnc::runRun(const std::vector<std::string> &args) {
   if (f.target != "cpu" && f.target != "cuda")
     return fail("--target=" + f.target + ": expected cpu or cuda");
   const bool cuda = f.target == "cuda";
-  if (cuda && vm["dtype"].defaulted())
+  if (cuda && dtypeDefaulted)
     f.dtype = "bf16";
   if (!f.arch.empty() && !cuda)
     return fail("--arch is for --target=cuda");
@@ -276,10 +309,17 @@ int attnc::runRun(const std::vector<std::string> &args) {
   if (f.threads < 0)
     return fail("--threads=" + std::to_string(f.threads) +
                 ": expected a number >= 0 (0 uses all cores)");
+  plan.cuda = cuda;
+  plan.storage = *storage;
+  return 0;
+}
 
-  CompileOptions compileOptions;
+/// Fills \p plan's compile options from --dtype, --name and the -D flags,
+/// and its input files from the --input flags. Returns 0 or fail's 1.
+int planCompileAndInputs(const RunFlags &f, RunPlan &plan) {
+  CompileOptions &compileOptions = plan.compileOptions;
   compileOptions.target = Target::CPU;
-  compileOptions.dtype = *storage;
+  compileOptions.dtype = plan.storage;
   compileOptions.name = f.name;
   for (const std::string &d : f.defines) {
     size_t eq = d.find('=');
@@ -288,10 +328,6 @@ int attnc::runRun(const std::vector<std::string> &args) {
     compileOptions.defines.emplace_back(d.substr(0, eq), d.substr(eq + 1));
   }
 
-  struct InputFile {
-    std::string name, path;
-  };
-  std::vector<InputFile> inputFiles;
   std::set<std::string> inputNames;
   for (const std::string &in : f.inputs) {
     size_t eq = in.find('=');
@@ -300,98 +336,117 @@ int attnc::runRun(const std::vector<std::string> &args) {
     std::string name = in.substr(0, eq);
     if (!inputNames.insert(name).second)
       return fail("--input " + name + " is given twice");
-    inputFiles.push_back({name, in.substr(eq + 1)});
+    plan.inputFiles.push_back({name, in.substr(eq + 1)});
   }
+  return 0;
+}
 
-  // Output paths: refuse what could only fail after the kernel ran.
+/// Refuses the output paths that could only fail after the kernel ran.
+/// Returns 0 or fail's 1.
+int checkOutputPaths(const RunFlags &f) {
   if (!f.lse.empty() &&
       (f.lse == f.output || sameExistingFile(f.lse, f.output)))
     return fail("-o and --lse name the same file '" + f.output + "'");
   for (const std::string *path : {&f.output, &f.lse})
     if (!path->empty() && isDirectory(*path))
       return fail(*path + ": cannot write: is a directory");
+  return 0;
+}
 
-  // Files, cheap to check, before the compilation.
-  std::optional<Tensor> q = loadOperand("q", "[B, HQ, LQ, D]", f.q, *storage);
-  if (!q)
+/// Reads q, k, v, the --input files and the spec into \p in. Returns 0 or
+/// 1 after the error was printed.
+int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
+  in.q = loadOperand("q", "[B, HQ, LQ, D]", f.q, plan.storage);
+  if (!in.q)
     return 1;
-  std::optional<Tensor> k = loadOperand("k", "[B, HKV, LK, D]", f.k, *storage);
-  if (!k)
+  in.k = loadOperand("k", "[B, HKV, LK, D]", f.k, plan.storage);
+  if (!in.k)
     return 1;
-  std::optional<Tensor> v =
-      loadOperand("v", "[B, HKV, LK, DV]", f.v, *storage);
-  if (!v)
+  in.v = loadOperand("v", "[B, HKV, LK, DV]", f.v, plan.storage);
+  if (!in.v)
     return 1;
-  std::vector<std::pair<std::string, Tensor>> inputs;
-  for (const InputFile &in : inputFiles) {
-    runtime::Expected<Tensor> t = runtime::readNpy(in.path);
+  for (const InputFile &file : plan.inputFiles) {
+    runtime::Expected<Tensor> t = runtime::readNpy(file.path);
     if (!t.ok())
       return fail(t.status().message());
-    inputs.emplace_back(in.name, std::move(*t));
+    in.inputs.emplace_back(file.name, std::move(*t));
   }
   std::optional<std::string> specText = readSpec(f.spec);
   if (!specText)
     return 1;
+  in.specText = std::move(*specText);
+  return 0;
+}
 
-  // Compile and run.
-  const std::vector<int64_t> &qs = q->shape();
-  runtime::Expected<Tensor> out = Tensor();
-  std::optional<Tensor> lse;
-  TensorView lseView;
-  if (cuda) {
-    CudaRunRequest request;
-    request.specName = f.spec == "-" ? "<stdin>" : f.spec;
-    request.specText = *specText;
-    request.frontend.onlyName = f.name;
-    for (const Define &d : compileOptions.defines)
-      request.frontend.defines.emplace_back(d.name, d.value);
-    request.storage = *storage;
-    request.arch = f.arch;
-    request.q = &*q;
-    request.k = &*k;
-    request.v = &*v;
-    request.inputs = &inputs;
-    request.wantLse = !f.lse.empty();
-    Status st = runOnCuda(request, *out, lse);
-    if (!st.ok())
-      return fail(st.message());
-    if (lse)
-      lseView = lse->view();
-  } else {
-    compileOptions.headDim = qs[3]; // tiles tuned for the head dim at hand
-    Compiler compiler;
-    Expected<Kernel> kernel = compiler.compile(
-        *specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
-    if (!kernel.ok())
-      return fail(kernel.status().message());
-    out = Tensor::zeros(*storage, {qs[0], qs[1], qs[2], v->shape()[3]});
-    if (!out.ok())
-      return fail("output: " + out.status().message());
-    if (!f.lse.empty()) {
-      runtime::Expected<Tensor> l =
-          Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
-      if (!l.ok())
-        return fail("lse: " + l.status().message());
-      lse = std::move(*l);
-      lseView = lse->view();
-    }
-    ForwardOptions forward;
-    forward.lse = lse ? &lseView : nullptr;
-    forward.threads = f.threads;
-    for (const auto &[name, t] : inputs)
-      forward.inputs.emplace_back(name, t.view());
-    Status st = kernel->forward(q->view(), k->view(), v->view(), out->view(),
-                                forward);
-    if (!st.ok())
-      return fail(st.message());
+/// Compiles and runs the spec on the GPU (RunCuda.cpp). Returns 0 or
+/// fail's 1.
+int runOnGpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
+             RunOutputs &result) {
+  CudaRunRequest request;
+  request.specName = f.spec == "-" ? "<stdin>" : f.spec;
+  request.specText = in.specText;
+  request.frontend.onlyName = f.name;
+  for (const Define &d : plan.compileOptions.defines)
+    request.frontend.defines.emplace_back(d.name, d.value);
+  request.storage = plan.storage;
+  request.arch = f.arch;
+  request.q = &*in.q;
+  request.k = &*in.k;
+  request.v = &*in.v;
+  request.inputs = &in.inputs;
+  request.wantLse = !f.lse.empty();
+  Status st = runOnCuda(request, *result.out, result.lse);
+  if (!st.ok())
+    return fail(st.message());
+  if (result.lse)
+    result.lseView = result.lse->view();
+  return 0;
+}
+
+/// Compiles the spec for the CPU through the C++ API and runs the kernel.
+/// Returns 0 or fail's 1.
+int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
+             RunOutputs &result) {
+  const std::vector<int64_t> &qs = in.q->shape();
+  CompileOptions compileOptions = plan.compileOptions;
+  compileOptions.headDim = qs[3]; // tiles tuned for the head dim at hand
+  Compiler compiler;
+  Expected<Kernel> kernel = compiler.compile(
+      in.specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
+  if (!kernel.ok())
+    return fail(kernel.status().message());
+  result.out =
+      Tensor::zeros(plan.storage, {qs[0], qs[1], qs[2], in.v->shape()[3]});
+  if (!result.out.ok())
+    return fail("output: " + result.out.status().message());
+  if (!f.lse.empty()) {
+    runtime::Expected<Tensor> l =
+        Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
+    if (!l.ok())
+      return fail("lse: " + l.status().message());
+    result.lse = std::move(*l);
+    result.lseView = result.lse->view();
   }
+  ForwardOptions forward;
+  forward.lse = result.lse ? &result.lseView : nullptr;
+  forward.threads = f.threads;
+  for (const auto &[name, t] : in.inputs)
+    forward.inputs.emplace_back(name, t.view());
+  Status st = kernel->forward(in.q->view(), in.k->view(), in.v->view(),
+                              result.out->view(), forward);
+  if (!st.ok())
+    return fail(st.message());
+  return 0;
+}
 
-  // Write: encode everything first, then all files or none.
+/// Encodes out (as float32) and lse, then writes all files or none.
+/// Returns 0 or fail's 1.
+int writeOutputs(const RunFlags &f, DType storage, RunOutputs &result) {
   std::vector<OutputFile> files;
   {
     runtime::Expected<Tensor> out32 =
-        *storage == DType::F32 ? std::move(out)
-                               : runtime::convert(out->view(), DType::F32);
+        storage == DType::F32 ? std::move(result.out)
+                              : runtime::convert(result.out->view(), DType::F32);
     if (!out32.ok())
       return fail(f.output + ": " + out32.status().message());
     runtime::Expected<std::string> bytes = runtime::encodeNpy(out32->view());
@@ -399,8 +454,8 @@ int attnc::runRun(const std::vector<std::string> &args) {
       return fail(f.output + ": " + bytes.status().message());
     files.push_back({f.output, std::move(*bytes), ""});
   }
-  if (lse) {
-    runtime::Expected<std::string> bytes = runtime::encodeNpy(lseView);
+  if (result.lse) {
+    runtime::Expected<std::string> bytes = runtime::encodeNpy(result.lseView);
     if (!bytes.ok())
       return fail(f.lse + ": " + bytes.status().message());
     files.push_back({f.lse, std::move(*bytes), ""});
@@ -408,4 +463,37 @@ int attnc::runRun(const std::vector<std::string> &args) {
   if (Status w = writeAll(files); !w.ok())
     return fail(w.message());
   return 0;
+}
+} // namespace
+
+int attnc::runRun(const std::vector<std::string> &args) {
+  RunFlags f;
+  bool dtypeDefaulted = false;
+  if (std::optional<int> exitCode = parseRunCommandLine(args, f, dtypeDefaulted))
+    return *exitCode;
+
+  // Flags.
+  RunPlan plan;
+  if (int rc = checkRunFlags(f, dtypeDefaulted, plan))
+    return rc;
+  if (int rc = planCompileAndInputs(f, plan))
+    return rc;
+
+  // Output paths: refuse what could only fail after the kernel ran.
+  if (int rc = checkOutputPaths(f))
+    return rc;
+
+  // Files, cheap to check, before the compilation.
+  RunInputs in;
+  if (int rc = readRunInputs(f, plan, in))
+    return rc;
+
+  // Compile and run.
+  RunOutputs result;
+  if (int rc = plan.cuda ? runOnGpu(f, plan, in, result)
+                         : runOnCpu(f, plan, in, result))
+    return rc;
+
+  // Write: encode everything first, then all files or none.
+  return writeOutputs(f, plan.storage, result);
 }

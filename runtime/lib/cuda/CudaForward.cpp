@@ -139,76 +139,63 @@ const std::vector<int> &PreparedForward::launchRecord() const {
   return p->record;
 }
 
-Expected<std::unique_ptr<PreparedForward>>
-attnc::runtime::cuda::prepareForward(const Module &module,
-                                     const CudaKernelDecl &decl,
-                                     const CudaForwardArgs &args) {
-  // --- 1. Check. -------------------------------------------------------------
-  auto impl = std::make_unique<PreparedForward::Impl>();
-  impl->module = module;
-  impl->decl = decl;
-  Status s = checkCudaForward(decl, args, impl->checked);
-  if (!s.ok())
-    return s;
-  using S = SizeName;
-  const CheckedCall &c = impl->checked;
-  const int64_t B = c.size(S::B), HQ = c.size(S::HQ), LQ = c.size(S::LQ),
-                LK = c.size(S::LK), D = c.size(S::D), DV = c.size(S::DV);
-  impl->entry = entryName(decl.name, decl.storage, D, DV);
-  if (LQ == 0) { // no query rows: nothing to compute or write
-    impl->nothingToDo = true;
-    return std::unique_ptr<PreparedForward>(new PreparedForward(std::move(impl)));
-  }
+// --- Preparing ---------------------------------------------------------------
 
-  // --- 2. Prepare. -----------------------------------------------------------
-  if (!module.loaded())
-    return Status::error("no CUDA module loaded (Module::load)");
-  Expected<const Driver *> d = contextDriver();
-  if (!d.ok())
-    return d.status();
-  const Driver &dr = **d;
-  CUmodule mod = module.impl().module;
-  CUresult r = dr.cuModuleGetFunction(&impl->fn, mod, impl->entry.c_str());
+/// Finds the entry of \p impl in \p mod and reads its launch record.
+static Status loadEntryFunction(const Driver &dr, CUmodule mod,
+                                PreparedForward::Impl &impl) {
+  const CudaKernelDecl &decl = impl.decl;
+  const int64_t D = impl.checked.size(SizeName::D),
+                DV = impl.checked.size(SizeName::DV);
+  CUresult r = dr.cuModuleGetFunction(&impl.fn, mod, impl.entry.c_str());
   if (r == CUDA_ERROR_NOT_FOUND)
     return Status::error(
-        "the CUDA module has no entry " + impl->entry + ": it was not built "
+        "the CUDA module has no entry " + impl.entry + ": it was not built "
         "for " + dtypeName(decl.storage) + " with D = " + std::to_string(D) +
         ", DV = " + std::to_string(DV) + " (the kernels take D and DV that "
         "are multiples of 8 from 8 to 128, or the .cu was compiled with other "
         "-DATTNC_ONLY_* values)");
-  if (!(s = check(dr, r, "cuModuleGetFunction")).ok())
-    return s.withContext(impl->entry);
-  if (!(s = readRecord(dr, mod, impl->entry, impl->record)).ok())
-    return s;
-  const std::vector<int> &rec = impl->record;
+  Status s = check(dr, r, "cuModuleGetFunction");
+  if (!s.ok())
+    return s.withContext(impl.entry);
+  return readRecord(dr, mod, impl.entry, impl.record);
+}
 
-  const std::string pre = prepassName(decl.name);
-  r = dr.cuModuleGetFunction(&impl->prepass, mod, pre.c_str());
+/// Finds the pre-pass of \p impl's kernel in \p mod, if the module has
+/// one, and reads its launch record.
+static Status loadPrepassFunction(const Driver &dr, CUmodule mod,
+                                  PreparedForward::Impl &impl) {
+  const std::string pre = prepassName(impl.decl.name);
+  CUresult r = dr.cuModuleGetFunction(&impl.prepass, mod, pre.c_str());
   if (r == CUDA_ERROR_NOT_FOUND) {
-    impl->prepass = nullptr;
-  } else {
-    if (!(s = check(dr, r, "cuModuleGetFunction")).ok())
-      return s.withContext(pre);
-    if (!(s = readRecord(dr, mod, pre, impl->prepassRecord)).ok())
-      return s;
+    impl.prepass = nullptr;
+    return Status::success();
   }
+  Status s = check(dr, r, "cuModuleGetFunction");
+  if (!s.ok())
+    return s.withContext(pre);
+  return readRecord(dr, mod, pre, impl.prepassRecord);
+}
 
+/// Copies the inputs of \p impl's call to the device and the attnc_input
+/// table that describes them after them.
+static Status uploadInputs(PreparedForward::Impl &impl) {
   // Inputs, converted as forwardCpu converts them, then on the device with
   // C-order strides; the attnc_input table after them.
   std::vector<attnc_input> table;
-  for (size_t j = 0; j < impl->checked.inputs.size(); ++j) {
-    CheckedInput &in = impl->checked.inputs[j];
+  for (size_t j = 0; j < impl.checked.inputs.size(); ++j) {
+    CheckedInput &in = impl.checked.inputs[j];
     TensorView host = in.view;
     if (in.target) {
       Expected<Tensor> conv = convert(in.view, *in.target);
       if (!conv.ok())
-        return conv.status().withContext("input '" + decl.inputs[j].name + "'");
+        return conv.status().withContext("input '" + impl.decl.inputs[j].name + "'");
       in.owned.emplace(std::move(*conv));
       host = in.owned->view();
     }
     Expected<DeviceTensor> dev = DeviceTensor::upload(host);
     if (!dev.ok())
-      return dev.status().withContext("input '" + decl.inputs[j].name + "'");
+      return dev.status().withContext("input '" + impl.decl.inputs[j].name + "'");
     attnc_input e{};
     DeviceView v = dev->view();
     e.data = v.view.data;
@@ -217,49 +204,59 @@ attnc::runtime::cuda::prepareForward(const Module &module,
       e.strides[k] = k < v.view.strides.size() ? v.view.strides[k] : 0;
     }
     table.push_back(e);
-    impl->inputData.push_back(std::move(*dev));
+    impl.inputData.push_back(std::move(*dev));
   }
   if (!table.empty()) {
     Expected<DeviceBuffer> t =
         DeviceBuffer::allocate(table.size() * sizeof(attnc_input));
     if (!t.ok())
       return t.status();
-    impl->inputTable = std::move(*t);
-    if (!(s = impl->inputTable.upload(table.data(), impl->inputTable.size()))
-             .ok())
+    impl.inputTable = std::move(*t);
+    Status s = impl.inputTable.upload(table.data(), impl.inputTable.size());
+    if (!s.ok())
       return s;
   }
-  Expected<DeviceBuffer> err =
-      DeviceBuffer::allocate(ATTNC_STATUS_WORDS * sizeof(int64_t));
-  if (!err.ok())
-    return err.status();
-  impl->error = std::move(*err);
+  return Status::success();
+}
 
-  if (impl->prepass) {
-    const std::vector<int> &pr = impl->prepassRecord;
-    const int64_t tiles = ceilDiv(LK, pr[ATTNC_LAUNCH_ROWS]);
-    int64_t words = 0;
-    if (__builtin_mul_overflow(B * HQ, std::max<int64_t>(tiles, 1), &words) ||
-        __builtin_mul_overflow(words, int64_t(pr[ATTNC_LAUNCH_SCRATCH]), &words))
-      return Status::error("the pre-pass scratch size overflows int64");
-    Expected<DeviceBuffer> sc =
-        DeviceBuffer::allocate(size_t(words) * sizeof(int64_t));
-    if (!sc.ok())
-      return sc.status().withContext("the pre-pass scratch");
-    impl->scratch = std::move(*sc);
-    // The pre-pass fills it; zeros make a word it skips deterministic.
-    if (!(s = impl->scratch.fill(0)).ok())
-      return s;
-    impl->prepassGrid[0] = unsigned(std::max<int64_t>(tiles, 1));
-    impl->prepassGrid[1] = unsigned(HQ);
-    impl->prepassGrid[2] = unsigned(B);
-    if (pr[ATTNC_LAUNCH_SMEM] > 0)
-      ATTNC_CU(dr, cuFuncSetAttribute, impl->prepass,
-               CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-               pr[ATTNC_LAUNCH_SMEM]);
-  }
+/// Allocates the pre-pass's scratch (zeroed) and sets its grid, one block
+/// per key tile, head and batch, and its dynamic shared memory.
+static Status preparePrepass(const Driver &dr, PreparedForward::Impl &impl) {
+  const CheckedCall &c = impl.checked;
+  const int64_t B = c.size(SizeName::B), HQ = c.size(SizeName::HQ),
+                LK = c.size(SizeName::LK);
+  const std::vector<int> &pr = impl.prepassRecord;
+  const int64_t tiles = ceilDiv(LK, pr[ATTNC_LAUNCH_ROWS]);
+  int64_t words = 0;
+  if (__builtin_mul_overflow(B * HQ, std::max<int64_t>(tiles, 1), &words) ||
+      __builtin_mul_overflow(words, int64_t(pr[ATTNC_LAUNCH_SCRATCH]), &words))
+    return Status::error("the pre-pass scratch size overflows int64");
+  Expected<DeviceBuffer> sc =
+      DeviceBuffer::allocate(size_t(words) * sizeof(int64_t));
+  if (!sc.ok())
+    return sc.status().withContext("the pre-pass scratch");
+  impl.scratch = std::move(*sc);
+  // The pre-pass fills it; zeros make a word it skips deterministic.
+  Status s = impl.scratch.fill(0);
+  if (!s.ok())
+    return s;
+  impl.prepassGrid[0] = unsigned(std::max<int64_t>(tiles, 1));
+  impl.prepassGrid[1] = unsigned(HQ);
+  impl.prepassGrid[2] = unsigned(B);
+  if (pr[ATTNC_LAUNCH_SMEM] > 0)
+    ATTNC_CU(dr, cuFuncSetAttribute, impl.prepass,
+             CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+             pr[ATTNC_LAUNCH_SMEM]);
+  return Status::success();
+}
 
-  attnc_cuda_args &a = impl->args;
+/// Fills the kernel's attnc_cuda_args: the tensors with their strides, the
+/// sizes, the dtype and the device buffers of \p impl.
+static void fillKernelArgs(PreparedForward::Impl &impl,
+                           const CudaForwardArgs &args) {
+  using S = SizeName;
+  const CheckedCall &c = impl.checked;
+  attnc_cuda_args &a = impl.args;
   auto copyStrides = [](int64_t *dst, const TensorView &t) {
     std::copy(t.strides.begin(), t.strides.end(), dst);
   };
@@ -274,21 +271,94 @@ attnc::runtime::cuda::prepareForward(const Module &module,
   copyStrides(a.os, args.out.view);
   if (args.lse)
     copyStrides(a.ls, args.lse->view);
-  a.B = B;
-  a.HQ = HQ;
+  a.B = c.size(S::B);
+  a.HQ = c.size(S::HQ);
   a.HKV = c.size(S::HKV);
-  a.LQ = LQ;
-  a.LK = LK;
-  a.D = D;
-  a.DV = DV;
-  a.dtype = decl.storage == DType::BF16 ? 1 : 0;
-  a.inputs = table.empty() ? nullptr
-                           : reinterpret_cast<const attnc_input *>(
-                                 impl->inputTable.address());
-  a.error = reinterpret_cast<int64_t *>(impl->error.address());
-  a.scratch = impl->prepass
-                  ? reinterpret_cast<int64_t *>(impl->scratch.address())
+  a.LQ = c.size(S::LQ);
+  a.LK = c.size(S::LK);
+  a.D = c.size(S::D);
+  a.DV = c.size(S::DV);
+  a.dtype = dtypeCode(impl.decl.storage);
+  a.inputs = impl.inputData.empty() ? nullptr
+                                    : reinterpret_cast<const attnc_input *>(
+                                          impl.inputTable.address());
+  a.error = reinterpret_cast<int64_t *>(impl.error.address());
+  a.scratch = impl.prepass
+                  ? reinterpret_cast<int64_t *>(impl.scratch.address())
                   : nullptr;
+}
+
+/// Sets the kernel's dynamic shared memory and its grid: query tiles (in
+/// whole clusters), heads, batches.
+static Status setKernelGrid(const Driver &dr, PreparedForward::Impl &impl) {
+  const CheckedCall &c = impl.checked;
+  const int64_t B = c.size(SizeName::B), HQ = c.size(SizeName::HQ),
+                LQ = c.size(SizeName::LQ);
+  const std::vector<int> &rec = impl.record;
+  if (rec[ATTNC_LAUNCH_SMEM] > 0)
+    ATTNC_CU(dr, cuFuncSetAttribute, impl.fn,
+             CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+             rec[ATTNC_LAUNCH_SMEM]);
+  int64_t tiles = ceilDiv(LQ, rec[ATTNC_LAUNCH_ROWS]);
+  const int cluster = rec[ATTNC_LAUNCH_CLUSTER];
+  if (cluster > 1) // a grid is whole clusters; the extra CTAs see no rows
+    tiles = ceilDiv(tiles, cluster) * cluster;
+  if (tiles > 0x7fffffff)
+    return Status::error("LQ = " + std::to_string(LQ) +
+                         " needs more query tiles than a CUDA grid holds");
+  impl.grid[0] = unsigned(tiles);
+  impl.grid[1] = unsigned(HQ);
+  impl.grid[2] = unsigned(B);
+  return Status::success();
+}
+
+Expected<std::unique_ptr<PreparedForward>>
+attnc::runtime::cuda::prepareForward(const Module &module,
+                                     const CudaKernelDecl &decl,
+                                     const CudaForwardArgs &args) {
+  // --- 1. Check. -------------------------------------------------------------
+  auto impl = std::make_unique<PreparedForward::Impl>();
+  impl->module = module;
+  impl->decl = decl;
+  Status s = checkCudaForward(decl, args, impl->checked);
+  if (!s.ok())
+    return s;
+  using S = SizeName;
+  const CheckedCall &c = impl->checked;
+  const int64_t LQ = c.size(S::LQ), D = c.size(S::D), DV = c.size(S::DV);
+  impl->entry = entryName(decl.name, decl.storage, D, DV);
+  if (LQ == 0) { // no query rows: nothing to compute or write
+    impl->nothingToDo = true;
+    return std::unique_ptr<PreparedForward>(new PreparedForward(std::move(impl)));
+  }
+
+  // --- 2. Prepare. -----------------------------------------------------------
+  if (!module.loaded())
+    return Status::error("no CUDA module loaded (Module::load)");
+  Expected<const Driver *> d = contextDriver();
+  if (!d.ok())
+    return d.status();
+  const Driver &dr = **d;
+  CUmodule mod = module.impl().module;
+  if (!(s = loadEntryFunction(dr, mod, *impl)).ok())
+    return s;
+  const std::vector<int> &rec = impl->record;
+  if (!(s = loadPrepassFunction(dr, mod, *impl)).ok())
+    return s;
+
+  if (!(s = uploadInputs(*impl)).ok())
+    return s;
+  Expected<DeviceBuffer> err =
+      DeviceBuffer::allocate(ATTNC_STATUS_WORDS * sizeof(int64_t));
+  if (!err.ok())
+    return err.status();
+  impl->error = std::move(*err);
+
+  if (impl->prepass)
+    if (!(s = preparePrepass(dr, *impl)).ok())
+      return s;
+
+  fillKernelArgs(*impl, args);
 
   if (rec[ATTNC_LAUNCH_TMA] == 1) {
     if (!(s = encodeMap(dr, args.q.view, rec[ATTNC_LAUNCH_ROWS],
@@ -302,20 +372,8 @@ attnc::runtime::cuda::prepareForward(const Module &module,
              .ok())
       return s;
   }
-  if (rec[ATTNC_LAUNCH_SMEM] > 0)
-    ATTNC_CU(dr, cuFuncSetAttribute, impl->fn,
-             CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-             rec[ATTNC_LAUNCH_SMEM]);
-  int64_t tiles = ceilDiv(LQ, rec[ATTNC_LAUNCH_ROWS]);
-  const int cluster = rec[ATTNC_LAUNCH_CLUSTER];
-  if (cluster > 1) // a grid is whole clusters; the extra CTAs see no rows
-    tiles = ceilDiv(tiles, cluster) * cluster;
-  if (tiles > 0x7fffffff)
-    return Status::error("LQ = " + std::to_string(LQ) +
-                         " needs more query tiles than a CUDA grid holds");
-  impl->grid[0] = unsigned(tiles);
-  impl->grid[1] = unsigned(HQ);
-  impl->grid[2] = unsigned(B);
+  if (!(s = setKernelGrid(dr, *impl)).ok())
+    return s;
   return std::unique_ptr<PreparedForward>(new PreparedForward(std::move(impl)));
 }
 
