@@ -171,7 +171,7 @@ check_cases() {
 }
 
 # The correctness half of `run` without a GPU: the same harness and cases,
-# with the fake driver (test/unit/FakeCudaDriver.cpp) running attnc's sm_80
+# with the fake driver (test/runtime/FakeCudaDriver.cpp) running attnc's sm_80
 # and sm_90a kernels under the CPU emulation of their PTX (test/cuda-emu).
 # Needs the main build's attnc-fake-cuda and attnc-cuda-emu-kernels-sm_80 /
 # -sm_90a (GPU_CHECK_FAKE_DRIVER, GPU_CHECK_EMU_KERNELS and

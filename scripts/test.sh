@@ -23,8 +23,8 @@ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
-ninja -C "$san" -j "$jobs" attnc-unittests attnc-runtime-tests attnc-cpu-tests \
-  attnc-fuzz-frontend
+ninja -C "$san" -j "$jobs" attnc-frontend-tests attnc-passes-tests \
+  attnc-reference-tests attnc-runtime-tests attnc-api-tests attnc-fuzz-frontend
 
 # allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
 # instrumented code, where it poisons slab memory that the uninstrumented
@@ -32,15 +32,15 @@ ninja -C "$san" -j "$jobs" attnc-unittests attnc-runtime-tests attnc-cpu-tests \
 asan_options="detect_leaks=1:allow_user_poisoning=0"
 
 echo "== unit tests under ASan + UBSan"
-ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
-  "$san/test/attnc-unittests"
-ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
-  "$san/test/attnc-runtime-tests"
+for t in frontend passes reference runtime; do
+  ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
+    "$san/test/attnc-$t-tests"
+done
 # The compiler, the JIT and the dispatcher around real kernels (the generated
 # code itself is not instrumented); a subset, as the reference is slow here.
 ATTNC_CACHE_DIR="$san/kernel-cache" ASAN_OPTIONS=$asan_options \
-  UBSAN_OPTIONS=print_stacktrace=1 "$san/test/attnc-cpu-tests" \
-  --gtest_filter='*TileTrace*:*Defines*:*CpuTile*:*MatchesReferenceOnAvx2/document*:*MatchesReferenceOnAvx2/all_features*:*MatchesReference/natten2d_bfloat16*'
+  UBSAN_OPTIONS=print_stacktrace=1 "$san/test/attnc-api-tests" \
+  --gtest_filter='*TileTrace*:*Defines*:*MatchesReferenceOnAvx2/document*:*MatchesReferenceOnAvx2/all_features*:*MatchesReference/natten2d_bfloat16*'
 
 echo "== fuzzing the front end for ${fuzz_seconds}s"
 corpus="$san/fuzz-corpus"

@@ -6,7 +6,7 @@ import lit.formats
 config.name = "attnc"
 config.test_format = lit.formats.ShTest(True)
 config.suffixes = [".mlir", ".attn", ".test"]
-config.excludes = ["unit", "fuzz", "Inputs", "CMakeLists.txt", "lit.cfg.py"]
+config.excludes = ["fuzz", "Inputs", "CMakeLists.txt", "lit.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 
@@ -19,6 +19,8 @@ config.substitutions.append(("%attnc", os.path.join(config.attnc_tools_dir, "att
 config.substitutions.append(("%attn-demo", os.path.join(config.attnc_tools_dir, "attn-demo")))
 config.substitutions.append(("%attn-opt", os.path.join(config.attnc_tools_dir, "attn-opt")))
 config.substitutions.append(("%examples", config.examples_dir))
+config.substitutions.append(("%src_root", config.attnc_src_root))
+config.substitutions.append(("%obj_root", config.attnc_obj_root))
 # attn-bench is built only with OpenBLAS; its tests say `REQUIRES: attn-bench`.
 if getattr(config, "have_attn_bench", False):
     config.available_features.add("attn-bench")

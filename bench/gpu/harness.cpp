@@ -2,7 +2,7 @@
 //
 // The GPU side of scripts/gpu-check.sh; needs only the runtime (no MLIR):
 //   attnc-gpu-harness selftest
-//       the hand-written test/unit/Inputs/copy_kernel.cu (CudaABI.h
+//       the hand-written test/runtime/Inputs/copy_kernel.cu (CudaABI.h
 //       without the emitter) through NVRTC and forwardCuda: out == q, the
 //       pre-pass, a kernel-reported error;
 //   attnc-gpu-harness check DATA [CASE_DIR...]
@@ -330,7 +330,7 @@ int selftest(const DeviceInfo &dev) {
   Expected<std::string> abi =
       readFile(ATTNC_REPO_ROOT "/runtime/include/attnc/Runtime/CudaABI.h");
   Expected<std::string> cu =
-      readFile(ATTNC_REPO_ROOT "/test/unit/Inputs/copy_kernel.cu");
+      readFile(ATTNC_REPO_ROOT "/test/runtime/Inputs/copy_kernel.cu");
   if (!abi.ok() || !cu.ok()) {
     std::printf("FAIL selftest: %s\n",
                 (!abi.ok() ? abi : cu).status().message().c_str());

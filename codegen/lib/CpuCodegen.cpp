@@ -173,6 +173,14 @@ struct CpuEntryPointsPass
 };
 } // namespace
 
+void attnc::registerCpuCodegenPasses() {
+  static bool once = [] {
+    PassRegistration<CpuEntryPointsPass>();
+    return true;
+  }();
+  (void)once;
+}
+
 void attnc::addCpuToLLVMPasses(OpPassManager &pm) {
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;

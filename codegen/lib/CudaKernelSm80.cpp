@@ -329,9 +329,9 @@ runtime::Expected<std::string> emitCudaSm80(FlashOp flash) {
   // 128 threads leave it all 255 and still fit an SM's shared memory.
   std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
   std::string dispatch;
-  for (int dt : {1, 0})
+  for (runtime::DType dt : kStorageTypes)
     for (HeadDims d : kHeadDims) {
-      std::string e = entryName(n, dt, d.hd, d.hdv);
+      std::string e = runtime::cuda::entryName(n, dt, d.hd, d.hdv);
       Record r;
       r.rows = kRows, r.threads = kThreads, r.smem = smemBytes(d.hd, d.hdv), r.keys = kKeys;
       entries += selectGuard(dt, d.hd, d.hdv) + "#define ATTNC_HAVE_" + e + "\n#define ATTNC_REC_" +
@@ -340,7 +340,7 @@ runtime::Expected<std::string> emitCudaSm80(FlashOp flash) {
                  ";\nextern \"C\" __global__ void __launch_bounds__(" + std::to_string(kThreads) +
                  ", 2) " + e + "(attnc_cuda_args a) {\n  attnc_fwd_body_" + n + "<" + dtType(dt) +
                  ", " + std::to_string(d.hd) + ", " + std::to_string(d.hdv) + ">(a);\n}\n#endif\n";
-      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(dt) +
+      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(runtime::cuda::dtypeCode(dt)) +
                   " && a->D == " + std::to_string(d.hd) + " && a->DV == " +
                   std::to_string(d.hdv) + ") {\n    static const int rec[] = ATTNC_REC_" + e +
                   ";\n    fn = (const void *)" + e + ";\n    smem = rec[ATTNC_LAUNCH_SMEM];\n  }\n#endif\n";

@@ -610,9 +610,9 @@ runtime::Expected<std::string> emitCudaSm90(FlashOp flash) {
 
   std::string entries = "\n// ---- " + n + ": entry points and launch records (CudaABI.h) ----\n";
   std::string dispatch;
-  for (int dt : {1, 0})
+  for (runtime::DType dt : kStorageTypes)
     for (HeadDims d : kHeadDims) {
-      std::string e = entryName(n, dt, d.hd, d.hdv);
+      std::string e = runtime::cuda::entryName(n, dt, d.hd, d.hdv);
       Record r;
       r.rows = kRows, r.threads = kThreads, r.smem = smemBytes(d.hd, d.hdv), r.tma = 1,
       r.keys = kKeys;
@@ -626,7 +626,7 @@ runtime::Expected<std::string> emitCudaSm90(FlashOp flash) {
                  n + "<" + dtType(dt) + ", " + std::to_string(d.hd) + ", " + std::to_string(d.hdv) +
                  ">(a, m);\n#elif defined(__CUDA_ARCH__)\n"
                  "  __trap(); // built for a target without sm_90a's wgmma / setmaxnreg\n#endif\n}\n#endif\n";
-      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(dt) +
+      dispatch += "#ifdef ATTNC_HAVE_" + e + "\n  if (a->dtype == " + std::to_string(runtime::cuda::dtypeCode(dt)) +
                   " && a->D == " + std::to_string(d.hd) + " && a->DV == " +
                   std::to_string(d.hdv) + ") {\n    static const int rec[] = ATTNC_REC_" + e +
                   ";\n    fn = (const void *)" + e +

@@ -18,16 +18,15 @@ namespace attnc::cudamod {
 
 const HeadDims kHeadDims[4] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}};
 
-const char *dtName(int dt) { return dt == 1 ? "bf16" : "f16"; }
-const char *dtType(int dt) { return dt == 1 ? "attnc_bf16" : "attnc_f16"; }
+const runtime::DType kStorageTypes[2] = {runtime::DType::BF16, runtime::DType::F16};
 
-std::string entryName(const std::string &n, int dt, int hd, int hdv) {
-  return "attnc_fwd_" + n + "__" + dtName(dt) + "_" + std::to_string(hd) + "_" +
-         std::to_string(hdv);
+std::string dtType(runtime::DType dt) {
+  return std::string("attnc_") + runtime::cuda::dtypeTag(dt);
 }
 
-std::string selectGuard(int dt, int hd, int hdv) {
-  return "#if (!defined(ATTNC_ONLY_DT) || ATTNC_ONLY_DT == " + std::to_string(dt) +
+std::string selectGuard(runtime::DType dt, int hd, int hdv) {
+  return "#if (!defined(ATTNC_ONLY_DT) || ATTNC_ONLY_DT == " +
+         std::to_string(runtime::cuda::dtypeCode(dt)) +
          ") && (!defined(ATTNC_ONLY_HD) || ATTNC_ONLY_HD == " + std::to_string(hd) +
          ") && (!defined(ATTNC_ONLY_HDV) || ATTNC_ONLY_HDV == " + std::to_string(hdv) + ")\n";
 }

@@ -10,6 +10,7 @@
 #define ATTNC_CODEGEN_LIB_CUDAMODULE_H
 
 #include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Runtime/Cuda.h"
 
 #include <string>
 
@@ -21,14 +22,14 @@ struct HeadDims {
 };
 extern const HeadDims kHeadDims[4];
 
-/// attnc_cuda_args::dtype: 0 float16, 1 bfloat16.
-const char *dtName(int dt); // "f16", "bf16" (the <dt> of the entry names)
-const char *dtType(int dt); // "attnc_f16", "attnc_bf16"
+/// The storage types every .cu has entries for (the runtime's dtypeCode
+/// and dtypeTag name them in the ABI and the entry names).
+extern const runtime::DType kStorageTypes[2];
+/// The kernels' storage type name: "attnc_f16", "attnc_bf16".
+std::string dtType(runtime::DType dt);
 
-/// attnc_fwd_<n>__<dt>_<HD>_<HDV>.
-std::string entryName(const std::string &n, int dt, int hd, int hdv);
 /// `#if` line keeping one entry under the ATTNC_ONLY_* macros.
-std::string selectGuard(int dt, int hd, int hdv);
+std::string selectGuard(runtime::DType dt, int hd, int hdv);
 
 /// A launch record's initializer (CudaABI.h's word order).
 struct Record {

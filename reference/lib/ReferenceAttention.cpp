@@ -7,7 +7,7 @@
 //   sigmoid: out = sum_K sigmoid(s + bias(q, kv)) v, lse = NaN
 //
 //===----------------------------------------------------------------------===//
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceAttention.h"
 
 #include <algorithm>
 #include <cmath>

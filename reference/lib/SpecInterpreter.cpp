@@ -8,7 +8,7 @@
 // wrap-around, floor division and floor modulo, floats in double.
 //
 //===----------------------------------------------------------------------===//
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"

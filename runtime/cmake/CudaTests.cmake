@@ -2,7 +2,7 @@
 # (test/CMakeLists.txt) and by the runtime's standalone build (the GPU
 # machine has no LLVM). ROOT is the repository root.
 function(attnc_add_cuda_tests ROOT)
-  set(unit ${ROOT}/test/unit)
+  set(unit ${ROOT}/test/runtime)
   set(defs ATTNC_RUNTIME_INCLUDE_DIR="${ROOT}/runtime/include"
            ATTNC_TEST_INPUTS_DIR="${unit}/Inputs")
   add_executable(attnc-cuda-tests ${unit}/CudaRuntimeTest.cpp)
@@ -18,7 +18,7 @@ function(attnc_add_cuda_tests ROOT)
   set_tests_properties(cuda-gpu PROPERTIES LABELS gpu SKIP_RETURN_CODE 77)
 
   # The same launches against a fake driver that runs the test kernel on
-  # the CPU (test/unit/FakeCudaDriver.cpp, loaded through ATTNC_CUDA_DRIVER):
+  # the CPU (test/runtime/FakeCudaDriver.cpp, loaded through ATTNC_CUDA_DRIVER):
   # the launcher end to end without a GPU. Only with the CUDA half.
   if(ATTNC_ENABLE_CUDA)
     find_package(CUDAToolkit QUIET)

@@ -15,8 +15,8 @@
 #include "attnc/Driver.h"
 #include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/MaskSchedule.h"
-#include "attnc/Passes/SpecInterpreter.h"
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/SpecInterpreter.h"
+#include "attnc/Reference/ReferenceAttention.h"
 #include "attnc/Runtime/Microkernels.h"
 
 #include "llvm/Support/raw_ostream.h"

@@ -17,7 +17,7 @@
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskAnalysis.h"
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceAttention.h"
 
 #include "llvm/Support/raw_ostream.h"
 #include <gtest/gtest.h>

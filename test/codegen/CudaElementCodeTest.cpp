@@ -15,7 +15,7 @@
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskSchedule.h"
 #include "attnc/Passes/ScheduleEmitter.h"
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"

@@ -10,7 +10,7 @@
 // aligned inside it, and a cp.async lands only at the wait_group that
 // covers its group.
 //
-// attnc_emu_launch is what test/unit/FakeCudaDriver.cpp calls for a kernel
+// attnc_emu_launch is what test/runtime/FakeCudaDriver.cpp calls for a kernel
 // that is not its own: it finds the entry in this library by name.
 //
 //===----------------------------------------------------------------------===//

@@ -13,7 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskSchedule.h"
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 
 #include "llvm/Support/raw_ostream.h"
 #include <gtest/gtest.h>

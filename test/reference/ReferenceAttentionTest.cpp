@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Driver.h"
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceAttention.h"
 
 #include "llvm/Support/raw_ostream.h"
 #include <gtest/gtest.h>

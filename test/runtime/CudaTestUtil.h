@@ -1,6 +1,6 @@
 //===- CudaTestUtil.h - The hand-written .cu the CUDA runtime tests use ---===//
 //
-// test/unit/Inputs/copy_kernel.cu follows CudaABI.h without the emitter;
+// test/runtime/Inputs/copy_kernel.cu follows CudaABI.h without the emitter;
 // copyKernelSource() prepends CudaABI.h's text to it, as the emitter pastes
 // the header into every .cu. Shared by the no-GPU tests (NVRTC, checks) and
 // the GPU tests (launches).

@@ -11,7 +11,7 @@
 // span. Modules are PTX (the device reports compute capability 10.0, so
 // the runtime loads sm_80 PTX); launch records are read from the PTX's
 // .const initialisers. Kernels run as host code: those of
-// test/unit/Inputs/copy_kernel.cu (attnc_fwd_copy*, attnc_prepass_copy),
+// test/runtime/Inputs/copy_kernel.cu (attnc_fwd_copy*, attnc_prepass_copy),
 // written here as the .cu writes them, and, when ATTNC_FAKE_CUDA_KERNELS
 // names a library of emulated kernels (test/cuda-emu), attnc's own sm_80
 // kernels. It says nothing about real GPUs.

@@ -25,7 +25,7 @@
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
-#include "attnc/Passes/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceAttention.h"
 #include "attnc/Runtime/Npy.h"
 #include "bench-common/BenchCommon.h"
 #include "common/ToolCommandLine.h"

@@ -17,6 +17,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   attnc::registerCpuCodegenDialects(registry);
   mlir::attn::registerAttnPasses();
+  attnc::registerCpuCodegenPasses();
   attnc::registerAttncPipeline();
   mlir::registerTransformsPasses();
   return mlir::asMainReturnCode(

@@ -13,7 +13,7 @@
 
 #include "attnc/Dialect/AttnDialect.h"
 #include "attnc/Passes/MaskSchedule.h"
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <iostream>

@@ -10,7 +10,7 @@
 #ifndef ATTNC_TOOLS_BENCHCOMMON_H
 #define ATTNC_TOOLS_BENCHCOMMON_H
 
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/Status.h"
 #include "attnc/Runtime/Tensor.h"

@@ -71,7 +71,7 @@ NvrtcState &nvrtcState() {
 
 Status loadDriver(Driver &d) {
   // ATTNC_CUDA_DRIVER names another driver library: the tests' fake driver
-  // (test/unit/FakeCudaDriver.cpp), which must not be called libcuda.so.1
+  // (test/runtime/FakeCudaDriver.cpp), which must not be called libcuda.so.1
   // because NVRTC looks for that name too.
   const char *env = std::getenv("ATTNC_CUDA_DRIVER");
   const std::string library = env && *env ? env : "libcuda.so.1";

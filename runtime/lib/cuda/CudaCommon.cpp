@@ -14,8 +14,15 @@
 using namespace attnc::runtime;
 using namespace attnc::runtime::cuda;
 
+int attnc::runtime::cuda::dtypeCode(DType storage) {
+  return storage == DType::BF16 ? 1 : 0;
+}
+
+const char *attnc::runtime::cuda::dtypeTag(DType storage) {
+  return storage == DType::BF16 ? "bf16" : "f16";
+}
+
 namespace {
-const char *dtypeTag(DType t) { return t == DType::BF16 ? "bf16" : "f16"; }
 
 /// The layout rules of the CUDA kernels for q, k, v or out.
 Status checkLayout(const DeviceView &t, const char *name) {
@@ -122,7 +129,7 @@ std::string attnc::runtime::cuda::prepassName(const std::string &spec) {
 std::vector<std::string> attnc::runtime::cuda::entryDefines(DType storage,
                                                             int64_t d,
                                                             int64_t dv) {
-  return {std::string("ATTNC_ONLY_DT=") + (storage == DType::BF16 ? "1" : "0"),
+  return {"ATTNC_ONLY_DT=" + std::to_string(dtypeCode(storage)),
           "ATTNC_ONLY_HD=" + std::to_string(d),
           "ATTNC_ONLY_HDV=" + std::to_string(dv)};
 }

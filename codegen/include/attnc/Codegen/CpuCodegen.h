@@ -42,6 +42,8 @@ runtime::Expected<runtime::KernelInfo> describeKernel(mlir::attn::FlashOp flash)
 /// Step 2: the passes from the CPU loops to the LLVM dialect and the entry
 /// points.
 void addCpuToLLVMPasses(mlir::OpPassManager &pm);
+/// Registers the last of them, `attn-cpu-entry-points`, for attn-opt.
+void registerCpuCodegenPasses();
 
 /// Registers the host target with LLVM (idempotent, thread-safe).
 void initializeNativeTarget();

@@ -1,10 +1,11 @@
 //===- RegionEmitter.h - Inline spec regions as scalar arith ----*- C++ -*-===//
 //
-// The element-wise part of the tiled form: copies a spec region (scale,
-// score, mask or bias) to a builder's insertion point as plain arith/math/
-// scf/memref ops on scalars, for one (b, h, q, kv) element. Both back ends
-// use it: the CPU loop nest directly, the CUDA emitter through the same
-// IR. What changes on the way:
+// The element-wise part of the CPU loops (attn-lower-cpu): copies a spec
+// region (scale, score, mask or bias) to a builder's insertion point as
+// plain arith/math/scf/memref ops on scalars, for one (b, h, q, kv) element.
+// The CUDA emitter prints the same regions as C++ instead
+// (CudaRegionPrinter.h), with the same error semantics. What changes on the
+// way:
 //   attn.index / attn.dim  -> the values in RegionEnv (i64);
 //   attn.score             -> RegionEnv::score (the scaled logit);
 //   attn.read t[i..]       -> a load from t's flat buffer at sum(i_d * s_d),

@@ -5,10 +5,10 @@
 // element, through the SpecInterpreter. Quadratic and slow on purpose.
 //
 //===----------------------------------------------------------------------===//
-#ifndef ATTNC_PASSES_REFERENCEATTENTION_H
-#define ATTNC_PASSES_REFERENCEATTENTION_H
+#ifndef ATTNC_REFERENCE_REFERENCEATTENTION_H
+#define ATTNC_REFERENCE_REFERENCEATTENTION_H
 
-#include "attnc/Passes/SpecInterpreter.h"
+#include "attnc/Reference/SpecInterpreter.h"
 
 #include <functional>
 #include <string>
@@ -41,4 +41,4 @@ std::string referenceAttention(SpecOp spec, const ReferenceProblem &problem,
 
 } // namespace mlir::attn
 
-#endif // ATTNC_PASSES_REFERENCEATTENTION_H
+#endif // ATTNC_REFERENCE_REFERENCEATTENTION_H

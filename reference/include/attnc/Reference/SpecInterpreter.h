@@ -8,8 +8,8 @@
 // construction, into flat register code.
 //
 //===----------------------------------------------------------------------===//
-#ifndef ATTNC_PASSES_SPECINTERPRETER_H
-#define ATTNC_PASSES_SPECINTERPRETER_H
+#ifndef ATTNC_REFERENCE_SPECINTERPRETER_H
+#define ATTNC_REFERENCE_SPECINTERPRETER_H
 
 #include "attnc/Dialect/AttnDialect.h"
 #include "attnc/Passes/MaskSchedule.h"
@@ -72,4 +72,4 @@ private:
 
 } // namespace mlir::attn
 
-#endif // ATTNC_PASSES_SPECINTERPRETER_H
+#endif // ATTNC_REFERENCE_SPECINTERPRETER_H

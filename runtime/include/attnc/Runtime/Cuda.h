@@ -179,6 +179,12 @@ private:
   std::shared_ptr<Impl> p;
 };
 
+/// attnc_cuda_args::dtype and ATTNC_ONLY_DT for a 16-bit storage type
+/// (CudaABI.h): 0 for F16, 1 for BF16.
+int dtypeCode(DType storage);
+/// The <dt> of the entry names: "f16" or "bf16".
+const char *dtypeTag(DType storage);
+
 /// attnc_fwd_<spec>__<dt>_<D>_<DV> (CudaABI.h); dt is bf16 or f16.
 std::string entryName(const std::string &spec, DType storage, int64_t d,
                       int64_t dv);
