@@ -112,7 +112,10 @@ static LogicalResult addEntryPoints(ModuleOp module) {
   auto bufferTy = LLVM::LLVMStructType::getLiteral(ctx, {ptr, ptr, i64, i64, i64});
   SmallVector<LLVM::LLVMFuncOp> kernels;
   for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
-    if (fn.getName().starts_with("attn_") && !fn.isExternal())
+    // A kernel that has its entry point already (a module read back at this
+    // level) keeps it: the pass is idempotent, as the pipeline's stages are.
+    if (fn.getName().starts_with("attn_") && !fn.isExternal() &&
+        !SymbolTable::lookupSymbolIn(module, kernelSymbol(fn.getName().drop_front(5).str())))
       kernels.push_back(fn);
   for (LLVM::LLVMFuncOp fn : kernels) {
     Location loc = fn.getLoc();

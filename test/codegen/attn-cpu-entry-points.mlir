@@ -1,4 +1,8 @@
 // RUN: attn-opt %s --split-input-file --attn-cpu-entry-points --verify-diagnostics | FileCheck %s
+// Twice: a kernel that has its entry point keeps it (one entry, not two).
+// RUN: attn-opt %s --split-input-file --attn-cpu-entry-points --attn-cpu-entry-points --verify-diagnostics | FileCheck %s --check-prefix=TWICE
+// TWICE-COUNT-1: llvm.func @attnc_kernel_tiny(
+// TWICE-NOT:     llvm.func @attnc_kernel_tiny(
 
 // Every lowered kernel @attn_<name> gets the C entry point
 // attnc_kernel_<name>(buffers, meta, status, begin, end) of KernelABI.h,
