@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
 #include "attnc/CodegenStamp.h"
+#include "attnc/Version.h"
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/CudaBuild.h"
 #include "attnc/Codegen/CudaElementCode.h"
@@ -44,10 +45,6 @@
 
 using namespace attnc;
 using runtime::KernelCache;
-
-// The code generator's identity in the cache key; the source stamp changes
-// with every edit of the passes or the lowering, this with the design.
-static const char kCodegenVersion[] = "attnc-cpu-9";
 
 attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
   char buf[64];
@@ -430,7 +427,7 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
     module.print(os);
   }
   std::string key = KernelCache::makeKey(
-      {kCodegenVersion, ATTNC_CODEGEN_SOURCE_STAMP, LLVM_VERSION_STRING,
+      {codegenDesignVersion(), ATTNC_CODEGEN_SOURCE_STAMP, LLVM_VERSION_STRING,
        hostCpuDescription(opts.cpu), tiled, runtime::dtypeName(opts.dtype),
        std::to_string(info->tileQ), std::to_string(info->tileK)});
   if (auto it = loaded.find(key); it != loaded.end())

@@ -5,7 +5,8 @@
 // --emit=llvm    LLVM IR after -O3 for the host CPU;
 // --emit=obj     an ELF object exporting attnc_kernel_<name> per block;
 // --emit=so      the same as a shared library (linked with the system cc,
-//                with the runtime's microkernels linked in);
+//                with the runtime's microkernels linked in and libstdc++
+//                as a dependency, so dlopen works from C);
 // --emit=header  the C/C++ header that declares them (CpuHeader.cpp).
 // Every file is written through a temporary and a rename: a failure leaves
 // no partial output.
@@ -61,8 +62,22 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
                 ATTNC_RUNTIME_ARCHIVE + " (the microkernels); use --emit=obj "
                 "and link libAttncRuntime.a yourself");
   }
-  llvm::StringRef args[] = {*cc,    "-shared", "-o", soPath, objPath,
-                            ATTNC_RUNTIME_ARCHIVE, "-lm"};
+  // The microkernels are C++ (their function-local statics need the C++
+  // ABI's guard functions), so libstdc++ is a dependency of the library
+  // itself: a C program or Python's dlopen must not have to preload it.
+  // -z defs turns any other unresolved symbol into a link error here rather
+  // than a dlopen failure at the user's.
+  llvm::StringRef args[] = {*cc,
+                            "-shared",
+                            "-o",
+                            soPath,
+                            objPath,
+                            ATTNC_RUNTIME_ARCHIVE,
+                            "-Wl,--push-state,--as-needed",
+                            "-lstdc++",
+                            "-Wl,--pop-state",
+                            "-lm",
+                            "-Wl,-z,defs"};
   std::string err;
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &err);
   if (rc != 0) {

@@ -11,6 +11,7 @@
 #include "common/ToolCommandLine.h"
 #include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
+#include "attnc/Version.h"
 #include "attnc/Codegen/CudaElementCode.h"
 
 #include "attnc/Dialect/AttnDialect.h"
@@ -19,6 +20,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <iostream>
+#include <new>
 
 using namespace attnc;
 
@@ -57,7 +59,9 @@ static void printUsage(llvm::raw_ostream &os) {
         "  run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy\n"
         "                                   run the kernel on .npy files\n"
         "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n\n"
-        "'attnc <command> --help' lists the options of a command.\n";
+        "'attnc <command> --help' lists the options of a command;\n"
+        "'attnc --version' prints the version, the LLVM version and the "
+        "code generator's hash.\n";
 }
 
 namespace {
@@ -194,6 +198,10 @@ int attnc::runCompile(const std::vector<std::string> &args) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // InitLLVM makes operator new abort ("LLVM ERROR: out of memory"); the
+  // runtime reports a failed allocation as an error instead, so restore the
+  // standard behaviour (std::bad_alloc).
+  std::set_new_handler(nullptr);
   if (argc < 2) {
     printUsage(llvm::errs());
     return 1;
@@ -202,6 +210,12 @@ int main(int argc, char **argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "--help" || command == "-h" || command == "help") {
     printUsage(llvm::outs());
+    return 0;
+  }
+  if (command == "--version") {
+    llvm::outs() << "attnc " << attnc::version() << "\nLLVM "
+                 << attnc::llvmVersion() << "\ncode generator "
+                 << attnc::codegenHash() << "\n";
     return 0;
   }
   if (command == "compile")
