@@ -32,6 +32,24 @@ static int fail(const std::string &message) {
   return 1;
 }
 
+/// The runtime archive: an installed attnc's (PREFIX/bin/attnc ->
+/// PREFIX/LIBDIR/libAttncRuntime.a), else the build tree's; empty if
+/// neither exists.
+static std::string runtimeArchive() {
+  static int anchor;
+  std::string exe = llvm::sys::fs::getMainExecutable("attnc", &anchor);
+  if (!exe.empty()) {
+    llvm::SmallString<256> p(llvm::sys::path::parent_path(
+        llvm::sys::path::parent_path(exe)));
+    llvm::sys::path::append(p, ATTNC_INSTALL_LIBDIR, ATTNC_RUNTIME_ARCHIVE_NAME);
+    if (llvm::sys::fs::is_regular_file(p))
+      return std::string(p);
+  }
+  if (llvm::sys::fs::is_regular_file(ATTNC_RUNTIME_ARCHIVE))
+    return ATTNC_RUNTIME_ARCHIVE;
+  return {};
+}
+
 /// Links `object` into a shared library at `output` with the system cc.
 static int linkShared(const std::string &object, llvm::StringRef output) {
   auto cc = llvm::sys::findProgramByName("cc");
@@ -56,11 +74,13 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
   }
   // The kernels call the runtime's microkernels (attnc_uk_*): link them in
   // from the runtime archive so the library is self-contained.
-  if (!llvm::sys::fs::exists(ATTNC_RUNTIME_ARCHIVE)) {
+  std::string archive = runtimeArchive();
+  if (archive.empty()) {
     cleanup();
     return fail(std::string("--emit=so needs the runtime archive ") +
-                ATTNC_RUNTIME_ARCHIVE + " (the microkernels); use --emit=obj "
-                "and link libAttncRuntime.a yourself");
+                ATTNC_RUNTIME_ARCHIVE_NAME + " (the microkernels), in " +
+                ATTNC_INSTALL_LIBDIR + " beside attnc's bin/ or at " +
+                ATTNC_RUNTIME_ARCHIVE + "; use --emit=obj and link it yourself");
   }
   // The microkernels are C++ (their function-local statics need the C++
   // ABI's guard functions), so libstdc++ is a dependency of the library
@@ -72,7 +92,7 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
                             "-o",
                             soPath,
                             objPath,
-                            ATTNC_RUNTIME_ARCHIVE,
+                            archive,
                             "-Wl,--push-state,--as-needed",
                             "-lstdc++",
                             "-Wl,--pop-state",
