@@ -270,10 +270,11 @@ Expected<Kernel> Compiler::compile(std::string_view specText,
 
 Expected<Kernel> Compiler::compileFile(const std::string &path,
                                        const CompileOptions &options) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (std::error_code ec = buffer.getError())
-    return Status::error("cannot read '" + path + "': " + ec.message());
-  return compile((*buffer)->getBuffer(), options, path);
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> buffer = readSpecFile(path, error);
+  if (!buffer)
+    return Status::error(error);
+  return compile(buffer->getBuffer(), options, path);
 }
 
 /// Loads an object file into a fresh LLJIT and finds the kernel's entry.
@@ -471,11 +472,9 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
   llvm::raw_string_ostream errs(errors);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &ctx, errs);
-  unsigned id = sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(text.data(), text.size()),
-          llvm::StringRef(bufferName.data(), bufferName.size())),
-      llvm::SMLoc());
+  unsigned id = addSpecBuffer(
+      sourceMgr, llvm::StringRef(text.data(), text.size()),
+      llvm::StringRef(bufferName.data(), bufferName.size()));
   FrontendOptions fo;
   fo.onlyName = opts.name;
   for (const Define &d : opts.defines)

@@ -251,8 +251,11 @@ bool SemaImpl::run(ast::Module &m, const FrontendOptions &options) {
 }
 
 bool SemaImpl::applyDefines(ast::Module &m, const FrontendOptions &options) {
+  llvm::StringMap<bool> given;
   for (const auto &[name, value] : options.defines) {
     std::string prefix = "-D " + name + "=" + value + ": ";
+    if (!given.insert({name, true}).second)
+      return failNoLoc(prefix + "param '" + name + "' is given more than once");
     bool found = false;
     for (ast::AttentionDecl &a : m.attentions) {
       for (ast::ParamDecl &p : a.params) {

@@ -546,11 +546,22 @@ TEST(Frontend, Defines) {
   };
   for (const Bad &b : bad) {
     FrontendOptions ob;
-    ob.defines = {{"c", "1.0"}, b.define};
+    // c needs a value; a bad c must not be its second -D (see below).
+    ob.defines = {b.define.first == "c" ? std::pair<std::string, std::string>(
+                                              "w", "1")
+                                        : std::pair<std::string, std::string>(
+                                              "c", "1.0"),
+                  b.define};
     Result e = parse(src, ob);
     EXPECT_FALSE(e.module);
     EXPECT_EQ(e.errors, b.message);
   }
+  // A name given twice is an error, whichever value comes last.
+  FrontendOptions twice;
+  twice.defines = {{"c", "1.0"}, {"w", "1"}, {"c", "2.0"}};
+  Result t = parse(src, twice);
+  EXPECT_FALSE(t.module);
+  EXPECT_EQ(t.errors, "error: -D c=2.0: param 'c' is given more than once\n");
   FrontendOptions ok;
   ok.defines = {{"w", "-9223372036854775808"}, {"c", "+3"}, {"f", "true"}};
   Result edge = parse(src, ok);

@@ -44,20 +44,20 @@ Driver::~Driver() = default;
 
 OwningOpRef<ModuleOp> Driver::loadSpecFile(llvm::StringRef path,
                                            const FrontendOptions &options) {
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/true);
-  if (std::error_code ec = buffer.getError()) {
-    errs << "error: cannot read '" << path << "': " << ec.message() << "\n";
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> buffer = readSpecFile(path, error);
+  if (!buffer) {
+    errs << "attnc: error: " << error << "\n";
     return nullptr;
   }
-  return loadSpecText(path, (*buffer)->getBuffer(), options);
+  return loadSpecText(buffer->getBufferIdentifier(), buffer->getBuffer(),
+                      options);
 }
 
 OwningOpRef<ModuleOp> Driver::loadSpecText(llvm::StringRef bufferName,
                                            llvm::StringRef text,
                                            const FrontendOptions &options) {
-  unsigned id = sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
+  unsigned id = addSpecBuffer(sourceMgr, text, bufferName);
   std::optional<ast::Module> module =
       parseSpec(sourceMgr, id, options, errs);
   if (!module)
@@ -69,13 +69,14 @@ OwningOpRef<ModuleOp> Driver::loadFile(llvm::StringRef path,
                                        const FrontendOptions &options) {
   if (!path.ends_with(".mlir"))
     return loadSpecFile(path, options);
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (std::error_code ec = buffer.getError()) {
-    errs << "error: cannot read '" << path << "': " << ec.message() << "\n";
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> buffer =
+      readSpecFile(path, error, kMaxMlirFileBytes, "MLIR file");
+  if (!buffer) {
+    errs << "attnc: error: " << error << "\n";
     return nullptr;
   }
-  sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+  sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
   return parseSourceFile<ModuleOp>(sourceMgr, &ctx);
 }
 

@@ -31,13 +31,18 @@ enum class EmitStage { Mlir, Analysed, Tiled, Loops, Llvm, Obj, So, Header,
 std::optional<EmitStage> parseEmitStage(llvm::StringRef name);
 const char *emitStageNames(); // "mlir|analysed|tiled|loops|..."
 
+/// The largest .mlir file Driver::loadFile reads (a printed LLVM-level
+/// module of a big spec is far larger than any spec).
+constexpr uint64_t kMaxMlirFileBytes = uint64_t(1) << 30;
+
 class Driver {
 public:
   explicit Driver(llvm::raw_ostream &errs);
   ~Driver();
   mlir::MLIRContext &context() { return ctx; }
 
-  /// Reads `path` ("-" for stdin), parses, checks and builds the module.
+  /// Reads `path` ("-" for stdin; readSpecFile: regular files only, at
+  /// most kMaxSpecFileBytes), parses, checks and builds the module.
   /// Reports any error to the error stream and returns null.
   mlir::OwningOpRef<mlir::ModuleOp>
   loadSpecFile(llvm::StringRef path, const FrontendOptions &options);
@@ -45,7 +50,8 @@ public:
   loadSpecText(llvm::StringRef bufferName, llvm::StringRef text,
                const FrontendOptions &options);
   /// A .attn spec as loadSpecFile, or a .mlir file at any level of the
-  /// pipeline (e.g. a printed tiled form), parsed and verified.
+  /// pipeline (e.g. a printed tiled form; a regular file of at most
+  /// kMaxMlirFileBytes), parsed and verified.
   mlir::OwningOpRef<mlir::ModuleOp>
   loadFile(llvm::StringRef path, const FrontendOptions &options);
 

@@ -130,15 +130,16 @@ std::optional<Tensor> loadOperand(const char *what, const char *layout,
   return std::move(*c);
 }
 
-/// The spec's text; "-" reads stdin.
+/// The spec's text; "-" reads stdin (readSpecFile: regular files only,
+/// size-capped).
 std::optional<std::string> readSpec(const std::string &path) {
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/true);
-  if (std::error_code ec = buffer.getError()) {
-    fail("cannot read '" + path + "': " + ec.message());
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> buffer = readSpecFile(path, error);
+  if (!buffer) {
+    fail(error);
     return std::nullopt;
   }
-  return (*buffer)->getBuffer().str();
+  return buffer->getBuffer().str();
 }
 
 /// One output file: its path and its encoded bytes.

@@ -135,7 +135,8 @@ public:
   Expected<Kernel> compile(std::string_view specText,
                            const CompileOptions &options = {},
                            std::string_view bufferName = "<spec>");
-  /// Reads and compiles a .attn file.
+  /// Reads and compiles a .attn file (a regular file of at most 16 MiB:
+  /// FIFOs, devices and directories are refused; see readSpecFile).
   Expected<Kernel> compileFile(const std::string &path,
                                const CompileOptions &options = {});
 
