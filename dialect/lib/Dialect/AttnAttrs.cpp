@@ -1,6 +1,8 @@
 //===- AttnAttrs.cpp - Attributes of the attn dialect ---------------------===//
 //
 // Textual forms and verifiers of #attn.param, #attn.input and #attn.mask.
+// The mask parser bounds a formula's depth, size and bound expressions
+// (kMaxMask* in AttnDialect.h); printing and queries use explicit stacks.
 // `#attn.mask<all_of(kv_le "q", kv_ge "q - 127")>` (kv <= q && kv >= q - 127): bounds are affine
 // expressions printed with the names of their dim (q) and symbols, and read
 // back through MLIR's affine-map parser, so the text stays readable in lit
@@ -213,6 +215,29 @@ std::string mlir::attn::printMaskBound(AffineExpr expr) {
   return out;
 }
 
+/// Operators and parentheses of a bound's text: each is a level of MLIR's
+/// recursive affine-expression parser at worst.
+static unsigned countBoundTerms(StringRef text) {
+  unsigned n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+' || c == '-' || c == '*' || c == '(') {
+      ++n;
+      continue;
+    }
+    if (!llvm::isAlpha(c))
+      continue;
+    size_t j = i;
+    while (j < text.size() && (llvm::isAlnum(text[j]) || text[j] == '_'))
+      ++j;
+    StringRef word = text.slice(i, j);
+    if (word == "floordiv" || word == "ceildiv" || word == "mod")
+      ++n;
+    i = j - 1;
+  }
+  return n;
+}
+
 static AffineMap parseMaskBound(AsmParser &p, StringRef text) {
   std::string mapText = "affine_map<(q)[";
   mapText += llvm::join(maskSymbolNames(), ", ");
@@ -244,20 +269,15 @@ MaskAttr MaskAttr::getCombination(MLIRContext *ctx, MaskKind kind,
   return get(ctx, kind, terms, AffineMap());
 }
 
-static void printNode(AsmPrinter &p, MaskAttr node) {
+/// Prints a node that has no sub-formula (everything but all_of/any_of).
+static void printLeaf(AsmPrinter &p, MaskAttr node) {
   switch (node.getKind()) {
+  case MaskKind::all_of:
+  case MaskKind::any_of:
   case MaskKind::always:
   case MaskKind::never:
   case MaskKind::opaque:
     p << stringifyMaskKind(node.getKind());
-    return;
-  case MaskKind::all_of:
-  case MaskKind::any_of:
-    p << stringifyMaskKind(node.getKind()) << "(";
-    llvm::interleaveComma(node.getTerms(), p, [&](Attribute t) {
-      printNode(p, cast<MaskAttr>(t));
-    });
-    p << ")";
     return;
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
@@ -281,16 +301,59 @@ static void printNode(AsmPrinter &p, MaskAttr node) {
   }
 }
 
-static MaskAttr parseNode(AsmParser &p, unsigned depth) {
+/// Prints a formula with an explicit stack, so that a formula built by a
+/// pass (not bounded by the parser's limits) cannot exhaust the C++ stack.
+static void printNode(AsmPrinter &p, MaskAttr root) {
+  struct Frame {
+    MaskAttr node;
+    size_t next; // index of the next term to print
+  };
+  auto isCombination = [](MaskAttr n) {
+    return n.getKind() == MaskKind::all_of || n.getKind() == MaskKind::any_of;
+  };
+  SmallVector<Frame> stack;
+  auto open = [&](MaskAttr n) {
+    if (!isCombination(n))
+      return printLeaf(p, n);
+    p << stringifyMaskKind(n.getKind()) << "(";
+    stack.push_back({n, 0});
+  };
+  open(root);
+  while (!stack.empty()) {
+    Frame &f = stack.back();
+    ArrayRef<Attribute> terms = f.node.getTerms();
+    if (f.next == terms.size()) {
+      p << ")";
+      stack.pop_back();
+      continue;
+    }
+    if (f.next > 0)
+      p << ", ";
+    MaskAttr child = cast<MaskAttr>(terms[f.next++]);
+    open(child); // may push: `f` is not used after this
+  }
+}
+
+/// Parses one node; `nodes` counts the nodes parsed so far in the formula.
+static MaskAttr parseNode(AsmParser &p, unsigned depth, unsigned &nodes) {
   MLIRContext *ctx = p.getContext();
   llvm::SMLoc loc = p.getCurrentLocation();
-  if (depth > 256)
-    return p.emitError(loc, "mask formula is nested too deeply"), MaskAttr();
+  if (depth > kMaxMaskDepth)
+    return p.emitError(loc, "mask formula is nested too deeply (more than ")
+               << kMaxMaskDepth << " levels)",
+           MaskAttr();
+  if (++nodes > kMaxMaskTerms)
+    return p.emitError(loc, "mask formula has more than ")
+               << kMaxMaskTerms << " terms",
+           MaskAttr();
   auto parseBound = [&](AffineExpr &expr) -> ParseResult {
     llvm::SMLoc at = p.getCurrentLocation();
     std::string text;
     if (p.parseString(&text))
       return failure();
+    if (countBoundTerms(text) > kMaxMaskBoundTerms)
+      return p.emitError(at, "mask bound has more than ")
+             << kMaxMaskBoundTerms << " operators";
     AffineMap map = parseMaskBound(p, text);
     if (!map || map.getNumResults() != 1)
       return p.emitError(at, "invalid mask bound \"") << text << "\"";
@@ -336,7 +399,7 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth) {
     return MaskAttr::getLeaf(ctx, *kind);
   SmallVector<Attribute> terms;
   if (p.parseCommaSeparatedList(AsmParser::Delimiter::Paren, [&] {
-        MaskAttr t = parseNode(p, depth + 1);
+        MaskAttr t = parseNode(p, depth + 1, nodes);
         if (!t)
           return failure();
         terms.push_back(t);
@@ -350,7 +413,8 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth) {
 Attribute MaskAttr::parse(AsmParser &p, Type) {
   if (p.parseLess())
     return {};
-  MaskAttr node = parseNode(p, 0);
+  unsigned nodes = 0;
+  MaskAttr node = parseNode(p, 0, nodes);
   if (!node || p.parseGreater())
     return {};
   return node;
@@ -422,17 +486,19 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // Queries on mask formulas and types
 //===----------------------------------------------------------------------===//
 
-static void collectIds(MaskAttr node, SmallVector<MaskAttr> &out) {
-  if (node.getKind() == MaskKind::ids_eq)
-    out.push_back(node);
-  if (node.getKind() == MaskKind::all_of || node.getKind() == MaskKind::any_of)
-    for (Attribute t : node.getTerms())
-      collectIds(cast<MaskAttr>(t), out);
-}
-
 SmallVector<MaskAttr> mlir::attn::collectIdsAtoms(MaskAttr mask) {
+  // Depth-first, terms in order, with an explicit stack (no recursion).
   SmallVector<MaskAttr> out;
-  collectIds(mask, out);
+  SmallVector<MaskAttr> stack{mask};
+  while (!stack.empty()) {
+    MaskAttr node = stack.pop_back_val();
+    if (node.getKind() == MaskKind::ids_eq)
+      out.push_back(node);
+    if (node.getKind() == MaskKind::all_of ||
+        node.getKind() == MaskKind::any_of)
+      for (Attribute t : llvm::reverse(node.getTerms()))
+        stack.push_back(cast<MaskAttr>(t));
+  }
   return out;
 }
 

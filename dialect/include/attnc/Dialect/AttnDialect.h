@@ -30,6 +30,14 @@
 #include "attnc/Dialect/AttnOps.h.inc"
 
 namespace mlir::attn {
+/// Limits of a #attn.mask formula read from text: nesting depth of
+/// all_of/any_of, nodes in the whole formula, and operators (and
+/// parentheses) in one bound expression. Bigger input is a located parse
+/// error, so that neither the parser nor MLIR's (recursive) affine parser
+/// can exhaust the stack.
+constexpr unsigned kMaxMaskDepth = 256;
+constexpr unsigned kMaxMaskTerms = 4096;
+constexpr unsigned kMaxMaskBoundTerms = 256;
 /// Names of the symbols of MaskAttr bound maps, in order (s0 .. s9).
 llvm::ArrayRef<llvm::StringRef> maskSymbolNames();
 /// Prints an affine expression of a mask bound with `q` and the symbol names.
