@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole test run, from a fresh machine: installs the dependencies, builds,
-# runs the lit and unit tests (ctest), then builds the unit tests and the
-# front-end fuzzer with clang under AddressSanitizer + UBSan, runs the unit
-# tests there, and fuzzes the front end for FUZZ_SECONDS (default 60).
+# runs the lit and unit tests and the fuzz corpus replays (ctest), then builds
+# the unit tests and the fuzz targets with clang under AddressSanitizer +
+# UBSan, runs every unit test executable and every corpus replay there, and
+# fuzzes the targets of test/fuzz for FUZZ_SECONDS in all (default 60, split
+# evenly). New inputs land in build-sanitize/fuzz/corpus-<target>/ (never in
+# git); a crashing input is kept in build-sanitize/fuzz/crashes-<target>/ and
+# its path printed, to be added to test/fuzz/corpus/<target>/ with the fix.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="${JOBS:-2}"
@@ -23,35 +27,63 @@ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
-ninja -C "$san" -j "$jobs" attnc-frontend-tests attnc-passes-tests \
-  attnc-reference-tests attnc-runtime-tests attnc-api-tests attnc-fuzz-frontend
+fuzz_targets=(frontend npy cache-entry attr define spec)
+san_targets=(attnc-frontend-tests attnc-passes-tests attnc-reference-tests
+  attnc-codegen-tests attnc-runtime-tests attnc-api-tests attnc-cuda-tests
+  attnc-cuda-gpu-tests)
+for t in "${fuzz_targets[@]}"; do
+  san_targets+=("attnc-fuzz-$t" "attnc-fuzz-replay-$t")
+done
+ninja -C "$san" -j "$jobs" "${san_targets[@]}"
 
 # allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
 # instrumented code, where it poisons slab memory that the uninstrumented
 # libMLIR.so then uses; without this ASan reports that as use-after-poison.
-asan_options="detect_leaks=1:allow_user_poisoning=0"
+export ASAN_OPTIONS="detect_leaks=1:allow_user_poisoning=0"
+export UBSAN_OPTIONS="print_stacktrace=1"
 
-echo "== unit tests under ASan + UBSan"
-for t in frontend passes reference runtime; do
-  ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=print_stacktrace=1 \
-    "$san/test/attnc-$t-tests"
+# Every unit test executable, whole (the CPU kernels against the float64
+# reference included; the generated code itself is not instrumented), the
+# CUDA launcher against the fake driver, and the fuzz corpus replays: the
+# ctests of the normal run that need neither a GPU, nor the lit tools, nor
+# the CUDA emulation's kernels.
+echo "== unit tests and fuzz corpus replays under ASan + UBSan"
+san_start=$SECONDS
+(cd "$san" && ctest --output-on-failure --no-tests=error -j "$jobs" -R \
+  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|fuzz-corpus-.*)$')
+echo "sanitizer suite: $((SECONDS - san_start)) s"
+
+echo "== fuzzing for ${fuzz_seconds}s, split across ${#fuzz_targets[@]} targets"
+per_target=$((fuzz_seconds / ${#fuzz_targets[@]}))
+[ "$per_target" -ge 1 ] || per_target=1
+fuzz_dir="$san/fuzz"
+failed=()
+for t in "${fuzz_targets[@]}"; do
+  corpus="$fuzz_dir/corpus-$t" crashes="$fuzz_dir/crashes-$t"
+  mkdir -p "$corpus" "$crashes"
+  dict=()
+  [ -f "$root/test/fuzz/$t.dict" ] && dict=(-dict="$root/test/fuzz/$t.dict")
+  echo "-- attnc-fuzz-$t for ${per_target}s"
+  touch "$fuzz_dir/.start-$t"
+  # The first folder is the working corpus (new inputs are written there,
+  # and kept for the next run); the committed seeds are only read.
+  if ! (cd "$fuzz_dir" && "$san/test/fuzz/attnc-fuzz-$t" \
+        -max_total_time="$per_target" -max_len=4096 -timeout=30 \
+        -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}" \
+        -artifact_prefix="$crashes/" "$corpus" "$root/test/fuzz/corpus/$t"); then
+    failed+=("$t")
+    find "$crashes" -type f -newer "$fuzz_dir/.start-$t" | while read -r f; do
+      echo "fuzz: attnc-fuzz-$t: finding kept in $f (reproduce:" \
+        "$san/test/fuzz/attnc-fuzz-$t $f; once fixed, add it to" \
+        "test/fuzz/corpus/$t/)"
+    done
+  fi
 done
-# The compiler, the JIT and the dispatcher around real kernels (the generated
-# code itself is not instrumented); a subset, as the reference is slow here.
-ATTNC_CACHE_DIR="$san/kernel-cache" ASAN_OPTIONS=$asan_options \
-  UBSAN_OPTIONS=print_stacktrace=1 "$san/test/attnc-api-tests" \
-  --gtest_filter='*TileTrace*:*Defines*:*MatchesReferenceOnAvx2/document*:*MatchesReferenceOnAvx2/all_features*:*MatchesReference/natten2d_bfloat16*'
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "test.sh: fuzzing found a problem in: ${failed[*]}"
+  exit 1
+fi
 
-echo "== fuzzing the front end for ${fuzz_seconds}s"
-corpus="$san/fuzz-corpus"
-rm -rf "$corpus" && mkdir -p "$corpus"
-# Seeds: the examples, the shared reference specs and the malformed specs.
-for f in "$root"/examples/*.attn "$root"/../shared/specs/*.attn \
-         "$root"/test/frontend/errors/*.attn; do
-  [ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
-done
-(cd "$san" && ASAN_OPTIONS=$asan_options "$san/test/attnc-fuzz-frontend" -max_total_time="$fuzz_seconds" \
-  -max_len=4096 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 "$corpus")
-
-echo "test.sh: all tests passed (ctest: lit suite + unit tests; ASan+UBSan unit tests; fuzzing)"
+echo "test.sh: all tests passed (ctest: lit suite, unit tests, fuzz corpora;" \
+  "ASan+UBSan unit tests and corpora; fuzzing)"
 echo "steps: 4 passed, 0 failed"

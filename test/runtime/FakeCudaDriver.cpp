@@ -28,14 +28,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace {
+struct FakeFunction;
 struct FakeModule {
   std::string ptx; // PTX text, or a cubin's bytes
   bool cubin = false;
   std::map<std::string, std::vector<unsigned char>> globals;
+  std::vector<std::unique_ptr<FakeFunction>> functions; // live with the module
 };
 struct FakeFunction {
   FakeModule *module;
@@ -312,7 +315,8 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
   const std::string key = fm->cubin ? std::string(name) + '\0' : ".entry " + std::string(name) + "(";
   if (fm->ptx.find(key) == std::string::npos)
     return CUDA_ERROR_NOT_FOUND;
-  *f = reinterpret_cast<CUfunction>(new FakeFunction{fm, name}); // leaked, as a module's functions live with it
+  fm->functions.push_back(std::make_unique<FakeFunction>(FakeFunction{fm, name}));
+  *f = reinterpret_cast<CUfunction>(fm->functions.back().get());
   return CUDA_SUCCESS;
 }
 CUresult cuModuleGetGlobal(CUdeviceptr *p, size_t *bytes, CUmodule m, const char *name) {
