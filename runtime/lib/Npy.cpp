@@ -1,4 +1,4 @@
-//===- Npy.cpp - .npy files and atomic file writes ------------------------===//
+//===- Npy.cpp - .npy files and safe file reads --------------------------===//
 //
 // Reading works on a "source" (a file descriptor or a byte string) through
 // one function, so readNpy and parseNpy share every check. The order of the
@@ -13,10 +13,12 @@
 // commas, whitespace anywhere, the 'L' suffix of Python 2 integers) and
 // nothing else, and rejects unknown and duplicate keys.
 //
+// readFile is here too (it shares openRegular); the write side of the file
+// helpers is FileWrite.cpp.
+//
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/Npy.h"
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -354,26 +356,24 @@ Expected<Tensor> readFromSource(uint64_t size, const ReadFn &read) {
   return makeContiguous(v);
 }
 
-/// Splits \p path into its directory ("." if none) and last component.
-void splitPath(const std::string &path, std::string &dir, std::string &base) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) {
-    dir = ".";
-    base = path;
-  } else {
-    dir = slash == 0 ? "/" : path.substr(0, slash);
-    base = path.substr(slash + 1);
-  }
-}
-
-/// Opens \p path for reading and checks that it is a regular file.
+/// Opens \p path for reading and checks that it is a regular file of at
+/// most \p maxSize bytes. The open is non-blocking, so a FIFO without a
+/// writer (or a device) cannot hang it; the flag is cleared again for the
+/// regular file. With \p noFollow a symbolic link is refused.
 Expected<int> openRegular(const std::string &path, uint64_t &size,
-                          bool *missing = nullptr) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+                          bool *missing = nullptr,
+                          uint64_t maxSize = UINT64_MAX,
+                          bool noFollow = false) {
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  if (noFollow)
+    flags |= O_NOFOLLOW;
+  int fd = ::open(path.c_str(), flags);
   if (fd < 0) {
     int err = errno;
     if (missing)
       *missing = err == ENOENT || err == ENOTDIR;
+    if (err == ELOOP && noFollow)
+      return Status::error(path + ": cannot open: is a symbolic link");
     return Status::error(path + ": cannot open: " + errnoText(err));
   }
   struct stat st;
@@ -384,8 +384,24 @@ Expected<int> openRegular(const std::string &path, uint64_t &size,
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::error(path + (S_ISDIR(st.st_mode) ? ": is a directory"
-                                                     : ": not a regular file"));
+    const char *what = S_ISDIR(st.st_mode)    ? "is a directory"
+                       : S_ISFIFO(st.st_mode) ? "is a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)
+                           ? "is a device"
+                           : "is not a regular file";
+    return Status::error(path + ": " + what + "; a regular file is needed");
+  }
+  if (uint64_t(st.st_size) > maxSize) {
+    ::close(fd);
+    return Status::error(path + ": too large (" + std::to_string(st.st_size) +
+                         " bytes, at most " + std::to_string(maxSize) +
+                         " allowed)");
+  }
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::error(path + ": cannot open: " + errnoText(err));
   }
   size = uint64_t(st.st_size);
   return fd;
@@ -493,11 +509,12 @@ Status attnc::runtime::writeNpy(const std::string &path, const TensorView &t) {
 }
 
 Expected<std::string> attnc::runtime::readFile(const std::string &path,
-                                               bool *missing) {
+                                               bool *missing, uint64_t maxSize,
+                                               bool noFollow) {
   if (missing)
     *missing = false;
   uint64_t size = 0;
-  Expected<int> fd = openRegular(path, size, missing);
+  Expected<int> fd = openRegular(path, size, missing, maxSize, noFollow);
   if (!fd.ok())
     return fd.status();
   std::string out;
@@ -514,91 +531,4 @@ Expected<std::string> attnc::runtime::readFile(const std::string &path,
   if (!st.ok())
     return st;
   return out;
-}
-
-Status attnc::runtime::writeFileAtomic(const std::string &path,
-                                       std::string_view bytes) {
-  return writeFileAtomic(path, std::vector<std::string_view>{bytes});
-}
-
-Status
-attnc::runtime::writeFileAtomic(const std::string &path,
-                                const std::vector<std::string_view> &chunks) {
-  std::string dir, base;
-  splitPath(path, dir, base);
-  if (base.empty() || base == "." || base == "..")
-    return Status::error(path + ": cannot write: not a file name");
-  // pid + a process-wide counter makes names unique among writers on this
-  // host; O_EXCL catches anything else (another host on a shared disk).
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = dir + "/." + base + ".tmp." + std::to_string(::getpid()) + "." +
-          std::to_string(counter.fetch_add(1));
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      return Status::error(path + ": cannot write: " + errnoText(errno));
-  }
-  if (fd < 0)
-    return Status::error(path + ": cannot write: no free temporary name");
-  auto failWith = [&](const std::string &what, int err) {
-    if (fd >= 0)
-      ::close(fd);
-    ::unlink(tmp.c_str());
-    return Status::error(path + ": cannot write: " + what + errnoText(err));
-  };
-  for (std::string_view chunk : chunks) {
-    const char *p = chunk.data();
-    size_t left = chunk.size();
-    while (left > 0) {
-      ssize_t w =
-          ::write(fd, p, left < (size_t(1) << 30) ? left : size_t(1) << 30);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w <= 0)
-        return failWith("", w < 0 ? errno : ENOSPC);
-      p += w;
-      left -= size_t(w);
-    }
-  }
-  if (::fsync(fd) != 0)
-    return failWith("fsync: ", errno);
-  int closed = ::close(fd);
-  fd = -1;
-  if (closed != 0)
-    return failWith("close: ", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return failWith("", errno);
-  // Make the rename itself durable; a failure here loses nothing that is
-  // visible, so it is not an error.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::success();
-}
-
-Status attnc::runtime::createDirectories(const std::string &path) {
-  if (path.empty())
-    return Status::error("cannot create a directory with an empty name");
-  int lastErr = 0;
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/')
-      continue;
-    if (path[pos - 1] == '/')
-      continue; // "a//b" or a trailing slash
-    std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
-      lastErr = errno;
-  }
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    return Status::success();
-  if (lastErr == 0)
-    return Status::error(path + ": cannot create directory: it exists and "
-                                "is not a directory");
-  return Status::error(path +
-                       ": cannot create directory: " + errnoText(lastErr));
 }
