@@ -67,7 +67,8 @@ for t in "${fuzz_targets[@]}"; do
   touch "$fuzz_dir/.start-$t"
   # The first folder is the working corpus (new inputs are written there,
   # and kept for the next run); the committed seeds are only read.
-  if ! (cd "$fuzz_dir" && "$san/test/fuzz/attnc-fuzz-$t" \
+  if ! (cd "$fuzz_dir" && ATTNC_CACHE_DIR="$fuzz_dir/kernel-cache" \
+        "$san/test/fuzz/attnc-fuzz-$t" \
         -max_total_time="$per_target" -max_len=4096 -timeout=30 \
         -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}" \
         -artifact_prefix="$crashes/" "$corpus" "$root/test/fuzz/corpus/$t"); then

@@ -103,6 +103,11 @@ LogicalResult ParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (value && value.getType() != type)
     return emitError() << "param '" << name.getValue() << "' has type "
                        << type << " but its value is " << value;
+  // As the front end's: an f32 value out of range (inf) has no printed form
+  // that reads back.
+  if (auto f = dyn_cast_or_null<FloatAttr>(value); f && !f.getValue().isFinite())
+    return emitError() << "param '" << name.getValue()
+                       << "' must be a finite f32";
   return success();
 }
 
