@@ -62,6 +62,8 @@ struct CudaRunRequest {
 runtime::Status runOnCuda(const CudaRunRequest &request, runtime::Tensor &out,
                           std::optional<runtime::Tensor> &lse);
 int runShow(const std::vector<std::string> &args);
+/// `attnc cache stats|clear` (Cache.cpp).
+int runCache(const std::vector<std::string> &args);
 } // namespace attnc
 
 #endif // ATTNC_TOOLS_COMMANDS_H

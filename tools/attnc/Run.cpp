@@ -21,15 +21,19 @@
 // input read. Every error prints `attnc run: error: ...` (spec errors print
 // `file:line:col: error:` and a caret line, as the driver does) and exits 1.
 //
-// Outputs are written only after the kernel succeeded, in two phases: both
-// files are encoded in memory first, then each is written atomically to a
-// hidden temporary beside its target, and only when both temporaries exist
-// are they renamed over the targets. A failure before the renames (a
-// missing directory, a full disk) leaves every target as it was. A rename
-// in the same directory can hardly fail once a target that is a directory
-// has been refused up front; if the second one fails all the same, the
-// first target, which then holds this run's result, is removed so that no
-// half result stays behind (what was there before this run is lost then).
+// Outputs are written only after the kernel succeeded, in two phases, by
+// the runtime's rule for a path (Npy.h: a link is followed and kept, a
+// hard-linked file is written in place, a device or FIFO directly, never
+// replaced; `-` is stdout). Both files are encoded in memory first; then
+// every output that is replaced gets a written, fsynced temporary beside
+// its target; then the outputs written in place (stdout, devices, FIFOs,
+// hard-linked files) are written, and only when all of that worked are the
+// temporaries renamed over their targets. A failure before the renames (a
+// missing directory, a full disk, /dev/full) leaves every replaced target
+// as it was (an output written in place before the failure has its bytes).
+// A rename in the same directory can hardly fail once a target that is a
+// directory has been refused up front; if the second one fails all the
+// same, the error says that the first target was already written.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
@@ -142,51 +146,65 @@ std::optional<std::string> readSpec(const std::string &path) {
   return buffer->getBuffer().str();
 }
 
-/// One output file: its path and its encoded bytes.
+/// One output file: its path ("-" for stdout) and its encoded bytes.
 struct OutputFile {
-  std::string path, bytes, staging;
+  std::string path, bytes;
 };
 
-/// Replaces every occurrence of \p from in \p text by \p to.
-std::string replaceAll(std::string text, const std::string &from,
-                       const std::string &to) {
-  for (size_t at = text.find(from); at != std::string::npos;
-       at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
+/// Writes \p bytes to stdout (after what llvm::outs() holds).
+runtime::Status writeStdout(const std::string &bytes) {
+  llvm::outs().flush();
+  std::cout.flush();
+  const char *p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t w = ::write(STDOUT_FILENO, p, left);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return runtime::Status::error(
+          std::string("-: cannot write to stdout: ") +
+          std::strerror(w < 0 ? errno : EIO));
+    p += w;
+    left -= size_t(w);
+  }
+  return runtime::Status::success();
 }
 
 /// Writes all of \p files or, on failure, none (see the file comment).
-runtime::Status writeAll(std::vector<OutputFile> &files) {
-  auto removeStaged = [&](size_t from) {
-    for (size_t i = from; i < files.size(); ++i)
-      if (!files[i].staging.empty())
-        ::unlink(files[i].staging.c_str());
-  };
-  for (OutputFile &f : files) {
-    size_t slash = f.path.find_last_of('/');
-    std::string dir = slash == std::string::npos ? "" : f.path.substr(0, slash + 1);
-    std::string base = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
-    std::string staging =
-        dir + "." + base + ".attnc-run." + std::to_string(::getpid());
-    runtime::Status st = runtime::writeFileAtomic(staging, f.bytes);
-    if (!st.ok()) {
-      removeStaged(0);
-      // The message names the temporary; the user knows the target.
-      return runtime::Status::error(
-          replaceAll(st.message(), staging, f.path));
-    }
-    f.staging = staging;
-  }
+runtime::Status writeAll(const std::vector<OutputFile> &files) {
+  // Phase 1: stage every replaced output (the destructors remove the
+  // temporaries on any early return).
+  std::vector<runtime::PendingWrite> pending(files.size());
+  std::vector<bool> inPlace(files.size(), true); // stdout too
   for (size_t i = 0; i < files.size(); ++i) {
-    if (std::rename(files[i].staging.c_str(), files[i].path.c_str()) != 0) {
-      std::string why = std::strerror(errno);
-      removeStaged(i);
-      for (size_t j = 0; j < i; ++j)
-        ::unlink(files[j].path.c_str());
-      return runtime::Status::error(files[i].path + ": cannot write: " + why);
-    }
-    files[i].staging.clear();
+    if (files[i].path == "-")
+      continue;
+    runtime::Expected<runtime::PendingWrite> w =
+        runtime::PendingWrite::prepare(files[i].path, {files[i].bytes});
+    if (!w.ok())
+      return w.status();
+    pending[i] = std::move(*w);
+    inPlace[i] = pending[i].inPlace();
+  }
+  // Phase 2: what is written in place, and can fail, goes first.
+  for (size_t i = 0; i < files.size(); ++i) {
+    runtime::Status st = files[i].path == "-" ? writeStdout(files[i].bytes)
+                         : inPlace[i]            ? pending[i].commit()
+                                                 : runtime::Status::success();
+    if (!st.ok())
+      return st;
+  }
+  // Phase 3: the renames.
+  std::string written;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (inPlace[i])
+      continue;
+    if (runtime::Status st = pending[i].commit(); !st.ok())
+      return runtime::Status::error(
+          st.message() +
+          (written.empty() ? "" : " (" + written + " was written)"));
+    written = files[i].path;
   }
   return runtime::Status::success();
 }
@@ -263,9 +281,11 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
       ("threads", po::value(&f.threads)->default_value(0),
        "number of threads; 0 uses all cores")
       ("output,o", po::value(&f.output),
-       "OUT.npy: the output [B, HQ, LQ, DV], float32 (required)")
+       "OUT.npy: the output [B, HQ, LQ, DV], float32 (required; '-' for "
+       "stdout)")
       ("lse", po::value(&f.lse),
-       "LSE.npy: also write the log-sum-exp [B, HQ, LQ], float32");
+       "LSE.npy: also write the log-sum-exp [B, HQ, LQ], float32 ('-' for "
+       "stdout)");
   po::variables_map vm;
   if (!parseCommandLine("run", args, options, vm))
     return 1;
@@ -453,13 +473,13 @@ int writeOutputs(const RunFlags &f, DType storage, RunOutputs &result) {
     runtime::Expected<std::string> bytes = runtime::encodeNpy(out32->view());
     if (!bytes.ok())
       return fail(f.output + ": " + bytes.status().message());
-    files.push_back({f.output, std::move(*bytes), ""});
+    files.push_back({f.output, std::move(*bytes)});
   }
   if (result.lse) {
     runtime::Expected<std::string> bytes = runtime::encodeNpy(result.lseView);
     if (!bytes.ok())
       return fail(f.lse + ": " + bytes.status().message());
-    files.push_back({f.lse, std::move(*bytes), ""});
+    files.push_back({f.lse, std::move(*bytes)});
   }
   if (Status w = writeAll(files); !w.ok())
     return fail(w.message());

@@ -1,10 +1,11 @@
-//===- attnc.cpp - The attnc command line: compile, run, show -------------===//
+//===- attnc.cpp - The attnc command line: compile, run, show, cache ------===//
 //
 // `attnc compile SPEC --emit=STAGE` prints or writes a stage of the pipeline
 // (toyc style: each --emit stops the pipeline at a later step);
 // `attnc run SPEC --q Q.npy --k K.npy --v V.npy -o OUT.npy` compiles the
 // spec and runs the kernel on .npy files (Run.cpp);
-// `attnc show SPEC --lq N --lk N` prints the tile schedule of the mask.
+// `attnc show SPEC --lq N --lk N` prints the tile schedule of the mask;
+// `attnc cache stats|clear` reports on or empties the kernel cache (Cache.cpp).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
@@ -58,7 +59,8 @@ static void printUsage(llvm::raw_ostream &os) {
         "stage\n"
         "  run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy\n"
         "                                   run the kernel on .npy files\n"
-        "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n\n"
+        "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n"
+        "  cache stats|clear                the kernel cache on disk\n\n"
         "'attnc <command> --help' lists the options of a command;\n"
         "'attnc --version' prints the version, the LLVM version and the "
         "code generator's hash.\n";
@@ -224,6 +226,8 @@ int main(int argc, char **argv) {
     return runRun(args);
   if (command == "show")
     return runShow(args);
+  if (command == "cache")
+    return runCache(args);
   llvm::errs() << "attnc: error: unknown command '" << command << "'\n";
   printUsage(llvm::errs());
   return 1;
