@@ -2,13 +2,14 @@
 //
 // `attnc compile --emit=header` writes this next to `--emit=obj|so`. For C
 // it declares each kernel's entry point (attnc_cpu_kernel_fn of
-// KernelABI.h); for C++ it adds `attnc_generated::<name>_info()`, the
+// KernelABI.h) and refuses to compile against another ABI version; for C++ it adds `attnc_generated::<name>_info()`, the
 // KernelInfo the runtime checks calls against, and `<name>_forward(args)`,
 // which runs the kernel through runtime::forwardCpu with every check and
 // the thread pool, exactly like a JIT kernel.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
+#include "attnc/Runtime/KernelABI.h"
 
 #include <cctype>
 #include <sstream>
@@ -47,6 +48,10 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
         " */\n"
         "#ifndef " << guard << "\n#define " << guard << "\n\n"
         "#include \"attnc/Runtime/KernelABI.h\"\n\n"
+        "/* The kernels below were built for this version of KernelABI.h. */\n"
+        "#if ATTNC_KERNEL_ABI_VERSION != " << ATTNC_KERNEL_ABI_VERSION << "\n"
+        "#error \"attnc kernels built for KernelABI.h version "
+     << ATTNC_KERNEL_ABI_VERSION << "\"\n#endif\n\n"
         "#ifdef __cplusplus\nextern \"C\" {\n#endif\n";
   for (const runtime::KernelInfo &k : kernels) {
     os << "void " << kernelSymbol(k.name)

@@ -28,6 +28,10 @@ enum MetaSlot : int64_t {
   kMetaHasTrace = 27, kMetaInputs = 28
 };
 
+// Kernel arguments (KernelABI.h's buffer slots): the arena, then the
+// inputs; after the n inputs come meta, status, task_begin, task_end.
+enum KernelArg : int64_t { kArgArena = 7, kArgInputs = 8 };
+
 struct FlashBuilder {
   OpBuilder &b;
   Location loc;
@@ -141,8 +145,9 @@ struct FlashBuilder {
   }
 };
 
-/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
-/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
+/// Kernel signature: q, k, v, out, lse, trace, ids scratch, arena,
+/// inputs..., meta, status, task_begin, task_end (the buffer order of
+/// KernelABI.h).
 SmallVector<Type> kernelArgTypes(OpBuilder &b, Type storageType,
                                  ArrayRef<InputAttr> decls);
 

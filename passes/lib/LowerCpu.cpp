@@ -95,13 +95,12 @@ LogicalResult CpuFlashLowering::run() {
       func.erase();
       return failure();
     }
-    qIdx = memref::AllocaOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, f.i64),
-                                    ValueRange{f.toIdx(TQ)});
-    kvIdx = memref::AllocaOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, f.i64),
-                                     ValueRange{f.toIdx(TK)});
     func->setAttr("attn.grid_patch", b.getDenseI64ArrayAttr(*patch));
   }
-  auto taskLoop = f.forLoop(taskBegin, taskEnd, [&](Value task) { emitTask(task); });
+  // A call whose arena is too small runs no task (allocateScratch has
+  // recorded the error).
+  Value end = arith::SelectOp::create(b, loc, arenaFits, taskEnd, taskBegin);
+  auto taskLoop = f.forLoop(taskBegin, end, [&](Value task) { emitTask(task); });
   FlashBuilder::mark(taskLoop, "attn.loop", "tasks");
   if (failed(result)) {
     func.erase();
@@ -121,8 +120,9 @@ void CpuFlashLowering::createFunction() {
   qBuf = args[0], kBuf = args[1], vBuf = args[2], oBuf = args[3];
   lseBuf = args[4], traceBuf = args[5], idsScratch = args[6];
   size_t nIn = decls.size();
-  meta = args[7 + nIn];
-  taskBegin = args[9 + nIn], taskEnd = args[10 + nIn];
+  arena = args[kArgArena];
+  meta = args[kArgInputs + nIn];
+  taskBegin = args[kArgInputs + 2 + nIn], taskEnd = args[kArgInputs + 3 + nIn];
 }
 
 /// Sizes, strides and flags from the meta array; tile counts.
@@ -152,29 +152,57 @@ void CpuFlashLowering::loadCallValues() {
   zeroF = f.cf(0.0);
 }
 
-/// The scratch tiles (f32, or bf16 pair layouts), once per call.
+/// The scratch tiles (f32, or bf16 pair layouts), once per call, carved
+/// from the caller's arena (KernelABI.h's layout, attnc_arena_bytes: every
+/// section rounded up to 64 bytes and large enough for both tile types);
+/// arenaFits says whether the arena holds them.
 void CpuFlashLowering::allocateScratch() {
-  auto scratchOf = [&](Type t, Value n) {
-    auto type = MemRefType::get({ShapedType::kDynamic}, t);
-    return memref::AllocaOp::create(b, loc, type, ValueRange{f.toIdx(n)}).getResult();
-  };
   Type tileType = bf16Tiles ? storageType : f.f32;
   Dp = f.mul(arith::CeilDivSIOp::create(b, loc, D, f.ci(2)), f.ci(2));
   Dq = bf16Tiles ? Dp : D;
   Value vRows = f.mul(f.ci((tileK + 1) / 2 * 2), DV);
-  Qs = scratchOf(tileType, f.mul(TQ, Dq));
-  Ks = scratchOf(tileType, f.mul(TK, Dq));
-  Vs = scratchOf(tileType, vRows);
-  S = scratchOf(f.f32, f.mul(TQ, TK));
-  mRow = scratchOf(f.f32, TQ);
-  lRow = scratchOf(f.f32, TQ);
-  acc = scratchOf(f.f32, f.mul(TQ, DV));
-  alphaRow = scratchOf(f.f32, TQ);
+  // The arena as a plain i8 memref (the ABI passes offset 0).
+  Value arenaLen = memref::DimOp::create(b, loc, arena, 0);
+  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type());
+  Value base = memref::ReinterpretCastOp::create(
+      b, loc, bytesType, arena, OpFoldResult(b.getIndexAttr(0)),
+      ArrayRef<OpFoldResult>{arenaLen}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  Value used = f.ci(0); // bytes, i64
+  auto section = [&](Type t, Value n, Value bytes) {
+    auto type = MemRefType::get({ShapedType::kDynamic}, t);
+    Value view = memref::ViewOp::create(b, loc, type, base, f.toIdx(used),
+                                        ValueRange{f.toIdx(n)});
+    Value rounded =
+        f.mul(arith::DivSIOp::create(b, loc, f.add(bytes, f.ci(63)), f.ci(64)), f.ci(64));
+    used = f.add(used, rounded);
+    return view;
+  };
+  Value D1 = f.add(D, f.ci(1));
+  Qs = section(tileType, f.mul(TQ, Dq), f.mul(f.ci(4 * tileQ), D1));
+  Ks = section(tileType, f.mul(TK, Dq), f.mul(f.ci(4 * tileK), D1));
+  Vs = section(tileType, vRows, f.mul(f.ci(4 * (tileK + 1)), DV));
+  S = section(f.f32, f.mul(TQ, TK), f.ci(4 * tileQ * tileK));
+  mRow = section(f.f32, TQ, f.ci(4 * tileQ));
+  lRow = section(f.f32, TQ, f.ci(4 * tileQ));
+  alphaRow = section(f.f32, TQ, f.ci(4 * tileQ));
+  acc = section(f.f32, f.mul(TQ, DV), f.mul(f.ci(4 * tileQ), DV));
+  qIdx = section(f.i64, TQ, f.ci(8 * tileQ));
+  kvIdx = section(f.i64, TK, f.ci(8 * tileK));
+  arenaFits = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, used,
+                                    f.toI64(arenaLen));
+  Value tooSmall = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, used,
+                                         f.toI64(arenaLen));
+  f.ifThen(tooSmall, [&] {
+    emitRecordError(b, loc, env.status, KernelError::ArenaTooSmall,
+                    {used, f.toI64(arenaLen)});
+  });
   if (bf16Tiles) { // pads stay zero
     Value zero = arith::ConstantOp::create(b, loc, FloatAttr::get(tileType, 0.0));
-    for (auto [tile, n] : {std::pair{Qs, f.mul(TQ, Dq)}, std::pair{Ks, f.mul(TK, Dq)},
-                           std::pair{Vs, vRows}})
-      f.forLoop(f.cx(0), f.toIdx(n), [&](Value i) { f.store(zero, tile, i); });
+    f.ifThen(arenaFits, [&] {
+      for (auto [tile, n] : {std::pair{Qs, f.mul(TQ, Dq)}, std::pair{Ks, f.mul(TK, Dq)},
+                             std::pair{Vs, vRows}})
+        f.forLoop(f.cx(0), f.toIdx(n), [&](Value i) { f.store(zero, tile, i); });
+    });
   }
   Dx = f.toIdx(D), DVx = f.toIdx(DV), TKx = f.cx(tileK), TQx = f.cx(tileQ);
   Dpx = f.toIdx(Dp);

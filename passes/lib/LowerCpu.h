@@ -95,7 +95,7 @@ private:
 
   func::FuncOp func;
   SmallVector<InputAttr> decls;
-  Value qBuf, kBuf, vBuf, oBuf, lseBuf, traceBuf, idsScratch, meta;
+  Value qBuf, kBuf, vBuf, oBuf, lseBuf, traceBuf, idsScratch, arena, meta;
   Value taskBegin, taskEnd;
   RegionEnv env;
   Value HQ, HKV, LQ, LK, D, DV;
@@ -103,11 +103,12 @@ private:
   Value hasLse, hasTrace;
   Value TQ, TK, numQT, numKT, group;
   Value Dp, Dq, Dx, DVx, TKx, TQx, Dpx;
-  Value Qs, Ks, Vs, S, mRow, lRow, acc, alphaRow; // scratch tiles
+  Value Qs, Ks, Vs, S, mRow, lRow, acc, alphaRow; // scratch tiles (arena)
+  Value arenaFits; // i1: the arena holds the tiles
   Value negInf, zeroF;
   Value callScale; // null when the scale is per element
   std::optional<GridTiling> grid;
-  Value qIdx, kvIdx; // grid masks: the rows and keys of the task / tile
+  Value qIdx, kvIdx; // grid masks: the rows and keys of the task / tile (arena)
   int64_t numIds = 0;
 };
 

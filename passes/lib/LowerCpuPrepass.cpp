@@ -16,8 +16,9 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::flash;
 
-/// Kernel signature: q, k, v, out, lse, trace, ids scratch, inputs...,
-/// meta, status, task_begin, task_end (the buffer order of KernelABI.h).
+/// Kernel signature: q, k, v, out, lse, trace, ids scratch, arena,
+/// inputs..., meta, status, task_begin, task_end (the buffer order of
+/// KernelABI.h).
 SmallVector<Type> mlir::attn::flash::kernelArgTypes(OpBuilder &b, Type storageType,
                                  ArrayRef<InputAttr> decls) {
   SmallVector<Type> types;
@@ -26,6 +27,7 @@ SmallVector<Type> mlir::attn::flash::kernelArgTypes(OpBuilder &b, Type storageTy
   types.push_back(flatBufferType(b.getF32Type()));
   types.push_back(flatBufferType(b.getI8Type()));
   types.push_back(flatBufferType(b.getI64Type()));
+  types.push_back(flatBufferType(b.getI8Type())); // the arena
   for (InputAttr in : decls) {
     Type t = in.getElementType();
     // bool inputs are one byte per element, as numpy stores them.
@@ -68,7 +70,7 @@ func::FuncOp mlir::attn::flash::createKernelFunc(OpBuilder &b, SpecOp spec,
 RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
                                            ArrayRef<InputAttr> decls) {
   size_t nIn = decls.size();
-  Value meta = args[7 + nIn];
+  Value meta = args[kArgInputs + nIn];
   auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
   RegionEnv env;
   for (int i = 0; i < 7; ++i)
@@ -76,7 +78,7 @@ RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
   int64_t slot = kMetaInputs;
   for (auto [i, in] : llvm::enumerate(decls)) {
     InputBinding bind;
-    bind.buffer = args[7 + i];
+    bind.buffer = args[kArgInputs + i];
     bind.declDims.assign(in.getShape().begin(), in.getShape().end());
     int64_t rank = in.getRank();
     for (int64_t d = 0; d < rank; ++d)
@@ -86,7 +88,7 @@ RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
     slot += 2 * rank;
     env.inputs.push_back(bind);
   }
-  env.status = args[8 + nIn];
+  env.status = args[kArgInputs + 1 + nIn];
   return env;
 }
 
@@ -156,7 +158,8 @@ void mlir::attn::flash::emitIdsPrepass(FlashOp flash) {
   Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
   Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
   Value numIds = f.ci(int64_t(atoms.size()));
-  auto loop = f.forLoop(args[9 + nIn], args[10 + nIn], [&](Value task) {
+  Value begin = args[kArgInputs + 2 + nIn], end = args[kArgInputs + 3 + nIn];
+  auto loop = f.forLoop(begin, end, [&](Value task) {
     Value t = f.toI64(task); // t = b * HQ + h
     env.b = arith::DivSIOp::create(b, loc, t, HQ);
     env.h = arith::RemSIOp::create(b, loc, t, HQ);

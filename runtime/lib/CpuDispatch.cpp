@@ -8,7 +8,14 @@
 //   2. prepare: converted copies of inputs the kernel reads in another type,
 //      the buffer descriptors and the meta array of KernelABI.h;
 //   3. run: the task space in chunks on the thread pool, each chunk a kernel
-//      call with its own status words.
+//      call with its own status words; every participating thread has its
+//      own scratch arena for the kernel's tiles (KernelABI.h), allocated
+//      once per call.
+//
+// Every allocation whose size the call decides (the tile trace, the ids
+// pre-pass buffer, the arenas, converted inputs) is checked against the
+// machine's memory first (checkAllocationSize), so an impossible size is
+// an error, never an abort.
 //
 // Reported errors do not depend on the thread count: chunks are claimed in
 // increasing order, a chunk above a known failure is skipped, and a kernel
@@ -24,6 +31,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -34,6 +42,10 @@ namespace {
 /// Chunks per participating thread: enough for uneven tasks (masked rows,
 /// ragged ends) to balance, few enough that call overhead is nothing.
 constexpr int64_t kChunksPerThread = 32;
+
+/// The largest tile size a kernel may declare; with the head dims bounded
+/// by kMaxHeadDim it keeps attnc_arena_bytes far from overflowing.
+constexpr int64_t kMaxTile = 65536;
 
 /// Where the descriptor of an empty tensor (or an absent lse or trace)
 /// points, so that no descriptor carries a null pointer. Kernels never
@@ -52,12 +64,21 @@ Status checkCpuKernel(const KernelInfo &k) {
   const std::string who = kernelLabel(k.name);
   if (!k.fn)
     return Status::error(who + ": no entry point (fn is null)");
-  if (k.tileQ <= 0 || k.tileK <= 0)
-    return Status::error(who + ": tile sizes must be positive, got tileQ = " +
+  if (k.tileQ <= 0 || k.tileK <= 0 || k.tileQ > kMaxTile || k.tileK > kMaxTile)
+    return Status::error(who + ": tile sizes must be in 1.." +
+                         std::to_string(kMaxTile) + ", got tileQ = " +
                          std::to_string(k.tileQ) +
                          ", tileK = " + std::to_string(k.tileK));
   return Status::success();
 }
+
+/// One participant's scratch arena (KernelABI.h), 64-byte aligned.
+struct ArenaDeleter {
+  void operator()(char *p) const {
+    ::operator delete[](p, std::align_val_t(ATTNC_ARENA_ALIGN));
+  }
+};
+using Arena = std::unique_ptr<char[], ArenaDeleter>;
 
 /// The descriptor of a validated view: `aligned` at the lowest element the
 /// view touches, so that every element lies in [aligned, aligned + size).
@@ -79,11 +100,16 @@ attnc_buffer describe(const TensorView &t) {
 }
 
 /// Runs tasks [0, numTasks) of `fn` in chunks on the pool (or inline for
-/// one thread), each chunk with its own status words. Returns the status of
-/// the lowest failing chunk, or an empty vector on success.
-std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
-                              const int64_t *metaPtr, int64_t numTasks,
-                              int requested) {
+/// one thread), each chunk with its own status words, each participant
+/// with its own arena of \p arenaBytes in slot ATTNC_BUF_ARENA. Fills
+/// \p failure with the status of the lowest failing chunk (empty on
+/// success); an error only if the arenas cannot be allocated.
+Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
+                const int64_t *metaPtr, int64_t numTasks, int requested,
+                int64_t arenaBytes, std::vector<int64_t> &failure) {
+  failure.clear();
+  if (numTasks <= 0)
+    return Status::success();
   // threads = 1 never touches the pool (nor starts it); more than the
   // pool has are capped at its size.
   ThreadPool *pool = requested == 1 ? nullptr : &ThreadPool::global();
@@ -96,11 +122,38 @@ std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
       ceilDiv(numTasks, threads > 1 ? threads * kChunksPerThread : 1);
   const int64_t numChunks = ceilDiv(numTasks, chunk);
 
+  // One arena and one copy of the descriptors per participant, made here,
+  // once per call, before any kernel runs.
+  std::vector<Arena> arenas;
+  std::vector<std::vector<attnc_buffer>> perThread(size_t(threads), shared);
+  if (arenaBytes > 0) {
+    int64_t total;
+    if (__builtin_mul_overflow(arenaBytes, threads, &total))
+      total = -1;
+    if (Status s = checkAllocationSize(
+            total, "the kernel's tile arenas (" + std::to_string(threads) +
+                       " x " + std::to_string(arenaBytes) + " bytes)");
+        !s.ok())
+      return s;
+    for (int64_t t = 0; t < threads; ++t) {
+      char *p = new (std::align_val_t(ATTNC_ARENA_ALIGN), std::nothrow)
+          char[size_t(arenaBytes)];
+      if (!p)
+        return Status::error("out of memory for the kernel's tile arenas (" +
+                             std::to_string(threads) + " x " +
+                             std::to_string(arenaBytes) + " bytes)");
+      arenas.emplace_back(p);
+      perThread[size_t(t)][ATTNC_BUF_ARENA] =
+          attnc_buffer{p, p, 0, arenaBytes, 1};
+    }
+  }
+
   std::vector<std::array<int64_t, ATTNC_STATUS_WORDS>> failures(
       static_cast<size_t>(numChunks));
   std::atomic<int64_t> nextChunk{0};
   std::atomic<int64_t> firstFailed{numChunks};
-  auto drain = [&] {
+  auto drain = [&](int64_t participant) {
+    const attnc_buffer *bufs = perThread[size_t(participant)].data();
     while (true) {
       const int64_t c = nextChunk.fetch_add(1, std::memory_order_relaxed);
       if (c >= numChunks || c > firstFailed.load(std::memory_order_relaxed))
@@ -119,7 +172,7 @@ std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
     }
   };
   if (threads <= 1) {
-    drain(); // on the calling thread
+    drain(0); // on the calling thread
   } else {
     // One pool index per participant: at most `threads` run at once, and
     // each drains chunks until none are left.
@@ -127,16 +180,16 @@ std::vector<int64_t> runTasks(attnc_cpu_kernel_fn fn, const attnc_buffer *bufs,
         threads,
         [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; ++i)
-            drain();
+            drain(i);
         },
         1);
   }
   // parallelFor's completion orders every chunk's writes before this read.
   const int64_t failed = firstFailed.load(std::memory_order_relaxed);
   if (failed < numChunks)
-    return std::vector<int64_t>(failures[size_t(failed)].begin(),
-                                failures[size_t(failed)].end());
-  return {};
+    failure.assign(failures[size_t(failed)].begin(),
+                   failures[size_t(failed)].end());
+  return Status::success();
 }
 
 void appendStrides(std::vector<int64_t> &meta, const TensorView &t) {
@@ -194,6 +247,11 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   // --- 2. Prepare. ---------------------------------------------------------
   // Nothing below fails on the caller's arguments; only allocation can fail.
   if (trace) {
+    if (Status st = checkAllocationSize(traceLen, "a tile trace of " +
+                                                      std::to_string(traceLen) +
+                                                      " entries");
+        !st.ok())
+      return st;
     try {
       args.tileTrace->assign(size_t(traceLen), int8_t(0));
     } catch (const std::bad_alloc &) {
@@ -205,7 +263,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     }
   }
   if (numTasks == 0)
-    return Status::success(); // LQ == 0: no query rows, nothing to write
+    return Status::success(); // B, HQ or LQ is 0: nothing to write
 
   for (size_t j = 0; j < inputs.size(); ++j) {
     CheckedInput &p = inputs[j];
@@ -242,6 +300,11 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
         __builtin_mul_overflow(words, nkt, &words) ||
         __builtin_mul_overflow(words, int64_t(2), &words))
       return Status::error("the ids pre-pass buffer size overflows int64");
+    int64_t bytes;
+    if (__builtin_mul_overflow(words, int64_t(sizeof(int64_t)), &bytes))
+      bytes = -1;
+    if (Status st = checkAllocationSize(bytes, "the ids pre-pass buffer"); !st.ok())
+      return st;
     try {
       idsScratch.assign(size_t(words), 0);
     } catch (const std::exception &) {
@@ -252,6 +315,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     scratchBuf.size = words;
   }
   buffers.push_back(scratchBuf);
+  buffers.push_back(attnc_buffer{emptyStorage, emptyStorage, 0, 0, 1}); // arena
   for (const CheckedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
@@ -272,19 +336,24 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   }
 
   // --- 3. Run: the ids pre-pass (over b * HQ + h), then the tasks. --------
-  const attnc_buffer *bufs = buffers.data();
   const int64_t *metaPtr = meta.data();
+  std::vector<int64_t> status;
   if (kernel.prepass) {
-    std::vector<int64_t> status =
-        runTasks(kernel.prepass, bufs, metaPtr, B * HQ, args.threads);
+    if (!(s = runTasks(kernel.prepass, buffers, metaPtr, B * HQ, args.threads,
+                       0, status))
+             .ok())
+      return s;
     if (!status.empty())
       return kernelStatusError(sig, inputs, status.data());
   }
-  std::vector<int64_t> status =
-      runTasks(kernel.fn, bufs, metaPtr, numTasks, args.threads);
+  const int64_t arenaBytes =
+      attnc_arena_bytes(kernel.tileQ, kernel.tileK, checked.size(S::D),
+                        checked.size(S::DV));
+  if (!(s = runTasks(kernel.fn, buffers, metaPtr, numTasks, args.threads,
+                     arenaBytes, status))
+           .ok())
+    return s;
   if (!status.empty())
     return kernelStatusError(sig, inputs, status.data());
   return Status::success();
 }
-  // parallelFor's completion orders every chunk's writes before this read.
-

@@ -11,6 +11,7 @@
 #include "attnc/Runtime/KernelABI.h"
 
 #include <algorithm>
+#include <cstdint>
 
 using namespace attnc::runtime;
 
@@ -85,15 +86,106 @@ Status matchDims(const TensorView &t, const char *name, const char *other,
   return Status::success();
 }
 
-/// Requires a size taken from \p t's dimension \p dim to be at least 1.
-Status requirePositive(const TensorView &t, const char *name, int dim,
-                       SizeName size) {
-  if (t.shape[dim] >= 1)
+/// Requires head dim \p size, dimension \p dim of \p t, to lie in the
+/// supported range.
+Status requireHeadDim(const TensorView &t, const char *name, int dim,
+                      SizeName size) {
+  const int64_t n = t.shape[dim];
+  if (n >= kMinHeadDim && n <= kMaxHeadDim)
     return Status::success();
   return Status::error(
-      std::string(name) + ": " + kSizeNames[int(size)] + " (dimension " +
-      std::to_string(dim) + ") must be at least 1, got " +
-      std::to_string(t.shape[dim]) + " in shape " + shapeToString(t.shape));
+      std::string(name) + ": " + kSizeNames[int(size)] + " = " +
+      std::to_string(n) + " (dimension " + std::to_string(dim) + " of shape " +
+      shapeToString(t.shape) + ") is outside the supported head dims " +
+      std::to_string(kMinHeadDim) + ".." + std::to_string(kMaxHeadDim));
+}
+
+/// The bytes [lo, hi) a non-empty validated view spans.
+struct ByteRange {
+  std::string name;
+  __int128 lo = 0, hi = 0;
+};
+
+std::optional<ByteRange> byteRange(const TensorView &t, std::string name) {
+  if (t.numel() == 0)
+    return std::nullopt; // no memory
+  // validate() proved that the reach and the byte offsets fit int64.
+  int64_t lo = 0, hi = 0;
+  for (size_t d = 0; d < t.shape.size(); ++d) {
+    const int64_t reach = (t.shape[d] - 1) * t.strides[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const __int128 es = __int128(dtypeSize(t.dtype));
+  const __int128 base = __int128(reinterpret_cast<uintptr_t>(t.data));
+  return ByteRange{std::move(name), base + lo * es, base + (hi + 1) * es};
+}
+
+/// Requires output \p t's elements to lie apart: no zero stride on a
+/// dimension of extent > 1, and, with the dimensions sorted by |stride|,
+/// each |stride| beyond the reach of the smaller ones (the layouts of
+/// dense tensors, permuted or sliced). Other layouts may overlap; they are
+/// refused rather than searched.
+Status checkNoInternalOverlap(const TensorView &t, const char *name) {
+  if (t.numel() == 0)
+    return Status::success();
+  std::vector<std::pair<int64_t, int64_t>> dims; // |stride|, extent
+  for (size_t d = 0; d < t.shape.size(); ++d) {
+    if (t.shape[d] <= 1)
+      continue;
+    if (t.strides[d] == 0)
+      return Status::error(
+          std::string(name) + ": dimension " + std::to_string(d) +
+          " has extent " + std::to_string(t.shape[d]) +
+          " and stride 0, so its elements would share memory (an output "
+          "must not overlap itself)");
+    // validate() bounds |stride| * (extent - 1), so the negation is safe.
+    dims.push_back({t.strides[d] < 0 ? -t.strides[d] : t.strides[d],
+                    t.shape[d]});
+  }
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0; // of the dimensions with smaller strides
+  for (const auto &[stride, extent] : dims) {
+    if (stride <= reach)
+      return Status::error(
+          std::string(name) + ": shape " + shapeToString(t.shape) +
+          " with strides " + shapeToString(t.strides) +
+          " may place two elements at the same address (an output must not "
+          "overlap itself: sorted by size, each stride must exceed the reach "
+          "of the smaller ones)");
+    reach += stride * (extent - 1);
+  }
+  return Status::success();
+}
+
+/// Requires the outputs (out, lse) not to share a byte with each other or
+/// with any input of the call (a byte-range test).
+Status checkNoOverlap(const ForwardTensors &call) {
+  std::vector<ByteRange> outputs, all;
+  auto add = [&](const TensorView &t, const std::string &name, bool output) {
+    if (std::optional<ByteRange> r = byteRange(t, name)) {
+      if (output)
+        outputs.push_back(*r);
+      all.push_back(*r);
+    }
+  };
+  add(call.out, "out", true);
+  if (call.lse)
+    add(*call.lse, "lse", true);
+  add(call.q, "q", false);
+  add(call.k, "k", false);
+  add(call.v, "v", false);
+  for (const auto &[name, view] : call.inputs)
+    add(view, "input " + quoted(name), false);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    for (size_t j = i + 1; j < all.size(); ++j) {
+      const ByteRange &o = outputs[i], &x = all[j];
+      if (o.lo < x.hi && x.lo < o.hi)
+        return Status::error(
+            o.name + " overlaps " + x.name +
+            " in memory: an output must not share memory with an input or "
+            "with the other output");
+    }
+  return Status::success();
 }
 
 /// True if some byte of a non-empty bool view is neither 0 nor 1. Requires
@@ -241,12 +333,12 @@ Status attnc::runtime::checkForwardCall(const Signature &sig,
                 D = q.shape[3];
   const int64_t HKV = k.shape[1], LK = k.shape[2], DV = v.shape[3];
   using S = SizeName;
-  if (!(s = requirePositive(q, "q", 0, S::B)).ok() ||
-      !(s = requirePositive(q, "q", 1, S::HQ)).ok() ||
-      !(s = matchDims(k, "k", "q", {{0, S::B, B}, {3, S::D, D}})).ok() ||
-      !(s = requirePositive(k, "k", 1, S::HKV)).ok())
+  if (!(s = matchDims(k, "k", "q", {{0, S::B, B}, {3, S::D, D}})).ok() ||
+      !(s = requireHeadDim(q, "q", 3, S::D)).ok() ||
+      !(s = requireHeadDim(v, "v", 3, S::DV)).ok())
     return s;
-  if (HQ % HKV != 0)
+  // HKV = 0 only with HQ = 0 (an empty problem); then 0 % 0 is not asked.
+  if (HKV == 0 ? HQ != 0 : HQ % HKV != 0)
     return Status::error("HQ (" + std::to_string(HQ) +
                          ") is not a multiple of HKV (" + std::to_string(HKV) +
                          "): q has shape " + shapeToString(q.shape) +
@@ -273,11 +365,13 @@ Status attnc::runtime::checkForwardCall(const Signature &sig,
   }
 
   const int64_t sizes[kNumSizes] = {B, HQ, HKV, LQ, LK, D, DV};
-  if (!(s = checkInputs(sig, call.inputs, sizes, result.inputs)).ok())
+  if (!(s = checkInputs(sig, call.inputs, sizes, result.inputs)).ok() ||
+      !(s = checkNoInternalOverlap(out, "out")).ok() ||
+      (call.lse && !(s = checkNoInternalOverlap(*call.lse, "lse")).ok()) ||
+      !(s = checkNoOverlap(call)).ok())
     return s;
   std::copy(sizes, sizes + kNumSizes, result.sizes);
   return Status::success();
-
 }
 
 Status attnc::runtime::kernelStatusError(const Signature &k,
@@ -302,6 +396,10 @@ Status attnc::runtime::kernelStatusError(const Signature &k,
   if (code == ATTNC_STATUS_DIVISION_BY_ZERO)
     return Status::error(kernelLabel(k.name) + ": integer division or modulo by "
                          "zero in the spec's expressions");
+  if (code == ATTNC_STATUS_ARENA_TOO_SMALL)
+    return Status::error(kernelLabel(k.name) + ": the scratch arena has " +
+                         std::to_string(status[2]) + " bytes, the call needs " +
+                         std::to_string(status[1]));
   return Status::error("kernel error code " + std::to_string(code));
 }
 

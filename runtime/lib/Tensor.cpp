@@ -15,6 +15,8 @@
 #include <new>
 #include <stdexcept>
 
+#include <unistd.h>
+
 using namespace attnc::runtime;
 
 namespace {
@@ -109,11 +111,13 @@ bool TensorView::isContiguous() const {
 
 std::vector<int64_t>
 attnc::runtime::contiguousStrides(const std::vector<int64_t> &shape) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   std::vector<int64_t> strides(shape.size(), 1);
   int64_t s = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = s;
-    s *= shape[i] > 0 ? shape[i] : 1;
+    if (s != kMax && mulOverflows(s, shape[i] > 0 ? shape[i] : 1, s))
+      s = kMax; // only shapes checkedNumel refuses get here
   }
   return strides;
 }
@@ -132,11 +136,35 @@ attnc::runtime::checkedNumel(const std::vector<int64_t> &shape) {
     if (d < 0)
       return Status::error("negative dimension in shape " +
                            shapeToString(shape));
+  int64_t nonZero = 1; // the largest C-order stride of an empty shape
   for (int64_t d : shape)
-    if (mulOverflows(n, d, n))
+    if (mulOverflows(n, d, n) || (d > 0 && mulOverflows(nonZero, d, nonZero)))
       return Status::error("the element count of shape " +
                            shapeToString(shape) + " overflows int64");
   return n;
+}
+
+int64_t attnc::runtime::physicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long pageSize = ::sysconf(_SC_PAGESIZE);
+  int64_t bytes;
+  if (pages <= 0 || pageSize <= 0 ||
+      mulOverflows(int64_t(pages), int64_t(pageSize), bytes))
+    return std::numeric_limits<int64_t>::max();
+  return bytes;
+}
+
+Status attnc::runtime::checkAllocationSize(int64_t bytes,
+                                           std::string_view what) {
+  if (bytes < 0)
+    return Status::error("out of memory: " + std::string(what) +
+                         " needs more bytes than int64 can count");
+  const int64_t have = physicalMemoryBytes();
+  if (bytes <= have)
+    return Status::success();
+  return Status::error("out of memory: " + std::string(what) + " needs " +
+                       std::to_string(bytes) + " bytes, more than this "
+                       "machine's " + std::to_string(have) + " bytes of memory");
 }
 
 Status attnc::runtime::validate(const TensorView &t, std::string_view name,
@@ -235,6 +263,11 @@ Expected<Tensor> Tensor::zeros(DType dtype, std::vector<int64_t> shape) {
     return Status::error("a " + std::string(dtypeName(dtype)) +
                          " tensor of shape " + shapeToString(shape) +
                          " needs more bytes than int64 can count");
+  if (Status s = checkAllocationSize(
+          bytes, "a " + std::string(dtypeName(dtype)) + " tensor of shape " +
+                     shapeToString(shape));
+      !s.ok())
+    return s;
   try {
     return Tensor(dtype, std::move(shape));
   } catch (const std::bad_alloc &) {

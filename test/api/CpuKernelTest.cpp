@@ -26,7 +26,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
+#include <pthread.h>
 #include <random>
 #include <sstream>
 
@@ -137,6 +139,27 @@ randomInputs(const runtime::KernelInfo &info, const Shape &s, std::mt19937 &rng)
 
 double tolerance(runtime::DType t) { return t == runtime::DType::F32 ? 1e-5 : 1e-2; }
 
+/// Runs \p fn on a new thread with a stack of \p bytes and waits for it.
+void runOnStack(size_t bytes, const std::function<void()> &fn) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  auto trampoline = [](void *p) -> void * {
+    (*static_cast<const std::function<void()> *>(p))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, trampoline,
+                           const_cast<std::function<void()> *>(&fn)),
+            0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+/// The kernel call of checkAgainstReference on a thread with a small stack
+/// (256 KiB, one thread): the tiles must not live on the stack.
+constexpr size_t kSmallStack = 256 << 10;
+
 /// Compiles `path` for `dtype` (and `cpu`, "" for the host) and checks it
 /// against the reference on every shape of `shapes`.
 void checkAgainstReference(const fs::path &path, runtime::DType dtype,
@@ -144,7 +167,8 @@ void checkAgainstReference(const fs::path &path, runtime::DType dtype,
                            const std::vector<Shape> &shapes,
                            const std::vector<Define> &defines = {},
                            int64_t headDim = 0,
-                           std::optional<std::pair<int64_t, int64_t>> tiles = {}) {
+                           std::optional<std::pair<int64_t, int64_t>> tiles = {},
+                           bool smallStack = false) {
   std::string text = readFile(path);
   RefSpec ref;
   FrontendOptions refOptions;
@@ -191,8 +215,17 @@ void checkAgainstReference(const fs::path &path, runtime::DType dtype,
       fo.lse = &lseView;
     for (auto &[name, t] : inputs)
       fo.inputs.push_back({name, t.view()});
-    Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
-                                out.view(), fo);
+    Status st;
+    auto call = [&] {
+      st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                           out.view(), fo);
+    };
+    if (smallStack) {
+      fo.threads = 1;
+      runOnStack(kSmallStack, call);
+    } else {
+      call();
+    }
     ASSERT_TRUE(st.ok()) << st.message();
 
     mlir::attn::ReferenceProblem p;
@@ -301,6 +334,151 @@ TEST(CpuKernelDefines, OverriddenParams) {
                         "", shapes, {{"window", 5}, {"cap", 3.5}});
   checkAgainstReference(dir / "prefix_lm.attn", runtime::DType::BF16, "",
                         shapes, {{"prefix", 100}});
+}
+
+/// The edges of the supported head dims (ForwardChecks.h: 1..1024) and
+/// MLA's 576 / 512, each call on a thread with a 256 KiB stack: the tiles
+/// live in the dispatcher's heap arena (at D = DV = 1024 they take 1 MiB,
+/// which overflowed such a stack when they were stack arrays).
+TEST(CpuKernelHeadDims, SupportedRangeOnASmallStack) {
+  fs::path dir(ATTNC_EXAMPLES_DIR);
+  for (runtime::DType dtype : {runtime::DType::F32, runtime::DType::BF16}) {
+    SCOPED_TRACE(runtime::dtypeName(dtype));
+    checkAgainstReference(dir / "causal.attn", dtype, "",
+                          {{1, 2, 1, 70, 65, 576, 512}, {1, 1, 1, 33, 40, 1024, 1024},
+                           {1, 2, 2, 9, 11, 1, 1}, {1, 1, 1, 5, 7, 1024, 1}},
+                          {}, 0, {}, /*smallStack=*/true);
+  }
+  checkAgainstReference(dir / "natten2d.attn", runtime::DType::F32, "",
+                        {{1, 1, 1, 16 * 9 + 3, 16 * 9 + 3, 1024, 1024}}, {}, 0, {},
+                        /*smallStack=*/true);
+}
+
+/// Calls outside the supported head dims are refused before any work, with
+/// the size and the range in the message (D = 0 gave all-NaN output).
+TEST(CpuKernelHeadDims, OutsideTheRangeIsAnError) {
+  fs::path path = fs::path(ATTNC_EXAMPLES_DIR) / "causal.attn";
+  Compiler compiler;
+  auto kernel = compiler.compile(readFile(path), CompileOptions(), path.string());
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(3);
+  for (auto [d, dv, what] :
+       {std::tuple{int64_t(0), int64_t(8), "q: D = 0 (dimension 3 of shape [1, 1, 4, 0])"},
+        std::tuple{int64_t(8), int64_t(0), "v: DV = 0"},
+        std::tuple{int64_t(1025), int64_t(8), "D = 1025"},
+        std::tuple{int64_t(64), int64_t(16384), "v: DV = 16384"}}) {
+    Operand q = randomOperand(runtime::DType::F32, {1, 1, 4, d}, rng, -1, 1);
+    Operand k = randomOperand(runtime::DType::F32, {1, 1, 5, d}, rng, -1, 1);
+    Operand v = randomOperand(runtime::DType::F32, {1, 1, 5, dv}, rng, -1, 1);
+    Tensor out = Tensor::zeros(runtime::DType::F32, {1, 1, 4, dv}).value();
+    Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                                out.view());
+    ASSERT_FALSE(st.ok()) << d << " " << dv;
+    EXPECT_NE(st.message().find(what), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("outside the supported head dims 1..1024"),
+              std::string::npos)
+        << st.message();
+  }
+}
+
+/// The empty-problem rule (ForwardChecks.h): B, HQ, HKV or LQ = 0 is a
+/// no-op that succeeds; LK = 0 leaves every row fully masked: out 0 and
+/// lse -inf, never NaN.
+TEST(CpuKernelSizes, EmptyProblemsAndNoKeys) {
+  fs::path dir(ATTNC_EXAMPLES_DIR);
+  for (const char *spec : {"causal.attn", "document.attn", "natten2d.attn"}) {
+    SCOPED_TRACE(spec);
+    std::string text = readFile(dir / spec);
+    Compiler compiler;
+    auto kernel = compiler.compile(text, CompileOptions(), spec);
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    std::mt19937 rng(5);
+    for (Shape s : {Shape{0, 2, 1, 5, 6, 8, 8}, Shape{1, 0, 0, 5, 6, 8, 8},
+                    Shape{1, 0, 2, 5, 6, 8, 8}, Shape{2, 2, 1, 0, 6, 8, 8},
+                    Shape{2, 4, 2, 37, 0, 8, 12}, Shape{1, 1, 1, 0, 0, 8, 8}}) {
+      SCOPED_TRACE(std::to_string(s.B) + " " + std::to_string(s.HQ) + " " +
+                   std::to_string(s.HKV) + " " + std::to_string(s.LQ) + " " +
+                   std::to_string(s.LK));
+      Operand q = randomOperand(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.D}, rng, -1, 1);
+      Operand k = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.D}, rng, -1, 1);
+      Operand v = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+      Tensor out = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.DV}).value();
+      Tensor lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ}).value();
+      for (int64_t i = 0; i < out.numel(); ++i)
+        out.setFromDouble(i, NAN);
+      for (int64_t i = 0; i < lse.numel(); ++i)
+        lse.setFromDouble(i, NAN);
+      ForwardOptions fo;
+      TensorView lseView = lse.view();
+      fo.lse = &lseView;
+      auto inputs = randomInputs(kernel->info(), s, rng);
+      for (auto &[name, t] : inputs)
+        fo.inputs.push_back({name, t.view()});
+      Status st = kernel->forward(q.tensor.view(), k.tensor.view(),
+                                  v.tensor.view(), out.view(), fo);
+      ASSERT_TRUE(st.ok()) << st.message();
+      for (int64_t i = 0; i < out.numel(); ++i)
+        ASSERT_EQ(out.getAsDouble(i), 0.0) << i;
+      for (int64_t i = 0; i < lse.numel(); ++i)
+        ASSERT_EQ(lse.getAsDouble(i), -INFINITY) << i;
+    }
+  }
+}
+
+/// Outputs that alias an input or each other, or overlap themselves, are
+/// refused (ForwardChecks.h) and nothing is written: an out aliasing v ran
+/// and returned ok with wrong values (max error 0.75).
+TEST(CpuKernelViews, AliasedOutputsAreErrors) {
+  fs::path path = fs::path(ATTNC_EXAMPLES_DIR) / "causal.attn";
+  Compiler compiler;
+  auto kernel = compiler.compile(readFile(path), CompileOptions(), path.string());
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(11);
+  const int64_t L = 20, D = 8;
+  Operand q = randomOperand(runtime::DType::F32, {1, 2, L, D}, rng, -1, 1);
+  Operand k = randomOperand(runtime::DType::F32, {1, 2, L, D}, rng, -1, 1);
+  Operand v = randomOperand(runtime::DType::F32, {1, 2, L, D}, rng, -1, 1);
+  Tensor out = Tensor::zeros(runtime::DType::F32, {1, 2, L, D}).value();
+  Tensor big = Tensor::zeros(runtime::DType::F32, {1, 2, L, D + 1}).value();
+  auto expectError = [&](const TensorView &o, const TensorView *lse,
+                         const char *what) {
+    ForwardOptions fo;
+    fo.lse = lse;
+    std::vector<double> before(size_t(v.tensor.numel()));
+    for (int64_t i = 0; i < v.tensor.numel(); ++i)
+      before[size_t(i)] = v.tensor.getAsDouble(i);
+    Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(), o, fo);
+    ASSERT_FALSE(st.ok()) << what;
+    EXPECT_NE(st.message().find(what), std::string::npos) << st.message();
+    for (int64_t i = 0; i < v.tensor.numel(); ++i)
+      ASSERT_EQ(v.tensor.getAsDouble(i), before[size_t(i)]) << "v was written";
+  };
+  expectError(v.tensor.view(), nullptr, "out overlaps v in memory");
+  TensorView zeroStride = out.view();
+  zeroStride.strides[2] = 0;
+  expectError(zeroStride, nullptr,
+              "out: dimension 2 has extent 20 and stride 0");
+  // lse in the padding column of a [.., D + 1] buffer that out also spans.
+  TensorView outInBig = big.view();
+  outInBig.shape[3] = D;
+  TensorView lseInBig = big.view();
+  lseInBig.data = static_cast<float *>(big.data()) + D;
+  lseInBig.shape = {1, 2, L};
+  lseInBig.strides = {2 * L * (D + 1), L * (D + 1), D + 1};
+  expectError(outInBig, &lseInBig, "out overlaps lse in memory");
+  // Rows of out that overlap each other (row stride 4 < D = 8).
+  TensorView rows = big.view();
+  rows.shape = {1, 2, L, D};
+  rows.strides = {2 * L * 4 + 8, L * 4 + 4, 4, 1};
+  expectError(rows, nullptr, "may place two elements at the same address");
+  // Separate buffers are fine.
+  Tensor lse = Tensor::zeros(runtime::DType::F32, {1, 2, L}).value();
+  TensorView lseView = lse.view();
+  ForwardOptions fo;
+  fo.lse = &lseView;
+  Status st = kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                              out.view(), fo);
+  EXPECT_TRUE(st.ok()) << st.message();
 }
 
 /// Strided views: q, k, v in [B, L, H, D] buffers viewed as BHLD (rows of K

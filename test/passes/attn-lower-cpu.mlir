@@ -25,10 +25,26 @@ module {
   }
 }
 
+// The tiles are views of the caller's arena (KernelABI.h), never stack
+// arrays; a too small arena records status 3 and runs no task.
 // CHECK-LABEL: func.func @attn_full(
 // CHECK-SAME:    memref<?xf32, strided<[1], offset: ?>>
+// CHECK-SAME:    %[[ARENA:arg7]]: memref<?xi8, strided<[1], offset: ?>>
+// CHECK-SAME:    %[[STATUS:arg9]]: memref<?xi64, strided<[1], offset: ?>>
+// CHECK-SAME:    %[[BEGIN:arg10]]: index, %[[END:arg11]]: index
 // CHECK-SAME:    attn.normalize = #attn<normalize softmax>, attn.tile_k = 64 : i64, attn.tile_q = 32 : i64
-// CHECK-COUNT-7: memref.alloca
+// CHECK-NOT:     memref.alloca
+// CHECK:         %[[LEN:.*]] = memref.dim %[[ARENA]]
+// CHECK:         %[[BYTES:.*]] = memref.reinterpret_cast %[[ARENA]] to offset: [0], sizes: [%[[LEN]]], strides: [1]
+// CHECK-COUNT-8: memref.view %[[BYTES]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?xf32>
+// CHECK-COUNT-2: memref.view %[[BYTES]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?xi64>
+// CHECK:         %[[FITS:.*]] = arith.cmpi sle, %[[NEED:.*]], %{{.*}} : i64
+// CHECK:         arith.constant 3 : i64
+// CHECK-NEXT:    memref.store %{{.*}}, %[[STATUS]]
+// CHECK:         memref.store %[[NEED]], %[[STATUS]]
+// CHECK-NOT:     memref.alloca
+// CHECK:         %[[LAST:.*]] = arith.select %[[FITS]], %[[END]], %[[BEGIN]] : index
+// CHECK:         scf.for %{{.*}} = %[[BEGIN]] to %[[LAST]]
 // CHECK:         scf.for
 // CHECK:           scf.for
 // CHECK:             scf.if

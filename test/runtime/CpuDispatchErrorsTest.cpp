@@ -23,7 +23,8 @@ TEST(CpuDispatchErrors, Kernel) {
     expectRejected(k, c, what);
   };
   check([](KernelInfo &k) { k.fn = nullptr; }, "kernel 'docs': no entry point");
-  check([](KernelInfo &k) { k.tileQ = 0; }, "tile sizes must be positive");
+  check([](KernelInfo &k) { k.tileQ = 0; }, "tile sizes must be in 1..65536");
+  check([](KernelInfo &k) { k.tileQ = 65537; }, "tileQ = 65537");
   check([](KernelInfo &k) { k.tileK = -1; }, "tileK = -1");
   check([](KernelInfo &k) { k.storage = DType::F64; },
         "storage type must be float32, float16 or bfloat16, got float64");
@@ -74,16 +75,27 @@ TEST(CpuDispatchErrors, Tensors) {
 TEST(CpuDispatchErrors, Sizes) {
   const KernelInfo k = softmaxKernel();
   {
-    Call c(Dims{0, 2, 2, 5, 6, 4, 4});
-    expectRejected(k, c, "q: B (dimension 0) must be at least 1, got 0");
-  }
-  {
-    Call c(Dims{1, 0, 1, 5, 6, 4, 4});
-    expectRejected(k, c, "q: HQ (dimension 1) must be at least 1, got 0");
-  }
-  {
     Call c(Dims{1, 2, 0, 5, 6, 4, 4});
-    expectRejected(k, c, "k: HKV (dimension 1) must be at least 1, got 0");
+    expectRejected(k, c, "HQ (2) is not a multiple of HKV (0)");
+  }
+  // Head dims outside 1..1024 (D = 0 gave all-NaN output).
+  {
+    Call c(Dims{1, 2, 2, 5, 6, 0, 4});
+    expectRejected(k, c,
+                   "q: D = 0 (dimension 3 of shape [1, 2, 5, 0]) is outside "
+                   "the supported head dims 1..1024");
+  }
+  {
+    Call c(Dims{1, 2, 2, 5, 6, 4, 0});
+    expectRejected(k, c, "v: DV = 0 (dimension 3 of shape [1, 2, 6, 0])");
+  }
+  {
+    Call c(Dims{1, 1, 1, 2, 3, 1025, 4});
+    expectRejected(k, c, "q: D = 1025");
+  }
+  {
+    Call c(Dims{1, 1, 1, 2, 3, 4, 1025});
+    expectRejected(k, c, "v: DV = 1025");
   }
   {
     Call c(Dims{1, 8, 3, 5, 6, 4, 4});
@@ -206,6 +218,117 @@ TEST(CpuDispatchErrors, Inputs) {
   c.args.inputs = {{"doc_q", c.q.view()}};
   expectRejected(softmaxKernel(), c,
                  "unknown input 'doc_q' (the kernel declares no inputs)");
+}
+
+/// The empty-problem rule: B, HQ (with HKV) or LQ = 0 is a no-op that
+/// succeeds without a kernel call (the head dims must still be in range).
+TEST(CpuDispatchErrors, EmptyProblemsAreNoOps) {
+  const KernelInfo k = softmaxKernel();
+  for (Dims d : {Dims{0, 2, 2, 5, 6, 4, 4}, Dims{1, 0, 0, 5, 6, 4, 4},
+                 Dims{1, 0, 2, 5, 6, 4, 4}, Dims{2, 2, 1, 0, 6, 4, 4},
+                 Dims{0, 0, 0, 0, 0, 4, 4}}) {
+    Call c(d);
+    const int before = gCalls.load();
+    ASSERT_OK(forwardCpu(k, c.args));
+    EXPECT_EQ(gCalls.load(), before);
+  }
+  Call c(Dims{0, 2, 2, 5, 6, 0, 4});
+  expectRejected(k, c, "q: D = 0");
+}
+
+/// Outputs must not overlap themselves, each other or any input (the
+/// byte ranges the views span), as PyTorch checks: an out aliasing v ran
+/// and returned ok with wrong values.
+TEST(CpuDispatchErrors, OverlappingOutputs) {
+  const Dims d{1, 2, 2, 5, 6, 4, 4};
+  const KernelInfo k = softmaxKernel();
+  {
+    Call c(d);
+    c.args.out = c.v.view(); // [1, 2, 6, 4] would not match: reshape
+    c.args.out.shape = {1, 2, 5, 4};
+    c.args.out.strides = {40, 20, 4, 1};
+    expectRejected(k, c, "out overlaps v in memory");
+  }
+  {
+    Call c(d);
+    c.args.out = c.q.view();
+    expectRejected(k, c, "out overlaps q in memory");
+  }
+  {
+    Call c(d);
+    c.args.out = c.k.view();
+    c.args.out.shape = {1, 2, 5, 4};
+    expectRejected(k, c, "out overlaps k in memory");
+  }
+  {
+    Call c(d);
+    c.args.out.strides[2] = 0;
+    expectRejected(k, c, "out: dimension 2 has extent 5 and stride 0");
+  }
+  {
+    Call c(d);
+    c.lseView.strides = {10, 0, 1};
+    expectRejected(k, c, "lse: dimension 1 has extent 2 and stride 0");
+  }
+  {
+    Call c(d);
+    c.args.out.strides = {40, 20, 2, 1}; // rows of 4 at a stride of 2
+    expectRejected(k, c, "out: shape [1, 2, 5, 4] with strides [40, 20, 2, 1] "
+                         "may place two elements at the same address");
+  }
+  {
+    Call c(d);
+    c.lseView.data = c.out.data(); // lse inside out
+    expectRejected(k, c, "out overlaps lse in memory");
+  }
+  {
+    Call c(d);
+    DocInputs in(d);
+    auto list = in.list();
+    c.args.inputs = list;
+    c.args.out = list[2].second; // out over the table input
+    c.args.out.shape = {1, 2, 5, 4};
+    c.args.out.strides = {0, 0, 0, 1};
+    expectRejected(docKernel(), c, "out: dimension 1 has extent 2 and stride 0");
+    c.args.out.strides = {40, 20, 4, 1};
+    Tensor big = zeros(DType::F32, {64});
+    c.args.out.data = static_cast<float *>(big.data()) + 4;
+    c.args.inputs[2].second.data = big.data(); // table in [0, 16) bytes
+    c.args.inputs[2].second.shape = {4};
+    c.args.inputs[2].second.strides = {2};   // reaches element 6
+    expectRejected(docKernel(), c, "out overlaps input 'table' in memory");
+  }
+  {
+    // Negative and permuted strides that keep elements apart are fine.
+    Call c(d);
+    c.args.out.data = static_cast<float *>(c.out.data()) + 4 * 5 * 2 - 1;
+    c.args.out.strides = {-40, -20, -4, -1};
+    ASSERT_OK(forwardCpu(k, c.args));
+  }
+}
+
+/// Allocations a call sizes (the tile trace, the ids pre-pass buffer) are
+/// checked against the machine's memory before they are made: a 4 TB one
+/// on a small broadcast input is an error naming it, never an abort.
+TEST(CpuDispatchErrors, ImpossibleAllocationsAreErrors) {
+  const int64_t LK = int64_t(3) << 40; // keys: a zero-stride view
+  Call c(Dims{1, 2, 2, 5, 6, 4, 4});
+  c.args.k.shape = {1, 2, LK, 4};
+  c.args.k.strides = {0, 0, 0, 1};
+  c.args.v.shape = {1, 2, LK, 4};
+  c.args.v.strides = {0, 0, 0, 1};
+  KernelInfo k = softmaxKernel();
+  k.traced = true;
+  std::vector<int8_t> trace;
+  c.args.tileTrace = &trace;
+  expectRejected(k, c, "out of memory: a tile trace of 4398046511104 entries "
+                       "needs 4398046511104 bytes, more than this machine's");
+  c.args.tileTrace = nullptr;
+  k.traced = false;
+  k.prepass = k.fn;
+  k.numIdsAtoms = 1;
+  expectRejected(k, c, "out of memory: the ids pre-pass buffer needs "
+                       "35184372088832 bytes, more than this machine's");
 }
 
 TEST(CpuDispatchErrors, TraceOnAnUntracedKernel) {

@@ -233,15 +233,6 @@ TEST(CpuDispatch, EmptyKeyLengthGivesEmptyRows) {
     EXPECT_EQ(c.lse.getAsDouble(i), -kInf);
 }
 
-TEST(CpuDispatch, ZeroHeadDims) {
-  for (Dims d : {Dims{1, 2, 2, 5, 6, 0, 3}, Dims{1, 2, 2, 5, 6, 4, 0}}) {
-    Call c(d);
-    ASSERT_OK(forwardCpu(softmaxKernel(), c.args));
-    expectMatches(c.out.view(), &c.lseView,
-                  reference(c.args.q, c.args.k, c.args.v));
-  }
-}
-
 TEST(CpuDispatch, ThreadCountsGiveIdenticalBits) {
   const Dims d{2, 4, 2, 37, 23, 8, 8};
   Call one(d, 5);
@@ -355,7 +346,7 @@ TEST(CpuDispatch, TileTrace) {
 }
 
 TEST(CpuDispatch, BufferAndMetaLayout) {
-  const Dims d{2, 4, 2, 5, 7, 3, 0}; // DV = 0: v and out are empty
+  const Dims d{2, 4, 2, 5, 7, 3, 1};
   DocInputs in(d);
   Tensor docQ32 = convert(in.docQ.view(), DType::I32).value();
   Call c(d);
@@ -380,7 +371,7 @@ TEST(CpuDispatch, BufferAndMetaLayout) {
   EXPECT_EQ(gProbe.end,
             d.B * d.HQ * ceilDiv(d.LQ, kTQ)); // threads = 1: one call
   EXPECT_EQ(std::vector<int64_t>(m.begin(), m.begin() + 7),
-            (std::vector<int64_t>{2, 4, 2, 5, 7, 3, 0}));
+            (std::vector<int64_t>{2, 4, 2, 5, 7, 3, 1}));
   auto words = [&](int at, int n) {
     return std::vector<int64_t>(m.begin() + at, m.begin() + at + n);
   };
@@ -411,8 +402,14 @@ TEST(CpuDispatch, BufferAndMetaLayout) {
                 b[ATTNC_BUF_K].offset,
             c.args.k.data);
   EXPECT_EQ(b[ATTNC_BUF_K].size, c.k.numel());
-  for (int slot : {ATTNC_BUF_V, ATTNC_BUF_OUT, ATTNC_BUF_LSE, ATTNC_BUF_TRACE})
+  EXPECT_EQ(b[ATTNC_BUF_OUT].aligned, c.out.data());
+  EXPECT_EQ(b[ATTNC_BUF_OUT].size, c.out.numel());
+  for (int slot : {ATTNC_BUF_LSE, ATTNC_BUF_TRACE})
     EXPECT_EQ(b[size_t(slot)].size, 0) << slot;
+  // The arena: the call's tiles, 64-byte aligned, KernelABI.h's size.
+  EXPECT_EQ(b[ATTNC_BUF_ARENA].size, attnc_arena_bytes(kTQ, kTK, d.D, d.DV));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b[ATTNC_BUF_ARENA].aligned) % 64, 0u);
+  EXPECT_EQ(b[ATTNC_BUF_ARENA].offset, 0);
   // doc_q was converted to int64; the others are the caller's memory.
   EXPECT_NE(b[ATTNC_BUF_INPUTS + kDocQ].aligned, docQ32.data());
   EXPECT_EQ(b[ATTNC_BUF_INPUTS + kDocQ].size, d.LQ);

@@ -217,7 +217,8 @@ struct FakeCall {
   }
   static DeviceView make(DType dt, std::vector<int64_t> shape, int slot) {
     DeviceView v;
-    v.buffer = kBase + uint64_t(slot) * (1ull << 32);
+    // 256 GiB apart: even the 2^31-row views below do not overlap.
+    v.buffer = kBase + uint64_t(slot) * (1ull << 38);
     v.view.data = reinterpret_cast<void *>(v.buffer);
     v.view.dtype = dt;
     v.view.strides = contiguousStrides(shape);
@@ -303,6 +304,34 @@ TEST(CudaForwardChecks, SameErrorsAsTheCpu) {
     c.args.inputs = {{"idx", t}};
     expectRejected(copyDecl(DType::BF16, true), c,
                    "input 'idx': shape [4] does not match the declared [LQ] = [5]");
+  }
+}
+
+/// The shared rules (ForwardChecks.h): an empty problem (B, HQ or LQ = 0)
+/// is a no-op that needs no module nor driver; head dims outside 1..1024
+/// and outputs overlapping an input are the CPU's errors.
+TEST(CudaForwardChecks, EmptyProblemsRangesAndOverlaps) {
+  const CudaKernelDecl bf16 = copyDecl(DType::BF16, false);
+  for (FakeCall *c : {new FakeCall(0, 2, 2, 5, 6, 64, 64),
+                      new FakeCall(1, 0, 0, 5, 6, 64, 64),
+                      new FakeCall(1, 2, 1, 0, 6, 64, 64)}) {
+    std::unique_ptr<FakeCall> own(c);
+    c->sync();
+    Expected<std::unique_ptr<PreparedForward>> p =
+        prepareForward(Module(), bf16, c->args);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    EXPECT_TRUE((*p)->launch().ok());
+    EXPECT_TRUE((*p)->finish().ok());
+  }
+  {
+    FakeCall c(1, 2, 2, 5, 6, 0, 64);
+    expectRejected(bf16, c, "q: D = 0 (dimension 3 of shape [1, 2, 5, 0]) is "
+                            "outside the supported head dims 1..1024");
+  }
+  {
+    FakeCall c(1, 2, 2, 5, 6, 64, 64);
+    c.out = c.q;
+    expectRejected(bf16, c, "out overlaps q in memory");
   }
 }
 

@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <fstream>
 #include <ftw.h>
+#include <limits>
 #include <random>
 #include <set>
 #include <sys/stat.h>
@@ -290,6 +291,63 @@ TEST(Tensor, NumelAndValidate) {
   bad.shape = {2, 2};
   bad.strides = {-(int64_t(1) << 62), int64_t(1) << 62};
   EXPECT_FALSE(validate(bad, "k").ok()); // so does hi - lo
+}
+
+/// Empty shapes whose other dimensions multiply past int64: the strides
+/// of such a tensor cannot be held, so the shape is refused (as numpy
+/// does) instead of computing them with signed overflow (UB: this test
+/// fails under -fsanitize=undefined without the checks). The .npy reader
+/// gets the same answer (it made such a tensor from a 100-byte file).
+TEST(Tensor, EmptyShapesWithHugeDims) {
+  const std::vector<int64_t> huge = {0, int64_t(1) << 40, int64_t(1) << 40};
+  Expected<int64_t> n = checkedNumel(huge);
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("overflows int64"), std::string::npos);
+  EXPECT_FALSE(Tensor::zeros(DType::F32, huge).ok());
+  TensorView v{nullptr, DType::F32, huge, {1, 1, 1}};
+  EXPECT_FALSE(validate(v, "q").ok());
+  // Defined for every shape: saturated, never wrapped.
+  EXPECT_EQ(contiguousStrides(huge),
+            (std::vector<int64_t>{std::numeric_limits<int64_t>::max(),
+                                  int64_t(1) << 40, 1}));
+  // Empty shapes whose strides fit are fine, zeros counting as 1.
+  EXPECT_EQ(*checkedNumel({0, int64_t(1) << 31, int64_t(1) << 31}), 0);
+  Tensor t = Tensor::zeros(DType::F32, {3, 0, int64_t(1) << 40}).value();
+  EXPECT_EQ(t.view().strides,
+            (std::vector<int64_t>{int64_t(1) << 40, int64_t(1) << 40, 1}));
+  // The .npy header of that fuzz finding: a shape of 0 and many big dims.
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': "
+                       "(0, 3, 333333, 3333330, 366, 33333, 3, 3333332), }";
+  header.resize(117, ' '); // 10 + 118 bytes: a multiple of 64
+  header += '\n';
+  std::string file = std::string("\x93NUMPY\x01\x00", 8) + char(header.size()) +
+                     char(0) + header;
+  Expected<Tensor> r = parseNpy(file, "huge.npy");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("huge.npy"), std::string::npos)
+      << r.status().message();
+}
+
+/// A size beyond the machine's memory is an error before any allocation
+/// (it aborted under ASan, and with overcommit the zero fill met the OOM
+/// killer); so is one int64 cannot count.
+TEST(Tensor, AllocationsBeyondMemoryAreErrors) {
+  Expected<Tensor> t = Tensor::zeros(DType::F32, {int64_t(1) << 40}); // 4 TiB
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find(
+                "out of memory: a float32 tensor of shape [1099511627776] "
+                "needs 4398046511104 bytes, more than this machine's"),
+            std::string::npos)
+      << t.status().message();
+  EXPECT_GT(physicalMemoryBytes(), 0);
+  EXPECT_TRUE(checkAllocationSize(1 << 20, "x").ok());
+  EXPECT_NE(checkAllocationSize(-1, "the thing").message().find(
+                "the thing needs more bytes than int64 can count"),
+            std::string::npos);
+  // Through convert and makeContiguous too: a broadcast view of 4 TiB.
+  float one = 1;
+  TensorView broadcast{&one, DType::F32, {int64_t(1) << 40}, {0}};
+  EXPECT_FALSE(makeContiguous(broadcast).ok());
 }
 
 TEST(Tensor, BLHDViewIsBHLD) {

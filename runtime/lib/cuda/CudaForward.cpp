@@ -327,7 +327,8 @@ attnc::runtime::cuda::prepareForward(const Module &module,
   const CheckedCall &c = impl->checked;
   const int64_t LQ = c.size(S::LQ), D = c.size(S::D), DV = c.size(S::DV);
   impl->entry = entryName(decl.name, decl.storage, D, DV);
-  if (LQ == 0) { // no query rows: nothing to compute or write
+  // An empty problem (ForwardChecks.h): nothing to compute or write.
+  if (LQ == 0 || c.size(S::B) == 0 || c.size(S::HQ) == 0) {
     impl->nothingToDo = true;
     return std::unique_ptr<PreparedForward>(new PreparedForward(std::move(impl)));
   }

@@ -32,6 +32,7 @@ namespace mlir::attn {
 enum class KernelError : int64_t {
   InputOutOfRange = 1, // status[1..3] = input number, dimension, index
   DivisionByZero = 2,
+  ArenaTooSmall = 3, // status[1..2] = bytes needed, arena bytes
 };
 
 /// One declared input as the kernel sees it.

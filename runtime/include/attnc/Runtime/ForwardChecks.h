@@ -8,6 +8,18 @@
 // be checked too. Kernel-reported status words (KernelABI.h) become the
 // same errors on every target.
 //
+// The rules every call follows:
+//  - sizes: B, HQ, HKV, LQ and LK may be 0; an empty problem (B, HQ or LQ
+//    zero) is a no-op that writes nothing; LK = 0 with LQ > 0 leaves every
+//    row fully masked (out 0, lse -inf). HQ must be a multiple of HKV
+//    (HKV = 0 only with HQ = 0);
+//  - head dims: kMinHeadDim <= D, DV <= kMaxHeadDim on every target (a
+//    back end may take fewer: the CUDA kernels' entries);
+//  - outputs (out, lse) must not overlap themselves (no zero stride on a
+//    dimension of extent > 1, strides that keep elements apart) nor any
+//    other tensor of the call (q, k, v, the other output, every input), by
+//    the byte ranges the views span, as PyTorch's assert_no_overlap.
+//
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_RUNTIME_FORWARDCHECKS_H
 #define ATTNC_RUNTIME_FORWARDCHECKS_H
@@ -21,6 +33,13 @@
 #include <vector>
 
 namespace attnc::runtime {
+
+/// The supported head dims D and DV, on every target. 1024 holds the
+/// largest head dims in use (MLA's D = 576, DV = 512) with room; a CPU
+/// thread's tiles then take about 1 MiB (attnc_arena_bytes, KernelABI.h),
+/// still within a core's L2 on current server CPUs.
+constexpr int64_t kMinHeadDim = 1;
+constexpr int64_t kMaxHeadDim = 1024;
 
 /// The sizes an input dimension may name, in the order of the meta array.
 enum class SizeName { B = 0, HQ, HKV, LQ, LK, D, DV };

@@ -13,6 +13,9 @@
  * places `aligned` at the lowest address the view touches, so negative and
  * zero strides work too.
  *
+ * ATTNC_KERNEL_ABI_VERSION names this layout; it changes whenever the
+ * entry point, the buffer or meta slots, or the arena layout change.
+ *
  *===----------------------------------------------------------------------===*/
 #ifndef ATTNC_RUNTIME_KERNELABI_H
 #define ATTNC_RUNTIME_KERNELABI_H
@@ -22,6 +25,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* 2: the scratch arena (ATTNC_BUF_ARENA) holds the kernel's tiles, which
+ * were stack arrays in version 1. */
+#define ATTNC_KERNEL_ABI_VERSION 2
 
 /* MLIR's descriptor of a memref<?xT, strided<[1], offset: ?>>. */
 typedef struct attnc_buffer {
@@ -34,9 +41,9 @@ typedef struct attnc_buffer {
 
 /* Slots of the `buffers` array. Inputs follow in declaration order. q, k, v
  * and out have the kernel's storage type (f32, f16 or bf16); lse is f32;
- * the trace buffer is i8; the ids scratch is i64; int inputs are i64, float
- * inputs f32, bool inputs i8 (0 or 1). An absent lse, trace or scratch is a
- * buffer of size 0. */
+ * the trace buffer and the arena are i8; the ids scratch is i64; int inputs
+ * are i64, float inputs f32, bool inputs i8 (0 or 1). An absent lse, trace
+ * or scratch is a buffer of size 0. */
 enum attnc_buffer_slot {
   ATTNC_BUF_Q = 0,
   ATTNC_BUF_K = 1,
@@ -49,7 +56,9 @@ enum attnc_buffer_slot {
    * the tasks b * HQ + h and stores the min and max of Y per key tile here:
    * B * HQ * numIdsAtoms * numKTiles * 2 words; the main kernel reads them. */
   ATTNC_BUF_IDS_SCRATCH = 6,
-  ATTNC_BUF_INPUTS = 7
+  /* The scratch arena of this call (see attnc_arena_bytes). */
+  ATTNC_BUF_ARENA = 7,
+  ATTNC_BUF_INPUTS = 8
 };
 
 /* Slots of the `meta` array (int64). Strides are in elements. Inputs follow
@@ -81,13 +90,47 @@ enum attnc_status_code {
    * order), status[2] = dimension, status[3] = the index read. */
   ATTNC_STATUS_INPUT_OUT_OF_RANGE = 1,
   /* An integer division or modulo by zero in the spec's expressions. */
-  ATTNC_STATUS_DIVISION_BY_ZERO = 2
+  ATTNC_STATUS_DIVISION_BY_ZERO = 2,
+  /* The arena is smaller than the call needs: status[1] = the bytes
+   * needed (attnc_arena_bytes), status[2] = the arena's size. Nothing is
+   * written then. */
+  ATTNC_STATUS_ARENA_TOO_SMALL = 3
 };
 #define ATTNC_STATUS_WORDS 4
 
 /* The trace buffer (a debug aid for tests): when meta[ATTNC_META_HAS_TRACE]
  * is 1, the kernel stores, for every key tile it visits, 1 (FULL, no mask
  * code) or 2 (PARTIAL) at trace[task * numKTiles + kt]. */
+
+/* The scratch arena: a kernel call keeps its tiles (the Q, K and V tiles,
+ * the scores, the row statistics, the accumulator, the gathered rows and
+ * keys of grid masks) in buffers[ATTNC_BUF_ARENA], not on the stack, so
+ * any supported head dim runs on any thread. The caller gives every call
+ * that may run concurrently its own arena of at least attnc_arena_bytes()
+ * bytes, 64-byte aligned, offset 0; its contents need no initialisation and
+ * are garbage afterwards. The runtime's dispatcher allocates one per
+ * participating thread, once per forward call. The layout, in bytes, is
+ * these sections in order, each rounded up to 64 (tq, tk: the tile sizes;
+ * d, dv: the head dims; a section may be larger than its tile needs):
+ *   Q tile 4 tq (d + 1), K tile 4 tk (d + 1), V tile 4 (tk + 1) dv,
+ *   scores 4 tq tk, row max, row sum, row rescale 4 tq each,
+ *   accumulator 4 tq dv, query rows 8 tq, gathered keys 8 tk.
+ * The arguments are positive and small (the dispatcher bounds tiles by
+ * 65536 and head dims by the supported range, kMaxHeadDim in
+ * ForwardChecks.h), so the sum fits int64. */
+#define ATTNC_ARENA_ALIGN 64
+static inline int64_t attnc_arena_section(int64_t bytes) {
+  return (bytes + ATTNC_ARENA_ALIGN - 1) / ATTNC_ARENA_ALIGN * ATTNC_ARENA_ALIGN;
+}
+static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
+                                        int64_t dv) {
+  return attnc_arena_section(4 * tq * (d + 1)) +
+         attnc_arena_section(4 * tk * (d + 1)) +
+         attnc_arena_section(4 * (tk + 1) * dv) +
+         attnc_arena_section(4 * tq * tk) + 3 * attnc_arena_section(4 * tq) +
+         attnc_arena_section(4 * tq * dv) + attnc_arena_section(8 * tq) +
+         attnc_arena_section(8 * tk);
+}
 
 /* The entry point of a generated kernel. */
 typedef void (*attnc_cpu_kernel_fn)(const attnc_buffer *buffers,

@@ -71,13 +71,24 @@ template <class Fn> bool visitOffsets(const TensorView &t, Fn fn) {
   return true;
 }
 
-/// The C-order strides, in elements, of \p shape (unchecked; see
-/// checkedNumel for overflow).
+/// The C-order strides, in elements, of \p shape (a dimension of size 0
+/// counts as 1, as in numpy). Defined for every shape: a stride that int64
+/// cannot hold, which only a shape checkedNumel refuses has, is INT64_MAX.
 std::vector<int64_t> contiguousStrides(const std::vector<int64_t> &shape);
 
-/// The product of \p shape; an error if a dimension is negative or the
-/// product overflows int64.
+/// The product of \p shape; an error if a dimension is negative, the
+/// product overflows int64, or the product of the non-zero dimensions does
+/// (so the strides of an empty tensor fit int64 too, as numpy requires).
 Expected<int64_t> checkedNumel(const std::vector<int64_t> &shape);
+
+/// The physical memory of this machine in bytes (INT64_MAX if unknown).
+int64_t physicalMemoryBytes();
+
+/// An error if \p bytes (negative: more than int64 can count) exceeds the
+/// machine's physical memory: checked before an allocation whose size a
+/// caller chose, so that the answer is an error, never an abort or the
+/// OOM killer. \p what names the allocation in the message.
+Status checkAllocationSize(int64_t bytes, std::string_view what);
 
 /// Checks that \p t is well formed: as many strides as dimensions, no
 /// negative dimension, no overflow in the element count or the byte extent,
@@ -102,8 +113,8 @@ public:
   /// An empty float32 tensor of shape [0].
   Tensor() : Tensor(DType::F32, {0}) {}
 
-  /// A zero-filled tensor; an error on a negative dimension or a size
-  /// that overflows.
+  /// A zero-filled tensor; an error on a negative dimension, a size that
+  /// overflows or exceeds the machine's memory, or a failed allocation.
   static Expected<Tensor> zeros(DType dtype, std::vector<int64_t> shape);
 
   /// The element type.
