@@ -114,21 +114,20 @@ ATTNC_HD inline void attnc_set_error(const attnc_ctx &c, int64_t code,
 ATTNC_HD inline int64_t attnc_wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 ATTNC_HD inline int64_t attnc_wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
 ATTNC_HD inline int64_t attnc_wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
-// Floor division / modulo as the language defines them; a zero divisor is
-// error 2 and gives 0, and -1 never reaches the divide (INT64_MIN / -1).
+// Floor division / modulo as the language defines them; a zero divisor
+// gives 0 (the region reports error 2 where the value is needed, see
+// CudaRegionPrinter.h), and -1 never reaches the divide (INT64_MIN / -1).
 ATTNC_HD inline int64_t attnc_fdiv(int64_t a, int64_t b) {
   if (b == -1) return attnc_wsub(0, a);
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 ATTNC_HD inline int64_t attnc_cdiv(int64_t a, int64_t b) { return -attnc_fdiv(-a, b); }
-ATTNC_HD inline int64_t attnc_floordiv(const attnc_ctx &c, int64_t a, int64_t b) {
-  if (b == 0) { attnc_set_error(c, 2, 0, 0, 0); return 0; }
-  return attnc_fdiv(a, b);
+ATTNC_HD inline int64_t attnc_floordiv(int64_t a, int64_t b) {
+  return b == 0 ? 0 : attnc_fdiv(a, b);
 }
-ATTNC_HD inline int64_t attnc_floormod(const attnc_ctx &c, int64_t a, int64_t b) {
-  if (b == 0) { attnc_set_error(c, 2, 0, 0, 0); return 0; }
-  if (b == -1) return 0;
+ATTNC_HD inline int64_t attnc_floormod(int64_t a, int64_t b) {
+  if (b == 0 || b == -1) return 0;
   return a - b * attnc_fdiv(a, b);
 }
 // The same on values known to fit 32 bits (CudaRegionPrinter's ranges),

@@ -292,10 +292,12 @@ void fillSpecParts(FlashOp flash, std::string &k) {
       o[nd][2 * i + 1] *= alpha;
     }
   })");
-    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;");
+    // l = 0: no kept pair (out 0, lse -inf); l = NaN: a NaN or +inf score
+    // (2^NaN, 2^(inf - inf)) makes out and lse NaN.
+    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[i] == 0.f ? 0.f : 1.f / l[i];");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[i] * a.ls[2]] =
-          l[i] > 0.f ? m[i] * 0.6931471805599453f + logf(l[i]) : -INFINITY;)");
+          l[i] == 0.f ? -INFINITY : m[i] * 0.6931471805599453f + logf(l[i]);)");
   } else {
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.");
     replaceAll(k, "@FINAL_SCALE@", "    const float inv = 1.f;");

@@ -506,10 +506,12 @@ void fillSpecParts(FlashOp flash, std::string &k) {
       for (int r = 0; r < 4; ++r)
         o[4 * nd + r] *= alpha[r / 2];
 )");
-    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;");
+    // l = 0: no kept pair (out 0, lse -inf); l = NaN: a NaN or +inf score
+    // (2^NaN, 2^(inf - inf)) makes out and lse NaN.
+    replaceAll(k, "@FINAL_SCALE@", "    float inv = l[r] == 0.f ? 0.f : 1.f / l[r];");
     replaceAll(k, "@LSE@", R"(    if (a.lse && lane % 4 == 0)
       a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
-          l[r] > 0.f ? m[r] * 0.6931471805599453f + logf(l[r]) : -INFINITY;)");
+          l[r] == 0.f ? -INFINITY : m[r] * 0.6931471805599453f + logf(l[r]);)");
   } else {
     replaceAll(k, "@NORMALIZE@", "  // Sigmoid: P is final, no running max, no row sum.\n");
     replaceAll(k, "@RESCALE@", "");

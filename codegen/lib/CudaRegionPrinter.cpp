@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "CudaRegionPrinter.h"
 
+#include "attnc/Passes/RegionEmitter.h"
+
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
 
@@ -107,12 +109,40 @@ bool RegionPrinter::isPure(SpecOp spec, Region &region) {
 
 FailureOr<std::string> RegionPrinter::print(Region &region) {
   for (Operation &op : region.front()) {
-    if (auto y = dyn_cast<YieldOp>(op))
+    if (auto y = dyn_cast<YieldOp>(op)) {
+      printTraps(region);
       return names.lookup(y.getValue());
+    }
     if (failed(printOp(&op)))
       return failure();
   }
   return failure();
+}
+
+/// The evaluation rule (RegionEmitter.h's planNeeds): each trap reports its
+/// error only where it failed and its value is needed, `nK` being the need
+/// of op K (the region's own value is always needed: the kernels call a
+/// region with an error path only on kept pairs).
+void RegionPrinter::printTraps(Region &region) {
+  if (traps.empty())
+    return;
+  llvm::DenseMap<Operation *, std::string> need;
+  for (const NeedNode &n : planNeeds(region, [&](Operation *op) {
+         return llvm::any_of(traps, [&](const Trap &t) { return t.op == op; });
+       })) {
+    std::string any;
+    for (const NeedTerm &t : n.terms) {
+      std::string term = t.user ? need.lookup(t.user) : "true";
+      if (t.cond)
+        term = "(" + term + " && " + (t.negated ? "!" : "") + at(t.cond) + ")";
+      any += (any.empty() ? "" : " || ") + term;
+    }
+    std::string name = "n" + std::to_string(counter++);
+    os << "  const bool " << name << " = " << (any.empty() ? "false" : any) << ";\n";
+    need[n.op] = name;
+  }
+  for (const Trap &t : traps)
+    os << "  if (" << need.lookup(t.op) << " && " << t.failed << ") " << t.report << "\n";
 }
 
 std::string RegionPrinter::fresh(Value v) {
@@ -275,12 +305,14 @@ LogicalResult RegionPrinter::printInt(Operation *op) {
       .Case([&](arith::FloorDivSIOp) {
         if (fast && safeDivision(spec, op->getOperand(1)))
           return def(op, cast32((small && allSmall && positive(1) ? "attnc_fdiv32(" : "attnc_fdiv(") + a + ", " + b + ")"));
-        return def(op, cast32("attnc_floordiv(c, " + a + ", " + b + ")"));
+        traps.push_back({op, "(" + b + " == 0)", "attnc_set_error(c, 2, 0, 0, 0);"});
+        return def(op, cast32("attnc_floordiv(" + a + ", " + b + ")"));
       })
       .Case([&](FloorModOp) {
         if (fast && safeDivision(spec, op->getOperand(1)))
           return def(op, cast32((small && allSmall && positive(1) ? "attnc_fmod32(" : "attnc_fmod(") + a + ", " + b + ")"));
-        return def(op, cast32("attnc_floormod(c, " + a + ", " + b + ")"));
+        traps.push_back({op, "(" + b + " == 0)", "attnc_set_error(c, 2, 0, 0, 0);"});
+        return def(op, cast32("attnc_floormod(" + a + ", " + b + ")"));
       })
       .Case([&](arith::MinSIOp) { return def(op, cast32("(" + a + " < " + b + " ? " + a + " : " + b + ")")); })
       .Case([&](arith::MaxSIOp) { return def(op, cast32("(" + a + " > " + b + " ? " + a + " : " + b + ")")); })
@@ -445,8 +477,9 @@ LogicalResult RegionPrinter::printCompare(Operation *op) {
 }
 
 /// An input read. Exact, or fast with an index that may be out of range:
-/// bounds-checked, error 1 (input, dimension, index) and 0 when out of
-/// range. Fast with indices proven in range: a plain load.
+/// bounds-checked, 0 when out of range, and a trap (error 1: input,
+/// dimension, index) that printTraps reports where the value is needed.
+/// Fast with indices proven in range: a plain load.
 LogicalResult RegionPrinter::printRead(ReadOp x) {
   int64_t number = inputNumber(spec, x.getInput());
   std::string in = "c.inputs[" + std::to_string(number) + "]";
@@ -463,15 +496,19 @@ LogicalResult RegionPrinter::printRead(ReadOp x) {
     return success();
   }
   std::string r = fresh(x.getResult());
-  os << "  " << typeOf(x.getResult()) << " " << r << ";\n  {\n    int64_t ix[] = {";
+  os << "  " << typeOf(x.getResult()) << " " << r << ";\n  int64_t " << r << "_bad = -1, " << r
+     << "_ix = 0;\n  {\n    int64_t ix[] = {";
   llvm::interleaveComma(x.getIndices(), os, [&](Value v) { os << "(int64_t)" << at(v); });
   os << "};\n    int64_t off = 0, bad = -1;\n"
      << "    for (int d = 0; d < " << x.getIndices().size() << "; ++d) {\n"
      << "      if (bad < 0 && (ix[d] < 0 || ix[d] >= " << in << ".dims[d])) bad = d;\n"
      << "      off += ix[d] * " << in << ".strides[d];\n    }\n"
-     << "    if (bad >= 0) {\n      attnc_set_error(c, 1, " << number
-     << ", bad, ix[bad]);\n      " << r << " = " << (t.isInteger(1) ? "false" : "0")
-     << ";\n    } else {\n      " << r << " = " << elem << ";\n    }\n  }\n";
+     << "    if (bad >= 0) {\n      " << r << "_bad = bad, " << r << "_ix = ix[bad];\n      " << r
+     << " = " << (t.isInteger(1) ? "false" : "0") << ";\n    } else {\n      " << r << " = " << elem
+     << ";\n    }\n  }\n";
+  traps.push_back({x, "(" + r + "_bad >= 0)",
+                   "attnc_set_error(c, 1, " + std::to_string(number) + ", " + r + "_bad, " + r +
+                       "_ix);"});
   return success();
 }
 

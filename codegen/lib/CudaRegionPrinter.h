@@ -20,7 +20,14 @@
 //       comparison or % (docs/cuda-backend.md gives the error bounds).
 //   A region is `pure` when its fast form has no error path (no checked
 //   read, no integer division by a non-constant): the kernels then
-//   evaluate it on every pair of a tile and select, with no branch.
+//   evaluate it on every pair of a tile and select, with no branch; the
+//   others only on kept pairs.
+// Both follow the language's evaluation rule as the CPU code does
+// (RegionEmitter.h): every op is computed (an out-of-range read gives 0, a
+// zero divisor 0), and the error of a read or a division is reported at
+// the end of the region only where its value is needed (`c ? a : b` needs
+// the chosen arm, `a && b` / `a || b` the right operand where the left one
+// does not decide).
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_LIB_CUDAREGIONPRINTER_H
@@ -32,6 +39,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <string>
+#include <vector>
 
 namespace attnc::cudamod {
 
@@ -63,6 +71,7 @@ private:
   mlir::LogicalResult printFloat(mlir::Operation *op);
   mlir::LogicalResult printCompare(mlir::Operation *op);
   mlir::LogicalResult printRead(mlir::attn::ReadOp x);
+  void printTraps(mlir::Region &region);
   std::string fastDivide(mlir::arith::DivFOp x);
 
   mlir::attn::SpecOp spec;
@@ -71,6 +80,13 @@ private:
   llvm::DenseMap<mlir::Value, std::string> names;
   llvm::DenseMap<mlir::Value, Range> ranges;
   int counter = 0;
+  /// An op that may fail: the C++ condition that it did, and the
+  /// statement that reports it.
+  struct Trap {
+    mlir::Operation *op;
+    std::string failed, report;
+  };
+  std::vector<Trap> traps;
 };
 
 /// The number of `spec`'s input `name` (its position in the inputs list).

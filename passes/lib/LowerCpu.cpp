@@ -12,19 +12,21 @@
 //                      kind = classify(rows, k0, k1); if kind != EMPTY:
 //     emitKeyTile (LowerCpuTile.cpp):
 //       Ks, Vs = K[b, hkv, k0:k0+tk, :], V[...]             (to f32)
-//       S[i, j] = score(scale * Qs[i] . Ks[j], q0+i, k0+j)
-//       if kind == PARTIAL: S[i, j] = -inf where !mask(q0+i, k0+j)
+//       keep = kind == PARTIAL ? mask(q0+i, k0+j) : true
+//       S[i, j] = keep ? score(scale * Qs[i] . Ks[j], q0+i, k0+j) : -inf
+//                 (score and scale evaluated under the guard keep)
 //       softmax:  m' = max(m, max_j S);  mz = (m' == -inf ? 0 : m')
 //                 alpha = exp(m - mz);   P = exp(S - mz)
 //                 l = alpha l + sum_j P;  acc = alpha acc + P Vs;  m = m'
-//       sigmoid:  P = sigmoid(S + bias(q, kv))      (sigmoid(-inf) = 0)
+//       sigmoid:  P = keep ? sigmoid(S + bias(q, kv)) : 0
 //                 acc += P Vs
-//   finalizeRows:    softmax: out = l > 0 ? acc / l : 0;  lse = l > 0 ? m + log l : -inf
+//   finalizeRows:    softmax: out = l == 0 ? 0 : acc / l;  lse = l == 0 ? -inf : m + log l
 //                    sigmoid: out = acc
 //
 // A row whose keys are all masked keeps m = -inf, l = 0: out 0, lse -inf,
-// never NaN. FULL tiles contain no mask code; a flash op without
-// mask_on_partial produces no PARTIAL branch at all. The element code
+// never NaN. A row with a NaN or +inf score on a kept pair has l = NaN
+// (exp(inf - inf), exp(NaN)): out and lse NaN. FULL tiles contain no mask
+// code; a flash op without mask_on_partial produces no PARTIAL branch at all. The element code
 // (score, mask, bias, input reads) comes from RegionEmitter, the schedule
 // from ScheduleEmitter (the CUDA emitter prints the same regions and
 // schedule as C++, CudaRegionPrinter / CudaElementCode).
@@ -365,7 +367,8 @@ void CpuFlashLowering::visitGridKeyTiles(TaskState &ts) {
   });
 }
 
-/// out = acc / l (0 for an empty row), lse = m + log l; sigmoid: out = acc.
+/// out = acc / l, lse = m + log l; an empty row (l = 0) gets 0 and -inf, a
+/// row with a NaN or +inf score (l = NaN) NaN and NaN; sigmoid: out = acc.
 void CpuFlashLowering::finalizeRows(TaskState &ts) {
   Value oBase = f.add(f.mul(ts.b, oS[0]), f.mul(ts.h, oS[1]));
   Value lBase = f.add(f.mul(ts.b, lS[0]), f.mul(ts.h, lS[1]));
@@ -374,14 +377,14 @@ void CpuFlashLowering::finalizeRows(TaskState &ts) {
     Value inv = f.cf(1.0);
     if (!sigmoid) {
       Value l = f.load(lRow, i);
-      Value kept = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zeroF);
-      inv = arith::SelectOp::create(b, loc, kept,
-                                    arith::DivFOp::create(b, loc, f.cf(1.0), l), zeroF);
+      Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, zeroF);
+      inv = arith::SelectOp::create(b, loc, empty, zeroF,
+                                    arith::DivFOp::create(b, loc, f.cf(1.0), l));
       f.ifThen(hasLse, [&] {
         Value lse = arith::AddFOp::create(b, loc, f.load(mRow, i),
                                           math::LogOp::create(b, loc, l));
         Value at = f.add(lBase, f.mul(qi, lS[2]));
-        f.store(arith::SelectOp::create(b, loc, kept, lse, negInf), lseBuf, f.toIdx(at));
+        f.store(arith::SelectOp::create(b, loc, empty, negInf, lse), lseBuf, f.toIdx(at));
       });
     }
     Value row = f.add(oBase, f.mul(qi, oS[2]));

@@ -67,10 +67,9 @@ private:
                                   const IndexFn &kvOf);
   KVOperands loadContiguousOperands(TaskState &ts, Value k0, Value tk,
                                     Value tkx, const IndexFn &kvOf);
-  void scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
-                              Value tkx, const IndexFn &kvOf);
-  void scoresWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);
-  void maskPartialTile(TaskState &ts, Value kind, Value tkx, const IndexFn &kvOf);
+  void scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk);
+  void elementStep(TaskState &ts, Value kind, Value tkx, const IndexFn &kvOf);
+  Value elementValue(Value i, Value j, RegionEnv &el, bool partial);
   void updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
                               Value tkx, const IndexFn &kvOf);
   void updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);

@@ -4,10 +4,14 @@
 //   1. K and V operands: copies into Ks / Vs (f32, or bf16 pair layouts), or,
 //      with microkernels, the buffers in place when their rows are
 //      contiguous and of a type the microkernels read;
-//   2. scores: S[i, j] = score(scale * Qs[i] . Ks[j]) (scalar loops), or
-//      S^T = scale * Ks Qs^T in attnc_uk_qk_* and the score region after;
-//   3. PARTIAL tiles: S = -inf where the mask region drops (q, kv);
-//   4. the update: online softmax (m, l, alpha) or sigmoid, acc += P V.
+//   2. with microkernels, S^T = scale * Ks Qs^T in attnc_uk_qk_*;
+//   3. the element step: S[i, j] = score(scale * Qs[i] . Ks[j]) (the dot
+//      in scalar loops without microkernels), on PARTIAL tiles -inf where
+//      the mask region drops (q, kv), sigmoid: P = sigmoid(S + bias). The
+//      mask comes first and guards the other regions (RegionEnv::guard):
+//      the score, scale and bias regions' reads and divisions report
+//      errors only on kept pairs, the language's evaluation rule;
+//   4. the update: online softmax (m, l, alpha), acc += P V.
 // With microkernels S is kept transposed (element (i, j) at j * TQ + i).
 //
 //===----------------------------------------------------------------------===//
@@ -38,11 +42,8 @@ void CpuFlashLowering::emitKeyTile(TaskState &ts, Value k0, Value tk, Value kind
     loadTile(vBuf, ts.vBase, vS, DVx, Vs, /*isV=*/true, tkx, kvOf);
   }
   if (microkernels)
-    scoresWithMicrokernels(ts, kv, tk, tkx, kvOf);
-  else
-    scoresWithLoops(ts, tkx, kvOf);
-  if (flashOp.getMaskOnPartial())
-    maskPartialTile(ts, kind, tkx, kvOf);
+    scoresWithMicrokernels(ts, kv, tk);
+  elementStep(ts, kind, tkx, kvOf);
   if (microkernels)
     updateWithMicrokernels(ts, kv, tk, tkx, kvOf);
   else
@@ -158,10 +159,9 @@ KVOperands CpuFlashLowering::loadContiguousOperands(TaskState &ts, Value k0, Val
   return kv;
 }
 
-/// S^T = scale * Ks Qs^T in the register-tiled microkernel, then the score
-/// region element-wise unless it is the identity (and the scale per call).
-void CpuFlashLowering::scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
-                                              Value tkx, const IndexFn &kvOf) {
+/// S^T = scale * Ks Qs^T in the register-tiled microkernel (the element
+/// step applies the score region).
+void CpuFlashLowering::scoresWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk) {
   Value scaleArg = callScale ? callScale : f.cf(1.0);
   if (bf16Tiles)
     f.callMicrokernel("attnc_uk_qk_bf16",
@@ -170,68 +170,90 @@ void CpuFlashLowering::scoresWithMicrokernels(TaskState &ts, const KVOperands &k
   else
     f.callMicrokernel("attnc_uk_qk_f32", {kv.kPtr, kv.kLd, f.ptrOf(Qs), TQ, f.ptrOf(S), TQ, tk,
                                           ts.tq, D, scaleArg});
-  if (scoreIsIdentity && callScale)
-    return;
-  forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
-    Value at = sAt(i, j);
-    el.score = f.load(S, at);
-    if (!callScale) {
-      Value sc = region(spec.getScale(), el);
-      if (!sc)
-        return;
-      el.score = arith::MulFOp::create(b, loc, el.score, sc);
-    }
-    if (Value s = region(spec.getScore(), el))
-      f.store(s, S, at);
-  });
 }
 
-/// S[i, j] = score(scale * Qs[i] . Ks[j]) in scalar loops.
-void CpuFlashLowering::scoresWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
-  auto fastmath = reassocContract(b);
-  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
-    RegionEnv el = ts.rowEnv;
-    el.q = ts.qOf(i);
-    Value qRow = arith::MulIOp::create(b, loc, i, Dx);
-    f.forLoop(f.cx(0), tkx, [&](Value j) {
-      el.kv = kvOf(j);
-      Value kRow = arith::MulIOp::create(b, loc, j, Dx);
-      Value dot = f.reduceLoop(f.cx(0), Dx, zeroF, [&](Value d, Value s) {
-        Value x = f.load(Qs, arith::AddIOp::create(b, loc, qRow, d));
-        Value y = f.load(Ks, arith::AddIOp::create(b, loc, kRow, d));
-        Value p = arith::MulFOp::create(b, loc, x, y, fastmath);
-        return arith::AddFOp::create(b, loc, s, p, fastmath).getResult();
-      });
-      Value scale = callScale ? callScale : region(spec.getScale(), el);
-      if (!scale)
-        return;
-      el.score = arith::MulFOp::create(b, loc, dot, scale);
-      Value s = region(spec.getScore(), el);
-      if (!s)
-        return;
-      f.store(s, S, arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, i, TKx), j));
+/// Step 3 on every element of the tile: PARTIAL tiles (with
+/// mask_on_partial) in the branch marked attn.tile = "partial", the others
+/// without mask code. With microkernels, an identity score and a scale per
+/// call, a softmax FULL tile has nothing to do.
+void CpuFlashLowering::elementStep(TaskState &ts, Value kind, Value tkx, const IndexFn &kvOf) {
+  auto loop = [&](bool partial) {
+    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+      if (Value v = elementValue(i, j, el, partial))
+        f.store(v, S, sAt(i, j));
     });
-  });
-}
-
-/// PARTIAL tiles only: S[i, j] = -inf where the mask drops (q, kv).
-void CpuFlashLowering::maskPartialTile(TaskState &ts, Value kind, Value tkx,
-                                       const IndexFn &kvOf) {
+  };
+  bool fullIsNoop = microkernels && scoreIsIdentity && callScale && !sigmoid;
+  if (!flashOp.getMaskOnPartial()) {
+    if (!fullIsNoop)
+      loop(false);
+    return;
+  }
   Value partial = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kind,
                                         f.ci(kTilePartial));
-  auto partialIf = f.ifThen(partial, [&] {
-    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
-      Value keep = region(spec.getMask(), el);
-      if (!keep)
-        return;
-      Value at = sAt(i, j);
-      f.store(arith::SelectOp::create(b, loc, keep, f.load(S, at), negInf), S, at);
-    });
-  });
+  auto partialIf = scf::IfOp::create(b, loc, partial, /*withElse=*/!fullIsNoop);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(partialIf.thenBlock()->getTerminator());
+    loop(true);
+    if (!fullIsNoop) {
+      b.setInsertionPoint(partialIf.elseBlock()->getTerminator());
+      loop(false);
+    }
+  }
   FlashBuilder::mark(partialIf, "attn.tile", "partial");
 }
 
-/// p = 1 / (1 + exp(-(s + bias))); a masked s = -inf gives 0.
+/// S[i, j] after step 3, or null after a region failed. `partial`: the
+/// mask region first, its value the guard of the others, and -inf (sigmoid:
+/// P = 0) where it drops the pair.
+Value CpuFlashLowering::elementValue(Value i, Value j, RegionEnv &el, bool partial) {
+  Value keep;
+  if (partial) {
+    keep = region(spec.getMask(), el);
+    if (!keep)
+      return {};
+    el.guard = keep;
+  }
+  Value s;
+  if (microkernels) {
+    s = f.load(S, sAt(i, j));
+  } else {
+    auto fastmath = reassocContract(b);
+    Value qRow = arith::MulIOp::create(b, loc, i, Dx);
+    Value kRow = arith::MulIOp::create(b, loc, j, Dx);
+    s = f.reduceLoop(f.cx(0), Dx, zeroF, [&](Value d, Value acc) {
+      Value x = f.load(Qs, arith::AddIOp::create(b, loc, qRow, d));
+      Value y = f.load(Ks, arith::AddIOp::create(b, loc, kRow, d));
+      Value p = arith::MulFOp::create(b, loc, x, y, fastmath);
+      return arith::AddFOp::create(b, loc, acc, p, fastmath).getResult();
+    });
+    if (callScale)
+      s = arith::MulFOp::create(b, loc, s, callScale);
+  }
+  if (!callScale) {
+    Value sc = region(spec.getScale(), el);
+    if (!sc)
+      return {};
+    s = arith::MulFOp::create(b, loc, s, sc);
+  }
+  if (!scoreIsIdentity) {
+    el.score = s;
+    s = region(spec.getScore(), el);
+    if (!s)
+      return {};
+  }
+  if (sigmoid) {
+    s = sigmoidOf(s, el);
+    if (!s)
+      return {};
+  }
+  if (!partial)
+    return s;
+  return arith::SelectOp::create(b, loc, keep, s, sigmoid ? zeroF : negInf);
+}
+
+/// p = 1 / (1 + exp(-(s + bias))).
 Value CpuFlashLowering::sigmoidOf(Value s, const RegionEnv &el) {
   Value bias = region(spec.getBias(), el);
   if (!bias)
@@ -242,7 +264,7 @@ Value CpuFlashLowering::sigmoidOf(Value s, const RegionEnv &el) {
 }
 
 /// softmax: the online update in a microkernel, then acc = alpha acc + P V;
-/// sigmoid: P element-wise, then acc += P V.
+/// sigmoid (P from the element step): acc += P V.
 void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
                                               Value tkx, const IndexFn &kvOf) {
   Value alphaArg = f.nullPtr();
@@ -250,18 +272,13 @@ void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &k
     f.callMicrokernel("attnc_uk_softmax_t_f32", {f.ptrOf(S), TQ, ts.tq, tk, f.ptrOf(mRow),
                                                  f.ptrOf(lRow), f.ptrOf(alphaRow)});
     alphaArg = f.ptrOf(alphaRow);
-  } else {
-    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
-      Value at = sAt(i, j);
-      if (Value p = sigmoidOf(f.load(S, at), el))
-        f.store(p, S, at);
-    });
   }
   f.callMicrokernel(bf16Tiles ? "attnc_uk_pv_t_bf16" : "attnc_uk_pv_t_f32",
                     {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, f.ptrOf(acc), DV, ts.tq, tk, DV, alphaArg});
 }
 
-/// The normalisation update and O += P V, row by row.
+/// The softmax update and O += P V (sigmoid: P from the element step), row
+/// by row.
 void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
   auto fastmath = reassocContract(b);
   f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
@@ -290,15 +307,6 @@ void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &
       f.forLoop(f.cx(0), DVx, [&](Value d) {
         Value at = arith::AddIOp::create(b, loc, accRow, d);
         f.store(arith::MulFOp::create(b, loc, f.load(acc, at), alpha), acc, at);
-      });
-    } else {
-      RegionEnv el = ts.rowEnv;
-      el.q = ts.qOf(i);
-      f.forLoop(f.cx(0), tkx, [&](Value j) {
-        el.kv = kvOf(j);
-        Value at = arith::AddIOp::create(b, loc, sRow, j);
-        if (Value p = sigmoidOf(f.load(S, at), el))
-          f.store(p, S, at);
       });
     }
     f.forLoop(f.cx(0), tkx, [&](Value j) {

@@ -9,6 +9,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <limits>
@@ -55,8 +56,10 @@ public:
 
   FailureOr<Value> run(Region &region) {
     for (Operation &op : region.front()) {
-      if (auto y = dyn_cast<YieldOp>(op))
+      if (auto y = dyn_cast<YieldOp>(op)) {
+        emitTraps(region);
         return map.lookup(y.getValue());
+      }
       if (failed(emit(&op)))
         return failure();
     }
@@ -64,6 +67,84 @@ public:
   }
 
 private:
+  /// An op that may fail: `failed` (i1) says it did on this element, and
+  /// the error is recorded where its value is needed (emitTraps).
+  struct Trap {
+    Operation *op;
+    Value failed;
+    KernelError code;
+    SmallVector<Value> indices, dims; // reads: the indices and extents
+    int64_t input = 0;
+  };
+
+  Value i1(bool v) {
+    return arith::ConstantIntOp::create(b, spec.getLoc(), b.getI1Type(), v);
+  }
+  // Needs are i1 values, null meaning "always".
+  Value andNeed(Location loc, Value x, Value y) {
+    if (!x || !y)
+      return x ? x : y;
+    return arith::AndIOp::create(b, loc, x, y);
+  }
+
+  /// Records each trap's error where it failed and its value is needed:
+  /// need(op) from planNeeds, built after the region's last op so that
+  /// every condition it refers to exists.
+  void emitTraps(Region &region) {
+    if (traps.empty())
+      return;
+    llvm::SmallPtrSet<Operation *, 8> trapOps;
+    for (const Trap &t : traps)
+      trapOps.insert(t.op);
+    DenseMap<Operation *, Value> need;
+    for (const NeedNode &n : planNeeds(region, [&](Operation *op) {
+           return trapOps.contains(op);
+         })) {
+      Location loc = n.op->getLoc();
+      Value any = i1(false);
+      bool always = false;
+      for (const NeedTerm &t : n.terms) {
+        Value term = t.user ? need.lookup(t.user) : env.guard;
+        if (t.cond) {
+          Value c = map.lookup(t.cond);
+          if (t.negated)
+            c = arith::XOrIOp::create(b, loc, c, i1(true));
+          term = andNeed(loc, term, c);
+        }
+        if (!term)
+          always = true;
+        else
+          any = arith::OrIOp::create(b, loc, any, term);
+      }
+      need[n.op] = always ? Value() : any;
+    }
+    for (const Trap &t : traps) {
+      Location loc = t.op->getLoc();
+      Value cond = andNeed(loc, need.lookup(t.op), t.failed);
+      auto ifOp = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      if (t.code == KernelError::DivisionByZero) {
+        emitRecordError(b, loc, env.status, t.code, {});
+        continue;
+      }
+      // Report the first offending dimension.
+      using P = arith::CmpIPredicate;
+      Value zero = constI64(b, loc, 0);
+      Value dimIdx = zero, badIdx = t.indices[0];
+      for (int64_t d = int64_t(t.indices.size()) - 1; d >= 0; --d) {
+        Value ge = arith::CmpIOp::create(b, loc, P::sge, t.indices[d], zero);
+        Value lt = arith::CmpIOp::create(b, loc, P::slt, t.indices[d], t.dims[d]);
+        Value bad = arith::XOrIOp::create(
+            b, loc, arith::AndIOp::create(b, loc, ge, lt), i1(true));
+        dimIdx = arith::SelectOp::create(b, loc, bad, constI64(b, loc, d), dimIdx);
+        badIdx = arith::SelectOp::create(b, loc, bad, t.indices[d], badIdx);
+      }
+      emitRecordError(b, loc, env.status, t.code,
+                      {constI64(b, loc, t.input), dimIdx, badIdx});
+    }
+  }
+
   LogicalResult emit(Operation *op) {
     Location loc = op->getLoc();
     return llvm::TypeSwitch<Operation *, LogicalResult>(op)
@@ -82,11 +163,11 @@ private:
         })
         .Case([&](ReadOp x) { return emitRead(x); })
         .Case([&](arith::FloorDivSIOp x) {
-          return bind(x, emitDivMod(loc, map.lookup(x.getLhs()),
+          return bind(x, emitDivMod(x, loc, map.lookup(x.getLhs()),
                                     map.lookup(x.getRhs()), /*mod=*/false));
         })
         .Case([&](FloorModOp x) {
-          return bind(x, emitDivMod(loc, map.lookup(x.getLhs()),
+          return bind(x, emitDivMod(x, loc, map.lookup(x.getLhs()),
                                     map.lookup(x.getRhs()), /*mod=*/true));
         })
         .Case([&](arith::FPToSIOp x) {
@@ -124,20 +205,15 @@ private:
   }
 
   /// Python's floor division / modulo with x86-safe divisors: a zero
-  /// divisor records DivisionByZero (and the result is 0); -1 never reaches
-  /// the divide (INT64_MIN / -1 traps).
-  Value emitDivMod(Location loc, Value x, Value y, bool mod) {
+  /// divisor is a DivisionByZero trap (and the result is 0); -1 never
+  /// reaches the divide (INT64_MIN / -1 traps).
+  Value emitDivMod(Operation *op, Location loc, Value x, Value y, bool mod) {
     using P = arith::CmpIPredicate;
     Value zero = constI64(b, loc, 0), one = constI64(b, loc, 1),
           minusOne = constI64(b, loc, -1);
     Value isZero = arith::CmpIOp::create(b, loc, P::eq, y, zero);
     Value isMinusOne = arith::CmpIOp::create(b, loc, P::eq, y, minusOne);
-    auto ifZero = scf::IfOp::create(b, loc, isZero, false);
-    {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPointToStart(ifZero.thenBlock());
-      emitRecordError(b, loc, env.status, KernelError::DivisionByZero, {});
-    }
+    traps.push_back({op, isZero, KernelError::DivisionByZero, {}, {}});
     Value unsafe = arith::OrIOp::create(b, loc, isZero, isMinusOne);
     Value safeY = arith::SelectOp::create(b, loc, unsafe, one, y);
     Value div = arith::FloorDivSIOp::create(b, loc, x, safeY);
@@ -208,13 +284,15 @@ private:
 
     using P = arith::CmpIPredicate;
     Value zero = constI64(b, loc, 0);
-    Value ok = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
+    Value ok = i1(true);
+    bool checked = false;
     Value offset = zero;
     SmallVector<Value> indices;
     for (auto [d, orig] : llvm::enumerate(x.getIndices())) {
       Value i = map.lookup(orig);
       indices.push_back(i);
       if (!provenInRange(orig, in.declDims[d])) {
+        checked = true;
         Value ge = arith::CmpIOp::create(b, loc, P::sge, i, zero);
         Value lt = arith::CmpIOp::create(b, loc, P::slt, i, in.dims[d]);
         ok = arith::AndIOp::create(b, loc, ok,
@@ -223,6 +301,10 @@ private:
       offset = arith::AddIOp::create(
           b, loc, offset, arith::MulIOp::create(b, loc, i, in.strides[d]));
     }
+    if (checked)
+      traps.push_back({x, arith::XOrIOp::create(b, loc, ok, i1(true)),
+                       KernelError::InputOutOfRange, indices, in.dims, number});
+    // Out of range: no load, the value is 0 (whether or not it is needed).
     Type resultType = x.getType();
     auto ifOp = scf::IfOp::create(b, loc, TypeRange{resultType}, ok,
                                   /*withElse=*/true);
@@ -237,21 +319,7 @@ private:
       scf::YieldOp::create(b, loc, v);
 
       b.setInsertionPointToStart(ifOp.elseBlock());
-      // Report the first offending dimension.
-      Value dimIdx = constI64(b, loc, 0), badIdx = indices[0];
-      for (int64_t d = int64_t(indices.size()) - 1; d >= 0; --d) {
-        Value ge = arith::CmpIOp::create(b, loc, P::sge, indices[d], zero);
-        Value lt = arith::CmpIOp::create(b, loc, P::slt, indices[d], in.dims[d]);
-        Value bad = arith::XOrIOp::create(
-            b, loc, arith::AndIOp::create(b, loc, ge, lt),
-            arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
-        dimIdx = arith::SelectOp::create(b, loc, bad, constI64(b, loc, d), dimIdx);
-        badIdx = arith::SelectOp::create(b, loc, bad, indices[d], badIdx);
-      }
-      emitRecordError(b, loc, env.status, KernelError::InputOutOfRange,
-                      {constI64(b, loc, number), dimIdx, badIdx});
-      Value zeroV = resultType.isInteger(1)
-                        ? Value(arith::ConstantIntOp::create(b, loc, b.getI1Type(), 0))
+      Value zeroV = resultType.isInteger(1) ? i1(false)
                     : isa<FloatType>(resultType)
                         ? Value(arith::ConstantOp::create(b, loc, FloatAttr::get(resultType, 0.0)))
                         : zero;
@@ -265,8 +333,49 @@ private:
   SpecOp spec;
   const RegionEnv &env;
   IRMapping map;
+  SmallVector<Trap> traps;
 };
 } // namespace
+
+SmallVector<NeedNode>
+mlir::attn::planNeeds(Region &region,
+                      llvm::function_ref<bool(Operation *)> isTrap) {
+  SmallVector<NeedNode> nodes;
+  if (region.empty())
+    return nodes;
+  // The forward slice of the traps: ops are in program order, so one pass.
+  llvm::SmallPtrSet<Operation *, 16> reach;
+  SmallVector<Operation *> order;
+  for (Operation &op : region.front()) {
+    if (isa<YieldOp>(op))
+      continue;
+    bool in = isTrap(&op) || llvm::any_of(op.getOperands(), [&](Value v) {
+                Operation *d = v.getDefiningOp();
+                return d && reach.contains(d);
+              });
+    if (in) {
+      reach.insert(&op);
+      order.push_back(&op);
+    }
+  }
+  for (Operation *op : llvm::reverse(order)) {
+    NeedNode node{op, {}};
+    for (OpOperand &use : op->getUses()) {
+      Operation *user = use.getOwner();
+      unsigned n = use.getOperandNumber();
+      NeedTerm term{isa<YieldOp>(user) ? nullptr : user, Value(), false};
+      bool boolOp = user->getNumResults() == 1 &&
+                    user->getResult(0).getType().isInteger(1);
+      if (auto sel = dyn_cast<arith::SelectOp>(user); sel && n > 0)
+        term.cond = sel.getCondition(), term.negated = n == 2;
+      else if (isa<arith::AndIOp, arith::OrIOp>(user) && boolOp && n == 1)
+        term.cond = user->getOperand(0), term.negated = isa<arith::OrIOp>(user);
+      node.terms.push_back(term);
+    }
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
 
 FailureOr<Value> mlir::attn::emitSpecRegion(OpBuilder &b, Location loc,
                                             SpecOp spec, Region &region,

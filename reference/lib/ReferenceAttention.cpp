@@ -3,7 +3,8 @@
 // For each (b, h, q), with hkv = h / (HQ / HKV) and K = {kv : mask(q, kv)}:
 //   s(kv)  = score(scale(q, kv) * dot(q_row, k_row(kv)))
 //   softmax: m = max_K s, l = sum_K exp(s - m), out = sum_K exp(s - m) v / l,
-//            lse = m + log l; K empty (or every s = -inf): out = 0, lse = -inf
+//            lse = m + log l; K empty (or every s = -inf): out = 0, lse = -inf;
+//            some s NaN or +inf: out = NaN, lse = NaN
 //   sigmoid: out = sum_K sigmoid(s + bias(q, kv)) v, lse = NaN
 //
 //===----------------------------------------------------------------------===//
@@ -48,6 +49,7 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
         }
         const double *qRow = problem.q + ((b * s.HQ + h) * s.LQ + q) * s.D;
         double rowMax = -inf;
+        bool nanRow = false; // a kept score is NaN or +inf
         for (int64_t kv = 0; kv < s.LK; ++kv) {
           SpecInterpreter::Element e{q, kv};
           std::optional<bool> m = interp.mask(e);
@@ -76,9 +78,15 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
           } else {
             scores[kv] = *score;
             rowMax = std::max(rowMax, *score);
+            nanRow = nanRow || std::isnan(*score) || *score == inf;
           }
         }
         double *o = out.data() + ((b * s.HQ + h) * s.LQ + q) * s.DV;
+        if (nanRow) {
+          std::fill_n(o, s.DV, NAN);
+          lse[(b * s.HQ + h) * s.LQ + q] = NAN;
+          continue;
+        }
         double sum = 0;
         for (int64_t kv = 0; kv < s.LK; ++kv) {
           if (!kept[kv])

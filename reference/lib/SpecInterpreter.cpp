@@ -7,6 +7,14 @@
 // resolved at translation time. Semantics are the language's: int64 with
 // wrap-around, floor division and floor modulo, floats in double.
 //
+// The evaluation rule (`c ? a : b` evaluates only the chosen arm, `a && b`
+// evaluates b only where a is true, `a || b` only where a is false): every
+// instruction runs, but an out-of-range read or a division by zero only
+// poisons its register; poison flows into every result computed from it,
+// except the unchosen arm of a select and the right operand of an i1
+// and/or that the left one decides. The region fails only if its result is
+// poisoned, with the message of the first failure that reached it.
+//
 //===----------------------------------------------------------------------===//
 #include "attnc/Reference/SpecInterpreter.h"
 
@@ -54,9 +62,10 @@ struct SpecInterpreter::Instr {
     IToF, BToF, BToI, FToI, CmpI, CmpF, And, Or, Xor, Select,
   } code;
   int a = 0, b = 0, c = 0, result = 0;
+  int numOperands = 0;           // a, b, c in use (poison flows from them)
   Scalar constant;               // Const
   unsigned coord = 0;            // Coord: index into the coordinate table
-  int predicate = 0;             // CmpI / CmpF
+  int predicate = 0;             // CmpI / CmpF; And / Or: 1 on bools
   std::string name;              // Read: input name; Fail: message
   std::vector<int> indices;      // Read
 };
@@ -98,10 +107,12 @@ SpecInterpreter::compile(Region &region) {
     auto unary = [&](I::Code c) {
       in.code = c;
       in.a = reg(op.getOperand(0));
+      in.numOperands = 1;
     };
     auto binary = [&](I::Code c) {
       unary(c);
       in.b = reg(op.getOperand(1));
+      in.numOperands = 2;
     };
     llvm::TypeSwitch<Operation *>(&op)
         .Case([&](YieldOp y) {
@@ -188,12 +199,19 @@ SpecInterpreter::compile(Region &region) {
           binary(I::CmpF);
           in.predicate = static_cast<int>(c.getPredicate());
         })
-        .Case([&](arith::AndIOp) { binary(I::And); })
-        .Case([&](arith::OrIOp) { binary(I::Or); })
+        .Case([&](arith::AndIOp a) {
+          binary(I::And);
+          in.predicate = a.getType().isInteger(1); // lazy on bools only
+        })
+        .Case([&](arith::OrIOp o) {
+          binary(I::Or);
+          in.predicate = o.getType().isInteger(1);
+        })
         .Case([&](arith::XOrIOp) { binary(I::Xor); })
         .Case([&](arith::SelectOp) {
           binary(I::Select);
           in.c = reg(op.getOperand(2));
+          in.numOperands = 3;
         })
         .Default([&](Operation *other) {
           in.name = "the interpreter does not support '" +
@@ -214,13 +232,37 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
                         sizes.B,  sizes.HQ, sizes.HKV,   sizes.LQ, sizes.LK,
                         sizes.D,  sizes.DV};
   registers.resize(program.numRegisters);
+  poison.assign(program.numRegisters, 0);
+  failures.clear();
   Scalar *r = registers.data();
+  int *P = poison.data();
+  // Poisons the result with a new failure and moves on.
+  auto failWith = [&](const Instr &in, std::string message) {
+    failures.push_back(std::move(message));
+    r[in.result] = Scalar{};
+    P[in.result] = int(failures.size());
+  };
   for (const Instr &in : program.code) {
     const Scalar &A = r[in.a], &B = r[in.b];
     Scalar out;
     using I = Instr;
+    // Poison from the operands (the lazy ops decide below).
+    int from = 0;
+    if (in.code == I::Read) {
+      for (int x : in.indices)
+        from = from ? from : P[x];
+    } else if (in.code != I::Yield) {
+      int n = in.code == I::Select ? 1 : in.numOperands;
+      if (n >= 1) from = P[in.a];
+      if (n >= 2 && !from && in.code != I::And && in.code != I::Or) from = P[in.b];
+      if (n >= 3 && !from) from = P[in.c];
+    }
     switch (in.code) {
     case I::Yield:
+      if (P[in.a]) {
+        errorMessage = failures[P[in.a] - 1];
+        return std::nullopt;
+      }
       return r[in.a];
     case I::Fail:
       errorMessage = in.name;
@@ -233,14 +275,18 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
       size_t n = std::min<size_t>(in.indices.size(), 8);
       for (size_t k = 0; k < n; ++k)
         idx[k] = r[in.indices[k]].i;
+      if (from) {
+        out = Scalar{};
+        break;
+      }
       std::optional<Scalar> v =
           inputs ? inputs(in.name, ArrayRef<int64_t>(idx, n)) : std::nullopt;
       if (!v || in.indices.size() > 8) {
-        errorMessage = "cannot read input '" + in.name + "' at index [";
+        std::string message = "cannot read input '" + in.name + "' at index [";
         for (size_t k = 0; k < n; ++k)
-          errorMessage += (k ? ", " : "") + std::to_string(idx[k]);
-        errorMessage += "]";
-        return std::nullopt;
+          message += (k ? ", " : "") + std::to_string(idx[k]);
+        failWith(in, message + "]");
+        continue;
       }
       out = *v;
       break;
@@ -250,10 +296,14 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
     case I::MulI: out = Scalar::ofInt(wrap(uint64_t(A.i) * uint64_t(B.i))); break;
     case I::FloorDivI:
     case I::FloorModI:
+      if (B.i == 0 && !from) {
+        failWith(in, in.code == I::FloorDivI ? "integer division by zero"
+                                             : "integer modulo by zero");
+        continue;
+      }
       if (B.i == 0) {
-        errorMessage = in.code == I::FloorDivI ? "integer division by zero"
-                                               : "integer modulo by zero";
-        return std::nullopt;
+        out = Scalar::ofInt(0);
+        break;
       }
       out = Scalar::ofInt(in.code == I::FloorDivI ? floorDiv(A.i, B.i)
                                                   : floorMod(A.i, B.i));
@@ -336,12 +386,34 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
       out = Scalar::ofBool(res);
       break;
     }
-    case I::And: out = Scalar::ofBool(A.b && B.b); break;
-    case I::Or: out = Scalar::ofBool(A.b || B.b); break;
+    // Lazy: the right operand's poison only where the left one does not
+    // decide (bools; ints combine bitwise and strictly).
+    case I::And:
+      if (!in.predicate) {
+        out = Scalar::ofInt(A.i & B.i);
+        from = from ? from : P[in.b];
+        break;
+      }
+      out = Scalar::ofBool(A.b && B.b);
+      from = from ? from : A.b ? P[in.b] : 0;
+      break;
+    case I::Or:
+      if (!in.predicate) {
+        out = Scalar::ofInt(A.i | B.i);
+        from = from ? from : P[in.b];
+        break;
+      }
+      out = Scalar::ofBool(A.b || B.b);
+      from = from ? from : A.b ? 0 : P[in.b];
+      break;
     case I::Xor: out = Scalar::ofBool(A.b != B.b); break;
-    case I::Select: out = A.b ? B : r[in.c]; break;
+    case I::Select:
+      out = A.b ? B : r[in.c];
+      from = from ? from : P[A.b ? in.b : in.c];
+      break;
     }
     r[in.result] = out;
+    P[in.result] = from;
   }
   errorMessage = "region does not end in attn.yield";
   return std::nullopt;

@@ -134,9 +134,11 @@ inline void pvRows(const float *p, int64_t ldp, const float *v, int64_t ldv,
     pvBlock<R, 1, false>(p, ldp, v + c0, ldv, acc + c0, ldacc, tk, rest, alpha);
 }
 
+/// exp(x); NaN stays NaN (max/min return their second operand when one is
+/// NaN), so a NaN or +inf score makes the row's sum NaN, not 0.
 inline __m512 expPs(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-110.0f));
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+  x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x);
+  x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
   __m512 n = _mm512_roundscale_ps(
       _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

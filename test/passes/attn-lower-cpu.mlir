@@ -112,7 +112,8 @@ module {
 // -----
 
 // Sigmoid: p = 1 / (1 + exp(-(s + bias))) with the bias region inlined
-// (-log LK); no running max and no lse.
+// (-log LK) in the element step, under the mask on PARTIAL tiles (P = 0
+// where it drops) and without it on the others; no running max and no lse.
 module {
   attn.flash tiles(32, 64) storage(f32) scale_per_call mask_on_partial prepass(0) {
     attn.spec @sigmoid_causal normalize(sigmoid) attributes {mask_schedule = #attn.mask<kv_le "q">} scale {
@@ -143,19 +144,27 @@ module {
 // CHECK-LABEL: func.func @attn_sigmoid_causal(
 // CHECK-SAME:    attn.normalize = #attn<normalize sigmoid>
 // CHECK-NOT:     arith.maximumf
-// CHECK:         {attn.tile = "partial"}
+// CHECK:         %[[KEEP:.*]] = arith.cmpi sge
 // CHECK:         math.log
 // CHECK:         arith.negf
 // CHECK:         math.exp
-// CHECK:         arith.divf
+// CHECK:         %[[P:.*]] = arith.divf
+// CHECK:         arith.select %[[KEEP]], %[[P]], %cst
+// CHECK:       } else {
+// CHECK-NOT:     arith.cmpi sge
+// CHECK:         math.log
+// CHECK:         math.exp
+// CHECK:       } {attn.tile = "partial"}
+// CHECK-NOT:   math.log
 // CHECK:       } {attn.loop = "tasks"}
 // BF16-LABEL: func.func @attn_sigmoid_causal(
 
 // -----
 
 // An input read with an unproven index is bounds-checked: out of range, it
-// records error 1 (input 0, dimension, index) in the status buffer and
-// yields 0. A read indexed by h in an [HQ] input needs no check.
+// yields 0 and, after the region (where its value is needed: here always),
+// records error 1 (input 0, dimension, index) in the status buffer. A read
+// indexed by h in an [HQ] input needs no check.
 module {
   attn.flash tiles(32, 64) storage(f32) scale_per_call prepass(0) {
     attn.spec @gather normalize(softmax) inputs [#attn.input<"idx" : i64 [LQ]>, #attn.input<"t" : f32 [4]>, #attn.input<"s" : f32 [HQ]>] attributes {mask_schedule = #attn.mask<always>} scale {
@@ -185,13 +194,69 @@ module {
 // CHECK-LABEL: func.func @attn_gather(
 // CHECK:         arith.cmpi slt
 // CHECK:         %[[OK:.*]] = arith.andi %true{{.*}}, %{{.*}} : i1
+// CHECK:         %[[BAD:.*]] = arith.xori %[[OK]], %true
 // CHECK:         scf.if %[[OK]] -> (f32) {
 // CHECK:           memref.load
 // CHECK:         } else {
-// CHECK:           memref.store %c1_i64{{.*}}, %arg{{[0-9]+}}[%c0{{.*}}]
 // CHECK:           scf.yield %cst
 // CHECK:         }
+// CHECK:         scf.if %[[BAD]] {
+// CHECK:           memref.store %c1_i64{{.*}}, %arg{{[0-9]+}}[%c0{{.*}}]
+// CHECK:         }
 // BF16-LABEL: func.func @attn_gather(
+
+// -----
+
+// The evaluation rule: a read in the unchosen arm of a select reports only
+// where its arm is chosen (its failure and'ed with the condition), and the
+// score region of a PARTIAL tile reports only where the mask keeps the
+// pair (and'ed with the mask's value).
+module {
+  attn.flash tiles(32, 64) storage(f32) scale_per_call mask_on_partial prepass(0) {
+    attn.spec @guarded normalize(softmax) inputs [#attn.input<"rel" : f32 [LK]>] attributes {mask_schedule = #attn.mask<kv_ge "q">} scale {
+      %cst = arith.constant 1.000000e+00 : f32
+      attn.yield %cst : f32
+    } score {
+      %0 = attn.score
+      %1 = attn.index q
+      %2 = attn.index kv
+      %3 = arith.subi %2, %1 : i64
+      %4 = attn.read "rel"[%3] : f32
+      %5 = arith.addf %0, %4 : f32
+      %c0 = arith.constant 0 : i64
+      %6 = arith.cmpi sge, %3, %c0 : i64
+      %7 = arith.select %6, %5, %0 : f32
+      attn.yield %7 : f32
+    } mask {
+      %0 = attn.index q
+      %1 = attn.index kv
+      %2 = arith.cmpi sge, %1, %0 : i64
+      attn.yield %2 : i1
+    }
+  }
+}
+
+// CHECK-LABEL: func.func @attn_guarded(
+// CHECK:         arith.cmpi eq, %{{.*}}, %c2_i64{{.*}}
+// CHECK-NEXT:    scf.if
+// CHECK:           %[[KEEP:.*]] = arith.cmpi sge
+// CHECK:           %[[BAD:.*]] = arith.xori
+// CHECK:           %[[ARM:.*]] = arith.cmpi sge
+// CHECK:           %[[SEL:.*]] = arith.select %[[ARM]]
+// CHECK:           %[[N1:.*]] = arith.ori %false{{.*}}, %[[KEEP]]
+// CHECK:           arith.andi %[[N1]], %[[ARM]]
+// CHECK:           %[[FAIL:.*]] = arith.andi %{{.*}}, %[[BAD]]
+// CHECK:           scf.if %[[FAIL]] {
+// CHECK:             memref.store %c1_i64
+// CHECK:           arith.select %[[KEEP]], %[[SEL]], %cst
+// CHECK:         } else {
+// CHECK:           %[[BAD2:.*]] = arith.xori
+// CHECK:           %[[ARM2:.*]] = arith.cmpi sge
+// CHECK:           arith.ori %false{{.*}}, %[[ARM2]]
+// CHECK:           %[[FAIL2:.*]] = arith.andi %{{.*}}, %[[BAD2]]
+// CHECK:           scf.if %[[FAIL2]] {
+// CHECK:         } {attn.tile = "partial"}
+// BF16-LABEL: func.func @attn_guarded(
 
 // -----
 

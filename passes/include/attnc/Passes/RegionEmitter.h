@@ -11,11 +11,21 @@
 //   attn.read t[i..]       -> a load from t's flat buffer at sum(i_d * s_d),
 //                             bounds-checked unless the index is a
 //                             coordinate of the same extent (h in [HQ], ...);
-//                             an out-of-range read records an error in the
-//                             status buffer and yields 0;
-//   floordivsi, floormod   -> guarded against 0 (an error) and -1 (no
-//                             overflow trap): x86 faults on both;
+//                             out of range it yields 0 and may record an
+//                             error (below);
+//   floordivsi, floormod   -> guarded against 0 (yields 0, may record an
+//                             error) and -1 (no overflow trap): x86 faults
+//                             on both;
 //   fptosi                 -> saturating, NaN -> 0 (as SpecInterpreter).
+//
+// The language's evaluation rule: a region is evaluated only where its
+// value is needed (RegionEnv::guard: the pair is kept), `c ? a : b` needs
+// only the chosen arm, `a && b` needs b only where a is true and `a || b`
+// only where a is false. The emitted code computes every op (both arms,
+// with reads clamped to 0 when out of range), but an out-of-range read or
+// a division by zero is recorded only under the path condition that makes
+// its value needed (planNeeds), so a read the mask or a `?:` guards never
+// fails and the result never depends on the tile sizes.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_PASSES_REGIONEMITTER_H
@@ -47,6 +57,8 @@ struct RegionEnv {
   Value b, h, hkv, q, kv;          // i64 coordinates
   Value sizes[7];                  // i64: B, HQ, HKV, LQ, LK, D, DV
   Value score;                     // f32, for the score region
+  Value guard;                     // i1: the region's value is needed (the
+                                   // pair is kept); null: always
   Value status;                    // memref<?xi64, strided<[1], offset: ?>>
   SmallVector<InputBinding> inputs; // in declaration order
 };
@@ -55,6 +67,29 @@ struct RegionEnv {
 /// the yielded scalar; fails with a diagnostic on an op it cannot emit.
 FailureOr<Value> emitSpecRegion(OpBuilder &b, Location loc, SpecOp spec,
                                 Region &region, const RegionEnv &env);
+
+/// The evaluation rule's path conditions in a region: need(op), the
+/// condition under which op's value is needed, is the disjunction of one
+/// term per use: need(user) [&& [!]cond]. A use as the true (false) arm of
+/// arith.select has cond = the condition (negated); a use as the right
+/// operand of an i1 arith.andi (arith.ori) has cond = the left operand
+/// (negated); every other use, and the yield (user null, need = the
+/// region's guard), has no cond.
+struct NeedTerm {
+  Operation *user; // null: the region's attn.yield
+  Value cond;      // null: unconditional
+  bool negated = false;
+};
+struct NeedNode {
+  Operation *op;
+  SmallVector<NeedTerm> terms; // none: the value is never needed
+};
+/// The nodes of every op in the forward slice of the ops `isTrap` selects
+/// (those whose needs a trap's need depends on), users before their
+/// operands (reverse program order), so an emitter can build each need
+/// from the needs already built.
+SmallVector<NeedNode> planNeeds(Region &region,
+                                llvm::function_ref<bool(Operation *)> isTrap);
 
 /// Stores `code` and the detail words in status[0..3] unless an earlier
 /// error is already there (scf.if on status[0] == 0).

@@ -33,7 +33,8 @@ struct ReferenceProblem {
 
 /// out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (natural log; softmax only: a
 /// sigmoid spec has no row sum and its lse is NaN). A row with no kept pair
-/// gives 0 and lse -inf. Returns "" or the reason the spec could not be
+/// gives 0 and lse -inf; a softmax row with a NaN or +inf score on a kept
+/// pair gives NaN and lse NaN. Returns "" or the reason the spec could not be
 /// evaluated (an unbound param, an out-of-range input read, ...).
 std::string referenceAttention(SpecOp spec, const ReferenceProblem &problem,
                                std::vector<double> &out,

@@ -5,7 +5,9 @@
 // kernels against (through ReferenceAttention.h), and what `attnc show
 // --png` draws. Ints are int64 with the language's floor division/modulo;
 // floats are evaluated in double. Regions are translated once, at
-// construction, into flat register code.
+// construction, into flat register code. It follows the language's
+// evaluation rule: only the chosen arm of `c ? a : b` and the deciding
+// operands of `&&` / `||` can make a region fail.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_REFERENCE_SPECINTERPRETER_H
@@ -68,6 +70,10 @@ private:
   std::string errorMessage;
   std::shared_ptr<const Program> programs[4]; // scale, score, mask, bias
   std::vector<Scalar> registers;
+  // Per register: 0, or 1 + the index in `failures` of the failure that
+  // poisoned it (the evaluation rule, SpecInterpreter.cpp).
+  std::vector<int> poison;
+  std::vector<std::string> failures;
 };
 
 } // namespace mlir::attn
