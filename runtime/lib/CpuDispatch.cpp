@@ -195,6 +195,27 @@ Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
 void appendStrides(std::vector<int64_t> &meta, const TensorView &t) {
   meta.insert(meta.end(), t.strides.begin(), t.strides.end());
 }
+
+/// The meta array of KernelABI.h for a checked call.
+std::vector<int64_t> buildMeta(const int64_t *sizes, const CpuForwardArgs &args,
+                               const std::vector<CheckedInput> &inputs) {
+  std::vector<int64_t> meta(sizes, sizes + 7);
+  appendStrides(meta, args.q);
+  appendStrides(meta, args.k);
+  appendStrides(meta, args.v);
+  appendStrides(meta, args.out);
+  if (args.lse)
+    appendStrides(meta, *args.lse);
+  else
+    meta.insert(meta.end(), 3, 0);
+  meta.push_back(args.lse ? 1 : 0);
+  meta.push_back(args.tileTrace ? 1 : 0);
+  for (const CheckedInput &p : inputs) {
+    meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
+    appendStrides(meta, p.view);
+  }
+  return meta;
+}
 } // namespace
 
 int64_t attnc::runtime::numQueryTiles(const KernelInfo &kernel, int64_t lq) {
@@ -319,21 +340,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   for (const CheckedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
-  std::vector<int64_t> meta(sizes, sizes + 7);
-  appendStrides(meta, q);
-  appendStrides(meta, k);
-  appendStrides(meta, v);
-  appendStrides(meta, out);
-  if (args.lse)
-    appendStrides(meta, *args.lse);
-  else
-    meta.insert(meta.end(), 3, 0);
-  meta.push_back(args.lse ? 1 : 0);
-  meta.push_back(trace ? 1 : 0);
-  for (const CheckedInput &p : inputs) {
-    meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
-    appendStrides(meta, p.view);
-  }
+  const std::vector<int64_t> meta = buildMeta(sizes, args, inputs);
 
   // --- 3. Run: the ids pre-pass (over b * HQ + h), then the tasks. --------
   const int64_t *metaPtr = meta.data();

@@ -5,7 +5,8 @@
 // every tensor against the kernel's declaration, converts what the kernel
 // reads in another type (int32 inputs to int64, float16 float inputs to
 // float32), fills the descriptors and the meta array of KernelABI.h, and runs
-// the task space on the thread pool. Bad arguments return an error Status
+// the task space on the thread pool, each thread with its own scratch arena
+// for the kernel's tiles (allocated once per call). Bad arguments return an error Status
 // that names the tensor and what was wrong; nothing is written then. A
 // kernel-reported error (an out-of-range input read) also comes back as a
 // Status; `out` may then hold partial results.
