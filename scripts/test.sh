@@ -27,30 +27,34 @@ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
-fuzz_targets=(frontend npy cache-entry attr define spec)
-san_targets=(attnc-frontend-tests attnc-passes-tests attnc-reference-tests
-  attnc-codegen-tests attnc-runtime-tests attnc-api-tests attnc-cuda-tests
-  attnc-cuda-gpu-tests)
-for t in "${fuzz_targets[@]}"; do
-  san_targets+=("attnc-fuzz-$t" "attnc-fuzz-replay-$t")
-done
-ninja -C "$san" -j "$jobs" "${san_targets[@]}"
-
 # allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
 # instrumented code, where it poisons slab memory that the uninstrumented
 # libMLIR.so then uses; without this ASan reports that as use-after-poison.
+# Set for the build too: the sanitized attnc emits the emulated CUDA kernels.
 export ASAN_OPTIONS="detect_leaks=1:allow_user_poisoning=0"
 export UBSAN_OPTIONS="print_stacktrace=1"
 
-# Every unit test executable, whole (the CPU kernels against the float64
-# reference included; the generated code itself is not instrumented), the
-# CUDA launcher against the fake driver, and the fuzz corpus replays: the
-# ctests of the normal run that need neither a GPU, nor the lit tools, nor
-# the CUDA emulation's kernels.
+fuzz_targets=(frontend npy cache-entry attr define spec)
+san_targets=(attnc-frontend-tests attnc-passes-tests attnc-reference-tests
+  attnc-codegen-tests attnc-runtime-tests attnc-api-tests attnc-cuda-tests
+  attnc-cuda-gpu-tests attnc-api-cuda-tests)
+for t in "${fuzz_targets[@]}"; do
+  san_targets+=("attnc-fuzz-$t" "attnc-fuzz-replay-$t")
+done
+san_start=$SECONDS
+ninja -C "$san" -j "$jobs" "${san_targets[@]}"
+echo "sanitizer build: $((SECONDS - san_start)) s"
+
+# Every unit test executable, whole: the CPU kernels against the float64
+# reference (the JIT-generated code itself is not instrumented), the CUDA
+# launcher against the fake driver, the C++ API's CUDA path and the
+# emulated CUDA kernels (built here, so instrumented) against the CPU
+# kernels, and the fuzz corpus replays: every ctest of the normal run that
+# needs neither a GPU nor the lit tools.
 echo "== unit tests and fuzz corpus replays under ASan + UBSan"
 san_start=$SECONDS
 (cd "$san" && ctest --output-on-failure --no-tests=error -j "$jobs" -R \
-  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|fuzz-corpus-.*)$')
+  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|api-cuda|api-cuda-emulated|api-cuda-emulated-sm90a|fuzz-corpus-.*)$')
 echo "sanitizer suite: $((SECONDS - san_start)) s"
 
 echo "== fuzzing for ${fuzz_seconds}s, split across ${#fuzz_targets[@]} targets"
