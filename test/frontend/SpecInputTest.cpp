@@ -13,6 +13,8 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "../common/TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -28,18 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory under the system temp dir, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "attnc-spec-XXXXXX");
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using attnc::test::TempDir;
 
 void writeFile(const fs::path &p, const std::string &text) {
   std::ofstream(p, std::ios::binary) << text;
@@ -80,25 +71,25 @@ TEST(SpecInput, AddSpecBufferStoresNormalisedText) {
 
 TEST(SpecInput, ReadsRegularFilesUpToTheCap) {
   TempDir dir;
-  writeFile(dir.path / "ok.attn", "attention a {}\n");
+  writeFile(dir / "ok.attn", "attention a {}\n");
   std::string error;
-  auto buffer = readSpecFile((dir.path / "ok.attn").string(), error);
+  auto buffer = readSpecFile(dir / "ok.attn", error);
   ASSERT_TRUE(buffer) << error;
   EXPECT_EQ(buffer->getBuffer(), "attention a {}\n");
 
-  writeFile(dir.path / "big.attn", std::string(101, ' '));
-  EXPECT_FALSE(readSpecFile((dir.path / "big.attn").string(), error, 100));
-  EXPECT_EQ(error, (dir.path / "big.attn").string() +
+  writeFile(dir / "big.attn", std::string(101, ' '));
+  EXPECT_FALSE(readSpecFile(dir / "big.attn", error, 100));
+  EXPECT_EQ(error, (dir / "big.attn") +
                        ": spec file is larger than 100 bytes");
-  EXPECT_TRUE(readSpecFile((dir.path / "big.attn").string(), error, 101));
+  EXPECT_TRUE(readSpecFile(dir / "big.attn", error, 101));
 
-  EXPECT_FALSE(readSpecFile((dir.path / "none.attn").string(), error));
+  EXPECT_FALSE(readSpecFile(dir / "none.attn", error));
   EXPECT_NE(error.find("No such file or directory"), std::string::npos);
 }
 
 TEST(SpecInput, RefusesNonRegularFilesWithoutBlocking) {
   TempDir dir;
-  fs::path fifo = dir.path / "fifo.attn";
+  fs::path fifo = dir / "fifo.attn";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string error;
   auto start = std::chrono::steady_clock::now();
@@ -107,7 +98,7 @@ TEST(SpecInput, RefusesNonRegularFilesWithoutBlocking) {
   EXPECT_EQ(error, "cannot read '" + fifo.string() +
                        "': it is a FIFO, not a regular file");
 
-  EXPECT_FALSE(readSpecFile(dir.path.string(), error));
+  EXPECT_FALSE(readSpecFile(dir.path, error));
   EXPECT_NE(error.find("it is a directory"), std::string::npos);
   EXPECT_FALSE(readSpecFile("/dev/zero", error));
   EXPECT_NE(error.find("it is a character device"), std::string::npos);

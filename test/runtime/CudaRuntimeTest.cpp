@@ -12,6 +12,8 @@
 
 #include "attnc/Runtime/CudaABI.h"
 
+#include "../common/TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <dlfcn.h>
@@ -19,6 +21,7 @@
 
 using namespace cuda_test;
 using namespace attnc::runtime::cuda;
+using attnc::test::TempDir;
 
 namespace {
 #define SKIP_WITHOUT_CUDA()                                                    \
@@ -26,15 +29,6 @@ namespace {
     if (!enabled())                                                            \
       GTEST_SKIP() << "runtime built without CUDA (ATTNC_ENABLE_CUDA=OFF)";    \
   } while (0)
-
-/// A fresh cache directory under the test's temporary directory.
-std::string freshCacheDir(const char *name) {
-  std::string dir = ::testing::TempDir() + "attnc-cuda-cache-" + name + "-" +
-                    std::to_string(::getpid());
-  std::string cmd = "rm -rf '" + dir + "'";
-  EXPECT_EQ(std::system(cmd.c_str()), 0);
-  return dir;
-}
 
 bool contains(const std::string &s, const std::string &part) {
   return s.find(part) != std::string::npos;
@@ -95,7 +89,8 @@ TEST(CudaNvrtc, OnlyDefinesKeepOneEntry) {
 
 TEST(CudaNvrtc, CacheHitsAndKeys) {
   SKIP_WITHOUT_CUDA();
-  KernelCache cache(freshCacheDir("hits"));
+  TempDir dir("attnc-cuda-cache");
+  KernelCache cache(dir / "cache");
   const std::string src = copyKernelSource();
   CompileRequest req;
   req.arch = "sm_80";

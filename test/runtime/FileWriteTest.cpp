@@ -8,61 +8,24 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/Npy.h"
 
+#include "RuntimeTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 using namespace attnc::runtime;
+using namespace runtime_test;
 
 namespace {
-/// A fresh directory under /tmp, removed with its contents afterwards.
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/attnc-fw-XXXXXX";
-    path = mkdtemp(tmpl) ? tmpl : "";
-    EXPECT_FALSE(path.empty());
-  }
-  ~TempDir() {
-    nftw(
-        path.c_str(),
-        [](const char *p, const struct stat *, int, struct FTW *) {
-          return ::remove(p);
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string &name) const {
-    return path + "/" + name;
-  }
-  std::string path;
-};
-
-std::string slurp(const std::string &path) {
-  Expected<std::string> s = readFile(path);
-  return s.ok() ? *s : "<" + s.status().message() + ">";
-}
 struct stat lstatOf(const std::string &path) {
   struct stat st = {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st;
-}
-
-/// Runs \p fn in a child killed after 10 s; its exit code or -1.
-template <class Fn> int inChild(Fn fn) {
-  fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(10);
-    _exit(fn());
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
-    return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 } // namespace
 

@@ -5,6 +5,9 @@
 // special or huge files read) and what keeps it tidy (LRU eviction to
 // ATTNC_CACHE_MAX, stale temporaries, hit/miss statistics, clear). SHA-256
 // and HMAC-SHA256 are checked against FIPS 180-4's and RFC 4231's vectors.
+// The basics: keys (MurmurHash3 against SMHasher's value), the directory
+// from the environment, store/lookup/persistence with corrupted entries as
+// misses, and threads and processes racing on one entry.
 // Checks that could hang (a FIFO as an entry) run in a child process under
 // alarm(), so a regression fails instead of blocking the suite.
 //
@@ -13,21 +16,25 @@
 #include "attnc/Runtime/Npy.h"
 #include "attnc/Runtime/Sha256.h"
 
+#include "RuntimeTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <mutex>
 #include <new>
 #include <set>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 using namespace attnc::runtime;
+using namespace runtime_test;
 
 //===--- Allocation probe -------------------------------------------------===//
 // The largest single operator new request while `gProbe` is set, so a test
@@ -51,84 +58,14 @@ void operator delete(void *p) noexcept { std::free(p); }
 void operator delete(void *p, size_t) noexcept { std::free(p); }
 
 namespace {
-/// A fresh 0700 directory under /tmp, removed with its contents afterwards.
-class TempDir {
-public:
-  TempDir() {
-    char tmpl[] = "/tmp/attnc-kc-XXXXXX";
-    path = mkdtemp(tmpl) ? tmpl : "";
-    EXPECT_FALSE(path.empty());
-  }
-  ~TempDir() {
-    nftw(
-        path.c_str(),
-        [](const char *p, const struct stat *, int, struct FTW *) {
-          return ::remove(p);
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string &name) const {
-    return path + "/" + name;
-  }
-  std::string path;
-};
-
-/// The names in \p dir, hidden ones included.
-std::set<std::string> list(const std::string &dir) {
-  std::set<std::string> names;
-  if (DIR *d = opendir(dir.c_str())) {
-    while (dirent *e = readdir(d))
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
-        names.insert(e->d_name);
-    closedir(d);
-  }
-  return names;
-}
-
-/// Sets an environment variable for one scope, then restores it.
-class ScopedEnv {
-public:
-  ScopedEnv(const char *name, const char *value) : name(name) {
-    if (const char *old = std::getenv(name))
-      saved = old;
-    value ? setenv(name, value, 1) : unsetenv(name);
-  }
-  ~ScopedEnv() { saved ? setenv(name, saved->c_str(), 1) : unsetenv(name); }
-
-private:
-  const char *name;
-  std::optional<std::string> saved;
-};
 
 mode_t modeOf(const std::string &path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
 }
-bool exists(const std::string &path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
-void writeBytes(const std::string &path, const std::string &bytes) {
-  ASSERT_TRUE(writeFileAtomic(path, bytes).ok());
-}
 void setMtime(const std::string &path, time_t t) {
   struct timespec ts[2] = {{t, 0}, {t, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW), 0);
-}
-
-/// Runs \p fn in a child process killed after \p seconds; the child's exit
-/// code (fn's result), or -1 if it was killed or crashed.
-template <class Fn> int inChild(Fn fn, unsigned seconds = 10) {
-  fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(seconds);
-    _exit(fn());
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
-    return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::string hex(const Sha256Digest &d) { return toHex(d); }
@@ -189,7 +126,7 @@ TEST(KernelCacheTrust, CreatesPrivateDirectoriesAndFiles) {
 /// A cache in \p cacheDir must refuse its disk: the one warning names the
 /// directory and \p why, nothing is written there, memory still works.
 void expectRefused(const std::string &cacheDir, const std::string &why) {
-  std::set<std::string> before = list(cacheDir);
+  std::set<std::string> before = TempDir::listDir(cacheDir);
   const std::string key = KernelCache::makeKey({"refused", cacheDir});
   testing::internal::CaptureStderr();
   {
@@ -210,7 +147,7 @@ void expectRefused(const std::string &cacheDir, const std::string &why) {
   EXPECT_EQ(err.find(prefix), 0u) << err;
   EXPECT_NE(err.find(why), std::string::npos) << err;
   EXPECT_EQ(err.find("attnc: warning:", 1), std::string::npos) << err; // once
-  EXPECT_EQ(list(cacheDir), before);
+  EXPECT_EQ(TempDir::listDir(cacheDir), before);
 }
 
 TEST(KernelCacheTrust, RefusesAWorldWritableDirectory) {
@@ -448,8 +385,153 @@ TEST(KernelCacheHygiene, StatsAndClear) {
   EXPECT_EQ(cleared->entries, 2u);
   EXPECT_EQ(cleared->bytes, 2 * 80u + 6);
   EXPECT_TRUE(cleared->stats);
-  EXPECT_EQ(list(cacheDir), std::set<std::string>{"key"});
+  EXPECT_EQ(TempDir::listDir(cacheDir), std::set<std::string>{"key"});
   s = other.stats();
   EXPECT_EQ(s->entries + s->hits + s->misses, 0u);
   EXPECT_FALSE(other.lookup(a)->has_value()); // memory cleared too
+}
+
+//===--- Keys, store and lookup, concurrency -----------------------------===//
+
+TEST(KernelCache, MurmurHash3MatchesReference) {
+  // SMHasher's verification value for MurmurHash3_x64_128.
+  uint8_t key[256], hashes[256 * 16];
+  for (int i = 0; i < 256; ++i) {
+    key[i] = uint8_t(i);
+    Hash128 h = murmurHash3x64_128(key, size_t(i), uint32_t(256 - i));
+    for (int b = 0; b < 8; ++b) {
+      hashes[16 * i + b] = uint8_t(h.h1 >> (8 * b));
+      hashes[16 * i + 8 + b] = uint8_t(h.h2 >> (8 * b));
+    }
+  }
+  Hash128 final = murmurHash3x64_128(hashes, sizeof hashes, 0);
+  EXPECT_EQ(uint32_t(final.h1), 0x6384BA69u);
+  EXPECT_EQ(murmurHash3x64_128("", 0).hex(), std::string(32, '0'));
+  std::string k = KernelCache::makeKey({"ab", "c"});
+  EXPECT_TRUE(KernelCache::isValidKey(k));
+  EXPECT_NE(k, KernelCache::makeKey({"a", "bc"}));
+  EXPECT_EQ(k, KernelCache::makeKey({"ab", "c"}));
+}
+
+TEST(KernelCache, DirectoryFromEnvironment) {
+  ScopedEnv a("ATTNC_CACHE_DIR", "/x/cache"), x("XDG_CACHE_HOME", "/xdg"),
+      h("HOME", "/home/u");
+  EXPECT_EQ(*KernelCache::defaultDirectory(), "/x/cache");
+  ScopedEnv a2("ATTNC_CACHE_DIR", nullptr);
+  EXPECT_EQ(*KernelCache::defaultDirectory(), "/xdg/attnc");
+  ScopedEnv x2("XDG_CACHE_HOME", "relative");
+  EXPECT_EQ(*KernelCache::defaultDirectory(), "/home/u/.cache/attnc");
+  ScopedEnv h2("HOME", nullptr);
+  EXPECT_FALSE(KernelCache::defaultDirectory().ok());
+  KernelCache memoryOnly;
+  std::string key = KernelCache::makeKey({"m"});
+  EXPECT_FALSE(memoryOnly.store(key, "bytes").ok()); // says why
+  EXPECT_EQ(**memoryOnly.lookup(key), "bytes");
+}
+
+TEST(KernelCache, StoreLookupPersistAndCorruption) {
+  TempDir dir;
+  const std::string cacheDir = dir / "a/b/cache"; // created on demand
+  const std::string key = KernelCache::makeKey({"spec", "-Dwindow=256"});
+  const std::string other = KernelCache::makeKey({"other"});
+  std::string payload(10000, '\0');
+  for (size_t i = 0; i < payload.size(); ++i)
+    payload[i] = char(i * 7);
+  {
+    KernelCache c(cacheDir);
+    EXPECT_FALSE(c.lookup(key)->has_value());
+    ASSERT_TRUE(c.store(key, payload).ok());
+    EXPECT_EQ(**c.lookup(key), payload);
+    EXPECT_FALSE(c.lookup("../../etc/passwd").ok());
+    EXPECT_FALSE(c.store("ABC", "x").ok());
+  }
+  KernelCache c2(cacheDir);
+  EXPECT_EQ(**c2.lookup(key), payload); // from disk
+  const std::string path = c2.entryPath(key);
+  const std::string good = slurp(path);
+  auto expectMissAndRemoved = [&](const std::string &bytes,
+                                  const std::string &at) {
+    writeBytes(at, bytes);
+    KernelCache fresh(cacheDir);
+    Expected<std::optional<std::string>> r =
+        fresh.lookup(at == path ? key : other);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->has_value());
+    EXPECT_FALSE(exists(at));
+  };
+  std::string flipped = good;
+  flipped[good.size() - 10] ^= 1;
+  expectMissAndRemoved(flipped, path);
+  expectMissAndRemoved(good.substr(0, good.size() - 1), path);
+  expectMissAndRemoved(good.substr(0, 20), path);
+  expectMissAndRemoved("", path);
+  expectMissAndRemoved(good, c2.entryPath(other)); // another key's file
+  EXPECT_EQ(**c2.lookup(key), payload); // the memory copy is unaffected
+}
+
+TEST(KernelCache, ConcurrentThreadsAndProcesses) {
+  TempDir dir;
+  const std::string key = KernelCache::makeKey({"shared"});
+  std::string payload(200000, 'k');
+  for (size_t i = 0; i < payload.size(); i += 13)
+    payload[i] = char(i);
+  // Writers and readers, each with its own cache so that reads hit disk.
+  std::mutex m;
+  std::vector<std::string> bad;
+  auto worker = [&](bool writer) {
+    KernelCache c(dir.path);
+    for (int i = 0; i < 40; ++i) {
+      Status s = writer ? c.store(key, payload) : Status();
+      c.clearMemory();
+      Expected<std::optional<std::string>> r = c.lookup(key);
+      if (!s.ok() || !r.ok() || (r->has_value() && **r != payload)) {
+        std::lock_guard<std::mutex> lock(m);
+        bad.push_back(s.message() + r.status().message());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back(worker, t % 2 == 0);
+  for (std::thread &t : threads)
+    t.join();
+  EXPECT_EQ(bad, std::vector<std::string>{});
+
+  // Two processes released together by a pipe (if a fork fails, closing
+  // the pipe releases the other child, which then exits).
+  int gate[2];
+  ASSERT_EQ(pipe(gate), 0);
+  pid_t kids[2];
+  for (pid_t &kid : kids) {
+    kid = fork();
+    if (kid == 0) {
+      char go;
+      close(gate[1]);
+      if (read(gate[0], &go, 1) != 1)
+        _exit(2);
+      KernelCache c2(dir.path);
+      for (int i = 0; i < 40; ++i) {
+        if (!c2.store(key, payload).ok())
+          _exit(3);
+        c2.clearMemory();
+        Expected<std::optional<std::string>> r = c2.lookup(key);
+        if (!r.ok() || !r->has_value() || **r != payload)
+          _exit(4);
+      }
+      _exit(0);
+    }
+  }
+  close(gate[0]);
+  EXPECT_EQ(write(gate[1], "go", 2), 2);
+  close(gate[1]);
+  for (pid_t kid : kids) {
+    ASSERT_GT(kid, 0) << "fork failed";
+    int status = 0;
+    ASSERT_EQ(waitpid(kid, &status, 0), kid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  KernelCache after(dir.path);
+  EXPECT_EQ(**after.lookup(key), payload);
+  // No temporaries: the entry, the HMAC key and the hit/miss counters.
+  EXPECT_EQ(dir.list(), (std::set<std::string>{key + ".bin", "key", "stats"}));
 }

@@ -1,19 +1,18 @@
-//===- RuntimeTest.cpp - Dtypes, tensors, .npy, thread pool, kernel cache -===//
+//===- RuntimeTest.cpp - Dtypes, tensors and the thread pool --------------===//
 //
-// The runtime sits between user files and generated kernels, so the tests
-// lean on what users can get wrong (malformed .npy files, hostile shapes and
-// strides) and on what concurrency can get wrong (nested and concurrent
-// parallelFor, processes racing on one cache entry). Float conversions are
-// checked exhaustively on the 16-bit side and against an independent
-// reference written with double arithmetic on the float side. Nothing here
-// sleeps or times anything: a deadlock would show as a hung test.
+// Float conversions are checked exhaustively on the 16-bit side and against
+// an independent reference written with double arithmetic on the float
+// side; tensors against hostile shapes and strides; the thread pool against
+// nested and concurrent parallelFor. Nothing here sleeps or times anything:
+// a deadlock would show as a hung test. The .npy reader and writer are in
+// NpyTest.cpp, the kernel cache in KernelCacheTest.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/DType.h"
-#include "attnc/Runtime/KernelCache.h"
-#include "attnc/Runtime/Npy.h"
 #include "attnc/Runtime/Tensor.h"
 #include "attnc/Runtime/ThreadPool.h"
+
+#include "RuntimeTestUtil.h"
 
 #include <gtest/gtest.h>
 
@@ -22,80 +21,15 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
-#include <fstream>
-#include <ftw.h>
 #include <limits>
 #include <random>
 #include <set>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 using namespace attnc::runtime;
+using namespace runtime_test;
 
 namespace {
-/// A fresh directory under /tmp, removed with its contents afterwards.
-class TempDir {
-public:
-  TempDir() {
-    char tmpl[] = "/tmp/attnc-rt-XXXXXX";
-    path = mkdtemp(tmpl) ? tmpl : "";
-    EXPECT_FALSE(path.empty());
-  }
-  ~TempDir() {
-    nftw(
-        path.c_str(),
-        [](const char *p, const struct stat *, int, struct FTW *) {
-          return ::remove(p);
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string &name) const {
-    return path + "/" + name;
-  }
-  /// The names in the directory, hidden ones included.
-  std::set<std::string> list(const std::string &sub = "") const {
-    std::set<std::string> names;
-    if (DIR *d = opendir((path + "/" + sub).c_str())) {
-      while (dirent *e = readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
-          names.insert(e->d_name);
-      closedir(d);
-    }
-    return names;
-  }
-  std::string path;
-};
-
-void writeBytes(const std::string &path, const std::string &bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-std::string slurp(const std::string &path) {
-  Expected<std::string> s = readFile(path);
-  return s.ok() ? *s : "<unreadable>";
-}
-bool exists(const std::string &path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-/// Sets an environment variable for one scope, then restores it.
-class ScopedEnv {
-public:
-  ScopedEnv(const char *name, const char *value) : name(name) {
-    if (const char *old = std::getenv(name))
-      saved = old;
-    value ? setenv(name, value, 1) : unsetenv(name);
-  }
-  ~ScopedEnv() { saved ? setenv(name, saved->c_str(), 1) : unsetenv(name); }
-
-private:
-  const char *name;
-  std::optional<std::string> saved;
-};
-
 template <class To, class From> To bitCast(From x) {
   static_assert(sizeof(To) == sizeof(From));
   To y;
@@ -154,29 +88,7 @@ std::vector<float> roundingInputs(float (*widen)(uint16_t)) {
   return xs;
 }
 
-Tensor filled(DType t, std::vector<int64_t> shape) {
-  Tensor x = Tensor::zeros(t, std::move(shape)).value();
-  for (int64_t i = 0; i < x.numel(); ++i)
-    x.setFromDouble(i, t == DType::Bool ? (i % 3 == 1)
-                                        : (i % 2 ? -1.0 : 1.0) * (i + 0.5));
-  return x;
-}
 
-/// A .npy file with the given version, header text (a newline is added)
-/// and data.
-std::string npyFile(const std::string &dict, const std::string &data,
-                    int major = 1) {
-  std::string h = dict + "\n";
-  std::string out("\x93NUMPY", 6);
-  out += char(major);
-  out += char(0);
-  for (int i = 0; i < (major == 1 ? 2 : 4); ++i)
-    out += char((h.size() >> (8 * i)) & 0xff);
-  return out + h + data;
-}
-std::string f32Bytes(std::vector<float> v) {
-  return std::string(reinterpret_cast<const char *>(v.data()), 4 * v.size());
-}
 } // namespace
 
 //===--- DType ------------------------------------------------------------===//
@@ -429,182 +341,6 @@ TEST(Tensor, ConvertAndElementAccess) {
   i32.setFromDouble(-1, 5); // ignored, not a crash
 }
 
-//===--- .npy -------------------------------------------------------------===//
-
-TEST(Npy, RoundTripEveryDTypeAndShape) {
-  TempDir dir;
-  for (DType t : {DType::F32, DType::F16, DType::F64, DType::I32, DType::I64,
-                  DType::Bool})
-    for (std::vector<int64_t> shape : std::vector<std::vector<int64_t>>{
-             {}, {0}, {7}, {2, 0, 3}, {2, 3, 4}, {1, 1, 1, 5}}) {
-      Tensor x = filled(t, shape);
-      std::string path = dir / "x.npy";
-      ASSERT_TRUE(writeNpy(path, x.view()).ok());
-      std::string bytes = slurp(path);
-      EXPECT_EQ((bytes.size() - x.nbytes()) % 64, 0u); // aligned data
-      Expected<Tensor> y = readNpy(path);
-      ASSERT_TRUE(y.ok()) << y.status().message();
-      EXPECT_EQ(y->dtype(), t);
-      EXPECT_EQ(y->shape(), shape);
-      for (int64_t i = 0; i < x.numel(); ++i)
-        EXPECT_EQ(y->getAsDouble(i), x.getAsDouble(i));
-    }
-  EXPECT_EQ(dir.list(), std::set<std::string>{"x.npy"}); // no temporaries
-}
-
-TEST(Npy, HeaderMatchesNumpy) {
-  // np.save of np.zeros((2, 3), '<f4'): a 118-byte header, data at 128.
-  Tensor x = Tensor::zeros(DType::F32, {2, 3}).value();
-  std::string bytes = encodeNpy(x.view()).value();
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, "
-                     "'shape': (2, 3), }";
-  std::string want = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + dict +
-                     std::string(128 - 11 - dict.size(), ' ') + "\n";
-  EXPECT_EQ(bytes.substr(0, 128), want);
-  EXPECT_EQ(bytes.size(), 128u + 24u);
-  EXPECT_NE(encodeNpy(filled(DType::F32, {4}).view())->find("(4,)"),
-            std::string::npos);
-}
-
-TEST(Npy, VersionsFortranAndStridedWrite) {
-  std::string data = f32Bytes({0, 3, 1, 4, 2, 5}); // column-major 2x3
-  for (int major : {1, 2, 3}) {
-    std::string f = npyFile("{'shape': (2, 3), 'fortran_order': True, "
-                            "\"descr\": '<f4'}",
-                            data, major);
-    Expected<Tensor> t = parseNpy(f, "f.npy");
-    ASSERT_TRUE(t.ok()) << t.status().message();
-    EXPECT_EQ(t->shape(), (std::vector<int64_t>{2, 3}));
-    for (int i = 0; i < 6; ++i)
-      EXPECT_EQ(t->getAsDouble(i), i);
-  }
-  // Python 2 long suffixes, no trailing comma, extra spaces.
-  EXPECT_TRUE(parseNpy(npyFile("{ 'descr' : '<f4' , 'fortran_order' : False"
-                               " , 'shape' : ( 2L , 3L ) }",
-                               data),
-                       "p2.npy")
-                  .ok());
-  TempDir dir;
-  Tensor blhd = filled(DType::F32, {1, 4, 2, 3});
-  TensorView v = viewBHLDFromBLHD(blhd.view()).value();
-  ASSERT_TRUE(writeNpy(dir / "s.npy", v).ok());
-  Tensor back = readNpy(dir / "s.npy").value();
-  Tensor want = makeContiguous(v).value();
-  ASSERT_EQ(back.shape(), (std::vector<int64_t>{1, 2, 4, 3}));
-  for (int64_t i = 0; i < back.numel(); ++i)
-    EXPECT_EQ(back.getAsDouble(i), want.getAsDouble(i));
-  // Bool bytes other than 0/1 read as true, normalised.
-  Tensor b = parseNpy(npyFile("{'descr': '|b1', 'fortran_order': False, "
-                              "'shape': (2,), }",
-                              std::string("\x00\x07", 2)),
-                      "b.npy")
-                 .value();
-  EXPECT_EQ(static_cast<const uint8_t *>(b.data())[1], 1);
-}
-
-TEST(Npy, MalformedFilesAreErrorsThatNameTheFile) {
-  // The header dict of a .npy file, from its parts.
-  auto dict = [](const std::string &descr, const std::string &shape,
-                 const std::string &rest = "") {
-    return "{'descr': " + descr +
-           ", 'fortran_order': False, 'shape': " + shape + rest + "}";
-  };
-  const std::string ok = dict("'<f4'", "(2,)"), two = f32Bytes({1, 2});
-  std::string bigLen = npyFile(ok, two, 2);
-  bigLen[8] = bigLen[9] = bigLen[10] = bigLen[11] = '\xff';
-  std::string lying = npyFile(ok, two);
-  lying[8] = '\xf0'; // header length past the end of the file
-  struct Case {
-    std::string bytes, expect;
-  } cases[] = {
-      {"", "truncated"},
-      {"\x93NUMPY\x01", "truncated"},
-      {"\x93NUMPX" + npyFile(ok, two).substr(6), "magic"},
-      {npyFile(ok, two, 4), "version 4.0"},
-      {lying, "truncated"},
-      {bigLen, "implausibly large"},
-      {npyFile("[1, 2]", two), "expected '{'"},
-      {npyFile("{'descr': '<f4', 'shape': (2,)}", two), "lacks the key"},
-      {npyFile(dict("'<f4'", "(2,)", ", 'x': 1"), two),
-       "unexpected header key"},
-      {npyFile(dict("'<f4'", "(2,)", ", 'descr': '<f4'"), two), "duplicate"},
-      {npyFile(dict("'<f4'", "(4294967296, 4294967296, 4294967296)"), two),
-       "too large"},
-      {npyFile(dict("'<f4'", "(99999999999999999999,)"), two), "does not fit"},
-      {npyFile(ok, two.substr(0, 7)), "needs 8 data bytes, found 7"},
-      {npyFile(ok, two + "x"), "unexpected bytes"},
-      {npyFile(dict("'>f4'", "(2,)"), two), "big-endian"},
-      {npyFile(dict("'|O'", "(2,)"), two), "object arrays"},
-      {npyFile(dict("'|u1'", "(2,)"), two), "unsupported dtype"},
-      {npyFile(dict("[('a', '<f4')]", "(2,)"), two), "structured"},
-      {npyFile(dict("'<f4'", "(-2,)"), two), "non-negative"},
-      {npyFile(dict("'<f4'", "(2)"), two), "trailing comma"},
-      {npyFile(ok.substr(0, ok.size() - 1), two), "malformed header"},
-      {npyFile("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}", two),
-       "True or False"},
-      {npyFile(ok + " junk", two), "after the header"},
-  };
-  TempDir dir;
-  int n = 0;
-  for (const Case &c : cases) {
-    std::string path = dir / ("bad" + std::to_string(n++) + ".npy");
-    writeBytes(path, c.bytes);
-    Expected<Tensor> t = readNpy(path);
-    ASSERT_FALSE(t.ok()) << path;
-    EXPECT_EQ(t.status().message().rfind(path + ": ", 0), 0u)
-        << t.status().message();
-    EXPECT_NE(t.status().message().find(c.expect), std::string::npos)
-        << "want '" << c.expect << "' in: " << t.status().message();
-  }
-  EXPECT_NE(readNpy(dir / "missing.npy").status().message().find("missing.npy"),
-            std::string::npos);
-  EXPECT_NE(readNpy(dir.path).status().message().find("is a directory"),
-            std::string::npos);
-}
-
-TEST(Npy, EveryTruncationAndMutationIsHandled) {
-  std::string good = encodeNpy(filled(DType::F64, {3, 5}).view()).value();
-  ASSERT_TRUE(parseNpy(good, "g").ok());
-  for (size_t k = 0; k < good.size(); ++k)
-    EXPECT_FALSE(parseNpy(good.substr(0, k), "g").ok()) << k;
-  // Random byte flips in the preamble and header: whatever they parse to,
-  // reading must stay in bounds (the sanitizer build checks that).
-  std::mt19937 rng(3);
-  for (int i = 0; i < 5000; ++i) {
-    std::string m = good;
-    for (int j = 0; j < 1 + int(rng() % 3); ++j)
-      m[rng() % 128] = char(rng());
-    Expected<Tensor> t = parseNpy(m, "m");
-    if (t.ok()) {
-      EXPECT_LE(t->nbytes(), m.size());
-    }
-  }
-}
-
-TEST(Npy, WritesAreAtomic) {
-  TempDir dir;
-  Tensor x = filled(DType::F32, {4});
-  // A missing directory: an error, and nothing created.
-  Status s = writeNpy(dir / "no/such/x.npy", x.view());
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("no/such/x.npy"), std::string::npos);
-  EXPECT_FALSE(exists(dir / "no"));
-  // A failing write leaves the existing file as it was.
-  std::string path = dir / "out.npy";
-  ASSERT_TRUE(writeNpy(path, x.view()).ok());
-  const std::string before = slurp(path);
-  TensorView bad = x.view();
-  bad.data = nullptr;
-  EXPECT_FALSE(writeNpy(path, bad).ok());
-  EXPECT_FALSE(writeNpy(path, filled(DType::BF16, {4}).view()).ok());
-  EXPECT_EQ(slurp(path), before);
-  // The rename itself fails (the target is a directory): no temporary left.
-  ASSERT_EQ(::mkdir((dir / "sub").c_str(), 0777), 0);
-  EXPECT_FALSE(writeNpy(dir / "sub", x.view()).ok());
-  EXPECT_EQ(dir.list(), (std::set<std::string>{"out.npy", "sub"}));
-  EXPECT_TRUE(dir.list("sub").empty());
-}
-
 //===--- ThreadPool -------------------------------------------------------===//
 
 TEST(ThreadPool, SumCoversEveryIndexOnce) {
@@ -685,149 +421,4 @@ TEST(ThreadPool, ThreadCountFromEnvironment) {
   int64_t ran = 0; // a one-thread pool runs inline: no data race here
   one.parallelFor(5, [&](int64_t b, int64_t e) { ran += e - b; });
   EXPECT_EQ(ran, 5);
-}
-
-//===--- KernelCache ------------------------------------------------------===//
-
-TEST(KernelCache, MurmurHash3MatchesReference) {
-  // SMHasher's verification value for MurmurHash3_x64_128.
-  uint8_t key[256], hashes[256 * 16];
-  for (int i = 0; i < 256; ++i) {
-    key[i] = uint8_t(i);
-    Hash128 h = murmurHash3x64_128(key, size_t(i), uint32_t(256 - i));
-    for (int b = 0; b < 8; ++b) {
-      hashes[16 * i + b] = uint8_t(h.h1 >> (8 * b));
-      hashes[16 * i + 8 + b] = uint8_t(h.h2 >> (8 * b));
-    }
-  }
-  Hash128 final = murmurHash3x64_128(hashes, sizeof hashes, 0);
-  EXPECT_EQ(uint32_t(final.h1), 0x6384BA69u);
-  EXPECT_EQ(murmurHash3x64_128("", 0).hex(), std::string(32, '0'));
-  std::string k = KernelCache::makeKey({"ab", "c"});
-  EXPECT_TRUE(KernelCache::isValidKey(k));
-  EXPECT_NE(k, KernelCache::makeKey({"a", "bc"}));
-  EXPECT_EQ(k, KernelCache::makeKey({"ab", "c"}));
-}
-
-TEST(KernelCache, DirectoryFromEnvironment) {
-  ScopedEnv a("ATTNC_CACHE_DIR", "/x/cache"), x("XDG_CACHE_HOME", "/xdg"),
-      h("HOME", "/home/u");
-  EXPECT_EQ(*KernelCache::defaultDirectory(), "/x/cache");
-  ScopedEnv a2("ATTNC_CACHE_DIR", nullptr);
-  EXPECT_EQ(*KernelCache::defaultDirectory(), "/xdg/attnc");
-  ScopedEnv x2("XDG_CACHE_HOME", "relative");
-  EXPECT_EQ(*KernelCache::defaultDirectory(), "/home/u/.cache/attnc");
-  ScopedEnv h2("HOME", nullptr);
-  EXPECT_FALSE(KernelCache::defaultDirectory().ok());
-  KernelCache memoryOnly;
-  std::string key = KernelCache::makeKey({"m"});
-  EXPECT_FALSE(memoryOnly.store(key, "bytes").ok()); // says why
-  EXPECT_EQ(**memoryOnly.lookup(key), "bytes");
-}
-
-TEST(KernelCache, StoreLookupPersistAndCorruption) {
-  TempDir dir;
-  const std::string cacheDir = dir / "a/b/cache"; // created on demand
-  const std::string key = KernelCache::makeKey({"spec", "-Dwindow=256"});
-  const std::string other = KernelCache::makeKey({"other"});
-  std::string payload(10000, '\0');
-  for (size_t i = 0; i < payload.size(); ++i)
-    payload[i] = char(i * 7);
-  {
-    KernelCache c(cacheDir);
-    EXPECT_FALSE(c.lookup(key)->has_value());
-    ASSERT_TRUE(c.store(key, payload).ok());
-    EXPECT_EQ(**c.lookup(key), payload);
-    EXPECT_FALSE(c.lookup("../../etc/passwd").ok());
-    EXPECT_FALSE(c.store("ABC", "x").ok());
-  }
-  KernelCache c2(cacheDir);
-  EXPECT_EQ(**c2.lookup(key), payload); // from disk
-  const std::string path = c2.entryPath(key);
-  const std::string good = slurp(path);
-  auto expectMissAndRemoved = [&](const std::string &bytes,
-                                  const std::string &at) {
-    writeBytes(at, bytes);
-    KernelCache fresh(cacheDir);
-    Expected<std::optional<std::string>> r =
-        fresh.lookup(at == path ? key : other);
-    ASSERT_TRUE(r.ok());
-    EXPECT_FALSE(r->has_value());
-    EXPECT_FALSE(exists(at));
-  };
-  std::string flipped = good;
-  flipped[good.size() - 10] ^= 1;
-  expectMissAndRemoved(flipped, path);
-  expectMissAndRemoved(good.substr(0, good.size() - 1), path);
-  expectMissAndRemoved(good.substr(0, 20), path);
-  expectMissAndRemoved("", path);
-  expectMissAndRemoved(good, c2.entryPath(other)); // another key's file
-  EXPECT_EQ(**c2.lookup(key), payload); // the memory copy is unaffected
-}
-
-TEST(KernelCache, ConcurrentThreadsAndProcesses) {
-  TempDir dir;
-  const std::string key = KernelCache::makeKey({"shared"});
-  std::string payload(200000, 'k');
-  for (size_t i = 0; i < payload.size(); i += 13)
-    payload[i] = char(i);
-  // Writers and readers, each with its own cache so that reads hit disk.
-  std::mutex m;
-  std::vector<std::string> bad;
-  auto worker = [&](bool writer) {
-    KernelCache c(dir.path);
-    for (int i = 0; i < 40; ++i) {
-      Status s = writer ? c.store(key, payload) : Status();
-      c.clearMemory();
-      Expected<std::optional<std::string>> r = c.lookup(key);
-      if (!s.ok() || !r.ok() || (r->has_value() && **r != payload)) {
-        std::lock_guard<std::mutex> lock(m);
-        bad.push_back(s.message() + r.status().message());
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back(worker, t % 2 == 0);
-  for (std::thread &t : threads)
-    t.join();
-  EXPECT_EQ(bad, std::vector<std::string>{});
-
-  // Two processes released together by a pipe (if a fork fails, closing
-  // the pipe releases the other child, which then exits).
-  int gate[2];
-  ASSERT_EQ(pipe(gate), 0);
-  pid_t kids[2];
-  for (pid_t &kid : kids) {
-    kid = fork();
-    if (kid == 0) {
-      char go;
-      close(gate[1]);
-      if (read(gate[0], &go, 1) != 1)
-        _exit(2);
-      KernelCache c2(dir.path);
-      for (int i = 0; i < 40; ++i) {
-        if (!c2.store(key, payload).ok())
-          _exit(3);
-        c2.clearMemory();
-        Expected<std::optional<std::string>> r = c2.lookup(key);
-        if (!r.ok() || !r->has_value() || **r != payload)
-          _exit(4);
-      }
-      _exit(0);
-    }
-  }
-  close(gate[0]);
-  EXPECT_EQ(write(gate[1], "go", 2), 2);
-  close(gate[1]);
-  for (pid_t kid : kids) {
-    ASSERT_GT(kid, 0) << "fork failed";
-    int status = 0;
-    ASSERT_EQ(waitpid(kid, &status, 0), kid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  }
-  KernelCache after(dir.path);
-  EXPECT_EQ(**after.lookup(key), payload);
-  // No temporaries: the entry, the HMAC key and the hit/miss counters.
-  EXPECT_EQ(dir.list(), (std::set<std::string>{key + ".bin", "key", "stats"}));
 }
