@@ -84,7 +84,7 @@ private:
                                              : NormalizeKind::softmax),
         params.empty() ? ArrayAttr() : b.getArrayAttr(params),
         inputs.empty() ? ArrayAttr() : b.getArrayAttr(inputs),
-        /*mask_schedule=*/MaskAttr());
+        /*mask_schedule=*/MaskAttr(), /*mask_schedule_columns=*/MaskAttr());
     OpBuilder::InsertionGuard guard(b);
     genRegion(spec.getScale(), *a.scale, b.getF32Type());
     genRegion(spec.getScore(), *a.score, b.getF32Type());

@@ -580,3 +580,101 @@ attn.flash tiles(32, 64) storage(f32) scale_per_call prepass(0) {
     attn.yield %t : i1
   }
 }
+
+// -----
+
+// The gradient regions (attn-derive-backward) and their ops.
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  // expected-error @+1 {{'attn.adjoint' op is only allowed in a gradient region}}
+  %a = attn.adjoint
+  attn.yield %a : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} score_grad {
+  %s = attn.score
+  %a = attn.adjoint
+  // expected-error @+1 {{'attn.accumulate' op must name an attn.read of its own region}}
+  attn.accumulate %s, %a : f32
+  attn.yield %a : f32
+}
+
+// -----
+
+// expected-error @+1 {{'score_grad' region must yield 'f32'}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} score_grad {
+  attn.yield
+}
+
+// -----
+
+// expected-error @+1 {{'scale_grad' region must yield nothing}}
+attn.spec @a normalize(softmax) inputs [#attn.input<"t" : f32 [HQ]>] scale {
+  %h = attn.index h
+  %x = attn.read "t"[%h] : f32
+  attn.yield %x : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} scale_grad {
+  %a = attn.adjoint
+  attn.yield %a : f32
+}
+
+// -----
+
+// expected-error @+1 {{has a 'bias_grad' region but no 'bias'}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} bias_grad {
+  attn.yield
+}
+
+// -----
+
+// expected-error @+1 {{'score' region must yield 'f32'}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  attn.yield
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}

@@ -66,6 +66,7 @@ Value SpecOp::getYielded(Region &region) {
   return {};
 }
 
+/// `expected` null: the region yields nothing (scale_grad, bias_grad).
 static LogicalResult verifyRegion(SpecOp op, Region &region, StringRef name,
                                   Type expected) {
   if (region.empty())
@@ -77,11 +78,36 @@ static LogicalResult verifyRegion(SpecOp op, Region &region, StringRef name,
   if (block.empty() || !isa<YieldOp>(block.back()))
     return op.emitOpError() << "'" << name
                             << "' region must end in attn.yield";
-  Type got = cast<YieldOp>(block.back()).getValue().getType();
+  Value yielded = cast<YieldOp>(block.back()).getValue();
+  if (!expected && yielded)
+    return op.emitOpError() << "'" << name << "' region must yield nothing";
+  if (!expected)
+    return success();
+  if (!yielded)
+    return op.emitOpError() << "'" << name << "' region must yield "
+                            << expected;
+  Type got = yielded.getType();
   if (got != expected)
     return op.emitOpError() << "'" << name << "' region must yield "
                             << expected << ", got " << got;
   return success();
+}
+
+/// The gradient regions are optional (attn-derive-backward adds them);
+/// `bias_grad` needs a bias to differentiate.
+static LogicalResult verifyGradRegions(SpecOp op) {
+  Type f32 = Float32Type::get(op.getContext());
+  if (!op.getScoreGrad().empty() &&
+      failed(verifyRegion(op, op.getScoreGrad(), "score_grad", f32)))
+    return failure();
+  if (!op.getScaleGrad().empty() &&
+      failed(verifyRegion(op, op.getScaleGrad(), "scale_grad", Type())))
+    return failure();
+  if (op.getBiasGrad().empty())
+    return success();
+  if (op.getBias().empty())
+    return op.emitOpError() << "has a 'bias_grad' region but no 'bias'";
+  return verifyRegion(op, op.getBiasGrad(), "bias_grad", Type());
 }
 
 LogicalResult SpecOp::verify() {
@@ -117,11 +143,18 @@ LogicalResult SpecOp::verify() {
       failed(verifyRegion(*this, getScore(), "score", f32)) ||
       failed(verifyRegion(*this, getMask(), "mask", i1)))
     return failure();
-  if (getNormalize() == NormalizeKind::sigmoid)
-    return verifyRegion(*this, getBias(), "bias", f32);
-  if (!getBias().empty())
+  if (getNormalize() == NormalizeKind::sigmoid) {
+    if (failed(verifyRegion(*this, getBias(), "bias", f32)))
+      return failure();
+  } else if (!getBias().empty()) {
     return emitOpError() << "only sigmoid normalisation has a 'bias' region";
-  return success();
+  }
+  return verifyGradRegions(*this);
+}
+
+bool SpecOp::isGradRegion(Region *region) {
+  return region == &getScoreGrad() || region == &getScaleGrad() ||
+         region == &getBiasGrad();
 }
 
 bool SpecOp::isScaleUniform() {
@@ -216,8 +249,30 @@ OpFoldResult ParamOp::fold(FoldAdaptor) {
 
 LogicalResult ScoreOp::verify() {
   SpecOp spec = parentSpec(*this);
-  if (!spec || (*this)->getParentRegion() != &spec.getScore())
+  Region *in = (*this)->getParentRegion();
+  if (!spec || (in != &spec.getScore() && in != &spec.getScoreGrad()))
     return emitOpError() << "is only allowed in the 'score' region";
+  return success();
+}
+
+LogicalResult AdjointOp::verify() {
+  SpecOp spec = parentSpec(*this);
+  if (!spec || !spec.isGradRegion((*this)->getParentRegion()))
+    return emitOpError() << "is only allowed in a gradient region";
+  return success();
+}
+
+ReadOp AccumulateOp::getRead() {
+  return getElement().getDefiningOp<ReadOp>();
+}
+
+LogicalResult AccumulateOp::verify() {
+  SpecOp spec = parentSpec(*this);
+  if (!spec || !spec.isGradRegion((*this)->getParentRegion()))
+    return emitOpError() << "is only allowed in a gradient region";
+  ReadOp read = getRead();
+  if (!read || read->getParentRegion() != (*this)->getParentRegion())
+    return emitOpError() << "must name an attn.read of its own region";
   return success();
 }
 

@@ -26,6 +26,20 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
       - `mask` (i1): whether the (q, kv) pair exists;
       - `bias` (f32): only for `sigmoid`, `p = sigmoid(score + bias)`.
 
+    `attn-derive-backward` adds the reverse-mode derivatives of the regions
+    that carry gradient (attn-derive-backward in Passes.td), each a copy of
+    its primal region's computation followed by the adjoint sweep:
+      - `score_grad` (yields f32): with `attn.adjoint` = dL/dz (z the score
+        region's value), yields dL/ds (s = `attn.score`);
+      - `scale_grad` (yields nothing): with `attn.adjoint` = dL/dscale at
+        this pair; only when the scale region reads a float input;
+      - `bias_grad` (yields nothing): with `attn.adjoint` = dL/dbias; only
+        for a sigmoid bias that reads a float input.
+    In all three, `attn.accumulate %r, %g` adds %g to the gradient of the
+    float input element that the `attn.read` %r reads. `mask_schedule_columns`
+    is the mask's formula with the roles of q and kv exchanged (the column
+    view: per key tile, the query tiles it meets), from attn-mask-analysis.
+
     ```mlir
     attn.spec @causal normalize(softmax) scale {
       ...
@@ -47,13 +61,18 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
                            "param declarations">>:$params,
                        OptionalAttr<TypedArrayAttrBase<Attn_InputAttr,
                            "input declarations">>:$inputs,
-                       OptionalAttr<Attn_MaskAttr>:$mask_schedule);
+                       OptionalAttr<Attn_MaskAttr>:$mask_schedule,
+                       OptionalAttr<Attn_MaskAttr>:$mask_schedule_columns);
   let regions = (region SizedRegion<1>:$scale, SizedRegion<1>:$score,
-                        SizedRegion<1>:$mask, AnyRegion:$bias);
+                        SizedRegion<1>:$mask, AnyRegion:$bias,
+                        AnyRegion:$score_grad, AnyRegion:$scale_grad,
+                        AnyRegion:$bias_grad);
   let assemblyFormat = [{
     $sym_name `normalize` `(` custom<Keyword>($normalize) `)`
     (`params` $params^)? (`inputs` $inputs^)? attr-dict-with-keyword
     `scale` $scale `score` $score `mask` $mask (`bias` $bias^)?
+    (`score_grad` $score_grad^)? (`scale_grad` $scale_grad^)?
+    (`bias_grad` $bias_grad^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -62,6 +81,8 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
     InputAttr lookupInput(::llvm::StringRef name);
     /// The value yielded by a region.
     static ::mlir::Value getYielded(::mlir::Region &region);
+    /// Whether `region` is score_grad, scale_grad or bias_grad.
+    bool isGradRegion(::mlir::Region *region);
     /// Whether the scale region reads neither a coordinate nor an input, so
     /// that a kernel may evaluate it once per call.
     bool isScaleUniform();
@@ -127,8 +148,12 @@ def Attn_FlashOp : Attn_Op<"flash", [IsolatedFromAbove, SymbolTable, SingleBlock
 def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator, ReturnLike,
                                      HasParent<"SpecOp">]> {
   let summary = "yields the scalar a spec region computes";
-  let arguments = (ins Attn_Scalar:$value);
-  let assemblyFormat = "$value attr-dict `:` type($value)";
+  let description = [{
+    Every primal region and `score_grad` yield one scalar; `scale_grad` and
+    `bias_grad` (whose results are their `attn.accumulate`s) yield none.
+  }];
+  let arguments = (ins Optional<Attn_Scalar>:$value);
+  let assemblyFormat = "($value^ `:` type($value))? attr-dict";
 }
 
 def Attn_IndexOp : Attn_Op<"index", [Pure]> {
@@ -181,6 +206,35 @@ def Attn_ReadOp : Attn_Op<"read", [Pure]> {
   let results = (outs Attn_Scalar:$result);
   let assemblyFormat = "$input `[` $indices `]` attr-dict `:` type($result)";
   let hasVerifier = 1;
+}
+
+def Attn_AdjointOp : Attn_Op<"adjoint", [Pure]> {
+  let summary = "the gradient of the loss with respect to the primal value";
+  let description = [{
+    Only in the gradient regions (`score_grad`, `scale_grad`, `bias_grad`):
+    dL/dz for the value z that the region's primal computes at this pair.
+  }];
+  let results = (outs F32:$result);
+  let assemblyFormat = "attr-dict";
+  let hasVerifier = 1;
+}
+
+def Attn_AccumulateOp : Attn_Op<"accumulate",
+                                [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "adds to the gradient of the input element a read reads";
+  let description = [{
+    `attn.accumulate %r, %g : f32`, with %r an `attn.read` of a float input
+    in the same gradient region: grad[input][indices of %r] += %g. It runs
+    exactly when %r is evaluated (the evaluation rule), so an accumulate on
+    an arm of `?:` that is not chosen adds nothing.
+  }];
+  let arguments = (ins F32:$element, F32:$value);
+  let assemblyFormat = "$element `,` $value attr-dict `:` type($value)";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The attn.read whose element %element is, or null.
+    ReadOp getRead();
+  }];
 }
 
 def Attn_FloorModOp : Attn_Op<"floormod", [Pure, SameOperandsAndResultType]> {

@@ -36,6 +36,28 @@ def AttnCanonicalizePass : Pass<"attn-canonicalize", "::mlir::ModuleOp"> {
   }];
 }
 
+def AttnDeriveBackwardPass : Pass<"attn-derive-backward", "::mlir::ModuleOp"> {
+  let summary = "Differentiate each spec's regions for the backward pass";
+  let description = [{
+    Adds to every attn.spec the reverse-mode derivatives of the regions that
+    carry gradient (AttnOps.td): `score_grad` (dL/ds from dL/dz, with
+    `attn.accumulate` into the float inputs the score reads), `scale_grad`
+    when the scale region reads a float input, and `bias_grad` for a sigmoid
+    bias that reads one. Each is the primal region's computation followed by
+    the adjoint sweep; rules: + - * / fmod, exp, log, sqrt, tanh, sin, cos,
+    pow in both arguments, abs (0 at 0), min/max and clamp (the selected
+    operand; a tie selects the first), sigmoid as s (1 - s), `?:` (the chosen
+    arm); floor, ceil and int-to-float conversions have zero derivative and
+    masks none. A value used only on an arm of `?:` sends its contributions
+    through select(arm condition, x, 0), so an arm that is not taken can
+    neither be evaluated nor turn the gradient into NaN. Run it after
+    `attn-canonicalize` so params are constants; re-running it replaces the
+    gradient regions.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 def AttnMaskAnalysisPass : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
   let summary = "Derive the tile schedule formula of each spec's mask";
   let description = [{
