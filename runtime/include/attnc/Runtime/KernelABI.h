@@ -132,6 +132,46 @@ static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
          attnc_arena_section(8 * tk);
 }
 
+/* The backward pass (issue 14). The runtime's driver (CpuBackward.h) runs
+ * the tiled loops and the matrix products; a generated kernel exports, with
+ * the same entry signature as the forward, two element-wise helpers:
+ *
+ * attnc_kernel_<name>__bwd_kinds: the column view of the mask schedule
+ * (mask_schedule_columns) for one key tile. Buffers:
+ *   ATTNC_BWD_DESC (i64) in:  b, h, kt, tileQ, tileK
+ *   ATTNC_BWD_KINDS (i64) out: kinds[qt] for every query tile qt in
+ *     [first, last] (0 EMPTY, 1 FULL, 2 PARTIAL), and kinds[numQTiles] =
+ *     first, kinds[numQTiles + 1] = last (first > last: none); the entries
+ *     outside [first, last] are not written.
+ *
+ * attnc_kernel_<name>__bwd_tile: one (query tile, key tile) pair of rows
+ * q0 .. q0 + tq - 1 of head h and keys k0 .. k0 + tk - 1. Buffers:
+ *   ATTNC_BWD_DESC (i64) in:  b, h, q0, tq, k0, tk, kind (1 FULL, 2 PARTIAL)
+ *   ATTNC_BWD_S (f32, tq x tk, row-major) in: the raw dot products
+ *     q_row . k_row; out: P (softmax: exp(z - lse); sigmoid:
+ *     sigmoid(z + bias); 0 on pairs the mask drops)
+ *   ATTNC_BWD_DP (f32, tq x tk) in: dP = dO_row . v_row; out: dL/d(dot),
+ *     i.e. dS * scale with dS = dL/ds of the scaled logit s
+ *   ATTNC_BWD_LSE, ATTNC_BWD_DELTA (f32, tq): the forward's lse of the rows
+ *     and rowsum(dO * O) (softmax only)
+ *   ATTNC_BWD_DINPUTS (f32): the caller's partial gradients of the
+ *     differentiable inputs (differentiableInputs(), declaration order), each
+ *     dense row-major at the offsets meta[ATTNC_META_INPUTS + 2 * sum(rank)
+ *     + i], i the input's number among them; the kernel adds to them.
+ * Both read the spec's inputs at ATTNC_BUF_INPUTS.. and sizes and strides
+ * from `meta` as the forward does (only the input strides and the sizes);
+ * task_begin and task_end are unused (0). Errors go to `status` as in the
+ * forward. */
+enum attnc_bwd_buffer_slot {
+  ATTNC_BWD_DESC = 0,
+  ATTNC_BWD_KINDS = 1,
+  ATTNC_BWD_S = 1,
+  ATTNC_BWD_DP = 2,
+  ATTNC_BWD_LSE = 3,
+  ATTNC_BWD_DELTA = 4,
+  ATTNC_BWD_DINPUTS = 5
+};
+
 /* The entry point of a generated kernel. */
 typedef void (*attnc_cpu_kernel_fn)(const attnc_buffer *buffers,
                                     const int64_t *meta, int64_t *status,
