@@ -14,10 +14,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
-#include "attnc/Driver.h"
-#include "attnc/Reference/ReferenceAttention.h"
+#include "attnc/Reference/TensorInputs.h"
 
-#include "llvm/Support/raw_ostream.h"
+#include "../common/SpecReference.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -48,7 +48,7 @@ struct RunResult {
 
 /// Runs `text` on the CPU with tiles (tq, tk) (0: tuned) on random q, k, v.
 RunResult runKernel(const std::string &text, DType dtype, int64_t tq, int64_t tk,
-                    const Sizes &s, const std::map<std::string, Tensor> &inputs,
+                    const Sizes &s, const mlir::attn::NamedTensors &inputs,
                     std::vector<double> &qv, std::vector<double> &kv,
                     std::vector<double> &vv) {
   Compiler compiler;
@@ -92,54 +92,27 @@ RunResult runKernel(const std::string &text, DType dtype, int64_t tq, int64_t tk
   return r;
 }
 
-std::map<std::string, Tensor> makeInputs(const std::map<std::string, InputSpec> &specs) {
-  std::map<std::string, Tensor> out;
+mlir::attn::NamedTensors makeInputs(const std::map<std::string, InputSpec> &specs) {
+  mlir::attn::NamedTensors out;
   for (auto &[name, in] : specs) {
     Tensor t = Tensor::zeros(in.dtype, in.shape).value();
     for (int64_t i = 0; i < t.numel(); ++i)
       t.setFromDouble(i, in.fill(i));
-    out.emplace(name, std::move(t));
+    out.emplace_back(name, std::move(t));
   }
   return out;
 }
 
 /// The float64 reference of `text` on the same data; "" or its error.
 std::string reference(const std::string &text, const Sizes &s,
-                      const std::map<std::string, Tensor> &inputs,
+                      const mlir::attn::NamedTensors &inputs,
                       const std::vector<double> &qv, const std::vector<double> &kv,
                       const std::vector<double> &vv, std::vector<double> &out,
                       std::vector<double> &lse) {
-  std::string errors;
-  llvm::raw_string_ostream es(errors);
-  Driver driver(es);
-  auto module = driver.loadSpecText("rule.attn", text, {});
-  if (!module || failed(driver.runSpecPipeline(*module)))
-    return "spec: " + errors;
-  mlir::attn::ReferenceProblem p;
-  p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
-  p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
-  p.q = qv.data(), p.k = kv.data(), p.v = vv.data();
-  p.inputs = [&](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
-      -> std::optional<mlir::attn::Scalar> {
-    auto it = inputs.find(name.str());
-    if (it == inputs.end())
-      return std::nullopt;
-    const Tensor &t = it->second;
-    int64_t flat = 0;
-    for (size_t d = 0; d < idx.size(); ++d) {
-      if (idx[d] < 0 || idx[d] >= t.shape()[d])
-        return std::nullopt;
-      flat = flat * t.shape()[d] + idx[d];
-    }
-    double x = t.getAsDouble(flat);
-    if (t.dtype() == DType::F32)
-      return mlir::attn::Scalar::ofFloat(x);
-    if (t.dtype() == DType::Bool)
-      return mlir::attn::Scalar::ofBool(x != 0);
-    return mlir::attn::Scalar::ofInt(int64_t(x));
-  };
-  auto spec = *module->getOps<mlir::attn::SpecOp>().begin();
-  return mlir::attn::referenceAttention(spec, p, out, lse);
+  mlir::attn::ProblemSizes sizes;
+  sizes.B = s.B, sizes.HQ = s.HQ, sizes.HKV = s.HKV, sizes.LQ = s.LQ,
+  sizes.LK = s.LK, sizes.D = s.D, sizes.DV = s.DV;
+  return attnc::test::referenceOf(text, sizes, inputs, qv, kv, vv, out, lse);
 }
 
 /// The tile sizes of the rule: 16, 32, 64 (square and mixed) and tuned.

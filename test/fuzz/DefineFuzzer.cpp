@@ -17,9 +17,10 @@
 #include "attnc/Driver.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/Sema.h"
-#include "attnc/Passes/MaskSchedule.h"
 
 #include "llvm/Support/raw_ostream.h"
+
+#include "FuzzSchedule.h"
 
 #include <cmath>
 #include <cstddef>
@@ -107,11 +108,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mlir::failed(driver.runSpecPipeline(*module)))
     finding("a define the front end took fails the spec pipeline",
             arg + "\n  " + errors);
-  mlir::attn::ProblemSizes sizes;
-  sizes.LQ = 77;
-  sizes.LK = 131;
-  for (mlir::attn::SpecOp spec : module->getOps<mlir::attn::SpecOp>())
-    if (mlir::attn::MaskAttr mask = spec.getMaskScheduleAttr())
-      (void)mlir::attn::computeSchedule(mask, sizes, 16, 32);
+  fuzz::scheduleEverySpec(*module);
   return 0;
 }

@@ -6,9 +6,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Driver.h"
-#include "attnc/Passes/MaskSchedule.h"
 
 #include "llvm/Support/raw_ostream.h"
+
+#include "FuzzSchedule.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -22,11 +23,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       driver.loadSpecText("fuzz.attn", text, {});
   if (!module || mlir::failed(driver.runSpecPipeline(*module)))
     return 0;
-  mlir::attn::ProblemSizes sizes;
-  sizes.LQ = 77;
-  sizes.LK = 131;
-  for (mlir::attn::SpecOp spec : module->getOps<mlir::attn::SpecOp>())
-    if (mlir::attn::MaskAttr mask = spec.getMaskScheduleAttr())
-      (void)mlir::attn::computeSchedule(mask, sizes, 16, 32);
+  attnc::fuzz::scheduleEverySpec(*module);
   return 0;
 }

@@ -1,7 +1,7 @@
 //===- BenchCommon.cpp - Shared pieces of attn-demo and attn-bench --------===//
 //
-// See BenchCommon.h: shape parsing, random operands and inputs, the input
-// reader of the interpreter, timing helpers.
+// See BenchCommon.h: shape parsing, random operands and inputs, timing
+// helpers (the input reader is the reference library's, TensorInputs.h).
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
@@ -118,31 +118,6 @@ Expected<NamedTensors> randomInputs(const runtime::KernelInfo &info,
     out.push_back({decl.name, std::move(*t)});
   }
   return out;
-}
-
-mlir::attn::InputReader inputReader(const NamedTensors &inputs) {
-  return [&inputs](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
-             -> std::optional<mlir::attn::Scalar> {
-    for (const auto &[n, t] : inputs) {
-      if (n != name)
-        continue;
-      if (idx.size() != t.shape().size())
-        return std::nullopt;
-      int64_t flat = 0;
-      for (size_t d = 0; d < idx.size(); ++d) {
-        if (idx[d] < 0 || idx[d] >= t.shape()[d])
-          return std::nullopt;
-        flat = flat * t.shape()[d] + idx[d];
-      }
-      double x = t.getAsDouble(flat);
-      if (t.dtype() == DType::F32)
-        return mlir::attn::Scalar::ofFloat(x);
-      if (t.dtype() == DType::Bool)
-        return mlir::attn::Scalar::ofBool(x != 0);
-      return mlir::attn::Scalar::ofInt(int64_t(x));
-    }
-    return std::nullopt;
-  };
 }
 
 mlir::attn::ProblemSizes problemSizes(const Shape &s) {

@@ -3,14 +3,16 @@
 // What the tools that run a compiled kernel on made-up data share: the
 // B,HQ,HKV,LQ,LK,D,DV shape flag, random q/k/v and random tensors for a
 // spec's declared inputs (as the numerical tests make them), the view of
-// those tensors that the SpecInterpreter / ReferenceAttention read, and
-// small timing helpers.
+// those tensors that the SpecInterpreter / ReferenceAttention read (the
+// reference library's tensorInputReader, attnc/Reference/TensorInputs.h),
+// and small timing helpers.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TOOLS_BENCHCOMMON_H
 #define ATTNC_TOOLS_BENCHCOMMON_H
 
 #include "attnc/Reference/SpecInterpreter.h"
+#include "attnc/Reference/TensorInputs.h"
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/Status.h"
 #include "attnc/Runtime/Tensor.h"
@@ -55,7 +57,7 @@ runtime::Expected<Operand> randomOperand(runtime::DType dtype,
                                          std::mt19937 &rng, double lo,
                                          double hi);
 
-using NamedTensors = std::vector<std::pair<std::string, runtime::Tensor>>;
+using NamedTensors = mlir::attn::NamedTensors;
 
 /// Random tensors for the declared inputs (as the numerical tests make
 /// them): an int over LQ or LK holds sorted small ids (several documents),
@@ -66,8 +68,11 @@ runtime::Expected<NamedTensors> randomInputs(const runtime::KernelInfo &info,
                                              const NamedTensors &given = {});
 
 /// The interpreter's / reference's view of the input tensors (dense, C
-/// order). The tensors must outlive the reader.
-mlir::attn::InputReader inputReader(const NamedTensors &inputs);
+/// order): mlir::attn::tensorInputReader. The tensors must outlive the
+/// reader.
+inline mlir::attn::InputReader inputReader(const NamedTensors &inputs) {
+  return mlir::attn::tensorInputReader(inputs);
+}
 
 /// The sizes of `s` as the interpreter and the mask schedule take them.
 mlir::attn::ProblemSizes problemSizes(const Shape &s);
