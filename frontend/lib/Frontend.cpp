@@ -171,19 +171,24 @@ attnc::readSpecFile(StringRef path, std::string &error, uint64_t maxBytes,
 // -D NAME=VALUE
 //===----------------------------------------------------------------------===//
 
-std::string attnc::parseDefine(StringRef arg,
+std::string attnc::splitDefine(StringRef arg,
                                std::pair<std::string, std::string> &out) {
   size_t eq = arg.find('=');
   if (eq == StringRef::npos || eq == 0)
-    return "-D " + arg.str() + ": expected NAME=VALUE";
+    return "expected NAME=VALUE";
   StringRef name = arg.take_front(eq);
   auto isStart = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   };
   auto isChar = [&](char c) { return isStart(c) || (c >= '0' && c <= '9'); };
   if (!isStart(name[0]) || !llvm::all_of(name.drop_front(), isChar))
-    return "-D " + arg.str() + ": '" + name.str() +
-           "' is not a param name (letters, digits and '_')";
+    return "'" + name.str() + "' is not a param name (letters, digits and '_')";
   out = {name.str(), arg.drop_front(eq + 1).str()};
   return "";
+}
+
+std::string attnc::parseDefine(StringRef arg,
+                               std::pair<std::string, std::string> &out) {
+  std::string why = splitDefine(arg, out);
+  return why.empty() ? why : "-D " + arg.str() + ": " + why;
 }

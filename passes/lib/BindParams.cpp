@@ -1,11 +1,14 @@
 //===- BindParams.cpp - Give params the values of NAME=VALUE overrides ----===//
 //
 // The IR-level twin of `attnc -D`: sets param values on attn.spec ops so
-// that a later -canonicalize folds them into constants.
+// that a later -canonicalize folds them into constants. Each define is split
+// by the front end's splitDefine and its value read by parseParamValue, the
+// rules of every `-D` (attnc, attn-bench, attn-demo, the C++ API).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/Passes.h"
 
+#include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/Sema.h"
 #include "mlir/IR/Builders.h"
 
@@ -42,12 +45,12 @@ struct AttnBindParams
     ModuleOp module = getOperation();
     Builder b(module.getContext());
     for (const std::string &define : defines) {
-      auto [name, value] = StringRef(define).split('=');
-      if (name.empty() || value.size() + name.size() + 1 != define.size()) {
-        module.emitError() << "define '" << define
-                           << "' is not of the form NAME=VALUE";
+      std::pair<std::string, std::string> split;
+      if (std::string why = attnc::splitDefine(define, split); !why.empty()) {
+        module.emitError() << "define '" << define << "': " << why;
         return signalPassFailure();
       }
+      StringRef name = split.first, value = split.second;
       bool found = false;
       WalkResult r = module.walk([&](SpecOp spec) {
         ParamAttr decl = spec.lookupParam(name);

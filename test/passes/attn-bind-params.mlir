@@ -9,10 +9,17 @@
 // RUN:   | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not %attn-opt %s --attn-bind-params="defines=window" 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=MALFORMED
+// RUN: not %attn-opt %s --attn-bind-params="defines==3" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=NONAME
+// RUN: not %attn-opt %s --attn-bind-params="defines=1w=3" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=BADNAME
 
 // BADVALUE: error: define window=wide: param 'window' has type 'i64' and cannot take the value 'wide'
 // UNKNOWN: error: define nothing=1: no spec has a param 'nothing'
-// MALFORMED: error: define 'window' is not of the form NAME=VALUE
+// The NAME=VALUE split is the front end's (splitDefine), as for attnc -D.
+// MALFORMED: error: define 'window': expected NAME=VALUE
+// NONAME: error: define '=3': expected NAME=VALUE
+// BADNAME: error: define '1w=3': '1w' is not a param name (letters, digits and '_')
 
 // CHECK-LABEL: attn.spec @a
 // CHECK-SAME:    params [#attn.param<"window" : i64 = 1024>, #attn.param<"cap" : f32 = 3.500000e+00>, #attn.param<"on" : i1 = false>]

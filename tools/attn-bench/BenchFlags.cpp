@@ -6,7 +6,9 @@
 #include "BenchFlags.h"
 #include "CudaBench.h"
 
+#include "attnc/Frontend/Frontend.h"
 #include "common/ToolCommandLine.h"
+#include "common/ToolDiagnostics.h"
 #include "llvm/Support/raw_ostream.h"
 #include <boost/program_options.hpp>
 
@@ -18,7 +20,7 @@ using namespace attnc::bench;
 
 int attnc::bench::fail(const std::string &message) {
   llvm::outs().flush();
-  llvm::errs() << "attn-bench: error: " << message << "\n";
+  printToolError("attn-bench", message);
   return 1;
 }
 
@@ -184,10 +186,10 @@ int attnc::bench::planShapesAndSpecs(const Flags &f, BenchPlan &plan) {
     specPaths.push_back(f.spec);
   }
   for (const std::string &d : f.defines) {
-    size_t eq = d.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("-D " + d + ": expected NAME=VALUE");
-    plan.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
+    std::pair<std::string, std::string> define;
+    if (std::string why = parseDefine(d, define); !why.empty())
+      return fail(why);
+    plan.defines.push_back(std::move(define));
   }
   return 0;
 }

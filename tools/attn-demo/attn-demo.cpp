@@ -24,6 +24,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 #include "common/ToolCommandLine.h"
+#include "common/ToolDiagnostics.h"
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -50,7 +51,7 @@ constexpr int64_t kReferencePairBudget = int64_t(1) << 24;
 
 int fail(const std::string &message) {
   llvm::outs().flush();
-  llvm::errs() << "attn-demo: error: " << message << "\n";
+  attnc::printToolError("attn-demo", message);
   return 1;
 }
 
@@ -161,11 +162,11 @@ int checkFlags(const Flags &f, DemoSetup &setup) {
   FrontendOptions &fo = setup.fo;
   fo.onlyName = f.name;
   for (const std::string &d : f.defines) {
-    size_t eq = d.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("-D " + d + ": expected NAME=VALUE");
-    co.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
-    fo.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
+    std::pair<std::string, std::string> define;
+    if (std::string why = parseDefine(d, define); !why.empty())
+      return fail(why);
+    co.defines.push_back({define.first, define.second});
+    fo.defines.push_back(std::move(define));
   }
   return 0;
 }

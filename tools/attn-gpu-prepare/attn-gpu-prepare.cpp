@@ -29,6 +29,7 @@
 #include "attnc/Runtime/Npy.h"
 #include "bench-common/BenchCommon.h"
 #include "common/ToolCommandLine.h"
+#include "common/ToolDiagnostics.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -45,7 +46,7 @@ using runtime::Tensor;
 
 namespace {
 int fail(const std::string &message) {
-  llvm::errs() << "attn-gpu-prepare: error: " << message << "\n";
+  printToolError("attn-gpu-prepare", message);
   return 1;
 }
 
@@ -98,10 +99,10 @@ int run(int argc, char **argv) {
 
   FrontendOptions fo;
   for (const std::string &d : defines) {
-    size_t eq = d.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("-D " + d + ": expected NAME=VALUE");
-    fo.defines.push_back({d.substr(0, eq), d.substr(eq + 1)});
+    std::pair<std::string, std::string> define;
+    if (std::string why = parseDefine(d, define); !why.empty())
+      return fail(why);
+    fo.defines.push_back(std::move(define));
   }
   Driver driver(llvm::errs());
   mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadSpecFile(spec, fo);

@@ -49,10 +49,7 @@ void printUsage(llvm::raw_ostream &os) {
         "default 1G.\n";
 }
 
-int fail(const std::string &message) {
-  llvm::errs() << "attnc: error: " << message << "\n";
-  return 1;
-}
+int fail(const std::string &message) { return reportError(message); }
 } // namespace
 
 int attnc::runCache(const std::vector<std::string> &args) {
@@ -61,11 +58,11 @@ int attnc::runCache(const std::vector<std::string> &args) {
     return 0;
   }
   if (args.size() != 1 || (args[0] != "stats" && args[0] != "clear")) {
-    printUsage(llvm::errs());
-    return fail(args.empty() ? "attnc cache: expected stats or clear"
-                             : "attnc cache: expected stats or clear, not '" +
-                                   args[0] + "'" +
-                                   (args.size() > 1 ? " ..." : ""));
+    fail(args.empty() ? "'attnc cache' expects stats or clear"
+                      : "'attnc cache' expects stats or clear, not '" +
+                            args[0] + "'" + (args.size() > 1 ? " ..." : ""));
+    printUsage(llvm::errs()); // after the error, as `attnc` alone does
+    return 1;
   }
   KernelCache cache;
   if (cache.directory().empty())

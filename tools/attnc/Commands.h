@@ -8,6 +8,8 @@
 #include "attnc/Runtime/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "llvm/ADT/Twine.h"
+
 #include <boost/program_options.hpp>
 #include <optional>
 #include <string>
@@ -15,6 +17,11 @@
 
 namespace attnc {
 namespace po = boost::program_options;
+
+/// Prints `attnc: error: MESSAGE` to stderr (printToolError,
+/// common/ToolDiagnostics.h: every subcommand's unlocated errors have this
+/// one prefix); returns the exit code 1.
+int reportError(const llvm::Twine &message);
 
 /// Splits `-D NAME=VALUE` arguments; reports a malformed one and fails.
 bool parseDefines(const std::vector<std::string> &args, FrontendOptions &out);

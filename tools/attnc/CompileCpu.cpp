@@ -8,8 +8,11 @@
 //                with the runtime's microkernels linked in and libstdc++
 //                as a dependency, so dlopen works from C);
 // --emit=header  the C/C++ header that declares them (CpuHeader.cpp).
-// Every file is written through a temporary and a rename: a failure leaves
-// no partial output.
+// Every file, binary or text, is committed by writeOutputFile (Driver.h:
+// the runtime's output rule; a replaced file goes through a temporary and a
+// rename, so a failure leaves no partial output; a link, hard link or device
+// at -o is written, not replaced). --emit=so links into a private temporary
+// first and commits the linked bytes the same way.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
@@ -27,10 +30,7 @@
 
 using namespace attnc;
 
-static int fail(const std::string &message) {
-  llvm::errs() << "attnc compile: error: " << message << "\n";
-  return 1;
-}
+static int fail(const std::string &message) { return reportError(message); }
 
 /// The runtime archive: an installed attnc's (PREFIX/bin/attnc ->
 /// PREFIX/LIBDIR/libAttncRuntime.a), else the build tree's; empty if
@@ -110,7 +110,8 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
     cleanup();
     return fail("cannot read the linked library");
   }
-  bool ok = writeOutputFile(output, (*data)->getBuffer(), llvm::errs());
+  // 0777 & ~umask, the mode the linker gives a library it creates.
+  bool ok = writeOutputFile(output, (*data)->getBuffer(), llvm::errs(), 0777);
   cleanup();
   return ok ? 0 : 1;
 }

@@ -21,10 +21,7 @@
 
 using namespace attnc;
 
-static int fail(const std::string &message) {
-  llvm::errs() << "attnc compile: error: " << message << "\n";
-  return 1;
-}
+static int fail(const std::string &message) { return reportError(message); }
 
 std::optional<std::pair<int64_t, int64_t>>
 attnc::parseHeadDims(const std::string &text, std::string &error) {

@@ -5,12 +5,12 @@
 #include "attnc/Frontend/MLIRGen.h"
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/Pipeline.h"
+#include "attnc/Runtime/Npy.h"
+#include "common/ToolDiagnostics.h"
 #include "mlir/Parser/Parser.h"
 
 #include "mlir/IR/Diagnostics.h"
-#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -47,7 +47,7 @@ OwningOpRef<ModuleOp> Driver::loadSpecFile(llvm::StringRef path,
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> buffer = readSpecFile(path, error);
   if (!buffer) {
-    errs << "attnc: error: " << error << "\n";
+    printToolError(errs, "attnc", error);
     return nullptr;
   }
   return loadSpecText(buffer->getBufferIdentifier(), buffer->getBuffer(),
@@ -73,10 +73,12 @@ OwningOpRef<ModuleOp> Driver::loadFile(llvm::StringRef path,
   std::unique_ptr<llvm::MemoryBuffer> buffer =
       readSpecFile(path, error, kMaxMlirFileBytes, "MLIR file");
   if (!buffer) {
-    errs << "attnc: error: " << error << "\n";
+    printToolError(errs, "attnc", error);
     return nullptr;
   }
-  sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+  // Line ends normalised as for a spec (a BOM dropped, CR and CRLF made
+  // LF), so that a CR-only file's errors have their right line:col.
+  addSpecBuffer(sourceMgr, buffer->getBuffer(), buffer->getBufferIdentifier());
   return parseSourceFile<ModuleOp>(sourceMgr, &ctx);
 }
 
@@ -86,19 +88,21 @@ LogicalResult Driver::runSpecPipeline(ModuleOp module) {
 }
 
 bool attnc::writeOutputFile(llvm::StringRef path, llvm::StringRef data,
-                            llvm::raw_ostream &errs) {
+                            llvm::raw_ostream &errs, unsigned mode) {
   if (path == "-") {
     llvm::outs() << data;
     llvm::outs().flush();
+    if (llvm::outs().has_error()) {
+      llvm::outs().clear_error();
+      printToolError(errs, "attnc", "cannot write to standard output");
+      return false;
+    }
     return true;
   }
-  llvm::Error err = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
-    os << data;
-    return llvm::Error::success();
-  });
-  if (err) {
-    // The error text already names the file.
-    errs << "error: cannot write " << llvm::toString(std::move(err)) << "\n";
+  runtime::Status st = runtime::writeFileAtomic(
+      path.str(), std::string_view(data.data(), data.size()), mode);
+  if (!st.ok()) {
+    printToolError(errs, "attnc", st.message()); // it names the file
     return false;
   }
   return true;

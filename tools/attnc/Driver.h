@@ -51,7 +51,8 @@ public:
                const FrontendOptions &options);
   /// A .attn spec as loadSpecFile, or a .mlir file at any level of the
   /// pipeline (e.g. a printed tiled form; a regular file of at most
-  /// kMaxMlirFileBytes), parsed and verified.
+  /// kMaxMlirFileBytes; line ends and a BOM normalised as for a spec),
+  /// parsed and verified.
   mlir::OwningOpRef<mlir::ModuleOp>
   loadFile(llvm::StringRef path, const FrontendOptions &options);
 
@@ -66,10 +67,15 @@ private:
   std::unique_ptr<mlir::SourceMgrDiagnosticHandler> handler;
 };
 
-/// Writes `data` to `path` through a temporary file and a rename, so that a
-/// failed run never leaves a partial file; "-" writes to stdout.
+/// Writes `data` to `path` by the runtime's rule for outputs
+/// (runtime::writeFileAtomic, Npy.h): a new or plain file is replaced
+/// through a temporary and a rename, so a failure leaves no partial file; a
+/// symlink is followed and stays a link; a hard-linked file is written in
+/// place; a device or FIFO is written, never replaced (`-o /dev/full` is an
+/// error). "-" writes to stdout. New files get `mode` & ~umask. An error is
+/// printed to `errs` as `attnc: error: PATH: ...` and returns false.
 bool writeOutputFile(llvm::StringRef path, llvm::StringRef data,
-                     llvm::raw_ostream &errs);
+                     llvm::raw_ostream &errs, unsigned mode = 0666);
 
 } // namespace attnc
 

@@ -18,7 +18,7 @@
 // and the files (given, readable, .npy, q/k/v float of rank 4); the runtime
 // checks the rest (shapes against each other and against the spec's
 // declarations, input names and dtypes) and reports a kernel's out-of-range
-// input read. Every error prints `attnc run: error: ...` (spec errors print
+// input read. Every error prints `attnc: error: ...` (spec errors print
 // `file:line:col: error:` and a caret line, as the driver does) and exits 1.
 //
 // Outputs are written only after the kernel succeeded, in two phases, by
@@ -58,8 +58,6 @@ using namespace attnc;
 using runtime::Tensor;
 
 namespace {
-const char *const kPrefix = "attnc run: error: ";
-
 struct RunFlags {
   std::string spec, q, k, v, output, lse, name, target, dtype, arch;
   std::vector<std::string> inputs, defines;
@@ -100,8 +98,7 @@ int fail(const std::string &message) {
     }
     text.erase(at + 2, tag.size());
   }
-  llvm::errs() << kPrefix << text << "\n";
-  return 1;
+  return reportError(text);
 }
 
 /// Reads the q, k or v file \p path, checks that it is a float32 or
@@ -343,10 +340,10 @@ int planCompileAndInputs(const RunFlags &f, RunPlan &plan) {
   compileOptions.dtype = plan.storage;
   compileOptions.name = f.name;
   for (const std::string &d : f.defines) {
-    size_t eq = d.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("-D " + d + ": expected NAME=VALUE");
-    compileOptions.defines.emplace_back(d.substr(0, eq), d.substr(eq + 1));
+    std::pair<std::string, std::string> define;
+    if (std::string why = parseDefine(d, define); !why.empty())
+      return fail(why);
+    compileOptions.defines.emplace_back(define.first, define.second);
   }
 
   std::set<std::string> inputNames;

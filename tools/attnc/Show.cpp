@@ -55,8 +55,8 @@ bool drawPng(SpecOp spec, const ProblemSizes &sizes, const TileSchedule &s,
     for (int64_t kv = 0; kv < sizes.LK; ++kv) {
       std::optional<bool> kept = interp.mask({q, kv});
       if (!kept) {
-        llvm::errs() << "attnc show: error: cannot draw the mask of '"
-                     << spec.getSymName() << "': " << interp.error() << "\n";
+        reportError("cannot draw the mask of '" + spec.getSymName() +
+                    "': " + interp.error());
         return false;
       }
       TileKind k = s.at(q / s.tileQ, kv / s.tileK);
@@ -80,7 +80,7 @@ bool drawPng(SpecOp spec, const ProblemSizes &sizes, const TileSchedule &s,
       image.set(x, int(qt * s.tileQ * scale), kGrid);
   std::optional<std::string> bytes = encodePng(image);
   if (!bytes) {
-    llvm::errs() << "attnc show: error: PNG encoding failed\n";
+    reportError("PNG encoding failed");
     return false;
   }
   return writeOutputFile(path, *bytes, llvm::errs());
@@ -108,8 +108,7 @@ bool refineWithData(SpecOp spec, const ProblemSizes &sizes,
              ++kv, ++total) {
           std::optional<bool> m = interp.mask({q, kv});
           if (!m) {
-            llvm::errs() << "attnc show: error: '" << spec.getSymName()
-                         << "': " << interp.error() << "\n";
+            reportError("'" + spec.getSymName() + "': " + interp.error());
             return false;
           }
           kept += *m;
@@ -144,10 +143,7 @@ struct ShowFlags {
   std::vector<std::string> defines, inputs;
 };
 
-int fail(const std::string &message) {
-  llvm::errs() << "attnc show: error: " << message << "\n";
-  return 1;
-}
+int fail(const std::string &message) { return reportError(message); }
 
 /// The checks that need no spec. Returns 0 or fail's 1.
 int checkSizes(const ShowFlags &f) {

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
 #include "common/ToolCommandLine.h"
+#include "common/ToolDiagnostics.h"
 #include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
 #include "attnc/Version.h"
@@ -25,16 +26,20 @@
 
 using namespace attnc;
 
+int attnc::reportError(const llvm::Twine &message) {
+  printToolError("attnc", message);
+  return 1;
+}
+
 bool attnc::parseDefines(const std::vector<std::string> &args,
                          FrontendOptions &out) {
   for (const std::string &a : args) {
-    size_t eq = a.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      llvm::errs() << "attnc: error: -D " << a
-                   << ": expected NAME=VALUE\n";
+    std::pair<std::string, std::string> define;
+    if (std::string why = parseDefine(a, define); !why.empty()) {
+      reportError(why);
       return false;
     }
-    out.defines.push_back({a.substr(0, eq), a.substr(eq + 1)});
+    out.defines.push_back(std::move(define));
   }
   return true;
 }
@@ -45,8 +50,7 @@ bool attnc::parseCommandLine(const char *command,
                              po::variables_map &vm) {
   std::string error = parseToolCommandLine(args, options, vm);
   if (!error.empty()) {
-    llvm::errs() << "attnc " << command << ": error: " << error
-                 << "\n(see 'attnc " << command << " --help')\n";
+    reportError(error + "\n(see 'attnc " + command + " --help')");
     return false;
   }
   return true;
@@ -106,34 +110,24 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     std::cout << options;
     return 0;
   }
-  if (f.spec.empty()) {
-    llvm::errs() << "attnc compile: error: no spec file given\n";
-    return 1;
-  }
-  if (f.target != "cpu" && f.target != "cuda") {
-    llvm::errs() << "attnc compile: error: --target=" << f.target
-                 << ": expected cpu or cuda\n";
-    return 1;
-  }
-  if (f.arch != "sm_80" && f.arch != "sm_90a") {
-    llvm::errs() << "attnc compile: error: --arch=" << f.arch
-                 << ": expected sm_80 or sm_90a\n";
-    return 1;
-  }
+  if (f.spec.empty())
+    return reportError("no spec file given");
+  if (f.target != "cpu" && f.target != "cuda")
+    return reportError(llvm::Twine("--target=") + f.target +
+                       ": expected cpu or cuda");
+  if (f.arch != "sm_80" && f.arch != "sm_90a")
+    return reportError(llvm::Twine("--arch=") + f.arch +
+                       ": expected sm_80 or sm_90a");
   std::optional<EmitStage> stage = parseEmitStage(f.emit);
-  if (!stage) {
-    llvm::errs() << "attnc compile: error: --emit=" << f.emit
-                 << ": expected one of " << emitStageNames() << "\n";
-    return 1;
-  }
+  if (!stage)
+    return reportError(llvm::Twine("--emit=") + f.emit + ": expected one of " +
+                       emitStageNames());
   std::optional<runtime::DType> storage = runtime::parseDType(f.dtype);
-  if (!storage || (*storage != runtime::DType::F32 &&
-                   *storage != runtime::DType::F16 &&
-                   *storage != runtime::DType::BF16)) {
-    llvm::errs() << "attnc compile: error: --dtype=" << f.dtype
-                 << ": expected f32, f16 or bf16\n";
-    return 1;
-  }
+  if (!storage ||
+      (*storage != runtime::DType::F32 && *storage != runtime::DType::F16 &&
+       *storage != runtime::DType::BF16))
+    return reportError(llvm::Twine("--dtype=") + f.dtype +
+                       ": expected f32, f16 or bf16");
   FrontendOptions fo;
   fo.onlyName = f.name;
   if (!parseDefines(f.defines, fo))
@@ -149,10 +143,8 @@ int attnc::runCompile(const std::vector<std::string> &args) {
   if (!f.headDims.empty()) {
     std::string error;
     dims = parseHeadDims(f.headDims, error);
-    if (!dims) {
-      llvm::errs() << "attnc compile: error: " << error << "\n";
-      return 1;
-    }
+    if (!dims)
+      return reportError(error);
   }
   bool cuda = f.target == "cuda";
   if (cuda && *stage >= EmitStage::Cuda) {
@@ -161,19 +153,16 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       entryType = *storage;
     return emitCudaStage(*module, *stage, f.arch, entryType, dims, f.output);
   }
-  if (dims && (cuda || *stage <= EmitStage::Analysed)) {
-    llvm::errs() << "attnc compile: error: --head-dims is for --target=cuda "
-                    "--emit=ptx|cubin and --target=cpu "
-                    "--emit=tiled|loops|llvm|obj|so|header\n";
-    return 1;
-  }
+  if (dims && (cuda || *stage <= EmitStage::Analysed))
+    return reportError("--head-dims is for --target=cuda "
+                       "--emit=ptx|cubin and --target=cpu "
+                       "--emit=tiled|loops|llvm|obj|so|header");
   if (*stage >= EmitStage::Cuda || (cuda && *stage > EmitStage::Tiled)) {
-    llvm::errs() << "attnc compile: error: --emit=" << f.emit
-                 << " --target=" << f.target
-                 << " is not available (--target=cpu emits mlir|analysed|"
-                    "tiled|loops|llvm|obj|so|header; --target=cuda emits mlir|"
-                    "analysed|tiled|cuda|ptx|cubin)\n";
-    return 1;
+    return reportError(
+        llvm::Twine("--emit=") + f.emit + " --target=" + f.target +
+        " is not available (--target=cpu emits mlir|analysed|"
+        "tiled|loops|llvm|obj|so|header; --target=cuda emits mlir|"
+        "analysed|tiled|cuda|ptx|cubin)");
   }
   if (cuda && *stage == EmitStage::Tiled) {
     // The CUDA .cu serves f16 and bf16; without --dtype the form says bf16.
@@ -181,11 +170,10 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     po.target = Target::CUDA;
     po.arch = f.arch;
     po.storage = vm["dtype"].defaulted() ? runtime::DType::BF16 : *storage;
-    if (runtime::Status st = checkPipelineOptions(po); !st.ok()) {
-      llvm::errs() << "attnc compile: error: " << st.message() << "\n";
-      return 1;
-    }
-    if (failed(runPipeline(*module, po, PipelineStage::Analysed, PipelineStage::Tiled)))
+    if (runtime::Status st = checkPipelineOptions(po); !st.ok())
+      return reportError(st.message());
+    if (failed(runPipeline(*module, po, PipelineStage::Analysed,
+                           PipelineStage::Tiled)))
       return 1;
   } else if (*stage > EmitStage::Analysed) {
     return emitCpuStage(*module, *stage, *storage, f.cpu,
@@ -228,7 +216,7 @@ int main(int argc, char **argv) {
     return runShow(args);
   if (command == "cache")
     return runCache(args);
-  llvm::errs() << "attnc: error: unknown command '" << command << "'\n";
+  reportError("unknown command '" + command + "'");
   printUsage(llvm::errs());
   return 1;
 }

@@ -2,9 +2,10 @@
 //
 // The one place the tools (attnc, attn-demo, attn-bench) parse their flags:
 // one positional SPEC, sticky short options (-DNAME=VALUE), and the parse
-// error returned as text so each tool prints it in its own voice. Built
-// with exceptions (Boost reports errors by throwing; LLVM code is built
-// without them), and nothing is thrown past it.
+// error returned as text so each tool prints it with printToolError
+// (ToolDiagnostics.h) under its own name. Built with exceptions (Boost
+// reports errors by throwing; LLVM code is built without them), and
+// nothing is thrown past it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TOOLS_COMMON_TOOLCOMMANDLINE_H

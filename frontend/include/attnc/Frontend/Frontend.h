@@ -72,10 +72,17 @@ readSpecFile(llvm::StringRef path, std::string &error,
              uint64_t maxBytes = kMaxSpecFileBytes,
              llvm::StringRef what = "spec file");
 
-/// Splits a `-D NAME=VALUE` argument at its first '=' (VALUE may contain
-/// '=' and may be empty; Sema then rejects it for the param's type). NAME
-/// must be an identifier. Returns "" and sets `out`, or the reason, as
-/// "-D ARG: ...". The value itself is parsed by parseParamValue (Sema.h).
+/// The one parser of NAME=VALUE defines (attnc, attn-bench, attn-demo,
+/// attn-gpu-prepare and attn-opt's --attn-bind-params use it): splits `arg`
+/// at its first '=' (VALUE may contain '=' and may be empty; Sema then
+/// rejects it for the param's type). NAME must be an identifier. Returns ""
+/// and sets `out`, or the reason alone ("expected NAME=VALUE", "'1w' is not
+/// a param name ..."). The value itself is parsed by parseParamValue
+/// (Sema.h).
+std::string splitDefine(llvm::StringRef arg,
+                        std::pair<std::string, std::string> &out);
+
+/// splitDefine for a `-D ARG` flag: the reason comes as "-D ARG: REASON".
 std::string parseDefine(llvm::StringRef arg,
                         std::pair<std::string, std::string> &out);
 
