@@ -11,6 +11,7 @@
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/Sema.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNBINDPARAMSPASS
@@ -44,6 +45,7 @@ struct AttnBindParams
   void runOnOperation() override {
     ModuleOp module = getOperation();
     Builder b(module.getContext());
+    llvm::StringSet<> seen;
     for (const std::string &define : defines) {
       std::pair<std::string, std::string> split;
       if (std::string why = attnc::splitDefine(define, split); !why.empty()) {
@@ -51,6 +53,12 @@ struct AttnBindParams
         return signalPassFailure();
       }
       StringRef name = split.first, value = split.second;
+      if (!seen.insert(name).second) {
+        // As for attnc -D (Sema): a second value would silently win.
+        module.emitError() << "define " << define << ": param '" << name
+                           << "' is given more than once";
+        return signalPassFailure();
+      }
       bool found = false;
       WalkResult r = module.walk([&](SpecOp spec) {
         ParamAttr decl = spec.lookupParam(name);

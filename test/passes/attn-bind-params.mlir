@@ -13,6 +13,8 @@
 // RUN:   | FileCheck %s --check-prefix=NONAME
 // RUN: not %attn-opt %s --attn-bind-params="defines=1w=3" 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BADNAME
+// RUN: not %attn-opt %s --attn-bind-params="defines=window=1,window=2" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=TWICE
 
 // BADVALUE: error: define window=wide: param 'window' has type 'i64' and cannot take the value 'wide'
 // UNKNOWN: error: define nothing=1: no spec has a param 'nothing'
@@ -20,6 +22,7 @@
 // MALFORMED: error: define 'window': expected NAME=VALUE
 // NONAME: error: define '=3': expected NAME=VALUE
 // BADNAME: error: define '1w=3': '1w' is not a param name (letters, digits and '_')
+// TWICE: error: define window=2: param 'window' is given more than once
 
 // CHECK-LABEL: attn.spec @a
 // CHECK-SAME:    params [#attn.param<"window" : i64 = 1024>, #attn.param<"cap" : f32 = 3.500000e+00>, #attn.param<"on" : i1 = false>]
