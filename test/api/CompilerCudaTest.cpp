@@ -11,7 +11,8 @@
 // inputs (itself checked against the float64 reference in
 // CpuKernelTest.cpp). The same test runs without a GPU against the fake
 // driver and the CPU emulation of the kernels (api-cuda-emulated for sm_80,
-// api-cuda-emulated-sm90a for sm_90a; test/cuda-emu).
+// api-cuda-emulated-sm90a for sm_90a; test/cuda-emu), and so do the cases
+// of EvaluationRuleCudaTest.cpp (the evaluation rule and NaN rows).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
@@ -270,7 +271,9 @@ int main(int argc, char **argv) {
       std::printf("skipped: no CUDA GPU (%s)\n", d.status().message().c_str());
       return 77;
     }
-    ::testing::GTEST_FLAG(filter) = "CompilerCudaGpu.*";
+    // With the evaluation-rule and NaN-row cases of EvaluationRuleCudaTest.cpp.
+    ::testing::GTEST_FLAG(filter) =
+        "CompilerCudaGpu.*:CudaEvaluationRule.*:CudaNanRows.*";
   } else {
     ::testing::GTEST_FLAG(filter) = "CompilerCuda.*";
   }
