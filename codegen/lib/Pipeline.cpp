@@ -49,6 +49,8 @@ void attnc::buildPipeline(OpPassManager &pm, const PipelineOptions &o,
   auto covers = [&](PipelineStage s) { return from < s && s <= until; };
   if (covers(PipelineStage::Analysed)) {
     pm.addPass(attn::createAttnCanonicalizePass());
+    if (o.backward && o.target == Target::CPU)
+      pm.addPass(attn::createAttnDeriveBackwardPass());
     pm.addPass(attn::createAttnMaskAnalysisPass());
   }
   if (covers(PipelineStage::Tiled)) {
@@ -105,6 +107,9 @@ struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
                         llvm::cl::init(0)};
   Option<int64_t> headDim{*this, "head-dim", llvm::cl::desc("the usual head dim"),
                           llvm::cl::init(0)};
+  Option<bool> backward{*this, "backward",
+                        llvm::cl::desc("cpu: also the backward helpers"),
+                        llvm::cl::init(false)};
   Option<std::string> until{*this, "until",
                             llvm::cl::desc("analysed, tiled, loops or llvm"),
                             llvm::cl::init("llvm")};
@@ -125,6 +130,7 @@ void attnc::registerAttncPipeline() {
         o.tileQ = cl.tileQ;
         o.tileK = cl.tileK;
         o.headDim = cl.headDim;
+        o.backward = cl.backward;
         PipelineStage until = cl.until == "analysed" ? PipelineStage::Analysed
                               : cl.until == "tiled"  ? PipelineStage::Tiled
                               : cl.until == "loops"  ? PipelineStage::Loops

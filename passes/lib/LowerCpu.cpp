@@ -58,6 +58,8 @@ struct AttnLowerCpu
       if (failed(CpuFlashLowering(b, flash, microkernels).run()))
         return signalPassFailure();
       emitIdsPrepass(flash);
+      if (failed(emitBackwardHelpers(flash)))
+        return signalPassFailure();
       flash.erase();
     }
   }

@@ -38,6 +38,10 @@ struct KVOperands {
   Value kPtr, kLd, vPtr, vLd;
 };
 
+/// Adds `@attn_<name>__bwd_kinds` and `@attn_<name>__bwd_tile`
+/// (LowerCpuBackward.cpp) before `flash` when its spec has gradient regions.
+LogicalResult emitBackwardHelpers(FlashOp flash);
+
 class CpuFlashLowering {
 public:
   CpuFlashLowering(OpBuilder &b, FlashOp flash, bool microkernels);

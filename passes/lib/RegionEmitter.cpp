@@ -58,7 +58,7 @@ public:
     for (Operation &op : region.front()) {
       if (auto y = dyn_cast<YieldOp>(op)) {
         emitTraps(region);
-        return map.lookup(y.getValue());
+        return y.getValue() ? map.lookup(y.getValue()) : Value();
       }
       if (failed(emit(&op)))
         return failure();
@@ -162,6 +162,8 @@ private:
           return bind(x, arith::ConstantOp::create(b, loc, p.getValue()));
         })
         .Case([&](ReadOp x) { return emitRead(x); })
+        .Case([&](AdjointOp x) { return bind(x, env.adjoint); })
+        .Case([&](AccumulateOp x) { return emitAccumulate(x); })
         .Case([&](arith::FloorDivSIOp x) {
           return bind(x, emitDivMod(x, loc, map.lookup(x.getLhs()),
                                     map.lookup(x.getRhs()), /*mod=*/false));
@@ -304,6 +306,7 @@ private:
     if (checked)
       traps.push_back({x, arith::XOrIOp::create(b, loc, ok, i1(true)),
                        KernelError::InputOutOfRange, indices, in.dims, number});
+    reads[x] = {number, ok, indices};
     // Out of range: no load, the value is 0 (whether or not it is needed).
     Type resultType = x.getType();
     auto ifOp = scf::IfOp::create(b, loc, TypeRange{resultType}, ok,
@@ -329,11 +332,49 @@ private:
     return success();
   }
 
+  /// grad[dense index of the element %r reads] += %g, where the pair is
+  /// kept and the index in range.
+  LogicalResult emitAccumulate(AccumulateOp x) {
+    Location loc = x.getLoc();
+    auto it = reads.find(x.getRead());
+    if (it == reads.end())
+      return x.emitError("accumulates into a read this region has not made");
+    const ReadInfo &r = it->second;
+    Value base = r.input < int64_t(env.gradOffsets.size())
+                     ? env.gradOffsets[r.input]
+                     : Value();
+    if (!base || !env.gradBuffer)
+      return x.emitError("input '")
+             << x.getRead().getInput() << "' has no gradient buffer here";
+    // Dense row-major: ((i0 * n1 + i1) * n2 + i2) ...
+    const InputBinding &in = env.inputs[r.input];
+    Value dense = constI64(b, loc, 0);
+    for (auto [d, i] : llvm::enumerate(r.indices))
+      dense = arith::AddIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, dense, in.dims[d]), i);
+    Value cond = andNeed(loc, env.guard, r.ok);
+    auto ifOp = scf::IfOp::create(b, loc, cond, /*withElse=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    Value at = toIndex(b, loc, arith::AddIOp::create(b, loc, base, dense));
+    Value old = memref::LoadOp::create(b, loc, env.gradBuffer, ValueRange{at});
+    Value sum = arith::AddFOp::create(b, loc, old, map.lookup(x.getValue()));
+    memref::StoreOp::create(b, loc, sum, env.gradBuffer, ValueRange{at});
+    return success();
+  }
+
+  struct ReadInfo {
+    int64_t input;
+    Value ok; // i1: every index in range
+    SmallVector<Value> indices;
+  };
+
   OpBuilder &b;
   SpecOp spec;
   const RegionEnv &env;
   IRMapping map;
   SmallVector<Trap> traps;
+  DenseMap<Operation *, ReadInfo> reads;
 };
 } // namespace
 
@@ -362,6 +403,8 @@ mlir::attn::planNeeds(Region &region,
     NeedNode node{op, {}};
     for (OpOperand &use : op->getUses()) {
       Operation *user = use.getOwner();
+      if (isa<AccumulateOp>(user))
+        continue;
       unsigned n = use.getOperandNumber();
       NeedTerm term{isa<YieldOp>(user) ? nullptr : user, Value(), false};
       bool boolOp = user->getNumResults() == 1 &&

@@ -394,3 +394,101 @@ module {
     }
   }
 }
+
+// -----
+
+// A spec with gradient regions (attn-derive-backward) also gets the
+// backward helpers of KernelABI.h: the column view of the schedule per key
+// tile (here causal, transposed: the query tiles from the key tile's first
+// key on), and the element-wise step of one tile pair: the mask on PARTIAL
+// tiles only, P = exp(z - lse), dZ = P (dP - delta), the derivative region
+// with the slope's gradient added where the pair is kept, P and dS * scale
+// stored back.
+// CHECK-LABEL: func.func @attn_softcap_alibi__bwd_kinds(
+// CHECK-SAME:    %[[DESC:[a-z0-9]+]]: memref<?xi64, strided<[1], offset: ?>>, %[[KINDS:[a-z0-9]+]]: memref<?xi64
+// CHECK:         %[[NUMQT:.*]] = arith.ceildivsi
+// CHECK:         memref.store %{{.*}}, %[[KINDS]][%{{.*}}]
+// CHECK:         memref.store %{{.*}}, %[[KINDS]][%{{.*}}]
+// CHECK:         scf.for
+// CHECK:           memref.store %{{.*}}, %[[KINDS]][%{{.*}}]
+// CHECK:         } {attn.loop = "query_tiles"}
+// CHECK-LABEL: func.func @attn_softcap_alibi__bwd_tile(
+// CHECK-SAME:    %[[D:[a-z0-9]+]]: memref<?xi64, strided<[1], offset: ?>>, %[[S:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[DP:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[LSE:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[DELTA:[a-z0-9]+]]: memref<?xf32, strided<[1], offset: ?>>, %[[GRAD:[a-z0-9]+]]: memref<?xf32
+// CHECK:         scf.for
+// CHECK:           scf.for
+// CHECK:             %[[PARTIAL:.*]] = arith.cmpi eq, %{{.*}}, %c2_i64
+// CHECK:             %[[KEEP:.*]] = scf.if %[[PARTIAL]] -> (i1)
+// CHECK:               arith.cmpi sge
+// CHECK:             %[[DOT:.*]] = memref.load %[[S]]
+// CHECK:             math.tanh
+// CHECK:             %[[DPV:.*]] = memref.load %[[DP]]
+// CHECK:             %[[ROWLSE:.*]] = memref.load %[[LSE]]
+// CHECK:             %[[ROWDELTA:.*]] = memref.load %[[DELTA]]
+// CHECK:             %[[ZL:.*]] = arith.subf %{{.*}}, %[[ROWLSE]]
+// CHECK:             %[[P:.*]] = math.exp %[[ZL]]
+// CHECK:             %[[DD:.*]] = arith.subf %[[DPV]], %[[ROWDELTA]]
+// CHECK:             %[[DZ:.*]] = arith.mulf %[[P]], %[[DD]]
+// CHECK:             %[[KEPTREAD:.*]] = arith.andi %[[KEEP]], %true
+// CHECK:             scf.if %[[KEPTREAD]] {
+// CHECK:               memref.load %[[GRAD]]
+// CHECK:               arith.addf
+// CHECK:               memref.store %{{.*}}, %[[GRAD]]
+// CHECK:             %[[PK:.*]] = arith.select %[[KEEP]], %[[P]], %{{.*}}
+// CHECK:             memref.store %[[PK]], %[[S]]
+// CHECK:             %[[DSK:.*]] = arith.select %[[KEEP]]
+// CHECK:             memref.store %[[DSK]], %[[DP]]
+// CHECK:         } {attn.loop = "pairs"}
+module {
+  attn.flash tiles(64, 64) storage(f32) scale_per_call mask_on_partial prepass(0) {
+    attn.spec @softcap_alibi normalize(softmax) params [#attn.param<"cap" : f32 = 5.000000e+01>] inputs [#attn.input<"slopes" : f32 [HQ]>] attributes {mask_schedule = #attn.mask<kv_le "q">, mask_schedule_columns = #attn.mask<kv_ge "q">} scale {
+      %cst = arith.constant 1.000000e+00 : f32
+      %0 = attn.dim D
+      %1 = arith.sitofp %0 : i64 to f32
+      %2 = math.sqrt %1 : f32
+      %3 = arith.divf %cst, %2 : f32
+      attn.yield %3 : f32
+    } score {
+      %cst = arith.constant 5.000000e+01 : f32
+      %0 = attn.score
+      %1 = arith.divf %0, %cst : f32
+      %2 = math.tanh %1 : f32
+      %3 = arith.mulf %2, %cst : f32
+      %4 = attn.index h
+      %5 = attn.read "slopes"[%4] : f32
+      %6 = attn.index q
+      %7 = attn.index kv
+      %8 = arith.subi %6, %7 : i64
+      %9 = arith.sitofp %8 : i64 to f32
+      %10 = arith.mulf %5, %9 : f32
+      %11 = arith.subf %3, %10 : f32
+      attn.yield %11 : f32
+    } mask {
+      %0 = attn.index q
+      %1 = attn.index kv
+      %2 = arith.cmpi sge, %0, %1 : i64
+      attn.yield %2 : i1
+    } score_grad {
+      %cst = arith.constant 5.000000e+01 : f32
+      %0 = attn.score
+      %1 = arith.divf %0, %cst : f32
+      %2 = math.tanh %1 : f32
+      %3 = attn.index h
+      %4 = attn.read "slopes"[%3] : f32
+      %5 = attn.index q
+      %6 = attn.index kv
+      %7 = arith.subi %5, %6 : i64
+      %8 = arith.sitofp %7 : i64 to f32
+      %9 = attn.adjoint
+      %10 = arith.negf %9 : f32
+      %11 = arith.mulf %10, %8 : f32
+      attn.accumulate %4, %11 : f32
+      %12 = arith.mulf %9, %cst : f32
+      %13 = arith.mulf %2, %2 : f32
+      %cst_0 = arith.constant 1.000000e+00 : f32
+      %14 = arith.subf %cst_0, %13 : f32
+      %15 = arith.mulf %12, %14 : f32
+      %16 = arith.divf %15, %cst : f32
+      attn.yield %16 : f32
+    }
+  }
+}

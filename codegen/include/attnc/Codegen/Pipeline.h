@@ -4,7 +4,8 @@
 // the attnc CLI, the C++ API (Compiler.cpp), the benchmarks, the tests and
 // attn-opt (--attnc-pipeline="..."):
 //
-//   Parsed   --attn-canonicalize, attn-mask-analysis-->   Analysed
+//   Parsed   --attn-canonicalize, [attn-derive-backward,] attn-mask-analysis
+//                                                   -->   Analysed
 //   Analysed --attn-choose-tiles, attn-tile----------->   Tiled (attn.flash)
 //   Tiled    --attn-lower-cpu (microkernels), canonicalize, cse--> Loops (CPU)
 //   Loops    --scf/arith/math/memref/func to LLVM, entry points--> LLVM (CPU)
@@ -46,7 +47,7 @@ mlir::LogicalResult runPipeline(mlir::ModuleOp module,
 llvm::SmallVector<mlir::attn::FlashOp> flashOps(mlir::ModuleOp module);
 
 /// Registers the pipeline with MLIR's pass registry as `attnc-pipeline`
-/// (target, arch, storage, tile-q, tile-k, head-dim, until).
+/// (target, arch, storage, tile-q, tile-k, head-dim, backward, until).
 void registerAttncPipeline();
 
 } // namespace attnc

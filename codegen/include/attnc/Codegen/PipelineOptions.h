@@ -30,6 +30,9 @@ struct PipelineOptions {
   /// Target::CPU: tile sizes, 0 for the tuned choice; the head dim the
   /// kernel mostly runs with (0 if unknown), which the tuned choice uses.
   int64_t tileQ = 0, tileK = 0, headDim = 0;
+  /// Target::CPU: also differentiate the spec (attn-derive-backward) and
+  /// generate the backward helpers (KernelABI.h) beside the forward kernel.
+  bool backward = false;
 };
 
 } // namespace attnc

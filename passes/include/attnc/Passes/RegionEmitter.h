@@ -61,10 +61,21 @@ struct RegionEnv {
                                    // pair is kept); null: always
   Value status;                    // memref<?xi64, strided<[1], offset: ?>>
   SmallVector<InputBinding> inputs; // in declaration order
+  // Gradient regions (attn-derive-backward) only:
+  Value adjoint;                   // f32: what attn.adjoint stands for
+  Value gradBuffer;                // f32 flat buffer of input gradients
+  SmallVector<Value> gradOffsets;  // i64 per input: where its dense
+                                   // row-major gradient starts in
+                                   // gradBuffer; null: no gradient
 };
 
 /// Emits `region` (of `spec`) at the builder's insertion point and returns
-/// the yielded scalar; fails with a diagnostic on an op it cannot emit.
+/// the yielded scalar (null for a gradient region that yields nothing);
+/// fails with a diagnostic on an op it cannot emit. In a gradient region,
+/// `attn.accumulate %r, %g` adds %g to gradBuffer at the dense index of
+/// the element %r reads, where the pair is kept (guard) and the index is in
+/// range; the derived regions make %g 0 on an arm of `?:` not taken, and the
+/// primal region, emitted beside, reports out-of-range reads.
 FailureOr<Value> emitSpecRegion(OpBuilder &b, Location loc, SpecOp spec,
                                 Region &region, const RegionEnv &env);
 
@@ -74,7 +85,8 @@ FailureOr<Value> emitSpecRegion(OpBuilder &b, Location loc, SpecOp spec,
 /// arith.select has cond = the condition (negated); a use as the right
 /// operand of an i1 arith.andi (arith.ori) has cond = the left operand
 /// (negated); every other use, and the yield (user null, need = the
-/// region's guard), has no cond.
+/// region's guard), has no cond. A use by attn.accumulate needs only the
+/// element's address, not its value, and is no term.
 struct NeedTerm {
   Operation *user; // null: the region's attn.yield
   Value cond;      // null: unconditional

@@ -1,0 +1,276 @@
+//===- LowerCpuBackward.cpp - The element-wise helpers of the CPU backward -===//
+//
+// attn-lower-cpu, for a flash op whose spec has gradient regions
+// (attn-derive-backward), adds the two generated helpers of the backward
+// pass that the runtime's driver (CpuBackward.h) calls, with the ABI of
+// KernelABI.h ("backward"):
+//
+//   @attn_<name>__bwd_kinds (b, h, kt, TQ, TK):
+//     rows  = schedule_columns(k0, k1)       (the transposed mask's formula:
+//                                             its "rows" are keys)
+//     for qt in [hullLo / TQ, hullHi / TQ]:  kinds[qt] = classify(rows, q0, q1)
+//     kinds[numQT], kinds[numQT + 1] = the first and last query tile
+//
+//   @attn_<name>__bwd_tile (b, h, q0, tq, k0, tk, kind), per pair (i, j):
+//     keep = kind == PARTIAL ? mask(q, kv) : true
+//     s    = scale * S[i, j]                  (S: the raw dot products)
+//     z    = score(s)
+//     softmax: P = exp(z - lse_i),  dZ = P (dP[i, j] - delta_i)
+//     sigmoid: P = sigmoid(z + bias), dZ = dP[i, j] P (1 - P)
+//     dS   = score_grad(adjoint = dZ)        (adds to the score's inputs)
+//     scale_grad(adjoint = dS * S[i, j]);  bias_grad(adjoint = dZ)
+//     S[i, j] = keep ? P : 0;  dP[i, j] = keep ? dS * scale : 0
+//
+// Every region is evaluated under the guard `keep`, as in the forward, so
+// the evaluation rule and the error reports are the forward's.
+//
+//===----------------------------------------------------------------------===//
+#include "LowerCpu.h"
+#include "attnc/Passes/DeriveBackward.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::flash;
+
+namespace {
+
+/// KernelABI.h's backward buffer slots.
+enum : int64_t { kBwdDesc = 0, kBwdKinds = 1, kBwdS = 1, kBwdDP = 2,
+                 kBwdLse = 3, kBwdDelta = 4, kBwdDInputs = 5 };
+
+/// The helpers' signature: the forward's, with the eight fixed buffers
+/// retyped (desc i64; kinds i64 or S, dP, lse, delta, dinputs f32).
+SmallVector<Type> backwardArgTypes(OpBuilder &b, ArrayRef<InputAttr> decls,
+                                   bool kinds) {
+  SmallVector<Type> types =
+      kernelArgTypes(b, b.getF32Type(), decls);
+  Type i64Buf = flatBufferType(b.getI64Type());
+  Type f32Buf = flatBufferType(b.getF32Type());
+  types[kBwdDesc] = i64Buf;
+  for (int64_t slot = 1; slot <= kBwdDInputs; ++slot)
+    types[slot] = kinds ? i64Buf : f32Buf;
+  return types;
+}
+
+func::FuncOp createHelper(OpBuilder &b, SpecOp spec, ArrayRef<InputAttr> decls,
+                          bool kinds) {
+  Location loc = spec.getLoc();
+  std::string name = ("attn_" + spec.getSymName() +
+                      (kinds ? "__bwd_kinds" : "__bwd_tile"))
+                         .str();
+  auto func = func::FuncOp::create(
+      b, loc, name,
+      FunctionType::get(b.getContext(), backwardArgTypes(b, decls, kinds), {}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto ret = func::ReturnOp::create(b, loc);
+  b.setInsertionPoint(ret);
+  return func;
+}
+
+/// hkv = h / (HQ / HKV), 0 when the sizes do not divide (the driver checks
+/// them before any call).
+Value kvHead(FlashBuilder &f, Value h, Value HQ, Value HKV) {
+  using P = arith::CmpIPredicate;
+  Value one = f.ci(1);
+  Value g = arith::MaxSIOp::create(
+      f.b, f.loc, one,
+      arith::DivSIOp::create(f.b, f.loc, HQ,
+                             arith::MaxSIOp::create(f.b, f.loc, one, HKV)));
+  Value hkv = arith::DivSIOp::create(f.b, f.loc, h, g);
+  Value bad = arith::CmpIOp::create(f.b, f.loc, P::sle, HKV, f.ci(0));
+  return arith::SelectOp::create(f.b, f.loc, bad, f.ci(0), hkv);
+}
+
+/// The kinds helper: the column view of the schedule for one key tile.
+void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
+  SpecOp spec = flash.getSpec();
+  SmallVector<InputAttr> decls = inputDecls(spec);
+  func::FuncOp func = createHelper(b, spec, decls, /*kinds=*/true);
+  FlashBuilder f(b, spec.getLoc(), spec, b.getF32Type(), 1, 1);
+  auto args = func.getArguments();
+  RegionEnv env = loadKernelEnv(f, args, decls);
+  Value desc = args[kBwdDesc], kinds = args[kBwdKinds];
+  auto at = [&](int64_t i) { return f.load(desc, f.cx(i)); };
+  Value bIdx = at(0), h = at(1), kt = at(2), TQ = at(3), TK = at(4);
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3],
+        LK = env.sizes[4];
+  Value hkv = kvHead(f, h, HQ, HKV);
+  // The transposed problem: keys are its rows, LQ and LK exchange.
+  SmallVector<Value> syms = {bIdx, h, hkv, env.sizes[0], HQ, HKV,
+                             LK, LQ, env.sizes[5], env.sizes[6]};
+  Value k0 = f.mul(kt, TK);
+  Value k1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(k0, TK), LK), f.ci(1));
+  EmittedRows rows = emitRowBlock(b, f.loc, columns, k0, k1, syms);
+  Value numQT = arith::CeilDivSIOp::create(b, f.loc, LQ, TQ);
+  using P = arith::CmpIPredicate;
+  Value none = arith::CmpIOp::create(b, f.loc, P::sgt, rows.hullLo, rows.hullHi);
+  Value first = arith::SelectOp::create(
+      b, f.loc, none, f.ci(0), arith::DivSIOp::create(b, f.loc, rows.hullLo, TQ));
+  Value last = arith::SelectOp::create(
+      b, f.loc, none, f.ci(-1), arith::DivSIOp::create(b, f.loc, rows.hullHi, TQ));
+  f.store(first, kinds, f.toIdx(numQT));
+  f.store(last, kinds, f.toIdx(f.add(numQT, f.ci(1))));
+  auto loop = f.forLoop(f.toIdx(first), f.toIdx(f.add(last, f.ci(1))), [&](Value qtx) {
+    Value q0 = f.mul(f.toI64(qtx), TQ);
+    Value q1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(q0, TQ), LQ), f.ci(1));
+    Value kind = emitTileKind(b, f.loc, columns, rows, q0, q1);
+    f.store(kind, kinds, qtx);
+  });
+  FlashBuilder::mark(loop, "attn.loop", "query_tiles");
+}
+
+/// The tile helper's per-call values.
+struct TileCall {
+  RegionEnv env;
+  Value S, dP, lse, delta;
+  Value q0, tq, k0, tk, kind;
+  Value scale; // null: per element
+};
+
+/// One pair (i, j): the steps of the file comment.
+LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
+                       Value j, Value partialKind) {
+  OpBuilder &b = f.b;
+  Location loc = f.loc;
+  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+  RegionEnv el = c.env;
+  el.q = f.add(c.q0, f.toI64(i));
+  el.kv = f.add(c.k0, f.toI64(j));
+  Value at = f.toIdx(f.add(f.mul(f.toI64(i), c.tk), f.toI64(j)));
+  using P = arith::CmpIPredicate;
+  Value partial = arith::CmpIOp::create(b, loc, P::eq, c.kind, partialKind);
+  // keep = !partial || mask: the mask only runs on PARTIAL tiles.
+  auto ifMask = scf::IfOp::create(b, loc, TypeRange{b.getI1Type()}, partial, true);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifMask.thenBlock());
+    FailureOr<Value> m = emitSpecRegion(b, loc, spec, spec.getMask(), el);
+    if (failed(m))
+      return failure();
+    scf::YieldOp::create(b, loc, *m);
+    b.setInsertionPointToStart(ifMask.elseBlock());
+    scf::YieldOp::create(b, loc, Value(arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1)));
+  }
+  Value keep = ifMask.getResult(0);
+  el.guard = keep;
+  Value scale = c.scale;
+  if (!scale) {
+    FailureOr<Value> s = emitSpecRegion(b, loc, spec, spec.getScale(), el);
+    if (failed(s))
+      return failure();
+    scale = *s;
+  }
+  Value dot = f.load(c.S, at);
+  el.score = arith::MulFOp::create(b, loc, scale, dot);
+  FailureOr<Value> z = emitSpecRegion(b, loc, spec, spec.getScore(), el);
+  if (failed(z))
+    return failure();
+  Value dp = f.load(c.dP, at);
+  Value p, dz;
+  Value one = f.cf(1);
+  if (sigmoid) {
+    FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
+    if (failed(bias))
+      return failure();
+    Value x = arith::AddFOp::create(b, loc, *z, *bias);
+    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+    p = arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
+    dz = arith::MulFOp::create(
+        b, loc, dp,
+        arith::MulFOp::create(b, loc, p, arith::SubFOp::create(b, loc, one, p)));
+  } else {
+    Value rowLse = f.load(c.lse, i), rowDelta = f.load(c.delta, i);
+    p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, *z, rowLse));
+    dz = arith::MulFOp::create(b, loc, p,
+                               arith::SubFOp::create(b, loc, dp, rowDelta));
+  }
+  el.adjoint = dz;
+  FailureOr<Value> ds = emitSpecRegion(b, loc, spec, spec.getScoreGrad(), el);
+  if (failed(ds))
+    return failure();
+  if (!spec.getScaleGrad().empty()) {
+    el.adjoint = arith::MulFOp::create(b, loc, *ds, dot);
+    if (failed(emitSpecRegion(b, loc, spec, spec.getScaleGrad(), el)))
+      return failure();
+  }
+  if (!spec.getBiasGrad().empty()) {
+    el.adjoint = dz;
+    if (failed(emitSpecRegion(b, loc, spec, spec.getBiasGrad(), el)))
+      return failure();
+  }
+  Value zero = f.cf(0);
+  f.store(arith::SelectOp::create(b, loc, keep, p, zero), c.S, at);
+  Value dDot = arith::MulFOp::create(b, loc, *ds, scale);
+  f.store(arith::SelectOp::create(b, loc, keep, dDot, zero), c.dP, at);
+  return success();
+}
+
+/// The tile helper: one (query tile, key tile) pair.
+LogicalResult emitTile(OpBuilder &b, FlashOp flash) {
+  SpecOp spec = flash.getSpec();
+  SmallVector<InputAttr> decls = inputDecls(spec);
+  func::FuncOp func = createHelper(b, spec, decls, /*kinds=*/false);
+  FlashBuilder f(b, spec.getLoc(), spec, b.getF32Type(), 1, 1);
+  auto args = func.getArguments();
+  TileCall c;
+  c.env = loadKernelEnv(f, args, decls);
+  Value desc = args[kBwdDesc];
+  auto at = [&](int64_t i) { return f.load(desc, f.cx(i)); };
+  c.env.b = at(0);
+  c.env.h = at(1);
+  c.q0 = at(2), c.tq = at(3), c.k0 = at(4), c.tk = at(5), c.kind = at(6);
+  c.env.hkv = kvHead(f, c.env.h, c.env.sizes[1], c.env.sizes[2]);
+  c.S = args[kBwdS], c.dP = args[kBwdDP];
+  c.lse = args[kBwdLse], c.delta = args[kBwdDelta];
+  // Gradient offsets: meta[kMetaInputs + 2 * sum(rank) + n], n counting
+  // the differentiable inputs in declaration order.
+  c.env.gradBuffer = args[kBwdDInputs];
+  int64_t slot = kMetaInputs;
+  for (InputAttr in : decls)
+    slot += 2 * in.getRank();
+  SmallVector<InputAttr> diff = differentiableInputs(spec);
+  Value meta = args[kArgInputs + decls.size()];
+  for (InputAttr in : decls) {
+    auto pos = llvm::find(diff, in);
+    c.env.gradOffsets.push_back(
+        pos == diff.end()
+            ? Value()
+            : f.load(meta, f.cx(slot + int64_t(pos - diff.begin()))));
+  }
+  if (spec.isScaleUniform()) {
+    FailureOr<Value> s =
+        emitSpecRegion(b, f.loc, spec, spec.getScale(), c.env);
+    if (failed(s))
+      return failure();
+    c.scale = *s;
+  }
+  LogicalResult result = success();
+  Value partialKind = f.ci(kTilePartial);
+  auto rowsLoop = f.forLoop(f.cx(0), f.toIdx(c.tq), [&](Value i) {
+    f.forLoop(f.cx(0), f.toIdx(c.tk), [&](Value j) {
+      if (failed(emitPair(f, spec, c, i, j, partialKind)))
+        result = failure();
+    });
+  });
+  FlashBuilder::mark(rowsLoop, "attn.loop", "pairs");
+  if (failed(result))
+    func.erase();
+  return result;
+}
+
+} // namespace
+
+LogicalResult mlir::attn::flash::emitBackwardHelpers(FlashOp flash) {
+  SpecOp spec = flash.getSpec();
+  if (spec.getScoreGrad().empty())
+    return success();
+  MaskAttr columns = spec.getMaskScheduleColumnsAttr();
+  if (!columns)
+    return flash.emitOpError("has gradient regions but no "
+                             "mask_schedule_columns (run attn-mask-analysis)");
+  OpBuilder b(flash);
+  emitKinds(b, flash, columns);
+  b.setInsertionPoint(flash);
+  return emitTile(b, flash);
+}
