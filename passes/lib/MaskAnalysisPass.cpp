@@ -1,7 +1,8 @@
 //===- MaskAnalysisPass.cpp - Attach the mask formula to each spec --------===//
 //
 // The pass wrapper of MaskAnalysis.h: stores analyzeMask(spec) as the
-// spec's `mask_schedule` attribute, and the grid view of a mask over a
+// spec's `mask_schedule` attribute, its column view (analyzeMaskColumns,
+// the transposed mask) as `mask_schedule_columns`, and the grid view of a mask over a
 // row-major grid (analyzeGridMask) as `attn.grid = {width, columns}`.
 //
 //===----------------------------------------------------------------------===//
@@ -22,6 +23,7 @@ struct AttnMaskAnalysis
   void runOnOperation() override {
     getOperation().walk([](SpecOp spec) {
       spec.setMaskScheduleAttr(analyzeMask(spec));
+      spec.setMaskScheduleColumnsAttr(analyzeMaskColumns(spec));
       spec->removeAttr(kGridAttrName);
       if (std::optional<GridMask> grid = analyzeGridMask(spec)) {
         Builder b(spec.getContext());

@@ -10,7 +10,7 @@
 // [min T, LK-1], kv <= T gives [0, max T], all_of intersects, any_of takes
 // the hull of the union. Key tiles outside it are EMPTY; inside, the
 // two-flag evaluation of classifyTile decides. The generated kernels emit
-// the same arithmetic (passes/lib/TileSchedule*.cpp), so host and kernel
+// the same arithmetic (passes/lib/ScheduleEmitter.cpp), so host and kernel
 // agree tile for tile.
 //
 //===----------------------------------------------------------------------===//
@@ -284,4 +284,20 @@ TileSchedule mlir::attn::computeSchedule(MaskAttr mask,
     }
   }
   return s;
+}
+
+ProblemSizes mlir::attn::transposedSizes(const ProblemSizes &sizes) {
+  ProblemSizes t = sizes;
+  std::swap(t.LQ, t.LK);
+  return t;
+}
+
+TileSchedule mlir::attn::computeColumnSchedule(MaskAttr columns,
+                                               const ProblemSizes &sizes,
+                                               int64_t tileQ, int64_t tileK,
+                                               const IdsReader *ids) {
+  // Rows of the transposed problem are keys, so its "query" tiles are key
+  // tiles of tileK keys and its "key" tiles query tiles of tileQ queries.
+  return computeSchedule(columns, transposedSizes(sizes), /*tileQ=*/tileK,
+                         /*tileK=*/tileQ, ids);
 }

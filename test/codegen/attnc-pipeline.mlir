@@ -7,7 +7,7 @@
 // RUN: attn-opt %s --attnc-pipeline | FileCheck %s --check-prefix=LLVM
 // RUN: not attn-opt %s --attnc-pipeline="target=cuda" 2>&1 | FileCheck %s --check-prefix=NOARCH
 
-// ANALYSED: attn.spec @causal normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">}
+// ANALYSED: attn.spec @causal normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "q">, mask_schedule_columns = #attn.mask<kv_ge "q">}
 // TILED:    attn.flash tiles(16, 32) storage(bf16) scale_per_call mask_on_partial prepass(0) {
 // CUDA:     attn.flash tiles(128, 128) storage(f16) scale_per_call mask_on_partial prepass(0) {
 // LOOPS:    func.call @attnc_uk_qk_f32

@@ -1,10 +1,19 @@
 // RUN: %attn-opt %s --split-input-file --attn-canonicalize --attn-mask-analysis | FileCheck %s
-// The mask analysis turns each mask region into a formula of key bounds.
+// The mask analysis turns each mask region into a formula of key bounds
+// (mask_schedule) and, for the backward's column view, the transposed mask
+// into a formula of query bounds (mask_schedule_columns: its q is the key,
+// its kv the query, LQ the key length and LK the query length).
 // Inputs were produced by `attnc compile --emit=mlir` from .attn blocks.
 
-// Causal: keys up to the query.
+// Causal: keys up to the query; the queries of a key k are those >= k. The
+// spec's own mask region is left as it was.
 // CHECK-LABEL: attn.spec @causal
 // CHECK-SAME:    mask_schedule = #attn.mask<kv_le "q">
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<kv_ge "q">
+// CHECK:         mask {
+// CHECK-NEXT:      %0 = attn.index q
+// CHECK-NEXT:      %1 = attn.index kv
+// CHECK-NEXT:      %2 = arith.cmpi sge, %0, %1 : i64
 module {
   attn.spec @causal normalize(softmax) scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -29,6 +38,13 @@ module {
 // Bottom-right aligned causal cross attention: the bound reads the sizes.
 // CHECK-LABEL: attn.spec @bottom_right
 // CHECK-SAME:    mask_schedule = #attn.mask<kv_le "q + LK - LQ">
+// Transposed (key k, query length LK in the column symbols' LK, key length
+// in their LQ): the queries q' >= k - LQ' + LK', i.e. q + LK - LQ >= k.
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<kv_ge "q - LQ + LK">
+// CHECK:         mask {
+// CHECK-NEXT:      attn.index q
+// CHECK-NEXT:      attn.dim LK
+// CHECK-NEXT:      attn.dim LQ
 module {
   attn.spec @bottom_right normalize(softmax) scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -57,6 +73,7 @@ module {
 // Sliding window: the param is folded first (run after --attn-canonicalize).
 // CHECK-LABEL: attn.spec @window
 // CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "q", kv_ge "q - 127")>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(kv_ge "q", kv_le "q + 127")>
 module {
   attn.spec @window normalize(softmax) params [#attn.param<"window" : i64 = 128>] scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -87,6 +104,8 @@ module {
 // Prefix LM: a union of two bounds.
 // CHECK-LABEL: attn.spec @prefix_lm
 // CHECK-SAME:    mask_schedule = #attn.mask<any_of(kv_le "63", kv_le "q")>
+// Transposed, the prefix is a test of the key alone (k <= 63: every query).
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<any_of(q_pred "-q + 63", kv_ge "q")>
 module {
   attn.spec @prefix_lm normalize(softmax) params [#attn.param<"prefix" : i64 = 64>] scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -115,6 +134,7 @@ module {
 // Block-diagonal: floor divisions of kv are inverted.
 // CHECK-LABEL: attn.spec @block_diagonal
 // CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "(q floordiv 64) * 64 + 63", kv_ge "(q floordiv 64) * 64")>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(kv_ge "(q floordiv 64) * 64", kv_le "(q floordiv 64) * 64 + 63")>
 module {
   attn.spec @block_diagonal normalize(softmax) scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -255,6 +275,8 @@ module {
 // A test of q alone.
 // CHECK-LABEL: attn.spec @rows
 // CHECK-SAME:    mask_schedule = #attn.mask<q_pred "q - 10">
+// A test of q is, transposed, a bound on the queries of every key.
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<kv_ge "10">
 module {
   attn.spec @rows normalize(softmax) scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -329,7 +351,11 @@ module {
 // Document masks: X[q] == Y[kv] on int inputs read at in-range coordinates
 // is an ids_eq atom (either order; batch coordinates allowed). != is not.
 // CHECK-LABEL: attn.spec @ids
+// CHECK-SAME:    inputs [#attn.input<"dq" : i64 [B, LQ]>, #attn.input<"dk" : i64 [B, LK]>]
 // CHECK-SAME:    mask_schedule = #attn.mask<any_of(all_of(ids_eq "dq"[b, q] "dk"[b, kv], kv_le "q"), ids_eq "dq"[b, q] "dk"[b, kv], opaque)>
+// Transposed, the key-side ids come first: "dk" read at the key (q), "dq"
+// at the query (kv). The declarations keep their shapes.
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<any_of(all_of(ids_eq "dk"[b, q] "dq"[b, kv], kv_ge "q"), ids_eq "dk"[b, q] "dq"[b, kv], opaque)>
 module {
   attn.spec @ids normalize(softmax) inputs [#attn.input<"dq" : i64 [B, LQ]>, #attn.input<"dk" : i64 [B, LK]>] scale {
     %cst = arith.constant 1.000000e+00 : f32

@@ -1,7 +1,8 @@
 //===- MaskAnalysis.h - Mask region -> #attn.mask formula -------*- C++ -*-===//
 //
 // The symbolic half of the mask analysis: derives, from a spec's mask region,
-// a formula of key-position bounds. Sound by construction: whatever it cannot
+// a formula of key-position bounds (and, transposed, of query-position
+// bounds: the column view). Sound by construction: whatever it cannot
 // analyse becomes `opaque`. MaskSchedule.h evaluates the formula per tile.
 //
 //===----------------------------------------------------------------------===//
@@ -16,6 +17,16 @@ namespace mlir::attn {
 /// The formula of `spec`'s mask region. Params that have values are read as
 /// constants; unbound params make the comparisons that use them opaque.
 MaskAttr analyzeMask(SpecOp spec);
+
+/// The column view of `spec`'s mask, which the backward dK/dV pass walks
+/// (per key tile, the query tiles it meets): analyzeMask of the transposed
+/// mask, in which q and kv and the sizes LQ and LK are exchanged (in a
+/// temporary copy of the mask region; `spec` is not modified). Read the
+/// result with the roles exchanged: its `q` is the key position, its `kv`
+/// the query position, its symbol LQ the key length and LK the query
+/// length; ids_eq atoms read the key-side input first. MaskSchedule.h's
+/// computeColumnSchedule evaluates it.
+MaskAttr analyzeMaskColumns(SpecOp spec);
 
 /// The column view of a mask over a row-major grid of `width` columns, as
 /// in 2-D neighbourhood attention: with q = qr * W + qc and

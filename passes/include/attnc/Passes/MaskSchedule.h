@@ -3,7 +3,9 @@
 // Run-time side of the mask analysis, in C++ for the host (attnc show, the
 // tests, and the runtime's dispatch): given the sizes and a block of query
 // rows, a mask formula yields in O(formula) the key positions some row may
-// keep and the key positions every row keeps; tiles follow from those.
+// keep and the key positions every row keeps; tiles follow from those. The
+// column view (a block of keys, its query positions) is the same evaluation
+// of the transposed formula with the sizes exchanged.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_PASSES_MASKSCHEDULE_H
@@ -93,6 +95,27 @@ TileKind classifyTile(MaskAttr mask, const RowBlock &rows, int64_t k0,
 TileSchedule computeSchedule(MaskAttr mask, const ProblemSizes &sizes,
                              int64_t tileQ, int64_t tileK,
                              const IdsReader *ids = nullptr);
+
+/// The sizes as the column view (analyzeMaskColumns) reads them: LQ and LK
+/// exchanged. B, HQ, HKV, D, DV and the coordinates b and h are unchanged,
+/// so hkv(), derived from h, HQ and HKV, is too.
+ProblemSizes transposedSizes(const ProblemSizes &sizes);
+
+/// The column schedule of one (b, h): `columns` is the column view of the
+/// mask (analyzeMaskColumns, the spec's mask_schedule_columns), `sizes` the
+/// ordinary (untransposed) sizes, tileQ and tileK the query and key tile
+/// sizes (> 0). The result is computeSchedule on the transposed problem, so
+/// its fields read with the roles exchanged, indexed [key tile][query tile]:
+///   tileQ = tileK (keys per key tile), numQ = ceil(LK / tileK) key tiles,
+///   tileK = tileQ (queries per query tile), numK = ceil(LQ / tileQ),
+///   at(kt, qt) = kinds[kt * numK + qt], the kind of (query tile qt, key
+///   tile kt), and keyTileRange[kt] = the query tiles the hull of key tile
+///   kt reaches, [hullLo / tileQ, hullHi / tileQ] (first > last if empty).
+/// `ids` reads the inputs of ids_eq atoms by name and indices, as for the
+/// row view (the transposed atom reads the key-side input at the key tile).
+TileSchedule computeColumnSchedule(MaskAttr columns, const ProblemSizes &sizes,
+                                   int64_t tileQ, int64_t tileK,
+                                   const IdsReader *ids = nullptr);
 
 /// The range of the ids that `read` ([input, coordinates...], an ids_eq
 /// term) takes when its q or kv coordinate runs over [p0, p1]; unknown if

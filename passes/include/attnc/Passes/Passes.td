@@ -78,6 +78,15 @@ def AttnMaskAnalysisPass : Pass<"attn-mask-analysis", "::mlir::ModuleOp"> {
     (`kv >= max T`); all_of/any_of intersect/unite them. A key tile is EMPTY
     if no key of it may be kept, FULL if every key of it is kept by every
     row, PARTIAL otherwise. Run `attn-canonicalize` first so params are constants.
+
+    The column view, for the backward pass that walks the query tiles of each
+    key tile, is the same analysis of the transposed mask (q <-> kv and
+    LQ <-> LK exchanged in a copy of the mask region), stored as
+    `mask_schedule_columns`: its `q` is the key position, its `kv` the query
+    position, LQ the key length and LK the query length (causal `q >= kv`
+    gives `kv_ge "q"`: the queries of keys [k0, k1] start at k0). Evaluated
+    with the sizes exchanged, it gives per key tile the same O(1) query-tile
+    hull and EMPTY / FULL / PARTIAL kinds (`computeColumnSchedule`).
   }];
 }
 
