@@ -1,12 +1,14 @@
-//===- ToolDiagnostics.h - The one error/warning form of the tools -*- C++ -*-===//
+//===- ToolDiagnostics.h - The one error form of the tools ------*- C++ -*-===//
 //
 // Every error a tool prints that has no source location is
-// `TOOL: error: MESSAGE` (attnc: every subcommand says `attnc: error:`;
-// attn-bench, attn-demo and attn-gpu-prepare their own name), and every
-// warning `TOOL: warning: MESSAGE`, as clang and LLVM's tools do. Errors in
-// a spec or an .mlir file keep their located form `FILE:LINE:COL: error:`,
-// printed by the SourceMgr. Header-only (LLVM Support), so the driver
-// library and every tool take it without a link dependency.
+// `TOOL: error: MESSAGE`, as clang and LLVM's tools do: attnc says
+// `attnc: error:` in every subcommand, attn-bench, attn-demo and
+// attn-gpu-prepare their own name. The one warning, the kernel cache's
+// (KernelCache.cpp, in the runtime, which does not link the tools), has the
+// same form, `attnc: warning: MESSAGE`. Errors in a spec or an .mlir file
+// keep their located form `FILE:LINE:COL: error:`, printed by the
+// SourceMgr. Header-only (LLVM Support), so the driver library and every
+// tool take it without a link dependency.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TOOLS_COMMON_TOOLDIAGNOSTICS_H
@@ -27,12 +29,6 @@ inline void printToolError(llvm::raw_ostream &os, llvm::StringRef tool,
 /// printToolError to stderr.
 inline void printToolError(llvm::StringRef tool, const llvm::Twine &message) {
   printToolError(llvm::errs(), tool, message);
-}
-
-/// Prints `TOOL: warning: MESSAGE` and a newline to stderr.
-inline void printToolWarning(llvm::StringRef tool,
-                             const llvm::Twine &message) {
-  llvm::errs() << tool << ": warning: " << message << "\n";
 }
 
 } // namespace attnc
