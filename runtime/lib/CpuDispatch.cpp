@@ -218,6 +218,10 @@ std::vector<int64_t> buildMeta(const int64_t *sizes, const CpuForwardArgs &args,
 }
 } // namespace
 
+attnc_buffer attnc::runtime::describeView(const TensorView &t) {
+  return describe(t);
+}
+
 int64_t attnc::runtime::numQueryTiles(const KernelInfo &kernel, int64_t lq) {
   return ceilDiv(lq, kernel.tileQ);
 }

@@ -120,12 +120,10 @@ std::optional<ByteRange> byteRange(const TensorView &t, std::string name) {
   return ByteRange{std::move(name), base + lo * es, base + (hi + 1) * es};
 }
 
-/// Requires output \p t's elements to lie apart: no zero stride on a
-/// dimension of extent > 1, and, with the dimensions sorted by |stride|,
-/// each |stride| beyond the reach of the smaller ones (the layouts of
-/// dense tensors, permuted or sliced). Other layouts may overlap; they are
-/// refused rather than searched.
-Status checkNoInternalOverlap(const TensorView &t, const char *name) {
+} // namespace
+
+Status attnc::runtime::checkNoInternalOverlap(const TensorView &t,
+                                              const char *name) {
   if (t.numel() == 0)
     return Status::success();
   std::vector<std::pair<int64_t, int64_t>> dims; // |stride|, extent
@@ -157,6 +155,7 @@ Status checkNoInternalOverlap(const TensorView &t, const char *name) {
   return Status::success();
 }
 
+namespace {
 /// Requires the outputs (out, lse) not to share a byte with each other or
 /// with any input of the call (a byte-range test).
 Status checkNoOverlap(const ForwardTensors &call) {

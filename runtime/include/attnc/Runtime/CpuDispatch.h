@@ -60,6 +60,11 @@ struct CpuForwardArgs {
 /// Checks the arguments and runs the kernel.
 Status forwardCpu(const KernelInfo &kernel, const CpuForwardArgs &args);
 
+/// The KernelABI.h descriptor of a validated view: `aligned` at the lowest
+/// element the view touches, so that every element lies in [aligned,
+/// aligned + size); an empty view gets a non-null buffer of size 0.
+attnc_buffer describeView(const TensorView &t);
+
 /// The size of the task space and of the key-tile space for these sizes.
 int64_t numQueryTiles(const KernelInfo &kernel, int64_t lq);
 int64_t numKeyTiles(const KernelInfo &kernel, int64_t lk);

@@ -103,6 +103,14 @@ Status checkSignature(const Signature &sig);
 Status checkForwardCall(const Signature &sig, const ForwardTensors &call,
                         CheckedCall &result);
 
+/// Requires output \p t's elements to lie apart: no zero stride on a
+/// dimension of extent > 1, and, with the dimensions sorted by |stride|,
+/// each |stride| beyond the reach of the smaller ones (the layouts of
+/// dense tensors, permuted or sliced). Other layouts may overlap; they are
+/// refused rather than searched. Requires a validated view; messages start
+/// with \p name.
+Status checkNoInternalOverlap(const TensorView &t, const char *name);
+
 /// The error for the kernel-reported status words \p status (code != 0).
 Status kernelStatusError(const Signature &sig,
                          const std::vector<CheckedInput> &inputs,
