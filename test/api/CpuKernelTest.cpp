@@ -17,6 +17,7 @@
 #include "attnc/Passes/MaskSchedule.h"
 #include "attnc/Reference/SpecInterpreter.h"
 #include "attnc/Reference/ReferenceAttention.h"
+#include "attnc/Reference/TensorInputs.h"
 #include "attnc/Runtime/Microkernels.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -232,26 +233,7 @@ void checkAgainstReference(const fs::path &path, runtime::DType dtype,
     p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
     p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
     p.q = q.values.data(), p.k = k.values.data(), p.v = v.values.data();
-    p.inputs = [&](llvm::StringRef name, llvm::ArrayRef<int64_t> idx)
-        -> std::optional<mlir::attn::Scalar> {
-      for (auto &[n, t] : inputs) {
-        if (n != name)
-          continue;
-        int64_t flat = 0;
-        for (size_t d = 0; d < idx.size(); ++d) {
-          if (idx[d] < 0 || idx[d] >= t.shape()[d])
-            return std::nullopt;
-          flat = flat * t.shape()[d] + idx[d];
-        }
-        double x = t.getAsDouble(flat);
-        if (t.dtype() == runtime::DType::F32)
-          return mlir::attn::Scalar::ofFloat(x);
-        if (t.dtype() == runtime::DType::Bool)
-          return mlir::attn::Scalar::ofBool(x != 0);
-        return mlir::attn::Scalar::ofInt(int64_t(x));
-      }
-      return std::nullopt;
-    };
+    p.inputs = mlir::attn::tensorInputReader(inputs);
     std::vector<double> refOut, refLse;
     std::string err = mlir::attn::referenceAttention(ref.op(), p, refOut, refLse);
     ASSERT_EQ(err, "");

@@ -18,6 +18,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
+#include "attnc/Runtime/Npy.h"
 #include "bench-common/BenchCommon.h"
 
 #include "../common/SpecReference.h"
@@ -26,23 +27,14 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
-#include <sstream>
 
 using namespace attnc;
 using runtime::Tensor;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string specText(const fs::path &path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 /// The kernel's results and the float64 reference's on the same data.
 struct Outcome {
@@ -84,7 +76,9 @@ Outcome runBoth(const fs::path &path, DType dt, const bench::Shape &s,
     fo.inputs.push_back({name, t.view()});
   r.status = kernel->forward(q->tensor.view(), k->tensor.view(),
                              v->tensor.view(), r.out.view(), fo);
-  std::string why = test::referenceOf(specText(path), bench::problemSizes(s),
+  Expected<std::string> text = runtime::readFile(path.string());
+  EXPECT_TRUE(text.ok()) << text.status().message();
+  std::string why = test::referenceOf(text.ok() ? *text : "", bench::problemSizes(s),
                                       inputs, q->values, k->values, v->values,
                                       r.refOut, r.refLse);
   EXPECT_EQ(why, "") << "the reference fails";
