@@ -15,12 +15,18 @@
 // and/or that the left one decides. The region fails only if its result is
 // poisoned, with the message of the first failure that reached it.
 //
+// run<true> (dual mode) also carries, per register, the sparse tangent of
+// its value: the partials with respect to `score` and to each float input
+// element read (forward-mode dual numbers over several seeds at once). A
+// poisoned register has no tangent; run<false> does no derivative work.
+//
 //===----------------------------------------------------------------------===//
 #include "attnc/Reference/SpecInterpreter.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
@@ -226,6 +232,7 @@ SpecInterpreter::compile(Region &region) {
   return program;
 }
 
+template <bool Dual>
 std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
                                            double scoreValue) {
   int64_t coords[12] = {sizes.b,  sizes.h,  sizes.hkv(), e.q,     e.kv,
@@ -234,6 +241,12 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
   registers.resize(program.numRegisters);
   poison.assign(program.numRegisters, 0);
   failures.clear();
+  if constexpr (Dual) {
+    tangents.resize(program.numRegisters);
+    for (Tangent &t : tangents)
+      t.clear();
+    dualReads.clear();
+  }
   Scalar *r = registers.data();
   int *P = poison.data();
   // Poisons the result with a new failure and moves on.
@@ -263,6 +276,8 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
         errorMessage = failures[P[in.a] - 1];
         return std::nullopt;
       }
+      if constexpr (Dual)
+        resultTangent = tangents[in.a];
       return r[in.a];
     case I::Fail:
       errorMessage = in.name;
@@ -289,6 +304,20 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
         continue;
       }
       out = *v;
+      if constexpr (Dual) {
+        if (out.kind == Scalar::Float) {
+          // One variable per element: a second read of it shares it.
+          size_t var = 0;
+          while (var < dualReads.size() &&
+                 !(*dualReads[var].input == in.name &&
+                   ArrayRef<int64_t>(dualReads[var].indices) ==
+                       ArrayRef<int64_t>(idx, n)))
+            ++var;
+          if (var == dualReads.size())
+            dualReads.push_back({&in.name, {idx, idx + n}});
+          tangents[in.result].push_back({int(var) + 1, 1.0});
+        }
+      }
       break;
     }
     case I::AddI: out = Scalar::ofInt(wrap(uint64_t(A.i) + uint64_t(B.i))); break;
@@ -414,24 +443,115 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
     }
     r[in.result] = out;
     P[in.result] = from;
+    if constexpr (Dual)
+      if (!from)
+        differentiate(in, A, B, out);
   }
   errorMessage = "region does not end in attn.yield";
   return std::nullopt;
 }
 
 std::optional<bool> SpecInterpreter::mask(Element e) {
-  std::optional<Scalar> v = run(*programs[2], e, 0);
+  std::optional<Scalar> v = run<false>(*programs[2], e, 0);
   return v ? std::optional<bool>(v->b) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::scale(Element e) {
-  std::optional<Scalar> v = run(*programs[0], e, 0);
+  std::optional<Scalar> v = run<false>(*programs[0], e, 0);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::score(Element e, double scaledLogit) {
-  std::optional<Scalar> v = run(*programs[1], e, scaledLogit);
+  std::optional<Scalar> v = run<false>(*programs[1], e, scaledLogit);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }
 std::optional<double> SpecInterpreter::bias(Element e) {
-  std::optional<Scalar> v = run(*programs[3], e, 0);
+  std::optional<Scalar> v = run<false>(*programs[3], e, 0);
   return v ? std::optional<double>(v->f) : std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// Dual mode: forward-mode derivatives (the rules are listed at Partials in
+// SpecInterpreter.h).
+//===----------------------------------------------------------------------===//
+
+namespace {
+using Tangent = std::vector<std::pair<int, double>>;
+/// out += c * t, merging equal variables.
+void addScaled(Tangent &out, double c, const Tangent &t) {
+  for (const auto &[var, d] : t) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [v = var](const auto &x) { return x.first == v; });
+    if (it == out.end())
+      out.push_back({var, c * d});
+    else
+      it->second += c * d;
+  }
+}
+} // namespace
+
+void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
+                                    const Scalar &B, const Scalar &result) {
+  using I = Instr;
+  Tangent &out = tangents[in.result];
+  const Tangent &ta = tangents[in.a], &tb = tangents[in.b];
+  double a = A.f, b = B.f, r = result.f;
+  switch (in.code) {
+  case I::Score: out.push_back({0, 1.0}); break;
+  case I::AddF: addScaled(out, 1, ta), addScaled(out, 1, tb); break;
+  case I::SubF: addScaled(out, 1, ta), addScaled(out, -1, tb); break;
+  case I::MulF: addScaled(out, b, ta), addScaled(out, a, tb); break;
+  case I::DivF: addScaled(out, 1 / b, ta), addScaled(out, -r / b, tb); break;
+  case I::RemF: // fmod(a, b) = a - trunc(a / b) * b
+    addScaled(out, 1, ta), addScaled(out, -std::trunc(a / b), tb);
+    break;
+  case I::NegF: addScaled(out, -1, ta); break;
+  // The selected operand; on a tie (or a NaN) the first one.
+  case I::MinF: addScaled(out, 1, b < a ? tb : ta); break;
+  case I::MaxF: addScaled(out, 1, b > a ? tb : ta); break;
+  case I::Exp: addScaled(out, r, ta); break;
+  case I::Log: addScaled(out, 1 / a, ta); break;
+  case I::Sqrt: addScaled(out, 0.5 / r, ta); break;
+  case I::Tanh: addScaled(out, 1 - r * r, ta); break;
+  case I::Sin: addScaled(out, std::cos(a), ta); break;
+  case I::Cos: addScaled(out, -std::sin(a), ta); break;
+  case I::AbsF: addScaled(out, a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0, ta); break;
+  case I::Pow:
+    if (!ta.empty())
+      addScaled(out, b * std::pow(a, b - 1), ta);
+    if (!tb.empty())
+      addScaled(out, a == 0 && b > 0 ? 0.0 : r * std::log(a), tb);
+    break;
+  case I::Select: addScaled(out, 1, A.b ? tb : tangents[in.c]); break;
+  default: break; // constants, coordinates, ints, bools, floor, ceil: 0
+  }
+}
+
+std::optional<double> SpecInterpreter::runDual(const Program &program,
+                                               Element e, double scoreValue,
+                                               Partials &partials) {
+  partials = Partials();
+  std::optional<Scalar> v = run<true>(program, e, scoreValue);
+  if (!v)
+    return std::nullopt;
+  for (const auto &[var, d] : resultTangent) {
+    if (var == 0) {
+      partials.dScore += d;
+      continue;
+    }
+    const DualRead &read = dualReads[var - 1];
+    partials.reads.push_back({*read.input, read.indices, d});
+  }
+  return v->f;
+}
+
+std::optional<double> SpecInterpreter::scaleDual(Element e,
+                                                 Partials &partials) {
+  return runDual(*programs[0], e, 0, partials);
+}
+std::optional<double> SpecInterpreter::scoreDual(Element e, double scaledLogit,
+                                                 Partials &partials) {
+  return runDual(*programs[1], e, scaledLogit, partials);
+}
+std::optional<double> SpecInterpreter::biasDual(Element e,
+                                                Partials &partials) {
+  return runDual(*programs[3], e, 0, partials);
 }

@@ -9,12 +9,22 @@
 // evaluation rule: only the chosen arm of `c ? a : b` and the deciding
 // operands of `&&` / `||` can make a region fail.
 //
+// A second, dual mode (scaleDual, scoreDual, biasDual) evaluates the same
+// code with forward-mode dual numbers: besides the value it returns the
+// partial derivatives with respect to the scaled logit `score` and to every
+// float input element the value depends on. It is the backward reference's
+// (ReferenceBackward.h) way of differentiating a region, independent of the
+// compiler's symbolic reverse mode. Only the primal regions (scale, score,
+// mask, bias) are read; the gradient regions a spec may carry are ignored.
+//
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_REFERENCE_SPECINTERPRETER_H
 #define ATTNC_REFERENCE_SPECINTERPRETER_H
 
 #include "attnc/Dialect/AttnDialect.h"
 #include "attnc/Passes/MaskSchedule.h"
+
+#include "llvm/ADT/SmallVector.h"
 
 #include <functional>
 #include <memory>
@@ -40,6 +50,28 @@ struct Scalar {
 using InputReader = std::function<std::optional<Scalar>(
     llvm::StringRef name, llvm::ArrayRef<int64_t> indices)>;
 
+/// The partial derivatives of one dual evaluation (SpecInterpreter::
+/// scoreDual and friends). Derivative rules: exp, log, sqrt, tanh, sin,
+/// cos, `/` (quotient rule) and float `%` (fmod: 1 in a, -trunc(a/b) in b)
+/// as in calculus; pow(x, y): y x^(y-1) in x and x^y ln x in y, except 0 in
+/// y where x == 0 and y > 0; abs: sign(x), 0 at 0; min/max (and clamp,
+/// which is min(max(x, lo), hi)): the selected operand's, the FIRST operand
+/// on a tie; c ? a : b: the chosen arm's; floor, ceil, int and bool values
+/// and conversions from them: 0 (sigmoid is 1 / (1 + exp(-x)) in the IR).
+struct Partials {
+  /// d(value) / d(score); 0 outside the score region.
+  double dScore = 0;
+  /// One float input element the value depends on, read once or more (the
+  /// partials of repeated reads of the same element are summed). `input`
+  /// names the region's read and lives as long as the interpreter.
+  struct Read {
+    llvm::StringRef input;
+    llvm::SmallVector<int64_t, 4> indices;
+    double d = 0;
+  };
+  std::vector<Read> reads;
+};
+
 class SpecInterpreter {
 public:
   SpecInterpreter(SpecOp spec, ProblemSizes sizes, InputReader inputs = {});
@@ -56,14 +88,28 @@ public:
   std::optional<double> scale(Element e);
   std::optional<double> score(Element e, double scaledLogit);
   std::optional<double> bias(Element e);
+  /// The same in dual mode: the value, and its partials in `partials`
+  /// (overwritten; valid only when a value is returned). Slower than the
+  /// plain entry points, which do no derivative work.
+  std::optional<double> scaleDual(Element e, Partials &partials);
+  std::optional<double> scoreDual(Element e, double scaledLogit,
+                                  Partials &partials);
+  std::optional<double> biasDual(Element e, Partials &partials);
   const std::string &error() const { return errorMessage; }
 
 private:
   struct Instr;
   struct Program;
   std::shared_ptr<const Program> compile(Region &region);
+  /// Runs `program` once; with Dual, also the tangents (partials).
+  template <bool Dual>
   std::optional<Scalar> run(const Program &program, Element e,
                             double scoreValue);
+  std::optional<double> runDual(const Program &program, Element e,
+                                double scoreValue, Partials &partials);
+  /// Dual mode: the tangent of the instruction's result from its operands.
+  void differentiate(const Instr &in, const Scalar &a, const Scalar &b,
+                     const Scalar &result);
   SpecOp spec;
   ProblemSizes sizes;
   InputReader inputs;
@@ -74,6 +120,16 @@ private:
   // poisoned it (the evaluation rule, SpecInterpreter.cpp).
   std::vector<int> poison;
   std::vector<std::string> failures;
+  // Dual mode. A tangent is a sparse list of (variable, partial); variable
+  // 0 is `score`, variable i > 0 the float input element dualReads[i - 1].
+  using Tangent = std::vector<std::pair<int, double>>;
+  std::vector<Tangent> tangents; // per register
+  struct DualRead {
+    const std::string *input;
+    llvm::SmallVector<int64_t, 4> indices;
+  };
+  std::vector<DualRead> dualReads;
+  Tangent resultTangent; // the yielded value's
 };
 
 } // namespace mlir::attn

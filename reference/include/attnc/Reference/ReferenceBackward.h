@@ -1,0 +1,49 @@
+//===- ReferenceBackward.h - Float64 reference of the backward --*- C++ -*-===//
+//
+// The oracle of every backward numerical test: the gradients of a spec's
+// attention with respect to q, k, v and its float inputs, in double
+// precision, element by element. The score, scale and bias regions are
+// differentiated with the SpecInterpreter's forward-mode dual numbers, a
+// method independent of the compiler's symbolic reverse mode
+// (attn-derive-backward). Quadratic and slow on purpose.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_REFERENCE_REFERENCEBACKWARD_H
+#define ATTNC_REFERENCE_REFERENCEBACKWARD_H
+
+#include "attnc/Reference/ReferenceAttention.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mlir::attn {
+
+/// dq [B, HQ, LQ, D], dk [B, HKV, LK, D], dv [B, HKV, LK, DV], and for each
+/// float input that the scale, score or bias region reads (masks carry no
+/// gradient; int and bool inputs have none) a dense row-major array of the
+/// input's declared shape.
+struct ReferenceGradients {
+  std::vector<double> dq, dk, dv;
+  std::map<std::string, std::vector<double>> dinputs;
+};
+
+/// The gradients of L given dL/dout = dout [B, HQ, LQ, DV], for the forward
+/// of referenceAttention (problem.rows and problem.keptPairs are ignored):
+///   softmax: P = exp(z - lse) on kept pairs, dP = dout_row . v_kv,
+///            delta = sum_kv P dP, dZ = P (dP - delta);
+///   sigmoid: P = sigmoid(z + bias), dZ = dP P (1 - P), and each float
+///            input the bias reads gets dZ d(bias)/d(input);
+/// then with s = scale * dot(q_row, k_row) and z = score(s):
+///   dS = dZ dz/ds, dq += dS scale k, dk += dS scale q, dv += P dout_row,
+///   score inputs += dZ dz/d(input), scale inputs += dS dot dscale/d(input).
+/// dk and dv sum over the query heads of a GQA group. A row with no kept
+/// pair (or, for softmax, every kept score -inf) contributes nothing.
+/// Returns "" or the reason the spec could not be evaluated, as
+/// referenceAttention.
+std::string referenceBackward(SpecOp spec, const ReferenceProblem &problem,
+                              const double *dout, ReferenceGradients &grads);
+
+} // namespace mlir::attn
+
+#endif // ATTNC_REFERENCE_REFERENCEBACKWARD_H
