@@ -109,6 +109,26 @@ void loadTile(const TensorView &t, int64_t b, int64_t h, int64_t l0, int64_t n,
             dst + r * C);
 }
 
+/// Rows of a float32 tile: row r at p + r * ld.
+struct Rows {
+  const float *p;
+  int64_t ld;
+};
+
+/// Rows l0 .. l0 + n - 1 of (b, h) of a [B, H, L, C] view as float32: the
+/// caller's memory itself when it is float32 with unit stride along C,
+/// else converted into \p scratch (dense n x C).
+Rows tileRows(const TensorView &t, int64_t b, int64_t h, int64_t l0,
+              int64_t n, float *scratch) {
+  const std::vector<int64_t> &s = t.strides;
+  if (t.dtype == DType::F32 && s[3] == 1)
+    return {reinterpret_cast<const float *>(
+                at(t, b * s[0] + h * s[1] + l0 * s[2])),
+            s[2]};
+  loadTile(t, b, h, l0, n, scratch);
+  return {scratch, t.shape[3]};
+}
+
 /// Stores a dense n x C float32 tile into rows l0 .. of (b, h) of \p t.
 void storeTile(const TensorView &t, int64_t b, int64_t h, int64_t l0,
                int64_t n, const float *src) {
@@ -210,8 +230,8 @@ bool runPair(const TaskContext &c, Scratch &s, float *partial, int64_t chunk,
   const Plan &p = c.plan;
   const int64_t D = p.D(), DV = p.DV(), LQ = p.LQ();
   const int64_t q0 = qt * p.tileQ, tq = std::min(p.tileQ, LQ - q0);
-  loadTile(c.args.q, b, h, q0, tq, s.q.data());
-  loadTile(c.args.dout, b, h, q0, tq, s.dout.data());
+  const Rows q = tileRows(c.args.q, b, h, q0, tq, s.q.data());
+  const Rows dout = tileRows(c.args.dout, b, h, q0, tq, s.dout.data());
   const int64_t row0 = (b * p.HQ() + h) * LQ + q0;
   if (p.hasLse) {
     const TensorView &lse = c.args.lse;
@@ -220,9 +240,9 @@ bool runPair(const TaskContext &c, Scratch &s, float *partial, int64_t chunk,
             DType::F32, lse.strides[2], tq, s.lse.data());
   }
   // S = Q K^T, dP = dO V^T (K and V stored transposed: D x tk, DV x tk).
-  attnc_uk_qk_f32(s.q.data(), D, s.kt.data(), tk, s.s.data(), tk, tq, tk, D,
+  attnc_uk_qk_f32(q.p, q.ld, s.kt.data(), tk, s.s.data(), tk, tq, tk, D,
                   1.0f);
-  attnc_uk_qk_f32(s.dout.data(), DV, s.vt.data(), tk, s.dp.data(), tk, tq, tk,
+  attnc_uk_qk_f32(dout.p, dout.ld, s.vt.data(), tk, s.dp.data(), tk, tq, tk,
                   DV, 1.0f);
   int64_t desc[7] = {b, h, q0, tq, k0, tk, kind};
   std::vector<attnc_buffer> &bufs = s.tileBufs;
@@ -238,9 +258,9 @@ bool runPair(const TaskContext &c, Scratch &s, float *partial, int64_t chunk,
   if (status[0] != ATTNC_STATUS_OK)
     return false;
   // dV += P^T dO, dK += dDot^T Q (P and dDot read transposed in place).
-  attnc_uk_pv_t_f32(s.s.data(), tk, s.dout.data(), DV, s.dv.data(), DV, tk, tq,
+  attnc_uk_pv_t_f32(s.s.data(), tk, dout.p, dout.ld, s.dv.data(), DV, tk, tq,
                     DV, nullptr);
-  attnc_uk_pv_t_f32(s.dp.data(), tk, s.q.data(), D, s.dk.data(), D, tk, tq, D,
+  attnc_uk_pv_t_f32(s.dp.data(), tk, q.p, q.ld, s.dk.data(), D, tk, tq, D,
                     nullptr);
   // dq rows += dDot K.
   attnc_uk_qk_f32(s.dp.data(), tk, s.kr.data(), D, s.dqTile.data(), D, tq, D,
