@@ -214,9 +214,11 @@ module {
 // -----
 
 // A read the analysis cannot prove in range (doc is [LQ], read at kv) is
-// opaque; the causal part still bounds the keys.
+// opaque; the causal part still bounds the keys. Transposed, that read is
+// doc[q] with doc declared [LK], still not provably in range: opaque again.
 // CHECK-LABEL: attn.spec @document
 // CHECK-SAME:    mask_schedule = #attn.mask<all_of(opaque, kv_le "q")>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(opaque, kv_ge "q")>
 module {
   attn.spec @document normalize(softmax) inputs [#attn.input<"doc" : i64 [LQ]>] scale {
     %cst = arith.constant 1.000000e+00 : f32
