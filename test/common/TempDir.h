@@ -4,9 +4,10 @@
 // or /tmp when that is unset or empty, and removes it with everything in it
 // when it goes out of scope. Removal does not follow symlinks (a test may
 // leave links to files outside the directory). The unit tests of the
-// runtime and the front end share it; it does not depend on GoogleTest, so
-// a failed mkdtemp throws std::system_error, which a test reports as a
-// failure with its message.
+// runtime and the front end and the fuzz targets' private caches share it;
+// it does not depend on GoogleTest, so a failed mkdtemp throws
+// std::system_error, which a test reports as a failure with its message
+// (and a fuzz target as an abort).
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TEST_COMMON_TEMPDIR_H

@@ -21,12 +21,13 @@
 #include "attnc/Runtime/KernelCache.h"
 #include "attnc/Runtime/Npy.h"
 
+#include "../common/TempDir.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
-#include <filesystem>
 #include <string>
 #include <unistd.h>
 
@@ -37,22 +38,10 @@ using namespace attnc::runtime;
   std::abort();
 }
 
-/// The private cache directory of this process, removed at exit (the
-/// string is never destroyed, so the exit handler can still read it).
+/// The private cache directory of this process, removed at exit.
 static const std::string &cacheDir() {
-  static const std::string *dir = [] {
-    const char *tmp = std::getenv("TMPDIR");
-    auto *path = new std::string(std::string(tmp && *tmp ? tmp : "/tmp") +
-                                 "/attnc-fuzz-cache-XXXXXX");
-    if (!::mkdtemp(path->data()))
-      finding("cannot create a temporary directory");
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(cacheDir(), ec);
-    });
-    return path;
-  }();
-  return *dir;
+  static const attnc::test::TempDir dir("attnc-fuzz-cache");
+  return dir.path;
 }
 
 /// Replaces the file at `path` by `bytes` in place (owner-only mode if it

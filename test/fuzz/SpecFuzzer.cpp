@@ -20,6 +20,7 @@
 #include "attnc/Reference/ReferenceAttention.h"
 
 #include "../common/SpecGen.h"
+#include "../common/TempDir.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -28,7 +29,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -113,14 +113,8 @@ Compiler &compiler() {
     // A private cache, removed at exit, unless the caller chose one: the
     // fuzzer's kernels never land in the user's ~/.cache.
     if (!std::getenv("ATTNC_CACHE_DIR")) {
-      static char dir[] = "/tmp/attnc-fuzz-spec-XXXXXX";
-      if (::mkdtemp(dir)) {
-        ::setenv("ATTNC_CACHE_DIR", dir, 1);
-        std::atexit([] {
-          std::error_code ec;
-          std::filesystem::remove_all(dir, ec);
-        });
-      }
+      static const attnc::test::TempDir dir("attnc-fuzz-spec");
+      ::setenv("ATTNC_CACHE_DIR", dir.path.c_str(), 1);
     }
     return new Compiler();
   }();
