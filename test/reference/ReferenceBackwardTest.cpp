@@ -336,6 +336,23 @@ TEST(ReferenceBackward, EverySpecFile) {
   }
 }
 
+TEST(ReferenceBackward, NanRowsGiveNanGradients) {
+  // Key 1's score is NaN: rows 1.. (which keep it) are NaN in the forward
+  // and in dq; row 0 keeps key 0 alone, so its dq is exactly 0.
+  auto s = load("attention n { score = kv == 1 ? log(score - 100.0) : score\n"
+                "  mask = q >= kv }");
+  Problem p(1, 1, 1, 3, 3, 2, 2, 12);
+  ReferenceGradients g;
+  ASSERT_EQ(referenceBackward(s->op(), p.problem(), p.dout.data(), g), "");
+  for (int64_t q = 0; q < 3; ++q)
+    for (int64_t d = 0; d < 2; ++d) {
+      if (q == 0)
+        EXPECT_EQ(g.dq[q * 2 + d], 0.0);
+      else
+        EXPECT_TRUE(std::isnan(g.dq[q * 2 + d])) << q;
+    }
+}
+
 TEST(ReferenceBackward, OutOfRangeReadIsAnError) {
   auto s = load("attention bad { input t: float[3]\n score = score + t[kv] }");
   Problem p(1, 1, 1, 2, 5, 2, 2, 10);

@@ -38,7 +38,9 @@ struct ReferenceGradients {
 ///   dS = dZ dz/ds, dq += dS scale k, dk += dS scale q, dv += P dout_row,
 ///   score inputs += dZ dz/d(input), scale inputs += dS dot dscale/d(input).
 /// dk and dv sum over the query heads of a GQA group. A row with no kept
-/// pair (or, for softmax, every kept score -inf) contributes nothing.
+/// pair (or, for softmax, every kept score -inf) contributes nothing; a
+/// softmax row whose forward is NaN (a NaN or +inf kept score) makes the
+/// gradients it contributes to NaN.
 /// Returns "" or the reason the spec could not be evaluated, as
 /// referenceAttention.
 std::string referenceBackward(SpecOp spec, const ReferenceProblem &problem,
