@@ -353,6 +353,27 @@ TEST(ReferenceBackward, NanRowsGiveNanGradients) {
     }
 }
 
+TEST(ReferenceBackward, InputShapedByAParam) {
+  // t[kv % n]: each element is read by two keys; their partials add up.
+  Problem p(1, 2, 1, 3, 7, 2, 2, 13);
+  p.addFloat("t", {4}, -1, 1);
+  checkGradients("attention pn { param n: int = 4\n input t: float[n]\n"
+                 "  score = score * t[kv % n] }",
+                 p, {"t"});
+}
+
+TEST(ReferenceBackward, UnboundDimensionIsAnError) {
+  // (The front end refuses an unbound param; IR may have one.)
+  auto s = loadRenamed("attention ub { param n: int = 4\n input t: float[n]\n"
+                       "  score = score + t[0] }",
+                       "i64 = 4", "i64");
+  ASSERT_TRUE(s->module);
+  Problem p(1, 1, 1, 2, 2, 2, 2, 14);
+  ReferenceGradients g;
+  EXPECT_EQ(referenceBackward(s->op(), p.problem(), p.dout.data(), g),
+            "input 't' has a dimension without a value");
+}
+
 TEST(ReferenceBackward, OutOfRangeReadIsAnError) {
   auto s = load("attention bad { input t: float[3]\n score = score + t[kv] }");
   Problem p(1, 1, 1, 2, 5, 2, 2, 10);
