@@ -56,6 +56,47 @@ double minimum(double a, double b) {
 double maximum(double a, double b) {
   return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
 }
+bool compareInt(int predicate, const Scalar &A, const Scalar &B) {
+  using P = arith::CmpIPredicate;
+  bool res = false;
+  int64_t a = A.i, b = B.i;
+  switch (static_cast<P>(predicate)) {
+  case P::eq: res = A.kind == Scalar::Bool ? A.b == B.b : a == b; break;
+  case P::ne: res = A.kind == Scalar::Bool ? A.b != B.b : a != b; break;
+  case P::slt: res = a < b; break;
+  case P::sle: res = a <= b; break;
+  case P::sgt: res = a > b; break;
+  case P::sge: res = a >= b; break;
+  case P::ult: res = uint64_t(a) < uint64_t(b); break;
+  case P::ule: res = uint64_t(a) <= uint64_t(b); break;
+  case P::ugt: res = uint64_t(a) > uint64_t(b); break;
+  case P::uge: res = uint64_t(a) >= uint64_t(b); break;
+  }
+  return res;
+}
+bool compareFloat(int predicate, double a, double b) {
+  using P = arith::CmpFPredicate;
+  bool uno = std::isnan(a) || std::isnan(b), res = false;
+  switch (static_cast<P>(predicate)) {
+  case P::OEQ: res = !uno && a == b; break;
+  case P::ONE: res = !uno && a != b; break;
+  case P::OLT: res = !uno && a < b; break;
+  case P::OLE: res = !uno && a <= b; break;
+  case P::OGT: res = !uno && a > b; break;
+  case P::OGE: res = !uno && a >= b; break;
+  case P::UNE: res = uno || a != b; break;
+  case P::UEQ: res = uno || a == b; break;
+  case P::ULT: res = uno || a < b; break;
+  case P::ULE: res = uno || a <= b; break;
+  case P::UGT: res = uno || a > b; break;
+  case P::UGE: res = uno || a >= b; break;
+  case P::ORD: res = !uno; break;
+  case P::UNO: res = uno; break;
+  case P::AlwaysTrue: res = true; break;
+  case P::AlwaysFalse: res = false; break;
+  }
+  return res;
+}
 } // namespace
 
 /// One instruction: `registers[result] = op(registers[a], [b], [c])`.
@@ -304,20 +345,10 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
         continue;
       }
       out = *v;
-      if constexpr (Dual) {
-        if (out.kind == Scalar::Float) {
-          // One variable per element: a second read of it shares it.
-          size_t var = 0;
-          while (var < dualReads.size() &&
-                 !(*dualReads[var].input == in.name &&
-                   ArrayRef<int64_t>(dualReads[var].indices) ==
-                       ArrayRef<int64_t>(idx, n)))
-            ++var;
-          if (var == dualReads.size())
-            dualReads.push_back({&in.name, {idx, idx + n}});
-          tangents[in.result].push_back({int(var) + 1, 1.0});
-        }
-      }
+      if constexpr (Dual)
+        if (out.kind == Scalar::Float)
+          tangents[in.result].push_back(
+              {readVariable(in.name, ArrayRef<int64_t>(idx, n)), 1.0});
       break;
     }
     case I::AddI: out = Scalar::ofInt(wrap(uint64_t(A.i) + uint64_t(B.i))); break;
@@ -371,50 +402,8 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
                                                            : int64_t(v));
       break;
     }
-    case I::CmpI: {
-      using P = arith::CmpIPredicate;
-      bool res = false;
-      int64_t a = A.i, b = B.i;
-      switch (static_cast<P>(in.predicate)) {
-      case P::eq: res = A.kind == Scalar::Bool ? A.b == B.b : a == b; break;
-      case P::ne: res = A.kind == Scalar::Bool ? A.b != B.b : a != b; break;
-      case P::slt: res = a < b; break;
-      case P::sle: res = a <= b; break;
-      case P::sgt: res = a > b; break;
-      case P::sge: res = a >= b; break;
-      case P::ult: res = uint64_t(a) < uint64_t(b); break;
-      case P::ule: res = uint64_t(a) <= uint64_t(b); break;
-      case P::ugt: res = uint64_t(a) > uint64_t(b); break;
-      case P::uge: res = uint64_t(a) >= uint64_t(b); break;
-      }
-      out = Scalar::ofBool(res);
-      break;
-    }
-    case I::CmpF: {
-      using P = arith::CmpFPredicate;
-      double a = A.f, b = B.f;
-      bool uno = std::isnan(a) || std::isnan(b), res = false;
-      switch (static_cast<P>(in.predicate)) {
-      case P::OEQ: res = !uno && a == b; break;
-      case P::ONE: res = !uno && a != b; break;
-      case P::OLT: res = !uno && a < b; break;
-      case P::OLE: res = !uno && a <= b; break;
-      case P::OGT: res = !uno && a > b; break;
-      case P::OGE: res = !uno && a >= b; break;
-      case P::UNE: res = uno || a != b; break;
-      case P::UEQ: res = uno || a == b; break;
-      case P::ULT: res = uno || a < b; break;
-      case P::ULE: res = uno || a <= b; break;
-      case P::UGT: res = uno || a > b; break;
-      case P::UGE: res = uno || a >= b; break;
-      case P::ORD: res = !uno; break;
-      case P::UNO: res = uno; break;
-      case P::AlwaysTrue: res = true; break;
-      case P::AlwaysFalse: res = false; break;
-      }
-      out = Scalar::ofBool(res);
-      break;
-    }
+    case I::CmpI: out = Scalar::ofBool(compareInt(in.predicate, A, B)); break;
+    case I::CmpF: out = Scalar::ofBool(compareFloat(in.predicate, A.f, B.f)); break;
     // Lazy: the right operand's poison only where the left one does not
     // decide (bools; ints combine bitwise and strictly).
     case I::And:
@@ -487,6 +476,19 @@ void addScaled(Tangent &out, double c, const Tangent &t) {
   }
 }
 } // namespace
+
+int SpecInterpreter::readVariable(const std::string &input,
+                                  ArrayRef<int64_t> indices) {
+  // One variable per element: a second read of it shares it.
+  size_t var = 0;
+  while (var < dualReads.size() &&
+         !(*dualReads[var].input == input &&
+           ArrayRef<int64_t>(dualReads[var].indices) == indices))
+    ++var;
+  if (var == dualReads.size())
+    dualReads.push_back({&input, {indices.begin(), indices.end()}});
+  return int(var) + 1;
+}
 
 void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
                                     const Scalar &B, const Scalar &result) {

@@ -110,6 +110,9 @@ private:
   /// Dual mode: the tangent of the instruction's result from its operands.
   void differentiate(const Instr &in, const Scalar &a, const Scalar &b,
                      const Scalar &result);
+  /// Dual mode: the variable of element `indices` of `input` (one per
+  /// element and evaluation).
+  int readVariable(const std::string &input, llvm::ArrayRef<int64_t> indices);
   SpecOp spec;
   ProblemSizes sizes;
   InputReader inputs;
