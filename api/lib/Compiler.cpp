@@ -19,6 +19,7 @@
 #include "attnc/Codegen/Pipeline.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/MLIRGen.h"
+#include "attnc/Passes/DeriveBackward.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Runtime/KernelCache.h"
 #include "attnc/Runtime/Microkernels.h"
@@ -55,6 +56,10 @@ attnc::Define::Define(std::string n, double v) : name(std::move(n)) {
 struct Kernel::Impl {
   Target target = Target::CPU;
   runtime::KernelInfo info;
+  // CompileOptions::backward: the helpers (bwd.forward points at info) and
+  // the names of the differentiable inputs.
+  runtime::BackwardKernelInfo bwd;
+  std::vector<std::string> differentiable;
   // Target::CPU: the JIT that holds the object code.
   std::unique_ptr<llvm::orc::LLJIT> jit;
   // Target::CUDA: the launcher's declaration, CompileOptions::arch, the .cu
@@ -79,6 +84,9 @@ struct Kernel::Impl {
 };
 
 const runtime::KernelInfo &Kernel::info() const { return impl->info; }
+const std::vector<std::string> &Kernel::differentiableInputs() const {
+  return impl->differentiable;
+}
 Target Kernel::target() const { return impl->target; }
 
 const std::string &Kernel::cudaSource(const std::string &arch) const {
@@ -236,6 +244,29 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   return runtime::forwardCpu(impl->info, args);
 }
 
+Status Kernel::backward(const TensorView &q, const TensorView &k,
+                        const TensorView &v, const TensorView &out,
+                        const TensorView &lse, const TensorView &dout,
+                        const TensorView &dq, const TensorView &dk,
+                        const TensorView &dv,
+                        const BackwardOptions &options) const {
+  if (impl->target != Target::CPU)
+    return Status::error("kernel '" + impl->info.name +
+                         "': the backward pass runs on the CPU only (yet)");
+  if (!impl->bwd.tile)
+    return Status::error("kernel '" + impl->info.name +
+                         "' was compiled without its backward pass: set "
+                         "CompileOptions::backward = true");
+  runtime::CpuBackwardArgs args;
+  args.q = q, args.k = k, args.v = v, args.out = out, args.lse = lse;
+  args.dout = dout, args.dq = dq, args.dk = dk, args.dv = dv;
+  args.inputs = options.inputs;
+  args.inputGrads = options.inputGrads;
+  args.threads = options.threads;
+  args.tileTrace = options.tileTrace;
+  return runtime::backwardCpu(impl->bwd, args);
+}
+
 struct Compiler::Impl {
   Impl() : ctx(makeRegistry()) {
     initializeNativeTarget();
@@ -277,9 +308,15 @@ Expected<Kernel> Compiler::compileFile(const std::string &path,
   return compile(buffer->getBuffer(), options, path);
 }
 
-/// Loads an object file into a fresh LLJIT and finds the kernel's entry.
+/// The backward's tiles (the helpers take any; these suit the driver's
+/// products).
+constexpr int64_t kBackwardTileQ = 64, kBackwardTileK = 64;
+
+/// Loads an object file into a fresh LLJIT and finds the kernel's entry
+/// (and, when `differentiable` is set, its backward helpers).
 static Expected<std::shared_ptr<const Kernel::Impl>>
-loadObject(const std::string &object, runtime::KernelInfo info) {
+loadObject(const std::string &object, runtime::KernelInfo info,
+           const std::optional<std::vector<std::string>> &differentiable) {
   auto jit = llvm::orc::LLJITBuilder().create();
   if (!jit)
     return Status::error("cannot create the JIT: " +
@@ -327,8 +364,26 @@ loadObject(const std::string &object, runtime::KernelInfo info) {
     info.prepass = pre->toPtr<attnc_cpu_kernel_fn>();
   }
   auto impl = std::make_shared<Kernel::Impl>();
+  if (differentiable) {
+    auto kinds = (*jit)->lookup(kernelSymbol(info.name) + "__bwd_kinds");
+    auto tile = (*jit)->lookup(kernelSymbol(info.name) + "__bwd_tile");
+    if (!kinds || !tile)
+      return Status::error(
+          "cannot find the kernel's backward helpers: " +
+          llvm::toString(kinds ? tile.takeError() : kinds.takeError()));
+    impl->bwd.kinds = kinds->toPtr<attnc_cpu_kernel_fn>();
+    impl->bwd.tile = tile->toPtr<attnc_cpu_kernel_fn>();
+    impl->bwd.tileQ = kBackwardTileQ;
+    impl->bwd.tileK = kBackwardTileK;
+    impl->differentiable = *differentiable;
+    for (const std::string &name : *differentiable)
+      for (size_t i = 0; i < info.inputs.size(); ++i)
+        if (info.inputs[i].name == name)
+          impl->bwd.differentiable.push_back(int(i));
+  }
   impl->jit = std::move(*jit);
   impl->info = std::move(info);
+  impl->bwd.forward = &impl->info;
   return std::shared_ptr<const Kernel::Impl>(std::move(impl));
 }
 
@@ -380,9 +435,10 @@ static Status checkCompileOptions(const CompileOptions &opts) {
       return Status::error("CUDA arch '" + opts.arch +
                            "': expected sm_80 or sm_90a (or empty for the "
                            "current device's)");
-    if (opts.traceTiles || opts.tileQ || opts.tileK || !opts.cpu.empty())
-      return Status::error("traceTiles, tileQ, tileK and cpu are options of "
-                           "Target::CPU");
+    if (opts.traceTiles || opts.tileQ || opts.tileK || !opts.cpu.empty() ||
+        opts.backward)
+      return Status::error("traceTiles, tileQ, tileK, cpu and backward are "
+                           "options of Target::CPU");
   } else if (!opts.arch.empty()) {
     return Status::error("CompileOptions::arch is for Target::CUDA");
   }
@@ -405,6 +461,7 @@ PipelineOptions attnc::pipelineOptionsOf(const CompileOptions &opts) {
   po.tileQ = opts.tileQ;
   po.tileK = opts.tileK;
   po.headDim = opts.headDim;
+  po.backward = opts.backward;
   return po;
 }
 
@@ -420,6 +477,13 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
   if (!info.ok())
     return info.status();
   info->traced = opts.traceTiles;
+  std::optional<std::vector<std::string>> differentiable;
+  if (opts.backward) {
+    differentiable.emplace();
+    for (mlir::attn::InputAttr in :
+         mlir::attn::differentiableInputs(flashOps(module).front().getSpec()))
+      differentiable->push_back(in.getName().str());
+  }
 
   // The cache key: everything the object code depends on.
   std::string tiled;
@@ -455,7 +519,7 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
     // A cache that cannot store (no writable directory) still works.
     (void)cache.store(key, *object);
   }
-  auto kernel = loadObject(*object, *info);
+  auto kernel = loadObject(*object, *info, differentiable);
   if (!kernel.ok())
     return kernel.status();
   loaded[key] = *kernel;

@@ -5,6 +5,10 @@
 //   if (!k.ok()) ... k.status().message() ...
 //   attnc::Status s = k->forward(q, key, v, out, {.lse = &lse,
 //                                .inputs = {{"slopes", slopes}}});
+//   // with CompileOptions::backward = true:
+//   s = k->backward(q, key, v, out, lse, dout, dq, dk, dv,
+//                   {.inputs = {{"slopes", slopes}},
+//                    .inputGrads = {{"slopes", dslopes}}});
 //
 // With CompileOptions::target = Target::CUDA (dtype F16 or BF16) compile()
 // emits the CUDA C++ of the spec; forward() on device views (DeviceView)
@@ -23,6 +27,7 @@
 #define ATTNC_COMPILER_H
 
 #include "attnc/Codegen/PipelineOptions.h"
+#include "attnc/Runtime/CpuBackward.h"
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/Cuda.h"
 #include "attnc/Runtime/Status.h"
@@ -73,6 +78,10 @@ struct CompileOptions {
   /// Target::CUDA: the GPU architecture, "sm_80" or "sm_90a"; empty means
   /// the current device's (sm_90a on compute capability 9.0, else sm_80).
   std::string arch;
+  /// Target::CPU: also generate the backward pass (Kernel::backward): the
+  /// spec is differentiated (attn-derive-backward) and its backward helpers
+  /// compiled into the same object.
+  bool backward = false;
 };
 
 struct ForwardOptions {
@@ -87,6 +96,19 @@ struct ForwardOptions {
 struct CudaForwardOptions {
   const runtime::cuda::DeviceView *lse = nullptr;
   std::vector<std::pair<std::string, TensorView>> inputs;
+};
+
+/// The tensors of Kernel::backward besides q, k, v, out, lse, dout and the
+/// gradients of q, k and v.
+struct BackwardOptions {
+  /// The forward's inputs, as in ForwardOptions.
+  std::vector<std::pair<std::string, TensorView>> inputs;
+  /// Where to write the gradients of float inputs: float32 tensors of the
+  /// input's shape, by name, for any of Kernel::differentiableInputs().
+  std::vector<std::pair<std::string, TensorView>> inputGrads;
+  int threads = 0; // 0: the global thread pool; results do not depend on it
+  /// See runtime::CpuBackwardArgs::tileTrace (the backward's tiles).
+  std::vector<int8_t> *tileTrace = nullptr;
 };
 
 /// The pipeline's options for a compile (Pipeline.h); the rest of
@@ -109,6 +131,21 @@ public:
                  const runtime::cuda::DeviceView &v,
                  const runtime::cuda::DeviceView &out,
                  const CudaForwardOptions &options = {}) const;
+  /// The backward pass (CompileOptions::backward, Target::CPU): given the
+  /// forward's out and lse (float32 [B, HQ, LQ]; for sigmoid pass an empty
+  /// view) and dout = dL/dout, writes dq, dk, dv (the storage type, the
+  /// shapes of q, k, v) and the gradients of the inputs named in
+  /// options.inputGrads. GQA: dk and dv are summed over each group. See
+  /// runtime::backwardCpu for the checks; nothing is written on a bad call.
+  Status backward(const TensorView &q, const TensorView &k, const TensorView &v,
+                  const TensorView &out, const TensorView &lse,
+                  const TensorView &dout, const TensorView &dq,
+                  const TensorView &dk, const TensorView &dv,
+                  const BackwardOptions &options = {}) const;
+  /// The float inputs that get a gradient (those the score, a per-element
+  /// scale or a sigmoid bias reads), in declaration order; empty for a
+  /// kernel compiled without CompileOptions::backward.
+  const std::vector<std::string> &differentiableInputs() const;
   Target target() const;
   /// The CPU kernel's description (name, tiles, inputs); for a CUDA kernel
   /// the same fields except the entry point and tiles.
