@@ -3,7 +3,9 @@
 
 Times, on the CPU and with the given shape, dtype and thread count:
   - sdpa: torch.nn.functional.scaled_dot_product_attention (full, and causal
-    through is_causal=True; other masks are not SDPA's job here);
+    through is_causal=True; other masks are not SDPA's job here); with
+    --backward also its backward: torch.autograd.grad of one forward's graph
+    (retain_graph) with a random dout, timed alone ("bwd_ms");
   - flex: torch.nn.attention.flex_attention with a mask_mod for the variants
     it knows (full, causal, sliding_window, document, natten2d), compiled
     with torch.compile when that works (else eager, and it says so). The
@@ -30,6 +32,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--param", action="append", default=[], help="NAME=VALUE")
     p.add_argument("--input", action="append", default=[], help="NAME=FILE.npy")
+    p.add_argument("--backward", action="store_true",
+                   help="also time SDPA's backward (bwd_ms)")
     return p.parse_args()
 
 
@@ -42,6 +46,23 @@ def timed(fn, warmup, runs):
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+def sdpa_backward(torch, a, q, k, v, causal, extra):
+    """{"bwd_ms": ...} for SDPA's backward, or {"bwd_skipped": WHY}."""
+    try:
+        qq, kk, vv = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(
+            qq, kk, vv, is_causal=causal, **extra)
+        g = torch.Generator().manual_seed(2)
+        dout = (torch.rand(out.shape, generator=g) * 2 - 1).to(out.dtype)
+        ms = timed(lambda: torch.autograd.grad(out, (qq, kk, vv), dout,
+                                               retain_graph=True),
+                   a.warmup, a.runs)
+        return {"bwd_ms": ms}
+    except Exception as e:
+        return {"bwd_skipped": "SDPA backward failed: %s" %
+                str(e).splitlines()[0][:300]}
 
 
 def mask_mod_for(variant, params, inputs, torch, LQ, LK):
@@ -118,6 +139,9 @@ def main():
             result["sdpa"] = {"ms": ms}
         except Exception as e:
             result["sdpa"] = {"skipped": "SDPA failed: %s" % e}
+        if a.backward and "ms" in result["sdpa"]:
+            result["sdpa"].update(sdpa_backward(torch, a, q, kk, vv, causal,
+                                                extra))
     else:
         result["sdpa"] = {"skipped": "SDPA covers full and causal only"}
 

@@ -3,6 +3,7 @@
 # with sudo): LLVM/MLIR 22, clang 22 (fuzzer, sanitizers), Boost
 # program_options, libpng, GoogleTest, Ninja, numpy, OpenBLAS and pkg-config
 # (attn-bench's baselines). Does nothing when all of it is already there.
+# ATTNC_INSTALL_TORCH=1 also installs PyTorch (optional, see install_torch).
 set -euo pipefail
 
 PACKAGES=(
@@ -11,12 +12,29 @@ PACKAGES=(
   cmake ninja-build python3-numpy libopenblas-dev pkg-config
 )
 
+# Optional: PyTorch for attn-bench's torch baselines (SDPA and its backward,
+# FlexAttention). Only with ATTNC_INSTALL_TORCH=1 (no test needs it, so CI
+# stays fast), and skipped when torch already imports. The CPU wheel comes
+# from download.pytorch.org; when that index is unreachable, from PyPI.
+install_torch() {
+  if [ "${ATTNC_INSTALL_TORCH:-0}" != "1" ]; then return 0; fi
+  if /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
+    echo "install-deps: torch present"
+    return 0
+  fi
+  echo "install-deps: installing torch (ATTNC_INSTALL_TORCH=1)"
+  /usr/bin/python3 -m pip install --break-system-packages torch \
+      --index-url https://download.pytorch.org/whl/cpu ||
+    /usr/bin/python3 -m pip install --break-system-packages torch
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
+  install_torch
   exit 0
 fi
 
@@ -26,3 +44,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_torch

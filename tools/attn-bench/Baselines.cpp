@@ -260,6 +260,81 @@ std::string unfusedAttention(const BaselineProblem &p, std::vector<float> &out) 
   return "";
 }
 
+std::string unfusedBackward(const BaselineProblem &p, const float *out,
+                            const float *lse, const float *dout,
+                            std::vector<float> &dq, std::vector<float> &dk,
+                            std::vector<float> &dv) {
+  constexpr int64_t kBlock = 256;
+  const Shape &s = p.shape;
+  dq.assign(size_t(s.B * s.HQ * s.LQ * s.D), 0.0f);
+  dk.assign(size_t(s.B * s.HKV * s.LK * s.D), 0.0f);
+  dv.assign(size_t(s.B * s.HKV * s.LK * s.DV), 0.0f);
+  const bool causal = maskStructure(SpecOp(p.spec)) == MaskStructure::Causal;
+  const float scale = 1.0f / std::sqrt(float(s.D));
+  const int threads = std::max(1, p.threads);
+  const int64_t group = s.HQ / s.HKV;
+  openblas_set_num_threads(1);
+  // Per participant: P and dP (then dS) for one block of query rows.
+  std::vector<std::vector<float>> scratchP(static_cast<size_t>(threads)),
+      scratchDP(static_cast<size_t>(threads));
+  // One task per (b, hkv): it owns dk and dv of that head, so the query
+  // heads of its group add into them without races.
+  forEachTask(threads, s.B * s.HKV, [&](int part, int64_t task) {
+    const int64_t b = task / s.HKV, hkv = task % s.HKV;
+    std::vector<float> &P = scratchP[size_t(part)], &dP = scratchDP[size_t(part)];
+    P.resize(size_t(kBlock * s.LK));
+    dP.resize(size_t(kBlock * s.LK));
+    const float *k = p.k + task * s.LK * s.D, *v = p.v + task * s.LK * s.DV;
+    float *dkh = dk.data() + task * s.LK * s.D;
+    float *dvh = dv.data() + task * s.LK * s.DV;
+    for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h)
+      for (int64_t q0 = 0; q0 < s.LQ; q0 += kBlock) {
+        const int64_t bh = b * s.HQ + h, rows = std::min(kBlock, s.LQ - q0);
+        const int64_t keys = causal ? std::min(s.LK, q0 + rows) : s.LK;
+        if (keys <= 0)
+          continue; // every row empty: no gradient
+        const int64_t row0 = bh * s.LQ + q0;
+        const float *q = p.q + row0 * s.D, *o = out + row0 * s.DV,
+                    *dO = dout + row0 * s.DV, *l = lse + row0;
+        // P = exp(scale * Q K^T - lse), 0 on masked pairs.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows),
+                    int(keys), int(s.D), scale, q, int(s.D), k, int(s.D), 0.0f,
+                    P.data(), int(keys));
+        // dP = dO V^T.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows),
+                    int(keys), int(s.DV), 1.0f, dO, int(s.DV), v, int(s.DV),
+                    0.0f, dP.data(), int(keys));
+        // dS = P * (dP - delta), delta = rowsum(dO * O).
+        for (int64_t i = 0; i < rows; ++i) {
+          float *pr = P.data() + i * keys, *dpr = dP.data() + i * keys;
+          const int64_t kept = causal ? std::min(keys, q0 + i + 1) : keys;
+          float delta = 0;
+          for (int64_t d = 0; d < s.DV; ++d)
+            delta += dO[i * s.DV + d] * o[i * s.DV + d];
+          const float li = l[i];
+          const bool empty = std::isinf(li) && li < 0;
+          for (int64_t j = 0; j < kept; ++j) {
+            pr[j] = empty ? 0.0f : fastExp(pr[j] - li);
+            dpr[j] = pr[j] * (dpr[j] - delta);
+          }
+          for (int64_t j = kept; j < keys; ++j)
+            pr[j] = dpr[j] = 0;
+        }
+        // dV += P^T dO, dK += scale * dS^T Q, dQ = scale * dS K.
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys),
+                    int(s.DV), int(rows), 1.0f, P.data(), int(keys), dO,
+                    int(s.DV), 1.0f, dvh, int(s.DV));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys),
+                    int(s.D), int(rows), scale, dP.data(), int(keys), q,
+                    int(s.D), 1.0f, dkh, int(s.D));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows),
+                    int(s.D), int(keys), scale, dP.data(), int(keys), k,
+                    int(s.D), 0.0f, dq.data() + row0 * s.D, int(s.D));
+      }
+  });
+  return "";
+}
+
 double sgemmMs(int threads, int runs, int n) {
   std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
   for (size_t i = 0; i < a.size(); ++i) {

@@ -9,7 +9,8 @@
 //     the mask, a row softmax, O = P V (cblas_sgemm); tasks (b, h, query
 //     block) on the bench's threads, OpenBLAS single-threaded inside. Only
 //     for full and causal masks (recognised from the mask analysis), with
-//     the plain score and the default scale;
+//     the plain score and the default scale; with it, the unfused
+//     backward (the same blocks: P, dP, dS materialised, five sgemm);
 //   - sgemm: one 2048^3 cblas_sgemm on OpenBLAS's own threads, the
 //     reference point of the performance target.
 //
@@ -54,6 +55,19 @@ std::string naiveAttention(const BaselineProblem &p, std::vector<float> &out);
 /// The unfused OpenBLAS attention (call unfusedSupports first). Returns ""
 /// or an error.
 std::string unfusedAttention(const BaselineProblem &p, std::vector<float> &out);
+
+/// The unfused OpenBLAS backward of the same problems (softmax, full or
+/// causal, plain score, default scale: call unfusedSupports first), given
+/// the forward's out and lse (float32 [B,HQ,LQ,DV], [B,HQ,LQ]) and dout:
+/// per block of 256 query rows of each head, P = exp(scale Q K^T - lse)
+/// and dP = dO V^T materialised (sgemm), dS = P (dP - rowsum(dO O)), then
+/// dV += P^T dO, dK += scale dS^T Q, dQ = scale dS K (sgemm); tasks
+/// (b, hkv) on the problem's threads, OpenBLAS single-threaded inside.
+/// Fills dq, dk, dv (dense, the shapes of q, k, v). Returns "" or an error.
+std::string unfusedBackward(const BaselineProblem &p, const float *out,
+                            const float *lse, const float *dout,
+                            std::vector<float> &dq, std::vector<float> &dk,
+                            std::vector<float> &dv);
 
 /// The median ms of `runs` 2048^3 SGEMMs (after one warm-up) on `threads`
 /// OpenBLAS threads.

@@ -48,8 +48,11 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
       "softmax + sgemm per 256 query rows, heads over the threads, BLAS\n"
       "single-threaded; full and causal masks only), torch (SDPA and\n"
       "FlexAttention on CPU via bench/torch_baseline.py, if torch imports),\n"
-      "sgemm (one 2048^3 cblas_sgemm on the same thread count). OpenBLAS\n"
-      "picks its kernels by CPU; OPENBLAS_CORETYPE overrides that.\n\n"
+      "sgemm (one 2048^3 cblas_sgemm on the same thread count). With\n"
+      "--backward: openblas also times an unfused backward (per 256 query\n"
+      "rows S, P, dP, dS materialised, sgemm for the five products) and\n"
+      "torch SDPA's backward (autograd.grad of the forward's graph).\n"
+      "OpenBLAS picks its kernels by CPU; OPENBLAS_CORETYPE overrides that.\n\n"
       "Options");
   options.add_options()
       ("help,h", "print this help")
@@ -84,6 +87,11 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
        "CPU kernel: keep timing past --runs until the timed runs add up to "
        "this many ms (the median then resists bursts of other load)")
       ("json", po::bool_switch(&f.json), "print one JSON object instead of the table")
+      ("backward", po::bool_switch(&f.backward),
+       "CPU: also compile and time the backward pass (Kernel::backward, "
+       "after one forward for out and lse; random dout in [-1, 1]): bwd_ms, "
+       "bwd_gflops (2.5x the forward's FLOP); openblas and torch time "
+       "their backward too")
       ("csv", po::value(&f.csv), "write the results as CSV to FILE")
       ("plot", po::value(&f.plot),
        "write a PNG chart of GFLOP/s against the sequence length to FILE")
@@ -143,6 +151,8 @@ int attnc::bench::checkBenchFlags(const Flags &f, BenchPlan &plan) {
   if (cuda && !want.empty())
     return fail("--baseline is for --target cpu; the GPU baselines (torch "
                 "SDPA, cuDNN, FlexAttention) are in scripts/gpu-check.sh");
+  if (cuda && f.backward)
+    return fail("--backward is for --target cpu");
   if (cuda && !f.plot.empty())
     return fail("--plot is for --target cpu");
   std::string cudaDevice;

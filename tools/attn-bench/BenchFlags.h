@@ -31,6 +31,7 @@ struct Flags {
   double minTimeMs = 1000;
   int64_t naiveMaxPairs = int64_t(1) << 24;
   bool json = false;
+  bool backward = false; // also time Kernel::backward (BackwardBench.h)
   unsigned seed = 1;
 };
 

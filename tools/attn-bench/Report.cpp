@@ -61,6 +61,14 @@ json::Object baselineJson(const BaselineOutcome &b) {
     o[k] = v;
   for (const auto &[k, v] : b.numbers)
     o[k] = num(v);
+  if (!std::isnan(b.bwdMs)) {
+    o["bwd_ms"] = num(b.bwdMs);
+    o["bwd_gflops"] = num(b.bwdGflops);
+  }
+  if (!std::isnan(b.bwdRelErr))
+    o["bwd_rel_err_vs_attnc"] = b.bwdRelErr;
+  if (!b.bwdNote.empty())
+    o["bwd_note"] = b.bwdNote;
   return o;
 }
 
@@ -92,6 +100,15 @@ json::Object resultJson(const BenchResult &r) {
   o["compile_ms"] = num(r.compileMs);
   o["cached_compile_ms"] = num(r.cachedCompileMs);
   o["tiles"] = json::Array{r.tileQ, r.tileK};
+  if (r.backward) {
+    o["bwd_ms"] = num(r.bwdMs);
+    o["bwd_ms_min"] = num(r.bwdMsMin);
+    o["bwd_gflops"] = num(r.bwdGflops);
+    o["bwd_gflops_kept"] = num(r.bwdGflops * r.density);
+    o["bwd_flop"] = backwardFlops(s);
+    o["bwd_runs"] = r.bwdRuns;
+    o["bwd_over_fwd"] = num(r.bwdMs / r.ms);
+  }
   json::Object baselines;
   for (const BaselineOutcome &b : r.baselines)
     baselines[b.name] = baselineJson(b);
@@ -114,6 +131,69 @@ std::string csvNum(double x) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g", x);
   return buf;
+}
+
+/// attn-bench --backward: one row per result with the backward's time,
+/// GFLOP/s (2.5 x the forward's FLOP) and its ratio to the forward, then
+/// the baselines' backward times; then the baselines' backward notes.
+void printBackwardTable(const BenchReport &report, size_t labelW,
+                        llvm::raw_ostream &os) {
+  std::vector<std::string> names;
+  bool any = false;
+  for (const BenchResult &r : report.results) {
+    any |= r.backward;
+    for (const BaselineOutcome &b : r.baselines)
+      if ((!std::isnan(b.bwdMs) || !b.bwdNote.empty()) &&
+          std::find(names.begin(), names.end(), b.name) == names.end())
+        names.push_back(b.name);
+  }
+  if (!any)
+    return;
+  os << pad("backward", labelW, true) << "  " << pad("LQ", 6) << pad("LK", 7)
+     << pad("bwd ms", 11) << pad("GFLOP/s", 10) << pad("bwd/fwd", 9);
+  for (const std::string &n : names)
+    os << "  " << pad(n + " bwd ms", 16) << pad("GFLOP/s", 9);
+  os << "\n";
+  for (const BenchResult &r : report.results) {
+    if (!r.backward)
+      continue;
+    os << pad(r.label, labelW, true) << "  "
+       << pad(std::to_string(r.shape.LQ), 6)
+       << pad(std::to_string(r.shape.LK), 7) << pad(fmt("%.2f", r.bwdMs), 11)
+       << pad(fmt("%.1f", r.bwdGflops), 10)
+       << pad(fmt("%.2f", r.bwdMs / r.ms), 9);
+    for (const std::string &n : names) {
+      auto it = std::find_if(r.baselines.begin(), r.baselines.end(),
+                             [&](const BaselineOutcome &b) { return b.name == n; });
+      const double ms = it == r.baselines.end() ? kNaN : it->bwdMs;
+      const double gf = it == r.baselines.end() ? kNaN : it->bwdGflops;
+      os << "  " << pad(fmt("%.2f", ms), 16) << pad(fmt("%.1f", gf), 9);
+    }
+    os << "\n";
+  }
+  for (const std::string &n : names) {
+    std::vector<std::string> notes;
+    double maxErr = kNaN;
+    for (const BenchResult &r : report.results)
+      for (const BaselineOutcome &b : r.baselines) {
+        if (b.name != n)
+          continue;
+        if (!std::isnan(b.bwdRelErr))
+          maxErr = std::isnan(maxErr) ? b.bwdRelErr : std::max(maxErr, b.bwdRelErr);
+        if (!b.bwdNote.empty() &&
+            std::find(notes.begin(), notes.end(), b.bwdNote) == notes.end())
+          notes.push_back(b.bwdNote);
+      }
+    if (!std::isnan(maxErr))
+      notes.push_back(fmt("max relative error of (dq, dk, dv) vs attnc %.1e",
+                          maxErr));
+    if (!notes.empty()) {
+      os << n << " backward:";
+      for (size_t i = 0; i < notes.size(); ++i)
+        os << (i ? "; " : " ") << notes[i];
+      os << "\n";
+    }
+  }
 }
 
 } // namespace
@@ -150,6 +230,7 @@ void printTable(const BenchReport &report, llvm::raw_ostream &os) {
     }
     os << "\n";
   }
+  printBackwardTable(report, labelW, os);
   // The notes, once per baseline and reason: why some were skipped (and
   // where), what each computes, and how far its output is from attnc's.
   for (const std::string &n : names) {
@@ -208,8 +289,9 @@ void printTable(const BenchReport &report, llvm::raw_ostream &os) {
       os << ", " << k << " " << v;
     os << "\n";
   }
-  os << "GFLOP/s count 2*B*HQ*LQ*LK*(D+DV) over the full score matrix; "
-        "density is the share of (q, kv) pairs the mask keeps.\n";
+  os << "GFLOP/s count 2*B*HQ*LQ*LK*(D+DV) over the full score matrix "
+        "(the backward: 2.5 times that); density is the share of (q, kv) "
+        "pairs the mask keeps.\n";
 }
 
 void printJson(const BenchReport &report, llvm::raw_ostream &os) {
@@ -238,8 +320,17 @@ void printJson(const BenchReport &report, llvm::raw_ostream &os) {
 
 std::string writeCsv(const BenchReport &report, const std::string &path) {
   std::ostringstream out;
+  // The backward's columns only when attn-bench ran it (--backward).
+  const bool bwd = std::any_of(report.results.begin(), report.results.end(),
+                               [](const BenchResult &r) { return r.backward; });
   out << "series,variant,spec,dtype,threads,B,HQ,HKV,LQ,LK,D,DV,ms,gflops,"
-         "density,compile_ms,cached_compile_ms,note\n";
+         "density,compile_ms,cached_compile_ms,note"
+      << (bwd ? ",bwd_ms,bwd_gflops\n" : "\n");
+  auto bwdFields = [&](double ms, double gflops) {
+    if (bwd)
+      out << "," << csvNum(ms) << "," << csvNum(gflops);
+    out << "\n";
+  };
   auto row = [&](const std::string &series, const BenchResult *r,
                  const BaselineOutcome *b) {
     const Shape s = r ? r->shape : Shape{};
@@ -251,14 +342,16 @@ std::string writeCsv(const BenchReport &report, const std::string &path) {
           << "," << s.D << "," << s.DV << ",";
     else
       out << ",,,,,,,";
-    if (b)
+    if (b) {
       out << csvNum(b->ms) << "," << csvNum(b->gflops) << ","
-          << csvNum(r ? r->density : kNaN) << ",,," << csvField(b->note)
-          << "\n";
-    else
+          << csvNum(r ? r->density : kNaN) << ",,," << csvField(b->note);
+      bwdFields(b->bwdMs, b->bwdGflops);
+    } else {
       out << csvNum(r->ms) << "," << csvNum(r->gflops) << ","
           << csvNum(r->density) << "," << csvNum(r->compileMs) << ","
-          << csvNum(r->cachedCompileMs) << ",\n";
+          << csvNum(r->cachedCompileMs) << ",";
+      bwdFields(r->bwdMs, r->bwdGflops);
+    }
   };
   for (const BenchResult &r : report.results) {
     row("attnc", &r, nullptr);

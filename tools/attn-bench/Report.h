@@ -34,6 +34,11 @@ struct BaselineOutcome {
   std::vector<std::pair<std::string, std::string>> extra;
   /// Extra numeric fields (block_mask_ms, ...).
   std::vector<std::pair<std::string, double>> numbers;
+  /// attn-bench --backward: the baseline's backward (NaN when it has none
+  /// or it was skipped; bwdNote then says why), and the relative error of
+  /// its (dq, dk, dv) against attnc's, when computed.
+  double bwdMs = kNaN, bwdGflops = kNaN, bwdRelErr = kNaN;
+  std::string bwdNote;
 };
 
 /// One spec on one shape.
@@ -48,6 +53,11 @@ struct BenchResult {
   int threads = 1, runs = 0, warmup = 0;
   double ms = kNaN, msMin = kNaN, gflops = kNaN;
   double density = kNaN;
+  /// attn-bench --backward: Kernel::backward's median and fastest run,
+  /// GFLOP/s of 2.5 x flops() (FlashAttention's count), and the timed runs.
+  bool backward = false;
+  double bwdMs = kNaN, bwdMsMin = kNaN, bwdGflops = kNaN;
+  int bwdRuns = 0;
   std::string densityBasis; // "all rows" or "a sample of N rows"
   double compileMs = kNaN, cachedCompileMs = kNaN;
   int64_t tileQ = 0, tileK = 0;
@@ -62,6 +72,10 @@ struct BenchReport {
   /// The SGEMM reference point, when asked for (not per result).
   std::vector<BaselineOutcome> global;
 };
+
+/// The FLOP a backward pass is counted as: 2.5 x the forward's (two
+/// matrix products forward, five backward), as FlashAttention counts them.
+inline double backwardFlops(const Shape &s) { return 2.5 * s.flops(); }
 
 /// GFLOP/s of `flops` in `ms`.
 inline double gflopsOf(double flops, double ms) {

@@ -9,11 +9,14 @@
 // on random non-zero data, times the median of repeated runs after a
 // warm-up, counts the share of (q, kv) pairs the mask keeps (on a sample of
 // rows through the SpecInterpreter), and times the baselines asked for
-// (Baselines.h; torch through bench/torch_baseline.py). Prints a table, or
+// (Baselines.h; torch through bench/torch_baseline.py); with --backward
+// also the backward pass and the baselines' backward (BackwardBench.h).
+// Prints a table, or
 // one JSON object with --json; writes CSV and a PNG chart on request. Exits
 // 1 on a usage, compile or run error.
 //
 //===----------------------------------------------------------------------===//
+#include "BackwardBench.h"
 #include "Baselines.h"
 #include "BenchFlags.h"
 #include "CudaBench.h"
@@ -128,7 +131,8 @@ void torchBaselines(const Flags &f, const Entry &e, const Shape &s,
                     s.str() + " --dtype " + f.dtype + " --threads " +
                     std::to_string(threads) + " --runs " +
                     std::to_string(f.runs) + " --warmup " +
-                    std::to_string(f.warmup);
+                    std::to_string(f.warmup) +
+                    (f.backward ? " --backward" : "");
   for (const auto &[k, v] : paramValues(e.spec))
     cmd += " --param " + shellQuote(k + "=" + v);
   for (const auto &[name, t] : inputs) {
@@ -196,6 +200,13 @@ void torchBaselines(const Flags &f, const Entry &e, const Shape &s,
     for (const char *k : {"block_mask_ms", "first_call_ms"})
       if (auto x = r->getNumber(k))
         b->numbers.push_back({k, *x});
+    if (auto bwd = r->getNumber("bwd_ms")) {
+      b->bwdMs = *bwd;
+      b->bwdGflops = gflopsOf(backwardFlops(s), *bwd);
+      b->bwdNote = "autograd.grad of the forward's graph";
+    } else if (auto why = r->getString("bwd_skipped")) {
+      b->bwdNote = why->str();
+    }
   }
   out.push_back(sdpa);
   out.push_back(flex);
@@ -477,9 +488,15 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
     return err;
 
   // The baselines, on float32 copies of the same (rounded) data.
-  if (want.empty() || (want.size() == 1 && want.count("sgemm")))
+  if (!want.empty() && !(want.size() == 1 && want.count("sgemm")))
+    if (std::string err = runBaselines(f, e, s, threads, want, tmp, d, reader, r);
+        !err.empty())
+      return err;
+  if (!f.backward)
     return "";
-  return runBaselines(f, e, s, threads, want, tmp, d, reader, r);
+  BackwardProblem bp{&*e.kernel, e.spec, s, dtype, threads,
+                     &d.q, &d.k, &d.v, &d.inputs};
+  return benchBackward(f, bp, r);
 }
 
 /// What loading the specs shares. It owns the MLIR context of the entries'
@@ -524,6 +541,7 @@ int compileEntry(const Flags &f, const BenchPlan &plan, Entry &e) {
   co.tileQ = f.tileQ;
   co.tileK = f.tileK;
   co.headDim = plan.shapes.front().D; // every shape of a run has the same D
+  co.backward = f.backward;
   for (const auto &[name, value] : e.defines)
     co.defines.push_back({name, value});
   for (int pass = 0; pass < 2; ++pass) {
