@@ -3,7 +3,7 @@
 // For each (b, h, q) row, three passes over the keys (O(1) memory per row
 // beyond the outputs), all through the SpecInterpreter:
 //   1. softmax only: lse = log sum_K exp(z), K the kept keys (online max);
-//   2. softmax only: delta = sum_K P dP;
+//   2. softmax only: delta = sum_K P dP (or rowsum(dout * forwardOut));
 //   3. the dual evaluation of scale, score (and bias) on each kept pair,
 //      and the chain rule into dq, dk, dv and the input gradients
 //      (ReferenceBackward.h has the formulas).
@@ -22,7 +22,7 @@ namespace {
 /// The gradient of one float input: its declared shape and its array.
 struct InputGrad {
   std::vector<int64_t> shape;
-  std::vector<double> *grad = nullptr;
+  std::vector<double> *grad = nullptr, *magnitude = nullptr;
 };
 
 struct Backward {
@@ -94,6 +94,9 @@ std::string Backward::declareInputs() {
     std::vector<double> &grad = g.dinputs[name];
     grad.assign(size_t(count), 0.0);
     in.grad = &grad;
+    std::vector<double> &magnitude = g.dinputMagnitudes[name];
+    magnitude.assign(size_t(count), 0.0);
+    in.magnitude = &magnitude;
     inputs.emplace(name, std::move(in));
   };
   spec.getScale().walk(declare);
@@ -123,6 +126,7 @@ std::string Backward::accumulate(const Partials &partials, double factor) {
       return message + "] outside its declared shape";
     }
     (*it->second.grad)[size_t(flat)] += factor * read.d;
+    (*it->second.magnitude)[size_t(flat)] += std::abs(factor * read.d);
   }
   return "";
 }
@@ -180,7 +184,12 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
     if (rowMax == -inf && !nanRow)
       return ""; // no kept pair, or every score -inf: no gradient
     lse = nanRow ? NAN : rowMax + std::log(sum);
-    for (int64_t kv = 0; kv < s.LK; ++kv) {
+    if (const double *o = p.forwardOut) {
+      o += ((b * s.HQ + h) * s.LQ + q) * s.DV;
+      for (int64_t d = 0; d < s.DV; ++d)
+        delta += dO[d] * o[d];
+    }
+    for (int64_t kv = 0; kv < s.LK && !p.forwardOut; ++kv) {
       bool kept = false;
       std::optional<double> z =
           logit({q, kv}, qr, p.k + kvRow(b, hkv, kv) * s.D, kept);

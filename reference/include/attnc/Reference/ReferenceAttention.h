@@ -29,6 +29,12 @@ struct ReferenceProblem {
   /// When set, receives the number of kept (b, h, q, kv) pairs (mask true)
   /// over the computed rows.
   int64_t *keptPairs = nullptr;
+  /// referenceBackward only: the forward's output [B, HQ, LQ, DV] as a
+  /// kernel stored it (e.g. rounded to bfloat16). When set, the softmax's
+  /// delta is rowsum(dout * forwardOut), as a kernel given that output
+  /// computes it, instead of the exact sum_kv P dP; this separates the
+  /// backward's error from the rounding of the forward's output.
+  const double *forwardOut = nullptr;
 };
 
 /// out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (natural log; softmax only: a

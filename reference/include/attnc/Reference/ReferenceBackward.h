@@ -26,6 +26,12 @@ namespace mlir::attn {
 struct ReferenceGradients {
   std::vector<double> dq, dk, dv;
   std::map<std::string, std::vector<double>> dinputs;
+  /// Per element of dinputs, the sum of the absolute values of the terms
+  /// it sums (one per kept pair that reads the element). An input gradient
+  /// is a sum over many pairs whose terms largely cancel (for softmax,
+  /// sum_kv dZ = 0 on every row), so its floating-point error scales with
+  /// this magnitude, not with the gradient itself.
+  std::map<std::string, std::vector<double>> dinputMagnitudes;
 };
 
 /// The gradients of L given dL/dout = dout [B, HQ, LQ, DV], for the forward

@@ -1,0 +1,417 @@
+//===- BackwardTest.cpp - Kernel::backward against the float64 reference --===//
+//
+// The CPU backward pass (issue 14) end to end: each shared spec, the
+// examples and specs that exercise every derivative rule are compiled with
+// CompileOptions::backward, run forward (for out and lse) and backward on
+// fresh random data, and compared with referenceBackward (forward-mode dual
+// numbers, independent of the compiler's reverse mode) over odd sizes,
+// LQ != LK, GQA, DV != D, B > 1 and fully masked rows, at f32, bf16 and
+// f16. Gradients are poisoned with NaN first. Tolerance: relative Frobenius
+// error <= 1e-4 (f32), 3e-2 (bf16, f16). Also: bitwise determinism across
+// thread counts, the tiles visited against the column schedule, and bad
+// calls.
+//
+//===----------------------------------------------------------------------===//
+#include "../common/RandomTensors.h"
+
+#include "attnc/Compiler.h"
+#include "attnc/Driver.h"
+#include "attnc/Passes/MaskSchedule.h"
+#include "attnc/Reference/ReferenceBackward.h"
+#include "attnc/Reference/TensorInputs.h"
+
+#include "llvm/Support/raw_ostream.h"
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+using namespace attnc;
+using namespace attnc::test;
+using runtime::DType;
+using runtime::Tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFile(const fs::path &p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// Specs beyond the shared ones: every derivative rule and region.
+const char *const kExtraSpecs[] = {
+    // A table lookup guarded by the mask; relative bias.
+    R"(attention rel_table {
+  input table: float[33]
+  score = score + table[clamp(q - kv, -16, 16) + 16]
+  mask = q >= kv && q - kv <= 40
+})",
+    // A learnable per-head scale (scale_grad) and a sigmoid with a learnable
+    // bias (bias_grad).
+    R"(attention head_scale {
+  input temp: float[HQ]
+  scale = (1.5 + temp[h]) / sqrt(D)
+  mask = q + (LK - LQ) >= kv
+})",
+    R"(attention sigmoid_bias {
+  input b0: float[HQ]
+  normalize = sigmoid(bias = b0[h] - log(float(LK)))
+  mask = q >= kv
+})",
+    // ?: with a read on one arm and, on the other, a value and derivative
+    // that are -inf or NaN where that arm is not taken (log of <= 0).
+    R"(attention guarded {
+  input t: float[LQ]
+  score = kv <= q ? score + t[q - kv] : score * log(float(kv - q))
+})",
+    // pow in both arguments, abs, min/max, clamp, exp/log, sin/cos, /, sigmoid.
+    R"(attention all_rules {
+  input e: float[HQ]
+  input w: float[LK]
+  score = pow(abs(score) + 1.0, 0.5 + 0.25 * e[h]) + max(score, 0.1 * w[kv])
+          - sigmoid(score) + clamp(score, -0.5, 0.5) * cos(w[kv])
+          + log(2.0 + sin(score)) / (1.5 + exp(-abs(w[kv]))) + min(score, w[kv])
+})",
+};
+
+struct Case {
+  std::string name, text;
+};
+
+std::vector<Case> allSpecs() {
+  std::vector<Case> cases;
+  std::vector<fs::path> files;
+  if (fs::is_directory(ATTNC_SHARED_SPECS_DIR))
+    for (auto &e : fs::directory_iterator(ATTNC_SHARED_SPECS_DIR))
+      if (e.path().extension() == ".attn")
+        files.push_back(e.path());
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "relative_bias.attn");
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "sigmoid_softcap.attn");
+  std::sort(files.begin(), files.end());
+  for (const fs::path &f : files)
+    cases.push_back({f.filename().string(), readFile(f)});
+  for (std::string text : kExtraSpecs) {
+    size_t at = text.find(' ') + 1;
+    cases.push_back({text.substr(at, text.find(' ', at) - at), text});
+  }
+  return cases;
+}
+
+const Shape kShapes[] = {
+    {1, 1, 1, 17, 17, 16, 16},   // one partial tile
+    {2, 4, 2, 33, 70, 17, 23},   // GQA, LQ < LK, DV != D, B > 1
+    {1, 2, 1, 70, 33, 32, 16},   // LQ > LK: bottom-right masks empty rows
+    {1, 1, 1, 129, 129, 64, 64}, // several tiles of 64
+};
+
+mlir::attn::ProblemSizes sizesOf(const Shape &s) {
+  mlir::attn::ProblemSizes p;
+  p.B = s.B, p.HQ = s.HQ, p.HKV = s.HKV, p.LQ = s.LQ, p.LK = s.LK;
+  p.D = s.D, p.DV = s.DV;
+  return p;
+}
+
+Tensor poisoned(DType dtype, std::vector<int64_t> shape) {
+  Tensor t = Tensor::zeros(dtype, shape).value();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.setFromDouble(i, NAN);
+  return t;
+}
+
+/// One problem: operands, the forward's results and the gradients' homes.
+struct Problem {
+  Shape s;
+  Operand q, k, v, dout;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  Tensor out, lse, dq, dk, dv;
+  std::vector<std::pair<std::string, Tensor>> dinputs;
+
+  Problem(const Kernel &kernel, DType dtype, const Shape &shape,
+          std::mt19937 &rng)
+      : s(shape),
+        q(randomOperand(dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -2, 2)),
+        k(randomOperand(dtype, {s.B, s.HKV, s.LK, s.D}, rng, -2, 2)),
+        v(randomOperand(dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1)),
+        dout(randomOperand(dtype, {s.B, s.HQ, s.LQ, s.DV}, rng, -1, 1)),
+        inputs(randomInputs(kernel.info(), s, rng)),
+        out(poisoned(dtype, {s.B, s.HQ, s.LQ, s.DV})),
+        lse(poisoned(DType::F32, {s.B, s.HQ, s.LQ})),
+        dq(poisoned(dtype, {s.B, s.HQ, s.LQ, s.D})),
+        dk(poisoned(dtype, {s.B, s.HKV, s.LK, s.D})),
+        dv(poisoned(dtype, {s.B, s.HKV, s.LK, s.DV})) {
+    for (const std::string &name : kernel.differentiableInputs())
+      for (auto &[n, t] : inputs)
+        if (n == name)
+          dinputs.push_back({name, poisoned(DType::F32, t.shape())});
+  }
+
+  std::vector<std::pair<std::string, runtime::TensorView>> inputViews() {
+    std::vector<std::pair<std::string, runtime::TensorView>> views;
+    for (auto &[n, t] : inputs)
+      views.push_back({n, t.view()});
+    return views;
+  }
+
+  Status forward(const Kernel &kernel) {
+    ForwardOptions fo;
+    runtime::TensorView lseView = lse.view();
+    if (!kernel.info().sigmoid)
+      fo.lse = &lseView;
+    fo.inputs = inputViews();
+    return kernel.forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                          out.view(), fo);
+  }
+
+  Status backward(const Kernel &kernel, int threads = 0,
+                  std::vector<int8_t> *trace = nullptr) {
+    BackwardOptions bo;
+    bo.inputs = inputViews();
+    for (auto &[n, t] : dinputs)
+      bo.inputGrads.push_back({n, t.view()});
+    bo.threads = threads;
+    bo.tileTrace = trace;
+    runtime::TensorView lseView =
+        kernel.info().sigmoid ? runtime::TensorView() : lse.view();
+    return kernel.backward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                           out.view(), lseView, dout.tensor.view(), dq.view(),
+                           dk.view(), dv.view(), bo);
+  }
+};
+
+/// The spec of `text` for the reference.
+struct RefSpec {
+  std::string errors;
+  llvm::raw_string_ostream errorStream{errors};
+  Driver driver{errorStream};
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  explicit RefSpec(const std::string &text) {
+    module = driver.loadSpecText("reference.attn", text, {});
+    if (module && mlir::failed(driver.runSpecPipeline(*module)))
+      module = nullptr;
+  }
+  mlir::attn::SpecOp op() {
+    return *module->getOps<mlir::attn::SpecOp>().begin();
+  }
+};
+
+double tolerance(DType t) { return t == DType::F32 ? 1e-4 : 3e-2; }
+
+/// The error of an input gradient: ||got - want|| relative to ||want||, or
+/// to 1% of the size of its terms (ReferenceGradients::dinputMagnitudes)
+/// where they cancel to less: a sum of N terms that cancel to 0 cannot be
+/// computed to a relative 1e-4 in float32, by this kernel or any other.
+double inputGradError(const Tensor &got, const std::vector<double> &want,
+                      const std::vector<double> &magnitude) {
+  double num = 0, den = 0, mag = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    double g = got.getAsDouble(i);
+    if (g != g)
+      return INFINITY;
+    num += (g - want[size_t(i)]) * (g - want[size_t(i)]);
+    den += want[size_t(i)] * want[size_t(i)];
+    mag += magnitude[size_t(i)] * magnitude[size_t(i)];
+  }
+  double scale = std::max(std::sqrt(den), 1e-2 * std::sqrt(mag));
+  return scale == 0 ? (num == 0 ? 0 : INFINITY) : std::sqrt(num) / scale;
+}
+
+void checkSpec(const Case &c, DType dtype, const std::vector<Shape> &shapes) {
+  SCOPED_TRACE(c.name + " " + runtime::dtypeName(dtype));
+  RefSpec ref(c.text);
+  ASSERT_TRUE(ref.module) << ref.errors;
+  Compiler compiler;
+  CompileOptions opts;
+  opts.dtype = dtype;
+  opts.backward = true;
+  auto kernel = compiler.compile(c.text, opts, c.name);
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(std::random_device{}());
+  for (const Shape &s : shapes) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " HQ=" + std::to_string(s.HQ) +
+                 " HKV=" + std::to_string(s.HKV) + " LQ=" + std::to_string(s.LQ) +
+                 " LK=" + std::to_string(s.LK) + " D=" + std::to_string(s.D) +
+                 " DV=" + std::to_string(s.DV));
+    Problem p(*kernel, dtype, s, rng);
+    Status st = p.forward(*kernel);
+    ASSERT_TRUE(st.ok()) << st.message();
+    st = p.backward(*kernel);
+    ASSERT_TRUE(st.ok()) << st.message();
+
+    mlir::attn::ReferenceProblem rp;
+    rp.sizes = sizesOf(s);
+    rp.q = p.q.values.data(), rp.k = p.k.values.data(), rp.v = p.v.values.data();
+    rp.inputs = mlir::attn::tensorInputReader(p.inputs);
+    // The backward's inputs as the kernel got them, out included (rounded
+    // to the storage type like q, k and v).
+    std::vector<double> out(size_t(p.out.numel()));
+    for (int64_t i = 0; i < p.out.numel(); ++i)
+      out[size_t(i)] = p.out.getAsDouble(i);
+    rp.forwardOut = out.data();
+    mlir::attn::ReferenceGradients want;
+    ASSERT_EQ(mlir::attn::referenceBackward(ref.op(), rp, p.dout.values.data(),
+                                            want),
+              "");
+    EXPECT_LE(relativeError(p.dq, want.dq), tolerance(dtype)) << "dq";
+    EXPECT_LE(relativeError(p.dk, want.dk), tolerance(dtype)) << "dk";
+    EXPECT_LE(relativeError(p.dv, want.dv), tolerance(dtype)) << "dv";
+    EXPECT_EQ(p.dinputs.size(), want.dinputs.size());
+    for (auto &[name, t] : p.dinputs) {
+      ASSERT_TRUE(want.dinputs.count(name)) << name;
+      EXPECT_LE(inputGradError(t, want.dinputs[name],
+                               want.dinputMagnitudes[name]),
+                tolerance(dtype))
+          << "d" << name;
+    }
+  }
+}
+
+TEST(Backward, EverySpecF32) {
+  for (const Case &c : allSpecs())
+    checkSpec(c, DType::F32, {std::begin(kShapes), std::end(kShapes)});
+}
+
+TEST(Backward, EverySpecBF16AndF16) {
+  for (const Case &c : allSpecs()) {
+    checkSpec(c, DType::BF16, {kShapes[1], kShapes[3]});
+    checkSpec(c, DType::F16, {kShapes[2]});
+  }
+}
+
+/// The bytes of a tensor, for bitwise comparisons.
+std::vector<char> bytesOf(const Tensor &t) {
+  const char *p = static_cast<const char *>(t.view().data);
+  return std::vector<char>(p, p + t.numel() * runtime::dtypeSize(t.dtype()));
+}
+
+TEST(Backward, BitwiseIdenticalForEveryThreadCount) {
+  // Input gradients (slopes) and dq are reduced from partials; GQA sums dk.
+  std::string text = readFile(fs::path(ATTNC_SHARED_SPECS_DIR) /
+                              "local_softcap_alibi.attn");
+  if (text.empty())
+    text = kExtraSpecs[0];
+  Compiler compiler;
+  CompileOptions opts;
+  opts.backward = true;
+  auto kernel = compiler.compile(text, opts);
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(7);
+  Problem p(*kernel, DType::F32, {2, 4, 2, 300, 257, 64, 48}, rng);
+  ASSERT_TRUE(p.forward(*kernel).ok());
+  std::vector<std::vector<char>> first;
+  for (int threads : {1, 2, 3, 0}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    ASSERT_TRUE(p.backward(*kernel, threads).ok());
+    std::vector<std::vector<char>> now = {bytesOf(p.dq), bytesOf(p.dk),
+                                          bytesOf(p.dv)};
+    for (auto &[n, t] : p.dinputs)
+      now.push_back(bytesOf(t));
+    if (first.empty())
+      first = now;
+    else
+      EXPECT_TRUE(now == first);
+  }
+}
+
+/// The tiles the backward visits are exactly those the column schedule
+/// keeps, with their kinds (no ids reader: the generated column view
+/// classifies ids_eq atoms like opaque ones).
+TEST(Backward, VisitsTheColumnSchedule) {
+  for (const Case &c : allSpecs()) {
+    SCOPED_TRACE(c.name);
+    RefSpec ref(c.text);
+    ASSERT_TRUE(ref.module) << ref.errors;
+    Compiler compiler;
+    CompileOptions opts;
+    opts.backward = true;
+    auto kernel = compiler.compile(c.text, opts, c.name);
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    std::mt19937 rng(3);
+    Shape s{1, 2, 1, 300, 200, 16, 16};
+    Problem p(*kernel, DType::F32, s, rng);
+    ASSERT_TRUE(p.forward(*kernel).ok());
+    std::vector<int8_t> trace;
+    ASSERT_TRUE(p.backward(*kernel, 0, &trace).ok());
+    const int64_t tq = 64, tk = 64, nqt = (s.LQ + tq - 1) / tq,
+                  nkt = (s.LK + tk - 1) / tk;
+    ASSERT_EQ(int64_t(trace.size()), s.B * s.HQ * nqt * nkt);
+    mlir::attn::MaskAttr columns = ref.op().getMaskScheduleColumnsAttr();
+    ASSERT_TRUE(columns);
+    int64_t visited = 0;
+    for (int64_t h = 0; h < s.HQ; ++h) {
+      mlir::attn::ProblemSizes sizes = sizesOf(s);
+      sizes.h = h;
+      mlir::attn::TileSchedule sched =
+          mlir::attn::computeColumnSchedule(columns, sizes, tq, tk);
+      for (int64_t qt = 0; qt < nqt; ++qt)
+        for (int64_t kt = 0; kt < nkt; ++kt) {
+          int8_t got = trace[size_t((h * nqt + qt) * nkt + kt)];
+          int8_t want = int8_t(sched.at(kt, qt));
+          visited += got != 0;
+          // TileKind: Empty 0, Full 1, Partial 2, as the trace.
+          ASSERT_EQ(got, want) << "h " << h << " qt " << qt << " kt " << kt;
+        }
+    }
+    EXPECT_GT(visited, 0);
+  }
+}
+
+TEST(Backward, BadCallsAreErrorsThatWriteNothing) {
+  const char *text = R"(attention alibi_ids {
+  input slopes: float[HQ]
+  input doc: int[LK]
+  score = score - slopes[h] * float(q - kv)
+  mask = doc[kv] >= 0
+})";
+  Compiler compiler;
+  CompileOptions opts;
+  auto forwardOnly = compiler.compile(text, opts);
+  ASSERT_TRUE(forwardOnly.ok()) << forwardOnly.status().message();
+  opts.backward = true;
+  auto kernel = compiler.compile(text, opts);
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  EXPECT_EQ(kernel->differentiableInputs(),
+            std::vector<std::string>{"slopes"});
+  std::mt19937 rng(5);
+  Problem p(*kernel, DType::F32, {1, 2, 1, 20, 30, 8, 8}, rng);
+  ASSERT_TRUE(p.forward(*kernel).ok());
+  auto expectError = [&](const Status &st, const std::string &needle) {
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find(needle), std::string::npos) << st.message();
+    for (const Tensor *t : {&p.dq, &p.dk, &p.dv})
+      for (int64_t i = 0; i < t->numel(); ++i)
+        ASSERT_TRUE(std::isnan(t->getAsDouble(i))) << "written on error";
+  };
+  BackwardOptions bo;
+  bo.inputs = p.inputViews();
+  auto call = [&](const Kernel &k, const runtime::TensorView &q,
+                  const runtime::TensorView &dout,
+                  const runtime::TensorView &dq) {
+    return k.backward(q, p.k.tensor.view(), p.v.tensor.view(), p.out.view(),
+                      p.lse.view(), dout, dq, p.dk.view(), p.dv.view(), bo);
+  };
+  expectError(call(*forwardOnly, p.q.tensor.view(), p.dout.tensor.view(),
+                   p.dq.view()),
+              "CompileOptions::backward");
+  // dout of the wrong shape; dq aliasing q.
+  Tensor shortDout = Tensor::zeros(DType::F32, {1, 2, 19, 8}).value();
+  expectError(call(*kernel, p.q.tensor.view(), shortDout.view(), p.dq.view()),
+              "dout");
+  expectError(call(*kernel, p.q.tensor.view(), p.dout.tensor.view(),
+                   p.q.tensor.view()),
+              "dq");
+  // A gradient for an int input.
+  Tensor ddoc = Tensor::zeros(DType::F32, {30}).value();
+  bo.inputGrads = {{"doc", ddoc.view()}};
+  expectError(call(*kernel, p.q.tensor.view(), p.dout.tensor.view(),
+                   p.dq.view()),
+              "doc");
+}
+
+} // namespace
