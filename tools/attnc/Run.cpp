@@ -4,13 +4,16 @@
 // for the CPU through the C++ API (attnc/Compiler.h), or with --target=cuda
 // for the GPU (RunCuda.cpp), and runs the kernel on
 // tensors read from .npy files: the way to try a variant on real data from
-// the shell, and the way the tests run kernels end to end.
+// the shell, and the way the tests run kernels end to end. With --dout
+// DO.npy it also runs the backward pass and writes --dq, --dk, --dv and
+// the --dinput gradients (RunBackward.cpp; the declarations both files
+// share are in Run.h).
 //
 // File conventions (DESIGN.md, Tools): q, k and v files are float32 or
 // float16 (the .npy reader has no bfloat16, numpy has no such dtype);
 // --dtype is the precision the kernel reads and writes, and the CLI
-// converts q, k and v to it; accumulation stays float32. OUT.npy and
-// LSE.npy are always float32. Input files go to the kernel as read: the
+// converts q, k, v (and dO) to it; accumulation stays float32. OUT.npy,
+// LSE.npy and the gradient files are always float32. Input files go to the kernel as read: the
 // runtime takes int32 or int64 for int inputs, numpy bool for bool inputs
 // and float32 for float inputs, and rejects anything else by name.
 //
@@ -21,22 +24,24 @@
 // input read. Every error prints `attnc: error: ...` (spec errors print
 // `file:line:col: error:` and a caret line, as the driver does) and exits 1.
 //
-// Outputs are written only after the kernel succeeded, in two phases, by
-// the runtime's rule for a path (Npy.h: a link is followed and kept, a
-// hard-linked file is written in place, a device or FIFO directly, never
-// replaced; `-` is stdout). Both files are encoded in memory first; then
-// every output that is replaced gets a written, fsynced temporary beside
-// its target; then the outputs written in place (stdout, devices, FIFOs,
-// hard-linked files) are written, and only when all of that worked are the
-// temporaries renamed over their targets. A failure before the renames (a
-// missing directory, a full disk, /dev/full) leaves every replaced target
-// as it was (an output written in place before the failure has its bytes).
-// A rename in the same directory can hardly fail once a target that is a
-// directory has been refused up front; if the second one fails all the
-// same, the error says that the first target was already written.
+// Outputs are written only after the kernel (and the backward) succeeded,
+// in two phases, by the runtime's rule for a path (Npy.h: a link is
+// followed and kept, a hard-linked file is written in place, a device or
+// FIFO directly, never replaced; `-` is stdout). Every file is encoded in
+// memory first; then every output that is replaced gets a written, fsynced
+// temporary beside its target; then the outputs written in place (stdout,
+// devices, FIFOs, hard-linked files) are written, and only when all of
+// that worked are the temporaries renamed over their targets. A failure
+// before the renames (a missing directory, a full disk, /dev/full) leaves
+// every replaced target as it was (an output written in place before the
+// failure has its bytes). A rename in the same directory can hardly fail
+// once a target that is a directory (or two outputs naming one file) has
+// been refused up front; if a later one fails all the same, the error
+// names the targets already written.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Commands.h"
+#include "attnc/Run.h"
 
 #include "attnc/Compiler.h"
 #include "attnc/Runtime/Npy.h"
@@ -55,14 +60,10 @@
 #include <unistd.h>
 
 using namespace attnc;
+using namespace attnc::run;
 using runtime::Tensor;
 
 namespace {
-struct RunFlags {
-  std::string spec, q, k, v, output, lse, name, target, dtype, arch;
-  std::vector<std::string> inputs, defines;
-  int threads = 0;
-};
 
 /// True if \p prefix is `FILE:LINE:COL`.
 bool isLocation(const std::string &prefix) {
@@ -79,11 +80,12 @@ bool isLocation(const std::string &prefix) {
   return end > 0;
 }
 
-/// Prints \p message as an error of attnc run; returns the exit code 1.
+} // namespace
+
 /// Messages of the front end come as diagnostics: a located one,
 /// `FILE:LINE:COL: error: ...` with its source line and caret, prints as it
 /// is; in `error: X` and `FILE: error: X` the inner `error: ` is dropped.
-int fail(const std::string &message) {
+int run::fail(const std::string &message) {
   std::string text = message;
   while (!text.empty() && text.back() == '\n')
     text.pop_back();
@@ -101,10 +103,9 @@ int fail(const std::string &message) {
   return reportError(text);
 }
 
-/// Reads the q, k or v file \p path, checks that it is a float32 or
-/// float16 tensor of rank 4, and converts it to \p storage.
-std::optional<Tensor> loadOperand(const char *what, const char *layout,
-                                  const std::string &path, DType storage) {
+std::optional<Tensor> run::loadOperand(const char *what, const char *layout,
+                                       const std::string &path,
+                                       DType storage) {
   runtime::Expected<Tensor> t = runtime::readNpy(path);
   if (!t.ok()) {
     fail(t.status().message());
@@ -131,6 +132,37 @@ std::optional<Tensor> loadOperand(const char *what, const char *layout,
   return std::move(*c);
 }
 
+int run::encodeFloat32(const std::string &path, Tensor t,
+                       std::vector<OutputFile> &files) {
+  runtime::Expected<Tensor> t32 =
+      t.dtype() == DType::F32 ? std::move(t)
+                              : runtime::convert(t.view(), DType::F32);
+  if (!t32.ok())
+    return fail(path + ": " + t32.status().message());
+  runtime::Expected<std::string> bytes = runtime::encodeNpy(t32->view());
+  if (!bytes.ok())
+    return fail(path + ": " + bytes.status().message());
+  files.push_back({path, std::move(*bytes)});
+  return 0;
+}
+
+int run::parseNamedFiles(const char *flag,
+                         const std::vector<std::string> &values,
+                         std::vector<NamedFile> &out) {
+  std::set<std::string> names;
+  for (const std::string &value : values) {
+    size_t eq = value.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
+      return fail(std::string(flag) + " " + value + ": expected NAME=FILE.npy");
+    std::string name = value.substr(0, eq);
+    if (!names.insert(name).second)
+      return fail(std::string(flag) + " " + name + " is given twice");
+    out.push_back({name, value.substr(eq + 1)});
+  }
+  return 0;
+}
+
+namespace {
 /// The spec's text; "-" reads stdin (readSpecFile: regular files only,
 /// size-capped).
 std::optional<std::string> readSpec(const std::string &path) {
@@ -142,11 +174,6 @@ std::optional<std::string> readSpec(const std::string &path) {
   }
   return buffer->getBuffer().str();
 }
-
-/// One output file: its path ("-" for stdout) and its encoded bytes.
-struct OutputFile {
-  std::string path, bytes;
-};
 
 /// Writes \p bytes to stdout (after what llvm::outs() holds).
 runtime::Status writeStdout(const std::string &bytes) {
@@ -200,8 +227,8 @@ runtime::Status writeAll(const std::vector<OutputFile> &files) {
     if (runtime::Status st = pending[i].commit(); !st.ok())
       return runtime::Status::error(
           st.message() +
-          (written.empty() ? "" : " (" + written + " was written)"));
-    written = files[i].path;
+          (written.empty() ? "" : " (already written: " + written + ")"));
+    written += (written.empty() ? "" : ", ") + files[i].path;
   }
   return runtime::Status::success();
 }
@@ -220,31 +247,30 @@ bool sameExistingFile(const std::string &a, const std::string &b) {
          sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/// One --input NAME=FILE.npy: the declared input's name and its file.
-struct InputFile {
-  std::string name, path;
-};
-
 /// What the checked flags of attnc run amount to.
 struct RunPlan {
   bool cuda = false;
   DType storage = DType::F32;
   CompileOptions compileOptions;
-  std::vector<InputFile> inputFiles;
+  std::vector<NamedFile> inputFiles, dinputFiles;
+  bool backward() const { return compileOptions.backward; }
 };
 
-/// The tensors the kernel reads and the spec's text, all read up front.
+/// The tensors the kernel reads (dout for the backward) and the spec's
+/// text, all read up front.
 struct RunInputs {
-  std::optional<Tensor> q, k, v;
+  std::optional<Tensor> q, k, v, dout;
   std::vector<std::pair<std::string, Tensor>> inputs;
   std::string specText;
 };
 
-/// What the kernel wrote: out in the storage type, and lse when asked for.
+/// What the kernel wrote: out in the storage type, lse when asked for or
+/// when the backward needs it (softmax), and the backward's gradients.
 struct RunOutputs {
   runtime::Expected<Tensor> out = Tensor();
   std::optional<Tensor> lse;
   TensorView lseView;
+  Gradients grads;
 };
 
 /// Parses \p args into \p f. Returns the exit code when attnc run ends
@@ -282,7 +308,18 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
        "stdout)")
       ("lse", po::value(&f.lse),
        "LSE.npy: also write the log-sum-exp [B, HQ, LQ], float32 ('-' for "
-       "stdout)");
+       "stdout)")
+      ("dout", po::value(&f.dout),
+       "DO.npy: dL/dout [B, HQ, LQ, DV], float32 or float16: run the "
+       "backward pass after the forward (CPU; needs --dq, --dk, --dv)")
+      ("dq", po::value(&f.dq), "DQ.npy: write dL/dq [B, HQ, LQ, D], float32")
+      ("dk", po::value(&f.dk), "DK.npy: write dL/dk [B, HKV, LK, D], float32")
+      ("dv", po::value(&f.dv),
+       "DV.npy: write dL/dv [B, HKV, LK, DV], float32")
+      ("dinput", po::value(&f.dinputs)->composing(),
+       "NAME=FILE.npy: write the gradient of the float input NAME (one the "
+       "score, the scale or the bias reads), float32 of its shape "
+       "(repeatable)");
   po::variables_map vm;
   if (!parseCommandLine("run", args, options, vm))
     return 1;
@@ -327,6 +364,9 @@ int checkRunFlags(RunFlags &f, bool dtypeDefaulted, RunPlan &plan) {
   if (f.threads < 0)
     return fail("--threads=" + std::to_string(f.threads) +
                 ": expected a number >= 0 (0 uses all cores)");
+  if (int rc = checkBackwardFlags(f, cuda, plan.dinputFiles))
+    return rc;
+  plan.compileOptions.backward = !f.dout.empty();
   plan.cuda = cuda;
   plan.storage = *storage;
   return 0;
@@ -346,28 +386,29 @@ int planCompileAndInputs(const RunFlags &f, RunPlan &plan) {
     compileOptions.defines.emplace_back(define.first, define.second);
   }
 
-  std::set<std::string> inputNames;
-  for (const std::string &in : f.inputs) {
-    size_t eq = in.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == in.size())
-      return fail("--input " + in + ": expected NAME=FILE.npy");
-    std::string name = in.substr(0, eq);
-    if (!inputNames.insert(name).second)
-      return fail("--input " + name + " is given twice");
-    plan.inputFiles.push_back({name, in.substr(eq + 1)});
-  }
-  return 0;
+  return parseNamedFiles("--input", f.inputs, plan.inputFiles);
 }
 
-/// Refuses the output paths that could only fail after the kernel ran.
-/// Returns 0 or fail's 1.
-int checkOutputPaths(const RunFlags &f) {
-  if (!f.lse.empty() &&
-      (f.lse == f.output || sameExistingFile(f.lse, f.output)))
-    return fail("-o and --lse name the same file '" + f.output + "'");
-  for (const std::string *path : {&f.output, &f.lse})
-    if (!path->empty() && isDirectory(*path))
-      return fail(*path + ": cannot write: is a directory");
+/// Refuses the output paths that could only fail after the kernel ran:
+/// a directory, two outputs naming one file (or both stdout). Returns 0 or
+/// fail's 1.
+int checkOutputPaths(const RunFlags &f, const RunPlan &plan) {
+  std::vector<std::pair<std::string, std::string>> outputs = {
+      {"-o", f.output}, {"--lse", f.lse}, {"--dq", f.dq}, {"--dk", f.dk},
+      {"--dv", f.dv}};
+  for (const NamedFile &d : plan.dinputFiles)
+    outputs.push_back({"--dinput " + d.name, d.path});
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto &[flag, path] = outputs[i];
+    if (path.empty())
+      continue;
+    for (size_t j = 0; j < i; ++j)
+      if (outputs[j].second == path || sameExistingFile(outputs[j].second, path))
+        return fail(outputs[j].first + " and " + flag +
+                    " name the same file '" + path + "'");
+    if (isDirectory(path))
+      return fail(path + ": cannot write: is a directory");
+  }
   return 0;
 }
 
@@ -383,7 +424,18 @@ int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
   in.v = loadOperand("v", "[B, HKV, LK, DV]", f.v, plan.storage);
   if (!in.v)
     return 1;
-  for (const InputFile &file : plan.inputFiles) {
+  if (plan.backward()) {
+    in.dout = loadOperand("dout", "[B, HQ, LQ, DV]", f.dout, plan.storage);
+    if (!in.dout)
+      return 1;
+    const std::vector<int64_t> &qs = in.q->shape();
+    std::vector<int64_t> outShape = {qs[0], qs[1], qs[2], in.v->shape()[3]};
+    if (in.dout->shape() != outShape)
+      return fail(f.dout + ": dout must have the shape of out [B, HQ, LQ, DV] "
+                  "= " + runtime::shapeToString(outShape) + ", not " +
+                  runtime::shapeToString(in.dout->shape()));
+  }
+  for (const NamedFile &file : plan.inputFiles) {
     runtime::Expected<Tensor> t = runtime::readNpy(file.path);
     if (!t.ok())
       return fail(t.status().message());
@@ -433,11 +485,14 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
       in.specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
   if (!kernel.ok())
     return fail(kernel.status().message());
+  if (int rc = checkGradientNames(*kernel, plan.dinputFiles))
+    return rc;
   result.out =
       Tensor::zeros(plan.storage, {qs[0], qs[1], qs[2], in.v->shape()[3]});
   if (!result.out.ok())
     return fail("output: " + result.out.status().message());
-  if (!f.lse.empty()) {
+  // The softmax backward recomputes P from the forward's lse.
+  if (!f.lse.empty() || (plan.backward() && !kernel->info().sigmoid)) {
     runtime::Expected<Tensor> l =
         Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
     if (!l.ok())
@@ -454,30 +509,28 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
                               result.out->view(), forward);
   if (!st.ok())
     return fail(st.message());
-  return 0;
+  if (!plan.backward())
+    return 0;
+  return runBackward(*kernel, f, plan.dinputFiles, *in.q, *in.k, *in.v,
+                     in.inputs, result.out->view(),
+                     result.lse ? result.lseView : TensorView(), *in.dout,
+                     result.grads);
 }
 
-/// Encodes out (as float32) and lse, then writes all files or none.
-/// Returns 0 or fail's 1.
-int writeOutputs(const RunFlags &f, DType storage, RunOutputs &result) {
+/// Encodes out (as float32), lse and the gradients, then writes all files
+/// or none. Returns 0 or fail's 1.
+int writeOutputs(const RunFlags &f, const RunPlan &plan, RunOutputs &result) {
   std::vector<OutputFile> files;
-  {
-    runtime::Expected<Tensor> out32 =
-        storage == DType::F32 ? std::move(result.out)
-                              : runtime::convert(result.out->view(), DType::F32);
-    if (!out32.ok())
-      return fail(f.output + ": " + out32.status().message());
-    runtime::Expected<std::string> bytes = runtime::encodeNpy(out32->view());
-    if (!bytes.ok())
-      return fail(f.output + ": " + bytes.status().message());
-    files.push_back({f.output, std::move(*bytes)});
-  }
-  if (result.lse) {
+  if (encodeFloat32(f.output, std::move(*result.out), files))
+    return 1;
+  if (result.lse && !f.lse.empty()) {
     runtime::Expected<std::string> bytes = runtime::encodeNpy(result.lseView);
     if (!bytes.ok())
       return fail(f.lse + ": " + bytes.status().message());
     files.push_back({f.lse, std::move(*bytes)});
   }
+  if (plan.backward() && encodeGradients(f, result.grads, files))
+    return 1;
   if (Status w = writeAll(files); !w.ok())
     return fail(w.message());
   return 0;
@@ -498,7 +551,7 @@ int attnc::runRun(const std::vector<std::string> &args) {
     return rc;
 
   // Output paths: refuse what could only fail after the kernel ran.
-  if (int rc = checkOutputPaths(f))
+  if (int rc = checkOutputPaths(f, plan))
     return rc;
 
   // Files, cheap to check, before the compilation.
@@ -513,5 +566,5 @@ int attnc::runRun(const std::vector<std::string> &args) {
     return rc;
 
   // Write: encode everything first, then all files or none.
-  return writeOutputs(f, plan.storage, result);
+  return writeOutputs(f, plan, result);
 }

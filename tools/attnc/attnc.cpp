@@ -63,6 +63,8 @@ static void printUsage(llvm::raw_ostream &os) {
         "stage\n"
         "  run SPEC.attn --q Q.npy --k K.npy --v V.npy -o OUT.npy\n"
         "                                   run the kernel on .npy files\n"
+        "      [--dout DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy]\n"
+        "                                   ... and its backward pass\n"
         "  show SPEC.attn --lq N --lk N     print the mask's tile schedule\n"
         "  cache stats|clear                the kernel cache on disk\n\n"
         "'attnc <command> --help' lists the options of a command;\n"
