@@ -9,6 +9,7 @@
 //     rows  = schedule_columns(k0, k1)       (the transposed mask's formula:
 //                                             its "rows" are keys)
 //     for qt in [hullLo / TQ, hullHi / TQ]:  kinds[qt] = classify(rows, q0, q1)
+//     (ids_eq atoms from scans of the ids over the key and query tiles)
 //     kinds[numQT], kinds[numQT + 1] = the first and last query tile
 //
 //   @attn_<name>__bwd_tile (b, h, q0, tq, k0, tk, kind), per pair (i, j):
@@ -96,12 +97,25 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
   Value HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3],
         LK = env.sizes[4];
   Value hkv = kvHead(f, h, HQ, HKV);
+  env.b = bIdx, env.h = h, env.hkv = hkv;
   // The transposed problem: keys are its rows, LQ and LK exchange.
   SmallVector<Value> syms = {bIdx, h, hkv, env.sizes[0], HQ, HKV,
                              LK, LQ, env.sizes[5], env.sizes[6]};
+  // ids_eq atoms (document masks), transposed: the key-side ids are read
+  // over the key tile, the query-side ids over each query tile, both by a
+  // scan (O(LQ) per key tile), so the backward skips what the forward does.
+  SmallVector<MaskAttr> atoms = collectIdsAtoms(columns);
+  IdsContext ids;
+  ids.range = [&](ArrayAttr read, Value p0, Value p1) {
+    return emitIdsRange(f, env, read, p0, p1);
+  };
+  ids.keyRange = [&](unsigned n, Value p0, Value p1) {
+    return emitIdsRange(f, env, cast<ArrayAttr>(atoms[n].getTerms()[1]), p0,
+                        p1);
+  };
   Value k0 = f.mul(kt, TK);
   Value k1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(k0, TK), LK), f.ci(1));
-  EmittedRows rows = emitRowBlock(b, f.loc, columns, k0, k1, syms);
+  EmittedRows rows = emitRowBlock(b, f.loc, columns, k0, k1, syms, &ids);
   Value numQT = arith::CeilDivSIOp::create(b, f.loc, LQ, TQ);
   using P = arith::CmpIPredicate;
   Value none = arith::CmpIOp::create(b, f.loc, P::sgt, rows.hullLo, rows.hullHi);
@@ -114,7 +128,7 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
   auto loop = f.forLoop(f.toIdx(first), f.toIdx(f.add(last, f.ci(1))), [&](Value qtx) {
     Value q0 = f.mul(f.toI64(qtx), TQ);
     Value q1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(q0, TQ), LQ), f.ci(1));
-    Value kind = emitTileKind(b, f.loc, columns, rows, q0, q1);
+    Value kind = emitTileKind(b, f.loc, columns, rows, q0, q1, &ids);
     f.store(kind, kinds, qtx);
   });
   FlashBuilder::mark(loop, "attn.loop", "query_tiles");

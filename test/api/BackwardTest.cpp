@@ -320,8 +320,7 @@ TEST(Backward, BitwiseIdenticalForEveryThreadCount) {
 }
 
 /// The tiles the backward visits are exactly those the column schedule
-/// keeps, with their kinds (no ids reader: the generated column view
-/// classifies ids_eq atoms like opaque ones).
+/// keeps, with their kinds; ids_eq atoms (document masks) read the ids.
 TEST(Backward, VisitsTheColumnSchedule) {
   for (const Case &c : allSpecs()) {
     SCOPED_TRACE(c.name);
@@ -343,12 +342,28 @@ TEST(Backward, VisitsTheColumnSchedule) {
     ASSERT_EQ(int64_t(trace.size()), s.B * s.HQ * nqt * nkt);
     mlir::attn::MaskAttr columns = ref.op().getMaskScheduleColumnsAttr();
     ASSERT_TRUE(columns);
-    int64_t visited = 0;
+    int64_t visited = 0, withoutIds = 0;
     for (int64_t h = 0; h < s.HQ; ++h) {
       mlir::attn::ProblemSizes sizes = sizesOf(s);
       sizes.h = h;
+      mlir::attn::IdsReader ids = [&](llvm::StringRef name,
+                                      llvm::ArrayRef<int64_t> indices)
+          -> std::optional<int64_t> {
+        for (auto &[n, t] : p.inputs)
+          if (n == name) {
+            std::optional<mlir::attn::Scalar> v =
+                mlir::attn::readTensorElement(t, indices);
+            if (v && v->kind == mlir::attn::Scalar::Int)
+              return v->i;
+          }
+        return std::nullopt;
+      };
       mlir::attn::TileSchedule sched =
+          mlir::attn::computeColumnSchedule(columns, sizes, tq, tk, &ids);
+      mlir::attn::TileSchedule opaque =
           mlir::attn::computeColumnSchedule(columns, sizes, tq, tk);
+      for (mlir::attn::TileKind kind : opaque.kinds)
+        withoutIds += kind != mlir::attn::TileKind::Empty;
       for (int64_t qt = 0; qt < nqt; ++qt)
         for (int64_t kt = 0; kt < nkt; ++kt) {
           int8_t got = trace[size_t((h * nqt + qt) * nkt + kt)];
@@ -359,6 +374,9 @@ TEST(Backward, VisitsTheColumnSchedule) {
         }
     }
     EXPECT_GT(visited, 0);
+    if (c.name == "document.attn")
+      EXPECT_LT(visited, withoutIds)
+          << "tiles of different documents are skipped by their ids";
   }
 }
 
