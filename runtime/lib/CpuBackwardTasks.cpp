@@ -170,7 +170,7 @@ template <class Fn> void parallelEach(int threads, int64_t n, Fn fn) {
 
 /// One participant's tiles, float32, sized for the call's largest tiles.
 struct Scratch {
-  std::vector<float> q, dout, kr, kt, vr, vt, s, dp, dqTile, dk, dv, lse;
+  std::vector<float> q, dout, kr, kt, vr, vt, s, dp, dk, dv, lse;
   std::vector<int64_t> kinds;
   std::vector<attnc_buffer> kindsBufs, tileBufs; // descriptors, inputs set
 };
@@ -180,7 +180,7 @@ Status makeScratch(const Plan &p, int64_t participants,
   const int64_t tq = std::min(p.tileQ, p.LQ()), tk = std::min(p.tileK, p.LK());
   const int64_t D = p.D(), DV = p.DV();
   // Each section is at most 65536 * 1024 floats; the sum fits easily.
-  const int64_t floats = 2 * tq * D + tq * DV + 3 * tk * D + 3 * tk * DV +
+  const int64_t floats = tq * D + tq * DV + 3 * tk * D + 3 * tk * DV +
                          2 * tq * tk + tq;
   int64_t bytes;
   if (__builtin_mul_overflow(floats * 4 + (p.nqt + 2) * 8, participants, &bytes))
@@ -192,7 +192,6 @@ Status makeScratch(const Plan &p, int64_t participants,
     out.resize(size_t(participants));
     for (Scratch &s : out) {
       s.q.resize(size_t(tq * D));
-      s.dqTile.resize(size_t(tq * D));
       s.dout.resize(size_t(tq * DV));
       s.kr.resize(size_t(tk * D));
       s.kt.resize(size_t(tk * D));
@@ -262,13 +261,10 @@ bool runPair(const TaskContext &c, Scratch &s, float *partial, int64_t chunk,
                     DV, nullptr);
   attnc_uk_pv_t_f32(s.dp.data(), tk, q.p, q.ld, s.dk.data(), D, tk, tq, D,
                     nullptr);
-  // dq rows += dDot K.
-  attnc_uk_qk_f32(s.dp.data(), tk, s.kr.data(), D, s.dqTile.data(), D, tq, D,
-                  tk, 1.0f);
+  // dq rows += dDot K, straight into the chunk's partial.
   float *dq = const_cast<float *>(p.dqPartial.data()) +
               (chunk * p.B() * p.HQ() * LQ + row0) * D;
-  for (int64_t i = 0; i < tq * D; ++i)
-    dq[i] += s.dqTile[i];
+  attnc_uk_qk_acc_f32(s.dp.data(), tk, s.kr.data(), D, dq, D, tq, D, tk, 1.0f);
   return true;
 }
 

@@ -18,6 +18,9 @@
 extern "C" {
 void attnc_uk_qk_f32_avx512(const float *, int64_t, const float *, int64_t,
                             float *, int64_t, int64_t, int64_t, int64_t, float);
+void attnc_uk_qk_acc_f32_avx512(const float *, int64_t, const float *, int64_t,
+                                float *, int64_t, int64_t, int64_t, int64_t,
+                                float);
 void attnc_uk_softmax_t_f32_avx512(float *, int64_t, int64_t, int64_t, float *,
                                    float *, float *);
 void attnc_uk_qk_bf16_avx512(const uint16_t *, int64_t, const uint16_t *,
@@ -79,6 +82,21 @@ void qkPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
   }
 }
 
+/// s += scale * (q kt), the scale applied to each q element.
+void qkAccPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
+                   float *s, int64_t lds, int64_t tq, int64_t tk, int64_t d,
+                   float scale) {
+  for (int64_t i = 0; i < tq; ++i) {
+    float *row = s + i * lds;
+    for (int64_t k = 0; k < d; ++k) {
+      float a = scale * q[i * ldq + k];
+      const float *b = kt + k * ldkt;
+      for (int64_t j = 0; j < tk; ++j)
+        row[j] += a * b[j];
+    }
+  }
+}
+
 void softmaxPortable(float *st, int64_t ldst, int64_t tq, int64_t tk,
                      float *m, float *l, float *alpha) {
   const float negInf = -std::numeric_limits<float>::infinity();
@@ -125,6 +143,16 @@ extern "C" void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
   if (useAvx512())
     return attnc_uk_qk_f32_avx512(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
   qkPortable(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
+}
+
+extern "C" void attnc_uk_qk_acc_f32(const float *q, int64_t ldq,
+                                    const float *kt, int64_t ldkt, float *s,
+                                    int64_t lds, int64_t tq, int64_t tk,
+                                    int64_t d, float scale) {
+  if (useAvx512())
+    return attnc_uk_qk_acc_f32_avx512(q, ldq, kt, ldkt, s, lds, tq, tk, d,
+                                      scale);
+  qkAccPortable(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
 }
 
 extern "C" void attnc_uk_softmax_t_f32(float *st, int64_t ldst, int64_t tq,

@@ -7,7 +7,8 @@
 // may pick for the whole program.
 //
 //   QK:  a block of 8 x 32 outputs in 16 zmm accumulators; per d, 2 loads of
-//        the (transposed) right operand, 8 broadcasts of the left, 16 FMAs.
+//        the (transposed) right operand, 8 broadcasts of the left, 16 FMAs
+//        (the backward's accumulating variant adds them to the output).
 //        Full blocks use plain loads: masked loads are slow on Zen 4.
 //   PV:  4 rows x 64 columns of acc in 16 zmm accumulators; per key, 4 loads
 //        of v, 4 broadcasts of p, 16 FMAs.
@@ -33,7 +34,8 @@ inline __m512 load(__mmask16 m, const float *p) {
   return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
 }
 
-template <int R, bool Full>
+// Acc: s += scale * (q kt) instead of s = scale * (q kt).
+template <int R, bool Full, bool Acc = false>
 inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
                     float *s, int64_t lds, int64_t n, int64_t d, float scale) {
   // n <= 32 keys: two vectors, masked at the tail.
@@ -53,28 +55,37 @@ inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
   }
   __m512 sc = _mm512_set1_ps(scale);
   for (int r = 0; r < R; ++r) {
-    _mm512_mask_storeu_ps(s + r * lds, m0, _mm512_mul_ps(acc[r][0], sc));
-    _mm512_mask_storeu_ps(s + r * lds + 16, m1, _mm512_mul_ps(acc[r][1], sc));
+    float *row = s + r * lds;
+    if (Acc) {
+      _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(acc[r][0], sc,
+                                                     load<Full>(m0, row)));
+      _mm512_mask_storeu_ps(row + 16, m1,
+                            _mm512_fmadd_ps(acc[r][1], sc,
+                                            load<Full>(m1, row + 16)));
+    } else {
+      _mm512_mask_storeu_ps(row, m0, _mm512_mul_ps(acc[r][0], sc));
+      _mm512_mask_storeu_ps(row + 16, m1, _mm512_mul_ps(acc[r][1], sc));
+    }
   }
 }
 
-template <bool Full>
+template <bool Full, bool Acc = false>
 inline void qkRows(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
                    float *s, int64_t lds, int64_t tq, int64_t n, int64_t d,
                    float scale) {
   int64_t i0 = 0;
   for (; i0 + 8 <= tq; i0 += 8)
-    qkBlock<8, Full>(q + i0 * ldq, ldq, kt, ldkt, s + i0 * lds, lds, n, d, scale);
+    qkBlock<8, Full, Acc>(q + i0 * ldq, ldq, kt, ldkt, s + i0 * lds, lds, n, d, scale);
   const float *qi = q + i0 * ldq;
   float *si = s + i0 * lds;
   switch (tq - i0) {
-  case 7: qkBlock<7, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 6: qkBlock<6, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 5: qkBlock<5, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 4: qkBlock<4, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 3: qkBlock<3, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 2: qkBlock<2, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
-  case 1: qkBlock<1, Full>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 7: qkBlock<7, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 6: qkBlock<6, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 5: qkBlock<5, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 4: qkBlock<4, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 3: qkBlock<3, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 2: qkBlock<2, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
+  case 1: qkBlock<1, Full, Acc>(qi, ldq, kt, ldkt, si, lds, n, d, scale); break;
   default: break;
   }
 }
@@ -167,6 +178,19 @@ extern "C" void attnc_uk_qk_f32_avx512(const float *q, int64_t ldq,
       qkRows<true>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
     else
       qkRows<false>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
+  }
+}
+
+extern "C" void attnc_uk_qk_acc_f32_avx512(const float *q, int64_t ldq,
+                                           const float *kt, int64_t ldkt,
+                                           float *s, int64_t lds, int64_t tq,
+                                           int64_t tk, int64_t d, float scale) {
+  for (int64_t j0 = 0; j0 < tk; j0 += 32) {
+    int64_t n = tk - j0 < 32 ? tk - j0 : 32;
+    if (n == 32)
+      qkRows<true, true>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
+    else
+      qkRows<false, true>(q, ldq, kt + j0, ldkt, s + j0, lds, tq, n, d, scale);
   }
 }
 

@@ -54,6 +54,33 @@ TEST_P(Microkernels, QkMatchesLoops) {
       }
 }
 
+// The backward's dq += dDot K: adds to what the output holds (random, not
+// zero, so an overwrite fails) and touches nothing outside the tile.
+TEST_P(Microkernels, QkAccAddsToTheOutput) {
+  std::mt19937 rng(3);
+  for (int64_t tq : {1, 7, 8, 9, 64, 70})
+    for (int64_t tk : {1, 15, 16, 17, 33, 64, 128})
+      for (int64_t d : {1, 17, 64}) {
+        int64_t ldq = d + 3, ldkt = tk + 5, lds = tk + 2;
+        auto q = randomVec(tq * ldq, rng), kt = randomVec(d * ldkt, rng);
+        auto s = randomVec(tq * lds, rng);
+        const std::vector<float> before = s;
+        attnc_uk_qk_acc_f32(q.data(), ldq, kt.data(), ldkt, s.data(), lds, tq,
+                            tk, d, 0.5f);
+        for (int64_t i = 0; i < tq; ++i) {
+          for (int64_t j = 0; j < tk; ++j) {
+            double ref = 0;
+            for (int64_t k = 0; k < d; ++k)
+              ref += double(q[i * ldq + k]) * kt[k * ldkt + j];
+            ASSERT_NEAR(s[i * lds + j], before[i * lds + j] + 0.5 * ref, 1e-5)
+                << tq << " " << tk << " " << d;
+          }
+          for (int64_t j = tk; j < lds; ++j)
+            ASSERT_EQ(s[i * lds + j], before[i * lds + j]) << "wrote outside the tile";
+        }
+      }
+}
+
 TEST_P(Microkernels, PvMatchesLoops) {
   std::mt19937 rng(2);
   for (int64_t tq : {1, 3, 4, 5, 17, 64})

@@ -27,6 +27,12 @@ void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
                      int64_t ldkt, float *s, int64_t lds, int64_t tq,
                      int64_t tk, int64_t d, float scale);
 
+/* As attnc_uk_qk_f32 but accumulating (the backward's dq += dDot K):
+ * s[i * lds + j] += scale * sum_d q[i * ldq + d] * kt[d * ldkt + j]. */
+void attnc_uk_qk_acc_f32(const float *q, int64_t ldq, const float *kt,
+                         int64_t ldkt, float *s, int64_t lds, int64_t tq,
+                         int64_t tk, int64_t d, float scale);
+
 /* The online softmax update of a tile of logits stored transposed, S^T:
  * s(i, j) = st[j * ldst + i] for query row i < tq and key j < tk:
  *   m' = max(m[i], max_j s(i, j));  z = (m' == -inf ? 0 : m')
