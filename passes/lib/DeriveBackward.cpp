@@ -129,7 +129,8 @@ void RegionDifferentiator::sendScaled(Operation *op, Value operand,
 
 /// sigmoid(x) is expanded to 1 / (1 + exp(-x)) (MLIRGen.cpp); its chain
 /// rule through exp overflows (0 * inf) for x < -88, so it gets its own:
-/// d sigmoid(x) / dx = s (1 - s).
+/// d sigmoid(x) / dx = s sigmoid(-x), with sigmoid(-x) = 1 / (1 + exp(x))
+/// rather than 1 - s, which loses every digit in float32 where s is near 1.
 bool RegionDifferentiator::visitSigmoid(arith::DivFOp div, Value adj) {
   if (!isConstantFloat(div.getLhs(), 1))
     return false;
@@ -144,8 +145,10 @@ bool RegionDifferentiator::visitSigmoid(arith::DivFOp div, Value adj) {
                   : arith::NegFOp();
   if (!negx)
     return false;
-  Value s = div.getResult();
-  sendScaled(div, negx.getOperand(), mul(adj, mul(s, sub(cst(1), s))));
+  Value s = div.getResult(), x = negx.getOperand();
+  Value ex = math::ExpOp::create(b, loc, x);
+  Value sNeg = this->div(cst(1), arith::AddFOp::create(b, loc, cst(1), ex));
+  sendScaled(div, x, mul(adj, mul(s, sNeg)));
   return true;
 }
 

@@ -17,7 +17,7 @@
 //     s    = scale * S[i, j]                  (S: the raw dot products)
 //     z    = score(s)
 //     softmax: P = exp(z - lse_i),  dZ = P (dP[i, j] - delta_i)
-//     sigmoid: P = sigmoid(z + bias), dZ = dP[i, j] P (1 - P)
+//     sigmoid: P = sigmoid(z + bias), dZ = dP[i, j] P sigmoid(-(z + bias))
 //     dS   = score_grad(adjoint = dZ)        (adds to the score's inputs)
 //     scale_grad(adjoint = dS * S[i, j]);  bias_grad(adjoint = dZ)
 //     S[i, j] = keep ? P : 0;  dP[i, j] = keep ? dS * scale : 0
@@ -187,12 +187,15 @@ LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
     FailureOr<Value> bias = emitSpecRegion(b, loc, spec, spec.getBias(), el);
     if (failed(bias))
       return failure();
+    // P = sigmoid(x), 1 - P = sigmoid(-x): both from their own exp, as
+    // 1 - P in float32 loses every digit where P is near 1.
     Value x = arith::AddFOp::create(b, loc, *z, *bias);
     Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
     p = arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
-    dz = arith::MulFOp::create(
-        b, loc, dp,
-        arith::MulFOp::create(b, loc, p, arith::SubFOp::create(b, loc, one, p)));
+    Value ex = math::ExpOp::create(b, loc, x);
+    Value q = arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, ex));
+    dz = arith::MulFOp::create(b, loc, dp,
+                               arith::MulFOp::create(b, loc, p, q));
   } else {
     Value rowLse = f.load(c.lse, i), rowDelta = f.load(c.delta, i);
     p = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, *z, rowLse));

@@ -43,7 +43,10 @@ struct Backward {
         sigmoid(spec.getNormalize() == NormalizeKind::sigmoid) {}
 
   std::string declareInputs();
-  std::string accumulate(const Partials &partials, double factor);
+  /// grad += factor * partial and magnitude += |magnitude * partial| for
+  /// each read of `partials`.
+  std::string accumulate(const Partials &partials, double factor,
+                         double magnitude);
   /// z of a pair: std::nullopt with interp.error() set on a failure; sets
   /// `kept` to the mask (z is 0 on a dropped pair).
   std::optional<double> logit(SpecInterpreter::Element e, const double *qRow,
@@ -107,7 +110,8 @@ std::string Backward::declareInputs() {
 }
 
 /// grad[input][indices] += factor * partial, for each read of `partials`.
-std::string Backward::accumulate(const Partials &partials, double factor) {
+std::string Backward::accumulate(const Partials &partials, double factor,
+                                 double magnitude) {
   for (const Partials::Read &read : partials.reads) {
     auto it = inputs.find(read.input.str());
     if (it == inputs.end())
@@ -126,7 +130,7 @@ std::string Backward::accumulate(const Partials &partials, double factor) {
       return message + "] outside its declared shape";
     }
     (*it->second.grad)[size_t(flat)] += factor * read.d;
-    (*it->second.magnitude)[size_t(flat)] += std::abs(factor * read.d);
+    (*it->second.magnitude)[size_t(flat)] += std::abs(magnitude * read.d);
   }
   return "";
 }
@@ -217,31 +221,41 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
     std::optional<double> z = interp.scoreDual(e, *scale * dot, scoreP);
     if (!z)
       return interp.error();
-    double P = 0, dP = dotDoutV(kv), dZ = 0;
+    // dZSize: the size of dZ's terms (P dP and P delta cancel in dZ).
+    double P = 0, dP = dotDoutV(kv), dZ = 0, dZSize = 0;
     if (sigmoid) {
       std::optional<double> bias = interp.biasDual(e, biasP);
       if (!bias)
         return interp.error();
       P = 1.0 / (1.0 + std::exp(-(*z + *bias)));
       dZ = dP * P * (1 - P);
-      if (std::string err = accumulate(biasP, dZ); !err.empty())
+      dZSize = std::abs(dZ);
+      if (std::string err = accumulate(biasP, dZ, dZSize); !err.empty())
         return err;
     } else {
       P = std::exp(*z - lse);
       dZ = P * (dP - delta);
+      dZSize = P * (std::abs(dP) + std::abs(delta));
     }
     double dS = dZ * scoreP.dScore;
+    double dSSize = std::abs(dZSize * scoreP.dScore * *scale);
     double *dk = g.dk.data() + kvRow(b, hkv, kv) * s.D;
     double *dv = g.dv.data() + kvRow(b, hkv, kv) * s.DV;
+    double *dqSize = g.dqMagnitude.data() + (dq - g.dq.data());
+    double *dkSize = g.dkMagnitude.data() + (dk - g.dk.data());
     for (int64_t d = 0; d < s.D; ++d) {
       dq[d] += dS * *scale * kr[d];
       dk[d] += dS * *scale * qr[d];
+      dqSize[d] += dSSize * std::abs(kr[d]);
+      dkSize[d] += dSSize * std::abs(qr[d]);
     }
     for (int64_t d = 0; d < s.DV; ++d)
       dv[d] += P * dO[d];
-    if (std::string err = accumulate(scoreP, dZ); !err.empty())
+    if (std::string err = accumulate(scoreP, dZ, dZSize); !err.empty())
       return err;
-    if (std::string err = accumulate(scaleP, dS * dot); !err.empty())
+    if (std::string err = accumulate(scaleP, dS * dot,
+                                     dZSize * scoreP.dScore * dot);
+        !err.empty())
       return err;
   }
   return "";
@@ -260,6 +274,8 @@ std::string mlir::attn::referenceBackward(SpecOp spec,
   grads = ReferenceGradients();
   grads.dq.assign(size_t(s.B * s.HQ * s.LQ * s.D), 0.0);
   grads.dk.assign(size_t(s.B * s.HKV * s.LK * s.D), 0.0);
+  grads.dqMagnitude.assign(grads.dq.size(), 0.0);
+  grads.dkMagnitude.assign(grads.dk.size(), 0.0);
   grads.dv.assign(size_t(s.B * s.HKV * s.LK * s.DV), 0.0);
   Backward bw(spec, problem, dout, grads);
   if (std::string err = bw.declareInputs(); !err.empty())

@@ -8,14 +8,19 @@
 // random odd shape and compares with the float64 reference. Every fifth
 // case is a grid mask (2-D neighbourhood style, for a W that attn-tile's
 // grid tiling takes), on lengths that make patch tasks. The seed is fresh
-// per run and printed on failure.
+// per run and printed on failure. A second test runs the backward pass of
+// random specs (compiled with CompileOptions::backward) against
+// referenceBackward: dq, dk, dv and the gradient of the float input t.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
 #include "attnc/Passes/MaskAnalysis.h"
 #include "attnc/Reference/ReferenceAttention.h"
+#include "attnc/Reference/ReferenceBackward.h"
+#include "attnc/Reference/TensorInputs.h"
 
+#include "../common/RandomTensors.h"
 #include "../common/SpecGen.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -115,6 +120,100 @@ TEST(RandomSpecs, KernelsMatchReference) {
       EXPECT_EQ(num, 0);
     else
       EXPECT_LT(std::sqrt(num / den), tol);
+  }
+}
+
+TEST(RandomSpecs, BackwardMatchesReference) {
+  uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  SpecGen gen(seed);
+  Compiler compiler;
+  const int kCases = 24;
+  for (int c = 0; c < kCases; ++c) {
+    bool sigmoid = c % 4 == 3;
+    std::string text = gen.spec(sigmoid, /*gridWidth=*/0);
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", case " + std::to_string(c) +
+                 ":\n" + text);
+    std::string errors;
+    llvm::raw_string_ostream es(errors);
+    Driver driver(es);
+    auto module = driver.loadSpecText("rnd.attn", text, {});
+    ASSERT_TRUE(module) << errors;
+    ASSERT_TRUE(succeeded(driver.runSpecPipeline(*module))) << errors;
+    auto spec = *module->getOps<mlir::attn::SpecOp>().begin();
+
+    CompileOptions opts;
+    opts.dtype = c % 3 == 2 ? runtime::DType::BF16 : runtime::DType::F32;
+    opts.backward = true;
+    auto kernel = compiler.compile(text, opts, "rnd.attn");
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+
+    std::uniform_int_distribution<int> len(1, 150), dim(1, 40);
+    test::Shape s{1 + c % 2, (1 + c % 2) * (1 + c % 3), 1 + c % 2, len(rng),
+                  len(rng), dim(rng), dim(rng)};
+    test::Operand q = test::randomOperand(opts.dtype, {s.B, s.HQ, s.LQ, s.D}, rng, -1, 1);
+    test::Operand k = test::randomOperand(opts.dtype, {s.B, s.HKV, s.LK, s.D}, rng, -1, 1);
+    test::Operand v = test::randomOperand(opts.dtype, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+    test::Operand dout =
+        test::randomOperand(opts.dtype, {s.B, s.HQ, s.LQ, s.DV}, rng, -1, 1);
+    auto inputs = test::randomInputs(kernel->info(), s, rng);
+    std::vector<std::pair<std::string, runtime::TensorView>> views;
+    for (auto &[n, t] : inputs)
+      views.push_back({n, t.view()});
+    Tensor out = Tensor::zeros(opts.dtype, {s.B, s.HQ, s.LQ, s.DV}).value();
+    Tensor lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ}).value();
+    runtime::TensorView lseView = lse.view();
+    ForwardOptions fo;
+    fo.inputs = views;
+    if (!sigmoid)
+      fo.lse = &lseView;
+    Status st = kernel->forward(q.tensor.view(), k.tensor.view(),
+                                v.tensor.view(), out.view(), fo);
+    ASSERT_TRUE(st.ok()) << st.message();
+
+    auto poisoned = [&](std::vector<int64_t> shape, runtime::DType t) {
+      Tensor x = Tensor::zeros(t, shape).value();
+      for (int64_t i = 0; i < x.numel(); ++i)
+        x.setFromDouble(i, NAN);
+      return x;
+    };
+    Tensor dq = poisoned({s.B, s.HQ, s.LQ, s.D}, opts.dtype);
+    Tensor dk = poisoned({s.B, s.HKV, s.LK, s.D}, opts.dtype);
+    Tensor dv = poisoned({s.B, s.HKV, s.LK, s.DV}, opts.dtype);
+    std::vector<std::pair<std::string, Tensor>> dinputs;
+    BackwardOptions bo;
+    bo.inputs = views;
+    for (const std::string &name : kernel->differentiableInputs())
+      for (auto &[n, t] : inputs)
+        if (n == name)
+          dinputs.push_back({name, poisoned(t.shape(), runtime::DType::F32)});
+    for (auto &[n, t] : dinputs)
+      bo.inputGrads.push_back({n, t.view()});
+    st = kernel->backward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                          out.view(), sigmoid ? runtime::TensorView() : lseView,
+                          dout.tensor.view(), dq.view(), dk.view(), dv.view(),
+                          bo);
+    ASSERT_TRUE(st.ok()) << st.message();
+
+    mlir::attn::ReferenceProblem p;
+    p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
+    p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
+    p.q = q.values.data(), p.k = k.values.data(), p.v = v.values.data();
+    p.inputs = mlir::attn::tensorInputReader(inputs);
+    std::vector<double> outValues(size_t(out.numel()));
+    for (int64_t i = 0; i < out.numel(); ++i)
+      outValues[size_t(i)] = out.getAsDouble(i);
+    p.forwardOut = outValues.data();
+    mlir::attn::ReferenceGradients want;
+    ASSERT_EQ(mlir::attn::referenceBackward(spec, p, dout.values.data(), want), "");
+    double tol = opts.dtype == runtime::DType::F32 ? 1e-4 : 3e-2;
+    EXPECT_LE(test::gradientError(dq, want.dq, want.dqMagnitude), tol) << "dq";
+    EXPECT_LE(test::gradientError(dk, want.dk, want.dkMagnitude), tol) << "dk";
+    EXPECT_LE(test::relativeError(dv, want.dv), tol) << "dv";
+    for (auto &[n, t] : dinputs)
+      EXPECT_LE(test::gradientError(t, want.dinputs[n], want.dinputMagnitudes[n]),
+                tol)
+          << "d" << n;
   }
 }
 

@@ -99,6 +99,27 @@ inline double relativeError(const runtime::Tensor &got,
   return std::sqrt(num / den);
 }
 
+/// The error of a gradient that sums cancelling terms (dq, dk, input
+/// gradients): ||got - want|| relative to ||want||, or to 1% of the size of
+/// its terms (ReferenceGradients' magnitudes) where they cancel to less: a
+/// sum that cancels to 0 cannot be computed to a relative 1e-4 in float32,
+/// by this kernel or any other.
+inline double gradientError(const runtime::Tensor &got,
+                            const std::vector<double> &want,
+                            const std::vector<double> &magnitude) {
+  double num = 0, den = 0, mag = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    double g = got.getAsDouble(i);
+    if (g != g)
+      return INFINITY;
+    num += (g - want[size_t(i)]) * (g - want[size_t(i)]);
+    den += want[size_t(i)] * want[size_t(i)];
+    mag += magnitude[size_t(i)] * magnitude[size_t(i)];
+  }
+  double scale = std::max(std::sqrt(den), 1e-2 * std::sqrt(mag));
+  return scale == 0 ? (num == 0 ? 0 : INFINITY) : std::sqrt(num) / scale;
+}
+
 } // namespace attnc::test
 
 #endif // ATTNC_TEST_COMMON_RANDOMTENSORS_H

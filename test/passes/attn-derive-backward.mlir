@@ -213,14 +213,18 @@
 // -----
 
 // .attn: score = pow(abs(score) + 1.0, e[h]) + max(score, 0.0) - sigmoid(score)
-// pow in both arguments, abs, max and sigmoid (as s (1 - s), not through
-// exp, which overflows).
+// pow in both arguments, abs, max and sigmoid (as sigmoid(x) sigmoid(-x),
+// not through the expansion's exp, which overflows, nor 1 - s, which loses
+// its digits where s is near 1).
 // CHECK-LABEL: attn.spec @powmix
 // CHECK:       score_grad {
+// CHECK:         arith.negf %[[X:[0-9]+]] : f32
 // CHECK:         %[[SIG:.*]] = arith.divf %cst{{.*}}, %{{.*}}
 // CHECK:         %[[ADJ:.*]] = attn.adjoint
-// CHECK:         %[[OM:.*]] = arith.subf %{{.*}}, %[[SIG]]
-// CHECK:         arith.mulf %[[SIG]], %[[OM]]
+// CHECK:         %[[EX:.*]] = math.exp %[[X]]
+// CHECK:         %[[DEN:.*]] = arith.addf %{{.*}}, %[[EX]]
+// CHECK:         %[[SIGNEG:.*]] = arith.divf %{{.*}}, %[[DEN]]
+// CHECK:         arith.mulf %[[SIG]], %[[SIGNEG]]
 // CHECK:         arith.cmpf oge
 // CHECK:         math.powf
 // CHECK:         math.log

@@ -46,7 +46,7 @@ def AttnDeriveBackwardPass : Pass<"attn-derive-backward", "::mlir::ModuleOp"> {
     bias that reads one. Each is the primal region's computation followed by
     the adjoint sweep; rules: + - * / fmod, exp, log, sqrt, tanh, sin, cos,
     pow in both arguments, abs (0 at 0), min/max and clamp (the selected
-    operand; a tie selects the first), sigmoid as s (1 - s), `?:` (the chosen
+    operand; a tie selects the first), sigmoid as s sigmoid(-x), `?:` (the chosen
     arm); floor, ceil and int-to-float conversions have zero derivative and
     masks none. A value used only on an arm of `?:` sends its contributions
     through select(arm condition, x, 0), so an arm that is not taken can

@@ -26,11 +26,13 @@ namespace mlir::attn {
 struct ReferenceGradients {
   std::vector<double> dq, dk, dv;
   std::map<std::string, std::vector<double>> dinputs;
-  /// Per element of dinputs, the sum of the absolute values of the terms
-  /// it sums (one per kept pair that reads the element). An input gradient
-  /// is a sum over many pairs whose terms largely cancel (for softmax,
-  /// sum_kv dZ = 0 on every row), so its floating-point error scales with
-  /// this magnitude, not with the gradient itself.
+  /// Per element of dq, dk and dinputs, the size of the terms it sums: the
+  /// element with dZ = P (dP - delta) replaced by P (|dP| + |delta|) (sigmoid:
+  /// |dZ|) and every product by its absolute value. These gradients are sums
+  /// over many pairs whose terms cancel (for softmax, sum_kv dZ = 0 on every
+  /// row; a row with one kept key has dZ = 0 exactly), so their
+  /// floating-point error scales with this size, not with the gradient.
+  std::vector<double> dqMagnitude, dkMagnitude;
   std::map<std::string, std::vector<double>> dinputMagnitudes;
 };
 
