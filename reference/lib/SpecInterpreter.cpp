@@ -516,11 +516,11 @@ void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
   case I::Sin: addScaled(out, std::cos(a), ta); break;
   case I::Cos: addScaled(out, -std::sin(a), ta); break;
   case I::AbsF: addScaled(out, a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0, ta); break;
-  case I::Pow:
+  case I::Pow: // PyTorch's conventions at the edges
     if (!ta.empty())
-      addScaled(out, b * std::pow(a, b - 1), ta);
+      addScaled(out, b == 0 ? 0.0 : b * std::pow(a, b - 1), ta);
     if (!tb.empty())
-      addScaled(out, a == 0 && b > 0 ? 0.0 : r * std::log(a), tb);
+      addScaled(out, a == 0 && b >= 0 ? 0.0 : r * std::log(a), tb);
     break;
   case I::Select: addScaled(out, 1, A.b ? tb : tangents[in.c]); break;
   default: break; // constants, coordinates, ints, bools, floor, ceil: 0

@@ -440,8 +440,11 @@ TEST(SpecInterpreterDual, TiesGoToTheFirstOperand) {
 }
 
 TEST(SpecInterpreterDual, PowAndRemainder) {
-  // d/dy x^y at x = 0, y > 0 is 0 (as PyTorch); elsewhere x^y ln x.
+  // d/dy x^y at x = 0, y >= 0 is 0 (as PyTorch, and attn-derive-backward);
+  // elsewhere x^y ln x. d/dx x^y at y = 0 is 0 (not 0 * x^-1, NaN at 0).
   EXPECT_EQ(Dual("attention p { score = pow(0.0, score) }").dScore(0.5), 0);
+  EXPECT_EQ(Dual("attention p { score = pow(0.0, score) }").dScore(0), 0);
+  EXPECT_EQ(Dual("attention p { score = pow(score, 0.0) }").dScore(0), 0);
   EXPECT_DOUBLE_EQ(Dual("attention p { score = pow(2.0, score) }").dScore(3),
                    8 * std::log(2.0));
   EXPECT_DOUBLE_EQ(Dual("attention p { score = pow(score, 3.0) }").dScore(2),
