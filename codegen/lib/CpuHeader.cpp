@@ -5,7 +5,11 @@
 // KernelABI.h) and refuses to compile against another ABI version; for C++ it adds `attnc_generated::<name>_info()`, the
 // KernelInfo the runtime checks calls against, and `<name>_forward(args)`,
 // which runs the kernel through runtime::forwardCpu with every check and
-// the thread pool, exactly like a JIT kernel.
+// the thread pool, exactly like a JIT kernel. A kernel built with its
+// backward helpers (`attnc compile --backward`) also gets their C
+// declarations (attnc_kernel_<name>__bwd_kinds, __bwd_tile),
+// `<name>_differentiable_inputs()` and `<name>_backward(args)`, which runs
+// runtime::backwardCpu as Kernel::backward does.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CpuCodegen.h"
@@ -31,7 +35,61 @@ static const char *sizeEnum(runtime::SizeName s) {
   return names[static_cast<int>(s)];
 }
 
-std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
+/// The backward's tiles: the C++ API's choice (Compiler.cpp); the helpers
+/// take any.
+constexpr int64_t kBackwardTileQ = 64, kBackwardTileK = 64;
+
+/// The C declaration of `symbol` with the entry signature, after `comment`.
+static void declareEntry(std::ostringstream &os, const std::string &symbol,
+                         const char *comment) {
+  if (comment)
+    os << "/* " << comment << " */\n";
+  os << "void " << symbol
+     << "(const attnc_buffer *buffers, const int64_t *meta, int64_t *status,\n"
+        "    int64_t task_begin, int64_t task_end);\n";
+}
+
+/// `<name>_differentiable_inputs()` and `<name>_backward(args)` of a
+/// kernel built with its backward helpers.
+static void emitBackwardWrapper(std::ostringstream &os,
+                                const runtime::KernelInfo &k,
+                                const HeaderBackward &backward) {
+  const std::string symbol = kernelSymbol(k.name);
+  os << "/* The float inputs that get a gradient (declaration order). */\n"
+     << "inline std::vector<std::string> " << k.name
+     << "_differentiable_inputs() {\n  return {";
+  for (size_t i = 0; i < backward.differentiable.size(); ++i)
+    os << (i ? ", " : "") << "\""
+       << k.inputs[size_t(backward.differentiable[i])].name << "\"";
+  os << "};\n}\n"
+     << "/* The backward pass: dq, dk, dv and args.inputGrads from the\n"
+        " * forward's out and lse (runtime::backwardCpu checks every tensor). */\n"
+     << "inline attnc::runtime::Status " << k.name
+     << "_backward(const attnc::runtime::CpuBackwardArgs &args) {\n"
+     << "  const attnc::runtime::KernelInfo info = " << k.name << "_info();\n"
+     << "  attnc::runtime::BackwardKernelInfo bwd;\n"
+     << "  bwd.forward = &info;\n"
+     << "  bwd.kinds = " << symbol << "__bwd_kinds;\n"
+     << "  bwd.tile = " << symbol << "__bwd_tile;\n"
+     << "  bwd.differentiable = {";
+  for (size_t i = 0; i < backward.differentiable.size(); ++i)
+    os << (i ? ", " : "") << backward.differentiable[i];
+  os << "};\n"
+     << "  bwd.tileQ = " << kBackwardTileQ << ";\n"
+     << "  bwd.tileK = " << kBackwardTileK << ";\n"
+     << "  return attnc::runtime::backwardCpu(bwd, args);\n"
+     << "}\n";
+}
+
+std::string
+attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels,
+                  const std::vector<std::optional<HeaderBackward>> &backward) {
+  auto backwardOf = [&](size_t i) -> const HeaderBackward * {
+    return i < backward.size() && backward[i] ? &*backward[i] : nullptr;
+  };
+  bool anyBackward = false;
+  for (size_t i = 0; i < kernels.size(); ++i)
+    anyBackward |= backwardOf(i) != nullptr;
   // One guard per set of kernels, so headers of several builds combine.
   std::string guard = "ATTNC_KERNELS";
   for (const runtime::KernelInfo &k : kernels)
@@ -44,7 +102,8 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
         " * C: call attnc_kernel_<name>(buffers, meta, status, task_begin,\n"
         " * task_end) with the layout of attnc/Runtime/KernelABI.h.\n"
         " * C++: <name>_forward(args) checks the arguments and runs the kernel\n"
-        " * on the runtime's thread pool (link libAttncRuntime.a).\n"
+        " * on the runtime's thread pool (link libAttncRuntime.a); a kernel\n"
+        " * built with --backward also has <name>_backward(args).\n"
         " */\n"
         "#ifndef " << guard << "\n#define " << guard << "\n\n"
         "#include \"attnc/Runtime/KernelABI.h\"\n\n"
@@ -53,20 +112,26 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
         "#error \"attnc kernels built for KernelABI.h version "
      << ATTNC_KERNEL_ABI_VERSION << "\"\n#endif\n\n"
         "#ifdef __cplusplus\nextern \"C\" {\n#endif\n";
-  for (const runtime::KernelInfo &k : kernels) {
-    os << "void " << kernelSymbol(k.name)
-       << "(const attnc_buffer *buffers, const int64_t *meta, int64_t *status,\n"
-          "    int64_t task_begin, int64_t task_end);\n";
-    if (k.numIdsAtoms > 0)
-      os << "/* Run first, over tasks b * HQ + h (ATTNC_BUF_IDS_SCRATCH). */\n"
-         << "void " << kernelSymbol(k.name)
-         << "__prepass(const attnc_buffer *buffers, const int64_t *meta,\n"
-            "    int64_t *status, int64_t task_begin, int64_t task_end);\n";
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    const std::string symbol = kernelSymbol(kernels[i].name);
+    declareEntry(os, symbol, nullptr);
+    if (kernels[i].numIdsAtoms > 0)
+      declareEntry(os, symbol + "__prepass",
+                   "Run first, over tasks b * HQ + h (ATTNC_BUF_IDS_SCRATCH).");
+    if (backwardOf(i)) {
+      declareEntry(os, symbol + "__bwd_kinds",
+                   "The backward's helpers (KernelABI.h, \"backward\").");
+      declareEntry(os, symbol + "__bwd_tile", nullptr);
+    }
   }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n\n"
-        "#include \"attnc/Runtime/CpuDispatch.h\"\n\n"
-        "namespace attnc_generated {\n";
-  for (const runtime::KernelInfo &k : kernels) {
+        "#include \"attnc/Runtime/CpuDispatch.h\"\n";
+  if (anyBackward)
+    os << "#include \"attnc/Runtime/CpuBackward.h\"\n\n"
+          "#include <string>\n#include <vector>\n";
+  os << "\nnamespace attnc_generated {\n";
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    const runtime::KernelInfo &k = kernels[i];
     os << "\n/* " << k.name << ": storage " << runtime::dtypeName(k.storage)
        << ", tiles " << k.tileQ << " x " << k.tileK << ", "
        << (k.sigmoid ? "sigmoid" : "softmax") << " */\n"
@@ -97,6 +162,8 @@ std::string attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels) {
        << "_forward(const attnc::runtime::CpuForwardArgs &args) {\n"
        << "  return attnc::runtime::forwardCpu(" << k.name << "_info(), args);\n"
        << "}\n";
+    if (const HeaderBackward *bwd = backwardOf(i))
+      emitBackwardWrapper(os, k, *bwd);
   }
   os << "\n} // namespace attnc_generated\n#endif /* __cplusplus */\n\n"
         "#endif /* " << guard << " */\n";

@@ -35,9 +35,11 @@ bool parseCommandLine(const char *command, const std::vector<std::string> &args,
 int runCompile(const std::vector<std::string> &args);
 
 /// The CPU stages of `attnc compile` after the spec pipeline (CompileCpu.cpp).
+/// `backward`: the module went through attn-derive-backward (--backward),
+/// so the object has the backward helpers and the header wraps them.
 int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                  runtime::DType storage, const std::string &cpu,
-                 int64_t headDim, llvm::StringRef output);
+                 int64_t headDim, bool backward, llvm::StringRef output);
 
 /// The CUDA stages of `attnc compile` (CompileCuda.cpp): --emit=cuda, ptx
 /// or cubin; `storage` and `headDims` (both or neither) pick one entry.

@@ -8,6 +8,10 @@
 //                with the runtime's microkernels linked in and libstdc++
 //                as a dependency, so dlopen works from C);
 // --emit=header  the C/C++ header that declares them (CpuHeader.cpp).
+// With --backward the spec is differentiated first (attn-derive-backward,
+// run by attnc.cpp), the object also exports each kernel's backward helpers
+// (attnc_kernel_<name>__bwd_kinds, __bwd_tile) and the header declares and
+// wraps them (<name>_backward, runtime::backwardCpu).
 // Every file, binary or text, is committed by writeOutputFile (Driver.h:
 // the runtime's output rule; a replaced file goes through a temporary and a
 // rename, so a failure leaves no partial output; a link, hard link or device
@@ -19,6 +23,7 @@
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/Pipeline.h"
 #include "attnc/Driver.h"
+#include "attnc/Passes/DeriveBackward.h"
 
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
@@ -116,6 +121,34 @@ static int linkShared(const std::string &object, llvm::StringRef output) {
   return ok ? 0 : 1;
 }
 
+/// The header of the tiled `module`'s kernels; with `backward`, each kernel
+/// whose spec has gradient regions gets its backward wrapper.
+static int writeHeader(mlir::ModuleOp module, bool backward,
+                       llvm::StringRef output) {
+  std::vector<runtime::KernelInfo> kernels;
+  std::vector<std::optional<HeaderBackward>> helpers;
+  for (mlir::attn::FlashOp flash : flashOps(module)) {
+    auto info = describeKernel(flash);
+    if (!info.ok())
+      return fail(info.status().message());
+    kernels.push_back(*info);
+    mlir::attn::SpecOp spec = flash.getSpec();
+    if (!backward || spec.getScoreGrad().empty()) {
+      helpers.emplace_back();
+      continue;
+    }
+    HeaderBackward bwd;
+    for (mlir::attn::InputAttr in : mlir::attn::differentiableInputs(spec))
+      for (size_t i = 0; i < info->inputs.size(); ++i)
+        if (info->inputs[i].name == in.getName().str())
+          bwd.differentiable.push_back(int(i));
+    helpers.push_back(std::move(bwd));
+  }
+  return writeOutputFile(output, emitHeader(kernels, helpers), llvm::errs())
+             ? 0
+             : 1;
+}
+
 /// Prints `module` (an MLIR stage) to `output`.
 static int writeModule(mlir::ModuleOp module, llvm::StringRef output) {
   std::string text;
@@ -127,10 +160,12 @@ static int writeModule(mlir::ModuleOp module, llvm::StringRef output) {
 
 int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
                         runtime::DType storage, const std::string &cpu,
-                        int64_t headDim, llvm::StringRef output) {
+                        int64_t headDim, bool backward,
+                        llvm::StringRef output) {
   PipelineOptions options;
   options.storage = storage;
   options.headDim = headDim;
+  options.backward = backward;
   if (runtime::Status st = checkPipelineOptions(options); !st.ok())
     return fail(st.message());
   if ((stage == EmitStage::Obj || stage == EmitStage::So) && output == "-")
@@ -139,16 +174,8 @@ int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
     return 1;
   if (stage == EmitStage::Tiled)
     return writeModule(module, output);
-  if (stage == EmitStage::Header) {
-    std::vector<runtime::KernelInfo> kernels;
-    for (mlir::attn::FlashOp flash : flashOps(module)) {
-      auto info = describeKernel(flash);
-      if (!info.ok())
-        return fail(info.status().message());
-      kernels.push_back(*info);
-    }
-    return writeOutputFile(output, emitHeader(kernels), llvm::errs()) ? 0 : 1;
-  }
+  if (stage == EmitStage::Header)
+    return writeHeader(module, backward, output);
   if (failed(runPipeline(module, options, PipelineStage::Tiled, PipelineStage::Loops)))
     return 1;
   if (stage == EmitStage::Loops)

@@ -76,6 +76,7 @@ namespace {
 struct CompileFlags {
   std::string spec, target, arch, emit, output, name, dtype, cpu, headDims;
   std::vector<std::string> defines;
+  bool backward = false;
 };
 } // namespace
 
@@ -103,6 +104,9 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
       ("name", po::value(&f.name), "compile only the block NAME")
+      ("backward", po::bool_switch(&f.backward),
+       "--target=cpu: also differentiate the spec and build the backward "
+       "pass's helpers (the header then wraps them in <name>_backward)")
       ("output,o", po::value(&f.output)->default_value("-"),
        "output file ('-' for stdout)");
   po::variables_map vm;
@@ -130,6 +134,10 @@ int attnc::runCompile(const std::vector<std::string> &args) {
        *storage != runtime::DType::BF16))
     return reportError(llvm::Twine("--dtype=") + f.dtype +
                        ": expected f32, f16 or bf16");
+  if (f.backward && (f.target != "cpu" || *stage == EmitStage::Mlir))
+    return reportError("--backward is for --target=cpu --emit=analysed|tiled|"
+                       "loops|llvm|obj|so|header (the backward pass runs on "
+                       "the CPU only)");
   FrontendOptions fo;
   fo.onlyName = f.name;
   if (!parseDefines(f.defines, fo))
@@ -139,7 +147,13 @@ int attnc::runCompile(const std::vector<std::string> &args) {
   mlir::OwningOpRef<mlir::ModuleOp> module = driver.loadFile(f.spec, fo);
   if (!module)
     return 1;
-  if (*stage != EmitStage::Mlir && failed(driver.runSpecPipeline(*module)))
+  // The spec stage; --backward adds attn-derive-backward to it.
+  PipelineOptions specStage;
+  specStage.backward = f.backward;
+  if (*stage != EmitStage::Mlir &&
+      failed(f.backward ? runPipeline(*module, specStage, PipelineStage::Parsed,
+                                      PipelineStage::Analysed)
+                        : driver.runSpecPipeline(*module)))
     return 1;
   std::optional<std::pair<int64_t, int64_t>> dims;
   if (!f.headDims.empty()) {
@@ -179,7 +193,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
       return 1;
   } else if (*stage > EmitStage::Analysed) {
     return emitCpuStage(*module, *stage, *storage, f.cpu,
-                        dims ? dims->first : 0, f.output);
+                        dims ? dims->first : 0, f.backward, f.output);
   }
   std::string text;
   llvm::raw_string_ostream os(text);

@@ -21,6 +21,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,9 +67,21 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
 runtime::Expected<std::string> emitObjectFile(llvm::Module &module,
                                               llvm::TargetMachine &tm);
 
+/// A kernel's backward helpers in an AOT build (attnc compile --backward):
+/// the indices into KernelInfo::inputs of the float inputs that get a
+/// gradient, increasing (runtime::BackwardKernelInfo::differentiable).
+struct HeaderBackward {
+  std::vector<int> differentiable;
+};
+
 /// The C header of an AOT build: the entry points and, for C++, inline
-/// wrappers that fill a KernelInfo and call runtime::forwardCpu.
-std::string emitHeader(const std::vector<runtime::KernelInfo> &kernels);
+/// wrappers that fill a KernelInfo and call runtime::forwardCpu. Where
+/// `backward[i]` is set (the object has kernels[i]'s backward helpers), it
+/// also declares attnc_kernel_<name>__bwd_kinds and __bwd_tile and wraps
+/// them in `<name>_backward(args)` (runtime::backwardCpu).
+std::string
+emitHeader(const std::vector<runtime::KernelInfo> &kernels,
+           const std::vector<std::optional<HeaderBackward>> &backward = {});
 
 /// The symbol of a kernel's C entry point: attnc_kernel_<name>.
 std::string kernelSymbol(const std::string &specName);
