@@ -341,5 +341,7 @@ Status attnc::runtime::backwardCpu(const BackwardKernelInfo &kernel,
     return s;
   if (Status s = prepare(kernel, args, plan); !s.ok())
     return s;
+  if (Status s = checkLseSample(kernel, args, plan); !s.ok())
+    return s;
   return runBackward(kernel, args, plan);
 }

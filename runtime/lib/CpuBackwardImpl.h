@@ -59,6 +59,11 @@ struct Plan {
   std::vector<float> gradPartial; // [numTasks, partialWords]
 };
 
+/// Before phase 3 (CpuBackwardLse.cpp): refuses an lse that is not the
+/// forward's, from the probabilities of a sample of rows.
+Status checkLseSample(const BackwardKernelInfo &kernel,
+                      const CpuBackwardArgs &args, const Plan &plan);
+
 /// Phase 3: delta, the tasks, the reductions into the caller's tensors.
 Status runBackward(const BackwardKernelInfo &kernel, const CpuBackwardArgs &args,
                    Plan &plan);

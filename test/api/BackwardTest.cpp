@@ -408,6 +408,15 @@ TEST(Backward, BadCallsAreErrorsThatWriteNothing) {
   expectError(call(*kernel, p.q.tensor.view(), p.dout.tensor.view(),
                    p.q.tensor.view()),
               "dq");
+  // An lse that is not this forward's (another call's: shifted by 0.5).
+  Tensor otherLse = Tensor::zeros(DType::F32, p.lse.shape()).value();
+  for (int64_t i = 0; i < otherLse.numel(); ++i)
+    otherLse.setFromDouble(i, p.lse.getAsDouble(i) + 0.5);
+  expectError(kernel->backward(p.q.tensor.view(), p.k.tensor.view(),
+                               p.v.tensor.view(), p.out.view(), otherLse.view(),
+                               p.dout.tensor.view(), p.dq.view(), p.dk.view(),
+                               p.dv.view(), bo),
+              "lse does not belong to this forward");
   // A gradient for an int input.
   Tensor ddoc = Tensor::zeros(DType::F32, {30}).value();
   bo.inputGrads = {{"doc", ddoc.view()}};

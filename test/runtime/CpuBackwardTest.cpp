@@ -517,12 +517,15 @@ TEST(CpuBackward, KernelErrorsAreReported) {
     Problem p(kOdd, kAlibi, DType::F32);
     p.fwd.inputs[0].dims = {lit(2)};
     Tensor small = zeros(DType::F32, {2});
+    for (int64_t i = 0; i < 2; ++i) // heads 0, 1 keep their slopes (and lse)
+      small.setFromDouble(i, p.slopes.getAsDouble(i));
     p.args.inputs[0].second = small.view();
     Tensor g = zeros(DType::F32, {2});
     poison(g);
     p.args.inputGrads = {{"slopes", g.view()}};
     p.bwd.tile = [](const attnc_buffer *buf, const int64_t *meta,
                     int64_t *status, int64_t, int64_t) {
+      tileFn<kAlibi>(buf, meta, status, 0, 0);
       const int64_t h = descOf(buf)[1];
       if (h >= meta[ATTNC_META_INPUTS]) {
         status[0] = ATTNC_STATUS_INPUT_OUT_OF_RANGE;
@@ -545,9 +548,10 @@ TEST(CpuBackward, KernelErrorsAreReported) {
                      int64_t, int64_t) {
       const int64_t nqt = ceilDiv(meta[ATTNC_META_LQ], descOf(buf)[3]);
       int64_t *kinds = bufferAt<int64_t>(buf, ATTNC_BWD_KINDS);
-      kinds[0] = 3; // not a kind
+      for (int64_t qt = 0; qt < nqt; ++qt)
+        kinds[qt] = 3; // not a kind
       kinds[nqt] = 0;
-      kinds[nqt + 1] = 0;
+      kinds[nqt + 1] = nqt - 1;
     };
     Status s = backwardCpu(p.bwd, p.args);
     ASSERT_FALSE(s.ok());
