@@ -8,9 +8,9 @@
 // the emulation (test/CMakeLists.txt):
 //   - examples/relative_bias.attn: rel[kv - q] is in range only on the
 //     pairs the mask keeps, doc[q] only where `&&` evaluates it;
-//   - cuda-emu/rule_select.attn: `kv >= q ? rel[kv - q] : 0.0` on kept
+//   - cuda-emu/Inputs/rule_select.attn: `kv >= q ? rel[kv - q] : 0.0` on kept
 //     pairs where the unchosen arm's index is negative;
-//   - cuda-emu/nan_rows.attn: +inf and NaN scores on kept pairs, and rows
+//   - cuda-emu/Inputs/nan_rows.attn: +inf and NaN scores on kept pairs, and rows
 //     with no kept pair.
 // Each runs in bf16 and f16 with no error and agrees with the float64
 // reference on the same rounded inputs; a NaN row has lse NaN (not -inf),
