@@ -93,7 +93,13 @@ TEST(CompilerCuda, RejectsWhatCudaKernelsDoNotHave) {
                         "empty for the current device's)");
   o.arch = "";
   o.tileQ = 32;
-  EXPECT_EQ(message(o), "traceTiles, tileQ, tileK and cpu are options of Target::CPU");
+  EXPECT_EQ(message(o),
+            "traceTiles, tileQ, tileK, cpu and backward are options of Target::CPU");
+  o.tileQ = 0;
+  o.backward = true; // the CUDA backward is issue 19
+  EXPECT_EQ(message(o),
+            "traceTiles, tileQ, tileK, cpu and backward are options of Target::CPU");
+  o.backward = false;
   CompileOptions cpu;
   cpu.arch = "sm_80";
   EXPECT_EQ(message(cpu), "CompileOptions::arch is for Target::CUDA");
