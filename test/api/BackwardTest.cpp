@@ -73,6 +73,16 @@ const char *const kExtraSpecs[] = {
   input t: float[LQ]
   score = kv <= q ? score + t[q - kv] : score * log(float(kv - q))
 })",
+    // Logits far outside exp's float32 range, and -inf ones (exp(100) is
+    // +inf in float32): the backward's polynomial exp at its edges.
+    R"(attention wide_logits {
+  score = kv % 3 == 2 ? score - exp(100.0) : 40.0 * score
+  mask = q >= kv
+})",
+    R"(attention wide_sigmoid {
+  score = 40.0 * score
+  normalize = sigmoid(bias = -3.0)
+})",
     // pow in both arguments, abs, min/max, clamp, exp/log, sin/cos, /, sigmoid.
     R"(attention all_rules {
   input e: float[HQ]
