@@ -525,14 +525,17 @@ TEST(CpuBackward, KernelErrorsAreReported) {
     p.args.inputGrads = {{"slopes", g.view()}};
     p.bwd.tile = [](const attnc_buffer *buf, const int64_t *meta,
                     int64_t *status, int64_t, int64_t) {
-      tileFn<kAlibi>(buf, meta, status, 0, 0);
+      // Check before reading, as generated code does: slopes[2] is
+      // outside the buffer.
       const int64_t h = descOf(buf)[1];
       if (h >= meta[ATTNC_META_INPUTS]) {
         status[0] = ATTNC_STATUS_INPUT_OUT_OF_RANGE;
         status[1] = 0;
         status[2] = 0;
         status[3] = h;
+        return;
       }
+      tileFn<kAlibi>(buf, meta, status, 0, 0);
     };
     Status s = backwardCpu(p.bwd, p.args);
     ASSERT_FALSE(s.ok());
