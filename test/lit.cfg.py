@@ -26,6 +26,23 @@ if getattr(config, "have_attn_bench", False):
     config.available_features.add("attn-bench")
     config.substitutions.append(("%attn-bench", os.path.join(config.attnc_tools_dir, "attn-bench")))
 
+# The CPU microkernel paths this machine has (CpuIsa.h): tests that force
+# one with ATTNC_CPU_ISA say `REQUIRES: cpu-avx2` or `cpu-avx512`.
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+_flags = _cpu_flags()
+if {"avx2", "fma", "f16c"} <= _flags:
+    config.available_features.add("cpu-avx2")
+    if {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= _flags:
+        config.available_features.add("cpu-avx512")
+
 # Python with numpy (the python3 package of install-deps.sh) makes .npy data
 # and checks results: the interpreter that runs lit, not whatever `python3`
 # comes first on PATH. %attn_ref is the tests' float64 attention reference.

@@ -22,6 +22,7 @@
 #include "attnc/Passes/DeriveBackward.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Runtime/KernelCache.h"
+#include "attnc/Runtime/CpuIsa.h"
 #include "attnc/Runtime/Microkernels.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -441,6 +442,8 @@ static Status checkCompileOptions(const CompileOptions &opts) {
                            "options of Target::CPU");
   } else if (!opts.arch.empty()) {
     return Status::error("CompileOptions::arch is for Target::CUDA");
+  } else if (Status s = runtime::checkCpuIsaEnvironment(); !s.ok()) {
+    return s;
   }
   // Tiles live on the stack of the threads that run the kernel.
   if (opts.tileQ < 0 || opts.tileK < 0 || opts.tileQ > 256 || opts.tileK > 256)

@@ -11,6 +11,7 @@
 #include "attnc/Passes/TileChoice.h"
 #include "attnc/Passes/Passes.h"
 #include "attnc/Passes/ScheduleEmitter.h"
+#include "attnc/Runtime/CpuIsa.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -35,6 +36,7 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
 
 using namespace mlir;
 using namespace attnc;
@@ -213,11 +215,24 @@ void attnc::initializeNativeTarget() {
   (void)once;
 }
 
+/// The host's features, less AVX-512 (and the AMX and AVX10 extensions
+/// built on it) while the avx2 path is forced: the generated code then uses
+/// the instructions its microkernels use (CpuIsa.h).
+static llvm::StringMap<bool> hostFeaturesOfActivePath() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  if (runtime::activeCpuIsa() == runtime::CpuIsa::Avx2)
+    for (auto &f : features)
+      if (f.first().starts_with("avx512") || f.first().starts_with("amx") ||
+          f.first().starts_with("avx10") || f.first() == "evex512")
+        f.second = false;
+  return features;
+}
+
 std::string attnc::hostCpuDescription(const std::string &cpu) {
   if (!cpu.empty())
     return "cpu=" + cpu;
   std::string out = llvm::sys::getHostCPUName().str();
-  for (auto &f : llvm::sys::getHostCPUFeatures())
+  for (auto &f : hostFeaturesOfActivePath())
     if (f.second)
       out += "+" + f.first().str();
   return out;
@@ -225,6 +240,8 @@ std::string attnc::hostCpuDescription(const std::string &cpu) {
 
 Expected<std::unique_ptr<llvm::TargetMachine>>
 attnc::hostTargetMachine(const std::string &cpu) {
+  if (Status s = runtime::checkCpuIsaEnvironment(); !s.ok())
+    return s;
   initializeNativeTarget();
   auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!builder)
@@ -243,6 +260,11 @@ attnc::hostTargetMachine(const std::string &cpu) {
                            builder->getTargetTriple().str());
     builder->setCPU(cpu);
     builder->setFeatures("");
+  } else {
+    llvm::SubtargetFeatures features;
+    for (auto &f : hostFeaturesOfActivePath())
+      features.AddFeature(f.first(), f.second);
+    builder->setFeatures(features.getString());
   }
   builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
   builder->setRelocationModel(llvm::Reloc::PIC_);

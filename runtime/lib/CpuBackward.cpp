@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CpuBackward.h"
+#include "attnc/Runtime/CpuIsa.h"
 
 #include "CpuBackwardImpl.h"
 
@@ -335,6 +336,8 @@ int64_t attnc::runtime::backwardChunks(int64_t B, int64_t HKV,
 Status attnc::runtime::backwardCpu(const BackwardKernelInfo &kernel,
                                    const CpuBackwardArgs &args) {
   Plan plan;
+  if (Status s = checkCpuIsaEnvironment(); !s.ok())
+    return s;
   if (Status s = checkCall(kernel, args, plan); !s.ok())
     return s;
   if (Status s = sizeCall(kernel, args, plan); !s.ok())

@@ -24,6 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CpuDispatch.h"
+#include "attnc/Runtime/CpuIsa.h"
 
 #include "attnc/Runtime/ThreadPool.h"
 
@@ -234,7 +235,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
                                   const CpuForwardArgs &args) {
   // --- 1. Check. -----------------------------------------------------------
   Status s = checkCpuKernel(kernel);
-  if (!s.ok())
+  if (!s.ok() || !(s = checkCpuIsaEnvironment()).ok())
     return s;
   if (args.threads < 0)
     return Status::error("threads must be 0 (the pool's size) or more, got " +

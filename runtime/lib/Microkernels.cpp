@@ -1,62 +1,54 @@
 //===- Microkernels.cpp - Tile kernels: dispatch and portable versions ----===//
 //
-// See Microkernels.h. The AVX-512 versions live in MicrokernelsAvx512.cpp
-// (built with AVX-512 flags); here a CPUID check picks them once, and the
-// portable loops below serve every other CPU (and the tests of this path,
-// through attnc_uk_set_portable). The portable softmax uses std::exp, so it
-// is exact to float rounding.
+// See Microkernels.h. Three implementations of each microkernel, one table
+// of function pointers per path: AVX-512 (MicrokernelsAvx512.cpp), AVX2 +
+// FMA (MicrokernelsAvx2.cpp), each built with its own code generation
+// flags, and the portable loops below. The path is the best one CPUID
+// finds, or the one ATTNC_CPU_ISA names (when this CPU has it), or the one
+// attnc_uk_set_isa forced. The portable softmax uses std::exp, so it is
+// exact to float rounding.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/Microkernels.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <cmath>
 #include <limits>
 
+#if defined(__x86_64__) && defined(ATTNC_HAVE_X86_UKERNELS)
+#define ATTNC_X86_UKERNELS 1
+// One set of declarations per x86 implementation: attnc_uk_*_avx512, _avx2.
+#define ATTNC_UK_DECLARE(suffix)                                              \
+  void attnc_uk_qk_f32_##suffix(const float *, int64_t, const float *,        \
+                                int64_t, float *, int64_t, int64_t, int64_t,  \
+                                int64_t, float);                              \
+  void attnc_uk_qk_acc_f32_##suffix(const float *, int64_t, const float *,    \
+                                    int64_t, float *, int64_t, int64_t,       \
+                                    int64_t, int64_t, float);                 \
+  void attnc_uk_softmax_t_f32_##suffix(float *, int64_t, int64_t, int64_t,    \
+                                       float *, float *, float *);            \
+  void attnc_uk_pv_t_f32_##suffix(const float *, int64_t, const float *,      \
+                                  int64_t, float *, int64_t, int64_t,         \
+                                  int64_t, int64_t, const float *);           \
+  void attnc_uk_qk_bf16_##suffix(const uint16_t *, int64_t, const uint16_t *, \
+                                 int64_t, float *, int64_t, int64_t, int64_t, \
+                                 int64_t, float);                             \
+  void attnc_uk_pv_t_bf16_##suffix(const float *, int64_t, const uint16_t *,  \
+                                   int64_t, float *, int64_t, int64_t,        \
+                                   int64_t, int64_t, const float *);
 extern "C" {
-void attnc_uk_qk_f32_avx512(const float *, int64_t, const float *, int64_t,
-                            float *, int64_t, int64_t, int64_t, int64_t, float);
-void attnc_uk_qk_acc_f32_avx512(const float *, int64_t, const float *, int64_t,
-                                float *, int64_t, int64_t, int64_t, int64_t,
-                                float);
-void attnc_uk_softmax_t_f32_avx512(float *, int64_t, int64_t, int64_t, float *,
-                                   float *, float *);
-void attnc_uk_qk_bf16_avx512(const uint16_t *, int64_t, const uint16_t *,
-                             int64_t, float *, int64_t, int64_t, int64_t,
-                             int64_t, float);
-void attnc_uk_pv_t_bf16_avx512(const float *, int64_t, const uint16_t *,
-                               int64_t, float *, int64_t, int64_t, int64_t,
-                               int64_t, const float *);
+ATTNC_UK_DECLARE(avx512)
+ATTNC_UK_DECLARE(avx2)
 void attnc_uk_pack_pairs_bf16_avx512(const uint16_t *, int64_t, int64_t,
                                      int64_t, uint16_t *);
-void attnc_uk_pv_t_f32_avx512(const float *, int64_t, const float *, int64_t,
-                            float *, int64_t, int64_t, int64_t, int64_t,
-                            const float *);
 }
+#undef ATTNC_UK_DECLARE
+#endif
 
 namespace {
-std::atomic<int> forcePortable{0};
-
-bool useAvx512() {
-#if defined(__x86_64__) && defined(ATTNC_HAVE_AVX512_UKERNELS)
-  static const bool has = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512dq");
-  return has && !forcePortable.load(std::memory_order_relaxed);
-#else
-  return false;
-#endif
-}
-
-bool useAvx512Bf16() {
-#if defined(__x86_64__) && defined(ATTNC_HAVE_AVX512_UKERNELS)
-  static const bool has = __builtin_cpu_supports("avx512bf16");
-  return has && useAvx512();
-#else
-  return false;
-#endif
-}
 
 float bf16ToFloat(uint16_t b) {
   uint32_t u = uint32_t(b) << 16;
@@ -130,56 +122,9 @@ void pvPortable(const float *pt, int64_t ldpt, const float *v, int64_t ldv,
     }
   }
 }
-} // namespace
-
-extern "C" void attnc_uk_set_portable(int portable) {
-  forcePortable.store(portable ? 1 : 0, std::memory_order_relaxed);
-}
-
-extern "C" void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
-                                int64_t ldkt, float *s, int64_t lds,
-                                int64_t tq, int64_t tk, int64_t d,
-                                float scale) {
-  if (useAvx512())
-    return attnc_uk_qk_f32_avx512(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
-  qkPortable(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
-}
-
-extern "C" void attnc_uk_qk_acc_f32(const float *q, int64_t ldq,
-                                    const float *kt, int64_t ldkt, float *s,
-                                    int64_t lds, int64_t tq, int64_t tk,
-                                    int64_t d, float scale) {
-  if (useAvx512())
-    return attnc_uk_qk_acc_f32_avx512(q, ldq, kt, ldkt, s, lds, tq, tk, d,
-                                      scale);
-  qkAccPortable(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
-}
-
-extern "C" void attnc_uk_softmax_t_f32(float *st, int64_t ldst, int64_t tq,
-                                       int64_t tk, float *m, float *l,
-                                       float *alpha) {
-  if (useAvx512())
-    return attnc_uk_softmax_t_f32_avx512(st, ldst, tq, tk, m, l, alpha);
-  softmaxPortable(st, ldst, tq, tk, m, l, alpha);
-}
-
-extern "C" void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt,
-                                  const float *v, int64_t ldv, float *acc,
-                                  int64_t ldacc, int64_t tq, int64_t tk,
-                                  int64_t dv, const float *alpha) {
-  if (useAvx512())
-    return attnc_uk_pv_t_f32_avx512(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv,
-                                    alpha);
-  pvPortable(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv, alpha);
-}
-
-extern "C" void attnc_uk_qk_bf16(const uint16_t *k, int64_t ldk,
-                                 const uint16_t *qt2, int64_t ldq2, float *st,
-                                 int64_t ldst, int64_t tk, int64_t tq,
-                                 int64_t dpairs, float scale) {
-  if (useAvx512Bf16())
-    return attnc_uk_qk_bf16_avx512(k, ldk, qt2, ldq2, st, ldst, tk, tq,
-                                   dpairs, scale);
+void qkBf16Portable(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
+                    int64_t ldq2, float *st, int64_t ldst, int64_t tk,
+                    int64_t tq, int64_t dpairs, float scale) {
   for (int64_t j = 0; j < tk; ++j)
     for (int64_t i = 0; i < tq; ++i) {
       float sum = 0;
@@ -190,13 +135,9 @@ extern "C" void attnc_uk_qk_bf16(const uint16_t *k, int64_t ldk,
     }
 }
 
-extern "C" void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt,
-                                   const uint16_t *v2, int64_t ldv2,
-                                   float *acc, int64_t ldacc, int64_t tq,
-                                   int64_t tk, int64_t dv, const float *alpha) {
-  if (useAvx512Bf16())
-    return attnc_uk_pv_t_bf16_avx512(pt, ldpt, v2, ldv2, acc, ldacc, tq, tk,
-                                     dv, alpha);
+void pvBf16Portable(const float *pt, int64_t ldpt, const uint16_t *v2,
+                    int64_t ldv2, float *acc, int64_t ldacc, int64_t tq,
+                    int64_t tk, int64_t dv, const float *alpha) {
   for (int64_t i = 0; i < tq; ++i) {
     float *out = acc + i * ldacc;
     if (alpha)
@@ -210,11 +151,167 @@ extern "C" void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt,
   }
 }
 
+/// One path's microkernels.
+struct Kernels {
+  decltype(&qkPortable) qk, qkAcc;
+  decltype(&softmaxPortable) softmax;
+  decltype(&pvPortable) pv;
+  decltype(&qkBf16Portable) qkBf16;
+  decltype(&pvBf16Portable) pvBf16;
+};
+
+const Kernels kGeneric = {qkPortable,      qkAccPortable,  softmaxPortable,
+                          pvPortable,      qkBf16Portable, pvBf16Portable};
+#ifdef ATTNC_X86_UKERNELS
+const Kernels kAvx2 = {attnc_uk_qk_f32_avx2,        attnc_uk_qk_acc_f32_avx2,
+                       attnc_uk_softmax_t_f32_avx2, attnc_uk_pv_t_f32_avx2,
+                       attnc_uk_qk_bf16_avx2,       attnc_uk_pv_t_bf16_avx2};
+// Without AVX512_BF16 (Skylake-X, Ice Lake) the bf16 kernels widen to f32
+// as the AVX2 ones do.
+const Kernels kAvx512 = {attnc_uk_qk_f32_avx512,        attnc_uk_qk_acc_f32_avx512,
+                         attnc_uk_softmax_t_f32_avx512, attnc_uk_pv_t_f32_avx512,
+                         attnc_uk_qk_bf16_avx2,         attnc_uk_pv_t_bf16_avx2};
+const Kernels kAvx512Bf16 = {attnc_uk_qk_f32_avx512,        attnc_uk_qk_acc_f32_avx512,
+                             attnc_uk_softmax_t_f32_avx512, attnc_uk_pv_t_f32_avx512,
+                             attnc_uk_qk_bf16_avx512,       attnc_uk_pv_t_bf16_avx512};
+#endif
+
+/// Whether this CPU has a path, by CPUID (the AVX-512 file is built with F,
+/// DQ, BW and VL; the AVX2 one with AVX2, FMA and F16C).
+bool cpuHas(int isa) {
+  if (isa == ATTNC_ISA_GENERIC)
+    return true;
+#ifdef ATTNC_X86_UKERNELS
+  static const bool avx2 = __builtin_cpu_supports("avx2") &&
+                           __builtin_cpu_supports("fma") &&
+                           __builtin_cpu_supports("f16c");
+  static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512dq") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl");
+  if (isa == ATTNC_ISA_AVX2)
+    return avx2;
+  if (isa == ATTNC_ISA_AVX512)
+    return avx512;
+#endif
+  return false;
+}
+
+int bestIsa() {
+  return cpuHas(ATTNC_ISA_AVX512) ? ATTNC_ISA_AVX512
+         : cpuHas(ATTNC_ISA_AVX2) ? ATTNC_ISA_AVX2
+                                  : ATTNC_ISA_GENERIC;
+}
+
+/// ATTNC_CPU_ISA when it names a path this CPU has, else the best one (the
+/// runtime's entry points report a bad ATTNC_CPU_ISA before any kernel
+/// runs: CpuIsa.h).
+int initialIsa() {
+  const char *env = std::getenv("ATTNC_CPU_ISA");
+  int isa = env && *env ? attnc_uk_isa_from_name(env) : -1;
+  return isa >= 0 && cpuHas(isa) ? isa : bestIsa();
+}
+
+std::atomic<int> activeIsa{-1};
+
+int currentIsa() {
+  int v = activeIsa.load(std::memory_order_relaxed);
+  if (v >= 0)
+    return v;
+  int expected = -1;
+  activeIsa.compare_exchange_strong(expected, initialIsa(),
+                                    std::memory_order_relaxed);
+  return activeIsa.load(std::memory_order_relaxed);
+}
+
+const Kernels &kernels() {
+#ifdef ATTNC_X86_UKERNELS
+  static const bool bf16 = __builtin_cpu_supports("avx512bf16");
+  switch (currentIsa()) {
+  case ATTNC_ISA_AVX512: return bf16 ? kAvx512Bf16 : kAvx512;
+  case ATTNC_ISA_AVX2: return kAvx2;
+  default: break;
+  }
+#endif
+  return kGeneric;
+}
+} // namespace
+
+extern "C" int attnc_uk_isa_from_name(const char *name) {
+  for (int isa : {ATTNC_ISA_GENERIC, ATTNC_ISA_AVX2, ATTNC_ISA_AVX512})
+    if (name && !std::strcmp(name, attnc_uk_isa_name(isa)))
+      return isa;
+  return -1;
+}
+
+extern "C" const char *attnc_uk_isa_name(int isa) {
+  switch (isa) {
+  case ATTNC_ISA_GENERIC: return "generic";
+  case ATTNC_ISA_AVX2: return "avx2";
+  case ATTNC_ISA_AVX512: return "avx512";
+  default: return "unknown";
+  }
+}
+
+extern "C" int attnc_uk_isa_supported(int isa) { return cpuHas(isa) ? 1 : 0; }
+
+extern "C" int attnc_uk_isa(void) { return currentIsa(); }
+
+extern "C" int attnc_uk_set_isa(int isa) {
+  if (!cpuHas(isa))
+    return -1;
+  activeIsa.store(isa, std::memory_order_relaxed);
+  return 0;
+}
+
+extern "C" void attnc_uk_qk_f32(const float *q, int64_t ldq, const float *kt,
+                                int64_t ldkt, float *s, int64_t lds,
+                                int64_t tq, int64_t tk, int64_t d,
+                                float scale) {
+  kernels().qk(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
+}
+
+extern "C" void attnc_uk_qk_acc_f32(const float *q, int64_t ldq,
+                                    const float *kt, int64_t ldkt, float *s,
+                                    int64_t lds, int64_t tq, int64_t tk,
+                                    int64_t d, float scale) {
+  kernels().qkAcc(q, ldq, kt, ldkt, s, lds, tq, tk, d, scale);
+}
+
+extern "C" void attnc_uk_softmax_t_f32(float *st, int64_t ldst, int64_t tq,
+                                       int64_t tk, float *m, float *l,
+                                       float *alpha) {
+  kernels().softmax(st, ldst, tq, tk, m, l, alpha);
+}
+
+extern "C" void attnc_uk_pv_t_f32(const float *pt, int64_t ldpt,
+                                  const float *v, int64_t ldv, float *acc,
+                                  int64_t ldacc, int64_t tq, int64_t tk,
+                                  int64_t dv, const float *alpha) {
+  kernels().pv(pt, ldpt, v, ldv, acc, ldacc, tq, tk, dv, alpha);
+}
+
+extern "C" void attnc_uk_qk_bf16(const uint16_t *k, int64_t ldk,
+                                 const uint16_t *qt2, int64_t ldq2, float *st,
+                                 int64_t ldst, int64_t tk, int64_t tq,
+                                 int64_t dpairs, float scale) {
+  kernels().qkBf16(k, ldk, qt2, ldq2, st, ldst, tk, tq, dpairs, scale);
+}
+
+extern "C" void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt,
+                                   const uint16_t *v2, int64_t ldv2,
+                                   float *acc, int64_t ldacc, int64_t tq,
+                                   int64_t tk, int64_t dv, const float *alpha) {
+  kernels().pvBf16(pt, ldpt, v2, ldv2, acc, ldacc, tq, tk, dv, alpha);
+}
+
 extern "C" void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr,
                                          int64_t ldc, int64_t rows,
                                          int64_t cols, uint16_t *dst) {
-  if (ldc == 1 && useAvx512())
+#ifdef ATTNC_X86_UKERNELS
+  if (ldc == 1 && currentIsa() == ATTNC_ISA_AVX512)
     return attnc_uk_pack_pairs_bf16_avx512(src, ldr, rows, cols, dst);
+#endif
   for (int64_t r = 0; r < rows + (rows % 2); ++r)
     for (int64_t c = 0; c < cols; ++c)
       dst[(r / 2) * 2 * cols + 2 * c + r % 2] =

@@ -272,14 +272,19 @@ TEST_P(CpuKernel, MatchesReference) {
 }
 
 /// Code generated for an AVX2-only CPU (haswell) is correct too (it runs
-/// on this AVX-512 host), with the portable microkernels that such a CPU
-/// gets instead of the AVX-512 ones.
+/// on an AVX-512 host), with the AVX2 microkernels that such a CPU gets,
+/// and with the generic ones.
 TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
   auto [path, dtype] = GetParam();
-  attnc_uk_set_portable(1);
-  checkAgainstReference(path, dtype, "haswell",
-                        {kShapes[1], kShapes[2], kShapes[3]});
-  attnc_uk_set_portable(0);
+  const int before = attnc_uk_isa();
+  for (int isa : {ATTNC_ISA_AVX2, ATTNC_ISA_GENERIC}) {
+    if (attnc_uk_set_isa(isa) != 0)
+      continue; // this CPU lacks the path
+    SCOPED_TRACE(attnc_uk_isa_name(isa));
+    checkAgainstReference(path, dtype, "haswell",
+                          {kShapes[1], kShapes[2], kShapes[3]});
+  }
+  attnc_uk_set_isa(before);
 }
 
 /// The tiles of every row of the tuned table (TileChoice.h): compiled for the

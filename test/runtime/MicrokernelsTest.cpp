@@ -1,7 +1,8 @@
 //===- MicrokernelsTest.cpp - The tile microkernels against plain loops ---===//
 //
-// Both implementations (AVX-512 where the CPU has it, and the portable one)
-// over odd tile shapes (tails of every vector width), against double
+// Every path this CPU has (avx512, avx2, generic: the microkernels of each,
+// forced with attnc_uk_set_isa; a path the CPU lacks is skipped) over odd
+// tile shapes (tails of every vector width), against double
 // precision loops; the softmax update with masked (-inf) logits and with
 // rows that keep nothing, which must give exactly 0 and keep m = -inf.
 //
@@ -28,8 +29,14 @@ std::vector<float> randomVec(size_t n, std::mt19937 &rng) {
 
 class Microkernels : public ::testing::TestWithParam<int> {
 protected:
-  void SetUp() override { attnc_uk_set_portable(GetParam()); }
-  void TearDown() override { attnc_uk_set_portable(0); }
+  void SetUp() override {
+    before = attnc_uk_isa();
+    if (attnc_uk_set_isa(GetParam()) != 0)
+      GTEST_SKIP() << "this CPU lacks the " << attnc_uk_isa_name(GetParam())
+                   << " path";
+  }
+  void TearDown() override { attnc_uk_set_isa(before); }
+  int before = ATTNC_ISA_GENERIC;
 };
 
 TEST_P(Microkernels, QkMatchesLoops) {
@@ -168,9 +175,10 @@ float fromBf16(uint16_t b) {
 
 TEST_P(Microkernels, QkBf16MatchesLoops) {
   std::mt19937 rng(4);
-  for (int64_t tq : {1, 15, 16, 17, 32, 64})
-    for (int64_t tk : {1, 7, 8, 9, 64})
-      for (int64_t dpairs : {1, 8, 64}) {
+  // Past 64 in every dimension: the AVX2 path works in 64 x 64 x 64 chunks.
+  for (int64_t tq : {1, 15, 16, 17, 32, 64, 70})
+    for (int64_t tk : {1, 7, 8, 9, 64, 65})
+      for (int64_t dpairs : {1, 8, 33, 64}) {
         int64_t ldk = 2 * dpairs + 2, ldq2 = 2 * tq + 4, ldst = tq + 1;
         std::vector<uint16_t> k(tk * ldk), q(dpairs * ldq2);
         for (auto &x : k) x = toBf16(randomVec(1, rng)[0]);
@@ -193,7 +201,7 @@ TEST_P(Microkernels, QkBf16MatchesLoops) {
 TEST_P(Microkernels, PvBf16MatchesLoops) {
   std::mt19937 rng(5);
   for (int64_t tq : {1, 3, 4, 17, 64})
-    for (int64_t tk : {1, 2, 7, 64})
+    for (int64_t tk : {1, 2, 7, 64, 129})
       for (int64_t dv : {1, 17, 64, 100}) {
         int64_t ldp = tq + 1, ldv2 = 2 * dv + 2, ldacc = dv + 1;
         auto pt = randomVec(tk * ldp, rng);
@@ -260,10 +268,23 @@ TEST(MicrokernelGather, RowsAndPairs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Impl, Microkernels, ::testing::Values(0, 1),
+INSTANTIATE_TEST_SUITE_P(Isa, Microkernels,
+                         ::testing::Values(ATTNC_ISA_AVX512, ATTNC_ISA_AVX2,
+                                           ATTNC_ISA_GENERIC),
                          [](const auto &info) {
-                           return info.param ? std::string("Portable")
-                                             : std::string("Best");
+                           return std::string(attnc_uk_isa_name(info.param));
                          });
+
+/// The names round-trip; an unknown path cannot be set and changes nothing.
+TEST(MicrokernelIsa, NamesAndRefusals) {
+  for (int isa : {ATTNC_ISA_GENERIC, ATTNC_ISA_AVX2, ATTNC_ISA_AVX512})
+    EXPECT_EQ(attnc_uk_isa_from_name(attnc_uk_isa_name(isa)), isa);
+  EXPECT_EQ(attnc_uk_isa_from_name("sse2"), -1);
+  EXPECT_EQ(attnc_uk_isa_from_name(nullptr), -1);
+  EXPECT_EQ(attnc_uk_isa_supported(ATTNC_ISA_GENERIC), 1);
+  const int before = attnc_uk_isa();
+  EXPECT_EQ(attnc_uk_set_isa(7), -1);
+  EXPECT_EQ(attnc_uk_isa(), before);
+}
 
 } // namespace

@@ -7,6 +7,7 @@
 #include "CudaBench.h"
 
 #include "attnc/Frontend/Frontend.h"
+#include "attnc/Runtime/CpuIsa.h"
 #include "common/ToolCommandLine.h"
 #include "common/ToolDiagnostics.h"
 #include "llvm/Support/raw_ostream.h"
@@ -130,6 +131,9 @@ int attnc::bench::checkBenchFlags(const Flags &f, BenchPlan &plan) {
   if (f.target != "cpu" && f.target != "cuda")
     return fail("--target " + f.target + ": expected cpu or cuda");
   const bool cuda = f.target == "cuda";
+  if (!cuda)
+    if (runtime::Status s = runtime::checkCpuIsaEnvironment(); !s.ok())
+      return fail(s.message());
   std::optional<runtime::DType> dtype = runtime::parseDType(f.dtype);
   if (!dtype || (*dtype != runtime::DType::F32 && *dtype != runtime::DType::F16 &&
                  *dtype != runtime::DType::BF16))

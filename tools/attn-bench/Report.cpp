@@ -289,6 +289,8 @@ void printTable(const BenchReport &report, llvm::raw_ostream &os) {
       os << ", " << k << " " << v;
     os << "\n";
   }
+  if (!report.cpuIsa.empty())
+    os << "CPU path: " << report.cpuIsa << "\n";
   os << "GFLOP/s count 2*B*HQ*LQ*LK*(D+DV) over the full score matrix "
         "(the backward: 2.5 times that); density is the share of (q, kv) "
         "pairs the mask keeps.\n";
@@ -300,6 +302,8 @@ void printJson(const BenchReport &report, llvm::raw_ostream &os) {
     top["mode"] = "sweep";
     top["dtype"] = report.dtype;
     top["threads"] = report.threads;
+    if (!report.cpuIsa.empty())
+      top["cpu_isa"] = report.cpuIsa;
     json::Array results;
     for (const BenchResult &r : report.results)
       results.push_back(resultJson(r));
@@ -311,6 +315,8 @@ void printJson(const BenchReport &report, llvm::raw_ostream &os) {
   } else {
     top = resultJson(report.results[0]);
     top["mode"] = "single";
+    if (!report.cpuIsa.empty())
+      top["cpu_isa"] = report.cpuIsa;
     json::Object *baselines = top.getObject("baselines");
     for (const BaselineOutcome &b : report.global)
       (*baselines)[b.name] = baselineJson(b);

@@ -68,6 +68,9 @@ struct BenchReport {
   bool sweep = false;
   std::string dtype;
   int threads = 1;
+  /// The CPU microkernel path that ran (CpuIsa.h), e.g. "avx2"; empty for
+  /// --target cuda.
+  std::string cpuIsa;
   std::vector<BenchResult> results;
   /// The SGEMM reference point, when asked for (not per result).
   std::vector<BaselineOutcome> global;

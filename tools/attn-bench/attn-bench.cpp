@@ -24,6 +24,7 @@
 
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
+#include "attnc/Runtime/CpuIsa.h"
 #include "attnc/Runtime/Npy.h"
 #include "attnc/Runtime/ThreadPool.h"
 #include "bench-common/BenchCommon.h"
@@ -722,6 +723,8 @@ int run(int argc, char **argv) {
   report.sweep = sweep;
   report.dtype = f.dtype;
   report.threads = threads;
+  if (!plan.cuda)
+    report.cpuIsa = runtime::cpuIsaName(runtime::activeCpuIsa());
   if (int rc = benchAll(f, plan, entries, given, threads, tmp.path, report))
     return rc;
   // Last, so that OpenBLAS's own threads spin after everything else.

@@ -7,7 +7,8 @@
 //      plus one C-ABI entry point per kernel, `attnc_kernel_<name>`, with
 //      the signature attnc_cpu_kernel_fn of KernelABI.h;
 //   3. translateToLLVMIR: LLVM IR, O3 for the host CPU (AVX-512 where
-//      present; the host's features decide vector widths);
+//      present and not turned off by ATTNC_CPU_ISA=avx2; the features decide
+//      vector widths);
 //   4. emitObjectFile / emitHeader for ahead of time.
 //
 //===----------------------------------------------------------------------===//
@@ -49,9 +50,10 @@ void registerCpuCodegenPasses();
 /// Registers the host target with LLVM (idempotent, thread-safe).
 void initializeNativeTarget();
 
-/// A target machine for the host CPU with all its features, or, if `cpu` is
-/// set (an LLVM CPU name such as "haswell" or "skylake-avx512"), for that
-/// CPU with its default features; an error for an unknown name.
+/// A target machine for the host CPU with all its features (less AVX-512
+/// while ATTNC_CPU_ISA=avx2 forces that path), or, if `cpu` is set (an LLVM
+/// CPU name such as "haswell" or "skylake-avx512"), for that CPU with its
+/// default features; an error for an unknown name or a bad ATTNC_CPU_ISA.
 runtime::Expected<std::unique_ptr<llvm::TargetMachine>>
 hostTargetMachine(const std::string &cpu = "");
 /// The CPU's name and features (the host's when `cpu` is empty), for cache

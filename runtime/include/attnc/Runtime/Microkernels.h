@@ -3,11 +3,12 @@
  * The hot loops of a CPU attention kernel, called by the generated code on
  * f32 tiles (the IREE "ukernel" habit): S^T = scale * K Q^T (from the query
  * tile transposed once per task, so key tiles need no transposition), the
- * online softmax update on S^T, and acc = alpha * acc + P V. Each picks at
- * run time the best implementation for the CPU it runs on (AVX-512: 8 x 32
- * and 4 x 64 register tiles with FMA and a polynomial exp; otherwise
- * portable loops), so a kernel compiled for one CPU runs correctly on
- * another.
+ * online softmax update on S^T, and acc = alpha * acc + P V. Each runs the
+ * implementation of one path, picked at run time for the CPU it runs on
+ * (AVX-512: 8 x 32 and 4 x 64 register tiles; AVX2 + FMA: 6 x 16 tiles;
+ * both with a polynomial exp; generic: portable loops), so a kernel
+ * compiled for one CPU runs correctly on another. ATTNC_CPU_ISA=avx512|
+ * avx2|generic forces a path (CpuIsa.h reports one this CPU lacks).
  * Plain C ABI: generated code (JIT or AOT objects) calls these symbols; AOT
  * programs link libAttncRuntime.a.
  *
@@ -87,9 +88,21 @@ void attnc_uk_gather_rows_bf16(const uint16_t *src, int64_t ldr, const int64_t *
 void attnc_uk_pack_pairs_gather_bf16(const uint16_t *src, int64_t ldr, const int64_t *idx,
                                      int64_t n, int64_t cols, uint16_t *dst);
 
-/* Which implementation the microkernels use: 0 = the best for this CPU
- * (default), 1 = portable loops only (tests of the fallback). */
-void attnc_uk_set_portable(int portable);
+/* The paths (ATTNC_CPU_ISA names them "generic", "avx2", "avx512"). */
+enum { ATTNC_ISA_GENERIC = 0, ATTNC_ISA_AVX2 = 1, ATTNC_ISA_AVX512 = 2 };
+
+/* The path in use: the last one attnc_uk_set_isa set; before any, the one
+ * ATTNC_CPU_ISA names if this CPU has it, else the best this CPU has. */
+int attnc_uk_isa(void);
+/* 1 if this CPU (and this build of the runtime) has the path, else 0. */
+int attnc_uk_isa_supported(int isa);
+/* Uses `isa` from now on (every thread); 0, or -1 with nothing changed
+ * when this CPU lacks it. */
+int attnc_uk_set_isa(int isa);
+/* "generic", "avx2", "avx512" ("unknown" for anything else), and back (-1
+ * for an unknown name). */
+const char *attnc_uk_isa_name(int isa);
+int attnc_uk_isa_from_name(const char *name);
 
 #ifdef __cplusplus
 }
