@@ -3,24 +3,22 @@
 // See Microkernels.h. Three implementations of each microkernel, one table
 // of function pointers per path: AVX-512 (MicrokernelsAvx512.cpp), AVX2 +
 // FMA (MicrokernelsAvx2.cpp), each built with its own code generation
-// flags, and the portable loops below. The path is the best one CPUID
-// finds, or the one ATTNC_CPU_ISA names (when this CPU has it), or the one
-// attnc_uk_set_isa forced. The portable softmax uses std::exp, so it is
-// exact to float rounding.
+// flags, and the generic path's portable C++ (MicrokernelsPortable.inc),
+// built for the baseline target and, on x86-64, also for AVX2 and AVX-512:
+// the copy for the widest vectors this CPU has runs. The path is the best
+// one CPUID finds, or the one ATTNC_CPU_ISA names (when this CPU has it),
+// or the one attnc_uk_set_isa forced.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/Microkernels.h"
 
-#include <algorithm>
 #include <atomic>
+#include <initializer_list>
 #include <cstdlib>
 #include <cstring>
-#include <cmath>
-#include <limits>
 
-#if defined(__x86_64__) && defined(ATTNC_HAVE_X86_UKERNELS)
-#define ATTNC_X86_UKERNELS 1
-// One set of declarations per x86 implementation: attnc_uk_*_avx512, _avx2.
+// One set of declarations per implementation: attnc_uk_*_avx512, _avx2,
+// and the generic path's builds, _generic_base, _generic_avx2, ...
 #define ATTNC_UK_DECLARE(suffix)                                              \
   void attnc_uk_qk_f32_##suffix(const float *, int64_t, const float *,        \
                                 int64_t, float *, int64_t, int64_t, int64_t,  \
@@ -39,142 +37,54 @@
   void attnc_uk_pv_t_bf16_##suffix(const float *, int64_t, const uint16_t *,  \
                                    int64_t, float *, int64_t, int64_t,        \
                                    int64_t, int64_t, const float *);
+#if defined(__x86_64__) && defined(ATTNC_HAVE_X86_UKERNELS)
+#define ATTNC_X86_UKERNELS 1
 extern "C" {
 ATTNC_UK_DECLARE(avx512)
 ATTNC_UK_DECLARE(avx2)
+ATTNC_UK_DECLARE(generic_avx512)
+ATTNC_UK_DECLARE(generic_avx2)
 void attnc_uk_pack_pairs_bf16_avx512(const uint16_t *, int64_t, int64_t,
                                      int64_t, uint16_t *);
 }
-#undef ATTNC_UK_DECLARE
 #endif
+extern "C" {
+ATTNC_UK_DECLARE(generic_base)
+}
+#undef ATTNC_UK_DECLARE
 
 namespace {
 
-float bf16ToFloat(uint16_t b) {
-  uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-void qkPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
-                float *s, int64_t lds, int64_t tq, int64_t tk, int64_t d,
-                float scale) {
-  for (int64_t i = 0; i < tq; ++i) {
-    float *row = s + i * lds;
-    std::fill(row, row + tk, 0.0f);
-    for (int64_t k = 0; k < d; ++k) {
-      float a = q[i * ldq + k];
-      const float *b = kt + k * ldkt;
-      for (int64_t j = 0; j < tk; ++j)
-        row[j] += a * b[j];
-    }
-    for (int64_t j = 0; j < tk; ++j)
-      row[j] *= scale;
-  }
-}
-
-/// s += scale * (q kt), the scale applied to each q element.
-void qkAccPortable(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
-                   float *s, int64_t lds, int64_t tq, int64_t tk, int64_t d,
-                   float scale) {
-  for (int64_t i = 0; i < tq; ++i) {
-    float *row = s + i * lds;
-    for (int64_t k = 0; k < d; ++k) {
-      float a = scale * q[i * ldq + k];
-      const float *b = kt + k * ldkt;
-      for (int64_t j = 0; j < tk; ++j)
-        row[j] += a * b[j];
-    }
-  }
-}
-
-void softmaxPortable(float *st, int64_t ldst, int64_t tq, int64_t tk,
-                     float *m, float *l, float *alpha) {
-  const float negInf = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < tq; ++i) {
-    float mNew = m[i];
-    for (int64_t j = 0; j < tk; ++j)
-      mNew = std::max(mNew, st[j * ldst + i]);
-    float z = mNew == negInf ? 0.0f : mNew;
-    float sum = 0;
-    for (int64_t j = 0; j < tk; ++j)
-      sum += (st[j * ldst + i] = std::exp(st[j * ldst + i] - z));
-    alpha[i] = std::exp(m[i] - z);
-    l[i] = alpha[i] * l[i] + sum;
-    m[i] = mNew;
-  }
-}
-
-void pvPortable(const float *pt, int64_t ldpt, const float *v, int64_t ldv,
-                float *acc, int64_t ldacc, int64_t tq, int64_t tk, int64_t dv,
-                const float *alpha) {
-  for (int64_t i = 0; i < tq; ++i) {
-    float *out = acc + i * ldacc;
-    if (alpha)
-      for (int64_t c = 0; c < dv; ++c)
-        out[c] *= alpha[i];
-    for (int64_t j = 0; j < tk; ++j) {
-      float a = pt[j * ldpt + i];
-      const float *b = v + j * ldv;
-      for (int64_t c = 0; c < dv; ++c)
-        out[c] += a * b[c];
-    }
-  }
-}
-void qkBf16Portable(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
-                    int64_t ldq2, float *st, int64_t ldst, int64_t tk,
-                    int64_t tq, int64_t dpairs, float scale) {
-  for (int64_t j = 0; j < tk; ++j)
-    for (int64_t i = 0; i < tq; ++i) {
-      float sum = 0;
-      for (int64_t d = 0; d < 2 * dpairs; ++d)
-        sum += bf16ToFloat(k[j * ldk + d]) *
-               bf16ToFloat(qt2[(d / 2) * ldq2 + 2 * i + d % 2]);
-      st[j * ldst + i] = scale * sum;
-    }
-}
-
-void pvBf16Portable(const float *pt, int64_t ldpt, const uint16_t *v2,
-                    int64_t ldv2, float *acc, int64_t ldacc, int64_t tq,
-                    int64_t tk, int64_t dv, const float *alpha) {
-  for (int64_t i = 0; i < tq; ++i) {
-    float *out = acc + i * ldacc;
-    if (alpha)
-      for (int64_t c = 0; c < dv; ++c)
-        out[c] *= alpha[i];
-    for (int64_t j = 0; j < tk; ++j) {
-      float p = pt[j * ldpt + i];
-      for (int64_t c = 0; c < dv; ++c)
-        out[c] += p * bf16ToFloat(v2[(j / 2) * ldv2 + 2 * c + j % 2]);
-    }
-  }
-}
-
 /// One path's microkernels.
 struct Kernels {
-  decltype(&qkPortable) qk, qkAcc;
-  decltype(&softmaxPortable) softmax;
-  decltype(&pvPortable) pv;
-  decltype(&qkBf16Portable) qkBf16;
-  decltype(&pvBf16Portable) pvBf16;
+  decltype(&attnc_uk_qk_f32_generic_base) qk, qkAcc;
+  decltype(&attnc_uk_softmax_t_f32_generic_base) softmax;
+  decltype(&attnc_uk_pv_t_f32_generic_base) pv;
+  decltype(&attnc_uk_qk_bf16_generic_base) qkBf16;
+  decltype(&attnc_uk_pv_t_bf16_generic_base) pvBf16;
 };
 
-const Kernels kGeneric = {qkPortable,      qkAccPortable,  softmaxPortable,
-                          pvPortable,      qkBf16Portable, pvBf16Portable};
+#define ATTNC_UK_TABLE(suffix)                                                 \
+  Kernels {                                                                    \
+    attnc_uk_qk_f32_##suffix, attnc_uk_qk_acc_f32_##suffix,                    \
+        attnc_uk_softmax_t_f32_##suffix, attnc_uk_pv_t_f32_##suffix,           \
+        attnc_uk_qk_bf16_##suffix, attnc_uk_pv_t_bf16_##suffix                 \
+  }
+const Kernels kGenericBase = ATTNC_UK_TABLE(generic_base);
 #ifdef ATTNC_X86_UKERNELS
-const Kernels kAvx2 = {attnc_uk_qk_f32_avx2,        attnc_uk_qk_acc_f32_avx2,
-                       attnc_uk_softmax_t_f32_avx2, attnc_uk_pv_t_f32_avx2,
-                       attnc_uk_qk_bf16_avx2,       attnc_uk_pv_t_bf16_avx2};
+const Kernels kAvx2 = ATTNC_UK_TABLE(avx2);
+const Kernels kAvx512Bf16 = ATTNC_UK_TABLE(avx512);
 // Without AVX512_BF16 (Skylake-X, Ice Lake) the bf16 kernels widen to f32
 // as the AVX2 ones do.
 const Kernels kAvx512 = {attnc_uk_qk_f32_avx512,        attnc_uk_qk_acc_f32_avx512,
                          attnc_uk_softmax_t_f32_avx512, attnc_uk_pv_t_f32_avx512,
                          attnc_uk_qk_bf16_avx2,         attnc_uk_pv_t_bf16_avx2};
-const Kernels kAvx512Bf16 = {attnc_uk_qk_f32_avx512,        attnc_uk_qk_acc_f32_avx512,
-                             attnc_uk_softmax_t_f32_avx512, attnc_uk_pv_t_f32_avx512,
-                             attnc_uk_qk_bf16_avx512,       attnc_uk_pv_t_bf16_avx512};
+// The generic path's portable code, compiled for the widest vectors this
+// CPU has.
+const Kernels kGenericAvx2 = ATTNC_UK_TABLE(generic_avx2);
+const Kernels kGenericAvx512 = ATTNC_UK_TABLE(generic_avx512);
 #endif
+#undef ATTNC_UK_TABLE
 
 /// Whether this CPU has a path, by CPUID (the AVX-512 file is built with F,
 /// DQ, BW and VL; the AVX2 one with AVX2, FMA and F16C).
@@ -232,8 +142,12 @@ const Kernels &kernels() {
   case ATTNC_ISA_AVX2: return kAvx2;
   default: break;
   }
+  if (cpuHas(ATTNC_ISA_AVX512))
+    return kGenericAvx512;
+  if (cpuHas(ATTNC_ISA_AVX2))
+    return kGenericAvx2;
 #endif
-  return kGeneric;
+  return kGenericBase;
 }
 } // namespace
 

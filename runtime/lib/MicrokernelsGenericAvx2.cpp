@@ -1,0 +1,9 @@
+//===- MicrokernelsGenericAvx2.cpp - Generic microkernels: one build ---===//
+//
+// MicrokernelsPortable.inc compiled for AVX2 + FMA (x86-64 only);
+// see runtime/CMakeLists.txt for the flags and Microkernels.cpp for the
+// CPUID check that picks this copy.
+//
+//===----------------------------------------------------------------------===//
+#define ATTNC_UK_GENERIC_SUFFIX _avx2
+#include "MicrokernelsPortable.inc"
