@@ -17,6 +17,8 @@
 //   exp: x clamped to [-87.3, 88.37], 2^n * p(r) with r = x - n ln 2 and
 //        the degree-6 Cephes polynomial of the AVX-512 file, 2^n built in
 //        the exponent bits; below -87.3 (and exp(-inf)) exactly 0.
+//   The loops over a block's rows are unrolled by pragma: GCC otherwise
+//   keeps the accumulator array in memory and stores it on every step.
 //   bf16: AVX2 has no bf16 dot products. Each call widens 64 x 64 chunks
 //        of its bf16 operands into f32 scratch on the stack (a shift per
 //        element: O((tq + tk) D) work beside the O(tq tk D) products) and
@@ -54,11 +56,13 @@ inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
   // n <= 16 columns: two vectors, masked at the tail.
   const __m256i m0 = laneMask(n), m1 = laneMask(n - 8);
   __m256 acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
     acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < d; ++k) {
     const float *row = kt + k * ldkt;
     const __m256 b0 = load<Full>(m0, row), b1 = load<Full>(m1, row + 8);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 a = _mm256_broadcast_ss(q + r * ldq + k);
       acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
@@ -66,6 +70,7 @@ inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
     }
   }
   const __m256 sc = _mm256_set1_ps(scale);
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float *row = s + r * lds;
     if (Acc) {
@@ -119,6 +124,7 @@ inline void pvBlock(const float *p, int64_t ldp, const float *v, int64_t ldv,
   // n <= 16 columns.
   const __m256i m0 = laneMask(n), m1 = laneMask(n - 8);
   __m256 c[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m256 a = _mm256_set1_ps(alpha ? alpha[r] : 1.0f);
     c[r][0] = _mm256_mul_ps(a, load<Full>(m0, acc + r * ldacc));
@@ -126,12 +132,14 @@ inline void pvBlock(const float *p, int64_t ldp, const float *v, int64_t ldv,
   }
   for (int64_t j = 0; j < tk; ++j) {
     const __m256 b0 = load<Full>(m0, v + j * ldv), b1 = load<Full>(m1, v + j * ldv + 8);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 a = _mm256_broadcast_ss(p + j * ldp + r);
       c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
       c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     store<Full>(m0, acc + r * ldacc, c[r][0]);
     store<Full>(m1, acc + r * ldacc + 8, c[r][1]);

@@ -12,6 +12,9 @@
 //        Full blocks use plain loads: masked loads are slow on Zen 4.
 //   PV:  4 rows x 64 columns of acc in 16 zmm accumulators; per key, 4 loads
 //        of v, 4 broadcasts of p, 16 FMAs.
+//   The loops over a block's rows and column vectors are unrolled by
+//   pragma: GCC otherwise keeps the accumulator array in memory and stores
+//   it on every step.
 //   softmax: 16 attention rows per vector (the logits are stored
 //        transposed, one key per row), so no horizontal reductions.
 //   exp: x clamped to [-110, 88.7], 2^n * p(r) with r = x - n ln 2 and a
@@ -41,12 +44,14 @@ inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
   // n <= 32 keys: two vectors, masked at the tail.
   __mmask16 m0 = tailMask(n), m1 = tailMask(n - 16 > 0 ? n - 16 : 0);
   __m512 acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < d; ++k) {
     const float *row = kt + k * ldkt;
     __m512 b0 = load<Full>(m0, row);
     __m512 b1 = load<Full>(m1, row + 16);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       __m512 a = _mm512_set1_ps(q[r * ldq + k]);
       acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
@@ -54,6 +59,7 @@ inline void qkBlock(const float *q, int64_t ldq, const float *kt, int64_t ldkt,
     }
   }
   __m512 sc = _mm512_set1_ps(scale);
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float *row = s + r * lds;
     if (Acc) {
@@ -96,27 +102,35 @@ inline void pvBlock(const float *p, int64_t ldp, const float *v, int64_t ldv,
                     const float *alpha) {
   // n <= 16 * X columns.
   __mmask16 mask[X];
+  #pragma GCC unroll 8
   for (int x = 0; x < X; ++x) {
     int64_t rem = n - 16 * x;
     mask[x] = tailMask(rem > 0 ? rem : 0);
   }
   __m512 c[R][X];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     __m512 a = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       c[r][x] = _mm512_mul_ps(a, load<Full>(mask[x], acc + r * ldacc + 16 * x));
   }
   for (int64_t j = 0; j < tk; ++j) {
     __m512 b[X];
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       b[x] = load<Full>(mask[x], v + j * ldv + 16 * x);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       __m512 a = _mm512_set1_ps(p[j * ldp + r]);
+      #pragma GCC unroll 8
       for (int x = 0; x < X; ++x)
         c[r][x] = _mm512_fmadd_ps(a, b[x], c[r][x]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       _mm512_mask_storeu_ps(acc + r * ldacc + 16 * x, mask[x], c[r][x]);
 }
@@ -271,6 +285,7 @@ qkBf16Block(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
   // column, so 16 columns per zmm.
   __mmask16 m0 = tailMask(n), m1 = tailMask(n - 16 > 0 ? n - 16 : 0);
   __m512 acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < dpairs; ++p) {
@@ -279,6 +294,7 @@ qkBf16Block(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
                                   : _mm512_maskz_loadu_epi32(m0, row));
     __m512bh b1 = (__m512bh)(Full ? _mm512_loadu_si512(row + 32)
                                   : _mm512_maskz_loadu_epi32(m1, row + 32));
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       int32_t pair;
       __builtin_memcpy(&pair, k + r * ldk + 2 * p, 4);
@@ -288,6 +304,7 @@ qkBf16Block(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
     }
   }
   __m512 sc = _mm512_set1_ps(scale);
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm512_mask_storeu_ps(st + r * ldst, m0, _mm512_mul_ps(acc[r][0], sc));
     _mm512_mask_storeu_ps(st + r * ldst + 16, m1, _mm512_mul_ps(acc[r][1], sc));
@@ -324,28 +341,36 @@ pvBf16Block(const int32_t *pq, int64_t ldpq, const uint16_t *v2, int64_t ldv2,
   // R rows x n <= 16 * X columns; pq[q * ldpq + r] holds the bf16 pair
   // (p(r, 2q), p(r, 2q + 1)).
   __mmask16 mask[X];
+  #pragma GCC unroll 8
   for (int x = 0; x < X; ++x) {
     int64_t rem = n - 16 * x;
     mask[x] = tailMask(rem > 0 ? rem : 0);
   }
   __m512 c[R][X];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     __m512 a = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       c[r][x] = _mm512_mul_ps(a, load<Full>(mask[x], acc + r * ldacc + 16 * x));
   }
   for (int64_t q = 0; q < pairs; ++q) {
     __m512bh b[X];
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       b[x] = (__m512bh)(Full ? _mm512_loadu_si512(v2 + q * ldv2 + 32 * x)
                              : _mm512_maskz_loadu_epi32(mask[x], v2 + q * ldv2 + 32 * x));
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       __m512bh a = (__m512bh)_mm512_set1_epi32(pq[q * ldpq + r]);
+      #pragma GCC unroll 8
       for (int x = 0; x < X; ++x)
         c[r][x] = _mm512_dpbf16_ps(c[r][x], a, b[x]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int x = 0; x < X; ++x)
       _mm512_mask_storeu_ps(acc + r * ldacc + 16 * x, mask[x], c[r][x]);
 }
