@@ -8,10 +8,11 @@
 #      the naive loop (small L only), torch (if it imports) and the 2048^3
 #      SGEMM; it gives the issue-4 table at L = 4096 and the plot;
 #   2. full attention in bfloat16 at L = 4096 (bf16 vs f32).
-# OPENBLAS_CORETYPE=SkylakeX (unless already set) is exported for the runs:
-# it only changes which kernels OpenBLAS uses (the Debian 0.3.21 build may
-# not recognise this CPU); attn-bench prints the core it got. Never set it
-# in tests. Extra arguments go to both attn-bench runs (e.g. --runs 3);
+# OPENBLAS_CORETYPE=SkylakeX (unless already set) is exported for the runs
+# where /proc/cpuinfo has avx512f (elsewhere OpenBLAS dies of "Illegal
+# instruction" with it): it only changes which kernels OpenBLAS uses (the
+# Debian 0.3.21 build may not recognise this CPU); attn-bench prints the core
+# it got. Never set it in tests. Extra arguments go to both attn-bench runs (e.g. --runs 3);
 # LENGTHS=256,512 tries the script quickly (the bf16 run uses the largest).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,7 +27,9 @@ ninja -C build -j "${JOBS:-2}" attn-bench >/dev/null
 
 specs=../shared/specs
 [ -d "$specs" ] || specs=examples
-export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+  export OPENBLAS_CORETYPE=SkylakeX
+fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
