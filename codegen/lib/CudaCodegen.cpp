@@ -2,13 +2,14 @@
 //
 // emitCuda takes the tiled form (attn.flash) and picks the kernel emitter
 // for an architecture. Both paths share the element code and the mask
-// schedule (CudaElementCode.cpp); they differ in how tiles move and
-// multiply (sm_80: cp.async + mma.sync, CudaKernelSm80.cpp; sm_90a: TMA +
-// wgmma, CudaKernelSm90.cpp). The flash op's tiles must be the ones the
+// schedule (CudaElementCode.cpp) and the per-spec glue (CudaModule.cpp);
+// they differ in the kernel template (codegen/cuda/attnc_sm80.cuh: cp.async
+// + mma.sync; attnc_sm90.cuh: TMA + wgmma). The flash op's tiles must be the ones the
 // arch's kernel template is written for: a tiled form chosen for another
 // target is an error here, not a silently different kernel.
 //
 //===----------------------------------------------------------------------===//
+#include "CudaModule.h"
 #include "attnc/Codegen/CudaElementCode.h"
 #include "attnc/Passes/TileChoice.h"
 
@@ -31,8 +32,6 @@ runtime::Expected<std::string> emitCuda(mlir::attn::FlashOp flash, llvm::StringR
   if (flash.getGridPatch())
     return runtime::Status::error("'" + name + "': the CUDA kernels take row tiles, "
                                   "not grid patches (attn-tile grid-patches=0)");
-  if (arch == "sm_80")
-    return emitCudaSm80(flash);
-  return emitCudaSm90(flash);
+  return cudamod::emitKernels(flash, arch);
 }
 } // namespace attnc

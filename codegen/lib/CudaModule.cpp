@@ -1,15 +1,14 @@
-//===- CudaModule.cpp - Pieces every emitted .cu shares --------------------===//
+//===- CudaModule.cpp - The per-spec glue of an emitted .cu ---------------===//
 //
-// See CudaModule.h. Everything here is text for the .cu.
+// See CudaModule.h. The kernels are the templates of codegen/cuda/*.cuh;
+// everything this file writes is the spec's struct and the instantiations.
 //
 //===----------------------------------------------------------------------===//
 #include "CudaModule.h"
 #include "CudaRegionPrinter.h"
 
 #include "attnc/Codegen/CudaElementCode.h"
-#include "attnc/Passes/ScheduleEmitter.h"
-
-#include "llvm/ADT/STLExtras.h"
+#include "attnc/Passes/TileChoice.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -20,211 +19,78 @@ const HeadDims kHeadDims[4] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}};
 
 const runtime::DType kStorageTypes[2] = {runtime::DType::BF16, runtime::DType::F16};
 
-std::string dtType(runtime::DType dt) {
-  return std::string("attnc_") + runtime::cuda::dtypeTag(dt);
+namespace {
+// The kernel templates (codegen/cuda/*.cuh), as text generated from the
+// files by codegen/CMakeLists.txt.
+const char *const kStorageCuh =
+#include "attnc/Codegen/attnc_storage.inc"
+    ;
+const char *const kFlashCuh =
+#include "attnc/Codegen/attnc_flash.inc"
+    ;
+const char *const kPrepassCuh =
+#include "attnc/Codegen/attnc_prepass.inc"
+    ;
+const char *const kSm80Cuh =
+#include "attnc/Codegen/attnc_sm80.inc"
+    ;
+const char *const kSm90Cuh =
+#include "attnc/Codegen/attnc_sm90.inc"
+    ;
+
+/// What differs between the two arches in the instantiations.
+struct Arch {
+  const char *name;     // "sm_80"
+  const char *cuh;      // the kernel template's text
+  const char *entry;    // the entry macro of the template
+  const char *launch;   // the host launcher of the template
+  const char *keys;     // the template's key tile (a constant of the .cuh)
+  const char *padHd;    // the instantiated D of a real one (X)
+  const char *padHdv;   // the same for DV
+  int tileK;            // TileChoice's key tile, which must equal `keys`
+};
+const Arch kSm80 = {"sm_80", kSm80Cuh, "ATTNC_SM80_ENTRY", "attnc_sm80_launch", "kAttncSm80Keys",
+                    "attnc_sm80_pad_hd(X)", "X", int(kCudaSm80Tiles.k)};
+const Arch kSm90 = {"sm_90a", kSm90Cuh, "ATTNC_SM90_ENTRY", "attnc_sm90_launch", "kAttncSm90Keys",
+                    "attnc_sm90_pad(X)", "attnc_sm90_pad(X)", int(kCudaSm90Tiles.k)};
+
+void replaceAll(std::string &s, const std::string &from, const std::string &to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+    s.replace(p, from.size(), to);
 }
 
+std::string dtType(runtime::DType dt) { return std::string("attnc_") + runtime::cuda::dtypeTag(dt); }
+
+/// `#if` line keeping one entry under the ATTNC_ONLY_* macros.
 std::string selectGuard(runtime::DType dt, int hd, int hdv) {
-  return "#if (!defined(ATTNC_ONLY_DT) || ATTNC_ONLY_DT == " +
-         std::to_string(runtime::cuda::dtypeCode(dt)) +
+  return "#if (!defined(ATTNC_ONLY_DT) || ATTNC_ONLY_DT == " + std::to_string(runtime::cuda::dtypeCode(dt)) +
          ") && (!defined(ATTNC_ONLY_HD) || ATTNC_ONLY_HD == " + std::to_string(hd) +
          ") && (!defined(ATTNC_ONLY_HDV) || ATTNC_ONLY_HDV == " + std::to_string(hdv) + ")\n";
 }
 
-std::string recordInit(const Record &r) {
-  return "{" + std::to_string(r.rows) + ", " + std::to_string(r.threads) + ", " +
-         std::to_string(r.smem) + ", " + std::to_string(r.cluster) + ", " +
-         std::to_string(r.scratch) + ", " + std::to_string(r.tma) + ", " +
-         std::to_string(r.keys) + ", 0}";
-}
-
-std::string genericEntry(const std::string &n, const GenericEntry &g) {
-  std::string fixed;
-  for (HeadDims d : kHeadDims)
-    fixed += " && !(ATTNC_ONLY_HD == " + std::to_string(d.hd) + " && ATTNC_ONLY_HDV == " +
-             std::to_string(d.hdv) + ")";
-  std::string s = R"(
-// ---- @N@: the entry of any other head dims D, DV (multiples of 8 from 8
-// to 128) under -DATTNC_ONLY_DT/HD/HDV: CudaABI.h's name, the kernel built
-// for the padded dims @PADS@, the real D and DV taken from the arguments
-// (padding columns load as zeros and are not stored).
-#if defined(ATTNC_ONLY_DT) && defined(ATTNC_ONLY_HD) && defined(ATTNC_ONLY_HDV)@FIXED@
-#if ATTNC_ONLY_HD % 8 != 0 || ATTNC_ONLY_HDV % 8 != 0 || ATTNC_ONLY_HD < 8 || ATTNC_ONLY_HDV < 8 || ATTNC_ONLY_HD > 128 || ATTNC_ONLY_HDV > 128
-#error "attnc: the CUDA kernels take head dims D and DV that are multiples of 8 from 8 to 128"
-#endif
-#ifndef ATTNC_CAT4
-#define ATTNC_CAT4_(a, b, c, d) a##b##c##d
-#define ATTNC_CAT4(a, b, c, d) ATTNC_CAT4_(a, b, c, d)
-#define ATTNC_CAT2_(a, b) a##b
-#define ATTNC_CAT2(a, b) ATTNC_CAT2_(a, b)
-#endif
-#if ATTNC_ONLY_DT == 1
-#define ATTNC_GEN_T_@N@ attnc_bf16
-#define ATTNC_GEN_ENTRY_@N@ ATTNC_CAT4(attnc_fwd_@N@__bf16_, ATTNC_ONLY_HD, _, ATTNC_ONLY_HDV)
-#else
-#define ATTNC_GEN_T_@N@ attnc_f16
-#define ATTNC_GEN_ENTRY_@N@ ATTNC_CAT4(attnc_fwd_@N@__f16_, ATTNC_ONLY_HD, _, ATTNC_ONLY_HDV)
-#endif
-constexpr int attnc_gen_hd_@N@ = @PADHD@, attnc_gen_hdv_@N@ = @PADHDV@;
-extern "C" __constant__ int ATTNC_CAT2(ATTNC_GEN_ENTRY_@N@, __launch)[ATTNC_LAUNCH_WORDS] = {
-    @ROWS@, @THREADS@, @SMEM@, 0, 0, @TMA@, @KEYS@, 0};
-extern "C" __global__ void __launch_bounds__(@BOUNDS@) ATTNC_GEN_ENTRY_@N@(@PARAMS@) {
-@BODY@
-}
-#endif
-)";
-  auto pad = [](std::string e, const std::string &x) {
-    replaceAll(e, "X", x);
-    return e;
-  };
-  replaceAll(s, "@FIXED@", fixed);
-  replaceAll(s, "@PADS@", pad(g.padHd, "D") + " and " + pad(g.padHdv, "DV"));
-  replaceAll(s, "@PADHD@", pad(g.padHd, "ATTNC_ONLY_HD"));
-  replaceAll(s, "@PADHDV@", pad(g.padHdv, "ATTNC_ONLY_HDV"));
-  replaceAll(s, "@ROWS@", std::to_string(g.rows));
-  replaceAll(s, "@THREADS@", std::to_string(g.threads));
-  replaceAll(s, "@SMEM@", g.smem);
-  replaceAll(s, "@TMA@", g.tma ? "1" : "0");
-  replaceAll(s, "@KEYS@", std::to_string(g.keys));
-  replaceAll(s, "@BOUNDS@", g.bounds);
-  replaceAll(s, "@PARAMS@", g.params);
-  replaceAll(s, "@BODY@", g.body);
-  replaceAll(s, "@N@", n);
-  return s;
-}
-
-std::string fileHeader(const std::string &arch) {
-  std::string s = "// Generated by attnc: CUDA kernels for " + arch + R"(.
+/// Banner, includes, CudaABI.h and the templates (the arch's last).
+std::string fileHeader(const Arch &arch) {
+  std::string s = "// Generated by attnc: CUDA kernels for " + std::string(arch.name) + R"(.
+// The kernels are attnc's templates (codegen/cuda/*.cuh, pasted below so
+// that the file is self-contained); the spec's part is at the end: its
+// element code, its struct attnc_spec_<n> and the instantiations.
 // Checked on an H200 (scripts/gpu-check.sh run) and under a CPU emulation
 // of its PTX (test/cuda-emu); docs/cuda-backend.md says what ran where.
 // nvcc builds the kernels and the host launcher; NVRTC (__CUDACC_RTC__)
 // the kernels only. Entry points, launch records and the pre-pass follow
-// CudaABI.h (pasted below). ATTNC_NVCC_HOST marks the nvcc-only host
-// code; a CPU harness that emulates the device (ATTNC_CUDA_EMULATION) skips
-// it as NVRTC does.
+// CudaABI.h. ATTNC_NVCC_HOST marks the nvcc-only host code; a CPU harness
+// that emulates the device (ATTNC_CUDA_EMULATION) skips it as NVRTC does.
+#define ATTNC_CU_EMBEDDED 1
 #if !defined(__CUDACC_RTC__) && !defined(ATTNC_CUDA_EMULATION)
 #define ATTNC_NVCC_HOST 1
 #include <cuda_runtime.h>
 )";
-  if (arch == "sm_90a")
+  if (arch.cuh == kSm90Cuh)
     s += "#include <cuda.h> // CUtensorMap and its enums (no -lcuda: see the launcher)\n";
   s += "#endif\n";
-  s += cudaElementPrelude();
-  s += R"(
-#ifndef ATTNC_CUDA_HELPERS
-#define ATTNC_CUDA_HELPERS
-// Storage types as raw 16-bit words: conversions are PTX cvt (sm_80+), so
-// neither nvcc nor NVRTC needs cuda_fp16.h / cuda_bf16.h.
-struct attnc_bf16 { unsigned short x; };
-struct attnc_f16 { unsigned short x; };
-template <typename T> struct attnc_dt;
-template <> struct attnc_dt<attnc_bf16> {
-  static constexpr bool bf16 = true;
-  // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half, b in the lower.
-  static __device__ __forceinline__ unsigned pack(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-  }
-  static __device__ __forceinline__ unsigned short one(float x) {
-    unsigned short r;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
-    return r;
-  }
-};
-template <> struct attnc_dt<attnc_f16> {
-  static constexpr bool bf16 = false;
-  static __device__ __forceinline__ unsigned pack(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-  }
-  static __device__ __forceinline__ unsigned short one(float x) {
-    unsigned short r;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(x));
-    return r;
-  }
-};
-__device__ __forceinline__ unsigned attnc_smem_addr(const void *p) {
-  return (unsigned)__cvta_generic_to_shared(p);
-}
-#endif // ATTNC_CUDA_HELPERS
-)";
-  return s;
+  return s + cudaElementPrelude() + kStorageCuh + kFlashCuh + kPrepassCuh + arch.cuh;
 }
 
-std::string prepassKernel(FlashOp flash) {
-  SpecOp spec = flash.getSpec();
-  int keys = int(flash.getTileK());
-  int atoms = int(flash.getPrepass());
-  if (atoms == 0)
-    return "";
-  std::string n = spec.getSymName().str();
-  Record rec;
-  rec.rows = keys, rec.threads = 128, rec.scratch = 2 * atoms, rec.keys = keys;
-  std::string s = R"(
-// ---- @N@: the ids pre-pass (CudaABI.h): per (b, h, key tile) the min and
-// max of each ids_eq atom's key-side ids, so the forward kernel classifies
-// a key tile with two loads per atom instead of rescanning the ids in every
-// CTA (TileIdsPrepass.cpp is the CPU twin). Layout of a.scratch:
-//   a.scratch[((b * HQ + h) * ceil(LK / @KEYS@) + kt) * @SCR@ + 2 * atom + {0: min, 1: max}]
-// min/max do not depend on the order of the scan, so the parallel
-// reduction gives exactly attnc_ids_tile_@N@'s words.
-extern "C" __constant__ int attnc_prepass_@N@__launch[ATTNC_LAUNCH_WORDS] = @REC@;
-extern "C" __global__ void __launch_bounds__(128) attnc_prepass_@N@(attnc_cuda_args a) {
-  const int64_t kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int64_t numKT = (a.LK + @KEYS@ - 1) / @KEYS@;
-  attnc_ctx c = {a.B, a.HQ, a.HKV, a.LQ, a.LK, a.D, a.DV, b, h,
-                 h / (a.HQ / a.HKV), a.inputs, a.error};
-  const int64_t k0 = kt * @KEYS@, k1 = (k0 + @KEYS@ < a.LK ? k0 + @KEYS@ : a.LK) - 1;
-  __shared__ long long red[2][4];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int j = 0; j < ATTNC_IDS_@N@; ++j) {
-    long long lo = INT64_MAX, hi = INT64_MIN;
-    for (int64_t p = k0 + threadIdx.x; p <= k1; p += blockDim.x) {
-      long long id = attnc_kvid_@N@(c, j, p);
-      lo = id < lo ? id : lo;
-      hi = id > hi ? id : hi;
-    }
-    for (int o = 16; o > 0; o /= 2) {
-      long long l2 = __shfl_xor_sync(0xffffffffu, lo, o), h2 = __shfl_xor_sync(0xffffffffu, hi, o);
-      lo = l2 < lo ? l2 : lo;
-      hi = h2 > hi ? h2 : hi;
-    }
-    if (lane == 0) { red[0][warp] = lo; red[1][warp] = hi; }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      for (int w = 1; w < 4; ++w) {
-        lo = red[0][w] < lo ? red[0][w] : lo;
-        hi = red[1][w] > hi ? red[1][w] : hi;
-      }
-      int64_t *out = a.scratch + ((b * a.HQ + h) * numKT + kt) * @SCR@;
-      out[2 * j] = lo;
-      out[2 * j + 1] = hi;
-    }
-    __syncthreads();
-  }
-}
-#ifdef ATTNC_NVCC_HOST
-// Runs the pre-pass when the caller gave scratch (B * HQ * ceil(LK / @KEYS@)
-// * @SCR@ words); without it the forward kernel scans the ids itself.
-static int attnc_run_prepass_@N@(const attnc_cuda_args *a, cudaStream_t stream) {
-  if (!a->scratch) return 0;
-  int64_t tiles = (a->LK + @KEYS@ - 1) / @KEYS@;
-  if (tiles == 0) return 0;
-  attnc_prepass_@N@<<<dim3((unsigned)tiles, (unsigned)a->HQ, (unsigned)a->B), 128, 0, stream>>>(*a);
-  return (int)cudaGetLastError();
-}
-#endif
-)";
-  replaceAll(s, "@REC@", recordInit(rec));
-  replaceAll(s, "@KEYS@", std::to_string(keys));
-  replaceAll(s, "@SCR@", std::to_string(2 * atoms));
-  replaceAll(s, "@N@", n);
-  return s;
-}
-
-namespace {
 /// Whether `region` reads neither q, kv nor an input: then the kernels
 /// evaluate it once per CTA.
 bool isUniform(Region &region) {
@@ -238,114 +104,159 @@ bool isUniform(Region &region) {
   return uniform;
 }
 
-/// The statements of one score element, in the kernels' loop over the
-/// accumulator fragment: `@ACC@` is the element (S = Q K^T on entry, P's
-/// logit or P on exit), `q` and `kv` its row and key (clamped into the
-/// tile, so every region reads in range), `inb` false for keys past LK.
-/// Softmax logits leave in log2 units (x * log2 e), so the kernels
-/// exponentiate with one ex2; sigmoid leaves P = 0.5 + 0.5 tanh(x / 2)
-/// (one tanh.approx). Regions with no error path (pure) run on every pair
-/// and the result is selected branch-free; the others run under `if`, as
-/// only kept pairs may evaluate score and bias.
-std::string elementCode(FlashOp flash) {
-  SpecOp spec = flash.getSpec();
-  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  bool identityScore = isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  bool maskCode = flash.getMaskOnPartial();
-  bool uscale = flash.getScalePerCall();
-  bool ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
-  bool pure = RegionPrinter::isPure(spec, spec.getScore()) &&
-              RegionPrinter::isPure(spec, spec.getScale()) &&
-              (!sigmoid || RegionPrinter::isPure(spec, spec.getBias()));
-  std::string s = "      bool keep = inb;\n";
-  if (maskCode)
-    s += "      if constexpr (PARTIAL)\n        keep = keep & attnc_mask_f_@NAME@(c, q, kv);\n";
-  // The folded forms: softmax keeps the raw logit (the normalisation
-  // scales it inside the exponent's FFMA, u.fold), sigmoid is FFMA + tanh +
-  // FFMA. A FULL tile's softmax element code is empty.
-  if (identityScore && uscale && (!sigmoid || ubias))
-    return s + (sigmoid ? "      @ACC@ = keep ? fmaf(0.5f, attnc_tanh_fast(fmaf(@ACC@, u.scale, u.bias)), 0.5f) : 0.f;\n"
-                        : "      @ACC@ = keep ? @ACC@ : -INFINITY;\n");
-  std::string x = "        float x = @ACC@ * " +
-                  std::string(uscale ? "u.scale" : "attnc_scale_f_@NAME@(c, q, kv)") + ";\n";
-  if (!identityScore)
-    x += "        x = attnc_score_f_@NAME@(c, x, q, kv);\n";
-  std::string out = sigmoid ? "fmaf(0.5f, attnc_tanh_fast(0.5f * (x + " +
-                                  std::string(ubias ? "u.bias" : "attnc_bias_f_@NAME@(c, q, kv)") +
-                                  ")), 0.5f)"
-                            : "x * 1.4426950408889634f";
-  std::string dropped = sigmoid ? "0.f" : "-INFINITY";
-  if (pure)
-    return s + "      {\n" + x + "        @ACC@ = keep ? " + out + " : " + dropped + ";\n      }\n";
-  return s + "      if (keep) {\n" + x + "        @ACC@ = " + out + ";\n      } else {\n        @ACC@ = " +
-         dropped + ";\n      }\n";
+/// The facts of a spec the struct's members depend on.
+struct SpecFacts {
+  bool sigmoid, identityScore, maskCode, uscale, ubias, pure;
+  explicit SpecFacts(FlashOp flash) {
+    SpecOp spec = flash.getSpec();
+    sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
+    identityScore = isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
+    maskCode = flash.getMaskOnPartial();
+    uscale = flash.getScalePerCall();
+    ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
+    pure = RegionPrinter::isPure(spec, spec.getScore()) && RegionPrinter::isPure(spec, spec.getScale()) &&
+           (!sigmoid || RegionPrinter::isPure(spec, spec.getBias()));
+  }
+  /// Softmax on the raw logit (identity score, uniform scale): the scale
+  /// folds into the exponent, or S is first multiplied by u.pre.
+  bool prescale() const { return identityScore && uscale && !sigmoid; }
+};
+
+/// The body of uniforms(c): a uniform scale, a uniform sigmoid bias (both
+/// halved for the tanh form). A scale that reads q, kv or an input runs
+/// per kept pair, never at (0, 0). Softmax on the raw logit: P = 2^(s u.fold
+/// - z) with u.fold = scale * log2 e when that is > 0 and finite (the row
+/// max of s u.fold is then u.fold times the row max of s); otherwise S is
+/// first multiplied by u.pre = scale * log2 e and u.fold = 1. Every other
+/// softmax: u.fold = u.pre = 1 (the element code leaves logits in log2
+/// units).
+std::string uniformsBody(const SpecFacts &f) {
+  std::string s = "    attnc_uniforms u = {" + std::string(f.uscale ? "attnc_scale_f_@N@(c, 0, 0)" : "0.f") +
+                  ", " + (f.ubias ? "attnc_bias_f_@N@(c, 0, 0)" : "0.f") + ", 1.f, 1.f};\n";
+  if (f.identityScore && f.uscale && f.sigmoid && f.ubias)
+    s += "    u.scale *= 0.5f, u.bias *= 0.5f; // sigmoid(y) = 0.5 + 0.5 tanh(y / 2)\n";
+  else if (f.prescale())
+    s += "    const float l2 = u.scale * 1.4426950408889634f; // logits in log2 units\n"
+         "    const bool fold = l2 > 0.f && l2 < INFINITY;\n"
+         "    u.fold = fold ? l2 : 1.f;\n    u.pre = fold ? 1.f : l2;\n";
+  return s + "    (void)c;\n    return u;\n";
+}
+
+/// The body of element<PARTIAL>(c, u, q, kv, inb, s). Softmax logits leave
+/// in log2 units (x * log2 e), so the kernels exponentiate with one ex2;
+/// sigmoid leaves P = 0.5 + 0.5 tanh(x / 2) (one tanh.approx). Regions with
+/// no error path (pure) run on every pair and the result is selected
+/// branch-free; the others run under `if`, as only kept pairs may evaluate
+/// score and bias. With the raw logit and a uniform scale the softmax
+/// element is only the mask (the scale folds into the exponent's FFMA,
+/// u.fold), and sigmoid is FFMA + tanh + FFMA.
+std::string elementBody(const SpecFacts &f) {
+  std::string s = "    (void)c; (void)u; (void)q; (void)kv;\n    bool keep = inb;\n";
+  if (f.maskCode)
+    s += "    if constexpr (PARTIAL)\n      keep = keep & attnc_mask_f_@N@(c, q, kv);\n";
+  if (f.identityScore && f.uscale && (!f.sigmoid || f.ubias))
+    return s + (f.sigmoid ? "    return keep ? fmaf(0.5f, attnc_tanh_fast(fmaf(s, u.scale, u.bias)), 0.5f) : 0.f;\n"
+                          : "    return keep ? s : -INFINITY;\n");
+  std::string x = "      float x = s * " + std::string(f.uscale ? "u.scale" : "attnc_scale_f_@N@(c, q, kv)") + ";\n";
+  if (!f.identityScore)
+    x += "      x = attnc_score_f_@N@(c, x, q, kv);\n";
+  std::string out = f.sigmoid ? "fmaf(0.5f, attnc_tanh_fast(0.5f * (x + " +
+                                    std::string(f.ubias ? "u.bias" : "attnc_bias_f_@N@(c, q, kv)") + ")), 0.5f)"
+                              : "x * 1.4426950408889634f";
+  std::string dropped = f.sigmoid ? "0.f" : "-INFINITY";
+  if (f.pure)
+    return s + "    {\n" + x + "      return keep ? " + out + " : " + dropped + ";\n    }\n";
+  return s + "    if (keep) {\n" + x + "      return " + out + ";\n    }\n    return " + dropped + ";\n";
+}
+
+/// The spec's struct (CudaModule.h's contract).
+std::string specStruct(FlashOp flash) {
+  SpecFacts f(flash);
+  bool ids = flash.getPrepass() > 0;
+  std::string s = R"(
+// ---- @N@: the spec as the kernel templates take it (CudaModule.h) ----
+struct attnc_spec_@N@ {
+  static constexpr bool sigmoid = @SIGMOID@, prescale = @PRESCALE@;
+  static constexpr int ids = @IDS@;
+  typedef attnc_rowset_@N@ rowset;
+  static ATTNC_HD inline rowset rows(const attnc_ctx &c, int64_t q0, int64_t q1) { return attnc_rows_@N@(c, q0, q1); }
+  static ATTNC_HD inline int tile_kind(const attnc_ctx &c, const rowset &r, int64_t k0, int64_t k1,
+                                       const int64_t *pre) {
+    return attnc_tile_kind_@N@(c, r, k0, k1, pre);
+  }
+@KVID@  static __device__ __forceinline__ attnc_uniforms uniforms(const attnc_ctx &c) {
+@UNIFORMS@  }
+  template <bool PARTIAL>
+  static __device__ __forceinline__ float element(const attnc_ctx &c, const attnc_uniforms &u, int q, int kv,
+                                                  bool inb, float s) {
+@ELEMENT@  }
+};
+)";
+  replaceAll(s, "@SIGMOID@", f.sigmoid ? "true" : "false");
+  replaceAll(s, "@PRESCALE@", f.prescale() ? "true" : "false");
+  replaceAll(s, "@IDS@", ids ? "ATTNC_IDS_@N@" : "0");
+  replaceAll(s, "@KVID@", ids ? "  static ATTNC_HD inline int64_t kvid(const attnc_ctx &c, int j, int64_t p) "
+                                "{ return attnc_kvid_@N@(c, j, p); }\n"
+                              : "");
+  replaceAll(s, "@UNIFORMS@", uniformsBody(f));
+  replaceAll(s, "@ELEMENT@", elementBody(f));
+  return s;
+}
+
+/// The instantiations: the pre-pass entry, the entries and their guards,
+/// the entry of other head dims and the nvcc host launcher.
+std::string instantiations(FlashOp flash, const Arch &arch) {
+  bool ids = flash.getPrepass() > 0;
+  std::string s = "\n// ---- @N@: entry points and launch records (CudaABI.h) ----\n";
+  s += "static_assert(" + std::string(arch.keys) + " == " + std::to_string(arch.tileK) +
+       ", \"the kernel template's key tile is the tiled form's\");\n";
+  if (ids)
+    s += "ATTNC_PREPASS_ENTRY(attnc_prepass_@N@, attnc_spec_@N@, " + std::string(arch.keys) + ")\n";
+  std::string table;
+  for (runtime::DType dt : kStorageTypes)
+    for (HeadDims d : kHeadDims) {
+      std::string e = runtime::cuda::entryName("@N@", dt, d.hd, d.hdv);
+      std::string dims = std::to_string(d.hd) + ", " + std::to_string(d.hdv);
+      std::string row = std::to_string(runtime::cuda::dtypeCode(dt)) + ", " + dims + ", " + dims;
+      s += selectGuard(dt, d.hd, d.hdv) + "#define ATTNC_HAVE_" + e + "\n" + arch.entry + "(" + e +
+           ", attnc_spec_@N@, " + dtType(dt) + ", " + dims + ")\n#endif\n";
+      table += "#ifdef ATTNC_HAVE_" + e + "\n    {" + row + ", (const void *)" + e + "},\n#endif\n";
+    }
+  auto pad = [](std::string e, const std::string &x) {
+    replaceAll(e, "X", x);
+    return e;
+  };
+  std::string gen = std::string(arch.entry) + "(ATTNC_GEN_NAME(@N@), attnc_spec_@N@, ATTNC_GEN_T, " +
+                    pad(arch.padHd, "ATTNC_ONLY_HD") + ", " + pad(arch.padHdv, "ATTNC_ONLY_HDV") + ")";
+  s += "#ifdef ATTNC_GEN_ENTRY\n" + gen + "\n#endif\n";
+  table += "#ifdef ATTNC_GEN_ENTRY\n    {ATTNC_ONLY_DT == 1 ? 1 : 0, ATTNC_ONLY_HD, ATTNC_ONLY_HDV, " +
+           pad(arch.padHd, "ATTNC_ONLY_HD") + ", " + pad(arch.padHdv, "ATTNC_ONLY_HDV") +
+           ", (const void *)ATTNC_GEN_NAME(@N@)},\n#endif\n";
+  s += R"(#ifdef ATTNC_NVCC_HOST
+// The host launcher (nvcc builds only): the same entries as the runtime's
+// NVRTC path (the template's launcher says what it returns).
+static const attnc_host_entry attnc_entries_@N@[] = {
+)" + table + R"(    {0, 0, 0, 0, 0, nullptr}};
+extern "C" int attnc_cuda_launch_@N@(const attnc_cuda_args *a, cudaStream_t stream) {
+  return @LAUNCH@(a, stream, attnc_entries_@N@, @PREPASS@);
+}
+#endif
+)";
+  replaceAll(s, "@LAUNCH@", arch.launch);
+  replaceAll(s, "@PREPASS@", ids ? "attnc_prepass_@N@" : "nullptr");
+  return s;
 }
 } // namespace
 
-void fillElementParts(FlashOp flash, std::string &k) {
+runtime::Expected<std::string> emitKernels(FlashOp flash, llvm::StringRef archName) {
   SpecOp spec = flash.getSpec();
-  bool sigmoid = spec.getNormalize() == NormalizeKind::sigmoid;
-  bool identityScore =
-      isa_and_nonnull<ScoreOp>(SpecOp::getYielded(spec.getScore()).getDefiningOp());
-  bool ids = flash.getPrepass() > 0;
-  // A line that is only a placeholder disappears with its newline when the
-  // spec needs nothing there.
-  auto line = [&](const std::string &key, const std::string &text) {
-    if (text.empty())
-      replaceAll(k, key + "\n", "");
-    replaceAll(k, key, text);
-  };
-  line("@PRE_SETUP@",
-       ids ? "  // The pre-pass's words for this (b, h), when the caller ran it.\n"
-             "  const int64_t *pre0 = a.scratch ? a.scratch + (b * a.HQ + h) * ((a.LK + BN - 1) / BN) * (2 * ATTNC_IDS_@NAME@) : nullptr;"
-           : "");
-  replaceAll(k, "@PRE@", ids ? "pre0 ? pre0 + kt * (2 * ATTNC_IDS_@NAME@) : nullptr" : "nullptr");
-  // Per-CTA values (attnc_uniforms): a uniform scale, a uniform sigmoid
-  // bias (both halved for the tanh form). A scale that reads q, kv or an
-  // input runs per kept pair, never at (0, 0). Softmax with the raw logit
-  // (identity score, uniform scale): P = 2^(s u.fold - z) with u.fold =
-  // scale * log2 e when that is > 0 and finite (the row max of s u.fold is
-  // then u.fold times the row max of s); otherwise S is first multiplied
-  // by u.pre = scale * log2 e and u.fold = 1. Every other softmax: u.fold =
-  // u.pre = 1 (the element code leaves logits in log2 units).
-  bool uscale = flash.getScalePerCall();
-  bool ubias = sigmoid && isUniform(spec.getBias()) && RegionPrinter::isPure(spec, spec.getBias());
-  std::string setup = "  attnc_uniforms u = {" +
-                      std::string(uscale ? "attnc_scale_f_@NAME@(c, 0, 0)" : "0.f") + ", " +
-                      (ubias ? "attnc_bias_f_@NAME@(c, 0, 0)" : "0.f") + ", 1.f, 1.f};\n";
-  std::string prescale;
-  if (identityScore && uscale && sigmoid && ubias) {
-    setup += "  u.scale *= 0.5f, u.bias *= 0.5f; // sigmoid(y) = 0.5 + 0.5 tanh(y / 2)\n";
-  } else if (identityScore && uscale && !sigmoid) {
-    setup += "  {\n    const float l2 = u.scale * 1.4426950408889634f; // logits in log2 units\n"
-             "    const bool fold = l2 > 0.f && l2 < INFINITY;\n"
-             "    u.fold = fold ? l2 : 1.f;\n    u.pre = fold ? 1.f : l2;\n  }\n";
-    prescale = "  if (u.pre != 1.f)\n#pragma unroll\n    for (int j = 0; j < BN / 2; ++j)\n"
-               "      @ACC_ALL@ *= u.pre;\n";
-  }
-  replaceAll(k, "@USETUP@", setup);
-  if (prescale.empty())
-    replaceAll(k, "@PRESCALE@\n", "");
-  replaceAll(k, "@PRESCALE@", prescale);
-  // The loop over the accumulator fragment (m16n8 C layout on sm_80, the
-  // m64nNk16 one on sm_90a: the same per warp): element (nb, r) is row
-  // row[r / 2] and key k0 + 8 nb + 2 (lane % 4) + r % 2.
-  replaceAll(k, "@ELEMENT_LOOP@", R"(#pragma unroll
-  for (int nb = 0; nb < BN / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      const bool inb = !PARTIAL || key <= k1;
-      const int kv = inb ? key : k1;
-      (void)q; (void)kv;
-@ELEMENT@    }
-)");
-  replaceAll(k, "@ELEMENT@", elementCode(flash));
-}
-
-void replaceAll(std::string &s, const std::string &from, const std::string &to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
-    s.replace(p, from.size(), to);
+  auto element = emitCudaElementCode(spec);
+  if (!element.ok())
+    return element.status();
+  const Arch &arch = archName == "sm_80" ? kSm80 : kSm90;
+  std::string glue = specStruct(flash) + instantiations(flash, arch);
+  replaceAll(glue, "@N@", spec.getSymName().str());
+  return fileHeader(arch) + *element + glue;
 }
 
 } // namespace attnc::cudamod

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include <nvrtc.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -19,6 +20,36 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+/// " {w0, w1, ...}": the 32-bit words of a launch record's initializer
+/// (`.b8` bytes, little-endian, or `.b32` / `.u32` words), "" without one.
+/// The record regex matched, so the line holds `name__launch[N]`.
+static std::string recordWords(const std::string &line) {
+  size_t open = line.find('{'), close = line.find('}');
+  if (open == std::string::npos || close == std::string::npos)
+    return "";
+  std::vector<long long> values;
+  std::istringstream in(line.substr(open + 1, close - open - 1));
+  for (std::string v; std::getline(in, v, ',');)
+    values.push_back(std::stoll(v));
+  // PTX leaves out trailing zeros: the array's size says how many there are.
+  size_t lb = line.find('[');
+  size_t declared = lb == std::string::npos ? 0 : std::stoul(line.substr(lb + 1));
+  if (values.size() < declared)
+    values.resize(declared, 0);
+  std::vector<long long> words;
+  if (line.find(".b8") != std::string::npos) {
+    for (size_t i = 0; i + 3 < values.size(); i += 4)
+      words.push_back(int32_t(uint32_t(values[i]) | uint32_t(values[i + 1]) << 8 |
+                              uint32_t(values[i + 2]) << 16 | uint32_t(values[i + 3]) << 24));
+  } else {
+    words = values;
+  }
+  std::string s = " {";
+  for (size_t i = 0; i < words.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(words[i]);
+  return s + "}";
+}
 
 int main(int argc, char **argv) {
   std::string file, arch = "sm_80";
@@ -87,7 +118,7 @@ int main(int argc, char **argv) {
     if (std::regex_search(line, m, entry))
       std::printf("entry %s\n", m[1].str().c_str());
     else if (std::regex_search(line, m, record))
-      std::printf("record %s\n", m[1].str().c_str());
+      std::printf("record %s%s\n", m[1].str().c_str(), recordWords(line).c_str());
     for (size_t i = 0; i < std::size(families); ++i)
       if (line.find(families[i]) != std::string::npos)
         ++counts[i];

@@ -15,8 +15,8 @@
 //     key-side id range of a key tile from the pre-pass's entry (`pre`,
 //     filled by attnc_ids_tile_<n> / the attnc_prepass_<n> kernel) or, when
 //     there is none, scan the tile.
-// The kernels around them: emitCudaSm80 (CudaKernelSm80.cpp) and
-// emitCudaSm90 (CudaKernelSm90.cpp).
+// The kernels around them are the templates of codegen/cuda/*.cuh; the
+// glue that instantiates them for a spec is CudaModule.cpp's.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_CODEGEN_CUDAELEMENTCODE_H
@@ -31,22 +31,13 @@
 
 namespace attnc {
 
-/// The shared prelude (the context struct and helpers), once per file.
+/// The shared prelude, once per file: CudaABI.h and
+/// codegen/cuda/attnc_element.cuh (the context struct and helpers).
 std::string cudaElementPrelude();
 
 /// The element functions and the schedule of `spec` (after the spec
 /// pipeline), or an error naming an op it cannot print.
 runtime::Expected<std::string> emitCudaElementCode(mlir::attn::SpecOp spec);
-
-/// A self-contained .cu for the sm_80 path: the element code, a
-/// FlashAttention-2 style kernel (mma.sync m16n8k16, ldmatrix, 2-stage
-/// cp.async pipeline), the entry points and launch records of CudaABI.h and
-/// the host launcher attnc_cuda_launch_<name> (CudaKernelSm80.cpp).
-runtime::Expected<std::string> emitCudaSm80(mlir::attn::FlashOp flash);
-
-/// The same for sm_90a: a FlashAttention-3 style kernel (TMA + mbarrier
-/// ring, wgmma, warp specialisation; CudaKernelSm90.cpp).
-runtime::Expected<std::string> emitCudaSm90(mlir::attn::FlashOp flash);
 
 /// Whether the emitted kernels have an entry for head dims (d, dv), and the
 /// list of those that exist ("64,64 128,128 ...") for messages.

@@ -67,8 +67,9 @@ TileSizes tunedCpuTiles(CpuTileClass cls, DType storage, int64_t headDim);
 TileSizes chooseCpuTiles(SpecOp spec, DType storage, int64_t headDim,
                          int64_t tileQ = 0, int64_t tileK = 0);
 
-/// The tiles the CUDA kernel templates are written for (CudaKernelSm80.cpp,
-/// CudaKernelSm90.cpp take their sizes from here).
+/// The tiles the CUDA kernel templates are written for (codegen/cuda/
+/// attnc_sm80.cuh, attnc_sm90.cuh; every emitted .cu static_asserts that
+/// the template's key tile is this one).
 constexpr TileSizes kCudaSm80Tiles{64, 64}, kCudaSm90Tiles{128, 128};
 
 /// The tiles of the CUDA kernel template of `arch` (sm_80, sm_90a), or

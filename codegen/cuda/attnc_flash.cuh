@@ -1,0 +1,112 @@
+//===- attnc_flash.cuh - What the sm_80 and sm_90a flash kernels share ----===//
+//
+// Part of every .cu attnc emits, before the arch's kernel: the end of a
+// flash kernel's rows (out and lse), the same for both fragment layouts.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTNC_FLASH_CUH
+#define ATTNC_FLASH_CUH
+#ifndef ATTNC_CU_EMBEDDED
+#include "attnc_element.cuh"
+#include "attnc_storage.cuh"
+#endif
+
+// The key tiles one CTA visits: [first, last], the hull of its rows' kept
+// keys in tiles of BN, and each tile's kind (0 EMPTY, 1 FULL, 2 PARTIAL),
+// from the pre-pass's words for this (b, h) when the caller ran it. Every
+// thread computes the same values, so the threads that load tiles and those
+// that use them walk the same non-EMPTY tiles in the same order.
+template <class S, int BN> struct attnc_key_tiles {
+  typename S::rowset rows;
+  int64_t first, last, LK;
+  const int64_t *pre0;
+  __device__ __forceinline__ attnc_key_tiles(const attnc_cuda_args &a, const attnc_ctx &c, int64_t q0, int64_t q1)
+      : rows(S::rows(c, q0, q1)) {
+    first = rows.hullLo <= rows.hullHi ? rows.hullLo / BN : 0;
+    last = rows.hullLo <= rows.hullHi ? rows.hullHi / BN : -1;
+    LK = a.LK;
+    pre0 = S::ids > 0 && a.scratch ? a.scratch + (c.b * a.HQ + c.h) * ((a.LK + BN - 1) / BN) * (2 * S::ids)
+                                   : nullptr;
+  }
+  __device__ __forceinline__ int kind(const attnc_ctx &c, int64_t kt) const {
+    const int64_t k0 = kt * BN, k1 = (k0 + BN < LK ? k0 + BN : LK) - 1;
+    return S::tile_kind(c, rows, k0, k1, pre0 ? pre0 + kt * (2 * S::ids) : nullptr);
+  }
+};
+
+// The end of a warp's rows row[0], row[1]: the quad's partial
+// sums, out = o / l (0 for an empty row; sigmoid: out = o) and, for
+// softmax, lse = m ln 2 + ln l. `acc(nd, r)` points at o's register of
+// columns nd * 8 + 2 (lane % 4) + r % 2 and row row[r / 2]. l = 0: no kept
+// pair (out 0, lse -inf); l = NaN: a NaN or +inf score (2^NaN, 2^(inf -
+// inf)) makes out and lse NaN.
+template <class S, typename T, int HDV, typename Acc>
+__device__ __forceinline__ void attnc_store_rows(const attnc_cuda_args &a, const attnc_ctx &c, const int64_t (&row)[2],
+                                                 int lane, const float (&m)[2], float (&l)[2], Acc acc) {
+  const int64_t b = c.b, h = c.h;
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffff, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffff, l[r], 2);
+  }
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= a.LQ)
+      continue;
+    float inv = 1.f;
+    if constexpr (!S::sigmoid)
+      inv = l[r] == 0.f ? 0.f : 1.f / l[r];
+    unsigned short *og = reinterpret_cast<unsigned short *>(a.out) + b * a.os[0] + h * a.os[1] + row[r] * a.os[2];
+#pragma unroll
+    for (int nd = 0; nd < HDV / 8; ++nd) {
+      int col = nd * 8 + (lane % 4) * 2;
+      if (col >= a.DV)
+        break; // padding columns (DV < HDV)
+      og[col * a.os[3]] = attnc_dt<T>::one(*acc(nd, 2 * r) * inv);
+      og[(col + 1) * a.os[3]] = attnc_dt<T>::one(*acc(nd, 2 * r + 1) * inv);
+    }
+    if constexpr (!S::sigmoid)
+      if (a.lse && lane % 4 == 0)
+        a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
+            l[r] == 0.f ? -INFINITY : m[r] * 0.6931471805599453f + logf(l[r]);
+  }
+}
+// The entries every .cu has are head dims (D, DV) in {64, 128}^2, bf16 and
+// f16 (CudaModule.cpp's kHeadDims). Under -DATTNC_ONLY_DT/HD/HDV with any
+// other D, DV (multiples of 8 from 8 to 128) the .cu has one more entry,
+// with CudaABI.h's name ATTNC_GEN_NAME(<n>) and storage ATTNC_GEN_T; the
+// arch pads the dims it instantiates (attnc_sm80_pad_hd, attnc_sm90_pad)
+// and takes the real D and DV from the arguments (padding columns load as
+// zeros and are not stored).
+#if defined(ATTNC_ONLY_DT) && defined(ATTNC_ONLY_HD) && defined(ATTNC_ONLY_HDV) &&                  \
+    !((ATTNC_ONLY_HD == 64 || ATTNC_ONLY_HD == 128) && (ATTNC_ONLY_HDV == 64 || ATTNC_ONLY_HDV == 128))
+#define ATTNC_GEN_ENTRY 1
+#if ATTNC_ONLY_HD % 8 != 0 || ATTNC_ONLY_HDV % 8 != 0 || ATTNC_ONLY_HD < 8 || ATTNC_ONLY_HDV < 8 ||   \
+    ATTNC_ONLY_HD > 128 || ATTNC_ONLY_HDV > 128
+#error "attnc: the CUDA kernels take head dims D and DV that are multiples of 8 from 8 to 128"
+#endif
+#define ATTNC_CAT5_(a, b, c, d, e) a##b##c##d##e
+#define ATTNC_CAT5(a, b, c, d, e) ATTNC_CAT5_(a, b, c, d, e)
+#if ATTNC_ONLY_DT == 1
+#define ATTNC_GEN_T attnc_bf16
+#define ATTNC_GEN_NAME(n) ATTNC_CAT5(attnc_fwd_##n, __bf16_, ATTNC_ONLY_HD, _, ATTNC_ONLY_HDV)
+#else
+#define ATTNC_GEN_T attnc_f16
+#define ATTNC_GEN_NAME(n) ATTNC_CAT5(attnc_fwd_##n, __f16_, ATTNC_ONLY_HD, _, ATTNC_ONLY_HDV)
+#endif
+#endif
+
+#ifdef ATTNC_NVCC_HOST
+// A row of a host launcher's entry table: the storage code and real head
+// dims it serves, the dims it was instantiated for, the kernel.
+struct attnc_host_entry {
+  int dtype, d, dv, hd, hdv;
+  const void *fn;
+};
+// The row serving `a`'s dtype and head dims in a table ended by a null fn.
+static const attnc_host_entry *attnc_find_entry(const attnc_host_entry *e, const attnc_cuda_args *a) {
+  for (; e->fn; ++e)
+    if (e->dtype == a->dtype && e->d == a->D && e->dv == a->DV)
+      return e;
+  return nullptr;
+}
+#endif
+#endif // ATTNC_FLASH_CUH
