@@ -65,6 +65,13 @@ if nvcc:
     config.available_features.add("nvcc")
     config.substitutions.append(("%nvcc", nvcc))
 
+# clang++ of the LLVM the project builds against (clang-22): cross-compiles
+# the runtime's portable microkernels in attnc-compile-triple.test.
+clangxx = os.path.join(config.llvm_tools_dir, "clang++")
+if os.access(clangxx, os.X_OK):
+    config.available_features.add("clang")
+    config.substitutions.append(("%clangxx", clangxx))
+
 # The CUDA runtime (NVRTC, the driver) is loaded at run time, so what a test
 # can do depends on the machine:
 #   nvrtc             libnvrtc loads and test/codegen/NvrtcCompile.cpp

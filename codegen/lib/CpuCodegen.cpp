@@ -275,6 +275,36 @@ attnc::hostTargetMachine(const std::string &cpu) {
   return std::move(*tm);
 }
 
+Expected<std::unique_ptr<llvm::TargetMachine>>
+attnc::targetMachineFor(const std::string &triple, const std::string &cpu) {
+  if (triple.empty())
+    return hostTargetMachine(cpu);
+  // Every target LLVM was built with, once (idempotent, thread-safe).
+  static bool once = [] {
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargets();
+    llvm::InitializeAllTargetMCs();
+    llvm::InitializeAllAsmPrinters();
+    return true;
+  }();
+  (void)once;
+  llvm::Triple t(llvm::Triple::normalize(triple));
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(t, error);
+  if (!target)
+    return Status::error("--triple=" + triple + ": " + error);
+  std::string name = cpu.empty() ? "generic" : cpu;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(t, name, ""));
+  if (!sti || !sti->isCPUStringValid(name))
+    return Status::error("unknown CPU '" + name + "' for " + t.str());
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      t, name, "", llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  if (!tm)
+    return Status::error("cannot create a target machine for " + t.str());
+  return std::move(tm);
+}
+
 Expected<std::unique_ptr<llvm::Module>>
 attnc::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
                          llvm::TargetMachine &tm) {

@@ -34,11 +34,18 @@ bool parseCommandLine(const char *command, const std::vector<std::string> &args,
 
 int runCompile(const std::vector<std::string> &args);
 
+/// The machine `attnc compile --target=cpu` generates code for: an LLVM
+/// triple ("" for the host) and CPU name ("" for the host's, or the
+/// triple's generic CPU).
+struct CpuMachine {
+  std::string triple, cpu;
+};
+
 /// The CPU stages of `attnc compile` after the spec pipeline (CompileCpu.cpp).
 /// `backward`: the module went through attn-derive-backward (--backward),
 /// so the object has the backward helpers and the header wraps them.
 int emitCpuStage(mlir::ModuleOp module, EmitStage stage,
-                 runtime::DType storage, const std::string &cpu,
+                 runtime::DType storage, const CpuMachine &machine,
                  int64_t headDim, bool backward, llvm::StringRef output);
 
 /// The CUDA stages of `attnc compile` (CompileCuda.cpp): --emit=cuda, ptx

@@ -2,7 +2,8 @@
 //
 // --emit=tiled   the tiled flash form (attn.flash, after attn-tile);
 // --emit=loops   the CPU loop nest (attn-lower-cpu), as MLIR text;
-// --emit=llvm    LLVM IR after -O3 for the host CPU;
+// --emit=llvm    LLVM IR after -O3 for the host CPU (or --cpu, or
+//                another target: --triple, e.g. aarch64-linux-gnu);
 // --emit=obj     an ELF object exporting attnc_kernel_<name> per block;
 // --emit=so      the same as a shared library (linked with the system cc,
 //                with the runtime's microkernels linked in and libstdc++
@@ -159,7 +160,7 @@ static int writeModule(mlir::ModuleOp module, llvm::StringRef output) {
 }
 
 int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
-                        runtime::DType storage, const std::string &cpu,
+                        runtime::DType storage, const CpuMachine &machine,
                         int64_t headDim, bool backward,
                         llvm::StringRef output) {
   PipelineOptions options;
@@ -182,7 +183,7 @@ int attnc::emitCpuStage(mlir::ModuleOp module, EmitStage stage,
     return writeModule(module, output);
   if (failed(runPipeline(module, options, PipelineStage::Loops, PipelineStage::LLVM)))
     return 1;
-  auto tm = hostTargetMachine(cpu);
+  auto tm = targetMachineFor(machine.triple, machine.cpu);
   if (!tm.ok())
     return fail(tm.status().message());
   llvm::LLVMContext ctx;

@@ -74,7 +74,7 @@ static void printUsage(llvm::raw_ostream &os) {
 
 namespace {
 struct CompileFlags {
-  std::string spec, target, arch, emit, output, name, dtype, cpu, headDims;
+  std::string spec, target, arch, emit, output, name, dtype, cpu, headDims, triple;
   std::vector<std::string> defines;
   bool backward = false;
 };
@@ -100,7 +100,11 @@ int attnc::runCompile(const std::vector<std::string> &args) {
        "runs any D)")
       ("cpu", po::value(&f.cpu),
        "CPU to generate code for (an LLVM CPU name, e.g. haswell); "
-       "default: the host")
+       "default: the host (with --triple: that target's generic CPU)")
+      ("triple", po::value(&f.triple),
+       "--target=cpu --emit=llvm|obj: cross-compile for this LLVM target "
+       "triple (e.g. aarch64-linux-gnu); link the object with the runtime "
+       "built for that target. Default: the host")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
       ("name", po::value(&f.name), "compile only the block NAME")
@@ -138,6 +142,10 @@ int attnc::runCompile(const std::vector<std::string> &args) {
     return reportError("--backward is for --target=cpu --emit=analysed|tiled|"
                        "loops|llvm|obj|so|header (the backward pass runs on "
                        "the CPU only)");
+  if (!f.triple.empty() &&
+      (f.target != "cpu" || (*stage != EmitStage::Llvm && *stage != EmitStage::Obj)))
+    return reportError("--triple is for --target=cpu --emit=llvm|obj (a shared "
+                       "library or a JIT needs the host)");
   FrontendOptions fo;
   fo.onlyName = f.name;
   if (!parseDefines(f.defines, fo))
@@ -192,7 +200,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
                            PipelineStage::Tiled)))
       return 1;
   } else if (*stage > EmitStage::Analysed) {
-    return emitCpuStage(*module, *stage, *storage, f.cpu,
+    return emitCpuStage(*module, *stage, *storage, {f.triple, f.cpu},
                         dims ? dims->first : 0, f.backward, f.output);
   }
   std::string text;

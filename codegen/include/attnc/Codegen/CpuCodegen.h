@@ -56,6 +56,13 @@ void initializeNativeTarget();
 /// default features; an error for an unknown name or a bad ATTNC_CPU_ISA.
 runtime::Expected<std::unique_ptr<llvm::TargetMachine>>
 hostTargetMachine(const std::string &cpu = "");
+/// A target machine for another target (cross-compilation, AOT only):
+/// `triple` an LLVM target triple such as "aarch64-linux-gnu", `cpu` an
+/// LLVM CPU name of that target ("" for its generic CPU, e.g. NEON on
+/// AArch64); an empty triple is the host (hostTargetMachine). An error for
+/// a triple or CPU LLVM does not know.
+runtime::Expected<std::unique_ptr<llvm::TargetMachine>>
+targetMachineFor(const std::string &triple, const std::string &cpu = "");
 /// The CPU's name and features (the host's when `cpu` is empty), for cache
 /// keys.
 std::string hostCpuDescription(const std::string &cpu = "");
