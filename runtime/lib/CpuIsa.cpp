@@ -42,19 +42,3 @@ Status attnc::runtime::checkCpuIsaEnvironment() {
                          supportedList() + ")");
   return Status::success();
 }
-
-Status attnc::runtime::setCpuIsa(CpuIsa isa) {
-  if (attnc_uk_set_isa(int(isa)) != 0)
-    return Status::error(std::string("this CPU lacks the ") + cpuIsaName(isa) +
-                         " path (it has: " + supportedList() + ")");
-  return Status::success();
-}
-
-std::string attnc::runtime::describeActiveCpuIsa() {
-  switch (activeCpuIsa()) {
-  case CpuIsa::Avx512: return "avx512 (AVX-512 F/DQ/BW/VL microkernels)";
-  case CpuIsa::Avx2: return "avx2 (AVX2 + FMA + F16C microkernels)";
-  case CpuIsa::Generic: break;
-  }
-  return "generic (portable microkernels)";
-}

@@ -14,7 +14,6 @@
 
 #include "attnc/Runtime/Status.h"
 
-#include <string>
 #include <vector>
 
 namespace attnc::runtime {
@@ -27,15 +26,12 @@ const char *cpuIsaName(CpuIsa isa);
 std::vector<CpuIsa> supportedCpuIsas();
 /// The path the microkernels use now.
 CpuIsa activeCpuIsa();
-/// OK when ATTNC_CPU_ISA is unset, empty, or names a path this CPU has (and
-/// that path is then the active one); otherwise an error that says why and
-/// lists the paths this CPU has.
+/// OK when ATTNC_CPU_ISA is unset, empty, or names a path this CPU has;
+/// otherwise an error that says why and lists the paths this CPU has. The
+/// microkernels read the variable once, at their first call, and keep that
+/// path (attnc_uk_set_isa, Microkernels.h, changes it later): set it before
+/// the process runs a kernel.
 Status checkCpuIsaEnvironment();
-/// Uses `isa` from now on; an error when this CPU lacks it.
-Status setCpuIsa(CpuIsa isa);
-/// "avx512 (AVX-512 F/DQ/BW/VL + FMA)"-style description of the active
-/// path, for tools that report which one ran.
-std::string describeActiveCpuIsa();
 
 } // namespace attnc::runtime
 
