@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Turns the timings of scripts/tune-tiles.sh into the CPU tile table.
 
-Input: lines "class spec dtype D tile_q tile_k ms" (one header line); a
-tile timed more than once keeps its fastest time.
-For each (class, dtype, D) every candidate tile gets a score: the geometric
+Input: lines "isa class spec dtype D tile_q tile_k ms" (one header line); a
+tile timed more than once keeps its fastest time. isa is the microkernel
+path (ATTNC_CPU_ISA) the timings ran on.
+For each (isa, class, dtype, D) every candidate tile gets a score: the geometric
 mean, over the class's specs, of its time divided by the best time any
-candidate reached on that spec (1.0 = best on every spec). The candidate
-with the lowest score wins, except that the incumbent 64x64 stays when it
-is within NOISE of the winner: on this shared machine runs differ by a few
-per cent, and a table that flips on noise would tune nothing.
+candidate reached on that spec (1.0 = best on every spec). Among the
+candidates that are no more than NOISE slower than the incumbent 64x64 on
+every spec of the class (so that no spec pays for another's gain), the one
+with the lowest score wins, except that 64x64 stays when it is within NOISE
+of the winner: on this shared machine runs differ by a few per cent, and a
+table that flips on noise would tune nothing.
 
-Writes passes/lib/CpuTileTable.inc (rows of ATTNC_CPU_TILES(class, dtype,
-D, tile_q, tile_k), read by TileChoice.cpp) and docs/tile-tuning.md.
+Writes passes/lib/CpuTileTable.inc (rows of ATTNC_CPU_TILES(isa, class,
+dtype, D, tile_q, tile_k), read by TileChoice.cpp) and docs/tile-tuning.md.
 """
 import argparse
 import collections
@@ -23,6 +26,7 @@ import subprocess
 NOISE = 0.03
 CONTENDER = 0.15
 INCUMBENT = (64, 64)
+ISAS = {"avx512": "Avx512", "avx2": "Avx2", "generic": "Generic"}
 
 
 def cpu_name():
@@ -42,26 +46,27 @@ def main():
     ap.add_argument("--inc")
     ap.add_argument("--doc")
     ap.add_argument("--contenders", action="store_true",
-                    help="print 'class spec dtype D tile_q tile_k' of every tile "
+                    help="print 'isa class spec dtype D tile_q tile_k' of every tile "
                          f"within {CONTENDER:.0%} of the best score, and of 64x64")
     ap.add_argument("--command", default="scripts/tune-tiles.sh")
     a = ap.parse_args()
 
-    # times[(class, dtype, D)][spec][(tq, tk)] = ms
+    # times[(isa, class, dtype, D)][spec][(tq, tk)] = ms
     times = collections.defaultdict(lambda: collections.defaultdict(dict))
     with open(a.raw) as f:
         next(f)
         for line in f:
-            cls, spec, dtype, d, tq, tk, ms = line.split()
-            key, tile = (cls, dtype, int(d)), (int(tq), int(tk))
+            isa, cls, spec, dtype, d, tq, tk, ms = line.split()
+            key, tile = (isa, cls, dtype, int(d)), (int(tq), int(tk))
             # A tile timed twice (tune-tiles.sh's second pass) keeps its
             # faster time: bursts of other load only ever slow a run down.
             old = times[key][spec].get(tile)
             times[key][spec][tile] = float(ms) if old is None else min(old, float(ms))
 
     rows, sections = [], []
-    for key in sorted(times, key=lambda k: (k[0] != "rows", k[1], k[2])):
-        cls, dtype, d = key
+    order = list(ISAS)
+    for key in sorted(times, key=lambda k: (order.index(k[0]), k[1] != "rows", k[2], k[3])):
+        isa, cls, dtype, d = key
         per_spec = times[key]
         tiles = sorted(set.intersection(*(set(t) for t in per_spec.values())))
         best = {s: min(t.values()) for s, t in per_spec.items()}
@@ -70,18 +75,25 @@ def main():
                         / len(per_spec))
             for t in tiles
         }
+        # A candidate may replace the incumbent only if it is no more than
+        # NOISE slower on every spec of the class: a smaller tile that wins
+        # on banded masks must not cost full attention a few per cent.
+        def eligible(t):
+            return INCUMBENT not in tiles or all(
+                per_spec[s][t] <= per_spec[s][INCUMBENT] * (1 + NOISE) for s in per_spec)
         winner = min(tiles, key=lambda t: (score[t], t))
         if a.contenders:
             for t in tiles:
                 if t == INCUMBENT or score[t] <= score[winner] * (1 + CONTENDER):
                     for s_ in sorted(per_spec):
-                        print(cls, s_, dtype, d, t[0], t[1])
+                        print(isa, cls, s_, dtype, d, t[0], t[1])
             continue
+        winner = min((t for t in tiles if eligible(t)), key=lambda t: (score[t], t))
         if INCUMBENT in score and score[INCUMBENT] <= score[winner] * (1 + NOISE):
             winner = INCUMBENT
-        rows.append((cls, dtype, d, winner, score))
+        rows.append((isa, cls, dtype, d, winner, score))
         specs = sorted(per_spec)
-        lines = [f"### {cls}, {dtype}, D = DV = {d}: chosen {winner[0]}x{winner[1]}",
+        lines = [f"### {isa}, {cls}, {dtype}, D = DV = {d}: chosen {winner[0]}x{winner[1]}",
                  "",
                  "| tile | " + " | ".join(f"{s} ms" for s in specs) + " | score |",
                  "|---|" + "---|" * (len(specs) + 1)]
@@ -95,14 +107,14 @@ def main():
         return
     stamp = datetime.date.today().isoformat()
     with open(a.inc, "w") as f:
-        f.write("// CpuTileTable.inc - the CPU tile sizes, per mask class, storage type\n"
-                "// and head dim. Generated by scripts/tune-tiles.sh"
+        f.write("// CpuTileTable.inc - the CPU tile sizes, per microkernel path, mask\n"
+                "// class, storage type and head dim. Generated by scripts/tune-tiles.sh"
                 f" ({bench_machine()}, {stamp}) from\n"
                 "// attn-bench timings; see docs/tile-tuning.md. Do not edit by hand.\n"
                 "//\n"
-                "// ATTNC_CPU_TILES(class, compute type, D up to, tile_q, tile_k)\n")
-        for cls, dtype, d, (tq, tk), _ in rows:
-            f.write(f"ATTNC_CPU_TILES({cls.capitalize()}, {dtype.upper()}, {d}, {tq}, {tk})\n")
+                "// ATTNC_CPU_TILES(path, class, compute type, D up to, tile_q, tile_k)\n")
+        for isa, cls, dtype, d, (tq, tk), _ in rows:
+            f.write(f"ATTNC_CPU_TILES({ISAS[isa]}, {cls.capitalize()}, {dtype.upper()}, {d}, {tq}, {tk})\n")
 
     with open(a.doc, "w") as f:
         f.write("# CPU tile sizes\n\n"
@@ -110,7 +122,10 @@ def main():
                 f"Machine: {bench_machine()}. Shape: B=1, HQ=HKV=8, LQ=LK as in the "
                 "command, D=DV, medians from attn-bench.\n\n"
                 "attnc picks the tile of a kernel from `passes/lib/CpuTileTable.inc`, "
-                "which this page's run wrote, by the mask class (`grid` when attn-tile "
+                "which this page's run wrote, by the microkernel path that will run it "
+                "(`ATTNC_CPU_ISA`, else the best this CPU has; a path with no rows "
+                "takes those of the next path in the order avx2, avx512, generic), "
+                "by the mask class (`grid` when attn-tile "
                 "permutes the queries into 2-D patches, `rows` otherwise), the compute "
                 "type (f16 storage computes in f32) and the head dim D: the first row "
                 "whose D is at least the kernel's (the largest row beyond it). Without "
@@ -119,13 +134,16 @@ def main():
                 f"{CONTENDER:.0%} of the best, and 64x64) once more, later; a tile "
                 "keeps its faster time.\n\n"
                 "Score: the geometric mean over the class's specs of time / the best "
-                "time on that spec. The lowest score wins, but 64x64 stays unless a "
-                f"candidate beats it by more than {NOISE:.0%}, the noise of this shared "
-                "machine.\n\n"
-                "| class | dtype | D | tile_q x tile_k | score of 64x64 |\n|---|---|---|---|---|\n")
-        for cls, dtype, d, (tq, tk), score in rows:
+                "time on that spec. Only candidates at most "
+                f"{NOISE:.0%} slower than 64x64 on every spec of the class compete (a "
+                "tile that wins on banded masks must not cost full attention); the "
+                "lowest score among them wins, but 64x64 stays unless the winner beats "
+                f"it by more than {NOISE:.0%}, the noise of this shared machine.\n\n"
+                "| path | class | dtype | D | tile_q x tile_k | score of 64x64 |\n"
+                "|---|---|---|---|---|---|\n")
+        for isa, cls, dtype, d, (tq, tk), score in rows:
             inc = score.get(INCUMBENT)
-            f.write(f"| {cls} | {dtype} | {d} | {tq}x{tk} | "
+            f.write(f"| {isa} | {cls} | {dtype} | {d} | {tq}x{tk} | "
                     f"{'' if inc is None else f'{inc:.3f}'} |\n")
         f.write("\n## Timings\n\n" + "\n\n".join(sections) + "\n")
 

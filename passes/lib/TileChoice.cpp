@@ -8,6 +8,8 @@
 #include "attnc/Passes/GridSchedule.h"
 #include "attnc/Passes/Passes.h"
 
+#include "llvm/ADT/STLExtras.h"
+
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNCHOOSETILESPASS
 #include "attnc/Passes/Passes.h.inc"
@@ -18,8 +20,8 @@ using namespace mlir::attn;
 
 namespace {
 constexpr CpuTileTableRow kTable[] = {
-#define ATTNC_CPU_TILES(CLS, TYPE, D, Q, K)                                    \
-  {CpuTileClass::CLS, DType::TYPE, D, {Q, K}},
+#define ATTNC_CPU_TILES(ISA, CLS, TYPE, D, Q, K)                               \
+  {CpuIsa::ISA, CpuTileClass::CLS, DType::TYPE, D, {Q, K}},
 #include "CpuTileTable.inc"
 #undef ATTNC_CPU_TILES
 };
@@ -32,15 +34,33 @@ constexpr int64_t kUsualHeadDim = 128;
 
 llvm::ArrayRef<CpuTileTableRow> mlir::attn::cpuTileTable() { return kTable; }
 
+CpuIsa mlir::attn::cpuTileTablePath(CpuIsa isa) {
+  auto hasRows = [](CpuIsa p) {
+    return llvm::any_of(kTable, [&](const CpuTileTableRow &r) { return r.isa == p; });
+  };
+  if (hasRows(isa))
+    return isa;
+  for (CpuIsa other : {CpuIsa::Avx2, CpuIsa::Avx512, CpuIsa::Generic})
+    if (hasRows(other))
+      return other;
+  return isa;
+}
+
 TileSizes mlir::attn::tunedCpuTiles(CpuTileClass cls, DType storage,
                                     int64_t headDim) {
+  return tunedCpuTiles(cls, storage, headDim, attnc::runtime::activeCpuIsa());
+}
+
+TileSizes mlir::attn::tunedCpuTiles(CpuTileClass cls, DType storage,
+                                    int64_t headDim, CpuIsa isa) {
   if (headDim <= 0)
     headDim = kUsualHeadDim;
+  isa = cpuTileTablePath(isa);
   auto lookup = [&](DType type) -> std::optional<TileSizes> {
     const CpuTileTableRow *best = nullptr; // smallest headDim >= the wanted one
     const CpuTileTableRow *largest = nullptr;
     for (const CpuTileTableRow &r : kTable) {
-      if (r.cls != cls || r.type != type)
+      if (r.isa != isa || r.cls != cls || r.type != type)
         continue;
       if (!largest || r.headDim > largest->headDim)
         largest = &r;

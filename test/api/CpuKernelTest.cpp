@@ -287,12 +287,16 @@ TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
   attnc_uk_set_isa(before);
 }
 
-/// The tiles of every row of the tuned table (TileChoice.h): compiled for the
-/// row's head dim, the kernel gets the row's tiles and matches the reference
+/// The tiles of every row of the tuned table (TileChoice.h) for the active
+/// path: compiled for the row's head dim, the kernel gets the row's tiles and matches the reference
 /// at that head dim (odd lengths, GQA, DV != D; grid rows on natten2d with
 /// lengths that make patch tasks and a tail).
 TEST(CpuKernelTiles, EveryTunedRow) {
+  // The rows of the path that runs (ctest runs this once per path).
+  const mlir::attn::CpuIsa path = mlir::attn::cpuTileTablePath(runtime::activeCpuIsa());
   for (const mlir::attn::CpuTileTableRow &r : mlir::attn::cpuTileTable()) {
+    if (r.isa != path)
+      continue;
     bool grid = r.cls == mlir::attn::CpuTileClass::Grid;
     SCOPED_TRACE(std::string(grid ? "grid" : "rows") + " " +
                  runtime::dtypeName(r.type) + " D=" + std::to_string(r.headDim));

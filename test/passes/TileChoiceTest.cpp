@@ -27,13 +27,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// The rows of one class and compute type, by head dim.
-std::map<int64_t, CpuTiles> rowsOf(CpuTileClass cls, DType type) {
+/// The rows of one path, class and compute type, by head dim.
+std::map<int64_t, CpuTiles> rowsOf(CpuIsa isa, CpuTileClass cls, DType type) {
   std::map<int64_t, CpuTiles> rows;
   for (const CpuTileTableRow &r : cpuTileTable())
-    if (r.cls == cls && r.type == type)
+    if (r.isa == isa && r.cls == cls && r.type == type)
       rows[r.headDim] = r.tiles;
   return rows;
+}
+
+/// The paths the table has rows for.
+std::set<CpuIsa> tablePaths() {
+  std::set<CpuIsa> paths;
+  for (const CpuTileTableRow &r : cpuTileTable())
+    paths.insert(r.isa);
+  return paths;
 }
 
 fs::path specPath(const std::string &name) {
@@ -60,9 +68,11 @@ void load(LoadedSpec &s, const std::string &name,
 
 TEST(CpuTileTable, RowsAreValid) {
   ASSERT_FALSE(cpuTileTable().empty());
-  EXPECT_FALSE(rowsOf(CpuTileClass::Rows, DType::F32).empty());
-  EXPECT_FALSE(rowsOf(CpuTileClass::Grid, DType::F32).empty());
-  std::set<std::tuple<CpuTileClass, DType, int64_t>> seen;
+  for (CpuIsa isa : tablePaths()) {
+    EXPECT_FALSE(rowsOf(isa, CpuTileClass::Rows, DType::F32).empty());
+    EXPECT_FALSE(rowsOf(isa, CpuTileClass::Grid, DType::F32).empty());
+  }
+  std::set<std::tuple<CpuIsa, CpuTileClass, DType, int64_t>> seen;
   for (const CpuTileTableRow &r : cpuTileTable()) {
     SCOPED_TRACE("row D=" + std::to_string(r.headDim));
     EXPECT_TRUE(r.type == DType::F32 || r.type == DType::BF16);
@@ -78,35 +88,52 @@ TEST(CpuTileTable, RowsAreValid) {
       EXPECT_GE(r.tiles.q, 16);
       EXPECT_GE(r.tiles.k, 8);
     }
-    EXPECT_TRUE(seen.insert({r.cls, r.type, r.headDim}).second) << "duplicate row";
+    EXPECT_TRUE(seen.insert({r.isa, r.cls, r.type, r.headDim}).second) << "duplicate row";
   }
 }
 
 TEST(CpuTileTable, LookupByHeadDim) {
-  for (CpuTileClass cls : {CpuTileClass::Rows, CpuTileClass::Grid})
-    for (DType type : {DType::F32, DType::BF16}) {
-      std::map<int64_t, CpuTiles> rows = rowsOf(cls, type);
-      if (rows.empty())
-        continue;
-      int64_t below = 0;
-      for (auto [d, tiles] : rows) {
-        // Every D in (previous row, this row] gets this row.
-        for (int64_t q : {below + 1, (below + 1 + d) / 2, d})
-          EXPECT_EQ(tunedCpuTiles(cls, type, q), tiles) << "D=" << q;
-        below = d;
+  for (CpuIsa isa : tablePaths())
+    for (CpuTileClass cls : {CpuTileClass::Rows, CpuTileClass::Grid})
+      for (DType type : {DType::F32, DType::BF16}) {
+        std::map<int64_t, CpuTiles> rows = rowsOf(isa, cls, type);
+        if (rows.empty())
+          continue;
+        int64_t below = 0;
+        for (auto [d, tiles] : rows) {
+          // Every D in (previous row, this row] gets this row.
+          for (int64_t q : {below + 1, (below + 1 + d) / 2, d})
+            EXPECT_EQ(tunedCpuTiles(cls, type, q, isa), tiles) << "D=" << q;
+          below = d;
+        }
+        // Beyond the last row: the last row.
+        EXPECT_EQ(tunedCpuTiles(cls, type, below + 1, isa), rows.rbegin()->second);
+        EXPECT_EQ(tunedCpuTiles(cls, type, 4096, isa), rows.rbegin()->second);
+        // Unknown head dim: the D = 128 lookup.
+        EXPECT_EQ(tunedCpuTiles(cls, type, 0, isa), tunedCpuTiles(cls, type, 128, isa));
       }
-      // Beyond the last row: the last row.
-      EXPECT_EQ(tunedCpuTiles(cls, type, below + 1), rows.rbegin()->second);
-      EXPECT_EQ(tunedCpuTiles(cls, type, 4096), rows.rbegin()->second);
-      // Unknown head dim: the D = 128 lookup.
-      EXPECT_EQ(tunedCpuTiles(cls, type, 0), tunedCpuTiles(cls, type, 128));
-    }
+  // A path with no rows of its own takes another path's, in the order
+  // avx2, avx512, generic; the path that runs uses its own (or that one).
+  for (CpuIsa isa : {CpuIsa::Generic, CpuIsa::Avx2, CpuIsa::Avx512}) {
+    CpuIsa used = cpuTileTablePath(isa);
+    EXPECT_TRUE(tablePaths().count(used));
+    if (tablePaths().count(isa))
+      EXPECT_EQ(used, isa);
+    else
+      EXPECT_EQ(used, tablePaths().count(CpuIsa::Avx2) ? CpuIsa::Avx2 : CpuIsa::Avx512);
+    for (int64_t d : {32, 64, 128, 256})
+      EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::F32, d, isa),
+                tunedCpuTiles(CpuTileClass::Rows, DType::F32, d, used));
+  }
+  for (int64_t d : {64, 128})
+    EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::F32, d),
+              tunedCpuTiles(CpuTileClass::Rows, DType::F32, d, attnc::runtime::activeCpuIsa()));
   // f16 storage computes in f32: the F32 rows.
   for (int64_t d : {16, 64, 100, 128, 256, 512})
     EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::F16, d),
               tunedCpuTiles(CpuTileClass::Rows, DType::F32, d));
   // bf16 without rows of its own would fall back to F32's.
-  if (rowsOf(CpuTileClass::Rows, DType::BF16).empty())
+  if (rowsOf(cpuTileTablePath(attnc::runtime::activeCpuIsa()), CpuTileClass::Rows, DType::BF16).empty())
     EXPECT_EQ(tunedCpuTiles(CpuTileClass::Rows, DType::BF16, 64),
               tunedCpuTiles(CpuTileClass::Rows, DType::F32, 64));
 }

@@ -7,8 +7,10 @@
 // CUDA: the tiles the kernel templates are written for (cudaKernelTiles).
 // CPU: explicit sizes win; otherwise the tuned table CpuTileTable.inc
 // decides, which scripts/tune-tiles.sh writes from attn-bench timings
-// (docs/tile-tuning.md): it is keyed by the mask class, the compute type and
-// the head dim D. The class matters more than D on the machines measured so
+// (docs/tile-tuning.md): it is keyed by the microkernel path that will run
+// the kernel (CpuIsa.h: the one ATTNC_CPU_ISA names, else the best the CPU
+// has), the mask class, the compute type and the head dim D. The class
+// matters more than D on the machines measured so
 // far: a grid mask (natten2d), whose queries attn-tile permutes into
 // 8-column patches, runs best with 32-row tiles (4 grid rows per patch, so
 // a small key rectangle), while banded masks lose to larger tiles, whose
@@ -19,6 +21,7 @@
 #define ATTNC_PASSES_TILECHOICE_H
 
 #include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Runtime/CpuIsa.h"
 #include "attnc/Runtime/DType.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -28,6 +31,7 @@
 
 namespace mlir::attn {
 
+using attnc::runtime::CpuIsa;
 using attnc::runtime::DType;
 
 /// On an attn.spec: `attn.tiles = array<i64: Q, K>`, written by
@@ -45,8 +49,10 @@ enum class CpuTileClass {
 };
 
 /// One row of CpuTileTable.inc: the tiles for head dims up to `headDim`
-/// (above the previous row's) of a class and compute type (F32 or BF16).
+/// (above the previous row's) of a path, class and compute type (F32 or
+/// BF16).
 struct CpuTileTableRow {
+  CpuIsa isa;
   CpuTileClass cls;
   DType type;
   int64_t headDim;
@@ -56,10 +62,16 @@ struct CpuTileTableRow {
 /// The whole table (for tests and docs).
 llvm::ArrayRef<CpuTileTableRow> cpuTileTable();
 
-/// The table's tiles for a class, storage type (f16 computes in f32) and head
-/// dim: the first row whose D is at least `headDim`, the largest row beyond
-/// it, the D = 128 row when `headDim` is 0 (unknown).
+/// The table's tiles for a path, class, storage type (f16 computes in f32)
+/// and head dim: the first row whose D is at least `headDim`, the largest
+/// row beyond it, the D = 128 row when `headDim` is 0 (unknown). A path the
+/// table has no row for takes the rows of the first of avx2, avx512,
+/// generic that has some.
+TileSizes tunedCpuTiles(CpuTileClass cls, DType storage, int64_t headDim, CpuIsa isa);
+/// The same for the path the microkernels run now (runtime::activeCpuIsa).
 TileSizes tunedCpuTiles(CpuTileClass cls, DType storage, int64_t headDim);
+/// The path whose rows serve `isa`: itself when the table has rows for it.
+CpuIsa cpuTileTablePath(CpuIsa isa);
 
 /// The CPU tiles of `spec` (after attn-mask-analysis): tileQ / tileK where
 /// positive, the rest from tunedCpuTiles for `headDim`; the Grid class when
