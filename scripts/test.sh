@@ -37,7 +37,7 @@ export UBSAN_OPTIONS="print_stacktrace=1"
 fuzz_targets=(frontend npy cache-entry attr define spec)
 san_targets=(attnc-frontend-tests attnc-passes-tests attnc-reference-tests
   attnc-codegen-tests attnc-runtime-tests attnc-api-tests attnc-cuda-tests
-  attnc-cuda-gpu-tests attnc-api-cuda-tests)
+  attnc-cuda-gpu-tests attnc-api-cuda-tests attnc-cuda-template-tests)
 for t in "${fuzz_targets[@]}"; do
   san_targets+=("attnc-fuzz-$t" "attnc-fuzz-replay-$t")
 done
@@ -49,12 +49,12 @@ echo "sanitizer build: $((SECONDS - san_start)) s"
 # reference (the JIT-generated code itself is not instrumented), the CUDA
 # launcher against the fake driver, the C++ API's CUDA path and the
 # emulated CUDA kernels (built here, so instrumented) against the CPU
-# kernels, and the fuzz corpus replays: every ctest of the normal run that
+# kernels, the kernel templates under the emulation, and the fuzz corpus replays: every ctest of the normal run that
 # needs neither a GPU nor the lit tools.
 echo "== unit tests and fuzz corpus replays under ASan + UBSan"
 san_start=$SECONDS
 (cd "$san" && ctest --output-on-failure --no-tests=error -j "$jobs" -R \
-  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|api-cuda|api-cuda-emulated|api-cuda-emulated-sm90a|fuzz-corpus-.*)$')
+  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|api-cuda|api-cuda-emulated|api-cuda-emulated-sm90a|cuda-templates|fuzz-corpus-.*)$')
 echo "sanitizer suite: $((SECONDS - san_start)) s"
 
 echo "== fuzzing for ${fuzz_seconds}s, split across ${#fuzz_targets[@]} targets"

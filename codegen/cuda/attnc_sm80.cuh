@@ -18,7 +18,9 @@
 // HD is a multiple of 16 and HDV of 8, up to 128 (the entries of other
 // head dims pad D to a multiple of 16: cp.async zero-fills the padding);
 // rows with unit stride along D. Ran on an H200 as sm_80 PTX
-// (scripts/gpu-check.sh run).
+// (scripts/gpu-check.sh run) as emitter text, before it became this
+// template; the template compiles to the same code (docs/cuda-backend.md)
+// and passes the CPU emulation, and has not run on a GPU.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_SM80_CUH

@@ -28,8 +28,10 @@
 // setmaxnreg exist only on sm_90a: attnc_sm90_entry holds the kernel under
 // __CUDA_ARCH_FEAT_SM90_ALL and traps when built for anything else (nvcc
 // -arch=sm_90a also compiles a compute_90 PTX, which must assemble).
-// Ran on an H200 (scripts/gpu-check.sh run; docs/cuda-backend.md); the
-// output is stored from registers.
+// Ran on an H200 (scripts/gpu-check.sh run; docs/cuda-backend.md) as
+// emitter text, before it became this template; the template compiles to
+// the same instruction counts and passes the CPU emulation, and has not run
+// on a GPU. The output is stored from registers.
 //
 // Layout reasoning (PTX ISA 9.7.15.5.1 "Register fragments and shared
 // memory matrix layouts", CUTLASS cute/arch/mma_sm90_desc.hpp, FA3 hopper/):

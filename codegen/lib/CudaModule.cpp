@@ -74,8 +74,9 @@ std::string fileHeader(const Arch &arch) {
 // The kernels are attnc's templates (codegen/cuda/*.cuh, pasted below so
 // that the file is self-contained); the spec's part is at the end: its
 // element code, its struct attnc_spec_<n> and the instantiations.
-// Checked on an H200 (scripts/gpu-check.sh run) and under a CPU emulation
-// of its PTX (test/cuda-emu); docs/cuda-backend.md says what ran where.
+// Checked on an H200 (scripts/gpu-check.sh run, as the emitter's text
+// before the templates) and under a CPU emulation of its PTX (test/cuda-emu);
+// docs/cuda-backend.md says what ran where.
 // nvcc builds the kernels and the host launcher; NVRTC (__CUDACC_RTC__)
 // the kernels only. Entry points, launch records and the pre-pass follow
 // CudaABI.h. ATTNC_NVCC_HOST marks the nvcc-only host code; a CPU harness
