@@ -34,6 +34,36 @@ template <class S, int BN> struct attnc_key_tiles {
   }
 };
 
+// S's elements of one key tile [k0, k1] made P's logits (log2 units) or P:
+// first the u.pre multiply of a raw logit whose scale cannot fold into the
+// exponent, then S::element on every element. The fragment is mma.sync
+// m16n8's C layout per warp (sm_90a's m64nNk16 accumulator is the same per
+// warp): acc(nb, r) is row row[r / 2] (lane / 4, + 8 for r >= 2; rows past
+// LQ read as row q1: computed, never stored) and key k0 + 8 nb +
+// 2 (lane % 4) + r % 2. Keys past LK (zero-filled) are dropped; the regions
+// see them as key k1, so every read is in range.
+template <class S, bool PARTIAL, int BN, typename Acc>
+__device__ __forceinline__ void attnc_tile_elements(const attnc_ctx &c, const attnc_uniforms &u, int k0, int k1,
+                                                    int lane, const int (&row)[2], Acc acc) {
+  if constexpr (S::prescale)
+    if (u.pre != 1.f)
+#pragma unroll
+      for (int nb = 0; nb < BN / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+          acc(nb, r) *= u.pre;
+#pragma unroll
+  for (int nb = 0; nb < BN / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
+      const bool inb = !PARTIAL || key <= k1;
+      const int kv = inb ? key : k1;
+      float &x = acc(nb, r);
+      x = S::template element<PARTIAL>(c, u, q, kv, inb, x);
+    }
+}
+
 // The end of a warp's rows row[0], row[1]: the quad's partial
 // sums, out = o / l (0 for an empty row; sigmoid: out = o) and, for
 // softmax, lse = m ln 2 + ln l. `acc(nd, r)` points at o's register of

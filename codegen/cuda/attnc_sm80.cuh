@@ -121,24 +121,8 @@ __device__ __forceinline__ void attnc_tile80(const attnc_ctx &c, const T *Qs, co
       attnc_mma_16816<T>(s[nb], af, bf);
     }
   }
-  if constexpr (S::prescale)
-    if (u.pre != 1.f)
-#pragma unroll
-      for (int j = 0; j < BN / 2; ++j)
-        s[j / 4][j % 4] *= u.pre;
-  // Element code. C fragment of m16n8: s[nb][r] is row row[r / 2] (lane/4,
-  // +8 for r >= 2; rows past LQ read as row q1: computed, never stored),
-  // key k0 + nb * 8 + 2 * (lane % 4) + r % 2. Keys past LK (zero-filled)
-  // are dropped; the regions see them as key k1, so every read is in range.
-#pragma unroll
-  for (int nb = 0; nb < BN / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      const bool inb = !PARTIAL || key <= k1;
-      const int kv = inb ? key : k1;
-      s[nb][r] = S::template element<PARTIAL>(c, u, q, kv, inb, s[nb][r]);
-    }
+  // Element code on the C fragments of m16n8: s[nb][r] (attnc_flash.cuh).
+  attnc_tile_elements<S, PARTIAL, BN>(c, u, k0, k1, lane, row, [&](int nb, int r) -> float & { return s[nb][r]; });
   if constexpr (!S::sigmoid) {
     // Online softmax in log2 units (the logit of S times u.fold, u.fold > 0):
     // m' = max(m, u.fold rowmax S), z = (m' == -inf ? 0 : m'),

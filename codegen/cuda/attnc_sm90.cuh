@@ -275,24 +275,8 @@ __device__ __forceinline__ void attnc_scores90(const attnc_ctx &c, int k0, int k
                                                float (&m)[2], float (&l)[2], float (&alpha)[2]) {
   constexpr int BN = kAttncSm90Keys;
   (void)c; (void)u; (void)m; (void)l; (void)alpha;
-  if constexpr (S::prescale)
-    if (u.pre != 1.f)
-#pragma unroll
-      for (int j = 0; j < BN / 2; ++j)
-        s[j] *= u.pre;
-  // Element code on the accumulator fragment: s[4 nb + r] is row
-  // row[r / 2] (rows past LQ read as row q1: computed, never stored), key
-  // k0 + 8 nb + 2 (lane % 4) + r % 2. Keys past LK (zero-filled by TMA) are
-  // dropped; the regions see them as key k1, so every read is in range.
-#pragma unroll
-  for (int nb = 0; nb < BN / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int q = row[r / 2], key = k0 + nb * 8 + (lane % 4) * 2 + (r % 2);
-      const bool inb = !PARTIAL || key <= k1;
-      const int kv = inb ? key : k1;
-      s[4 * nb + r] = S::template element<PARTIAL>(c, u, q, kv, inb, s[4 * nb + r]);
-    }
+  // Element code on the accumulator fragment: s[4 nb + r] (attnc_flash.cuh).
+  attnc_tile_elements<S, PARTIAL, BN>(c, u, k0, k1, lane, row, [&](int nb, int r) -> float & { return s[4 * nb + r]; });
   if constexpr (!S::sigmoid) {
     // Online softmax in log2 units (the logit of S times u.fold, u.fold > 0):
     // m' = max(m, u.fold rowmax S), z = (m' == -inf ? 0 : m'),
