@@ -72,6 +72,22 @@ if os.access(clangxx, os.X_OK):
     config.available_features.add("clang")
     config.substitutions.append(("%clangxx", clangxx))
 
+# mlir-opt and mlir-runner (mlir-22-tools) with MLIR's C runner utilities:
+# tests that run MLIR code (attn-expand-math's accuracy) say
+# `REQUIRES: mlir-runner`; %mlir_run lowers stdin to LLVM and runs @main.
+_runner = os.path.join(config.llvm_tools_dir, "mlir-runner")
+_mlir_opt = os.path.join(config.llvm_tools_dir, "mlir-opt")
+_utils = os.path.join(getattr(config, "llvm_lib_dir", ""), "libmlir_c_runner_utils.so")
+if all(os.path.exists(p) for p in (_runner, _mlir_opt, _utils)):
+    config.available_features.add("mlir-runner")
+    config.substitutions.append(
+        ("%mlir_run",
+         _mlir_opt + " --convert-scf-to-cf --convert-math-to-llvm"
+         " --expand-strided-metadata --finalize-memref-to-llvm"
+         " --convert-arith-to-llvm --convert-func-to-llvm --convert-cf-to-llvm"
+         " --reconcile-unrealized-casts | " + _runner +
+         " -e main -entry-point-result=void -shared-libs=" + _utils))
+
 # The CUDA runtime (NVRTC, the driver) is loaded at run time, so what a test
 # can do depends on the machine:
 #   nvrtc             libnvrtc loads and test/codegen/NvrtcCompile.cpp

@@ -75,6 +75,7 @@ void attnc::buildPipeline(OpPassManager &pm, const PipelineOptions &o,
     // runtime's register-tiled microkernels.
     lower.microkernels = true;
     pm.addPass(attn::createAttnLowerCpuPass(lower));
+    pm.addPass(attn::createAttnExpandMathPass());
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
   }

@@ -38,6 +38,22 @@ struct KVOperands {
   Value kPtr, kLd, vPtr, vLd;
 };
 
+/// exp(x) in float32 from arith ops (ExpandMath.cpp): Cephes expf, as the AVX-512 softmax
+/// microkernel's (MicrokernelsAvx512.cpp), with 2^n from exponent bits.
+///   x' = clamp(x, lo, hi), n = roundeven(x' log2 e)
+///   r  = x' - n ln 2 (ln 2 in two parts), p = 1 + r + r^2 poly5(r)
+///   exp(x) = p * 2^n, 2^k = bitcast((k + 127) << 23)
+/// The normalisation's range (fullRange = false): lo = -87.33, hi = 88.37,
+/// n in [-126, 127], one scaling; x < -87.33 gives 0 (no denormals), x in
+/// (88.37, 88.72] gives exp(88.37), which no P = exp(z - lse) <= 1 reaches
+/// and which leaves sigmoid's 1 / (1 + e) at 0 to float32's precision.
+/// fullRange (attn-expand-math, for the spec's own exps): lo = -103.98, hi = 88.7228, n in
+/// [-150, 128] applied as 2^(n >> 1) * 2^(n - (n >> 1)), both normal, so
+/// denormal and near-overflow results are libm's to an ulp or two.
+/// Either way x < lo gives 0, x > 88.7228 +inf, NaN NaN. Multiplies and
+/// adds may contract into FMAs.
+Value expF32(OpBuilder &b, Location loc, Value x, bool fullRange = false);
+
 /// Adds `@attn_<name>__bwd_kinds` and `@attn_<name>__bwd_tile`
 /// (LowerCpuBackward.cpp) before `flash` when its spec has gradient regions.
 LogicalResult emitBackwardHelpers(FlashOp flash);

@@ -25,9 +25,11 @@
 //
 // Every region is evaluated under the guard `keep`, as in the forward, so
 // the evaluation rule and the error reports are the forward's. The exps of
-// the normalisation are arith polynomials (expF32), not math.exp (a call
-// to libm's expf), so LLVM vectorises the pair loop wherever the spec's
-// regions allow it (plain scores, masks only in PARTIAL tiles).
+// the normalisation are arith code (expF32), as are the spec's own exp and
+// tanh after attn-expand-math (ExpandMath.cpp), not calls to
+// libm's expf and tanhf, so LLVM vectorises the pair loop wherever the
+// spec's regions allow it (no other libm function, no input gradient, masks
+// only in PARTIAL tiles).
 //
 //===----------------------------------------------------------------------===//
 #include "LowerCpu.h"
@@ -148,50 +150,6 @@ struct TileCall {
   Value scale; // null: per element
 };
 
-/// exp(x) in float32 from arith ops: Cephes expf, as the AVX-512 softmax
-/// microkernel's (MicrokernelsAvx512.cpp), with 2^n from exponent bits.
-///   x' = clamp(x, -87.33, 88.37), n = roundeven(x' log2 e) in [-126, 127]
-///   r  = x' - n ln 2 (ln 2 in two parts), p = 1 + r + r^2 poly5(r)
-///   exp(x) = p * 2^n, 2^n = bitcast((n + 127) << 23)
-/// x < -87.33 gives 0 (no denormals), x > 88.72 +inf, NaN NaN; x in
-/// (88.37, 88.72] gives exp(88.37), which no P = exp(z - lse) <= 1 reaches
-/// and which leaves sigmoid's 1 / (1 + e) at 0 to float32's precision.
-/// Multiplies and adds may contract into FMAs.
-Value expF32(FlashBuilder &f, Value x) {
-  OpBuilder &b = f.b;
-  Location loc = f.loc;
-  auto fm = arith::FastMathFlagsAttr::get(b.getContext(),
-                                          arith::FastMathFlags::contract);
-  auto mul = [&](Value a, Value c) { return arith::MulFOp::create(b, loc, a, c, fm).getResult(); };
-  auto add = [&](Value a, Value c) { return arith::AddFOp::create(b, loc, a, c, fm).getResult(); };
-  auto sub = [&](Value a, Value c) { return arith::SubFOp::create(b, loc, a, c, fm).getResult(); };
-  const double lo = -87.33, hi = 88.37, overflow = 88.72283935546875;
-  Value xc = arith::MinNumFOp::create(b, loc, x, f.cf(hi));
-  xc = arith::MaxNumFOp::create(b, loc, xc, f.cf(lo));
-  Value n = math::RoundEvenOp::create(b, loc, mul(xc, f.cf(1.44269504088896341)));
-  Value r = sub(xc, mul(n, f.cf(0.693359375)));
-  r = sub(r, mul(n, f.cf(-2.12194440e-4)));
-  Value y = f.cf(1.9875691500e-4);
-  for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                   1.6666665459e-1, 5.0000001201e-1})
-    y = add(mul(y, r), f.cf(c));
-  y = add(mul(y, mul(r, r)), add(r, f.cf(1)));
-  Type i32 = b.getI32Type();
-  Value bits = arith::FPToSIOp::create(b, loc, i32, n);
-  bits = arith::AddIOp::create(b, loc, bits, arith::ConstantIntOp::create(b, loc, i32, 127));
-  bits = arith::ShLIOp::create(b, loc, bits, arith::ConstantIntOp::create(b, loc, i32, 23));
-  Value e = mul(y, arith::BitcastOp::create(b, loc, f.f32, bits));
-  using P = arith::CmpFPredicate;
-  auto select = [&](P pred, double bound, Value then, Value otherwise) {
-    Value c = arith::CmpFOp::create(b, loc, pred, x, f.cf(bound));
-    return arith::SelectOp::create(b, loc, c, then, otherwise).getResult();
-  };
-  e = select(P::OLT, lo, f.cf(0), e);
-  e = select(P::OGT, overflow, f.cf(std::numeric_limits<double>::infinity()), e);
-  Value nan = arith::CmpFOp::create(b, loc, P::UNO, x, x);
-  return arith::SelectOp::create(b, loc, nan, x, e);
-}
-
 /// One pair (i, j) of a PARTIAL tile (`partial`: the mask decides `keep`)
 /// or of any other visited tile (keep = true): the steps of the file comment.
 LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
@@ -233,15 +191,15 @@ LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
     // P = sigmoid(x), 1 - P = sigmoid(-x): both from their own exp, as
     // 1 - P in float32 loses every digit where P is near 1.
     Value x = arith::AddFOp::create(b, loc, *z, *bias);
-    Value e = expF32(f, arith::NegFOp::create(b, loc, x));
+    Value e = expF32(f.b, f.loc, arith::NegFOp::create(b, loc, x));
     p = arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
-    Value ex = expF32(f, x);
+    Value ex = expF32(f.b, f.loc, x);
     Value q = arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, ex));
     dz = arith::MulFOp::create(b, loc, dp,
                                arith::MulFOp::create(b, loc, p, q));
   } else {
     Value rowLse = f.load(c.lse, i), rowDelta = f.load(c.delta, i);
-    p = expF32(f, arith::SubFOp::create(b, loc, *z, rowLse));
+    p = expF32(f.b, f.loc, arith::SubFOp::create(b, loc, *z, rowLse));
     dz = arith::MulFOp::create(b, loc, p,
                                arith::SubFOp::create(b, loc, dp, rowDelta));
   }

@@ -164,4 +164,22 @@ def AttnLowerCpuPass : Pass<"attn-lower-cpu", "::mlir::ModuleOp"> {
                            "::mlir::LLVM::LLVMDialect"];
 }
 
+def AttnExpandMathPass : Pass<"attn-expand-math", "::mlir::ModuleOp"> {
+  let summary = "Replace float32 math.exp and math.tanh by arith code";
+  let description = [{
+    MLIR lowers math.exp and math.tanh to calls to libm's expf and tanhf,
+    which LLVM neither inlines nor vectorises: one call per (q, kv) pair
+    for a score such as softcap's `cap * tanh(score / cap)`. This pass,
+    run on `attn-lower-cpu`'s output, replaces every float32 one:
+      exp(x)  = p(r) * 2^n, n = roundeven(x log2 e), r = x - n ln 2
+                (Cephes' degree-6 polynomial; 2^n from exponent bits, in two
+                halves so that results down to the denormals and up to
+                overflow are libm's to an ulp or two; NaN, +-inf kept);
+      tanh(x) = MLIR's rational approximation (a few ulp; +-1 beyond
+                |x| = 7.9, where tanh(x) is within 2.2e-7 of +-1).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // ATTNC_PASSES_TD
