@@ -264,8 +264,15 @@ LogicalResult RegionDifferentiator::visit(Operation *op, Value adj) {
         return success();
       })
       .Case([&](math::TanhOp o) {
-        Value t = o.getResult();
-        sendScaled(o, o.getOperand(), mul(adj, sub(cst(1), mul(t, t))));
+        // 1 - tanh(x)^2 is 0 in float32 once tanh(x) rounds to +-1 (|x| > 9),
+        // where the true value is still ~1e-8; sech^2 x = 4u / (1 + u)^2
+        // with u = exp(-2|x|) in (0, 1] keeps its digits and cannot overflow.
+        Value x = o.getOperand();
+        Value u = math::ExpOp::create(
+            b, loc, mul(cst(-2), math::AbsFOp::create(b, loc, x)));
+        Value onePlusU = arith::AddFOp::create(b, loc, cst(1), u);
+        Value sech2 = div(mul(cst(4), u), mul(onePlusU, onePlusU));
+        sendScaled(o, x, mul(adj, sech2));
         return success();
       })
       .Case([&](math::SinOp o) {

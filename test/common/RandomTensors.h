@@ -15,12 +15,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace attnc::test {
+
+/// The seed of a randomised test: ATTNC_TEST_SEED when set (to replay a
+/// failure, whose message prints the seed), else a fresh one.
+inline uint32_t testSeed() {
+  if (const char *env = std::getenv("ATTNC_TEST_SEED"))
+    return uint32_t(std::strtoul(env, nullptr, 10));
+  return std::random_device{}();
+}
 
 struct Shape {
   int64_t B, HQ, HKV, LQ, LK, D, DV;

@@ -5,21 +5,31 @@
 // Running the pass twice replaces the regions (second RUN line).
 
 // .attn: score = cap * tanh(score / cap) - slopes[h] * float(q - kv)
-// Softcap and ALiBi: d(cap tanh(s / cap))/ds = 1 - tanh^2(s / cap); the
-// slope gets -adj * (q - kv).
+// Softcap and ALiBi: d(cap tanh(s / cap))/ds = sech^2(s / cap), computed as
+// 4u / (1 + u)^2 with u = exp(-2|s / cap|) (1 - tanh^2 rounds to 0 in
+// float32 once |s / cap| > 9); the slope gets -adj * (q - kv). The forward
+// tanh is dead in the gradient region.
 // CHECK-LABEL: attn.spec @softcap_alibi
 // CHECK:       score_grad {
-// CHECK:         %[[T:.*]] = math.tanh
+// CHECK:         %[[X:.*]] = arith.divf %{{.*}}, %[[CAP:.*]] : f32
+// CHECK-NOT:     math.tanh
 // CHECK:         %[[SLOPE:.*]] = attn.read "slopes"
 // CHECK:         %[[REL:.*]] = arith.sitofp
 // CHECK:         %[[ADJ:.*]] = attn.adjoint
 // CHECK:         %[[NEG:.*]] = arith.negf %[[ADJ]]
 // CHECK:         %[[DSLOPE:.*]] = arith.mulf %[[NEG]], %[[REL]]
 // CHECK:         attn.accumulate %[[SLOPE]], %[[DSLOPE]] : f32
-// CHECK:         %[[SQ:.*]] = arith.mulf %[[T]], %[[T]]
-// CHECK:         %[[ONEMINUS:.*]] = arith.subf %{{.*}}, %[[SQ]]
-// CHECK:         %[[D:.*]] = arith.mulf %{{.*}}, %[[ONEMINUS]]
-// CHECK:         %[[DS:.*]] = arith.divf %[[D]]
+// CHECK:         %[[ADJT:.*]] = arith.mulf %[[ADJ]], %[[CAP]]
+// CHECK:         %[[ABS:.*]] = math.absf %[[X]]
+// CHECK:         %[[M2:.*]] = arith.constant -2.0
+// CHECK:         %[[E:.*]] = arith.mulf %[[M2]], %[[ABS]]
+// CHECK:         %[[U:.*]] = math.exp %[[E]]
+// CHECK:         %[[ONEPU:.*]] = arith.addf %{{.*}}, %[[U]]
+// CHECK:         %[[DEN:.*]] = arith.mulf %[[ONEPU]], %[[ONEPU]]
+// CHECK:         %[[FOURU:.*]] = arith.mulf %{{.*}}, %[[U]]
+// CHECK:         %[[SECH2:.*]] = arith.divf %[[FOURU]], %[[DEN]]
+// CHECK:         %[[D:.*]] = arith.mulf %[[ADJT]], %[[SECH2]]
+// CHECK:         %[[DS:.*]] = arith.divf %[[D]], %[[CAP]]
 // CHECK:         attn.yield %[[DS]] : f32
 // CHECK-NOT:   scale_grad
 
