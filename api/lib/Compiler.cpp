@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Compiler.h"
+#include "HostMicrokernels.h"
 #include "attnc/CodegenStamp.h"
 #include "attnc/Version.h"
 #include "attnc/Codegen/CpuCodegen.h"
@@ -522,6 +523,15 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
     // A cache that cannot store (no writable directory) still works.
     (void)cache.store(key, *object);
   }
+  // On the generic path the microkernels, too, are compiled for this host
+  // (once per process) unless ATTNC_GENERIC_MICROKERNELS=builtin; should
+  // that fail, the runtime's built-in copies run, and
+  // attnc_uk_generic_build() says so.
+  bool jitMicrokernels = true;
+  if (Status s = checkGenericMicrokernelsEnvironment(jitMicrokernels); !s.ok())
+    return s;
+  if (jitMicrokernels && attnc_uk_isa() == ATTNC_ISA_GENERIC)
+    (void)useHostMicrokernels(cache);
   auto kernel = loadObject(*object, *info, differentiable);
   if (!kernel.ok())
     return kernel.status();

@@ -5,7 +5,9 @@
 // FMA (MicrokernelsAvx2.cpp), each built with its own code generation
 // flags, and the generic path's portable C++ (MicrokernelsPortable.inc),
 // built for the baseline target and, on x86-64, also for AVX2 and AVX-512:
-// the copy for the widest vectors this CPU has runs. The path is the best
+// the copy for the widest vectors this CPU has runs, unless the JIT has
+// compiled that C++ for this very host (attnc_uk_set_generic_kernels,
+// api/lib/HostMicrokernels.cpp). The path is the best
 // one CPUID finds, or the one ATTNC_CPU_ISA names (when this CPU has it),
 // or the one attnc_uk_set_isa forced.
 //
@@ -134,6 +136,25 @@ int currentIsa() {
   return activeIsa.load(std::memory_order_relaxed);
 }
 
+/// The generic path's built-in copy for the widest vectors this CPU has.
+const Kernels &builtinGeneric(const char **name = nullptr) {
+#ifdef ATTNC_X86_UKERNELS
+  if (cpuHas(ATTNC_ISA_AVX512))
+    return name ? (*name = "built-in avx512", kGenericAvx512) : kGenericAvx512;
+  if (cpuHas(ATTNC_ISA_AVX2))
+    return name ? (*name = "built-in avx2", kGenericAvx2) : kGenericAvx2;
+#endif
+  if (name)
+    *name = "built-in baseline";
+  return kGenericBase;
+}
+
+/// attnc_uk_set_generic_kernels' table (one per process: the JIT builds it
+/// once) and its name.
+Kernels hostGenericTable;
+std::atomic<const Kernels *> hostGeneric{nullptr};
+std::atomic<const char *> hostGenericName{nullptr};
+
 const Kernels &kernels() {
 #ifdef ATTNC_X86_UKERNELS
   static const bool bf16 = __builtin_cpu_supports("avx512bf16");
@@ -142,12 +163,10 @@ const Kernels &kernels() {
   case ATTNC_ISA_AVX2: return kAvx2;
   default: break;
   }
-  if (cpuHas(ATTNC_ISA_AVX512))
-    return kGenericAvx512;
-  if (cpuHas(ATTNC_ISA_AVX2))
-    return kGenericAvx2;
 #endif
-  return kGenericBase;
+  if (const Kernels *host = hostGeneric.load(std::memory_order_acquire))
+    return *host;
+  return builtinGeneric();
 }
 } // namespace
 
@@ -168,6 +187,29 @@ extern "C" const char *attnc_uk_isa_name(int isa) {
 }
 
 extern "C" int attnc_uk_isa_supported(int isa) { return cpuHas(isa) ? 1 : 0; }
+
+extern "C" void attnc_uk_set_generic_kernels(const attnc_uk_generic_kernels *k,
+                                             const char *build) {
+  if (!k) {
+    hostGeneric.store(nullptr, std::memory_order_release);
+    hostGenericName.store(nullptr, std::memory_order_release);
+    return;
+  }
+  hostGeneric.store(nullptr, std::memory_order_release);
+  hostGenericTable = {k->qk_f32,  k->qk_acc_f32, k->softmax_t_f32,
+                      k->pv_t_f32, k->qk_bf16,   k->pv_t_bf16};
+  hostGenericName.store(build ? build : "host", std::memory_order_release);
+  hostGeneric.store(&hostGenericTable, std::memory_order_release);
+}
+
+extern "C" const char *attnc_uk_generic_build(void) {
+  if (hostGeneric.load(std::memory_order_acquire))
+    if (const char *name = hostGenericName.load(std::memory_order_acquire))
+      return name;
+  const char *name = nullptr;
+  builtinGeneric(&name);
+  return name;
+}
 
 extern "C" int attnc_uk_isa(void) { return currentIsa(); }
 

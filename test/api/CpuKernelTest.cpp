@@ -30,7 +30,9 @@
 #include <functional>
 #include <optional>
 #include <pthread.h>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <sstream>
 
 using namespace attnc;
@@ -284,6 +286,26 @@ TEST_P(CpuKernel, MatchesReferenceOnAvx2) {
     checkAgainstReference(path, dtype, "haswell",
                           {kShapes[1], kShapes[2], kShapes[3]});
   }
+  attnc_uk_set_isa(before);
+}
+
+/// On the generic path the JIT compiles the portable microkernels for this
+/// host (api/lib/HostMicrokernels.cpp) once a kernel is compiled, unless
+/// ATTNC_GENERIC_MICROKERNELS=builtin (ctest api-isa-generic-builtin)
+/// keeps the runtime's copies; the kernels match the reference either way.
+TEST(CpuKernelGeneric, MicrokernelsBuiltForTheHost) {
+  const int before = attnc_uk_isa();
+  ASSERT_EQ(attnc_uk_set_isa(ATTNC_ISA_GENERIC), 0);
+  checkAgainstReference(fs::path(ATTNC_EXAMPLES_DIR) / "full.attn",
+                        runtime::DType::BF16, "", {kShapes[1], kShapes[3]});
+  const std::string build = attnc_uk_generic_build();
+  const char *env = std::getenv("ATTNC_GENERIC_MICROKERNELS");
+  if (env && std::string(env) == "builtin")
+    EXPECT_EQ(build.rfind("built-in ", 0), 0u) << build;
+#ifdef ATTNC_HAVE_PORTABLE_BITCODE
+  else
+    EXPECT_EQ(build.rfind("JIT for the host (", 0), 0u) << build;
+#endif
   attnc_uk_set_isa(before);
 }
 

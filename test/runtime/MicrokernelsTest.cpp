@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -285,6 +286,43 @@ TEST(MicrokernelIsa, NamesAndRefusals) {
   const int before = attnc_uk_isa();
   EXPECT_EQ(attnc_uk_set_isa(7), -1);
   EXPECT_EQ(attnc_uk_isa(), before);
+}
+
+/// attnc_uk_set_generic_kernels: the generic path (only) runs the table
+/// given, under its name, until NULL restores the built-in copies.
+int fakeQkCalls = 0;
+void fakeQk(const float *, int64_t, const float *, int64_t, float *s, int64_t,
+            int64_t, int64_t, int64_t, float) {
+  ++fakeQkCalls;
+  s[0] = -7.0f;
+}
+
+TEST(MicrokernelIsa, GenericKernelsCanBeReplaced) {
+  const int before = attnc_uk_isa();
+  const std::string builtin = attnc_uk_generic_build();
+  EXPECT_EQ(builtin.rfind("built-in ", 0), 0u) << builtin;
+  attnc_uk_generic_kernels table = {};
+  table.qk_f32 = fakeQk;
+  attnc_uk_set_generic_kernels(&table, "fake");
+  EXPECT_STREQ(attnc_uk_generic_build(), "fake");
+  float q = 1, kt = 1, s = 0;
+  ASSERT_EQ(attnc_uk_set_isa(ATTNC_ISA_GENERIC), 0);
+  attnc_uk_qk_f32(&q, 1, &kt, 1, &s, 1, 1, 1, 1, 1.0f);
+  EXPECT_EQ(fakeQkCalls, 1);
+  EXPECT_EQ(s, -7.0f);
+  for (int isa : {ATTNC_ISA_AVX2, ATTNC_ISA_AVX512}) {
+    if (attnc_uk_set_isa(isa) != 0)
+      continue; // this CPU lacks it
+    attnc_uk_qk_f32(&q, 1, &kt, 1, &s, 1, 1, 1, 1, 1.0f);
+    EXPECT_EQ(s, 1.0f) << attnc_uk_isa_name(isa) << " ran the generic table";
+  }
+  attnc_uk_set_generic_kernels(nullptr, nullptr);
+  EXPECT_EQ(attnc_uk_generic_build(), builtin);
+  ASSERT_EQ(attnc_uk_set_isa(ATTNC_ISA_GENERIC), 0);
+  attnc_uk_qk_f32(&q, 1, &kt, 1, &s, 1, 1, 1, 1, 1.0f);
+  EXPECT_EQ(s, 1.0f);
+  EXPECT_EQ(fakeQkCalls, 1);
+  attnc_uk_set_isa(before);
 }
 
 } // namespace

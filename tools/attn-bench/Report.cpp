@@ -289,8 +289,12 @@ void printTable(const BenchReport &report, llvm::raw_ostream &os) {
       os << ", " << k << " " << v;
     os << "\n";
   }
-  if (!report.cpuIsa.empty())
-    os << "CPU path: " << report.cpuIsa << "\n";
+  if (!report.cpuIsa.empty()) {
+    os << "CPU path: " << report.cpuIsa;
+    if (!report.genericMicrokernels.empty())
+      os << " (microkernels: " << report.genericMicrokernels << ")";
+    os << "\n";
+  }
   os << "GFLOP/s count 2*B*HQ*LQ*LK*(D+DV) over the full score matrix "
         "(the backward: 2.5 times that); density is the share of (q, kv) "
         "pairs the mask keeps.\n";
@@ -304,6 +308,8 @@ void printJson(const BenchReport &report, llvm::raw_ostream &os) {
     top["threads"] = report.threads;
     if (!report.cpuIsa.empty())
       top["cpu_isa"] = report.cpuIsa;
+    if (!report.genericMicrokernels.empty())
+      top["generic_microkernels"] = report.genericMicrokernels;
     json::Array results;
     for (const BenchResult &r : report.results)
       results.push_back(resultJson(r));
@@ -317,6 +323,8 @@ void printJson(const BenchReport &report, llvm::raw_ostream &os) {
     top["mode"] = "single";
     if (!report.cpuIsa.empty())
       top["cpu_isa"] = report.cpuIsa;
+    if (!report.genericMicrokernels.empty())
+      top["generic_microkernels"] = report.genericMicrokernels;
     json::Object *baselines = top.getObject("baselines");
     for (const BaselineOutcome &b : report.global)
       (*baselines)[b.name] = baselineJson(b);

@@ -71,6 +71,8 @@ struct BenchReport {
   /// The CPU microkernel path that ran (CpuIsa.h), e.g. "avx2"; empty for
   /// --target cuda.
   std::string cpuIsa;
+  /// On the generic path: which microkernels ran (attnc_uk_generic_build).
+  std::string genericMicrokernels;
   std::vector<BenchResult> results;
   /// The SGEMM reference point, when asked for (not per result).
   std::vector<BaselineOutcome> global;

@@ -25,6 +25,7 @@
 #include "attnc/Compiler.h"
 #include "attnc/Driver.h"
 #include "attnc/Runtime/CpuIsa.h"
+#include "attnc/Runtime/Microkernels.h"
 #include "attnc/Runtime/Npy.h"
 #include "attnc/Runtime/ThreadPool.h"
 #include "bench-common/BenchCommon.h"
@@ -727,6 +728,10 @@ int run(int argc, char **argv) {
     report.cpuIsa = runtime::cpuIsaName(runtime::activeCpuIsa());
   if (int rc = benchAll(f, plan, entries, given, threads, tmp.path, report))
     return rc;
+  // Which build of the generic path's microkernels ran (known once a kernel
+  // was compiled: the JIT builds them for this host then).
+  if (!plan.cuda && runtime::activeCpuIsa() == runtime::CpuIsa::Generic)
+    report.genericMicrokernels = attnc_uk_generic_build();
   // Last, so that OpenBLAS's own threads spin after everything else.
   if (plan.want.count("sgemm"))
     report.global.push_back(sgemmBaseline(threads, f.runs));

@@ -6,7 +6,8 @@
  * online softmax update on S^T, and acc = alpha * acc + P V. Each runs the
  * implementation of one path, picked at run time for the CPU it runs on
  * (AVX-512: 8 x 32 and 4 x 64 register tiles; AVX2 + FMA: 6 x 16 tiles;
- * both with a polynomial exp; generic: portable loops), so a kernel
+ * both with a polynomial exp; generic: portable loops, vectorised by the
+ * compiler: JIT-compiled for the host, or built-in copies), so a kernel
  * compiled for one CPU runs correctly on another. ATTNC_CPU_ISA=avx512|
  * avx2|generic forces a path (CpuIsa.h reports one this CPU lacks).
  * Plain C ABI: generated code (JIT or AOT objects) calls these symbols; AOT
@@ -103,6 +104,39 @@ int attnc_uk_set_isa(int isa);
  * for an unknown name). */
 const char *attnc_uk_isa_name(int isa);
 int attnc_uk_isa_from_name(const char *name);
+
+/* The generic path's six kernels (its copy of attnc_uk_qk_f32 ... of
+ * attnc_uk_pv_t_bf16, in that order), for attnc_uk_set_generic_kernels. */
+typedef struct attnc_uk_generic_kernels {
+  void (*qk_f32)(const float *, int64_t, const float *, int64_t, float *,
+                 int64_t, int64_t, int64_t, int64_t, float);
+  void (*qk_acc_f32)(const float *, int64_t, const float *, int64_t, float *,
+                     int64_t, int64_t, int64_t, int64_t, float);
+  void (*softmax_t_f32)(float *, int64_t, int64_t, int64_t, float *, float *,
+                        float *);
+  void (*pv_t_f32)(const float *, int64_t, const float *, int64_t, float *,
+                   int64_t, int64_t, int64_t, int64_t, const float *);
+  void (*qk_bf16)(const uint16_t *, int64_t, const uint16_t *, int64_t,
+                  float *, int64_t, int64_t, int64_t, int64_t, float);
+  void (*pv_t_bf16)(const float *, int64_t, const uint16_t *, int64_t,
+                    float *, int64_t, int64_t, int64_t, int64_t,
+                    const float *);
+} attnc_uk_generic_kernels;
+
+/* Makes the generic path run `k`: the portable kernels compiled for this
+ * host by attnc's JIT (attnc::Compiler does this once per process when the
+ * generic path is in use), instead of the copies built with the runtime
+ * (for the baseline target and, on x86-64, AVX2 and AVX-512). `build` names
+ * them for attnc_uk_generic_build; both must live as long as the process
+ * (copied: no). NULL goes back to the built-in copies. Call it before
+ * generic kernels run: a call that overlaps one mixes the two builds, which
+ * round differently. */
+void attnc_uk_set_generic_kernels(const attnc_uk_generic_kernels *k,
+                                  const char *build);
+/* Which code the generic path runs: the `build` of
+ * attnc_uk_set_generic_kernels, else "built-in avx512", "built-in avx2"
+ * or "built-in baseline" (the widest copy this CPU runs). */
+const char *attnc_uk_generic_build(void);
 
 #ifdef __cplusplus
 }
