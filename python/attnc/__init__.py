@@ -1,0 +1,134 @@
+"""attnc from Python: compile an attention spec (.attn) and run its CPU kernel.
+
+    import attnc, numpy as np
+    kernel = attnc.compile(open("causal.attn").read())
+    out = kernel(q, k, v)                      # q [B, HQ, LQ, D], k [B, HKV, LK, D], v [B, HKV, LK, DV]
+    out, lse = kernel(q, k, v, return_lse=True)
+    dq, dk, dv, dinputs = kernel.backward(q, k, v, out, lse, dout)
+
+q, k and v are numpy arrays or torch tensors (CPU), taken with their strides
+and without a copy (DLPack); outputs are new arrays of the same kind. One
+kernel serves every B, H, L and head dim. Errors raise ValueError with
+attnc's message (spec errors keep file:line:col and the caret line).
+See docs/python.md.
+"""
+from . import _attnc
+
+__all__ = ["compile", "load", "Kernel"]
+
+_STORAGE = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def _empty(like, shape, dtype):
+    """A new array of `shape` and numpy-style `dtype`, of the same kind
+    (numpy or torch, and torch device) as `like`."""
+    if _is_torch(like):
+        import torch
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
+    import numpy as np
+    if dtype == "bfloat16":
+        raise ValueError("numpy has no bfloat16: pass torch tensors to a "
+                         "bfloat16 kernel")
+    return np.empty(shape, dtype=np.dtype(dtype))
+
+
+def _shape(x, what, rank):
+    shape = tuple(int(n) for n in x.shape)
+    if len(shape) != rank:
+        raise ValueError(f"{what} must have rank {rank}, not {len(shape)} "
+                         f"(shape {shape})")
+    return shape
+
+
+class Kernel:
+    """A compiled spec. Call it as kernel(q, k, v, inputs=..., return_lse=...)."""
+
+    def __init__(self, native, text, dtype, params, name, buffer_name):
+        self._native = native
+        self._spec = (text, dtype, dict(params or {}), name, buffer_name)
+        self._backward = None  # the same spec compiled with its backward
+
+    @property
+    def name(self):
+        return self._native.name
+
+    @property
+    def dtype(self):
+        """The storage type of q, k, v and out: float32, float16 or bfloat16."""
+        return self._native.dtype
+
+    @property
+    def inputs(self):
+        """[(name, dtype, dims)] of the spec's input tensors, in declaration
+        order; a dim is a size's name ("LQ", "HQ", ...) or an int."""
+        return [(n, t, list(d)) for n, t, d in self._native.inputs]
+
+    def __call__(self, q, k, v, *, inputs=None, return_lse=False, threads=0):
+        """out [B, HQ, LQ, DV] (and lse [B, HQ, LQ], float32, with return_lse)."""
+        B, HQ, LQ, _ = _shape(q, "q", 4)
+        DV = _shape(v, "v", 4)[3]
+        if return_lse and self._native.sigmoid:
+            raise ValueError(f"'{self.name}' normalises with a sigmoid: it has "
+                             "no log-sum-exp (return_lse)")
+        out = _empty(q, (B, HQ, LQ, DV), self.dtype)
+        lse = _empty(q, (B, HQ, LQ), "float32") if return_lse else None
+        self._native.forward(q, k, v, out, lse, dict(inputs or {}), threads)
+        return (out, lse) if return_lse else out
+
+    def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0):
+        """(dq, dk, dv, dinputs) for the upstream gradient dout = dL/dout.
+
+        lse is the forward's (return_lse=True; None for a sigmoid spec).
+        dinputs maps each float input the score reads to its gradient
+        (float32, the input's shape). The first call compiles the spec's
+        backward (once per kernel)."""
+        if self._backward is None:
+            text, dtype, params, name, buffer_name = self._spec
+            self._backward = _attnc.compile(text, dtype, params, name or "",
+                                            True, buffer_name)
+        native = self._backward
+        if lse is None and not native.sigmoid:
+            raise ValueError("lse is required: pass the forward's "
+                             "(kernel(..., return_lse=True))")
+        inputs = dict(inputs or {})
+        grads = {}
+        for n in native.differentiable_inputs:
+            if n in inputs:
+                grads[n] = _empty(q, tuple(int(s) for s in inputs[n].shape),
+                                  "float32")
+        dq = _empty(q, _shape(q, "q", 4), self.dtype)
+        dk = _empty(q, _shape(k, "k", 4), self.dtype)
+        dv = _empty(q, _shape(v, "v", 4), self.dtype)
+        native.backward(q, k, v, out, lse, dout, dq, dk, dv, inputs, grads,
+                        threads)
+        return dq, dk, dv, grads
+
+
+def compile(spec_text, *, target="cpu", dtype="f32", params=None, name=None,
+            _buffer_name="<spec>"):
+    """Compiles the .attn text (the block `name` when it holds several).
+
+    dtype: the storage type of q, k, v and out (f32, f16 or bf16); params:
+    {name: value} overrides of the spec's params (attnc's -D)."""
+    if target != "cpu":
+        raise ValueError(f"target must be 'cpu' (the CUDA kernels are not "
+                         f"reachable from Python yet), not {target!r}")
+    if not isinstance(spec_text, str):
+        raise ValueError("spec_text must be a str (the .attn text); use "
+                         "attnc.load(path) for a file")
+    native = _attnc.compile(spec_text, dtype, dict(params or {}), name or "",
+                            False, _buffer_name)
+    return Kernel(native, spec_text, dtype, params, name, _buffer_name)
+
+
+def load(path, **options):
+    """attnc.compile on the text of the .attn file at `path` (errors name it)."""
+    import os
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return compile(text, _buffer_name=path, **options)
