@@ -1,0 +1,169 @@
+"""attnc kernels as PyTorch operators: differentiable, and traceable by torch.compile.
+
+    import attnc.torch
+    attn = attnc.torch.attention(open("local_softcap_alibi.attn").read())
+    out = attn(q, k, v, slopes=slopes)        # [B, H, L, D] tensors, autograd works
+    model = torch.compile(model, fullgraph=True)
+
+Two custom operators (torch.library) carry every spec: attnc::attention and
+attnc::attention_backward. Each takes a key naming a registered spec, and
+the spec's input tensors as a list in declaration order. Both have fake
+(meta) kernels, so torch.compile traces them with no graph break, and the
+forward one has an autograd formula: dq, dk, dv and the gradients of the
+float inputs the spec differentiates, from attnc's backward kernels. The
+kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
+`dtype` fixes it. CPU tensors only.
+"""
+import hashlib
+from typing import List, Tuple
+
+import torch
+
+from . import compile as _compile
+
+__all__ = ["attention", "Attention"]
+
+# key -> (spec_text, params, name, {storage dtype: attnc.Kernel})
+_SPECS = {}
+_STORAGE = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+def _register(spec_text, params, name):
+    material = repr((spec_text, sorted((params or {}).items()), name))
+    key = hashlib.sha256(material.encode()).hexdigest()[:24]
+    if key not in _SPECS:
+        _SPECS[key] = (spec_text, dict(params or {}), name, {})
+    return key
+
+
+def _kernel(key, dtype):
+    if key not in _SPECS:
+        raise ValueError(f"attnc: no spec registered under {key!r} (an "
+                         "attnc.torch.attention of another process?)")
+    text, params, name, kernels = _SPECS[key]
+    if dtype not in _STORAGE:
+        raise ValueError(f"attnc: q has dtype {dtype}; the kernels take "
+                         "float32, float16 and bfloat16")
+    storage = _STORAGE[dtype]
+    if storage not in kernels:
+        kernels[storage] = _compile(text, dtype=storage, params=params, name=name)
+    return kernels[storage]
+
+
+def _names(kernel):
+    return [n for n, _, _ in kernel.inputs]
+
+
+@torch.library.custom_op("attnc::attention", mutates_args=())
+def _attention(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               inputs: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    kernel = _kernel(key, q.dtype)
+    named = dict(zip(_names(kernel), inputs))
+    if kernel._native.sigmoid:  # no lse: an unused float32 tensor
+        B, HQ, LQ, _ = q.shape
+        return kernel(q, k, v, inputs=named), q.new_zeros((B, HQ, LQ), dtype=torch.float32)
+    return kernel(q, k, v, inputs=named, return_lse=True)
+
+
+@_attention.register_fake
+def _(key, q, k, v, inputs):
+    B, HQ, LQ, _ = q.shape
+    return (q.new_empty((B, HQ, LQ, v.shape[3])),
+            q.new_empty((B, HQ, LQ), dtype=torch.float32))
+
+
+@torch.library.custom_op("attnc::attention_backward", mutates_args=())
+def _attention_backward(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor,
+                        inputs: List[torch.Tensor]
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+    kernel = _kernel(key, q.dtype)
+    names = _names(kernel)
+    dq, dk, dv, grads = kernel.backward(
+        q, k, v, out, None if kernel._native.sigmoid else lse,
+        dout.contiguous(), inputs=dict(zip(names, inputs)))
+    # One entry per input: its gradient, or an empty tensor for an input
+    # without one (int, bool, or a float only the mask reads).
+    return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
+                        for n, x in zip(names, inputs)]
+
+
+def _differentiable(key, dtype):
+    kernel = _kernel(key, dtype)
+    if kernel._backward is None:  # compile the backward to learn its inputs
+        from . import _attnc
+        text, dtype_name, params, name, buffer = kernel._spec
+        kernel._backward = _attnc.compile(text, dtype_name, params, name or "",
+                                          True, buffer)
+    return set(kernel._backward.differentiable_inputs)
+
+
+@_attention_backward.register_fake
+def _(key, q, k, v, out, lse, dout, inputs):
+    diff = _differentiable(key, q.dtype)
+    names = _names(_kernel(key, q.dtype))
+    # Contiguous, as the real kernel's (empty_like would keep a view's strides).
+    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
+            [x.new_empty(x.shape if n in diff else (0,), dtype=torch.float32)
+             for n, x in zip(names, inputs)])
+
+
+def _setup_context(ctx, inputs, output):
+    key, q, k, v, ins = inputs
+    out, lse = output
+    ctx.key = key
+    ctx.num_inputs = len(ins)
+    ctx.mark_non_differentiable(lse)
+    ctx.save_for_backward(q, k, v, out, lse, *ins)
+
+
+def _backward(ctx, dout, _dlse):
+    q, k, v, out, lse, *ins = ctx.saved_tensors
+    dq, dk, dv, grads = torch.ops.attnc.attention_backward(
+        ctx.key, q, k, v, out, lse, dout, list(ins))
+    return (None, dq, dk, dv,
+            [g.to(x.dtype) if g.numel() == x.numel() and x.is_floating_point() else None
+             for g, x in zip(grads, ins)])
+
+
+_attention.register_autograd(_backward, setup_context=_setup_context)
+
+
+def attention(spec_text, *, dtype=None, params=None, name=None):
+    """f(q, k, v, **inputs) -> out for the spec: q [B, HQ, LQ, D], k [B, HKV,
+    LK, D], v [B, HKV, LK, DV], inputs by the spec's names. Differentiable in
+    q, k, v and the float inputs; traceable by torch.compile(fullgraph=True).
+    dtype (f32, f16, bf16) fixes the storage type; by default q's."""
+    key = _register(spec_text, params, name)
+    names = _names(_kernel(key, torch.float32))  # checks the spec now
+    fixed = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
+             None: None}
+    if dtype not in fixed:
+        raise ValueError(f"dtype must be f32, f16, bf16 or None, not {dtype!r}")
+    want = fixed[dtype]
+
+    def f(q, k, v, **inputs):
+        if want is not None and q.dtype != want:
+            raise ValueError(f"q has dtype {q.dtype}; this attention was "
+                             f"made for {want}")
+        missing = [n for n in names if n not in inputs]
+        extra = sorted(set(inputs) - set(names))
+        if missing or extra:
+            raise ValueError(f"inputs: missing {missing}, unknown {extra} "
+                             f"(the spec declares {names})")
+        out, _ = torch.ops.attnc.attention(key, q, k, v,
+                                           [inputs[n] for n in names])
+        return out
+
+    return f
+
+
+class Attention(torch.nn.Module):
+    """The spec as a module: forward(q, k, v, **inputs) on [B, H, L, D]."""
+
+    def __init__(self, spec_text, *, dtype=None, params=None, name=None):
+        super().__init__()
+        self._f = attention(spec_text, dtype=dtype, params=params, name=name)
+
+    def forward(self, q, k, v, **inputs):
+        return self._f(q, k, v, **inputs)
