@@ -108,6 +108,43 @@ inline double relativeError(const runtime::Tensor &got,
   return std::sqrt(num / den);
 }
 
+/// \p d rounded to storage type \p t, as a kernel writing it would store it.
+inline double roundToStorage(runtime::DType t, double d) {
+  switch (t) {
+  case runtime::DType::F16:
+    return runtime::halfToFloat(runtime::doubleToHalf(d));
+  case runtime::DType::BF16:
+    return runtime::bfloat16ToFloat(runtime::doubleToBFloat16(d));
+  default:
+    return runtime::doubleToFloat(d);
+  }
+}
+
+/// The error of a kernel's output beyond what storing the exact answer in
+/// the output's type costs: (||got - want|| - 2 ||round(want) - want||) /
+/// ||want||, at least 0 (0 when both are 0; infinite when only `want` is 0
+/// or `got` has a NaN). Rounding is the floor no kernel can beat, and twice
+/// it is what a kernel whose f32 result lands one step off before rounding
+/// costs. It matters where outputs fall in f16's subnormals, whose steps
+/// are far coarser than 2^-11 relative: sigmoid normalisation with a bias
+/// of -10 gives outputs near 1e-5, where one f16 step is 0.6%.
+inline double outputError(const runtime::Tensor &got,
+                          const std::vector<double> &want) {
+  double num = 0, den = 0, floor = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    double g = got.getAsDouble(i), w = want[size_t(i)];
+    if (g != g)
+      return INFINITY;
+    double r = roundToStorage(got.dtype(), w) - w;
+    num += (g - w) * (g - w);
+    den += w * w;
+    floor += r * r;
+  }
+  if (den == 0)
+    return num == 0 ? 0 : INFINITY;
+  return std::max(0.0, std::sqrt(num) - 2 * std::sqrt(floor)) / std::sqrt(den);
+}
+
 /// The error of a gradient that sums cancelling terms (dq, dk, input
 /// gradients): ||got - want|| relative to ||want||, or to 1% of the size of
 /// its terms (ReferenceGradients' magnitudes) where they cancel to less: a
