@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Reference/ReferenceBackward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -221,12 +222,15 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
     std::optional<double> z = interp.scoreDual(e, *scale * dot, scoreP);
     if (!z)
       return interp.error();
+    double &margin = g.rowBranchMargin[size_t((b * s.HQ + h) * s.LQ + q)];
+    margin = std::min({margin, scaleP.branchMargin, scoreP.branchMargin});
     // dZSize: the size of dZ's terms (P dP and P delta cancel in dZ).
     double P = 0, dP = dotDoutV(kv), dZ = 0, dZSize = 0;
     if (sigmoid) {
       std::optional<double> bias = interp.biasDual(e, biasP);
       if (!bias)
         return interp.error();
+      margin = std::min(margin, biasP.branchMargin);
       P = 1.0 / (1.0 + std::exp(-(*z + *bias)));
       dZ = dP * P * (1 - P);
       dZSize = std::abs(dZ);
@@ -277,6 +281,8 @@ std::string mlir::attn::referenceBackward(SpecOp spec,
   grads.dqMagnitude.assign(grads.dq.size(), 0.0);
   grads.dkMagnitude.assign(grads.dk.size(), 0.0);
   grads.dv.assign(size_t(s.B * s.HKV * s.LK * s.DV), 0.0);
+  grads.rowBranchMargin.assign(size_t(s.B * s.HQ * s.LQ),
+                               std::numeric_limits<double>::infinity());
   Backward bw(spec, problem, dout, grads);
   if (std::string err = bw.declareInputs(); !err.empty())
     return err;

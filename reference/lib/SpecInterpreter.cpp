@@ -496,6 +496,20 @@ void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
   Tangent &out = tangents[in.result];
   const Tangent &ta = tangents[in.a], &tb = tangents[in.b];
   double a = A.f, b = B.f, r = result.f;
+  auto nearBranch = [&](bool depends, double gap, double size) {
+    if (depends)
+      branchMargin = std::min(branchMargin, std::abs(gap) / std::max(1.0, size));
+  };
+  switch (in.code) {
+  case I::MinF:
+  case I::MaxF:
+  case I::CmpF:
+    nearBranch(!ta.empty() || !tb.empty(), a - b,
+               std::max(std::abs(a), std::abs(b)));
+    break;
+  case I::AbsF: nearBranch(!ta.empty(), a, std::abs(a)); break;
+  default: break;
+  }
   switch (in.code) {
   case I::Score: out.push_back({0, 1.0}); break;
   case I::AddF: addScaled(out, 1, ta), addScaled(out, 1, tb); break;
@@ -531,9 +545,11 @@ std::optional<double> SpecInterpreter::runDual(const Program &program,
                                                Element e, double scoreValue,
                                                Partials &partials) {
   partials = Partials();
+  branchMargin = partials.branchMargin;
   std::optional<Scalar> v = run<true>(program, e, scoreValue);
   if (!v)
     return std::nullopt;
+  partials.branchMargin = branchMargin;
   for (const auto &[var, d] : resultTangent) {
     if (var == 0) {
       partials.dScore += d;

@@ -14,6 +14,7 @@
 // calls.
 //
 //===----------------------------------------------------------------------===//
+#include "../common/AmbiguousRows.h"
 #include "../common/RandomTensors.h"
 
 #include "attnc/Compiler.h"
@@ -244,8 +245,6 @@ void checkSpec(const Case &c, DType dtype, const std::vector<Shape> &shapes) {
     Problem p(*kernel, dtype, s, rng);
     Status st = p.forward(*kernel);
     ASSERT_TRUE(st.ok()) << st.message();
-    st = p.backward(*kernel);
-    ASSERT_TRUE(st.ok()) << st.message();
 
     mlir::attn::ReferenceProblem rp;
     rp.sizes = sizesOf(s);
@@ -261,6 +260,12 @@ void checkSpec(const Case &c, DType dtype, const std::vector<Shape> &shapes) {
     ASSERT_EQ(mlir::attn::referenceBackward(ref.op(), rp, p.dout.values.data(),
                                             want),
               "");
+    if (removeAmbiguousRows(want, p.dout) > 0)
+      ASSERT_EQ(mlir::attn::referenceBackward(ref.op(), rp,
+                                              p.dout.values.data(), want),
+                "");
+    st = p.backward(*kernel);
+    ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_LE(gradientError(p.dq, want.dq, want.dqMagnitude), tolerance(dtype)) << "dq";
     EXPECT_LE(gradientError(p.dk, want.dk, want.dkMagnitude), tolerance(dtype)) << "dk";
     EXPECT_LE(relativeError(p.dv, want.dv), tolerance(dtype)) << "dv";

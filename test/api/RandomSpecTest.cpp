@@ -20,6 +20,7 @@
 #include "attnc/Reference/ReferenceBackward.h"
 #include "attnc/Reference/TensorInputs.h"
 
+#include "../common/AmbiguousRows.h"
 #include "../common/RandomTensors.h"
 #include "../common/SpecGen.h"
 
@@ -181,11 +182,6 @@ TEST(RandomSpecs, BackwardMatchesReference) {
           dinputs.push_back({name, poisoned(t.shape(), runtime::DType::F32)});
     for (auto &[n, t] : dinputs)
       bo.inputGrads.push_back({n, t.view()});
-    st = kernel->backward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
-                          out.view(), sigmoid ? runtime::TensorView() : lseView,
-                          dout.tensor.view(), dq.view(), dk.view(), dv.view(),
-                          bo);
-    ASSERT_TRUE(st.ok()) << st.message();
 
     mlir::attn::ReferenceProblem p;
     p.sizes.B = s.B, p.sizes.HQ = s.HQ, p.sizes.HKV = s.HKV, p.sizes.LQ = s.LQ,
@@ -198,6 +194,14 @@ TEST(RandomSpecs, BackwardMatchesReference) {
     p.forwardOut = outValues.data();
     mlir::attn::ReferenceGradients want;
     ASSERT_EQ(mlir::attn::referenceBackward(spec, p, dout.values.data(), want), "");
+    if (test::removeAmbiguousRows(want, dout) > 0)
+      ASSERT_EQ(mlir::attn::referenceBackward(spec, p, dout.values.data(), want),
+                "");
+    st = kernel->backward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                          out.view(), sigmoid ? runtime::TensorView() : lseView,
+                          dout.tensor.view(), dq.view(), dk.view(), dv.view(),
+                          bo);
+    ASSERT_TRUE(st.ok()) << st.message();
     double tol = opts.dtype == runtime::DType::F32 ? 1e-4 : 3e-2;
     EXPECT_LE(test::gradientError(dq, want.dq, want.dqMagnitude), tol) << "dq";
     EXPECT_LE(test::gradientError(dk, want.dk, want.dkMagnitude), tol) << "dk";

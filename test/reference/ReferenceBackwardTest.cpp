@@ -277,6 +277,27 @@ TEST(ReferenceBackward, IntAndMaskOnlyInputsGetNoGradient) {
                  p, {"w"});
 }
 
+/// rowBranchMargin: the gap to the nearest tie of a branch on differentiated
+/// values (here max(score, w)), relative to max(1, operands); +inf without
+/// such a branch.
+TEST(ReferenceBackward, RowBranchMargin) {
+  Problem p(1, 1, 1, 2, 2, 1, 1, 3);
+  p.q = {1, 2}, p.k = {0.5, 3};          // scores (scale 1): {0.5, 3}, {1, 6}
+  p.inputs["w"] = {{2}, {0.5 + 1e-9, 10}};
+  auto s = load("attention kinks { input w: float[LK]\n"
+                "  score = max(score, w[kv]) }");
+  ASSERT_TRUE(s);
+  ReferenceGradients g;
+  ASSERT_EQ(referenceBackward(s->op(), p.problem(), p.dout.data(), g), "");
+  ASSERT_EQ(g.rowBranchMargin.size(), 2u);
+  EXPECT_NEAR(g.rowBranchMargin[0], 1e-9, 1e-12);
+  EXPECT_NEAR(g.rowBranchMargin[1], 0.4, 1e-12); // |6 - 10| / 10
+  auto smooth = load("attention smooth { score = score * 2.0 }");
+  ASSERT_TRUE(smooth);
+  ASSERT_EQ(referenceBackward(smooth->op(), p.problem(), p.dout.data(), g), "");
+  EXPECT_TRUE(std::isinf(g.rowBranchMargin[0]) && std::isinf(g.rowBranchMargin[1]));
+}
+
 /// Every example and shared spec, with random inputs of their declared
 /// shapes (ints small and sorted, as document ids and windows).
 TEST(ReferenceBackward, EverySpecFile) {

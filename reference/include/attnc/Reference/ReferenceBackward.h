@@ -34,6 +34,12 @@ struct ReferenceGradients {
   /// floating-point error scales with this size, not with the gradient.
   std::vector<double> dqMagnitude, dkMagnitude;
   std::map<std::string, std::vector<double>> dinputMagnitudes;
+  /// Per row [B, HQ, LQ], the smallest Partials::branchMargin of the scale,
+  /// score and bias regions over its kept pairs (+inf when none comes near a
+  /// branch). A row where it is at rounding level has two valid gradients
+  /// (a min, max, abs or comparison flips within the kernel's rounding);
+  /// tests give such rows dout = 0 (removeAmbiguousRows, test/common).
+  std::vector<double> rowBranchMargin;
 };
 
 /// The gradients of L given dL/dout = dout [B, HQ, LQ, DV], for the forward

@@ -27,6 +27,7 @@
 #include "llvm/ADT/SmallVector.h"
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,13 @@ struct Partials {
     double d = 0;
   };
   std::vector<Read> reads;
+  /// How close the evaluation came to a branch point that changes the
+  /// derivative: the smallest gap |a - b| / max(1, |a|, |b|) of a min, max or
+  /// float comparison, or min(|a|, 1) of an abs, whose operands depend on
+  /// score or on an input element (+inf when there is none). Where it is at
+  /// rounding level, a kernel computing in float32 may take the other branch
+  /// and get the other, equally valid, derivative.
+  double branchMargin = std::numeric_limits<double>::infinity();
 };
 
 class SpecInterpreter {
@@ -133,6 +141,7 @@ private:
   };
   std::vector<DualRead> dualReads;
   Tangent resultTangent; // the yielded value's
+  double branchMargin;   // Partials::branchMargin of the current run
 };
 
 } // namespace mlir::attn
