@@ -18,13 +18,13 @@ echo "== build"
 "$root/scripts/build.sh"
 
 echo "== lit and unit tests"
-(cd "$root/build" && ctest --output-on-failure --no-tests=error)
+(cd "$root/build" && ctest --output-on-failure --no-tests=error -j "$jobs")
 
 echo "== sanitizer build (clang-22, ASan + UBSan, libFuzzer instrumentation)"
 san="$root/build-sanitize"
 cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
 # allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
@@ -49,12 +49,13 @@ echo "sanitizer build: $((SECONDS - san_start)) s"
 # reference (the JIT-generated code itself is not instrumented), the CUDA
 # launcher against the fake driver, the C++ API's CUDA path and the
 # emulated CUDA kernels (built here, so instrumented) against the CPU
-# kernels, the kernel templates under the emulation, and the fuzz corpus replays: every ctest of the normal run that
-# needs neither a GPU nor the lit tools.
+# kernels, the kernel templates under the emulation, and the fuzz corpus
+# replays: every ctest of the normal run that needs neither a GPU nor the lit
+# tools (api as its four shards, test/CMakeLists.txt).
 echo "== unit tests and fuzz corpus replays under ASan + UBSan"
 san_start=$SECONDS
 (cd "$san" && ctest --output-on-failure --no-tests=error -j "$jobs" -R \
-  '^(frontend|passes|reference|codegen|api|runtime-tests|cuda-runtime|cuda-fake-driver|api-cuda|api-cuda-emulated|api-cuda-emulated-sm90a|cuda-templates|fuzz-corpus-.*)$')
+  '^(frontend|passes|reference|codegen|api-shard-[0-9]+|runtime-tests|cuda-runtime|cuda-fake-driver|api-cuda|api-cuda-emulated|api-cuda-emulated-sm90a|cuda-templates|fuzz-corpus-.*)$')
 echo "sanitizer suite: $((SECONDS - san_start)) s"
 
 echo "== fuzzing for ${fuzz_seconds}s, split across ${#fuzz_targets[@]} targets"
