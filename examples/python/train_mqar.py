@@ -146,8 +146,15 @@ def parse(argv):
     p.add_argument("--every", type=int, default=25, help="print every N steps")
     p.add_argument("--plot", default="mqar.png", help="PNG of the loss curves ('' for none)")
     args = p.parse_args(argv)
+    for name in ("steps", "batch", "seq_len", "pairs", "vocab", "dim", "heads", "every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.lr > 0:
+        p.error("--lr must be positive")
     if 4 * args.pairs > args.seq_len or args.pairs >= args.vocab // 2:
         p.error("need 4*pairs <= seq-len and pairs < vocab/2")
+    if args.plot and not pathlib.Path(args.plot).resolve().parent.is_dir():
+        p.error(f"--plot {args.plot}: no such directory")
     if args.dim % args.heads:
         p.error("dim must be a multiple of heads")
     return args
@@ -159,7 +166,7 @@ def plot(path, curves):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"no plot: matplotlib does not import (pip install matplotlib)")
+        print("no plot: matplotlib does not import (pip install matplotlib)")
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     for (name, losses), style in zip(curves.items(), ("-", "--")):
@@ -169,7 +176,11 @@ def plot(path, curves):
     ax.set_title("MQAR, 2-layer transformer")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as err:
+        print(f"no plot: cannot write {path}: {err}", file=sys.stderr)
+        return
     print(f"wrote {path}")
 
 

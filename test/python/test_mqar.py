@@ -37,3 +37,9 @@ def test_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
         example.main(["--pairs", "40", "--seq-len", "64"])
     assert "4*pairs <= seq-len" in capsys.readouterr().err
+    for bad, said in ((["--steps", "0"], "must be"), (["--every", "0"], "must be"),
+                      (["--lr", "-1"], "must be"),
+                      (["--plot", "/nonexistent-dir/x.png"], "no such directory")):
+        with pytest.raises(SystemExit):
+            example.main(bad)
+        assert said in capsys.readouterr().err
