@@ -177,6 +177,9 @@ Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
   using runtime::cuda::DeviceTensor;
   if (options.tileTrace)
     return Status::error("tile traces are recorded by CPU kernels only");
+  if (!options.window.isWhole())
+    return Status::error("sequence windows (context parallelism) are "
+                         "supported by CPU kernels only (yet)");
   // The checks of the device call, on the host views, before any copy:
   // a bad call is reported without touching the GPU.
   runtime::CheckedCall checked;
@@ -241,6 +244,7 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   args.out = out;
   args.lse = options.lse;
   args.inputs = options.inputs;
+  args.window = options.window;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::forwardCpu(impl->info, args);
@@ -264,6 +268,7 @@ Status Kernel::backward(const TensorView &q, const TensorView &k,
   args.dout = dout, args.dq = dq, args.dk = dk, args.dv = dv;
   args.inputs = options.inputs;
   args.inputGrads = options.inputGrads;
+  args.window = options.window;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::backwardCpu(impl->bwd, args);

@@ -25,7 +25,8 @@ namespace mlir::attn::flash {
 enum MetaSlot : int64_t {
   kMetaSizes = 0, kMetaQStrides = 7, kMetaKStrides = 11, kMetaVStrides = 15,
   kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
-  kMetaHasTrace = 27, kMetaInputs = 28
+  kMetaHasTrace = 27, kMetaQPos = 28, kMetaKvPos = 29, kMetaLQTotal = 30,
+  kMetaLKTotal = 31, kMetaInputs = 32
 };
 
 // Kernel arguments (KernelABI.h's buffer slots): the arena, then the
@@ -159,8 +160,17 @@ func::FuncOp createKernelFunc(OpBuilder &b, SpecOp spec, Type storageType,
 /// The declared inputs of `spec`, in order.
 SmallVector<InputAttr> inputDecls(SpecOp spec);
 
+/// The call's extent and its place in the sequences (KernelABI.h's
+/// sequence window): local lengths, the positions of local row and key 0.
+struct CallWindow {
+  Value lq, lk, qPos, kvPos; // i64
+};
+CallWindow loadCallWindow(FlashBuilder &f, ValueRange args,
+                          ArrayRef<InputAttr> decls);
+
 /// Loads the sizes and the input bindings (dims and strides from the meta
-/// array) of a kernel function's arguments; sets the status buffer.
+/// array) of a kernel function's arguments; sets the status buffer. The
+/// sizes are the spec's: LQ and LK are the sequence window's totals.
 RegionEnv loadKernelEnv(FlashBuilder &f, ValueRange args,
                         ArrayRef<InputAttr> decls);
 
@@ -182,9 +192,10 @@ struct PatchTask {
   Value qc0, qc1;   // its columns
 };
 /// Stores q(i) of task `qt` for i < TQ into qIdx (i64 memref): a patch of
-/// the grid, or the contiguous rows qt * TQ + i of the tail.
+/// the grid, or the contiguous rows qt * TQ + i of the tail (and of every
+/// task where `enabled`, an i1, is false).
 PatchTask emitPatchRows(FlashBuilder &f, const GridTiling &g, Value qt, Value LQ,
-                        Value qIdx);
+                        Value qIdx, Value enabled);
 /// Gathers the keys a patch may keep into kvIdx, at most TK at a time, and
 /// calls tile(n) (n: i64 > 0) for each group.
 void emitGridKeyTiles(FlashBuilder &f, const GridTiling &g, MaskAttr mask,

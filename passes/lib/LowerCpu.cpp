@@ -7,13 +7,16 @@
 //
 //   loadQueryTile:   Qs = Q[b, h, q0:q0+tq, :]              (to f32)
 //   initRows:        m = -inf, l = 0, acc = 0
-//   visit*KeyTiles:  rows = schedule(q0, q1)                (ScheduleEmitter)
-//                    for kt in [hullLo / TK, hullHi / TK]:
-//                      kind = classify(rows, k0, k1); if kind != EMPTY:
+//   visit*KeyTiles:  rows = schedule(qPos + q0, qPos + q1)  (ScheduleEmitter)
+//                    for kt in [(hullLo - kvPos) / TK, (hullHi - kvPos) / TK]
+//                    (cut to the call's key tiles):
+//                      kind = classify(rows, kvPos + k0, kvPos + k1)
+//                      if kind != EMPTY:
 //     emitKeyTile (LowerCpuTile.cpp):
 //       Ks, Vs = K[b, hkv, k0:k0+tk, :], V[...]             (to f32)
-//       keep = kind == PARTIAL ? mask(q0+i, k0+j) : true
-//       S[i, j] = keep ? score(scale * Qs[i] . Ks[j], q0+i, k0+j) : -inf
+//       keep = kind == PARTIAL ? mask(q, kv) : true
+//       S[i, j] = keep ? score(scale * Qs[i] . Ks[j], q, kv) : -inf
+//                 (q = qPos + q0 + i, kv = kvPos + k0 + j: positions)
 //                 (score and scale evaluated under the guard keep)
 //       softmax:  m' = max(m, max_j S);  mz = (m' == -inf ? 0 : m')
 //                 alpha = exp(m - mz);   P = exp(S - mz)
@@ -133,8 +136,10 @@ void CpuFlashLowering::createFunction() {
 void CpuFlashLowering::loadCallValues() {
   auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
   env = loadKernelEnv(f, func.getArguments(), decls);
-  HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3];
-  LK = env.sizes[4], D = env.sizes[5], DV = env.sizes[6];
+  CallWindow window = loadCallWindow(f, func.getArguments(), decls);
+  HQ = env.sizes[1], HKV = env.sizes[2], LQ = window.lq;
+  LK = window.lk, D = env.sizes[5], DV = env.sizes[6];
+  qPos = window.qPos, kvPos = window.kvPos;
   auto strides = [&](int64_t slot, int n) {
     SmallVector<Value> s;
     for (int i = 0; i < n; ++i)
@@ -247,8 +252,16 @@ void CpuFlashLowering::emitTask(Value task) {
   ts.tqx = f.toIdx(ts.tq);
   ts.kBase = f.add(f.mul(ts.b, kS[0]), f.mul(ts.hkv, kS[1]));
   ts.vBase = f.add(f.mul(ts.b, vS[0]), f.mul(ts.hkv, vS[1]));
-  if (grid)
-    ts.patch = emitPatchRows(f, *grid, ts.qt, LQ, qIdx);
+  if (grid) {
+    // The patches tile the whole grid: a call on a window of the sequence
+    // takes the contiguous path.
+    using P = arith::CmpIPredicate;
+    auto eq = [&](Value x, Value y) { return arith::CmpIOp::create(b, loc, P::eq, x, y); };
+    Value whole = arith::AndIOp::create(
+        b, loc, arith::AndIOp::create(b, loc, eq(qPos, f.ci(0)), eq(kvPos, f.ci(0))),
+        arith::AndIOp::create(b, loc, eq(LQ, env.sizes[3]), eq(LK, env.sizes[4])));
+    ts.patch = emitPatchRows(f, *grid, ts.qt, LQ, qIdx, whole);
+  }
   ts.qOf = [this, q0 = ts.q0](Value i) -> Value {
     return grid ? f.load(qIdx, i) : f.add(q0, f.toI64(i));
   };
@@ -256,7 +269,8 @@ void CpuFlashLowering::emitTask(Value task) {
   ts.rowEnv.b = ts.b;
   ts.rowEnv.h = ts.h;
   ts.rowEnv.hkv = ts.hkv;
-  ts.syms = {ts.b, ts.h, ts.hkv, env.sizes[0], HQ, HKV, LQ, LK, D, DV};
+  ts.syms = {ts.b, ts.h, ts.hkv, env.sizes[0], HQ, HKV, env.sizes[3],
+             env.sizes[4], D, DV};
   setUpIds(ts);
 
   loadQueryTile(ts);
@@ -313,7 +327,7 @@ void CpuFlashLowering::setUpIds(TaskState &ts) {
     return emitIdsRange(f, env, read, p0, p1);
   };
   ts.ids.keyRange = [this, bb = ts.b, h = ts.h](unsigned n, Value k0, Value) {
-    Value kt = arith::DivSIOp::create(b, loc, k0, TK);
+    Value kt = arith::DivSIOp::create(b, loc, f.sub(k0, kvPos), TK);
     Value head = f.add(f.mul(bb, HQ), h);
     Value at = f.mul(f.add(f.mul(f.add(f.mul(head, f.ci(numIds)), f.ci(n)), numKT), kt),
                      f.ci(2));
@@ -324,22 +338,31 @@ void CpuFlashLowering::setUpIds(TaskState &ts) {
 }
 
 /// The key tiles the schedule keeps for rows [q0, q1], in order; the
-/// trace records each visited tile's kind.
+/// trace records each visited tile's kind. The schedule works on positions
+/// (local row or key + qPos or kvPos); its hull of key positions, cut to
+/// the call's keys, gives the local key tiles.
 void CpuFlashLowering::visitContiguousKeyTiles(TaskState &ts) {
-  EmittedRows rows = emitRowBlock(b, loc, mask, ts.q0, ts.q1, ts.syms, &ts.ids);
-  Value nonEmpty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
-                                         rows.hullLo, rows.hullHi);
+  EmittedRows rows = emitRowBlock(b, loc, mask, f.add(qPos, ts.q0),
+                                  f.add(qPos, ts.q1), ts.syms, &ts.ids);
+  using P = arith::CmpIPredicate;
+  Value lo = arith::MaxSIOp::create(b, loc, f.sub(rows.hullLo, kvPos), f.ci(0));
+  Value hi = arith::MinSIOp::create(b, loc, f.sub(rows.hullHi, kvPos),
+                                    f.sub(LK, f.ci(1)));
+  Value nonEmpty = arith::AndIOp::create(
+      b, loc, arith::CmpIOp::create(b, loc, P::sle, rows.hullLo, rows.hullHi),
+      arith::CmpIOp::create(b, loc, P::sle, lo, hi));
   Value first = arith::SelectOp::create(
-      b, loc, nonEmpty, arith::DivSIOp::create(b, loc, rows.hullLo, TK), f.ci(0));
+      b, loc, nonEmpty, arith::DivSIOp::create(b, loc, lo, TK), f.ci(0));
   Value end = arith::SelectOp::create(
-      b, loc, nonEmpty, f.add(arith::DivSIOp::create(b, loc, rows.hullHi, TK), f.ci(1)),
+      b, loc, nonEmpty, f.add(arith::DivSIOp::create(b, loc, hi, TK), f.ci(1)),
       f.ci(0));
   auto keyLoop = f.forLoop(f.toIdx(first), f.toIdx(end), [&](Value ktx) {
     Value kt = f.toI64(ktx);
     Value k0 = f.mul(kt, TK);
     Value tk = arith::MinSIOp::create(b, loc, TK, f.sub(LK, k0));
     Value k1 = f.sub(f.add(k0, tk), f.ci(1));
-    Value kind = emitTileKind(b, loc, mask, rows, k0, k1, &ts.ids);
+    Value kind = emitTileKind(b, loc, mask, rows, f.add(kvPos, k0),
+                              f.add(kvPos, k1), &ts.ids);
     Value visit = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, kind,
                                         f.ci(kTileEmpty));
     auto visitIf = f.ifThen(visit, [&] {

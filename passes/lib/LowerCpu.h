@@ -117,7 +117,9 @@ private:
   Value qBuf, kBuf, vBuf, oBuf, lseBuf, traceBuf, idsScratch, arena, meta;
   Value taskBegin, taskEnd;
   RegionEnv env;
-  Value HQ, HKV, LQ, LK, D, DV;
+  Value HQ, HKV, D, DV;
+  Value LQ, LK;       // the call's rows and keys (local)
+  Value qPos, kvPos;  // the positions of local row 0 and key 0
   SmallVector<Value> qS, kS, vS, oS, lS; // strides
   Value hasLse, hasTrace;
   Value TQ, TK, numQT, numKT, group;

@@ -5,10 +5,12 @@
 // pass that the runtime's driver (CpuBackward.h) calls, with the ABI of
 // KernelABI.h ("backward"):
 //
-//   @attn_<name>__bwd_kinds (b, h, kt, TQ, TK):
+//   @attn_<name>__bwd_kinds (b, h, kt, TQ, TK), on positions (local row or
+//   key + the sequence window's qPos or kvPos, KernelABI.h):
 //     rows  = schedule_columns(k0, k1)       (the transposed mask's formula:
 //                                             its "rows" are keys)
-//     for qt in [hullLo / TQ, hullHi / TQ]:  kinds[qt] = classify(rows, q0, q1)
+//     for qt in [(hullLo - qPos) / TQ, (hullHi - qPos) / TQ] (cut to the
+//     call's rows):                          kinds[qt] = classify(rows, q0, q1)
 //     (ids_eq atoms from scans of the ids over the key and query tiles)
 //     kinds[numQT], kinds[numQT + 1] = the first and last query tile
 //
@@ -99,16 +101,17 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
   FlashBuilder f(b, spec.getLoc(), spec, b.getF32Type(), 1, 1);
   auto args = func.getArguments();
   RegionEnv env = loadKernelEnv(f, args, decls);
+  CallWindow window = loadCallWindow(f, args, decls);
   Value desc = args[kBwdDesc], kinds = args[kBwdKinds];
   auto at = [&](int64_t i) { return f.load(desc, f.cx(i)); };
   Value bIdx = at(0), h = at(1), kt = at(2), TQ = at(3), TK = at(4);
-  Value HQ = env.sizes[1], HKV = env.sizes[2], LQ = env.sizes[3],
-        LK = env.sizes[4];
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LQ = window.lq, LK = window.lk;
+  Value qPos = window.qPos, kvPos = window.kvPos;
   Value hkv = kvHead(f, h, HQ, HKV);
   env.b = bIdx, env.h = h, env.hkv = hkv;
   // The transposed problem: keys are its rows, LQ and LK exchange.
   SmallVector<Value> syms = {bIdx, h, hkv, env.sizes[0], HQ, HKV,
-                             LK, LQ, env.sizes[5], env.sizes[6]};
+                             env.sizes[4], env.sizes[3], env.sizes[5], env.sizes[6]};
   // ids_eq atoms (document masks), transposed: the key-side ids are read
   // over the key tile, the query-side ids over each query tile, both by a
   // scan (O(LQ) per key tile), so the backward skips what the forward does.
@@ -121,22 +124,31 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
     return emitIdsRange(f, env, cast<ArrayAttr>(atoms[n].getTerms()[1]), p0,
                         p1);
   };
+  // Positions: local key k is kvPos + k, local row q is qPos + q; the hull
+  // of query positions, cut to the call's rows, gives the local tiles.
   Value k0 = f.mul(kt, TK);
   Value k1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(k0, TK), LK), f.ci(1));
-  EmittedRows rows = emitRowBlock(b, f.loc, columns, k0, k1, syms, &ids);
+  EmittedRows rows = emitRowBlock(b, f.loc, columns, f.add(kvPos, k0),
+                                  f.add(kvPos, k1), syms, &ids);
   Value numQT = arith::CeilDivSIOp::create(b, f.loc, LQ, TQ);
   using P = arith::CmpIPredicate;
-  Value none = arith::CmpIOp::create(b, f.loc, P::sgt, rows.hullLo, rows.hullHi);
+  Value lo = arith::MaxSIOp::create(b, f.loc, f.sub(rows.hullLo, qPos), f.ci(0));
+  Value hi = arith::MinSIOp::create(b, f.loc, f.sub(rows.hullHi, qPos),
+                                    f.sub(LQ, f.ci(1)));
+  Value none = arith::OrIOp::create(
+      b, f.loc, arith::CmpIOp::create(b, f.loc, P::sgt, rows.hullLo, rows.hullHi),
+      arith::CmpIOp::create(b, f.loc, P::sgt, lo, hi));
   Value first = arith::SelectOp::create(
-      b, f.loc, none, f.ci(0), arith::DivSIOp::create(b, f.loc, rows.hullLo, TQ));
+      b, f.loc, none, f.ci(0), arith::DivSIOp::create(b, f.loc, lo, TQ));
   Value last = arith::SelectOp::create(
-      b, f.loc, none, f.ci(-1), arith::DivSIOp::create(b, f.loc, rows.hullHi, TQ));
+      b, f.loc, none, f.ci(-1), arith::DivSIOp::create(b, f.loc, hi, TQ));
   f.store(first, kinds, f.toIdx(numQT));
   f.store(last, kinds, f.toIdx(f.add(numQT, f.ci(1))));
   auto loop = f.forLoop(f.toIdx(first), f.toIdx(f.add(last, f.ci(1))), [&](Value qtx) {
     Value q0 = f.mul(f.toI64(qtx), TQ);
     Value q1 = f.sub(arith::MinSIOp::create(b, f.loc, f.add(q0, TQ), LQ), f.ci(1));
-    Value kind = emitTileKind(b, f.loc, columns, rows, q0, q1, &ids);
+    Value kind = emitTileKind(b, f.loc, columns, rows, f.add(qPos, q0),
+                              f.add(qPos, q1), &ids);
     f.store(kind, kinds, qtx);
   });
   FlashBuilder::mark(loop, "attn.loop", "query_tiles");
@@ -146,7 +158,7 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
 struct TileCall {
   RegionEnv env;
   Value S, dP, lse, delta;
-  Value q0, tq, k0, tk, kind;
+  Value q0, tq, k0, tk, kind; // q0, k0: positions (window + local)
   Value scale; // null: per element
 };
 
@@ -238,6 +250,10 @@ LogicalResult emitTile(OpBuilder &b, FlashOp flash) {
   c.env.b = at(0);
   c.env.h = at(1);
   c.q0 = at(2), c.tq = at(3), c.k0 = at(4), c.tk = at(5), c.kind = at(6);
+  // The pairs' positions: local rows and keys plus the sequence window's.
+  CallWindow window = loadCallWindow(f, args, decls);
+  c.q0 = f.add(window.qPos, c.q0);
+  c.k0 = f.add(window.kvPos, c.k0);
   c.env.hkv = kvHead(f, c.env.h, c.env.sizes[1], c.env.sizes[2]);
   c.S = args[kBwdS], c.dP = args[kBwdDP];
   c.lse = args[kBwdLse], c.delta = args[kBwdDelta];

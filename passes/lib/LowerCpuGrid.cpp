@@ -36,7 +36,7 @@ using namespace mlir::attn;
 using namespace mlir::attn::flash;
 
 PatchTask flash::emitPatchRows(FlashBuilder &f, const GridTiling &g, Value qt,
-                               Value LQ, Value qIdx) {
+                               Value LQ, Value qIdx, Value enabled) {
   OpBuilder &b = f.b;
   Location loc = f.loc;
   auto divs = [&](Value x, Value y) { return arith::DivSIOp::create(b, loc, x, y).getResult(); };
@@ -46,8 +46,10 @@ PatchTask flash::emitPatchRows(FlashBuilder &f, const GridTiling &g, Value qt,
   Value numBands = divs(divs(LQ, W), f.ci(g.patchRows));
   Value n0 = f.mul(qt, f.ci(TQ));
   PatchTask p;
-  p.isPatch = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, n0,
-                                    f.mul(numBands, f.ci(band)));
+  p.isPatch = arith::AndIOp::create(
+      b, loc, enabled,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, n0,
+                            f.mul(numBands, f.ci(band))));
   Value qr0 = f.mul(divs(n0, f.ci(band)), f.ci(g.patchRows));
   p.qc0 = f.mul(divs(rems(n0, f.ci(band)), f.ci(TQ)), PC);
   p.qc1 = f.add(p.qc0, f.ci(g.patchCols - 1));

@@ -75,6 +75,8 @@ RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
   RegionEnv env;
   for (int i = 0; i < 7; ++i)
     env.sizes[i] = metaAt(kMetaSizes + i);
+  env.sizes[3] = metaAt(kMetaLQTotal);
+  env.sizes[4] = metaAt(kMetaLKTotal);
   int64_t slot = kMetaInputs;
   for (auto [i, in] : llvm::enumerate(decls)) {
     InputBinding bind;
@@ -90,6 +92,14 @@ RegionEnv mlir::attn::flash::loadKernelEnv(FlashBuilder &f, ValueRange args,
   }
   env.status = args[kArgInputs + 1 + nIn];
   return env;
+}
+
+CallWindow mlir::attn::flash::loadCallWindow(FlashBuilder &f, ValueRange args,
+                                             ArrayRef<InputAttr> decls) {
+  Value meta = args[kArgInputs + decls.size()];
+  auto metaAt = [&](int64_t slot) { return f.load(meta, f.cx(slot)); };
+  return {metaAt(kMetaSizes + 3), metaAt(kMetaSizes + 4), metaAt(kMetaQPos),
+          metaAt(kMetaKvPos)};
 }
 
 std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const RegionEnv &env,
@@ -153,7 +163,8 @@ void mlir::attn::flash::emitIdsPrepass(FlashOp flash) {
   size_t nIn = decls.size();
   Value scratch = args[6];
   RegionEnv env = loadKernelEnv(f, args, decls);
-  Value HQ = env.sizes[1], HKV = env.sizes[2], LK = env.sizes[4];
+  CallWindow window = loadCallWindow(f, args, decls);
+  Value HQ = env.sizes[1], HKV = env.sizes[2], LK = window.lk;
   Value TK = f.ci(tileK);
   Value numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
   Value group = arith::DivSIOp::create(b, loc, HQ, HKV);
@@ -168,9 +179,11 @@ void mlir::attn::flash::emitIdsPrepass(FlashOp flash) {
       auto read = cast<ArrayAttr>(atom.getTerms()[1]);
       f.forLoop(f.cx(0), f.toIdx(numKT), [&](Value ktx) {
         Value kt = f.toI64(ktx);
+        // The tile's keys, local k0 .. k1, are positions kvPos + k0 ..
         Value k0 = f.mul(kt, TK);
         Value k1 = f.sub(arith::MinSIOp::create(b, loc, f.add(k0, TK), LK), f.ci(1));
-        auto [lo, hi] = emitIdsRange(f, env, read, k0, k1);
+        auto [lo, hi] = emitIdsRange(f, env, read, f.add(window.kvPos, k0),
+                                     f.add(window.kvPos, k1));
         Value at = f.mul(
             f.add(f.mul(f.add(f.mul(t, numIds), f.ci(int64_t(n))), numKT), kt), f.ci(2));
         f.store(lo, scratch, f.toIdx(at));

@@ -334,8 +334,8 @@ void CpuFlashLowering::forEachElement(
     f.forLoop(f.cx(0), inner, [&](Value n) {
       Value i = microkernels ? n : o, j = microkernels ? o : n;
       RegionEnv el = ts.rowEnv;
-      el.q = ts.qOf(i);
-      el.kv = kvOf(j);
+      el.q = f.add(qPos, ts.qOf(i));
+      el.kv = f.add(kvPos, kvOf(j));
       body(i, j, el);
     });
   });

@@ -188,11 +188,12 @@ Status checkCall(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
   CheckedCall checked;
   if (Status s = checkForwardCall(sig, {a.q, a.k, a.v, a.out,
                                         plan.hasLse ? &a.lse : nullptr,
-                                        a.inputs},
+                                        a.inputs, a.window},
                                   checked);
       !s.ok())
     return s;
   std::copy(checked.sizes, checked.sizes + 7, plan.sizes);
+  plan.window = checked.window;
   plan.inputs = std::move(checked.inputs);
   const DType st = f.storage;
   struct Like {
@@ -296,6 +297,8 @@ Status prepare(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
     meta.insert(meta.end(), 3, 0);
   meta.push_back(plan.hasLse ? 1 : 0);
   meta.push_back(0); // the helpers record no trace; the driver does
+  meta.insert(meta.end(), {plan.window.qOffset, plan.window.kvOffset,
+                           plan.window.totalLQ, plan.window.totalLK});
   for (const CheckedInput &p : plan.inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     meta.insert(meta.end(), p.view.strides.begin(), p.view.strides.end());

@@ -40,6 +40,7 @@ struct Plan {
   int64_t D() const { return sizes[5]; }
   int64_t DV() const { return sizes[6]; }
 
+  SequenceWindow window; // totals resolved
   bool hasLse = false;
   std::vector<CheckedInput> inputs; // declaration order, converted
   std::vector<GradTarget> grads;

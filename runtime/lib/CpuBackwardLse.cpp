@@ -6,7 +6,8 @@
 // row's kept keys (to 0 for a row with none, whose lse is -inf). An lse of
 // another call, another spec or other inputs fails that, and the call is
 // refused with an error that names the row; a NaN row (NaN lse) is not
-// checked. Cost: the forward of those rows, O(kSampleRows * LK * D).
+// checked. A call on a window of the keys (SequenceWindow) only needs a sum
+// of at most 1. Cost: the forward of those rows, O(kSampleRows * LK * D).
 //
 //===----------------------------------------------------------------------===//
 #include "CpuBackwardImpl.h"
@@ -130,12 +131,18 @@ Status attnc::runtime::backward_impl::checkLseSample(
     if (c.invalidKinds)
       return Status::success();
     const double want = lse == -INFINITY ? 0.0 : 1.0;
-    if (!(std::abs(sum - want) <= kSumTolerance))
+    // A window of the keys holds a share of the row's probability.
+    const bool someKeys = p.window.kvOffset != 0 || p.window.totalLK != p.LK();
+    const bool fits = someKeys && want == 1.0
+                          ? sum <= want + kSumTolerance
+                          : std::abs(sum - want) <= kSumTolerance;
+    if (!fits)
       return Status::error(
           "lse does not belong to this forward: with it, the probabilities "
           "of row (b = " + std::to_string(b) + ", h = " + std::to_string(h) +
           ", q = " + std::to_string(qi) + ") sum to " + std::to_string(sum) +
-          ", not " + (want == 0 ? "0 (lse -inf: no kept key)" : "1") +
+          ", not " + (want == 0 ? "0 (lse -inf: no kept key)"
+                      : someKeys ? "at most 1 (a window of the keys)" : "1") +
           "; pass the lse that the forward wrote for these q, k and inputs");
   }
   return Status::success();

@@ -198,9 +198,9 @@ void appendStrides(std::vector<int64_t> &meta, const TensorView &t) {
 }
 
 /// The meta array of KernelABI.h for a checked call.
-std::vector<int64_t> buildMeta(const int64_t *sizes, const CpuForwardArgs &args,
+std::vector<int64_t> buildMeta(const CheckedCall &checked, const CpuForwardArgs &args,
                                const std::vector<CheckedInput> &inputs) {
-  std::vector<int64_t> meta(sizes, sizes + 7);
+  std::vector<int64_t> meta(checked.sizes, checked.sizes + 7);
   appendStrides(meta, args.q);
   appendStrides(meta, args.k);
   appendStrides(meta, args.v);
@@ -211,6 +211,7 @@ std::vector<int64_t> buildMeta(const int64_t *sizes, const CpuForwardArgs &args,
     meta.insert(meta.end(), 3, 0);
   meta.push_back(args.lse ? 1 : 0);
   meta.push_back(args.tileTrace ? 1 : 0);
+  checked.appendWindow(meta);
   for (const CheckedInput &p : inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     appendStrides(meta, p.view);
@@ -243,7 +244,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   const Signature sig = kernel.signature();
   CheckedCall checked;
   if (!(s = checkForwardCall(sig, {args.q, args.k, args.v, args.out, args.lse,
-                                   args.inputs},
+                                   args.inputs, args.window},
                              checked))
            .ok())
     return s;
@@ -345,7 +346,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   for (const CheckedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
-  const std::vector<int64_t> meta = buildMeta(sizes, args, inputs);
+  const std::vector<int64_t> meta = buildMeta(checked, args, inputs);
 
   // --- 3. Run: the ids pre-pass (over b * HQ + h), then the tasks. --------
   const int64_t *metaPtr = meta.data();

@@ -11,6 +11,7 @@
 #include "attnc/Runtime/KernelABI.h"
 
 #include <algorithm>
+#include <limits>
 #include <cstdint>
 
 using namespace attnc::runtime;
@@ -194,6 +195,31 @@ bool hasNonCanonicalBool(const TensorView &t) {
   return !visitOffsets(t, [&](int64_t, int64_t offset) { return base[offset] <= 1; });
 }
 
+/// Resolves the totals of \p w (-1: the call's length) and checks that the
+/// call's rows and keys lie inside the sequences.
+Status checkWindow(SequenceWindow &w, int64_t LQ, int64_t LK) {
+  struct Side {
+    int64_t &offset, &total;
+    int64_t length;
+    const char *what, *offsetName, *totalName, *len;
+  } sides[] = {{w.qOffset, w.totalLQ, LQ, "query", "qOffset", "totalLQ", "LQ"},
+               {w.kvOffset, w.totalLK, LK, "key", "kvOffset", "totalLK", "LK"}};
+  for (Side &s : sides) {
+    const bool fits = s.offset >= 0 &&
+                      s.offset <= std::numeric_limits<int64_t>::max() - s.length;
+    if (fits && s.total == -1)
+      s.total = s.offset + s.length;
+    if (!fits || s.total < s.offset + s.length)
+      return Status::error(
+          std::string("sequence window: the call's ") + s.what + " positions " +
+          s.offsetName + " = " + std::to_string(s.offset) + " .. " +
+          s.offsetName + " + " + s.len + " - 1 (" + s.len + " = " +
+          std::to_string(s.length) + ") must lie in [0, " + s.totalName +
+          " = " + std::to_string(s.total) + ")");
+  }
+  return Status::success();
+}
+
 /// Matches the given inputs to the declarations and checks each one;
 /// fills \p prepared in declaration order.
 Status checkInputs(const Signature &k,
@@ -363,13 +389,19 @@ Status attnc::runtime::checkForwardCall(const Signature &sig,
       return s;
   }
 
+  SequenceWindow window = call.window;
+  if (!(s = checkWindow(window, LQ, LK)).ok())
+    return s;
   const int64_t sizes[kNumSizes] = {B, HQ, HKV, LQ, LK, D, DV};
-  if (!(s = checkInputs(sig, call.inputs, sizes, result.inputs)).ok() ||
+  // Input dims named LQ or LK are the sequences' lengths.
+  int64_t spec[kNumSizes] = {B, HQ, HKV, window.totalLQ, window.totalLK, D, DV};
+  if (!(s = checkInputs(sig, call.inputs, spec, result.inputs)).ok() ||
       !(s = checkNoInternalOverlap(out, "out")).ok() ||
       (call.lse && !(s = checkNoInternalOverlap(*call.lse, "lse")).ok()) ||
       !(s = checkNoOverlap(call)).ok())
     return s;
   std::copy(sizes, sizes + kNumSizes, result.sizes);
+  result.window = window;
   return Status::success();
 }
 

@@ -89,6 +89,9 @@ struct ForwardOptions {
   std::vector<std::pair<std::string, TensorView>> inputs;
   int threads = 0; // 0: the global thread pool
   std::vector<int8_t> *tileTrace = nullptr; // see CpuForwardArgs
+  /// CPU kernels: the call as a window of longer sequences (context
+  /// parallelism, runtime::SequenceWindow); default: the whole sequences.
+  runtime::SequenceWindow window;
 };
 
 /// Target::CUDA: lse as a float32 device view; inputs stay host tensors
@@ -109,6 +112,8 @@ struct BackwardOptions {
   int threads = 0; // 0: the global thread pool; results do not depend on it
   /// See runtime::CpuBackwardArgs::tileTrace (the backward's tiles).
   std::vector<int8_t> *tileTrace = nullptr;
+  /// See runtime::CpuBackwardArgs::window.
+  runtime::SequenceWindow window;
 };
 
 /// The pipeline's options for a compile (Pipeline.h); the rest of

@@ -56,6 +56,11 @@ struct BackwardKernelInfo {
 struct CpuBackwardArgs {
   TensorView q, k, v, out, lse, dout, dq, dk, dv;
   std::vector<std::pair<std::string, TensorView>> inputs, inputGrads;
+  /// The call as a window of longer sequences, as in CpuForwardArgs. lse
+  /// and out are then the rows' over every key of the sequence (the merged
+  /// forward of context parallelism), so dq and the input gradients are
+  /// this window's share and dk, dv those of its keys.
+  SequenceWindow window;
   /// Threads to use; 0 means the global pool's size. The results do not
   /// depend on it.
   int threads = 0;

@@ -50,6 +50,9 @@ struct CpuForwardArgs {
   TensorView q, k, v, out;
   const TensorView *lse = nullptr;
   std::vector<std::pair<std::string, TensorView>> inputs;
+  /// The call as a window of longer sequences (ForwardChecks.h); the
+  /// default is the whole sequences.
+  SequenceWindow window;
   /// Threads to use; 0 means the global pool's size.
   int threads = 0;
   /// If set (and the kernel is traced), receives numTasks * numKTiles

@@ -71,11 +71,27 @@ struct Signature {
   const std::vector<InputDecl> &inputs;
 };
 
+/// Where a call's rows and keys lie in longer sequences (context
+/// parallelism, KernelABI.h's sequence window): the call's LQ rows are
+/// query positions qOffset .. qOffset + LQ - 1 of totalLQ, its LK keys key
+/// positions kvOffset .. kvOffset + LK - 1 of totalLK. The spec's q, kv,
+/// LQ and LK (masks, scores, input reads, input dims named LQ or LK) see
+/// these global terms. A total of -1 means the call's own length: the
+/// default is a plain call.
+struct SequenceWindow {
+  int64_t qOffset = 0, kvOffset = 0;
+  int64_t totalLQ = -1, totalLK = -1;
+  bool isWhole() const {
+    return qOffset == 0 && kvOffset == 0 && totalLQ == -1 && totalLK == -1;
+  }
+};
+
 /// The tensors of one call (see CpuForwardArgs for the shapes).
 struct ForwardTensors {
   const TensorView &q, &k, &v, &out;
   const TensorView *lse;
   const std::vector<std::pair<std::string, TensorView>> &inputs;
+  SequenceWindow window = {};
 };
 
 /// A given input matched to its declaration.
@@ -85,12 +101,19 @@ struct CheckedInput {
   std::optional<Tensor> owned; // the converted copy, once made
 };
 
-/// The result of the checks: the sizes (in SizeName order) and the inputs
-/// in declaration order.
+/// The result of the checks: the sizes of the tensors (in SizeName order),
+/// the sequence window with its totals resolved, and the inputs in
+/// declaration order.
 struct CheckedCall {
   int64_t sizes[7] = {};
+  SequenceWindow window;
   std::vector<CheckedInput> inputs;
   int64_t size(SizeName s) const { return sizes[int(s)]; }
+  /// KernelABI.h's window slots: Q_POS, KV_POS, LQ_TOTAL, LK_TOTAL.
+  void appendWindow(std::vector<int64_t> &meta) const {
+    meta.insert(meta.end(), {window.qOffset, window.kvOffset, window.totalLQ,
+                             window.totalLK});
+  }
 };
 
 /// "kernel 'NAME'" (or "kernel" for an empty name), for messages.

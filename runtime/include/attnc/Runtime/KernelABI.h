@@ -27,8 +27,10 @@ extern "C" {
 #endif
 
 /* 2: the scratch arena (ATTNC_BUF_ARENA) holds the kernel's tiles, which
- * were stack arrays in version 1. */
-#define ATTNC_KERNEL_ABI_VERSION 2
+ * were stack arrays in version 1.
+ * 3: the meta slots of the sequence window (ATTNC_META_Q_POS ..
+ * ATTNC_META_LK_TOTAL), before the inputs. */
+#define ATTNC_KERNEL_ABI_VERSION 3
 
 /* MLIR's descriptor of a memref<?xT, strided<[1], offset: ?>>. */
 typedef struct attnc_buffer {
@@ -78,7 +80,19 @@ enum attnc_meta_slot {
   ATTNC_META_LSE_STRIDES = 23, /* 3: b, h, l */
   ATTNC_META_HAS_LSE = 26,
   ATTNC_META_HAS_TRACE = 27,
-  ATTNC_META_INPUTS = 28
+  /* The sequence window (context parallelism): the call's LQ query rows
+   * are positions Q_POS .. Q_POS + LQ - 1 and its LK keys positions
+   * KV_POS .. KV_POS + LK - 1 of sequences of LQ_TOTAL queries and
+   * LK_TOTAL keys. The spec's q, kv, LQ and LK, its masks, its input reads
+   * and the input dimensions named LQ or LK are in those global terms;
+   * tiles, tasks, buffers and the trace stay local. A plain call has 0, 0,
+   * LQ, LK. Requires 0 <= Q_POS, Q_POS + LQ <= LQ_TOTAL, and likewise for
+   * the keys. */
+  ATTNC_META_Q_POS = 28,
+  ATTNC_META_KV_POS = 29,
+  ATTNC_META_LQ_TOTAL = 30,
+  ATTNC_META_LK_TOTAL = 31,
+  ATTNC_META_INPUTS = 32
 };
 
 /* status[0] after a call: 0 on success, else one of these codes, with the
@@ -158,8 +172,13 @@ static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
  *     differentiable inputs (differentiableInputs(), declaration order), each
  *     dense row-major at the offsets meta[ATTNC_META_INPUTS + 2 * sum(rank)
  *     + i], i the input's number among them; the kernel adds to them.
+ * kt, q0 and k0 are local (tiles and rows of the call's tensors); both
+ * helpers add the sequence window's ATTNC_META_Q_POS and ATTNC_META_KV_POS
+ * to them where the spec sees positions, and the kinds helper classifies
+ * the query tiles of the window only.
  * Both read the spec's inputs at ATTNC_BUF_INPUTS.. and sizes and strides
- * from `meta` as the forward does (only the input strides and the sizes);
+ * from `meta` as the forward does (only the input strides, the sizes and
+ * the window);
  * task_begin and task_end are unused (0). Errors go to `status` as in the
  * forward. */
 enum attnc_bwd_buffer_slot {
