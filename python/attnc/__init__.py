@@ -36,6 +36,20 @@ def _empty(like, shape, dtype):
     return np.empty(shape, dtype=np.dtype(dtype))
 
 
+def _window(window):
+    """(q_offset, kv_offset, total_lq, total_lk) for the extension."""
+    if window is None:
+        return (0, 0, -1, -1)
+    try:
+        w = tuple(int(x) for x in window)
+    except (TypeError, ValueError):
+        w = ()
+    if len(w) != 4:
+        raise ValueError("window must be (q_offset, kv_offset, total_lq, "
+                         f"total_lk), not {window!r}")
+    return w
+
+
 def _shape(x, what, rank):
     shape = tuple(int(n) for n in x.shape)
     if len(shape) != rank:
@@ -67,8 +81,16 @@ class Kernel:
         order; a dim is a size's name ("LQ", "HQ", ...) or an int."""
         return [(n, t, list(d)) for n, t, d in self._native.inputs]
 
-    def __call__(self, q, k, v, *, inputs=None, return_lse=False, threads=0):
-        """out [B, HQ, LQ, DV] (and lse [B, HQ, LQ], float32, with return_lse)."""
+    def __call__(self, q, k, v, *, inputs=None, return_lse=False, threads=0,
+                 window=None):
+        """out [B, HQ, LQ, DV] (and lse [B, HQ, LQ], float32, with return_lse).
+
+        window = (q_offset, kv_offset, total_lq, total_lk) runs the call as a
+        piece of longer sequences (context parallelism): q's rows are query
+        positions q_offset.. of total_lq, k's and v's keys positions
+        kv_offset.. of total_lk; the spec's q, kv, LQ and LK, and inputs
+        sized LQ or LK, are the sequences'. lse then merges pieces: see
+        attnc.torch.ring_attention."""
         B, HQ, LQ, _ = _shape(q, "q", 4)
         DV = _shape(v, "v", 4)[3]
         if return_lse and self._native.sigmoid:
@@ -76,16 +98,21 @@ class Kernel:
                              "no log-sum-exp (return_lse)")
         out = _empty(q, (B, HQ, LQ, DV), self.dtype)
         lse = _empty(q, (B, HQ, LQ), "float32") if return_lse else None
-        self._native.forward(q, k, v, out, lse, dict(inputs or {}), threads)
+        self._native.forward(q, k, v, out, lse, dict(inputs or {}), threads,
+                             _window(window))
         return (out, lse) if return_lse else out
 
-    def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0):
+    def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0,
+                 window=None):
         """(dq, dk, dv, dinputs) for the upstream gradient dout = dL/dout.
 
         lse is the forward's (return_lse=True; None for a sigmoid spec).
         dinputs maps each float input the score reads to its gradient
         (float32, the input's shape). The first call compiles the spec's
-        backward (once per kernel)."""
+        backward (once per kernel). With a window (see __call__), out and
+        lse are the rows' over all keys of the sequence, and the results
+        are this piece's shares: dq and dinputs sum over the key pieces,
+        dk and dv over the query pieces."""
         if self._backward is None:
             text, dtype, params, name, buffer_name = self._spec
             self._backward = _attnc.compile(text, dtype, params, name or "",
@@ -104,7 +131,7 @@ class Kernel:
         dk = _empty(q, _shape(k, "k", 4), self.dtype)
         dv = _empty(q, _shape(v, "v", 4), self.dtype)
         native.backward(q, k, v, out, lse, dout, dq, dk, dv, inputs, grads,
-                        threads)
+                        threads, _window(window))
         return dq, dk, dv, grads
 
 

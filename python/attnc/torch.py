@@ -12,7 +12,8 @@ the spec's input tensors as a list in declaration order. Both have fake
 forward one has an autograd formula: dq, dk, dv and the gradients of the
 float inputs the spec differentiates, from attnc's backward kernels. The
 kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
-`dtype` fixes it. CPU tensors only.
+`dtype` fixes it. CPU tensors only. ring_attention (ring.py) runs a spec
+over a sequence sharded across torch.distributed ranks.
 """
 import hashlib
 from typing import List, Tuple
@@ -21,7 +22,7 @@ import torch
 
 from . import compile as _compile
 
-__all__ = ["attention", "Attention"]
+__all__ = ["attention", "Attention", "ring_attention"]
 
 # key -> (spec_text, params, name, {storage dtype: attnc.Kernel})
 _SPECS = {}
@@ -167,3 +168,6 @@ class Attention(torch.nn.Module):
 
     def forward(self, q, k, v, **inputs):
         return self._f(q, k, v, **inputs)
+
+
+from .ring import ring_attention  # noqa: E402 (it uses this module's registry)

@@ -91,6 +91,13 @@ std::vector<std::pair<std::string, TensorView>> viewsOf(const nb::dict &inputs) 
   return views;
 }
 
+/// (q_offset, kv_offset, total_lq, total_lk): the call as a window of
+/// longer sequences (runtime::SequenceWindow; -1 totals: the call's).
+using Window = std::tuple<int64_t, int64_t, int64_t, int64_t>;
+attnc::runtime::SequenceWindow windowOf(const Window &w) {
+  return {std::get<0>(w), std::get<1>(w), std::get<2>(w), std::get<3>(w)};
+}
+
 DType storageFromName(const std::string &name) {
   if (name == "f32" || name == "float32") return DType::F32;
   if (name == "f16" || name == "float16") return DType::F16;
@@ -129,12 +136,14 @@ struct PyKernel {
   std::vector<std::string> differentiable() const { return kernel.differentiableInputs(); }
 
   void forward(const Array &q, const Array &k, const Array &v, const Array &out,
-               nb::object lse, const nb::dict &inputs, int threads) const {
+               nb::object lse, const nb::dict &inputs, int threads,
+               const Window &window) const {
     TensorView qv = viewOf(q, "q"), kv = viewOf(k, "k"), vv = viewOf(v, "v"),
                ov = viewOf(out, "out");
     attnc::ForwardOptions fo;
     fo.inputs = viewsOf(inputs);
     fo.threads = threads;
+    fo.window = windowOf(window);
     TensorView lv;
     if (!lse.is_none()) {
       lv = viewOf(nb::cast<Array>(lse), "lse");
@@ -151,11 +160,12 @@ struct PyKernel {
   void backward(const Array &q, const Array &k, const Array &v, const Array &out,
                 nb::object lse, const Array &dout, const Array &dq, const Array &dk,
                 const Array &dv, const nb::dict &inputs, const nb::dict &grads,
-                int threads) const {
+                int threads, const Window &window) const {
     attnc::BackwardOptions bo;
     bo.inputs = viewsOf(inputs);
     bo.inputGrads = viewsOf(grads);
     bo.threads = threads;
+    bo.window = windowOf(window);
     TensorView lv;
     if (!lse.is_none())
       lv = viewOf(nb::cast<Array>(lse), "lse");
@@ -214,10 +224,11 @@ NB_MODULE(_attnc, m) {
       .def_prop_ro("inputs", &PyKernel::inputs)
       .def_prop_ro("differentiable_inputs", &PyKernel::differentiable)
       .def("forward", &PyKernel::forward, "q"_a, "k"_a, "v"_a, "out"_a,
-           "lse"_a.none(), "inputs"_a, "threads"_a = 0)
+           "lse"_a.none(), "inputs"_a, "threads"_a = 0,
+           "window"_a = Window{0, 0, -1, -1})
       .def("backward", &PyKernel::backward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "dout"_a, "dq"_a, "dk"_a, "dv"_a, "inputs"_a,
-           "grads"_a, "threads"_a = 0);
+           "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1});
   m.def("compile", &compileSpec, "text"_a, "dtype"_a, "params"_a, "name"_a,
         "backward"_a, "buffer_name"_a);
   m.def("compile_count", [] { return compileCount.load(); },
