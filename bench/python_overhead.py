@@ -9,8 +9,11 @@ For each shape it times, in one run, medians of many calls:
   - call:     kernel(q, k, v), numpy arrays: the binding plus the Python
               wrapper (shape checks, allocating out);
   - torch:    kernel(q, k, v) on torch tensors;
-  - torch_op: attnc.torch.attention(...)(q, k, v) under torch.no_grad (the
-              torch.library custom op's dispatch), when torch imports.
+  - torch_op: attnc.torch.attention(...)(q, k, v) under torch.no_grad, when
+              torch imports (eager inference: the kernel without the
+              custom op);
+  - torch_grad: the same with q, k, v requiring grad: the torch.library
+              custom op's dispatch and autograd's bookkeeping (forward only).
 The overhead of a path is its median minus cpp's. Prints a Markdown table
 (docs/benchmarks.md records one) and, with --json, one JSON object.
 
@@ -79,6 +82,8 @@ def measure(args, shape):
     f = attnc_torch.attention(pathlib.Path(args.spec).read_text())
     with torch.no_grad():
         row["torch_op"] = median_us(lambda: f(tq, tk, tv), args.runs, args.repeat)
+    gq, gk, gv = (x.clone().requires_grad_() for x in (tq, tk, tv))
+    row["torch_grad"] = median_us(lambda: f(gq, gk, gv), args.runs, args.repeat)
     return row
 
 
@@ -90,7 +95,7 @@ def main():
                    help="B,HQ,HKV,LQ,LK,D,DV shapes separated by ';'")
     p.add_argument("--threads", type=int, default=0,
                    help="kernel threads for cpp, binding, call and torch (0: attnc's "
-                        "default pool, which torch_op always uses)")
+                        "default pool, which torch_op and torch_grad always use)")
     p.add_argument("--runs", type=int, default=31)
     p.add_argument("--repeat", type=int, default=300)
     p.add_argument("--json", action="store_true")
@@ -99,7 +104,8 @@ def main():
     if any(len(s) != 7 for s in shapes):
         p.error("each shape is B,HQ,HKV,LQ,LK,D,DV")
     rows = [measure(args, s) for s in shapes]
-    cols = [c for c in ("binding", "call", "torch", "torch_op") if c in rows[0]]
+    cols = [c for c in ("binding", "call", "torch", "torch_op", "torch_grad")
+            if c in rows[0]]
     print(f"spec {pathlib.Path(args.spec).name}, f32, threads {args.threads}; "
           f"µs per call (median), overhead = path - cpp\n")
     print("| shape B,HQ,HKV,LQ,LK,D,DV | cpp | " +

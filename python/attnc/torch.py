@@ -12,7 +12,9 @@ the spec's input tensors as a list in declaration order. Both have fake
 forward one has an autograd formula: dq, dk, dv and the gradients of the
 float inputs the spec differentiates, from attnc's backward kernels. The
 kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
-`dtype` fixes it. CPU tensors only. ring_attention (ring.py) runs a spec
+`dtype` fixes it. CPU tensors only. Eager calls on plain tensors skip the
+operators' dispatch (_eager_path): the kernel alone when no gradient is
+wanted, else an autograd.Function with the same formula. ring_attention (ring.py) runs a spec
 over a sequence sharded across torch.distributed ranks.
 """
 import hashlib
@@ -55,15 +57,20 @@ def _names(kernel):
     return [n for n, _, _ in kernel.inputs]
 
 
-@torch.library.custom_op("attnc::attention", mutates_args=())
-def _attention(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               inputs: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+def _run_forward(key, q, k, v, inputs):
+    """out and lse (for sigmoid an unused float32 tensor) from the kernel."""
     kernel = _kernel(key, q.dtype)
     named = dict(zip(_names(kernel), inputs))
     if kernel._native.sigmoid:  # no lse: an unused float32 tensor
         B, HQ, LQ, _ = q.shape
         return kernel(q, k, v, inputs=named), q.new_zeros((B, HQ, LQ), dtype=torch.float32)
     return kernel(q, k, v, inputs=named, return_lse=True)
+
+
+@torch.library.custom_op("attnc::attention", mutates_args=())
+def _attention(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               inputs: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _run_forward(key, q, k, v, inputs)
 
 
 @_attention.register_fake
@@ -73,18 +80,23 @@ def _(key, q, k, v, inputs):
             q.new_empty((B, HQ, LQ), dtype=torch.float32))
 
 
+def _run_backward(key, q, k, v, out, lse, dout, inputs):
+    """dq, dk, dv and {name: float32 gradient} from the backward kernels."""
+    kernel = _kernel(key, q.dtype)
+    return kernel.backward(q, k, v, out, None if kernel._native.sigmoid else lse,
+                           dout.contiguous(),
+                           inputs=dict(zip(_names(kernel), inputs)))
+
+
 @torch.library.custom_op("attnc::attention_backward", mutates_args=())
 def _attention_backward(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor,
                         inputs: List[torch.Tensor]
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-    kernel = _kernel(key, q.dtype)
-    names = _names(kernel)
-    dq, dk, dv, grads = kernel.backward(
-        q, k, v, out, None if kernel._native.sigmoid else lse,
-        dout.contiguous(), inputs=dict(zip(names, inputs)))
+    dq, dk, dv, grads = _run_backward(key, q, k, v, out, lse, dout, inputs)
     # One entry per input: its gradient, or an empty tensor for an input
     # without one (int, bool, or a float only the mask reads).
+    names = _names(_kernel(key, q.dtype))
     return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
                         for n, x in zip(names, inputs)]
 
@@ -130,6 +142,45 @@ def _backward(ctx, dout, _dlse):
 _attention.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerAttention(torch.autograd.Function):
+    """The operator's forward and autograd formula without the custom op's
+    dispatch, for eager calls that record a graph (docs/benchmarks.md)."""
+
+    @staticmethod
+    def forward(ctx, key, q, k, v, *inputs):
+        out, lse = _run_forward(key, q, k, v, inputs)
+        ctx.key = key
+        ctx.mark_non_differentiable(lse)
+        ctx.save_for_backward(q, k, v, out, lse, *inputs)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse, *ins = ctx.saved_tensors
+        dq, dk, dv, grads = _run_backward(ctx.key, q, k, v, out, lse, dout, ins)
+        names = _names(_kernel(ctx.key, q.dtype))
+        return (None, dq, dk, dv,
+                *[grads[n].to(x.dtype) if n in grads and x.is_floating_point() else None
+                  for n, x in zip(names, ins)])
+
+
+def _eager_path(q, k, v, inputs):
+    """How a call runs: "operator" (the custom op) under torch.compile, for
+    tracers and for tensor subclasses; for plain tensors in eager mode,
+    "inference" (no gradient wanted: the kernel alone) or "autograd"
+    (_EagerAttention)."""
+    if torch.compiler.is_compiling():
+        return "operator"
+    if not all(type(t) is torch.Tensor for t in (q, k, v)):
+        return "operator"  # subclasses (fake, functional, DTensor) and proxies
+    if not all(isinstance(t, torch.Tensor) for t in inputs):
+        return "operator"  # the operator's schema reports them
+    if not torch.is_grad_enabled() or not any(
+            t.requires_grad for t in (q, k, v, *inputs)):
+        return "inference"
+    return "autograd"
+
+
 def attention(spec_text, *, dtype=None, params=None, name=None):
     """f(q, k, v, **inputs) -> out for the spec: q [B, HQ, LQ, D], k [B, HKV,
     LK, D], v [B, HKV, LK, DV], inputs by the spec's names. Differentiable in
@@ -147,13 +198,20 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
         if want is not None and q.dtype != want:
             raise ValueError(f"q has dtype {q.dtype}; this attention was "
                              f"made for {want}")
-        missing = [n for n in names if n not in inputs]
-        extra = sorted(set(inputs) - set(names))
-        if missing or extra:
+        if len(inputs) != len(names) or any(n not in inputs for n in names):
+            missing = [n for n in names if n not in inputs]
+            extra = sorted(set(inputs) - set(names))
             raise ValueError(f"inputs: missing {missing}, unknown {extra} "
                              f"(the spec declares {names})")
-        out, _ = torch.ops.attnc.attention(key, q, k, v,
-                                           [inputs[n] for n in names])
+        ins = [inputs[n] for n in names]
+        path = _eager_path(q, k, v, ins)
+        if path == "inference":
+            # Nothing to record for autograd or a compiler: the kernel
+            # directly, without the custom op's dispatch.
+            return _kernel(key, q.dtype)(q, k, v, inputs=inputs)
+        if path == "autograd":
+            return _EagerAttention.apply(key, q, k, v, *ins)[0]
+        out, _ = torch.ops.attnc.attention(key, q, k, v, ins)
         return out
 
     return f

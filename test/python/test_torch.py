@@ -89,3 +89,35 @@ def test_bf16_follows_q_and_errors():
         attn_torch.attention(spec_file("causal").read_text(), dtype="f32")(q, k, v)
     with pytest.raises(ValueError, match="dtype must be"):
         attn_torch.attention(spec_file("causal").read_text(), dtype="f64")
+
+
+def test_eager_calls_skip_the_operator(monkeypatch):
+    """Eager calls run the kernels without the custom operator (no_grad: the
+    forward alone; with a gradient wanted: an autograd.Function) and give
+    the operator's out and gradients."""
+    rng = np.random.default_rng()
+    text = spec_file("local_softcap_alibi").read_text()
+    f = attn_torch.attention(text)
+    key = attn_torch._register(text, None, None)
+    q, k, v = (torch.tensor(x) for x in make(rng))
+    slopes = torch.tensor(rng.uniform(0.01, 0.5, 4).astype(np.float32))
+    dout = torch.randn(1, 4, 29, 24)
+
+    def leaves():
+        return [t.clone().requires_grad_() for t in (q, k, v, slopes)]
+    op_in = leaves()
+    op_out, _ = torch.ops.attnc.attention(key, *op_in[:3], [op_in[3]])
+    op_out.backward(dout)
+
+    def refuse(*args):
+        raise AssertionError("the custom operator ran")
+    monkeypatch.setattr(torch.ops.attnc, "attention", refuse)
+    with torch.no_grad():
+        assert torch.equal(f(q, k, v, slopes=leaves()[3]), op_out.detach())
+    assert torch.equal(f(q, k, v, slopes=slopes), op_out.detach())
+    eager_in = leaves()
+    out = f(*eager_in[:3], slopes=eager_in[3])
+    assert out.grad_fn is not None and torch.equal(out.detach(), op_out.detach())
+    out.backward(dout)
+    for got, want in zip(eager_in, op_in):
+        assert torch.equal(got.grad, want.grad)
