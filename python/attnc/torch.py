@@ -14,8 +14,9 @@ float inputs the spec differentiates, from attnc's backward kernels. The
 kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
 `dtype` fixes it. CPU tensors only. Eager calls on plain tensors skip the
 operators' dispatch (_eager_path): the kernel alone when no gradient is
-wanted, else an autograd.Function with the same formula. ring_attention (ring.py) runs a spec
-over a sequence sharded across torch.distributed ranks.
+wanted, else an autograd.Function with the same formula. ring_attention
+(ring.py) runs a spec over a sequence sharded across torch.distributed
+ranks.
 """
 import hashlib
 from typing import List, Tuple
