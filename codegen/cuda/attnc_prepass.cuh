@@ -9,7 +9,7 @@
 // min/max do not depend on the order of the scan, so the parallel
 // reduction gives exactly attnc_ids_tile_<n>'s words. S is the spec's
 // struct (attnc_spec_<n>: `ids` atoms, kvid(c, j, p) the key-side id of
-// atom j at key p). The emitter writes the extern "C" entry
+// atom j at key p, kvid_extent(c, j) the keys it has). The emitter writes the extern "C" entry
 // attnc_prepass_<n>, which calls attnc_prepass_body.
 //
 //===----------------------------------------------------------------------===//
@@ -28,8 +28,11 @@ template <class S, int KEYS> __device__ __forceinline__ void attnc_prepass_body(
   __shared__ long long red[2][4];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int j = 0; j < S::ids; ++j) {
-    long long lo = INT64_MAX, hi = INT64_MIN;
-    for (int64_t p = k0 + threadIdx.x; p <= k1; p += blockDim.x) {
+    // A tile that reaches past the ids' extent (an [LQ] id tensor read at
+    // kv) gets every id, so it stays PARTIAL and the mask reports the read.
+    const bool inside = k1 < S::kvid_extent(c, j);
+    long long lo = inside ? INT64_MAX : INT64_MIN, hi = inside ? INT64_MIN : INT64_MAX;
+    for (int64_t p = k0 + threadIdx.x; inside && p <= k1; p += blockDim.x) {
       long long id = S::kvid(c, j, p);
       lo = id < lo ? id : lo;
       hi = id > hi ? id : hi;

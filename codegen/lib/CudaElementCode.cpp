@@ -114,26 +114,32 @@ public:
   }
 
   /// min / max of an ids_eq read while its q or kv coordinate runs over
-  /// [p0, p1].
+  /// [p0, p1]; everything ([INT64_MIN, INT64_MAX]: the tile stays PARTIAL)
+  /// when p1 is past the input's extent there (emitIdsRange's rule).
   Bound idsRange(ArrayAttr read, const std::string &p0, const std::string &p1) {
     StringRef name = cast<StringAttr>(read[0]).getValue();
     int64_t number = attnc::cudamod::inputNumber(spec, name);
     std::string in = "c.inputs[" + std::to_string(number) + "]";
     std::string base = let("int64_t", "0"), stride = let("int64_t", "0");
+    std::string extent = let("int64_t", "0");
     for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
       StringRef coord = cast<StringAttr>(cAttr).getValue();
       std::string s = in + ".strides[" + std::to_string(d) + "]";
       if (coord == "q" || coord == "kv")
-        os << "  " << stride << " = " << s << ";\n";
+        os << "  " << stride << " = " << s << ";\n  " << extent << " = " << in
+           << ".dims[" << d << "];\n";
       else
         os << "  " << base << " += c." << coord.str() << " * " << s << ";\n";
     }
     std::string lo = let("int64_t", "INT64_MAX"), hi = let("int64_t", "INT64_MIN");
-    os << "  for (int64_t p = " << p0 << "; p <= " << p1 << "; ++p) {\n"
+    os << "  if (" << p1 << " >= " << extent << ") {\n"
+       << "    " << lo << " = INT64_MIN;\n    " << hi << " = INT64_MAX;\n"
+       << "  } else {\n"
+       << "  for (int64_t p = " << p0 << "; p <= " << p1 << "; ++p) {\n"
        << "    int64_t id = ((const int64_t *)" << in << ".data)[" << base
        << " + p * " << stride << "];\n"
        << "    " << lo << " = id < " << lo << " ? id : " << lo << ";\n"
-       << "    " << hi << " = id > " << hi << " ? id : " << hi << ";\n  }\n";
+       << "    " << hi << " = id > " << hi << " ? id : " << hi << ";\n  }\n  }\n";
     return {lo, hi, "true"};
   }
 
@@ -278,8 +284,9 @@ int countAtoms(MaskAttr node) {
 /// atom j's key-side id at key p, attnc_kvid_range_<n> is its min/max over
 /// [k0, k1] and attnc_ids_tile_<n> fills the 2 * ATTNC_IDS_<n> words a key
 /// tile's pre-pass entry holds (what attnc_tile_kind_<n> reads as `pre`).
-/// The analysis forms ids_eq only from reads whose coordinates are in range,
-/// so the loads need no check (as TileIdsPrepass.cpp).
+/// The analysis forms ids_eq only from reads whose b, h and hkv are in
+/// range; a key past the input's extent makes the tile's range everything
+/// (emitIdsRange's rule, LowerCpuPrepass.cpp).
 void emitKeyIds(SpecOp spec, llvm::raw_ostream &os) {
   std::string n = spec.getSymName().str();
   SmallVector<MaskAttr> atoms = collectIdsAtoms(spec.getMaskScheduleAttr());
@@ -301,8 +308,24 @@ void emitKeyIds(SpecOp spec, llvm::raw_ostream &os) {
     os << "];\n";
   }
   os << "  }\n  return 0;\n}\n"
+     << "ATTNC_HD inline int64_t attnc_kvid_extent_" << n
+     << "(const attnc_ctx &c, int j) {\n  (void)c;\n  switch (j) {\n";
+  for (auto [j, atom] : llvm::enumerate(atoms)) {
+    auto read = cast<ArrayAttr>(atom.getTerms()[1]);
+    int64_t number = attnc::cudamod::inputNumber(
+        spec, cast<StringAttr>(read[0]).getValue());
+    for (auto [d, cAttr] : llvm::enumerate(read.getValue().drop_front())) {
+      StringRef coord = cast<StringAttr>(cAttr).getValue();
+      if (coord == "q" || coord == "kv")
+        os << "  case " << j << ": return c.inputs[" << number << "].dims[" << d
+           << "];\n";
+    }
+  }
+  os << "  }\n  return 0;\n}\n"
      << "ATTNC_HD inline void attnc_kvid_range_" << n
      << "(const attnc_ctx &c, int j, int64_t k0, int64_t k1, int64_t *lo, int64_t *hi) {\n"
+     << "  if (k1 >= attnc_kvid_extent_" << n << "(c, j)) {\n"
+     << "    *lo = INT64_MIN; *hi = INT64_MAX; return;\n  }\n"
      << "  int64_t l = INT64_MAX, u = INT64_MIN;\n"
      << "  for (int64_t p = k0; p <= k1; ++p) {\n"
      << "    int64_t id = attnc_kvid_" << n << "(c, j, p);\n"

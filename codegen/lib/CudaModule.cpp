@@ -198,6 +198,8 @@ struct attnc_spec_@N@ {
   replaceAll(s, "@IDS@", ids ? "ATTNC_IDS_@N@" : "0");
   replaceAll(s, "@KVID@", ids ? "  static ATTNC_HD inline int64_t kvid(const attnc_ctx &c, int j, int64_t p) "
                                 "{ return attnc_kvid_@N@(c, j, p); }\n"
+                                "  static ATTNC_HD inline int64_t kvid_extent(const attnc_ctx &c, int j) "
+                                "{ return attnc_kvid_extent_@N@(c, j); }\n"
                               : "");
   replaceAll(s, "@UNIFORMS@", uniformsBody(f));
   replaceAll(s, "@ELEMENT@", elementBody(f));

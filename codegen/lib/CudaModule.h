@@ -10,7 +10,8 @@
 //        static constexpr int ids;        // ids_eq atoms of the pre-pass
 //        typedef ... rowset;              // the schedule's per-CTA rows
 //        rows(c, q0, q1), tile_kind(c, rows, k0, k1, pre): the schedule;
-//        kvid(c, j, p): atom j's key-side id (only when ids > 0);
+//        kvid(c, j, p): atom j's key-side id, kvid_extent(c, j): the keys
+//          it has (only when ids > 0);
 //        uniforms(c): the per-CTA attnc_uniforms (scale, bias, fold, pre);
 //        element<PARTIAL>(c, u, q, kv, inb, s): S's element (q, kv) made
 //          P's logit in log2 units (softmax) or P (sigmoid); PARTIAL tiles

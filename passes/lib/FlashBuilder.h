@@ -175,7 +175,8 @@ RegionEnv loadKernelEnv(FlashBuilder &f, ValueRange args,
                         ArrayRef<InputAttr> decls);
 
 /// The min and max (i64) of int input `read` ([name, coordinates...], an
-/// ids_eq term) while its q or kv coordinate runs over [p0, p1].
+/// ids_eq term) while its q or kv coordinate runs over [p0, p1];
+/// [INT64_MIN, INT64_MAX] when p1 is past the input's extent there.
 std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
                                      ArrayAttr read, Value p0, Value p1);
 

@@ -40,10 +40,6 @@ SmallVector<Type> mlir::attn::flash::kernelArgTypes(OpBuilder &b, Type storageTy
   return types;
 }
 
-/// The min and max of int input `read` ([name, coordinates...], from an
-/// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
-/// hkv come from `env`. The analysis only forms ids_eq from reads whose
-/// coordinates are in range, so the loads need no check.
 SmallVector<InputAttr> mlir::attn::flash::inputDecls(SpecOp spec) {
   SmallVector<InputAttr> decls;
   if (ArrayAttr inputs = spec.getInputsAttr())
@@ -102,6 +98,13 @@ CallWindow mlir::attn::flash::loadCallWindow(FlashBuilder &f, ValueRange args,
           metaAt(kMetaKvPos)};
 }
 
+/// The min and max of int input `read` ([name, coordinates...], from an
+/// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
+/// hkv come from `env`. The analysis forms ids_eq only from reads whose b,
+/// h and hkv are in range; the position may run past the extent of its
+/// dimension (an [LQ] id tensor read at kv): then the scan stops there and
+/// the range is everything, [INT64_MIN, INT64_MAX], so the tile stays
+/// PARTIAL and the mask reports the out-of-range read.
 std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const RegionEnv &env,
                                      ArrayAttr read, Value p0, Value p1) {
   OpBuilder &b = f.b;
@@ -112,11 +115,12 @@ std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const R
     if (cast<InputAttr>(a).getName().getValue() == name)
       number = int64_t(i);
   const InputBinding &in = env.inputs[number];
-  Value base = f.ci(0), stride = f.ci(0);
+  Value base = f.ci(0), stride = f.ci(0), extent = f.ci(0);
   for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
     StringRef coord = cast<StringAttr>(c).getValue();
     if (coord == "q" || coord == "kv") {
       stride = in.strides[d];
+      extent = in.dims[d];
       continue;
     }
     Value v = coord == "b" ? env.b : coord == "h" ? env.h : env.hkv;
@@ -124,7 +128,8 @@ std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const R
   }
   Value lo0 = f.ci(std::numeric_limits<int64_t>::max());
   Value hi0 = f.ci(std::numeric_limits<int64_t>::min());
-  Value end = f.add(p1, f.ci(1));
+  Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p1, extent);
+  Value end = arith::MinSIOp::create(b, loc, f.add(p1, f.ci(1)), extent);
   auto loop = scf::ForOp::create(
       b, loc, f.toIdx(p0), f.toIdx(end), f.cx(1), ValueRange{lo0, hi0},
       [&](OpBuilder &nb, Location l, Value iv, ValueRange acc) {
@@ -136,7 +141,8 @@ std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const R
             b, l, ValueRange{arith::MinSIOp::create(b, l, acc[0], id),
                              arith::MaxSIOp::create(b, l, acc[1], id)});
       });
-  return {loop.getResult(0), loop.getResult(1)};
+  return {arith::SelectOp::create(b, loc, inside, loop.getResult(0), hi0),
+          arith::SelectOp::create(b, loc, inside, loop.getResult(1), lo0)};
 }
 
 /// The pre-pass of masks with ids_eq atoms (X[q] == Y[kv]), a second

@@ -451,9 +451,15 @@ private:
   }
 
   /// A read X[c0, c1, ..] of an int input whose indices are coordinates,
-  /// each in the range of its dimension (q of an [.., LQ, ..] input, ...),
   /// as [name, coordinate names...]; `side` is 0 if q is an index, 1 if kv
-  /// is. Null if `v` is not such a read.
+  /// is. b, h and hkv must index dimensions of their extent (B, HQ, HKV),
+  /// so they are in range; the position may index a dimension of LQ or LK
+  /// (one id tensor for both sides, `doc[q] == doc[kv]`), which may be
+  /// shorter than the other sequence: whoever scans the ids of a tile
+  /// checks its positions against the input's extent (emitIdsRange, the
+  /// CUDA element code, idsRange) and leaves a tile that reaches past it
+  /// PARTIAL, where the mask reports the out-of-range read. Null if `v` is
+  /// not such a read.
   ArrayAttr coordinateRead(Value v, int &side) {
     auto read = v.getDefiningOp<ReadOp>();
     if (!read || !read.getType().isInteger(64))
@@ -467,8 +473,12 @@ private:
     for (auto [i, idx] : llvm::enumerate(read.getIndices())) {
       auto coord = idx.getDefiningOp<IndexOp>();
       auto dim = dyn_cast<StringAttr>(decl.getShape()[i]);
-      if (!coord || !dim ||
-          dim.getValue() != extents[static_cast<int>(coord.getVar())])
+      if (!coord || !dim)
+        return {};
+      bool position = coord.getVar() == IndexVar::q || coord.getVar() == IndexVar::kv;
+      bool fits = position ? dim.getValue() == "LQ" || dim.getValue() == "LK"
+                           : dim.getValue() == extents[static_cast<int>(coord.getVar())];
+      if (!fits)
         return {};
       qs += coord.getVar() == IndexVar::q;
       kvs += coord.getVar() == IndexVar::kv;

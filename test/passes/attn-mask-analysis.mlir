@@ -213,12 +213,14 @@ module {
 
 // -----
 
-// A read the analysis cannot prove in range (doc is [LQ], read at kv) is
-// opaque; the causal part still bounds the keys. Transposed, that read is
-// doc[q] with doc declared [LK], still not provably in range: opaque again.
+// One id tensor for both sides: doc is [LQ] and read at kv too, which the
+// analysis cannot prove in range; it forms ids_eq all the same, and the
+// scans of the ids check positions against the tensor's extent at run time
+// (a tile past it stays PARTIAL). Transposed, the same atom with the sides
+// exchanged (the one tensor on both).
 // CHECK-LABEL: attn.spec @document
-// CHECK-SAME:    mask_schedule = #attn.mask<all_of(opaque, kv_le "q")>
-// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(opaque, kv_ge "q")>
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(ids_eq "doc"[q] "doc"[kv], kv_le "q")>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(ids_eq "doc"[q] "doc"[kv], kv_ge "q")>
 module {
   attn.spec @document normalize(softmax) inputs [#attn.input<"doc" : i64 [LQ]>] scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -379,6 +381,42 @@ module {
     %o1 = arith.ori %a, %e2 : i1
     %o2 = arith.ori %o1, %n : i1
     attn.yield %o2 : i1
+  }
+}
+
+// -----
+
+// One id tensor for both sides (FlexAttention's document mask): an [LQ]
+// tensor read at kv (and an [LK] one read at q) still forms ids_eq; the
+// scans check the position against the tensor's extent at run time. A
+// batch coordinate must index a dimension of its own extent: "w" [HQ] read
+// at b stays opaque.
+// CHECK-LABEL: attn.spec @one_ids
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(ids_eq "doc"[q] "doc"[kv], ids_eq "key"[q] "key"[kv], opaque)>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(ids_eq "doc"[q] "doc"[kv], ids_eq "key"[q] "key"[kv], opaque)>
+module {
+  attn.spec @one_ids normalize(softmax) inputs [#attn.input<"doc" : i64 [LQ]>, #attn.input<"key" : i64 [LK]>, #attn.input<"w" : i64 [HQ]>, #attn.input<"u" : i64 [B]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %b = attn.index b
+    %q = attn.index q
+    %kv = attn.index kv
+    %x = attn.read "doc"[%q] : i64
+    %y = attn.read "doc"[%kv] : i64
+    %e1 = arith.cmpi eq, %x, %y : i64
+    %z = attn.read "key"[%kv] : i64
+    %t = attn.read "key"[%q] : i64
+    %e2 = arith.cmpi eq, %z, %t : i64
+    %w = attn.read "w"[%b] : i64
+    %u = attn.read "u"[%b] : i64
+    %e3 = arith.cmpi eq, %w, %u : i64
+    %a = arith.andi %e1, %e2 : i1
+    %a2 = arith.andi %a, %e3 : i1
+    attn.yield %a2 : i1
   }
 }
 

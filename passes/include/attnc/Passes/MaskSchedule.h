@@ -40,7 +40,8 @@ struct BoundRange {
 };
 
 /// Reads element `indices` of int input `name` (for ids_eq atoms); nullopt
-/// if it cannot. Without a reader, ids_eq atoms classify like opaque.
+/// if it cannot, e.g. an index past the input's extent (an [LQ] id tensor
+/// read at kv; the range is then unknown, as the kernels make it). Without a reader, ids_eq atoms classify like opaque.
 using IdsReader = std::function<std::optional<int64_t>(
     llvm::StringRef name, llvm::ArrayRef<int64_t> indices)>;
 
