@@ -67,7 +67,10 @@ public:
     case AffineExprKind::DimId:
       return {"q0", "q1", "true"};
     case AffineExprKind::SymbolId: {
-      std::string v = syms[cast<AffineSymbolExpr>(e).getPosition()];
+      unsigned pos = cast<AffineSymbolExpr>(e).getPosition();
+      std::string v = pos < 10 ? syms[pos]
+                      : pos - 10 < atomReads.size() ? atomReads[pos - 10]
+                                                     : "INT64_C(0)";
       return {v, v, "true"};
     }
     default:
@@ -164,6 +167,20 @@ public:
     case MaskKind::kv_ge:
     case MaskKind::kv_le:
     case MaskKind::q_pred: {
+      // The bound's reads (kv_len[b]): int input elements at b, h, hkv.
+      atomReads.clear();
+      for (Attribute t : node.getTerms()) {
+        auto read = cast<ArrayAttr>(t);
+        std::string in = "c.inputs[" +
+                         std::to_string(attnc::cudamod::inputNumber(
+                             spec, cast<StringAttr>(read[0]).getValue())) +
+                         "]";
+        std::string at = "0";
+        for (auto [d, c] : llvm::enumerate(read.getValue().drop_front()))
+          at += " + c." + cast<StringAttr>(c).getValue().str() + " * " + in +
+                ".strides[" + std::to_string(d) + "]";
+        atomReads.push_back(let("int64_t", "((const int64_t *)" + in + ".data)[" + at + "]"));
+      }
       Bound r = bound(node.getBoundExpr());
       store(atom++, r);
       Hull h;
@@ -262,6 +279,7 @@ public:
   }
 
   int counter = 0, idsAtom = 0;
+  std::vector<std::string> atomReads; // the values of the current atom's reads
   SpecOp spec;
   llvm::raw_ostream &os;
 };

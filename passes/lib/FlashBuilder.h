@@ -174,6 +174,11 @@ CallWindow loadCallWindow(FlashBuilder &f, ValueRange args,
 RegionEnv loadKernelEnv(FlashBuilder &f, ValueRange args,
                         ArrayRef<InputAttr> decls);
 
+/// The element (i64) of int input `read` ([name, b | h | hkv...], a read of
+/// an atom's bound) at env's b, h, hkv; always in range (the analysis
+/// takes only dimensions of those extents).
+Value emitBoundRead(FlashBuilder &f, const RegionEnv &env, ArrayAttr read);
+
 /// The min and max (i64) of int input `read` ([name, coordinates...], an
 /// ids_eq term) while its q or kv coordinate runs over [p0, p1];
 /// [INT64_MIN, INT64_MAX] when p1 is past the input's extent there.

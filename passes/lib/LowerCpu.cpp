@@ -321,10 +321,14 @@ void CpuFlashLowering::initRows(TaskState &ts) {
 }
 
 /// ids_eq atoms: the rows' ids are scanned per task (O(TQ)); the keys'
-/// come from the pre-pass, per key tile.
+/// come from the pre-pass, per key tile. Atoms' bounds read their inputs
+/// (kv_len[b]) once per task.
 void CpuFlashLowering::setUpIds(TaskState &ts) {
   ts.ids.range = [this, env = ts.rowEnv](ArrayAttr read, Value p0, Value p1) {
     return emitIdsRange(f, env, read, p0, p1);
+  };
+  ts.ids.read = [this, env = ts.rowEnv](ArrayAttr read) {
+    return emitBoundRead(f, env, read);
   };
   ts.ids.keyRange = [this, bb = ts.b, h = ts.h](unsigned n, Value k0, Value) {
     Value kt = arith::DivSIOp::create(b, loc, f.sub(k0, kvPos), TK);

@@ -120,6 +120,7 @@ void emitKinds(OpBuilder &b, FlashOp flash, MaskAttr columns) {
   ids.range = [&](ArrayAttr read, Value p0, Value p1) {
     return emitIdsRange(f, env, read, p0, p1);
   };
+  ids.read = [&](ArrayAttr read) { return emitBoundRead(f, env, read); };
   ids.keyRange = [&](unsigned n, Value p0, Value p1) {
     return emitIdsRange(f, env, cast<ArrayAttr>(atoms[n].getTerms()[1]), p0,
                         p1);

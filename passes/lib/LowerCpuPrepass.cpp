@@ -98,6 +98,23 @@ CallWindow mlir::attn::flash::loadCallWindow(FlashBuilder &f, ValueRange args,
           metaAt(kMetaKvPos)};
 }
 
+Value mlir::attn::flash::emitBoundRead(FlashBuilder &f, const RegionEnv &env,
+                                      ArrayAttr read) {
+  StringRef name = cast<StringAttr>(read[0]).getValue();
+  int64_t number = 0;
+  for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
+    if (cast<InputAttr>(a).getName().getValue() == name)
+      number = int64_t(i);
+  const InputBinding &in = env.inputs[number];
+  Value at = f.ci(0);
+  for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
+    StringRef coord = cast<StringAttr>(c).getValue();
+    Value v = coord == "b" ? env.b : coord == "h" ? env.h : env.hkv;
+    at = f.add(at, f.mul(v, in.strides[d]));
+  }
+  return f.load(in.buffer, f.toIdx(at));
+}
+
 /// The min and max of int input `read` ([name, coordinates...], from an
 /// ids_eq atom) while its q or kv coordinate runs over [p0, p1]; b, h and
 /// hkv come from `env`. The analysis forms ids_eq only from reads whose b,

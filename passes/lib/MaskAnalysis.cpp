@@ -1,7 +1,9 @@
 //===- MaskAnalysis.cpp - Mask region -> #attn.mask formula ---------------===//
 //
 // Math. An int value of the mask region is read as a Term: a tree of min/max
-// over affine leaves in (q = d0, kv = d1) and the symbols of MaskAttr. Every
+// over affine leaves in (q = d0, kv = d1) and the symbols of MaskAttr (an int
+// input element read at b, h or hkv, such as kv_len[b], is one more symbol:
+// a constant of each (b, h), loaded by the kernels). Every
 // operation the language offers on ints pushes min/max outwards:
 //   -min(a,b) = max(-a,-b),  min(a,b) + c = min(a+c, b+c),
 //   c*min(a,b) = min(ca,cb) (c >= 0),  floor(min(a,b)/c) = min(a/c, b/c),
@@ -193,8 +195,53 @@ private:
   MLIRContext *ctx;
   std::optional<int64_t> gridWidth;
   DenseMap<Value, Term> terms;
+  /// Int input elements read at b, h or hkv (a per-sequence length, a
+  /// per-head window): symbol kNumSymbols + n stands for reads[n].
+  SmallVector<Attribute> reads;
+  static constexpr size_t kMaxReads = 8;
 
   MaskAttr leaf(MaskKind k) { return MaskAttr::getLeaf(ctx, k); }
+
+  /// An atom with bound `e`, carrying the reads its symbols stand for.
+  MaskAttr atom(MaskKind kind, AffineExpr e) {
+    unsigned used = 0;
+    e.walk([&](AffineExpr sub) {
+      if (auto sym = dyn_cast<AffineSymbolExpr>(sub))
+        used = std::max(used, sym.getPosition() + 1);
+    });
+    size_t n = used > MaskAttr::kNumSymbols ? used - MaskAttr::kNumSymbols : 0;
+    return MaskAttr::getAtom(ctx, kind, e, ArrayRef<Attribute>(reads).take_front(n));
+  }
+
+  /// `X[c..]` of an int input indexed by b, h or hkv only, each at a
+  /// dimension of its extent (B, HQ, HKV: always in range): one value per
+  /// (b, h), a symbol of the bound. Opaque otherwise.
+  Term readSymbol(ReadOp read) {
+    InputAttr decl = spec.lookupInput(read.getInput());
+    if (!decl || read.getIndices().empty())
+      return Term::opaque();
+    static const char *extents[] = {"B", "HQ", "HKV"};
+    SmallVector<Attribute> r = {StringAttr::get(ctx, read.getInput())};
+    for (auto [i, idx] : llvm::enumerate(read.getIndices())) {
+      auto coord = idx.getDefiningOp<IndexOp>();
+      auto dim = dyn_cast<StringAttr>(decl.getShape()[i]);
+      if (!coord || !dim || coord.getVar() == IndexVar::q ||
+          coord.getVar() == IndexVar::kv ||
+          dim.getValue() != extents[static_cast<int>(coord.getVar())])
+        return Term::opaque();
+      r.push_back(StringAttr::get(ctx, stringifyIndexVar(coord.getVar())));
+    }
+    Attribute key = ArrayAttr::get(ctx, r);
+    auto *it = llvm::find(reads, key);
+    if (it == reads.end()) {
+      if (reads.size() >= kMaxReads)
+        return Term::opaque();
+      reads.push_back(key);
+      it = reads.end() - 1;
+    }
+    return Term::leaf(getAffineSymbolExpr(
+        MaskAttr::kNumSymbols + unsigned(it - reads.begin()), ctx));
+  }
 
   MaskAttr combination(MaskKind kind, ArrayRef<MaskAttr> in) {
     MaskKind absorbing = kind == MaskKind::all_of ? MaskKind::never
@@ -271,6 +318,8 @@ private:
     if (auto dim = dyn_cast<DimOp>(op))
       return Term::leaf(
           getAffineSymbolExpr(3 + static_cast<unsigned>(dim.getVar()), ctx));
+    if (auto read = dyn_cast<ReadOp>(op))
+      return readSymbol(read);
     if (auto p = dyn_cast<ParamOp>(op)) {
       if (ParamAttr decl = spec.lookupParam(p.getName()))
         if (auto value = dyn_cast_or_null<IntegerAttr>(decl.getValue()))
@@ -404,7 +453,7 @@ private:
     if (auto c = dyn_cast<AffineConstantExpr>(e))
       return leaf(c.getValue() >= 0 ? MaskKind::always : MaskKind::never);
     if (!e.isFunctionOfDim(1))
-      return MaskAttr::getAtom(ctx, MaskKind::q_pred, normalize(e));
+      return atom(MaskKind::q_pred, normalize(e));
     LinearForm form;
     linearize(e, 1, form);
     LinearForm restForm;
@@ -428,10 +477,8 @@ private:
       if (a == 0)
         return solve(rest, depth + 1);
       if (a > 0)
-        return MaskAttr::getAtom(ctx, MaskKind::kv_ge,
-                                 normalize(normalize(-rest).ceilDiv(a)));
-      return MaskAttr::getAtom(ctx, MaskKind::kv_le,
-                                 normalize(rest.floorDiv(-a)));
+        return atom(MaskKind::kv_ge, normalize(normalize(-rest).ceilDiv(a)));
+      return atom(MaskKind::kv_le, normalize(rest.floorDiv(-a)));
     }
     // One floor division of an expression of kv: c * (X floordiv w) + rest.
     if (a == 0 && kvParts.size() == 1 &&

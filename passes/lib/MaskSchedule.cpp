@@ -130,6 +130,20 @@ struct Hull {
   int64_t lo, hi; // empty if lo > hi
 };
 
+/// The element `read` ([input, b | h | hkv...]) names for these sizes' b
+/// and h, through the reader; nothing without one.
+std::optional<int64_t> readAt(ArrayAttr read, const IdsReader *ids,
+                              const ProblemSizes &sizes) {
+  if (!ids || !*ids)
+    return std::nullopt;
+  SmallVector<int64_t> idx;
+  for (Attribute c : read.getValue().drop_front()) {
+    StringRef v = cast<StringAttr>(c).getValue();
+    idx.push_back(v == "b" ? sizes.b : v == "h" ? sizes.h : sizes.hkv());
+  }
+  return (*ids)(cast<StringAttr>(read[0]).getValue(), idx);
+}
+
 /// Fills `rows.atoms` in pre-order and returns the node's hull.
 Hull hullOf(MaskAttr node, const std::vector<int64_t> &syms, int64_t q0,
             int64_t q1, int64_t lk, RowBlock &rows) {
@@ -147,7 +161,17 @@ Hull hullOf(MaskAttr node, const std::vector<int64_t> &syms, int64_t q0,
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
-    BoundRange r = boundRange(node.getBoundExpr(), syms, q0, q1);
+    // The bound's reads (kv_len[b]) are symbols after the ten; one the
+    // reader cannot give makes the atom unknown.
+    std::vector<int64_t> withReads = syms;
+    bool readable = true;
+    for (Attribute t : node.getTerms()) {
+      std::optional<int64_t> v = readAt(cast<ArrayAttr>(t), rows.ids, rows.sizes);
+      readable = readable && v;
+      withReads.push_back(v.value_or(0));
+    }
+    BoundRange r = readable ? boundRange(node.getBoundExpr(), withReads, q0, q1)
+                            : BoundRange{};
     rows.atoms.push_back(r);
     if (!r.known)
       return all;

@@ -1,7 +1,8 @@
 //===- ScheduleEmitter.cpp - The mask schedule as generated code ----------===//
 //
 // Mirrors MaskSchedule.cpp node for node (see the math there):
-//   bound ranges:  constants, symbols -> points; q -> [q0, q1];
+//   bound ranges:  constants, symbols (and reads, ids->read) -> points;
+//                  q -> [q0, q1];
 //                  a + b -> [lo+lo, hi+hi]; a * p, a floordiv p,
 //                  a ceildiv p (p a point) -> monotone, swapped if p < 0;
 //                  a mod p (p > 0) -> exact if no wrap, else [0, p-1];
@@ -143,7 +144,16 @@ Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
-    EmittedBound r = boundOf(e, node.getBoundExpr(), q0, q1, syms);
+    // The bound's reads (kv_len[b]) are symbols after the ten.
+    SmallVector<Value> withReads(syms.begin(), syms.end());
+    bool readable = true;
+    for (Attribute r : node.getTerms()) {
+      readable = readable && ids && ids->read;
+      withReads.push_back(readable ? ids->read(cast<ArrayAttr>(r)) : e.c(0));
+    }
+    EmittedBound r = boundOf(e, node.getBoundExpr(), q0, q1, withReads);
+    if (!readable)
+      r.known = e.bit(false);
     rows.atoms.push_back(r);
     Hull h;
     if (node.getKind() == MaskKind::kv_ge) {

@@ -444,6 +444,35 @@ attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x
 
 // -----
 
+// expected-error @+1 {{mask atom reads are indexed by b, h or hkv, not 'q'}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "r0" reads("len"[q])>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// A bound that names a read the atom does not list.
+// expected-error @+1 {{invalid mask bound "r0 - 1"}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "r0 - 1">} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
 // expected-error @+1 {{'attn.flash' op body must hold exactly one attn.spec}}
 attn.flash tiles(32, 64) storage(f32) prepass(0) {
   attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<always>} scale {

@@ -121,6 +121,23 @@ attn.spec @docs normalize(softmax) attributes {mask_schedule = #attn.mask<all_of
 
 // -----
 
+// Atoms whose bound reads int inputs at b, h or hkv name them r0, r1, ...
+// and list the reads; inside a combination the list is delimited.
+// CHECK-LABEL: attn.spec @reads
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q")>
+attn.spec @reads normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q")>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
 // The tiled form: attn.flash with every optional part.
 // CHECK-LABEL: attn.flash tiles(32, 128) storage(bf16) grid_patch [64, 4, 8] scale_per_call mask_on_partial prepass(1) {
 // CHECK-NEXT:    attn.spec @doc normalize(softmax) inputs

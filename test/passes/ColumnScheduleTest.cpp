@@ -181,7 +181,10 @@ int64_t checkColumns(const std::string &name, SpecOp spec, const Options &o) {
     SpecInterpreter interp(spec, s, inputs.reader());
     TileSchedule col = computeColumnSchedule(columns, s, tq, tk,
                                              o.withIds ? &ids : nullptr);
-    TileSchedule row = computeSchedule(rowsMask, s, tq, tk);
+    // Atoms whose bounds read inputs (window[h]) need the reader in both
+    // views.
+    TileSchedule row = computeSchedule(rowsMask, s, tq, tk,
+                                       o.withIds ? &ids : nullptr);
     std::string problem = name + " LQ=" + std::to_string(s.LQ) + " LK=" +
                           std::to_string(s.LK) + " tiles " + std::to_string(tq) +
                           "x" + std::to_string(tk) + " h=" + std::to_string(s.h) +

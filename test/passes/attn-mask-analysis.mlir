@@ -422,6 +422,47 @@ module {
 
 // -----
 
+// Bounds read from int inputs at b, h or hkv, each at a dimension of its
+// extent: a padding length kv < kv_len[b], a start kv >= start[b], a
+// per-head window q - kv < w[h]; each becomes a symbol r0, r1, ... of its
+// atom, with the read listed. An input read at a dimension of another
+// extent ("bad" [HQ] read at b) stays opaque. Transposed (the column view),
+// the same reads bound the queries.
+// CHECK-LABEL: attn.spec @bounds
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "r1" reads("kv_len"[b], "start"[b]), kv_ge "q - r2 + 1" reads("kv_len"[b], "start"[b], "w"[h]), kv_le "q", opaque)>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(q_pred "-q + r0 - 1" reads("kv_len"[b]), q_pred "q - r1" reads("kv_len"[b], "start"[b]), kv_le "q + r2 - 1" reads("kv_len"[b], "start"[b], "w"[h]), kv_ge "q", opaque)>
+module {
+  attn.spec @bounds normalize(softmax) inputs [#attn.input<"kv_len" : i64 [B]>, #attn.input<"start" : i64 [B]>, #attn.input<"w" : i64 [HQ]>, #attn.input<"bad" : i64 [HQ]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %b = attn.index b
+    %h = attn.index h
+    %q = attn.index q
+    %kv = attn.index kv
+    %len = attn.read "kv_len"[%b] : i64
+    %c1 = arith.cmpi slt, %kv, %len : i64
+    %st = attn.read "start"[%b] : i64
+    %c2 = arith.cmpi sge, %kv, %st : i64
+    %w = attn.read "w"[%h] : i64
+    %d = arith.subi %q, %kv : i64
+    %c3 = arith.cmpi slt, %d, %w : i64
+    %c4 = arith.cmpi sge, %q, %kv : i64
+    %bad = attn.read "bad"[%b] : i64
+    %c5 = arith.cmpi slt, %kv, %bad : i64
+    %a1 = arith.andi %c1, %c2 : i1
+    %a2 = arith.andi %a1, %c3 : i1
+    %a3 = arith.andi %a2, %c4 : i1
+    %a4 = arith.andi %a3, %c5 : i1
+    attn.yield %a4 : i1
+  }
+}
+
+// -----
+
 // A 2-D neighbourhood on a 32-wide grid: the ordinary formula bounds the
 // keys by whole grid rows, the grid view bounds kv mod 32 by q mod 32.
 // CHECK-LABEL: attn.spec @grid3

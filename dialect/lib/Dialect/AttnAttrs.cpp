@@ -213,6 +213,9 @@ std::string mlir::attn::printMaskBound(AffineExpr expr) {
              !word.drop_front().getAsInteger(10, n) &&
              n < maskSymbolNames().size())
       out += maskSymbolNames()[n].str();
+    else if (word.size() > 1 && word[0] == 's' &&
+             !word.drop_front().getAsInteger(10, n))
+      out += "r" + std::to_string(n - maskSymbolNames().size()); // a read
     else
       out += word.str();
     i = j;
@@ -243,9 +246,11 @@ static unsigned countBoundTerms(StringRef text) {
   return n;
 }
 
-static AffineMap parseMaskBound(AsmParser &p, StringRef text) {
+static AffineMap parseMaskBound(AsmParser &p, StringRef text, size_t numReads) {
   std::string mapText = "affine_map<(q)[";
   mapText += llvm::join(maskSymbolNames(), ", ");
+  for (size_t i = 0; i < numReads; ++i)
+    mapText += ", r" + std::to_string(i);
   mapText += "] -> (" + text.str() + ")>";
   // Report errors at the bound's position in the outer text, not in the
   // synthesised map string.
@@ -264,14 +269,43 @@ MaskAttr MaskAttr::getLeaf(MLIRContext *ctx, MaskKind kind) {
 }
 
 MaskAttr MaskAttr::getAtom(MLIRContext *ctx, MaskKind kind,
-                           AffineExpr bound) {
-  return get(ctx, kind, {},
-             AffineMap::get(kNumDims, kNumSymbols, bound));
+                           AffineExpr bound, ArrayRef<Attribute> reads) {
+  return get(ctx, kind, reads,
+             AffineMap::get(kNumDims, kNumSymbols + reads.size(), bound));
 }
 
 MaskAttr MaskAttr::getCombination(MLIRContext *ctx, MaskKind kind,
                                   ArrayRef<Attribute> terms) {
   return get(ctx, kind, terms, AffineMap());
+}
+
+/// `"name"[c0, c1, ..]` for a read [name, coordinates...].
+static void printRead(AsmPrinter &p, ArrayAttr read) {
+  p.printString(cast<StringAttr>(read[0]).getValue());
+  p << "[";
+  llvm::interleaveComma(read.getValue().drop_front(), p, [&](Attribute c) {
+    p << cast<StringAttr>(c).getValue();
+  });
+  p << "]";
+}
+
+/// Parses `"name"[c0, c1, ..]` into [name, coordinates...].
+static ArrayAttr parseRead(AsmParser &p) {
+  MLIRContext *ctx = p.getContext();
+  std::string name;
+  SmallVector<Attribute> read;
+  if (p.parseString(&name))
+    return {};
+  read.push_back(StringAttr::get(ctx, name));
+  if (p.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+        StringRef coord;
+        if (p.parseKeyword(&coord))
+          return failure();
+        read.push_back(StringAttr::get(ctx, coord));
+        return success();
+      }))
+    return {};
+  return ArrayAttr::get(ctx, read);
 }
 
 /// Prints a node that has no sub-formula (everything but all_of/any_of).
@@ -289,18 +323,19 @@ static void printLeaf(AsmPrinter &p, MaskAttr node) {
   case MaskKind::q_pred:
     p << stringifyMaskKind(node.getKind()) << " ";
     p.printString(printMaskBound(node.getBoundExpr()));
+    if (!node.getTerms().empty()) {
+      p << " reads(";
+      llvm::interleaveComma(node.getTerms(), p, [&](Attribute r) {
+        printRead(p, cast<ArrayAttr>(r));
+      });
+      p << ")";
+    }
     return;
   case MaskKind::ids_eq:
     p << "ids_eq";
     for (Attribute t : node.getTerms()) {
-      auto read = cast<ArrayAttr>(t).getValue();
       p << " ";
-      p.printString(cast<StringAttr>(read[0]).getValue());
-      p << "[";
-      llvm::interleaveComma(read.drop_front(), p, [&](Attribute c) {
-        p << cast<StringAttr>(c).getValue();
-      });
-      p << "]";
+      printRead(p, cast<ArrayAttr>(t));
     }
     return;
   }
@@ -351,7 +386,8 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth, unsigned &nodes) {
     return p.emitError(loc, "mask formula has more than ")
                << kMaxMaskTerms << " terms",
            MaskAttr();
-  auto parseBound = [&](AffineExpr &expr) -> ParseResult {
+  // `"EXPR"` then, when EXPR names reads r0, r1, .., `reads("X"[b], ..)`.
+  auto parseBound = [&](AffineExpr &expr, SmallVector<Attribute> &reads) -> ParseResult {
     llvm::SMLoc at = p.getCurrentLocation();
     std::string text;
     if (p.parseString(&text))
@@ -359,7 +395,16 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth, unsigned &nodes) {
     if (countBoundTerms(text) > kMaxMaskBoundTerms)
       return p.emitError(at, "mask bound has more than ")
              << kMaxMaskBoundTerms << " operators";
-    AffineMap map = parseMaskBound(p, text);
+    if (succeeded(p.parseOptionalKeyword("reads")) &&
+        p.parseCommaSeparatedList(AsmParser::Delimiter::Paren, [&] {
+          ArrayAttr read = parseRead(p);
+          if (!read)
+            return failure();
+          reads.push_back(read);
+          return success();
+        }))
+      return failure();
+    AffineMap map = parseMaskBound(p, text, reads.size());
     if (!map || map.getNumResults() != 1)
       return p.emitError(at, "invalid mask bound \"") << text << "\"";
     expr = map.getResult(0);
@@ -375,27 +420,20 @@ static MaskAttr parseNode(AsmParser &p, unsigned depth, unsigned &nodes) {
   if (*kind == MaskKind::kv_ge || *kind == MaskKind::kv_le ||
       *kind == MaskKind::q_pred) {
     AffineExpr expr;
-    if (parseBound(expr))
+    SmallVector<Attribute> reads;
+    if (parseBound(expr, reads))
       return {};
-    return MaskAttr::getAtom(ctx, *kind, expr);
+    return MaskAttr::getChecked(
+        [&] { return p.emitError(loc); }, ctx, *kind, reads,
+        AffineMap::get(MaskAttr::kNumDims, MaskAttr::kNumSymbols + reads.size(), expr));
   }
   if (*kind == MaskKind::ids_eq) {
     SmallVector<Attribute> reads;
     for (int side = 0; side < 2; ++side) {
-      std::string name;
-      SmallVector<Attribute> read;
-      if (p.parseString(&name))
+      ArrayAttr read = parseRead(p);
+      if (!read)
         return {};
-      read.push_back(StringAttr::get(ctx, name));
-      if (p.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
-            StringRef coord;
-            if (p.parseKeyword(&coord))
-              return failure();
-            read.push_back(StringAttr::get(ctx, coord));
-            return success();
-          }))
-        return {};
-      reads.push_back(ArrayAttr::get(ctx, read));
+      reads.push_back(read);
     }
     return MaskAttr::getChecked([&] { return p.emitError(loc); }, ctx, *kind,
                                 reads, AffineMap());
@@ -439,9 +477,24 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   bool isCombination = kind == MaskKind::all_of || kind == MaskKind::any_of;
   if (isAtom) {
     if (!bound || bound.getNumDims() != kNumDims ||
-        bound.getNumSymbols() != kNumSymbols || bound.getNumResults() != 1)
+        bound.getNumSymbols() != kNumSymbols + terms.size() ||
+        bound.getNumResults() != 1)
       return emitError() << "mask atom needs a bound (q)[" << kNumSymbols
-                         << " symbols] -> (expr)";
+                         << " symbols and one per read] -> (expr)";
+    // Reads [input, b | h | hkv...]: the per-call values of symbols 10...
+    for (Attribute t : terms) {
+      auto read = dyn_cast_or_null<ArrayAttr>(t);
+      if (!read || read.size() < 2 ||
+          !llvm::all_of(read, [](Attribute a) { return isa<StringAttr>(a); }))
+        return emitError() << "mask atom reads are [input, coordinates...]";
+      for (Attribute c : read.getValue().drop_front()) {
+        std::optional<IndexVar> v = symbolizeIndexVar(cast<StringAttr>(c).getValue());
+        if (!v || *v == IndexVar::q || *v == IndexVar::kv)
+          return emitError() << "mask atom reads are indexed by b, h or hkv, not '"
+                             << cast<StringAttr>(c).getValue() << "'";
+      }
+    }
+    return success();
   } else if (bound) {
     return emitError() << "only mask atoms have a bound";
   }
@@ -482,7 +535,7 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       if (!isa_and_nonnull<MaskAttr>(t))
         return emitError() << "terms of a mask formula must be #attn.mask";
   } else if (!terms.empty()) {
-    return emitError() << "only all_of/any_of have terms";
+    return emitError() << "always, never and opaque have no terms";
   }
   return success();
 }

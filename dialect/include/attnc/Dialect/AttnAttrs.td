@@ -111,6 +111,11 @@ def Attn_MaskAttr : Attn_Attr<"Mask", "mask"> {
     and the symbols `b, h, hkv, B, HQ, HKV, LQ, LK, D, DV`:
       `kv_ge "EXPR"` (kv >= EXPR), `kv_le "EXPR"` (kv <= EXPR) and
       `q_pred "EXPR"` (EXPR >= 0, a test of q alone).
+    An atom's bound may also name int input elements indexed by b, h or hkv
+    (a per-sequence length, a per-head window): `kv_le "r0 - 1" reads(
+    "kv_len"[b])`. r0, r1, ... are symbols 10, 11, ... of the bound map, and
+    the atom's terms are their reads [name, coordinate names...]; kernels
+    load them once per row block.
     One atom reads inputs: `ids_eq "X"[i..] "Y"[j..]` is X[i..] == Y[j..]
     for int inputs X read at q (and b, h, hkv) and Y read at kv (and b, h,
     hkv), as in document masks; its terms are two arrays [name, coordinate
@@ -131,7 +136,8 @@ def Attn_MaskAttr : Attn_Attr<"Mask", "mask"> {
     static constexpr unsigned kNumSymbols = 10;
     static MaskAttr getLeaf(::mlir::MLIRContext *ctx, MaskKind kind);
     static MaskAttr getAtom(::mlir::MLIRContext *ctx, MaskKind kind,
-                            ::mlir::AffineExpr bound);
+                            ::mlir::AffineExpr bound,
+                            ::llvm::ArrayRef<::mlir::Attribute> reads = {});
     static MaskAttr getCombination(::mlir::MLIRContext *ctx, MaskKind kind,
                                    ::llvm::ArrayRef<::mlir::Attribute> terms);
     ::mlir::AffineExpr getBoundExpr() const {

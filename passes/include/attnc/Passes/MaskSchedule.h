@@ -39,9 +39,11 @@ struct BoundRange {
   bool known = false;
 };
 
-/// Reads element `indices` of int input `name` (for ids_eq atoms); nullopt
-/// if it cannot, e.g. an index past the input's extent (an [LQ] id tensor
-/// read at kv; the range is then unknown, as the kernels make it). Without a reader, ids_eq atoms classify like opaque.
+/// Reads element `indices` of int input `name` (for ids_eq atoms, and the
+/// reads of atoms' bounds such as kv_len[b]); nullopt if it cannot, e.g.
+/// an index past the input's extent (an [LQ] id tensor read at kv): the
+/// range is then unknown, as the kernels make it. Without a reader, ids_eq
+/// atoms and atoms with reads classify like opaque.
 using IdsReader = std::function<std::optional<int64_t>(
     llvm::StringRef name, llvm::ArrayRef<int64_t> indices)>;
 
@@ -54,7 +56,8 @@ struct RowBlock {
   /// Hull of the keys some row may keep, clipped to [0, LK-1]; empty when
   /// hullLo > hullHi.
   int64_t hullLo = 0, hullHi = -1;
-  /// For ids_eq atoms: the reader and the coordinates (null: opaque).
+  /// For ids_eq atoms and atoms with reads: the reader and the
+  /// coordinates (null: opaque).
   const IdsReader *ids = nullptr;
   ProblemSizes sizes;
 };

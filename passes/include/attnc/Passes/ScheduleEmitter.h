@@ -30,7 +30,9 @@ struct EmittedRows {
   Value hullLo, hullHi;            // i64; empty if hullLo > hullHi
 };
 
-/// How generated code reads the ids of ids_eq atoms (X[q] == Y[kv]).
+/// How generated code reads the spec's int inputs for the schedule: the ids
+/// of ids_eq atoms (X[q] == Y[kv]) and the per-(b, h) reads of atoms'
+/// bounds (kv_len[b]).
 struct IdsContext {
   /// Emits the min and max (i64) of `read` ([input, coordinates...]) while
   /// its q or kv coordinate runs over [p0, p1].
@@ -41,11 +43,14 @@ struct IdsContext {
   /// results).
   std::function<std::pair<Value, Value>(unsigned n, Value k0, Value k1)>
       keyRange;
+  /// Emits the value (i64) of `read` ([input, b | h | hkv...]), an atom's
+  /// bound symbol; without it such atoms are unknown (PARTIAL).
+  std::function<Value(ArrayAttr read)> read;
 };
 
 /// `symbols` are the ten i64 values of MaskAttr's symbols (b, h, hkv, B, HQ,
-/// HKV, LQ, LK, D, DV).
-/// Without `ids`, ids_eq atoms classify like opaque.
+/// HKV, LQ, LK, D, DV); the reads of an atom's bound come from ids->read.
+/// Without `ids`, ids_eq atoms and atoms with reads classify like opaque.
 EmittedRows emitRowBlock(OpBuilder &b, Location loc, MaskAttr mask, Value q0,
                          Value q1, ArrayRef<Value> symbols,
                          const IdsContext *ids = nullptr);
