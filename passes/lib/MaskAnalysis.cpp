@@ -23,6 +23,7 @@
 #include "mlir/IR/AffineExpr.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 #include <functional>
 #include <vector>
@@ -176,8 +177,9 @@ public:
   /// With `gridWidth`, the analyser reads the mask in the column view of a
   /// row-major grid of that many columns (see analyzeGridMask): d0 is
   /// q mod W, d1 is kv mod W, and any other use of q or kv is opaque.
-  explicit Analyzer(SpecOp spec, std::optional<int64_t> gridWidth = std::nullopt)
-      : spec(spec), ctx(spec.getContext()), gridWidth(gridWidth) {}
+  explicit Analyzer(SpecOp spec, std::optional<int64_t> gridWidth = std::nullopt,
+                    SmallVector<OpaqueNote> *notes = nullptr)
+      : spec(spec), ctx(spec.getContext()), gridWidth(gridWidth), notes(notes) {}
 
   /// The value of an int SSA value of the mask region when it is a constant
   /// (after binding params), else nothing.
@@ -194,6 +196,8 @@ private:
   SpecOp spec;
   MLIRContext *ctx;
   std::optional<int64_t> gridWidth;
+  SmallVector<OpaqueNote> *notes; // explainOpaqueMask's, or null
+  llvm::SmallPtrSet<Operation *, 8> noted;
   DenseMap<Value, Term> terms;
   /// Int input elements read at b, h or hkv (a per-sequence length, a
   /// per-head window): symbol kNumSymbols + n stands for reads[n].
@@ -201,6 +205,76 @@ private:
   static constexpr size_t kMaxReads = 8;
 
   MaskAttr leaf(MaskKind k) { return MaskAttr::getLeaf(ctx, k); }
+
+  //===--------------------------------------------------------------------===//
+  // Notes: why a part is opaque (explainOpaqueMask)
+  //===--------------------------------------------------------------------===//
+
+  static bool hasOpaque(MaskAttr m) {
+    if (m.getKind() == MaskKind::opaque)
+      return true;
+    if (m.getKind() == MaskKind::all_of || m.getKind() == MaskKind::any_of)
+      for (Attribute t : m.getTerms())
+        if (hasOpaque(cast<MaskAttr>(t)))
+          return true;
+    return false;
+  }
+
+  /// The innermost operation under `v` whose int value the analysis cannot
+  /// bound although its int operands are bounded; null if `v` is bounded.
+  Operation *culprit(Value v, unsigned depth = 0) {
+    if (!term(v, 0).isOpaque())
+      return nullptr;
+    Operation *op = v.getDefiningOp();
+    if (!op || depth > kMaxDepth)
+      return op;
+    for (Value operand : op->getOperands())
+      if (operand.getType().isInteger(64))
+        if (Operation *inner = culprit(operand, depth + 1))
+          return inner;
+    return op;
+  }
+
+  std::string describe(Operation *op) {
+    auto name = [](StringRef n) { return "'" + n.str() + "'"; };
+    if (auto read = dyn_cast<ReadOp>(op)) {
+      if (!read.getType().isInteger(64))
+        return "the value of input " + name(read.getInput()) + " (not an int)";
+      return "int input " + name(read.getInput()) + " is read at an index the "
+             "analysis cannot bound (it bounds reads at b, h or hkv on dimensions "
+             "of their extent, and equalities X[q] == Y[kv])";
+    }
+    if (isa<FloorModOp>(op))
+      return "'%' is decided per element (a grid view needs both q % W and kv % W)";
+    if (isa<arith::MulIOp>(op))
+      return "a product of two values that are not constants";
+    if (isa<arith::FloorDivSIOp>(op))
+      return "a division by a value that is not a constant";
+    if (isa<arith::CmpFOp>(op))
+      return "a float comparison";
+    if (auto p = dyn_cast<ParamOp>(op))
+      return "param " + name(p.getName()) + " has no value";
+    return name(op->getName().getStringRef()) + " is not analysed";
+  }
+
+  void note(Operation *at, const std::string &reason) {
+    if (notes && at && noted.insert(at).second)
+      notes->push_back({at->getLoc(), reason});
+  }
+
+  /// A comparison whose formula has an opaque part: why.
+  void noteComparison(Operation *cmp, Value l, Value r, MaskAttr result) {
+    // Bool operands (a == b on conditions) are noted as formulas.
+    if (!notes || !cmp || !hasOpaque(result) || !l.getType().isInteger(64))
+      return;
+    Operation *bad = culprit(l);
+    if (!bad)
+      bad = culprit(r);
+    note(cmp, bad ? "this comparison is decided per element (its key tiles are "
+                    "PARTIAL): " + describe(bad)
+                  : "this comparison cannot be solved for kv (kv in a product, "
+                    "or under a division or '%' with other terms)");
+  }
 
   /// An atom with bound `e`, carrying the reads its symbols stand for.
   MaskAttr atom(MaskKind kind, AffineExpr e) {
@@ -613,6 +687,7 @@ private:
         if (auto b = dyn_cast_or_null<BoolAttr>(decl.getValue()))
           return leaf(b.getValue() != negate ? MaskKind::always
                                              : MaskKind::never);
+      note(op, "this value is decided per element: " + describe(op));
       return leaf(MaskKind::opaque);
     }
     if (isa<arith::AndIOp, arith::OrIOp>(op)) {
@@ -628,9 +703,11 @@ private:
       if (matchPattern(x.getLhs(), m_ConstantInt(&one)) && !one.isZero())
         return formula(x.getRhs(), !negate, depth);
       // a xor b == (a != b)
-      return compare(negate ? arith::CmpIPredicate::eq
-                            : arith::CmpIPredicate::ne,
-                     x.getLhs(), x.getRhs(), depth);
+      MaskAttr m = compare(negate ? arith::CmpIPredicate::eq
+                                  : arith::CmpIPredicate::ne,
+                           x.getLhs(), x.getRhs(), depth);
+      noteComparison(op, x.getLhs(), x.getRhs(), m);
+      return m;
     }
     if (auto s = dyn_cast<arith::SelectOp>(op)) {
       // c ? x : y  ==  (c && x) || (!c && y)
@@ -646,8 +723,12 @@ private:
       arith::CmpIPredicate pred = cmp.getPredicate();
       if (negate)
         pred = arith::invertPredicate(pred);
-      return compare(pred, cmp.getLhs(), cmp.getRhs(), depth);
+      MaskAttr m = compare(pred, cmp.getLhs(), cmp.getRhs(), depth);
+      noteComparison(op, cmp.getLhs(), cmp.getRhs(), m);
+      return m;
     }
+    note(op, "this value is decided per element (its key tiles are PARTIAL): " +
+                 describe(op));
     return leaf(MaskKind::opaque);
   }
 };
@@ -655,6 +736,14 @@ private:
 } // namespace
 
 MaskAttr mlir::attn::analyzeMask(SpecOp spec) { return Analyzer(spec).run(); }
+
+SmallVector<OpaqueNote> mlir::attn::explainOpaqueMask(SpecOp spec) {
+  SmallVector<OpaqueNote> notes;
+  if (analyzeGridMask(spec))
+    return notes;
+  Analyzer(spec, std::nullopt, &notes).run();
+  return notes;
+}
 
 std::optional<GridMask> mlir::attn::analyzeGridMask(SpecOp spec) {
   // The width: a constant W > 1 with both `q mod W` and `kv mod W` in the

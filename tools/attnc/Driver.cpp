@@ -5,6 +5,7 @@
 #include "attnc/Frontend/MLIRGen.h"
 #include "attnc/Codegen/CpuCodegen.h"
 #include "attnc/Codegen/Pipeline.h"
+#include "attnc/Passes/MaskAnalysis.h"
 #include "attnc/Runtime/Npy.h"
 #include "common/ToolDiagnostics.h"
 #include "mlir/Parser/Parser.h"
@@ -106,4 +107,19 @@ bool attnc::writeOutputFile(llvm::StringRef path, llvm::StringRef data,
     return false;
   }
   return true;
+}
+
+void attnc::printMaskNotes(ModuleOp module, llvm::raw_ostream &os,
+                           llvm::StringRef onlySpec) {
+  for (mlir::attn::SpecOp spec : module.getOps<mlir::attn::SpecOp>()) {
+    if (!spec.getMaskScheduleAttr() ||
+        (!onlySpec.empty() && spec.getSymName() != onlySpec))
+      continue;
+    for (const mlir::attn::OpaqueNote &n : mlir::attn::explainOpaqueMask(spec)) {
+      if (auto at = n.loc->findInstanceOf<FileLineColLoc>())
+        os << at.getFilename().getValue() << ":" << at.getLine() << ":"
+           << at.getColumn() << ": ";
+      os << "note: '" << spec.getSymName() << "': " << n.reason << "\n";
+    }
+  }
 }

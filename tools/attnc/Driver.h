@@ -35,6 +35,13 @@ const char *emitStageNames(); // "mlir|analysed|tiled|loops|..."
 /// module of a big spec is far larger than any spec).
 constexpr uint64_t kMaxMlirFileBytes = uint64_t(1) << 30;
 
+/// Prints, for every analysed spec of `module`, why parts of its mask are
+/// decided per element (explainOpaqueMask): one line
+/// `file:line:col: note: 'NAME': REASON` each; only the spec `onlySpec`
+/// when it is not empty.
+void printMaskNotes(mlir::ModuleOp module, llvm::raw_ostream &os,
+                    llvm::StringRef onlySpec = "");
+
 class Driver {
 public:
   explicit Driver(llvm::raw_ostream &errs);

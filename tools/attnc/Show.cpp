@@ -285,6 +285,7 @@ int attnc::runShow(const std::vector<std::string> &args) {
        << " LK=" << f.lk << ", tiles " << f.tileQ << "x" << f.tileK << " ("
        << s.schedule.numQ << "x" << s.schedule.numK << ")\n";
     os << "mask: " << s.op.getMaskScheduleAttr() << "\n";
+    printMaskNotes(mlir::ModuleOp(s.op->getParentOp()), os, s.op.getSymName());
     printGrid(os, s.schedule, "schedule");
     if (s.withData)
       printGrid(os, *s.withData, "schedule with the --input data");

@@ -163,6 +163,8 @@ int attnc::runCompile(const std::vector<std::string> &args) {
                                       PipelineStage::Analysed)
                         : driver.runSpecPipeline(*module)))
     return 1;
+  if (*stage != EmitStage::Mlir)
+    printMaskNotes(*module, llvm::errs());
   std::optional<std::pair<int64_t, int64_t>> dims;
   if (!f.headDims.empty()) {
     std::string error;

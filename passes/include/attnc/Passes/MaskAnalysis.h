@@ -18,6 +18,20 @@ namespace mlir::attn {
 /// constants; unbound params make the comparisons that use them opaque.
 MaskAttr analyzeMask(SpecOp spec);
 
+/// Why part of a mask is `opaque` (decided per element: its key tiles are
+/// PARTIAL at best): the operation of the mask region at fault, e.g. the
+/// comparison that cannot be solved for kv, and the value in it that the
+/// analysis cannot bound (an input read at q, `kv % c`, a float
+/// comparison). One entry per operation, in the order the analysis meets
+/// them (the formula's); empty when the
+/// mask has no opaque part or when its grid view (analyzeGridMask) bounds
+/// the keys instead. `attnc compile` and `attnc show` print them as notes.
+struct OpaqueNote {
+  Location loc;
+  std::string reason;
+};
+SmallVector<OpaqueNote> explainOpaqueMask(SpecOp spec);
+
 /// The column view of `spec`'s mask, which the backward dK/dV pass walks
 /// (per key tile, the query tiles it meets): analyzeMask of the transposed
 /// mask, in which q and kv and the sizes LQ and LK are exchanged (in a
