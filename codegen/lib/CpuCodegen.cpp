@@ -18,7 +18,6 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
@@ -314,28 +313,35 @@ attnc::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
     return Status::error("translation to LLVM IR failed");
   llvmModule->setDataLayout(tm.createDataLayout());
   llvmModule->setTargetTriple(tm.getTargetTriple());
+  // -O3 as MLIR's makeOptimizingTransformer builds it, but without loop
+  // interleaving: LLVM 22's interleaver (VPlanTransforms::unrollByUF)
+  // walks a value's operands as a tree (vputils::isUniformAcrossVFsAndUFs),
+  // exponential in the depth of a loop-invariant value it cannot hoist,
+  // e.g. a sigmoid kernel whose score is exp(exp(t[h])): a compile that
+  // never ended. The element loops are short and the microkernels are
+  // built ahead of time, so interleaving bought little.
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopUnrolling = true;
+  tuning.LoopInterleaving = false;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm, tuning);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm;
   // The kernel function takes one memref per declared input. -O3's
   // CalledValuePropagation is quadratic in the pointer arguments of an
   // internal function (2000 inputs took 9 s), so drop the unused ones first.
-  {
-    llvm::LoopAnalysisManager lam;
-    llvm::FunctionAnalysisManager fam;
-    llvm::CGSCCAnalysisManager cgam;
-    llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(&tm);
-    pb.registerModuleAnalyses(mam);
-    pb.registerCGSCCAnalyses(cgam);
-    pb.registerFunctionAnalyses(fam);
-    pb.registerLoopAnalyses(lam);
-    pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::ModulePassManager mpm;
-    mpm.addPass(llvm::DeadArgumentEliminationPass());
-    mpm.run(*llvmModule, mam);
-  }
-  auto optimize = makeOptimizingTransformer(3, 0, &tm);
-  if (llvm::Error err = optimize(llvmModule.get()))
-    return Status::error("LLVM optimisation failed: " +
-                         llvm::toString(std::move(err)));
+  mpm.addPass(llvm::DeadArgumentEliminationPass());
+  mpm.addPass(pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3));
+  mpm.run(*llvmModule, mam);
   return std::move(llvmModule);
 }
 
