@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,11 +25,15 @@
 namespace attnc::test {
 
 /// The seed of a randomised test: ATTNC_TEST_SEED when set (to replay a
-/// failure, whose message prints the seed), else a fresh one.
+/// failure, whose message prints the seed), else a fresh one, also printed
+/// to stderr at once, so that a test that hangs or crashes can be
+/// replayed from its log.
 inline uint32_t testSeed() {
   if (const char *env = std::getenv("ATTNC_TEST_SEED"))
     return uint32_t(std::strtoul(env, nullptr, 10));
-  return std::random_device{}();
+  const uint32_t seed = std::random_device{}();
+  std::fprintf(stderr, "fresh seed: ATTNC_TEST_SEED=%u\n", unsigned(seed));
+  return seed;
 }
 
 struct Shape {
