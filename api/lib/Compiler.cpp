@@ -180,6 +180,9 @@ Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
   if (!options.window.isWhole())
     return Status::error("sequence windows (context parallelism) are "
                          "supported by CPU kernels only (yet)");
+  if (options.varlen.enabled())
+    return Status::error("varlen batches (cu_seqlens) are supported by CPU "
+                         "kernels only (yet)");
   // The checks of the device call, on the host views, before any copy:
   // a bad call is reported without touching the GPU.
   runtime::CheckedCall checked;
@@ -245,6 +248,7 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   args.lse = options.lse;
   args.inputs = options.inputs;
   args.window = options.window;
+  args.varlen = options.varlen;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::forwardCpu(impl->info, args);

@@ -156,10 +156,9 @@ Status attnc::runtime::checkNoInternalOverlap(const TensorView &t,
   return Status::success();
 }
 
-namespace {
 /// Requires the outputs (out, lse) not to share a byte with each other or
 /// with any input of the call (a byte-range test).
-Status checkNoOverlap(const ForwardTensors &call) {
+Status attnc::runtime::checkOutputsApart(const ForwardTensors &call) {
   std::vector<ByteRange> outputs, all;
   auto add = [&](const TensorView &t, const std::string &name, bool output) {
     if (std::optional<ByteRange> r = byteRange(t, name)) {
@@ -187,6 +186,8 @@ Status checkNoOverlap(const ForwardTensors &call) {
     }
   return Status::success();
 }
+
+namespace {
 
 /// True if some byte of a non-empty bool view is neither 0 nor 1. Requires
 /// a validated view.
@@ -398,7 +399,7 @@ Status attnc::runtime::checkForwardCall(const Signature &sig,
   if (!(s = checkInputs(sig, call.inputs, spec, result.inputs)).ok() ||
       !(s = checkNoInternalOverlap(out, "out")).ok() ||
       (call.lse && !(s = checkNoInternalOverlap(*call.lse, "lse")).ok()) ||
-      !(s = checkNoOverlap(call)).ok())
+      !(s = checkOutputsApart(call)).ok())
     return s;
   std::copy(sizes, sizes + kNumSizes, result.sizes);
   result.window = window;

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "../common/RandomTensors.h"
+#include "../common/SharedSpecs.h"
 #include "../common/SpecReference.h"
 
 #include "attnc/Compiler.h"
@@ -21,8 +22,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 using namespace attnc;
 using namespace attnc::test;
@@ -33,23 +32,6 @@ using runtime::TensorView;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string readFile(const fs::path &p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<fs::path> sharedSpecs() {
-  std::vector<fs::path> files;
-  if (fs::is_directory(ATTNC_SHARED_SPECS_DIR))
-    for (const auto &e : fs::directory_iterator(ATTNC_SHARED_SPECS_DIR))
-      if (e.path().extension() == ".attn")
-        files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 /// Rows [begin, begin + len) of dimension 2 of `t`: a view, no copy.
 TensorView rows(const Tensor &t, int64_t begin, int64_t len) {
@@ -170,7 +152,7 @@ std::vector<double> valuesOf(const Tensor &t) {
 class SequenceWindow_ : public ::testing::TestWithParam<fs::path> {};
 
 TEST_P(SequenceWindow_, MergedPairsMatchTheWholeProblem) {
-  const std::string text = readFile(GetParam());
+  const std::string text = readTextFile(GetParam());
   Compiler compiler;
   CompileOptions opts;
   opts.tileQ = 16, opts.tileK = 32;
@@ -292,7 +274,7 @@ std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedSpecs, SequenceWindow_,
-                         ::testing::ValuesIn(sharedSpecs()), specName);
+                         ::testing::ValuesIn(sharedSpecFiles()), specName);
 
 /// Causal: the pair of the first queries and the last keys has only EMPTY
 /// tiles, and neither pass visits one; the rows see no key.

@@ -92,6 +92,9 @@ struct ForwardOptions {
   /// CPU kernels: the call as a window of longer sequences (context
   /// parallelism, runtime::SequenceWindow); default: the whole sequences.
   runtime::SequenceWindow window;
+  /// CPU kernels: q, k, v, out and lse as a packed variable-length batch
+  /// (runtime::VarlenBatch: q [total_q, HQ, D], lse [HQ, total_q], ...).
+  runtime::VarlenBatch varlen;
 };
 
 /// Target::CUDA: lse as a float32 device view; inputs stay host tensors

@@ -53,6 +53,10 @@ struct CpuForwardArgs {
   /// The call as a window of longer sequences (ForwardChecks.h); the
   /// default is the whole sequences.
   SequenceWindow window;
+  /// If enabled, q, k, v, out and lse are a packed variable-length batch
+  /// (ForwardChecks.h, VarlenBatch) instead of the 4-D layouts above, and
+  /// the window must be the default.
+  VarlenBatch varlen;
   /// Threads to use; 0 means the global pool's size.
   int threads = 0;
   /// If set (and the kernel is traced), receives numTasks * numKTiles
@@ -62,6 +66,12 @@ struct CpuForwardArgs {
 
 /// Checks the arguments and runs the kernel.
 Status forwardCpu(const KernelInfo &kernel, const CpuForwardArgs &args);
+
+/// forwardCpu of a packed variable-length batch (CpuVarlen.cpp): checks the
+/// offsets and every sequence's call before any runs, then runs each
+/// non-empty sequence as a call of its own. forwardCpu comes here when
+/// args.varlen is enabled.
+Status forwardCpuVarlen(const KernelInfo &kernel, const CpuForwardArgs &args);
 
 /// The KernelABI.h descriptor of a validated view: `aligned` at the lowest
 /// element the view touches, so that every element lies in [aligned,

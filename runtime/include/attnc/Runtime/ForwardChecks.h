@@ -86,6 +86,21 @@ struct SequenceWindow {
   }
 };
 
+/// A packed batch of variable-length sequences (FlashAttention's varlen
+/// layout): q [total_q, HQ, D], k [total_kv, HKV, D], v [total_kv, HKV, DV],
+/// out [total_q, HQ, DV] and lse [HQ, total_q]; sequence i has the query
+/// rows cuSeqlensQ[i] .. cuSeqlensQ[i+1] - 1 and the key rows
+/// cuSeqlensKv[i] .. cuSeqlensKv[i+1] - 1. Both are host int32 (or int64)
+/// vectors of B + 1 entries, starting at 0, non-decreasing, ending at the
+/// packed row counts. Each sequence is a problem of its own: the spec's b
+/// is its number, its q, kv, LQ and LK are positions in and lengths of that
+/// sequence, and input dims named B index sequences. No work is done for
+/// rows outside a sequence (there are none: the rows are packed).
+struct VarlenBatch {
+  const TensorView *cuSeqlensQ = nullptr, *cuSeqlensKv = nullptr;
+  bool enabled() const { return cuSeqlensQ || cuSeqlensKv; }
+};
+
 /// The tensors of one call (see CpuForwardArgs for the shapes).
 struct ForwardTensors {
   const TensorView &q, &k, &v, &out;
@@ -133,6 +148,10 @@ Status checkForwardCall(const Signature &sig, const ForwardTensors &call,
 /// refused rather than searched. Requires a validated view; messages start
 /// with \p name.
 Status checkNoInternalOverlap(const TensorView &t, const char *name);
+
+/// Requires the outputs (out, lse) not to share a byte with each other or
+/// with q, k, v or any input of \p call (byte ranges; any ranks).
+Status checkOutputsApart(const ForwardTensors &call);
 
 /// The error for the kernel-reported status words \p status (code != 0).
 Status kernelStatusError(const Signature &sig,
