@@ -4,7 +4,9 @@
 // for the CPU through the C++ API (attnc/Compiler.h), or with --target=cuda
 // for the GPU (RunCuda.cpp), and runs the kernel on
 // tensors read from .npy files: the way to try a variant on real data from
-// the shell, and the way the tests run kernels end to end. With --dout
+// the shell, and the way the tests run kernels end to end. With
+// --cu-seqlens-q and --cu-seqlens-kv, q, k, v and out are a packed
+// variable-length batch (runtime::VarlenBatch). With --dout
 // DO.npy it also runs the backward pass and writes --dq, --dk, --dv and
 // the --dinput gradients (RunBackward.cpp; the declarations both files
 // share are in Run.h).
@@ -18,7 +20,8 @@
 // and float32 for float inputs, and rejects anything else by name.
 //
 // Bad input gets a clear error and loses nothing. The CLI checks the flags
-// and the files (given, readable, .npy, q/k/v float of rank 4); the runtime
+// and the files (given, readable, .npy, q/k/v float of rank 4, or 3 for a
+// varlen batch); the runtime
 // checks the rest (shapes against each other and against the spec's
 // declarations, input names and dtypes) and reports a kernel's out-of-range
 // input read. Every error prints `attnc: error: ...` (spec errors print
@@ -105,7 +108,7 @@ int run::fail(const std::string &message) {
 
 std::optional<Tensor> run::loadOperand(const char *what, const char *layout,
                                        const std::string &path,
-                                       DType storage) {
+                                       DType storage, int64_t rank) {
   runtime::Expected<Tensor> t = runtime::readNpy(path);
   if (!t.ok()) {
     fail(t.status().message());
@@ -117,8 +120,9 @@ std::optional<Tensor> run::loadOperand(const char *what, const char *layout,
          " (convert it with numpy: x.astype(np.float32))");
     return std::nullopt;
   }
-  if (t->shape().size() != 4) {
-    fail(path + ": " + what + " must have rank 4 " + layout + ", not shape " +
+  if (int64_t(t->shape().size()) != rank) {
+    fail(path + ": " + what + " must have rank " + std::to_string(rank) + " " +
+         layout + ", not shape " +
          runtime::shapeToString(t->shape()));
     return std::nullopt;
   }
@@ -260,6 +264,7 @@ struct RunPlan {
 /// text, all read up front.
 struct RunInputs {
   std::optional<Tensor> q, k, v, dout;
+  std::optional<Tensor> cuSeqlensQ, cuSeqlensKv; // a varlen batch
   std::vector<std::pair<std::string, Tensor>> inputs;
   std::string specText;
 };
@@ -319,7 +324,14 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
       ("dinput", po::value(&f.dinputs)->composing(),
        "NAME=FILE.npy: write the gradient of the float input NAME (one the "
        "score, the scale or the bias reads), float32 of its shape "
-       "(repeatable)");
+       "(repeatable)")
+      ("cu-seqlens-q", po::value(&f.cuSeqlensQ),
+       "CU_Q.npy: run a packed variable-length batch (CPU forward; needs "
+       "--cu-seqlens-kv): int32 offsets [B + 1] of each sequence's rows in "
+       "q [total_q, HQ, D]; out is then [total_q, HQ, DV], lse [HQ, total_q]")
+      ("cu-seqlens-kv", po::value(&f.cuSeqlensKv),
+       "CU_KV.npy: the offsets [B + 1] of each sequence's rows in k "
+       "[total_kv, HKV, D] and v [total_kv, HKV, DV]");
   po::variables_map vm;
   if (!parseCommandLine("run", args, options, vm))
     return 1;
@@ -366,6 +378,17 @@ int checkRunFlags(RunFlags &f, bool dtypeDefaulted, RunPlan &plan) {
                 ": expected a number >= 0 (0 uses all cores)");
   if (int rc = checkBackwardFlags(f, cuda, plan.dinputFiles))
     return rc;
+  if (f.varlen()) {
+    if (f.cuSeqlensQ.empty() || f.cuSeqlensKv.empty())
+      return fail("a varlen batch needs both --cu-seqlens-q and "
+                  "--cu-seqlens-kv");
+    if (cuda)
+      return fail("--cu-seqlens-q/--cu-seqlens-kv run on the CPU only (yet), "
+                  "not with --target=cuda");
+    if (!f.dout.empty())
+      return fail("--dout: the backward of a varlen batch is not supported "
+                  "(yet); run the sequences one at a time");
+  }
   plan.compileOptions.backward = !f.dout.empty();
   plan.cuda = cuda;
   plan.storage = *storage;
@@ -415,15 +438,29 @@ int checkOutputPaths(const RunFlags &f, const RunPlan &plan) {
 /// Reads q, k, v, the --input files and the spec into \p in. Returns 0 or
 /// 1 after the error was printed.
 int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
-  in.q = loadOperand("q", "[B, HQ, LQ, D]", f.q, plan.storage);
+  const bool varlen = f.varlen();
+  const int64_t rank = varlen ? 3 : 4;
+  in.q = loadOperand("q", varlen ? "[total_q, HQ, D]" : "[B, HQ, LQ, D]", f.q,
+                     plan.storage, rank);
   if (!in.q)
     return 1;
-  in.k = loadOperand("k", "[B, HKV, LK, D]", f.k, plan.storage);
+  in.k = loadOperand("k", varlen ? "[total_kv, HKV, D]" : "[B, HKV, LK, D]",
+                     f.k, plan.storage, rank);
   if (!in.k)
     return 1;
-  in.v = loadOperand("v", "[B, HKV, LK, DV]", f.v, plan.storage);
+  in.v = loadOperand("v", varlen ? "[total_kv, HKV, DV]" : "[B, HKV, LK, DV]",
+                     f.v, plan.storage, rank);
   if (!in.v)
     return 1;
+  for (auto [path, slot] : {std::pair{&f.cuSeqlensQ, &in.cuSeqlensQ},
+                            std::pair{&f.cuSeqlensKv, &in.cuSeqlensKv}}) {
+    if (path->empty())
+      continue;
+    runtime::Expected<Tensor> t = runtime::readNpy(*path);
+    if (!t.ok())
+      return fail(t.status().message());
+    *slot = std::move(*t);
+  }
   if (plan.backward()) {
     in.dout = loadOperand("dout", "[B, HQ, LQ, DV]", f.dout, plan.storage);
     if (!in.dout)
@@ -479,7 +516,7 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
              RunOutputs &result) {
   const std::vector<int64_t> &qs = in.q->shape();
   CompileOptions compileOptions = plan.compileOptions;
-  compileOptions.headDim = qs[3]; // tiles tuned for the head dim at hand
+  compileOptions.headDim = qs.back(); // tiles tuned for the head dim at hand
   Compiler compiler;
   Expected<Kernel> kernel = compiler.compile(
       in.specText, compileOptions, f.spec == "-" ? "<stdin>" : f.spec);
@@ -487,14 +524,19 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
     return fail(kernel.status().message());
   if (int rc = checkGradientNames(*kernel, plan.dinputFiles))
     return rc;
-  result.out =
-      Tensor::zeros(plan.storage, {qs[0], qs[1], qs[2], in.v->shape()[3]});
+  // A varlen batch: out [total_q, HQ, DV], lse [HQ, total_q].
+  const bool varlen = in.cuSeqlensQ.has_value();
+  const std::vector<int64_t> outShape =
+      varlen ? std::vector<int64_t>{qs[0], qs[1], in.v->shape().back()}
+             : std::vector<int64_t>{qs[0], qs[1], qs[2], in.v->shape()[3]};
+  result.out = Tensor::zeros(plan.storage, outShape);
   if (!result.out.ok())
     return fail("output: " + result.out.status().message());
   // The softmax backward recomputes P from the forward's lse.
   if (!f.lse.empty() || (plan.backward() && !kernel->info().sigmoid)) {
-    runtime::Expected<Tensor> l =
-        Tensor::zeros(DType::F32, {qs[0], qs[1], qs[2]});
+    runtime::Expected<Tensor> l = Tensor::zeros(
+        DType::F32, varlen ? std::vector<int64_t>{qs[1], qs[0]}
+                           : std::vector<int64_t>{qs[0], qs[1], qs[2]});
     if (!l.ok())
       return fail("lse: " + l.status().message());
     result.lse = std::move(*l);
@@ -505,6 +547,11 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
   forward.threads = f.threads;
   for (const auto &[name, t] : in.inputs)
     forward.inputs.emplace_back(name, t.view());
+  TensorView cuQ, cuKv;
+  if (varlen) {
+    cuQ = in.cuSeqlensQ->view(), cuKv = in.cuSeqlensKv->view();
+    forward.varlen = {&cuQ, &cuKv};
+  }
   Status st = kernel->forward(in.q->view(), in.k->view(), in.v->view(),
                               result.out->view(), forward);
   if (!st.ok())

@@ -26,6 +26,9 @@ struct RunFlags {
   /// The backward (--dout): the upstream gradient and the gradient files.
   std::string dout, dq, dk, dv;
   std::vector<std::string> dinputs;
+  /// A packed variable-length batch: the offset files (both or neither).
+  std::string cuSeqlensQ, cuSeqlensKv;
+  bool varlen() const { return !cuSeqlensQ.empty() || !cuSeqlensKv.empty(); }
 };
 
 /// One NAME=FILE.npy flag (--input, --dinput).
@@ -42,13 +45,13 @@ int parseNamedFiles(const char *flag, const std::vector<std::string> &values,
 /// located front-end diagnostic as it is); returns the exit code 1.
 int fail(const std::string &message);
 
-/// Reads the float32 or float16 rank-4 tensor \p what (layout \p layout,
-/// for messages) from \p path and converts it to \p storage; prints the
-/// error and returns std::nullopt on failure.
+/// Reads the float32 or float16 tensor \p what of rank \p rank (layout
+/// \p layout, for messages) from \p path and converts it to \p storage;
+/// prints the error and returns std::nullopt on failure.
 std::optional<runtime::Tensor> loadOperand(const char *what,
                                            const char *layout,
                                            const std::string &path,
-                                           DType storage);
+                                           DType storage, int64_t rank = 4);
 
 /// One output file: its path ("-" for stdout) and its encoded bytes.
 struct OutputFile {

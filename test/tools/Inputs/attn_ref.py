@@ -2,8 +2,13 @@
 
   attn_ref.py gen DIR B HQ HKV LQ LK D DV [--seed N] [--dtype float32|float16]
       writes DIR/q.npy, DIR/k.npy, DIR/v.npy: standard normal values.
+  attn_ref.py gen-varlen DIR HQ HKV D DV --lq A,B,.. --lk A,B,.. [--seed N]
+      writes a packed variable-length batch: DIR/q.npy [total_q, HQ, D],
+      DIR/k.npy, DIR/v.npy [total_kv, HKV, D|DV] and the int32 offsets
+      DIR/cu_q.npy, DIR/cu_kv.npy of the given per-sequence lengths.
   attn_ref.py check VARIANT --q Q --k K --v V --out OUT [--lse LSE]
                     [--input NAME=FILE]... [-D NAME=VALUE]... --tol TOL
+                    [--cu-seqlens-q CU_Q --cu-seqlens-kv CU_KV]
       recomputes the attention of VARIANT in float64 from the same files and
       fails unless OUT (and LSE) are float32 of the right shape, free of NaN,
       and within relative Frobenius error TOL of the reference. Rows whose
@@ -70,7 +75,7 @@ def reference(variant, q, k, v, inputs, defines):
         p = np.where(m, 1.0 / (1.0 + np.exp(-(s + spec["bias"](sizes)))), 0.0)
         return np.einsum("bhqk,bhkd->bhqd", p, vv), None
     sm = np.where(m, s, -np.inf)
-    mx = sm.max(axis=-1, keepdims=True)
+    mx = sm.max(axis=-1, keepdims=True, initial=-np.inf)  # LK = 0: -inf
     mx = np.where(np.isfinite(mx), mx, 0.0)
     e = np.where(m, np.exp(sm - mx), 0.0)
     l = e.sum(axis=-1, keepdims=True)
@@ -97,6 +102,27 @@ def _load_float(path, name, shape, errors):
     return a.astype(np.float64)
 
 
+def varlen_reference(variant, q, k, v, cu_q, cu_kv, inputs, defines):
+    """The packed out [total_q, HQ, DV] and lse [HQ, total_q] of a varlen
+    batch: each sequence's rows as a problem of their own (B = 1)."""
+    HQ, DV = q.shape[1], v.shape[2]
+    out = np.zeros((q.shape[0], HQ, DV))
+    lse = np.zeros((HQ, q.shape[0]))
+    for i in range(len(cu_q) - 1):
+        q0, q1, k0, k1 = cu_q[i], cu_q[i + 1], cu_kv[i], cu_kv[i + 1]
+        if k0 == k1:  # no keys: rows fully masked (out 0, lse -inf)
+            lse[:, q0:q1] = -np.inf
+            continue
+        bhld = lambda t: t.transpose(1, 0, 2)[None]
+        o, l = reference(variant, bhld(q[q0:q1]), bhld(k[k0:k1]),
+                         bhld(v[k0:k1]), inputs, defines)
+        out[q0:q1] = o[0].transpose(1, 0, 2)
+        if l is not None:
+            lse[:, q0:q1] = l[0]
+    return out, (None if _variants()[variant].get("normalize") == "sigmoid"
+                 else lse)
+
+
 def check(args):
     defines = dict(d.split("=", 1) for d in args.define)
     inputs = {}
@@ -106,7 +132,13 @@ def check(args):
         inputs[name] = a if a.dtype == np.bool_ else (
             a.astype(np.int64) if a.dtype.kind == "i" else a.astype(np.float64))
     q, k, v = (np.load(p).astype(np.float64) for p in (args.q, args.k, args.v))
-    ref, ref_lse = reference(args.variant, q, k, v, inputs, defines)
+    if args.cu_seqlens_q:
+        cu_q, cu_kv = (np.load(p).astype(np.int64)
+                       for p in (args.cu_seqlens_q, args.cu_seqlens_kv))
+        ref, ref_lse = varlen_reference(args.variant, q, k, v, cu_q, cu_kv,
+                                        inputs, defines)
+    else:
+        ref, ref_lse = reference(args.variant, q, k, v, inputs, defines)
     errors = []
     out = _load_float(args.out, "out", ref.shape, errors)
     if out is not None:
@@ -146,6 +178,21 @@ def gen(args):
     return 0
 
 
+def gen_varlen(args):
+    rng = np.random.default_rng(args.seed)
+    lq = [int(x) for x in args.lq.split(",")]
+    lk = [int(x) for x in args.lk.split(",")]
+    assert len(lq) == len(lk), "--lq and --lk need one length per sequence"
+    HQ, HKV, D, DV = args.sizes
+    for name, shape in (("q", (sum(lq), HQ, D)), ("k", (sum(lk), HKV, D)),
+                        ("v", (sum(lk), HKV, DV))):
+        np.save(f"{args.dir}/{name}.npy",
+                rng.standard_normal(shape).astype(np.float32))
+    np.save(f"{args.dir}/cu_q.npy", np.cumsum([0] + lq).astype(np.int32))
+    np.save(f"{args.dir}/cu_kv.npy", np.cumsum([0] + lk).astype(np.int32))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +201,12 @@ def main():
     g.add_argument("sizes", type=int, nargs=7)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--dtype", default="float32")
+    gv = sub.add_parser("gen-varlen")
+    gv.add_argument("dir")
+    gv.add_argument("sizes", type=int, nargs=4)
+    gv.add_argument("--lq", required=True)
+    gv.add_argument("--lk", required=True)
+    gv.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("check")
     c.add_argument("variant", choices=sorted(_variants()))
     for flag in ("--q", "--k", "--v", "--out"):
@@ -162,8 +215,11 @@ def main():
     c.add_argument("--input", action="append", default=[])
     c.add_argument("-D", dest="define", action="append", default=[])
     c.add_argument("--tol", type=float, required=True)
+    c.add_argument("--cu-seqlens-q")
+    c.add_argument("--cu-seqlens-kv")
     args = parser.parse_args()
-    return gen(args) if args.command == "gen" else check(args)
+    return {"gen": gen, "gen-varlen": gen_varlen, "check": check}[
+        args.command](args)
 
 
 if __name__ == "__main__":
