@@ -183,6 +183,9 @@ Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
   if (options.varlen.enabled())
     return Status::error("varlen batches (cu_seqlens) are supported by CPU "
                          "kernels only (yet)");
+  if (options.paged.enabled())
+    return Status::error("paged KV caches are supported by CPU kernels only "
+                         "(yet)");
   // The checks of the device call, on the host views, before any copy:
   // a bad call is reported without touching the GPU.
   runtime::CheckedCall checked;
@@ -249,6 +252,7 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   args.inputs = options.inputs;
   args.window = options.window;
   args.varlen = options.varlen;
+  args.paged = options.paged;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::forwardCpu(impl->info, args);

@@ -234,6 +234,8 @@ int64_t attnc::runtime::numKeyTiles(const KernelInfo &kernel, int64_t lk) {
 
 Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
                                   const CpuForwardArgs &args) {
+  if (args.paged.enabled())
+    return forwardCpuPaged(kernel, args);
   if (args.varlen.enabled())
     return forwardCpuVarlen(kernel, args);
   // --- 1. Check. -----------------------------------------------------------

@@ -122,28 +122,6 @@ Status checkPackedShapes(const KernelInfo &kernel, const CpuForwardArgs &args) {
   return Status::success();
 }
 
-/// The given inputs of sequence \p i of \p numSeqs: dims the spec names B
-/// sliced to [i, i + 1). An input whose B dims do not have numSeqs
-/// entries is left whole, for the call's checks to report.
-std::vector<std::pair<std::string, TensorView>>
-inputsOfSequence(const KernelInfo &kernel, const CpuForwardArgs &args,
-                 int64_t i, int64_t numSeqs) {
-  std::vector<std::pair<std::string, TensorView>> result = args.inputs;
-  for (auto &[name, view] : result)
-    for (const InputDecl &d : kernel.inputs) {
-      if (d.name != name || view.rank() != int64_t(d.dims.size()))
-        continue;
-      for (size_t dim = 0; dim < d.dims.size(); ++dim)
-        if (d.dims[dim].isSize && d.dims[dim].size == SizeName::B &&
-            view.shape[dim] == numSeqs && numSeqs > 0) {
-          view.data = static_cast<char *>(view.data) +
-                      i * view.strides[dim] * int64_t(dtypeSize(view.dtype));
-          view.shape[dim] = 1;
-        }
-    }
-  return result;
-}
-
 /// The call of sequence \p i: its rows of every tensor, its inputs.
 CpuForwardArgs sequenceCall(const KernelInfo &kernel, const CpuForwardArgs &args,
                             const std::vector<int64_t> &cuQ,
@@ -160,12 +138,33 @@ CpuForwardArgs sequenceCall(const KernelInfo &kernel, const CpuForwardArgs &args
     lseStorage = lseRowsOf(*args.lse, q0, lq);
     call.lse = &lseStorage;
   }
-  call.inputs = inputsOfSequence(kernel, args, int64_t(i), int64_t(cuQ.size()) - 1);
+  call.inputs =
+      inputsOfSequence(kernel, args.inputs, int64_t(i), int64_t(cuQ.size()) - 1);
   call.threads = args.threads;
   return call;
 }
 
 } // namespace
+
+std::vector<std::pair<std::string, TensorView>> attnc::runtime::inputsOfSequence(
+    const KernelInfo &kernel,
+    const std::vector<std::pair<std::string, TensorView>> &inputs, int64_t b,
+    int64_t numSeqs) {
+  std::vector<std::pair<std::string, TensorView>> result = inputs;
+  for (auto &[name, view] : result)
+    for (const InputDecl &d : kernel.inputs) {
+      if (d.name != name || view.rank() != int64_t(d.dims.size()))
+        continue;
+      for (size_t dim = 0; dim < d.dims.size(); ++dim)
+        if (d.dims[dim].isSize && d.dims[dim].size == SizeName::B &&
+            view.shape[dim] == numSeqs && numSeqs > 0) {
+          view.data = static_cast<char *>(view.data) +
+                      b * view.strides[dim] * int64_t(dtypeSize(view.dtype));
+          view.shape[dim] = 1;
+        }
+    }
+  return result;
+}
 
 Status attnc::runtime::forwardCpuVarlen(const KernelInfo &kernel,
                                         const CpuForwardArgs &args) {

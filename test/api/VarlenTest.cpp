@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "../common/RandomTensors.h"
+#include "../common/SequenceInputs.h"
 #include "../common/SharedSpecs.h"
 #include "../common/SpecReference.h"
 
@@ -60,30 +61,6 @@ std::vector<double> sequenceRows(const std::vector<double> &packed, int64_t H,
     for (int64_t i = 0; i < n; ++i)
       for (int64_t x = 0; x < X; ++x)
         r[size_t((h * n + i) * X + x)] = packed[size_t(((r0 + i) * H + h) * X + x)];
-  return r;
-}
-
-/// The inputs of sequence \p b: dims declared B sliced to entry b.
-std::vector<std::pair<std::string, Tensor>>
-sequenceInputs(const Kernel &kernel,
-               const std::vector<std::pair<std::string, Tensor>> &inputs, int64_t b) {
-  std::vector<std::pair<std::string, Tensor>> r;
-  for (const auto &[name, t] : inputs) {
-    const runtime::InputDecl *decl = nullptr;
-    for (const auto &d : kernel.info().inputs)
-      if (d.name == name)
-        decl = &d;
-    TensorView v = t.view();
-    for (size_t dim = 0; dim < decl->dims.size(); ++dim)
-      if (decl->dims[dim].isSize && decl->dims[dim].size == runtime::SizeName::B) {
-        v.data = static_cast<char *>(v.data) +
-                 b * v.strides[dim] * int64_t(runtime::dtypeSize(v.dtype));
-        v.shape[dim] = 1;
-      }
-    // A contiguous copy of the slice.
-    Tensor slice = runtime::convert(v, v.dtype).value();
-    r.push_back({name, std::move(slice)});
-  }
   return r;
 }
 

@@ -93,6 +93,10 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
        "after one forward for out and lse; random dout in [-1, 1]): bwd_ms, "
        "bwd_gflops (2.5x the forward's FLOP); openblas and torch time "
        "their backward too")
+      ("page-size", po::value(&f.pageSize)->default_value(0),
+       "CPU: also time the same kernel with K and V in a paged KV cache "
+       "of pages of N rows, in shuffled order (column 'paged'; its "
+       "relative error is against the contiguous run)")
       ("csv", po::value(&f.csv), "write the results as CSV to FILE")
       ("plot", po::value(&f.plot),
        "write a PNG chart of GFLOP/s against the sequence length to FILE")
@@ -157,6 +161,11 @@ int attnc::bench::checkBenchFlags(const Flags &f, BenchPlan &plan) {
                 "SDPA, cuDNN, FlexAttention) are in scripts/gpu-check.sh");
   if (cuda && f.backward)
     return fail("--backward is for --target cpu");
+  if (f.pageSize < 0)
+    return fail("--page-size=" + std::to_string(f.pageSize) +
+                ": expected a number of rows >= 1 (0: no paged run)");
+  if (cuda && f.pageSize != 0)
+    return fail("--page-size is for --target cpu");
   if (cuda && !f.plot.empty())
     return fail("--plot is for --target cpu");
   std::string cudaDevice;

@@ -32,6 +32,7 @@ struct Flags {
   int64_t naiveMaxPairs = int64_t(1) << 24;
   bool json = false;
   bool backward = false; // also time Kernel::backward (BackwardBench.h)
+  int64_t pageSize = 0;  // also time a paged KV cache (PagedBench.h); 0: no
   unsigned seed = 1;
 };
 

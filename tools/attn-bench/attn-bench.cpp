@@ -10,13 +10,15 @@
 // warm-up, counts the share of (q, kv) pairs the mask keeps (on a sample of
 // rows through the SpecInterpreter), and times the baselines asked for
 // (Baselines.h; torch through bench/torch_baseline.py); with --backward
-// also the backward pass and the baselines' backward (BackwardBench.h).
+// also the backward pass and the baselines' backward (BackwardBench.h);
+// with --page-size the kernel once more on a paged KV cache (PagedBench.h).
 // Prints a table, or
 // one JSON object with --json; writes CSV and a PNG chart on request. Exits
 // 1 on a usage, compile or run error.
 //
 //===----------------------------------------------------------------------===//
 #include "BackwardBench.h"
+#include "PagedBench.h"
 #include "Baselines.h"
 #include "BenchFlags.h"
 #include "CudaBench.h"
@@ -494,6 +496,11 @@ std::string benchOne(const Flags &f, Entry &e, const Shape &s,
     if (std::string err = runBaselines(f, e, s, threads, want, tmp, d, reader, r);
         !err.empty())
       return err;
+  if (!cuda) {
+    PagedProblem pp{&*e.kernel, s, threads, &d.q, &d.k, &d.v, &d.inputs, &d.out};
+    if (std::string err = benchPaged(f, pp, r); !err.empty())
+      return err;
+  }
   if (!f.backward)
     return "";
   BackwardProblem bp{&*e.kernel, e.spec, s, dtype, threads,

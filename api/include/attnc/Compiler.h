@@ -95,6 +95,9 @@ struct ForwardOptions {
   /// CPU kernels: q, k, v, out and lse as a packed variable-length batch
   /// (runtime::VarlenBatch: q [total_q, HQ, D], lse [HQ, total_q], ...).
   runtime::VarlenBatch varlen;
+  /// CPU kernels: k and v as a paged KV cache (runtime::PagedKvCache:
+  /// k [num_pages, page_size, HKV, D], a page table [B, max_pages], kv_lens).
+  runtime::PagedKvCache paged;
 };
 
 /// Target::CUDA: lse as a float32 device view; inputs stay host tensors

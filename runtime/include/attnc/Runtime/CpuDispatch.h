@@ -57,6 +57,9 @@ struct CpuForwardArgs {
   /// (ForwardChecks.h, VarlenBatch) instead of the 4-D layouts above, and
   /// the window must be the default.
   VarlenBatch varlen;
+  /// If enabled, k and v are a paged KV cache (ForwardChecks.h,
+  /// PagedKvCache); the window must be the default and varlen off.
+  PagedKvCache paged;
   /// Threads to use; 0 means the global pool's size.
   int threads = 0;
   /// If set (and the kernel is traced), receives numTasks * numKTiles
@@ -72,6 +75,22 @@ Status forwardCpu(const KernelInfo &kernel, const CpuForwardArgs &args);
 /// non-empty sequence as a call of its own. forwardCpu comes here when
 /// args.varlen is enabled.
 Status forwardCpuVarlen(const KernelInfo &kernel, const CpuForwardArgs &args);
+
+/// forwardCpu on a paged KV cache (CpuPaged.cpp): checks the page table,
+/// the lengths and every sequence's call before any runs, then runs each
+/// sequence on its keys: a view of the cache when its pages are
+/// consecutive, else a gathered copy (one buffer, reused). forwardCpu
+/// comes here when args.paged is enabled.
+Status forwardCpuPaged(const KernelInfo &kernel, const CpuForwardArgs &args);
+
+/// The given inputs with their dims declared B (as the spec names them)
+/// sliced to [b, b + 1), for a call that runs sequence b of \p numSeqs on
+/// its own; an input whose B dims do not have numSeqs entries stays whole,
+/// for the call's checks to report.
+std::vector<std::pair<std::string, TensorView>>
+inputsOfSequence(const KernelInfo &kernel,
+                 const std::vector<std::pair<std::string, TensorView>> &inputs,
+                 int64_t b, int64_t numSeqs);
 
 /// The KernelABI.h descriptor of a validated view: `aligned` at the lowest
 /// element the view touches, so that every element lies in [aligned,

@@ -101,6 +101,21 @@ struct VarlenBatch {
   bool enabled() const { return cuSeqlensQ || cuSeqlensKv; }
 };
 
+/// A paged KV cache (vLLM's and FlashInfer's layout): k [num_pages,
+/// page_size, HKV, D] and v [num_pages, page_size, HKV, DV] hold pages;
+/// sequence b's keys are the first kvLens[b] rows of its pages
+/// pageTable[b, 0], pageTable[b, 1], ... in that order. pageTable is a
+/// host int32 (or int64) [B, max_pages], kvLens [B]; every page a sequence
+/// uses must exist, and kvLens[b] <= max_pages * page_size. q, out and lse
+/// keep their layouts ([B, HQ, LQ, ...]). The spec's kv and LK are the
+/// logical position and length in sequence b, so every spec runs
+/// unchanged; pageSize, when not 0, must equal k's page_size.
+struct PagedKvCache {
+  const TensorView *pageTable = nullptr, *kvLens = nullptr;
+  int64_t pageSize = 0;
+  bool enabled() const { return pageTable || kvLens; }
+};
+
 /// The tensors of one call (see CpuForwardArgs for the shapes).
 struct ForwardTensors {
   const TensorView &q, &k, &v, &out;
