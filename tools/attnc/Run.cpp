@@ -6,7 +6,8 @@
 // tensors read from .npy files: the way to try a variant on real data from
 // the shell, and the way the tests run kernels end to end. With
 // --cu-seqlens-q and --cu-seqlens-kv, q, k, v and out are a packed
-// variable-length batch (runtime::VarlenBatch). With --dout
+// variable-length batch (runtime::VarlenBatch); with --page-table and
+// --kv-lens, k and v are a paged KV cache (runtime::PagedKvCache). With --dout
 // DO.npy it also runs the backward pass and writes --dq, --dk, --dv and
 // the --dinput gradients (RunBackward.cpp; the declarations both files
 // share are in Run.h).
@@ -265,6 +266,7 @@ struct RunPlan {
 struct RunInputs {
   std::optional<Tensor> q, k, v, dout;
   std::optional<Tensor> cuSeqlensQ, cuSeqlensKv; // a varlen batch
+  std::optional<Tensor> pageTable, kvLens;        // a paged KV cache
   std::vector<std::pair<std::string, Tensor>> inputs;
   std::string specText;
 };
@@ -331,7 +333,15 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
        "q [total_q, HQ, D]; out is then [total_q, HQ, DV], lse [HQ, total_q]")
       ("cu-seqlens-kv", po::value(&f.cuSeqlensKv),
        "CU_KV.npy: the offsets [B + 1] of each sequence's rows in k "
-       "[total_kv, HKV, D] and v [total_kv, HKV, DV]");
+       "[total_kv, HKV, D] and v [total_kv, HKV, DV]")
+      ("page-table", po::value(&f.pageTable),
+       "PT.npy: k and v are a paged KV cache [num_pages, page_size, HKV, "
+       "D|DV] (CPU forward; needs --kv-lens): int32 [B, max_pages], the "
+       "pages of each sequence in order")
+      ("kv-lens", po::value(&f.kvLens),
+       "LENS.npy: int32 [B], the number of keys of each sequence in its pages")
+      ("page-size", po::value(&f.pageSize)->default_value(0),
+       "the rows of a page, checked against k's shape (0: k's)");
   po::variables_map vm;
   if (!parseCommandLine("run", args, options, vm))
     return 1;
@@ -341,6 +351,39 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
   }
   dtypeDefaulted = vm["dtype"].defaulted();
   return std::nullopt;
+}
+
+/// Checks the flags of the inference layouts: a varlen batch
+/// (--cu-seqlens-*) or a paged KV cache (--page-table, --kv-lens,
+/// --page-size). Returns 0 or fail's 1.
+int checkLayoutFlags(const RunFlags &f, bool cuda) {
+  if (f.varlen()) {
+    if (f.cuSeqlensQ.empty() || f.cuSeqlensKv.empty())
+      return fail("a varlen batch needs both --cu-seqlens-q and "
+                  "--cu-seqlens-kv");
+    if (cuda)
+      return fail("--cu-seqlens-q/--cu-seqlens-kv run on the CPU only (yet), "
+                  "not with --target=cuda");
+    if (!f.dout.empty())
+      return fail("--dout: the backward of a varlen batch is not supported "
+                  "(yet); run the sequences one at a time");
+  }
+  if (f.paged() || f.pageSize != 0) {
+    if (f.pageTable.empty() || f.kvLens.empty())
+      return fail("a paged KV cache needs both --page-table and --kv-lens");
+    if (f.pageSize < 0)
+      return fail("--page-size=" + std::to_string(f.pageSize) +
+                  ": expected the rows of a page (>= 1), or 0 for k's");
+    if (cuda)
+      return fail("--page-table/--kv-lens run on the CPU only (yet), not "
+                  "with --target=cuda");
+    if (!f.dout.empty())
+      return fail("--dout: the backward on a paged KV cache is not "
+                  "supported (yet)");
+    if (f.varlen())
+      return fail("a varlen batch on a paged KV cache is not supported (yet)");
+  }
+  return 0;
 }
 
 /// Checks the spec, the required files, --target, --arch, --dtype and
@@ -378,17 +421,8 @@ int checkRunFlags(RunFlags &f, bool dtypeDefaulted, RunPlan &plan) {
                 ": expected a number >= 0 (0 uses all cores)");
   if (int rc = checkBackwardFlags(f, cuda, plan.dinputFiles))
     return rc;
-  if (f.varlen()) {
-    if (f.cuSeqlensQ.empty() || f.cuSeqlensKv.empty())
-      return fail("a varlen batch needs both --cu-seqlens-q and "
-                  "--cu-seqlens-kv");
-    if (cuda)
-      return fail("--cu-seqlens-q/--cu-seqlens-kv run on the CPU only (yet), "
-                  "not with --target=cuda");
-    if (!f.dout.empty())
-      return fail("--dout: the backward of a varlen batch is not supported "
-                  "(yet); run the sequences one at a time");
-  }
+  if (int rc = checkLayoutFlags(f, cuda))
+    return rc;
   plan.compileOptions.backward = !f.dout.empty();
   plan.cuda = cuda;
   plan.storage = *storage;
@@ -444,16 +478,25 @@ int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
                      plan.storage, rank);
   if (!in.q)
     return 1;
-  in.k = loadOperand("k", varlen ? "[total_kv, HKV, D]" : "[B, HKV, LK, D]",
+  const bool paged = f.paged();
+  in.k = loadOperand("k",
+                     varlen  ? "[total_kv, HKV, D]"
+                     : paged ? "[num_pages, page_size, HKV, D]"
+                             : "[B, HKV, LK, D]",
                      f.k, plan.storage, rank);
   if (!in.k)
     return 1;
-  in.v = loadOperand("v", varlen ? "[total_kv, HKV, DV]" : "[B, HKV, LK, DV]",
+  in.v = loadOperand("v",
+                     varlen  ? "[total_kv, HKV, DV]"
+                     : paged ? "[num_pages, page_size, HKV, DV]"
+                             : "[B, HKV, LK, DV]",
                      f.v, plan.storage, rank);
   if (!in.v)
     return 1;
   for (auto [path, slot] : {std::pair{&f.cuSeqlensQ, &in.cuSeqlensQ},
-                            std::pair{&f.cuSeqlensKv, &in.cuSeqlensKv}}) {
+                            std::pair{&f.cuSeqlensKv, &in.cuSeqlensKv},
+                            std::pair{&f.pageTable, &in.pageTable},
+                            std::pair{&f.kvLens, &in.kvLens}}) {
     if (path->empty())
       continue;
     runtime::Expected<Tensor> t = runtime::readNpy(*path);
@@ -547,10 +590,14 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
   forward.threads = f.threads;
   for (const auto &[name, t] : in.inputs)
     forward.inputs.emplace_back(name, t.view());
-  TensorView cuQ, cuKv;
+  TensorView cuQ, cuKv, pageTable, kvLens;
   if (varlen) {
     cuQ = in.cuSeqlensQ->view(), cuKv = in.cuSeqlensKv->view();
     forward.varlen = {&cuQ, &cuKv};
+  }
+  if (in.pageTable) {
+    pageTable = in.pageTable->view(), kvLens = in.kvLens->view();
+    forward.paged = {&pageTable, &kvLens, f.pageSize};
   }
   Status st = kernel->forward(in.q->view(), in.k->view(), in.v->view(),
                               result.out->view(), forward);

@@ -29,6 +29,11 @@ struct RunFlags {
   /// A packed variable-length batch: the offset files (both or neither).
   std::string cuSeqlensQ, cuSeqlensKv;
   bool varlen() const { return !cuSeqlensQ.empty() || !cuSeqlensKv.empty(); }
+  /// A paged KV cache: the page table and length files (both or neither)
+  /// and the page size (0: k's).
+  std::string pageTable, kvLens;
+  int64_t pageSize = 0;
+  bool paged() const { return !pageTable.empty() || !kvLens.empty(); }
 };
 
 /// One NAME=FILE.npy flag (--input, --dinput).

@@ -6,9 +6,16 @@
       writes a packed variable-length batch: DIR/q.npy [total_q, HQ, D],
       DIR/k.npy, DIR/v.npy [total_kv, HKV, D|DV] and the int32 offsets
       DIR/cu_q.npy, DIR/cu_kv.npy of the given per-sequence lengths.
+  attn_ref.py gen-paged DIR B HQ HKV LQ D DV --lk A,B,.. --page-size N
+                    [--seed N]
+      writes q [B, HQ, LQ, D], a paged cache DIR/k.npy, DIR/v.npy
+      [num_pages, N, HKV, D|DV] with two unused pages, its pages handed out
+      in shuffled order, DIR/page_table.npy int32 [B, max_pages] (unused
+      entries -1) and DIR/kv_lens.npy int32 [B].
   attn_ref.py check VARIANT --q Q --k K --v V --out OUT [--lse LSE]
                     [--input NAME=FILE]... [-D NAME=VALUE]... --tol TOL
                     [--cu-seqlens-q CU_Q --cu-seqlens-kv CU_KV]
+                    [--page-table PT --kv-lens LENS]
       recomputes the attention of VARIANT in float64 from the same files and
       fails unless OUT (and LSE) are float32 of the right shape, free of NaN,
       and within relative Frobenius error TOL of the reference. Rows whose
@@ -123,6 +130,27 @@ def varlen_reference(variant, q, k, v, cu_q, cu_kv, inputs, defines):
                  else lse)
 
 
+def paged_reference(variant, q, k, v, table, lens, inputs, defines):
+    """out [B, HQ, LQ, DV] and lse [B, HQ, LQ] of a paged cache: each
+    sequence its own problem on its pages' first kv_lens[b] rows."""
+    B, HQ, LQ, _ = q.shape
+    out = np.zeros((B, HQ, LQ, v.shape[3]))
+    lse = np.full((B, HQ, LQ), -np.inf)
+    ps = k.shape[1]
+    for b in range(B):
+        n = int(lens[b])
+        if n == 0:
+            continue
+        rows = [table[b, i // ps] * ps + i % ps for i in range(n)]
+        seq = lambda t: t.reshape(-1, t.shape[2], t.shape[3])[rows].transpose(1, 0, 2)[None]
+        o, l = reference(variant, q[b:b + 1], seq(k), seq(v), inputs, defines)
+        out[b] = o[0]
+        if l is not None:
+            lse[b] = l[0]
+    return out, (None if _variants()[variant].get("normalize") == "sigmoid"
+                 else lse)
+
+
 def check(args):
     defines = dict(d.split("=", 1) for d in args.define)
     inputs = {}
@@ -132,7 +160,12 @@ def check(args):
         inputs[name] = a if a.dtype == np.bool_ else (
             a.astype(np.int64) if a.dtype.kind == "i" else a.astype(np.float64))
     q, k, v = (np.load(p).astype(np.float64) for p in (args.q, args.k, args.v))
-    if args.cu_seqlens_q:
+    if args.page_table:
+        table, lens = (np.load(p).astype(np.int64)
+                       for p in (args.page_table, args.kv_lens))
+        ref, ref_lse = paged_reference(args.variant, q, k, v, table, lens,
+                                       inputs, defines)
+    elif args.cu_seqlens_q:
         cu_q, cu_kv = (np.load(p).astype(np.int64)
                        for p in (args.cu_seqlens_q, args.cu_seqlens_kv))
         ref, ref_lse = varlen_reference(args.variant, q, k, v, cu_q, cu_kv,
@@ -193,6 +226,30 @@ def gen_varlen(args):
     return 0
 
 
+def gen_paged(args):
+    rng = np.random.default_rng(args.seed)
+    lens = [int(x) for x in args.lk.split(",")]
+    B, HQ, HKV, LQ, D, DV = args.sizes
+    assert len(lens) == B, "--lk needs one length per sequence"
+    ps = args.page_size
+    pages = [(n + ps - 1) // ps for n in lens]
+    num_pages = sum(pages) + 2
+    order = rng.permutation(num_pages)
+    table = np.full((B, max(pages) + 1), -1, np.int32)
+    at = 0
+    for b in range(B):
+        table[b, :pages[b]] = order[at:at + pages[b]]
+        at += pages[b]
+    np.save(f"{args.dir}/q.npy", rng.standard_normal((B, HQ, LQ, D)).astype(np.float32))
+    np.save(f"{args.dir}/k.npy",
+            rng.standard_normal((num_pages, ps, HKV, D)).astype(np.float32))
+    np.save(f"{args.dir}/v.npy",
+            rng.standard_normal((num_pages, ps, HKV, DV)).astype(np.float32))
+    np.save(f"{args.dir}/page_table.npy", table)
+    np.save(f"{args.dir}/kv_lens.npy", np.array(lens, np.int32))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +264,12 @@ def main():
     gv.add_argument("--lq", required=True)
     gv.add_argument("--lk", required=True)
     gv.add_argument("--seed", type=int, default=0)
+    gp = sub.add_parser("gen-paged")
+    gp.add_argument("dir")
+    gp.add_argument("sizes", type=int, nargs=6)
+    gp.add_argument("--lk", required=True)
+    gp.add_argument("--page-size", type=int, required=True)
+    gp.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("check")
     c.add_argument("variant", choices=sorted(_variants()))
     for flag in ("--q", "--k", "--v", "--out"):
@@ -217,8 +280,11 @@ def main():
     c.add_argument("--tol", type=float, required=True)
     c.add_argument("--cu-seqlens-q")
     c.add_argument("--cu-seqlens-kv")
+    c.add_argument("--page-table")
+    c.add_argument("--kv-lens")
     args = parser.parse_args()
-    return {"gen": gen, "gen-varlen": gen_varlen, "check": check}[
+    return {"gen": gen, "gen-varlen": gen_varlen, "gen-paged": gen_paged,
+            "check": check}[
         args.command](args)
 
 
