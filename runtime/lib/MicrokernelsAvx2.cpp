@@ -14,6 +14,9 @@
 //        loads of v, 6 broadcasts of p, 12 FMAs.
 //   softmax: 8 attention rows per vector (the logits are stored transposed,
 //        one key per row), so no horizontal reductions.
+//   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
+//        row) along D, and the softmax 8 keys of one row per vector
+//        (gathers), instead of vectors across rows that they leave idle.
 //   exp: x clamped to [-87.3, 88.37], 2^n * p(r) with r = x - n ln 2 and
 //        the degree-6 Cephes polynomial of the AVX-512 file, 2^n built in
 //        the exponent bits; below -87.3 (and exp(-inf)) exactly 0.
@@ -258,6 +261,92 @@ inline void widenPairs(const uint16_t *src, int64_t ld, int64_t rows,
 
 inline int64_t minI(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/// Up to this many query rows (a decode step, or a tile's last rows), qk
+/// and the softmax update work along D or the keys instead of across rows.
+constexpr int64_t kFewRows = 4;
+
+inline float hsum(__m256 x) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 x) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/// st[j * ldst + t] = scale * k_j . q_t for T <= kFewRows rows: one dot
+/// product per (key, row) along D, 8 widened bf16 per FMA, for the few rows
+/// of a decode step (the chunked f32 blocks are built for many rows).
+template <int T>
+void qkBf16FewRows(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
+                   int64_t ldq2, float *st, int64_t ldst, int64_t tk,
+                   int64_t dpairs, float scale) {
+  const int64_t d = 2 * dpairs, d8 = d / 8 * 8;
+  float rows[T][d];
+  for (int t = 0; t < T; ++t)
+    for (int64_t x = 0; x < d; ++x)
+      rows[t][x] = bf16ToFloat(qt2[(x / 2) * ldq2 + 2 * t + x % 2]);
+  for (int64_t j = 0; j < tk; ++j) {
+    const uint16_t *kr = k + j * ldk;
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm256_setzero_ps();
+    for (int64_t x = 0; x < d8; x += 8) {
+      const __m256 kv = widenBf16(kr + x);
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(&rows[t][x]), acc[t]);
+    }
+    for (int t = 0; t < T; ++t) {
+      float sum = hsum(acc[t]);
+      for (int64_t x = d8; x < d; ++x)
+        sum += bf16ToFloat(kr[x]) * rows[t][x];
+      st[j * ldst + t] = scale * sum;
+    }
+  }
+}
+
+/// The softmax update of one attention row i (a column of st), 8 keys per
+/// vector through gathers, the exps stored back one by one (AVX2 has no
+/// scatter).
+void softmaxOneRow(float *st, int64_t ldst, int64_t i, int64_t tk, float *m,
+                   float *l, float *alpha) {
+  const __m256 negInf = _mm256_set1_ps(-__builtin_inff());
+  const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_epi32(int32_t(ldst)));
+  float *col = st + i;
+  __m256 mx = negInf;
+  for (int64_t j0 = 0; j0 < tk; j0 += 8) {
+    const __m256 k = _mm256_castsi256_ps(laneMask(tk - j0));
+    mx = _mm256_max_ps(mx, _mm256_mask_i32gather_ps(negInf, col + j0 * ldst, step, k, 4));
+  }
+  const float tileMax = hmax(mx);
+  const float mNew = m[i] > tileMax ? m[i] : tileMax;
+  const float z = mNew == -__builtin_inff() ? 0.0f : mNew;
+  const __m256 zv = _mm256_set1_ps(z);
+  __m256 sum = _mm256_setzero_ps();
+  float e8[8];
+  for (int64_t j0 = 0; j0 < tk; j0 += 8) {
+    const __m256 k = _mm256_castsi256_ps(laneMask(tk - j0));
+    float *at = col + j0 * ldst;
+    __m256 e = expPs(_mm256_sub_ps(_mm256_mask_i32gather_ps(negInf, at, step, k, 4), zv));
+    e = _mm256_and_ps(e, k);
+    _mm256_storeu_ps(e8, e);
+    const int64_t n = tk - j0 < 8 ? tk - j0 : 8;
+    for (int64_t x = 0; x < n; ++x)
+      at[x * ldst] = e8[x];
+    sum = _mm256_add_ps(sum, e);
+  }
+  const float a = _mm256_cvtss_f32(expPs(_mm256_set1_ps(m[i] - z)));
+  alpha[i] = a;
+  l[i] = a * l[i] + hsum(sum);
+  m[i] = mNew;
+}
+
 } // namespace
 
 extern "C" void attnc_uk_qk_f32_avx2(const float *q, int64_t ldq,
@@ -284,6 +373,13 @@ extern "C" void attnc_uk_pv_t_f32_avx2(const float *p, int64_t ldp,
 extern "C" void attnc_uk_softmax_t_f32_avx2(float *st, int64_t ldst,
                                             int64_t tq, int64_t tk, float *m,
                                             float *l, float *alpha) {
+  // A few rows (decode): each row's keys in vectors. 32-bit gather offsets
+  // bound the stride.
+  if (tq <= kFewRows && ldst * 8 < (int64_t(1) << 31)) {
+    for (int64_t i = 0; i < tq; ++i)
+      softmaxOneRow(st, ldst, i, tk, m, l, alpha);
+    return;
+  }
   const __m256 negInf = _mm256_set1_ps(-__builtin_inff());
   for (int64_t i0 = 0; i0 < tq; i0 += 8) {
     const bool full = i0 + 8 <= tq;
@@ -328,6 +424,15 @@ extern "C" void attnc_uk_qk_bf16_avx2(const uint16_t *k, int64_t ldk,
                                       const uint16_t *qt2, int64_t ldq2,
                                       float *st, int64_t ldst, int64_t tk,
                                       int64_t tq, int64_t dpairs, float scale) {
+  if (tq <= kFewRows && dpairs > 0) {
+    switch (tq) {
+    case 1: qkBf16FewRows<1>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 2: qkBf16FewRows<2>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 3: qkBf16FewRows<3>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 4: qkBf16FewRows<4>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    default: return; // tq <= 0: nothing
+    }
+  }
   float kf[kChunk * kChunk], qf[kChunk * kChunk];
   const int64_t d = 2 * dpairs;
   for (int64_t j0 = 0; j0 < tk; j0 += kChunk)

@@ -17,6 +17,10 @@
 //   it on every step.
 //   softmax: 16 attention rows per vector (the logits are stored
 //        transposed, one key per row), so no horizontal reductions.
+//   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
+//        row) along D (vdpbf16ps, 32 bf16 each), and the softmax 16 keys of
+//        one row per vector (gather, scatter), instead of vectors across
+//        rows that they leave idle.
 //   exp: x clamped to [-110, 88.7], 2^n * p(r) with r = x - n ln 2 and a
 //        degree-6 polynomial (Cephes expf coefficients), scalef for 2^n;
 //        exp(-inf) and anything below -103 give exactly 0.
@@ -30,6 +34,11 @@ namespace {
 inline __mmask16 tailMask(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
 }
+
+/// Up to this many query rows (a decode step, or the last rows of a
+/// tile), qk and the softmax update work along the keys or D instead of
+/// across the rows.
+constexpr int64_t kFewRows = 4;
 
 // Masked loads are slow on some CPUs (Zen 4): full blocks use plain ones.
 template <bool Full>
@@ -227,9 +236,54 @@ extern "C" void attnc_uk_pv_t_f32_avx512(const float *p, int64_t ldp,
   }
 }
 
+namespace {
+
+/// The softmax update of one attention row i (a column of st), 16 keys
+/// per vector through gathers: for the few rows of a decode step, where a
+/// vector across rows would leave most of its lanes idle.
+void softmaxOneRow(float *st, int64_t ldst, int64_t i, int64_t tk, float *m,
+                   float *l, float *alpha) {
+  const __m512 negInf = _mm512_set1_ps(-__builtin_inff());
+  const __m512i step = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(int32_t(ldst)));
+  float *col = st + i;
+  __m512 mx = negInf;
+  for (int64_t j0 = 0; j0 < tk; j0 += 16) {
+    __mmask16 k = tailMask(tk - j0);
+    mx = _mm512_max_ps(mx, _mm512_mask_i32gather_ps(negInf, k, step, col + j0 * ldst, 4));
+  }
+  const float tileMax = _mm512_reduce_max_ps(mx);
+  const float mNew = m[i] > tileMax ? m[i] : tileMax;
+  const float z = mNew == -__builtin_inff() ? 0.0f : mNew;
+  const __m512 zv = _mm512_set1_ps(z);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j0 = 0; j0 < tk; j0 += 16) {
+    __mmask16 k = tailMask(tk - j0);
+    float *at = col + j0 * ldst;
+    __m512 e = expPs(_mm512_sub_ps(_mm512_mask_i32gather_ps(negInf, k, step, at, 4), zv));
+    e = _mm512_maskz_mov_ps(k, e);
+    _mm512_mask_i32scatter_ps(at, k, step, e, 4);
+    sum = _mm512_add_ps(sum, e);
+  }
+  const float a = _mm512_cvtss_f32(expPs(_mm512_set1_ps(m[i] - z)));
+  alpha[i] = a;
+  l[i] = a * l[i] + _mm512_reduce_add_ps(sum);
+  m[i] = mNew;
+}
+
+} // namespace
+
 extern "C" void attnc_uk_softmax_t_f32_avx512(float *st, int64_t ldst,
                                               int64_t tq, int64_t tk, float *m,
                                               float *l, float *alpha) {
+  // A few rows (decode): each row's keys in vectors. 32-bit gather offsets
+  // bound the stride.
+  if (tq <= kFewRows && ldst * 16 < (int64_t(1) << 31)) {
+    for (int64_t i = 0; i < tq; ++i)
+      softmaxOneRow(st, ldst, i, tk, m, l, alpha);
+    return;
+  }
   // 16 attention rows (columns of st) at a time: no horizontal reductions.
   const __m512 negInf = _mm512_set1_ps(-__builtin_inff());
   for (int64_t i0 = 0; i0 < tq; i0 += 16) {
@@ -398,10 +452,60 @@ pvBf16Rows(const int32_t *pq, int64_t ldpq, const uint16_t *v2, int64_t ldv2,
 
 } // namespace
 
+namespace {
+
+/// st[j * ldst + t] = scale * k_j . q_t for T <= kFewRows query rows: one
+/// dot product per (key, row) along D, 32 bf16 per vdpbf16ps, for the few
+/// rows of a decode step (the blocks above broadcast key pairs across up
+/// to 32 query columns, which one row leaves 31/32 idle).
+template <int T>
+__attribute__((target("avx512bf16"))) void
+qkBf16FewRows(const uint16_t *k, int64_t ldk, const uint16_t *qt2, int64_t ldq2,
+              float *st, int64_t ldst, int64_t tk, int64_t dpairs, float scale) {
+  // The rows' pairs in D order, 16 pairs (a zmm) per chunk, zero-padded.
+  const int64_t chunks = (dpairs + 15) / 16;
+  int32_t rows[T][chunks * 16];
+  for (int t = 0; t < T; ++t)
+    for (int64_t p = 0; p < chunks * 16; ++p) {
+      int32_t pair = 0;
+      if (p < dpairs)
+        __builtin_memcpy(&pair, qt2 + p * ldq2 + 2 * t, 4);
+      rows[t][p] = pair;
+    }
+  const __mmask16 last = tailMask(dpairs - 16 * (chunks - 1));
+  for (int64_t j = 0; j < tk; ++j) {
+    const uint16_t *kr = k + j * ldk;
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      __m512bh kv = (__m512bh)(c + 1 < chunks
+                                   ? _mm512_loadu_si512(kr + 32 * c)
+                                   : _mm512_maskz_loadu_epi32(last, kr + 32 * c));
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_dpbf16_ps(acc[t], kv,
+                                  (__m512bh)_mm512_loadu_si512(&rows[t][16 * c]));
+    }
+    for (int t = 0; t < T; ++t)
+      st[j * ldst + t] = scale * _mm512_reduce_add_ps(acc[t]);
+  }
+}
+
+} // namespace
+
 extern "C" __attribute__((target("avx512bf16"))) void
 attnc_uk_qk_bf16_avx512(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
                         int64_t ldq2, float *st, int64_t ldst, int64_t tk,
                         int64_t tq, int64_t dpairs, float scale) {
+  if (tq <= kFewRows && dpairs > 0) {
+    switch (tq) {
+    case 1: qkBf16FewRows<1>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 2: qkBf16FewRows<2>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 3: qkBf16FewRows<3>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    case 4: qkBf16FewRows<4>(k, ldk, qt2, ldq2, st, ldst, tk, dpairs, scale); return;
+    default: return; // tq <= 0: nothing
+    }
+  }
   for (int64_t i0 = 0; i0 < tq; i0 += 32) {
     int64_t n = tq - i0 < 32 ? tq - i0 : 32;
     if (n == 32)

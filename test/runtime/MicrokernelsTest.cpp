@@ -116,8 +116,9 @@ TEST_P(Microkernels, PvMatchesLoops) {
 TEST_P(Microkernels, SoftmaxUpdate) {
   const float negInf = -std::numeric_limits<float>::infinity();
   std::mt19937 rng(3);
-  for (int64_t tq : {1, 15, 16, 17, 64})
-    for (int64_t tk : {1, 5, 64}) {
+  // 1..4 rows: the few-row path (along the keys), across 16-key blocks.
+  for (int64_t tq : {1, 2, 3, 4, 5, 15, 16, 17, 64})
+    for (int64_t tk : {1, 5, 16, 17, 64}) {
       int64_t ld = tq + 1;
       auto st = randomVec(tk * ld, rng);
       std::vector<float> m(tq), l(tq), alpha(tq, 7.0f);
@@ -177,9 +178,10 @@ float fromBf16(uint16_t b) {
 TEST_P(Microkernels, QkBf16MatchesLoops) {
   std::mt19937 rng(4);
   // Past 64 in every dimension: the AVX2 path works in 64 x 64 x 64 chunks.
-  for (int64_t tq : {1, 15, 16, 17, 32, 64, 70})
+  // 1..4 rows: the few-row path (along D, in chunks of 16 pairs).
+  for (int64_t tq : {1, 2, 3, 4, 5, 15, 16, 17, 32, 64, 70})
     for (int64_t tk : {1, 7, 8, 9, 64, 65})
-      for (int64_t dpairs : {1, 8, 33, 64}) {
+      for (int64_t dpairs : {1, 8, 16, 17, 33, 64}) {
         int64_t ldk = 2 * dpairs + 2, ldq2 = 2 * tq + 4, ldst = tq + 1;
         std::vector<uint16_t> k(tk * ldk), q(dpairs * ldq2);
         for (auto &x : k) x = toBf16(randomVec(1, rng)[0]);
