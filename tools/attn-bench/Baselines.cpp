@@ -354,6 +354,59 @@ double sgemmMs(int threads, int runs, int n) {
   return median(times);
 }
 
+double streamReadMs(const std::vector<std::pair<const void *, size_t>> &parts,
+                    int threads, int runs) {
+  // 64 KiB blocks over the threads; four 8-byte sums per step keep the
+  // loads independent, and the sum is kept so the reads are not dropped.
+  constexpr size_t kBlock = 64 << 10;
+  std::vector<std::pair<const char *, size_t>> blocks;
+  for (auto [data, bytes] : parts)
+    for (size_t at = 0; at < bytes; at += kBlock)
+      blocks.push_back({static_cast<const char *>(data) + at,
+                        std::min(kBlock, bytes - at)});
+  const int64_t n = int64_t(blocks.size());
+  const int64_t workers = std::max<int64_t>(1, threads);
+  std::vector<uint64_t> sums(size_t(workers), 0);
+  auto readBlocks = [&](int64_t w) {
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (int64_t i = w * n / workers; i < (w + 1) * n / workers; ++i) {
+      const char *p = blocks[size_t(i)].first;
+      const size_t words = blocks[size_t(i)].second / 8;
+      size_t x = 0;
+      for (; x + 4 <= words; x += 4) {
+        uint64_t v[4];
+        std::memcpy(v, p + 8 * x, 32);
+        a += v[0], b += v[1], c += v[2], d += v[3];
+      }
+      for (; x < words; ++x) {
+        uint64_t v;
+        std::memcpy(&v, p + 8 * x, 8);
+        a += v;
+      }
+    }
+    sums[size_t(w)] += a + b + c + d;
+  };
+  std::vector<double> times;
+  for (int r = 0; r < runs + 1; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    if (workers == 1)
+      readBlocks(0);
+    else
+      runtime::ThreadPool::global().parallelFor(
+          workers, [&](int64_t b, int64_t e) {
+            for (int64_t w = b; w < e; ++w)
+              readBlocks(w);
+          }, 1);
+    if (r > 0)
+      times.push_back(msSince(start));
+  }
+  volatile uint64_t keep = 0;
+  for (uint64_t x : sums)
+    keep = keep + x;
+  (void)keep;
+  return median(times);
+}
+
 std::string openblasCoreName() {
   const char *name = openblas_get_corename();
   return name ? name : "unknown";

@@ -73,6 +73,12 @@ std::string unfusedBackward(const BaselineProblem &p, const float *out,
 /// OpenBLAS threads.
 double sgemmMs(int threads, int runs, int n = 2048);
 
+/// The median ms of `runs` reads (after one warm-up) of every byte of the
+/// buffers \p parts on `threads` threads of the runtime's pool: the
+/// STREAM-like bandwidth ceiling of a kernel that must read them once.
+double streamReadMs(const std::vector<std::pair<const void *, size_t>> &parts,
+                    int threads, int runs);
+
 /// OpenBLAS's name for the kernels it picked ("Haswell", "SkylakeX", ...).
 std::string openblasCoreName();
 

@@ -49,7 +49,9 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
       "softmax + sgemm per 256 query rows, heads over the threads, BLAS\n"
       "single-threaded; full and causal masks only), torch (SDPA and\n"
       "FlexAttention on CPU via bench/torch_baseline.py, if torch imports),\n"
-      "sgemm (one 2048^3 cblas_sgemm on the same thread count). With\n"
+      "sgemm (one 2048^3 cblas_sgemm on the same thread count), stream\n"
+      "(a read of every byte of K and V on the same threads: the bandwidth\n"
+      "ceiling of a decode step, with attnc's share of it in the note). With\n"
       "--backward: openblas also times an unfused backward (per 256 query\n"
       "rows S, P, dP, dS materialised, sgemm for the five products) and\n"
       "torch SDPA's backward (autograd.grad of the forward's graph).\n"
@@ -78,7 +80,7 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
        "NAME=FILE.npy: a declared input tensor (single mode; the others "
        "are random)")
       ("baseline", po::value(&f.baselines)->composing(),
-       "naive|openblas|torch|sgemm (repeatable, or comma-separated)")
+       "naive|openblas|torch|sgemm|stream (repeatable, or comma-separated)")
       ("threads", po::value(&f.threads)->default_value(0),
        "threads for the kernel and the baselines (0: ATTNC_NUM_THREADS or "
        "all cores)")
@@ -152,8 +154,10 @@ int attnc::bench::checkBenchFlags(const Flags &f, BenchPlan &plan) {
   std::set<std::string> &want = plan.want;
   for (const std::string &list : f.baselines)
     for (const std::string &b : splitCommas(list)) {
-      if (b != "naive" && b != "openblas" && b != "torch" && b != "sgemm")
-        return fail("--baseline " + b + ": expected naive, openblas, torch or sgemm");
+      if (b != "naive" && b != "openblas" && b != "torch" && b != "sgemm" &&
+          b != "stream")
+        return fail("--baseline " + b +
+                    ": expected naive, openblas, torch, sgemm or stream");
       want.insert(b);
     }
   if (cuda && !want.empty())

@@ -432,6 +432,30 @@ std::string openblasBaseline(const Flags &f, const Entry &e, const Shape &s,
   return "";
 }
 
+/// The stream baseline: one read of K and V (what a decode step must read
+/// at least), and in its note attnc's share of that bandwidth.
+BaselineOutcome streamBaseline(const Flags &f, const BenchData &d, int threads,
+                               double attncMs) {
+  BaselineOutcome b{"stream"};
+  auto fmt = [](const char *format, double x) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, x);
+    return std::string(buf);
+  };
+  const runtime::TensorView k = d.k.tensor.view(), v = d.v.tensor.view();
+  const size_t bytes = size_t(k.numel() + v.numel()) * runtime::dtypeSize(k.dtype);
+  b.ms = streamReadMs({{k.data, size_t(k.numel()) * runtime::dtypeSize(k.dtype)},
+                       {v.data, size_t(v.numel()) * runtime::dtypeSize(v.dtype)}},
+                      threads, std::max(f.runs, 5));
+  b.ran = true;
+  b.note = "one read of K and V (" + fmt("%.1f", double(bytes) / 1e6) +
+           " MB) on the same threads: " + fmt("%.1f", double(bytes) / b.ms / 1e6) +
+           " GB/s; attnc reads them at " +
+           fmt("%.1f", double(bytes) / attncMs / 1e6) + " GB/s (" +
+           fmt("%.0f", 100 * b.ms / attncMs) + "% of the read)";
+  return b;
+}
+
 /// Runs the baselines in \p want on float32 copies of the data of \p d,
 /// into r.baselines. Returns "" or an error.
 std::string runBaselines(const Flags &f, const Entry &e, const Shape &s,
@@ -464,6 +488,8 @@ std::string runBaselines(const Flags &f, const Entry &e, const Shape &s,
   }
   if (want.count("torch"))
     torchBaselines(f, e, s, d.inputs, tmp, threads, r.baselines);
+  if (want.count("stream"))
+    r.baselines.push_back(streamBaseline(f, d, threads, r.ms));
   return "";
 }
 
