@@ -9,8 +9,8 @@
 //      the buffer descriptors and the meta array of KernelABI.h;
 //   3. run: the task space in chunks on the thread pool, each chunk a kernel
 //      call with its own status words; every participating thread has its
-//      own scratch arena for the kernel's tiles (KernelABI.h), allocated
-//      once per call.
+//      own scratch arena for the kernel's tiles (KernelABI.h), which the
+//      thread keeps for its next call (grown when a call needs more).
 //
 // Every allocation whose size the call decides (the tile trace, the ids
 // pre-pass buffer, the arenas, converted inputs) is checked against the
@@ -100,6 +100,26 @@ attnc_buffer describe(const TensorView &t) {
   return b;
 }
 
+/// The calling thread's scratch arena of at least \p bytes, 64-byte
+/// aligned: kept for the thread's next call and grown when a call needs
+/// more, so that a call does not allocate (and fault in) its tiles' memory
+/// again: a decode step is a short call. Null when out of memory.
+char *threadArena(int64_t bytes) {
+  thread_local Arena arena;
+  thread_local int64_t size = 0;
+  if (size < bytes) {
+    arena.reset();
+    size = 0;
+    char *p = new (std::align_val_t(ATTNC_ARENA_ALIGN), std::nothrow)
+        char[size_t(bytes)];
+    if (!p)
+      return nullptr;
+    arena.reset(p);
+    size = bytes;
+  }
+  return arena.get();
+}
+
 /// Runs tasks [0, numTasks) of `fn` in chunks on the pool (or inline for
 /// one thread), each chunk with its own status words, each participant
 /// with its own arena of \p arenaBytes in slot ATTNC_BUF_ARENA. Fills
@@ -123,9 +143,9 @@ Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
       ceilDiv(numTasks, threads > 1 ? threads * kChunksPerThread : 1);
   const int64_t numChunks = ceilDiv(numTasks, chunk);
 
-  // One arena and one copy of the descriptors per participant, made here,
-  // once per call, before any kernel runs.
-  std::vector<Arena> arenas;
+  // One copy of the descriptors per participant; each participating
+  // thread brings its own arena (threadArena), checked here against the
+  // machine's memory.
   std::vector<std::vector<attnc_buffer>> perThread(size_t(threads), shared);
   if (arenaBytes > 0) {
     int64_t total;
@@ -136,25 +156,24 @@ Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
                        " x " + std::to_string(arenaBytes) + " bytes)");
         !s.ok())
       return s;
-    for (int64_t t = 0; t < threads; ++t) {
-      char *p = new (std::align_val_t(ATTNC_ARENA_ALIGN), std::nothrow)
-          char[size_t(arenaBytes)];
-      if (!p)
-        return Status::error("out of memory for the kernel's tile arenas (" +
-                             std::to_string(threads) + " x " +
-                             std::to_string(arenaBytes) + " bytes)");
-      arenas.emplace_back(p);
-      perThread[size_t(t)][ATTNC_BUF_ARENA] =
-          attnc_buffer{p, p, 0, arenaBytes, 1};
-    }
   }
+  std::atomic<bool> noArena{false};
 
   std::vector<std::array<int64_t, ATTNC_STATUS_WORDS>> failures(
       static_cast<size_t>(numChunks));
   std::atomic<int64_t> nextChunk{0};
   std::atomic<int64_t> firstFailed{numChunks};
   auto drain = [&](int64_t participant) {
-    const attnc_buffer *bufs = perThread[size_t(participant)].data();
+    attnc_buffer *bufs = perThread[size_t(participant)].data();
+    if (arenaBytes > 0) {
+      char *arena = threadArena(arenaBytes);
+      if (!arena) {
+        noArena.store(true, std::memory_order_relaxed);
+        firstFailed.store(-1, std::memory_order_relaxed); // stop the others
+        return;
+      }
+      bufs[ATTNC_BUF_ARENA] = attnc_buffer{arena, arena, 0, arenaBytes, 1};
+    }
     while (true) {
       const int64_t c = nextChunk.fetch_add(1, std::memory_order_relaxed);
       if (c >= numChunks || c > firstFailed.load(std::memory_order_relaxed))
@@ -186,6 +205,9 @@ Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
         1);
   }
   // parallelFor's completion orders every chunk's writes before this read.
+  if (noArena.load(std::memory_order_relaxed))
+    return Status::error("out of memory for the kernel's tile arenas (" +
+                         std::to_string(arenaBytes) + " bytes per thread)");
   const int64_t failed = firstFailed.load(std::memory_order_relaxed);
   if (failed < numChunks)
     failure.assign(failures[size_t(failed)].begin(),

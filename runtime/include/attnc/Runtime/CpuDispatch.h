@@ -6,7 +6,8 @@
 // reads in another type (int32 inputs to int64, float16 float inputs to
 // float32), fills the descriptors and the meta array of KernelABI.h, and runs
 // the task space on the thread pool, each thread with its own scratch arena
-// for the kernel's tiles (allocated once per call). Bad arguments return an error Status
+// for the kernel's tiles (kept by the thread for its next call). Bad
+// arguments return an error Status
 // that names the tensor and what was wrong; nothing is written then. A
 // kernel-reported error (an out-of-range input read) also comes back as a
 // Status; `out` may then hold partial results.

@@ -122,8 +122,9 @@ enum attnc_status_code {
  * any supported head dim runs on any thread. The caller gives every call
  * that may run concurrently its own arena of at least attnc_arena_bytes()
  * bytes, 64-byte aligned, offset 0; its contents need no initialisation and
- * are garbage afterwards. The runtime's dispatcher allocates one per
- * participating thread, once per forward call. The layout, in bytes, is
+ * are garbage afterwards. The runtime's dispatcher gives each
+ * participating thread its own, which the thread keeps for its next call
+ * (grown when a call needs more). The layout, in bytes, is
  * these sections in order, each rounded up to 64 (tq, tk: the tile sizes;
  * d, dv: the head dims; a section may be larger than its tile needs):
  *   Q tile 4 tq (d + 1), K tile 4 tk (d + 1), V tile 4 (tk + 1) dv,
