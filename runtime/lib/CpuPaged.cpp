@@ -6,7 +6,10 @@
 // cache (an unfragmented sequence) the keys are a strided view of it, no
 // copy; otherwise its pages are gathered, in table order and on the thread
 // pool, into one buffer [kv_len, HKV, D | DV] that every sequence reuses
-// and that the calling thread keeps for its next call. The table, the lengths
+// and that the calling thread keeps for its next call. A decode step (at
+// most 16 query rows) gathers 2 MiB chunks instead and runs each as a
+// sequence window (KernelABI.h), merging the partial results by their lse:
+// its keys then reach the kernel from the cache, not through memory twice. The table, the lengths
 // and every sequence's call are checked before any sequence runs, so bad
 // arguments (a page out of range, a length beyond the pages given) are
 // errors that write nothing, never out-of-bounds reads.
@@ -16,6 +19,7 @@
 #include "attnc/Runtime/ThreadPool.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -165,9 +169,9 @@ TensorView denseRows(DType dtype, char *data, int64_t H, int64_t X,
 }
 
 /// Copies rows [r0, r1) of sequence b in cache \p t, page by page, into
-/// the dense [len, HKV, X] buffer \p dst.
+/// the dense [rows, HKV, X] buffer \p dst whose first row is row \p base.
 void gatherRows(const PagedLayout &p, const TensorView &t, int64_t b,
-                int64_t r0, int64_t r1, char *dst) {
+                int64_t r0, int64_t r1, int64_t base, char *dst) {
   const int64_t es = int64_t(dtypeSize(t.dtype));
   const int64_t H = t.shape[2], X = t.shape[3];
   const bool rowsDense = t.strides[3] == 1;
@@ -176,7 +180,7 @@ void gatherRows(const PagedLayout &p, const TensorView &t, int64_t b,
                        p.page(b, r / p.pageSize) * t.strides[0] * es;
     for (int64_t h = 0; h < H; ++h) {
       const char *src = page + ((r % p.pageSize) * t.strides[1] + h * t.strides[2]) * es;
-      char *out = dst + ((r * H + h) * X) * es;
+      char *out = dst + (((r - base) * H + h) * X) * es;
       if (rowsDense) {
         std::memcpy(out, src, size_t(X * es));
         continue;
@@ -187,21 +191,96 @@ void gatherRows(const PagedLayout &p, const TensorView &t, int64_t b,
   }
 }
 
-/// Gathers sequence b's keys and values, on the pool unless \p threads
-/// is 1 (the copy is memory-bound; more threads take more bandwidth).
+/// Gathers rows [r0, r1) of sequence b's keys and values to the start of
+/// \p dstK and \p dstV, on the pool unless \p threads is 1 or the rows
+/// are few (the copy is memory-bound; more threads take more bandwidth).
 void gatherSequence(const PagedLayout &p, const TensorView &k,
-                    const TensorView &v, int64_t b, int threads, char *dstK,
-                    char *dstV) {
-  const int64_t len = p.lens[size_t(b)];
-  auto copy = [&](int64_t r0, int64_t r1) {
-    gatherRows(p, k, b, r0, r1, dstK);
-    gatherRows(p, v, b, r0, r1, dstV);
+                    const TensorView &v, int64_t b, int64_t r0, int64_t r1,
+                    int threads, char *dstK, char *dstV) {
+  auto copy = [&](int64_t from, int64_t to) {
+    gatherRows(p, k, b, r0 + from, r0 + to, r0, dstK);
+    gatherRows(p, v, b, r0 + from, r0 + to, r0, dstV);
   };
-  if (threads == 1 || len < 256) {
-    copy(0, len);
+  if (threads == 1 || r1 - r0 < 128) {
+    copy(0, r1 - r0);
     return;
   }
-  ThreadPool::global().parallelFor(len, copy, 64);
+  ThreadPool::global().parallelFor(r1 - r0, copy, 64);
+}
+
+/// Few query rows (a decode step): such a sequence's keys are gathered and
+/// run in chunks of about this many bytes, so that they reach the kernel
+/// from the cache instead of crossing memory twice.
+constexpr int64_t kDecodeRows = 16;
+constexpr int64_t kChunkBytes = int64_t(2) << 20;
+
+/// Adds one chunk's partial result (out and, for softmax, lse of rows
+/// [0, rows)) to the running ones: lse = log(e^lse + e^part), acc =
+/// acc e^(lse_old - lse) + out e^(lse_part - lse); sigmoid sums.
+void mergeChunk(const Tensor &part, const Tensor &partLse, bool sigmoid,
+                int64_t rows, int64_t dv, std::vector<double> &acc,
+                std::vector<double> &lse) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double a = 1, w = 1;
+    if (!sigmoid) {
+      const double l = partLse.getAsDouble(r), m = lse[size_t(r)];
+      if (l == -INFINITY)
+        continue; // the chunk keeps nothing of this row
+      const double hi = m > l ? m : l;
+      const double merged =
+          m == -INFINITY ? l : hi + std::log1p(std::exp(-std::fabs(m - l)));
+      a = m == -INFINITY ? 0.0 : std::exp(m - merged);
+      w = std::exp(l - merged);
+      lse[size_t(r)] = merged;
+    }
+    for (int64_t x = 0; x < dv; ++x) {
+      double &o = acc[size_t(r * dv + x)];
+      o = (a == 0 ? 0.0 : o * a) + w * part.getAsDouble(r * dv + x);
+    }
+  }
+}
+
+/// Runs the decode call \p c of sequence b chunk by chunk: chunkRows keys
+/// at a time gathered into \p bufK / \p bufV and run as a window of the
+/// whole sequence (so masks see the sequence's kv and LK), the partial
+/// results merged. out and lse are written once, at the end.
+Status runChunked(const KernelInfo &kernel, const CpuForwardArgs &c,
+                  const PagedLayout &p, int64_t b, const TensorView &k,
+                  const TensorView &v, int64_t chunkRows, char *bufK,
+                  char *bufV) {
+  const int64_t HQ = c.q.shape[1], LQ = c.q.shape[2], DV = c.out.shape[3];
+  const int64_t len = p.lens[size_t(b)], rows = HQ * LQ;
+  Expected<Tensor> part = Tensor::zeros(kernel.storage, {1, HQ, LQ, DV});
+  Expected<Tensor> partLse = Tensor::zeros(DType::F32, {1, HQ, LQ});
+  if (!part.ok() || !partLse.ok())
+    return (part.ok() ? partLse.status() : part.status())
+        .withContext("a decode chunk's partial result");
+  TensorView partView = part->view(), partLseView = partLse->view();
+  std::vector<double> acc(size_t(rows * DV), 0.0),
+      lse(size_t(rows), kernel.sigmoid ? 0.0 : -INFINITY);
+  for (int64_t c0 = 0; c0 < len; c0 += chunkRows) {
+    const int64_t n = std::min(chunkRows, len - c0);
+    gatherSequence(p, k, v, b, c0, c0 + n, c.threads, bufK, bufV);
+    CpuForwardArgs call = c;
+    call.k = denseRows(k.dtype, bufK, k.shape[2], k.shape[3], n);
+    call.v = denseRows(v.dtype, bufV, v.shape[2], v.shape[3], n);
+    call.out = partView;
+    call.lse = kernel.sigmoid ? nullptr : &partLseView;
+    call.window = {0, c0, LQ, len};
+    if (Status s = forwardCpu(kernel, call); !s.ok())
+      return s;
+    mergeChunk(*part, *partLse, kernel.sigmoid, rows, DV, acc, lse);
+  }
+  visitOffsets(c.out, [&](int64_t flat, int64_t offset) {
+    storeFromDouble(c.out, offset, acc[size_t(flat)]);
+    return true;
+  });
+  if (c.lse)
+    visitOffsets(*c.lse, [&](int64_t flat, int64_t offset) {
+      storeFromDouble(*c.lse, offset, lse[size_t(flat)]);
+      return true;
+    });
+  return Status::success();
 }
 
 /// Rows [b, b + 1) of dimension 0 of \p t.
@@ -229,13 +308,25 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
                          std::to_string(p.B) + " (the page table's rows), got "
                          "shape " + shapeToString(args.q.shape));
 
-  // One gather buffer for the longest fragmented sequence.
+  // One gather buffer for the longest fragmented sequence, or a decode
+  // chunk (kChunkBytes), whichever is larger.
   const int64_t es = int64_t(dtypeSize(k.dtype));
   const int64_t kRow = k.shape[2] * k.shape[3], vRow = v.shape[2] * v.shape[3];
+  if (args.paged.decodeChunk < 0)
+    return Status::error("the decode chunk must be 0 (automatic) or a number "
+                         "of keys, not " + std::to_string(args.paged.decodeChunk));
+  const int64_t chunkRows =
+      args.paged.decodeChunk > 0
+          ? args.paged.decodeChunk
+          : std::max<int64_t>(64, kChunkBytes / std::max<int64_t>(1, (kRow + vRow) * es));
+  const bool decode = args.q.shape[2] <= kDecodeRows;
+  auto chunked = [&](int64_t b) {
+    return decode && !consecutivePages(p, b) && p.lens[size_t(b)] > chunkRows;
+  };
   int64_t longest = 0;
   for (int64_t b = 0; b < p.B; ++b)
     if (!consecutivePages(p, b))
-      longest = std::max(longest, p.lens[size_t(b)]);
+      longest = std::max(longest, chunked(b) ? chunkRows : p.lens[size_t(b)]);
   const int64_t bytes = longest * (kRow + vRow) * es; // lengths are checked
   if (Status s = checkAllocationSize(bytes, "the paged cache's gather buffer");
       !s.ok())
@@ -304,9 +395,16 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     CpuForwardArgs &c = calls[size_t(b)];
     if (c.q.shape[2] == 0 || c.q.shape[1] == 0)
       continue;
-    if (gather[size_t(b)])
-      gatherSequence(p, k, v, b, args.threads, gatheredK, gatheredV);
-    if (Status s = forwardCpu(kernel, c); !s.ok())
+    Status s;
+    if (chunked(b)) {
+      s = runChunked(kernel, c, p, b, k, v, chunkRows, gatheredK, gatheredV);
+    } else {
+      if (gather[size_t(b)])
+        gatherSequence(p, k, v, b, 0, p.lens[size_t(b)], args.threads,
+                       gatheredK, gatheredV);
+      s = forwardCpu(kernel, c);
+    }
+    if (!s.ok())
       return s.withContext("sequence " + std::to_string(b) + " of the paged cache");
   }
   return Status::success();

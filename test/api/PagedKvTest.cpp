@@ -8,7 +8,9 @@
 // place), an empty sequence and unused pages; GQA, LQ != LK, DV != D;
 // every shared spec that takes a paged cache (document reads doc_kv[LK]).
 // Then the errors, which write nothing: pages out of range, lengths beyond
-// the pages given, mismatched shapes.
+// the pages given, mismatched shapes. The decode path (LQ <= 16) runs
+// fragmented sequences in chunks merged by their lse: run here in chunks
+// of 9 keys.
 //
 //===----------------------------------------------------------------------===//
 #include "../common/RandomTensors.h"
@@ -91,8 +93,10 @@ PagedCache makeCache(int64_t pageSize, std::mt19937 &rng) {
 }
 
 /// Runs \p text on paged caches of page sizes 1, 16 and 64 and compares
-/// every sequence with its own reference.
-void checkPaged(const std::string &text, const std::string &label) {
+/// every sequence with its own reference; \p decodeChunk > 0 runs the
+/// fragmented sequences in chunks of that many keys (the decode path).
+void checkPaged(const std::string &text, const std::string &label,
+                int64_t decodeChunk = 0) {
   Compiler compiler;
   CompileOptions opts;
   opts.tileQ = 16, opts.tileK = 32;
@@ -115,7 +119,7 @@ void checkPaged(const std::string &text, const std::string &label) {
     ForwardOptions fo;
     for (const auto &[n, t] : inputs)
       fo.inputs.push_back({n, t.view()});
-    fo.paged = {&table, &lens, pageSize};
+    fo.paged = {&table, &lens, pageSize, decodeChunk};
     if (!sigmoid)
       fo.lse = &lseView;
     Status st = kernel->forward(q.tensor.view(), c.k.tensor.view(),
@@ -168,6 +172,9 @@ TEST_P(PagedKv_, EverySequenceMatchesItsReference) {
     GTEST_SKIP() << "an input over LK cannot take a paged cache (Errors "
                     "covers the message)";
   checkPaged(text, GetParam().string());
+  // The decode path: LQ = 7 <= 16, chunks of 9 keys (odd windows, one
+  // chunk per 70-key sequence's last 7 keys).
+  checkPaged(text, GetParam().string(), 9);
 }
 
 std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
@@ -181,6 +188,9 @@ TEST(PagedKv, PaddingMaskAndBottomRightCausal) {
   checkPaged("attention padded {\n  input limit: int[B]\n"
              "  mask = kv < limit[b] && q + LK - LQ >= kv\n}\n",
              "padded.attn");
+  checkPaged("attention padded {\n  input limit: int[B]\n"
+             "  mask = kv < limit[b] && q + LK - LQ >= kv\n}\n",
+             "padded.attn", 9);
 }
 
 /// The error of a paged call after \p edit changed the cache or the

@@ -109,10 +109,13 @@ struct VarlenBatch {
 /// uses must exist, and kvLens[b] <= max_pages * page_size. q, out and lse
 /// keep their layouts ([B, HQ, LQ, ...]). The spec's kv and LK are the
 /// logical position and length in sequence b, so every spec runs
-/// unchanged; pageSize, when not 0, must equal k's page_size.
+/// unchanged; pageSize, when not 0, must equal k's page_size. A decode
+/// call (LQ <= 16) runs a fragmented sequence in chunks of decodeChunk keys
+/// (0: about 2 MiB of keys and values; tests set small ones).
 struct PagedKvCache {
   const TensorView *pageTable = nullptr, *kvLens = nullptr;
   int64_t pageSize = 0;
+  int64_t decodeChunk = 0;
   bool enabled() const { return pageTable || kvLens; }
 };
 
