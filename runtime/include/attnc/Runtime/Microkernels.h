@@ -6,7 +6,8 @@
  * online softmax update on S^T, and acc = alpha * acc + P V. Each runs the
  * implementation of one path, picked at run time for the CPU it runs on
  * (AVX-512: 8 x 32 and 4 x 64 register tiles; AVX2 + FMA: 6 x 16 tiles;
- * both with a polynomial exp; generic: portable loops, vectorised by the
+ * both with a polynomial exp, and with few-row paths for tq <= 4, a decode
+ * step, that vectorise along D or the keys; generic: portable loops, vectorised by the
  * compiler: JIT-compiled for the host, or built-in copies), so a kernel
  * compiled for one CPU runs correctly on another. ATTNC_CPU_ISA=avx512|
  * avx2|generic forces a path (CpuIsa.h reports one this CPU lacks).
