@@ -82,7 +82,8 @@ class Kernel:
         return [(n, t, list(d)) for n, t, d in self._native.inputs]
 
     def __call__(self, q, k, v, *, inputs=None, return_lse=False, threads=0,
-                 window=None):
+                 window=None, cu_seqlens_q=None, cu_seqlens_kv=None,
+                 page_table=None, kv_lens=None):
         """out [B, HQ, LQ, DV] (and lse [B, HQ, LQ], float32, with return_lse).
 
         window = (q_offset, kv_offset, total_lq, total_lk) runs the call as a
@@ -90,16 +91,40 @@ class Kernel:
         positions q_offset.. of total_lq, k's and v's keys positions
         kv_offset.. of total_lk; the spec's q, kv, LQ and LK, and inputs
         sized LQ or LK, are the sequences'. lse then merges pieces: see
-        attnc.torch.ring_attention."""
-        B, HQ, LQ, _ = _shape(q, "q", 4)
-        DV = _shape(v, "v", 4)[3]
+        attnc.torch.ring_attention.
+
+        cu_seqlens_q, cu_seqlens_kv (int32 [B + 1]): a packed variable-length
+        batch, q [total_q, HQ, D], k and v [total_kv, HKV, D|DV]; out is then
+        [total_q, HQ, DV] and lse [HQ, total_q]; each sequence is a problem
+        of its own.
+
+        page_table (int32 [B, max_pages]), kv_lens (int32 [B]): k and v are a
+        paged KV cache [num_pages, page_size, HKV, D|DV]; sequence b's keys
+        are the first kv_lens[b] rows of its pages in table order."""
+        layout = {}
+        if cu_seqlens_q is not None or cu_seqlens_kv is not None:
+            layout.update(cu_seqlens_q=cu_seqlens_q, cu_seqlens_kv=cu_seqlens_kv)
+        if page_table is not None or kv_lens is not None:
+            layout.update(page_table=page_table, kv_lens=kv_lens)
+        for key, value in list(layout.items()):
+            if value is None:
+                raise ValueError(f"{key} is missing: pass both cu_seqlens_q and "
+                                 "cu_seqlens_kv, or both page_table and kv_lens")
         if return_lse and self._native.sigmoid:
             raise ValueError(f"'{self.name}' normalises with a sigmoid: it has "
                              "no log-sum-exp (return_lse)")
-        out = _empty(q, (B, HQ, LQ, DV), self.dtype)
-        lse = _empty(q, (B, HQ, LQ), "float32") if return_lse else None
+        if "cu_seqlens_q" in layout:
+            T, HQ, _ = _shape(q, "q", 3)
+            DV = _shape(v, "v", 3)[2]
+            out_shape, lse_shape = (T, HQ, DV), (HQ, T)
+        else:
+            B, HQ, LQ, _ = _shape(q, "q", 4)
+            DV = _shape(v, "v", 4)[3]
+            out_shape, lse_shape = (B, HQ, LQ, DV), (B, HQ, LQ)
+        out = _empty(q, out_shape, self.dtype)
+        lse = _empty(q, lse_shape, "float32") if return_lse else None
         self._native.forward(q, k, v, out, lse, dict(inputs or {}), threads,
-                             _window(window))
+                             _window(window), layout)
         return (out, lse) if return_lse else out
 
     def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0,

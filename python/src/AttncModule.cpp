@@ -135,15 +135,26 @@ struct PyKernel {
   }
   std::vector<std::string> differentiable() const { return kernel.differentiableInputs(); }
 
+  /// layout: {} or {"cu_seqlens_q", "cu_seqlens_kv"} (a varlen batch) or
+  /// {"page_table", "kv_lens"} (a paged KV cache), arrays.
   void forward(const Array &q, const Array &k, const Array &v, const Array &out,
                nb::object lse, const nb::dict &inputs, int threads,
-               const Window &window) const {
+               const Window &window, const nb::dict &layout) const {
     TensorView qv = viewOf(q, "q"), kv = viewOf(k, "k"), vv = viewOf(v, "v"),
                ov = viewOf(out, "out");
     attnc::ForwardOptions fo;
     fo.inputs = viewsOf(inputs);
     fo.threads = threads;
     fo.window = windowOf(window);
+    std::vector<std::pair<std::string, TensorView>> parts = viewsOf(layout);
+    auto part = [&](const char *name) -> const TensorView * {
+      for (const auto &[n, view] : parts)
+        if (n == name)
+          return &view;
+      return nullptr;
+    };
+    fo.varlen = {part("cu_seqlens_q"), part("cu_seqlens_kv")};
+    fo.paged = {part("page_table"), part("kv_lens"), 0, 0};
     TensorView lv;
     if (!lse.is_none()) {
       lv = viewOf(nb::cast<Array>(lse), "lse");
@@ -225,7 +236,7 @@ NB_MODULE(_attnc, m) {
       .def_prop_ro("differentiable_inputs", &PyKernel::differentiable)
       .def("forward", &PyKernel::forward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "inputs"_a, "threads"_a = 0,
-           "window"_a = Window{0, 0, -1, -1})
+           "window"_a = Window{0, 0, -1, -1}, "layout"_a = nb::dict())
       .def("backward", &PyKernel::backward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "dout"_a, "dq"_a, "dk"_a, "dv"_a, "inputs"_a,
            "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1});

@@ -1,0 +1,101 @@
+"""attnc's inference layouts from Python: packed variable-length batches
+(cu_seqlens_q/kv) and paged KV caches (page_table, kv_lens), against the
+float64 references of test/tools/Inputs/attn_ref.py, each sequence its own
+problem; and the argument errors.
+"""
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import attnc
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "test" / "tools" / "Inputs"))
+import attn_ref  # noqa: E402
+
+
+def spec_text(name):
+    shared = ROOT.parent / "shared" / "specs" / f"{name}.attn"
+    path = shared if shared.exists() else ROOT / "examples" / f"{name}.attn"
+    return path.read_text()
+
+
+def rel(got, ref):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    norm = np.linalg.norm(ref)
+    return np.linalg.norm(got - ref) / (norm if norm > 0 else 1.0)
+
+
+def check_lse(lse, ref):
+    empty = np.isneginf(ref)
+    assert np.array_equal(np.isneginf(lse), empty)
+    assert rel(lse[~empty], ref[~empty]) < 1e-5
+
+
+@pytest.mark.parametrize("variant", ["causal_cross", "sigmoid_causal"])
+def test_varlen_matches_each_sequence(variant):
+    rng = np.random.default_rng(11)
+    lq, lk = [5, 0, 37, 3, 1], [9, 0, 37, 0, 70]
+    HQ, HKV, D, DV = 4, 2, 16, 8
+    q = rng.standard_normal((sum(lq), HQ, D)).astype(np.float32)
+    k = rng.standard_normal((sum(lk), HKV, D)).astype(np.float32)
+    v = rng.standard_normal((sum(lk), HKV, DV)).astype(np.float32)
+    cu_q = np.cumsum([0] + lq).astype(np.int32)
+    cu_kv = np.cumsum([0] + lk).astype(np.int32)
+    kernel = attnc.compile(spec_text(variant))
+    sigmoid = variant.startswith("sigmoid")
+    got = kernel(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_kv=cu_kv,
+                 return_lse=not sigmoid)
+    ref, ref_lse = attn_ref.varlen_reference(
+        variant, *(x.astype(np.float64) for x in (q, k, v)), cu_q, cu_kv, {}, {})
+    out = got if sigmoid else got[0]
+    assert out.shape == (sum(lq), HQ, DV)
+    assert rel(out, ref) < 1e-5
+    if not sigmoid:
+        assert got[1].shape == (HQ, sum(lq))
+        check_lse(got[1], ref_lse)
+
+
+@pytest.mark.parametrize("page_size", [1, 16])
+def test_paged_cache_matches_each_sequence(page_size):
+    rng = np.random.default_rng(12)
+    lens = [40, 0, 23]
+    B, HQ, HKV, LQ, D, DV = 3, 4, 2, 3, 16, 8
+    pages = [(n + page_size - 1) // page_size for n in lens]
+    num_pages = sum(pages) + 2
+    order = rng.permutation(num_pages)
+    table = np.full((B, max(pages) + 1), -1, np.int32)
+    at = 0
+    for b in range(B):
+        table[b, :pages[b]] = order[at:at + pages[b]]
+        at += pages[b]
+    q = rng.standard_normal((B, HQ, LQ, D)).astype(np.float32)
+    k = rng.standard_normal((num_pages, page_size, HKV, D)).astype(np.float32)
+    v = rng.standard_normal((num_pages, page_size, HKV, DV)).astype(np.float32)
+    kv_lens = np.array(lens, np.int32)
+    kernel = attnc.compile(spec_text("causal_cross"))
+    out, lse = kernel(q, k, v, page_table=table, kv_lens=kv_lens, return_lse=True)
+    ref, ref_lse = attn_ref.paged_reference(
+        "causal_cross", *(x.astype(np.float64) for x in (q, k, v)), table,
+        kv_lens, {}, {})
+    assert out.shape == (B, HQ, LQ, DV)
+    assert rel(out, ref) < 1e-5
+    check_lse(lse, ref_lse)
+
+
+def test_layout_errors():
+    kernel = attnc.compile(spec_text("causal"))
+    q = np.zeros((6, 2, 8), np.float32)
+    cu = np.array([0, 6], np.int32)
+    with pytest.raises(ValueError, match="cu_seqlens_kv is missing"):
+        kernel(q, q, q, cu_seqlens_q=cu)
+    with pytest.raises(ValueError, match="must not decrease"):
+        kernel(q, q, q, cu_seqlens_q=np.array([0, 4, 2, 6], np.int32),
+               cu_seqlens_kv=np.array([0, 2, 4, 6], np.int32))
+    q4 = np.zeros((1, 2, 1, 8), np.float32)
+    cache = np.zeros((2, 4, 2, 8), np.float32)
+    with pytest.raises(ValueError, match=r"page_table\[0, 1\] = 7 is not a page"):
+        kernel(q4, cache, cache, page_table=np.array([[0, 7]], np.int32),
+               kv_lens=np.array([6], np.int32))
