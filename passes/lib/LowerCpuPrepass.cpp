@@ -98,14 +98,21 @@ CallWindow mlir::attn::flash::loadCallWindow(FlashBuilder &f, ValueRange args,
           metaAt(kMetaKvPos)};
 }
 
-Value mlir::attn::flash::emitBoundRead(FlashBuilder &f, const RegionEnv &env,
+/// The binding of the input a read names (`read[0]`, verified to be a
+/// declared input).
+static const InputBinding &boundInput(FlashBuilder &f, const RegionEnv &env,
                                       ArrayAttr read) {
   StringRef name = cast<StringAttr>(read[0]).getValue();
   int64_t number = 0;
   for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
     if (cast<InputAttr>(a).getName().getValue() == name)
       number = int64_t(i);
-  const InputBinding &in = env.inputs[number];
+  return env.inputs[number];
+}
+
+Value mlir::attn::flash::emitBoundRead(FlashBuilder &f, const RegionEnv &env,
+                                      ArrayAttr read) {
+  const InputBinding &in = boundInput(f, env, read);
   Value at = f.ci(0);
   for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
     StringRef coord = cast<StringAttr>(c).getValue();
@@ -126,12 +133,7 @@ std::pair<Value, Value> mlir::attn::flash::emitIdsRange(FlashBuilder &f, const R
                                      ArrayAttr read, Value p0, Value p1) {
   OpBuilder &b = f.b;
   Location loc = f.loc;
-  StringRef name = cast<StringAttr>(read[0]).getValue();
-  int64_t number = 0;
-  for (auto [i, a] : llvm::enumerate(f.spec.getInputsAttr()))
-    if (cast<InputAttr>(a).getName().getValue() == name)
-      number = int64_t(i);
-  const InputBinding &in = env.inputs[number];
+  const InputBinding &in = boundInput(f, env, read);
   Value base = f.ci(0), stride = f.ci(0), extent = f.ci(0);
   for (auto [d, c] : llvm::enumerate(read.getValue().drop_front())) {
     StringRef coord = cast<StringAttr>(c).getValue();
