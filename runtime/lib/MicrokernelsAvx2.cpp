@@ -15,8 +15,9 @@
 //   softmax: 8 attention rows per vector (the logits are stored transposed,
 //        one key per row), so no horizontal reductions.
 //   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
-//        row) along D, and the softmax 8 keys of one row per vector
-//        (gathers), instead of vectors across rows that they leave idle.
+//        row) along D, the softmax 8 keys of one row per vector (gathers),
+//        and pv_bf16 reads V's pairs in place, instead of vectors across
+//        rows that they leave idle and a widened copy of V.
 //   exp: x clamped to [-87.3, 88.37], 2^n * p(r) with r = x - n ln 2 and
 //        the degree-6 Cephes polynomial of the AVX-512 file, 2^n built in
 //        the exponent bits; below -87.3 (and exp(-inf)) exactly 0.
@@ -310,6 +311,66 @@ void qkBf16FewRows(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
   }
 }
 
+/// acc(t, c0 .. c0 + 8X) = alpha acc + P V for T <= kFewRows rows, V read
+/// in its bf16 pairs directly (no widened copy: with few rows the copy cost
+/// more than the products).
+template <int T, int X>
+inline void pvBf16FewRowsBlock(const float *pt, int64_t ldpt, const uint16_t *v2,
+                               int64_t ldv2, float *acc, int64_t ldacc,
+                               int64_t tk, int64_t c0, const float *alpha) {
+  const __m256i hiMask = _mm256_set1_epi32(int32_t(0xFFFF0000u));
+  __m256 a[T][X];
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    const __m256 al = _mm256_set1_ps(alpha ? alpha[t] : 1.0f);
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x)
+      a[t][x] = _mm256_mul_ps(al, _mm256_loadu_ps(acc + t * ldacc + c0 + 8 * x));
+  }
+  for (int64_t p = 0; 2 * p < tk; ++p) {
+    __m256 lo[X], hi[X];
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x) {
+      const __m256i v = _mm256_loadu_si256(
+          (const __m256i *)(v2 + p * ldv2 + 2 * (c0 + 8 * x)));
+      lo[x] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      hi[x] = _mm256_castsi256_ps(_mm256_and_si256(v, hiMask));
+    }
+    const bool pairFull = 2 * p + 1 < tk;
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 p0 = _mm256_set1_ps(pt[(2 * p) * ldpt + t]);
+      const __m256 p1 = _mm256_set1_ps(pairFull ? pt[(2 * p + 1) * ldpt + t] : 0.0f);
+      #pragma GCC unroll 4
+      for (int x = 0; x < X; ++x)
+        a[t][x] = _mm256_fmadd_ps(p1, hi[x], _mm256_fmadd_ps(p0, lo[x], a[t][x]));
+    }
+  }
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t)
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x)
+      _mm256_storeu_ps(acc + t * ldacc + c0 + 8 * x, a[t][x]);
+}
+
+template <int T>
+void pvBf16FewRows(const float *pt, int64_t ldpt, const uint16_t *v2,
+                   int64_t ldv2, float *acc, int64_t ldacc, int64_t tk,
+                   int64_t dv, const float *alpha) {
+  int64_t c0 = 0;
+  for (; c0 + 32 <= dv; c0 += 32)
+    pvBf16FewRowsBlock<T, 4>(pt, ldpt, v2, ldv2, acc, ldacc, tk, c0, alpha);
+  for (; c0 + 8 <= dv; c0 += 8)
+    pvBf16FewRowsBlock<T, 1>(pt, ldpt, v2, ldv2, acc, ldacc, tk, c0, alpha);
+  for (; c0 < dv; ++c0)
+    for (int t = 0; t < T; ++t) {
+      float sum = (alpha ? alpha[t] : 1.0f) * acc[t * ldacc + c0];
+      for (int64_t j = 0; j < tk; ++j)
+        sum += pt[j * ldpt + t] * bf16ToFloat(v2[(j / 2) * ldv2 + 2 * c0 + j % 2]);
+      acc[t * ldacc + c0] = sum;
+    }
+}
+
 /// The softmax update of one attention row i (a column of st), 8 keys per
 /// vector through gathers, the exps stored back one by one (AVX2 has no
 /// scatter).
@@ -459,6 +520,15 @@ extern "C" void attnc_uk_pv_t_bf16_avx2(const float *pt, int64_t ldpt,
                                         float *acc, int64_t ldacc, int64_t tq,
                                         int64_t tk, int64_t dv,
                                         const float *alpha) {
+  if (tq <= kFewRows) {
+    switch (tq) {
+    case 1: pvBf16FewRows<1>(pt, ldpt, v2, ldv2, acc, ldacc, tk, dv, alpha); return;
+    case 2: pvBf16FewRows<2>(pt, ldpt, v2, ldv2, acc, ldacc, tk, dv, alpha); return;
+    case 3: pvBf16FewRows<3>(pt, ldpt, v2, ldv2, acc, ldacc, tk, dv, alpha); return;
+    case 4: pvBf16FewRows<4>(pt, ldpt, v2, ldv2, acc, ldacc, tk, dv, alpha); return;
+    default: return; // tq <= 0: nothing
+    }
+  }
   float vf[kChunk * kChunk];
   for (int64_t c0 = 0; c0 < dv; c0 += kChunk) {
     const int64_t nc = minI(kChunk, dv - c0);

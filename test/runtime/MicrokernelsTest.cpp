@@ -203,9 +203,11 @@ TEST_P(Microkernels, QkBf16MatchesLoops) {
 
 TEST_P(Microkernels, PvBf16MatchesLoops) {
   std::mt19937 rng(5);
-  for (int64_t tq : {1, 3, 4, 17, 64})
+  // 1..4 rows: the AVX2 few-row path (32- and 8-column blocks, a scalar
+  // tail).
+  for (int64_t tq : {1, 2, 3, 4, 5, 17, 64})
     for (int64_t tk : {1, 2, 7, 64, 129})
-      for (int64_t dv : {1, 17, 64, 100}) {
+      for (int64_t dv : {1, 17, 40, 64, 100}) {
         int64_t ldp = tq + 1, ldv2 = 2 * dv + 2, ldacc = dv + 1;
         auto pt = randomVec(tk * ldp, rng);
         for (float &x : pt) x = std::abs(x);
