@@ -182,16 +182,10 @@ def ring_attention(spec_text, *, group=None, dtype=None, params=None, name=None)
                            "torch.distributed.init_process_group first")
     key = attnc_torch._register(spec_text, params, name)
     names = attnc_torch._names(attnc_torch._kernel(key, torch.float32))
-    fixed = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
-             None: None}
-    if dtype not in fixed:
-        raise ValueError(f"dtype must be f32, f16, bf16 or None, not {dtype!r}")
-    want = fixed[dtype]
+    want = attnc_torch._storage(dtype)
 
     def f(q, k, v, **inputs):
-        if want is not None and q.dtype != want:
-            raise ValueError(f"q has dtype {q.dtype}; this attention was "
-                             f"made for {want}")
+        attnc_torch._check_call(want, names, q, inputs)
         for what, t in (("q", q), ("k", k), ("v", v)):
             if not isinstance(t, torch.Tensor) or t.dim() != 4:
                 raise ValueError(f"{what} must be a torch tensor of rank 4 "
@@ -199,11 +193,6 @@ def ring_attention(spec_text, *, group=None, dtype=None, params=None, name=None)
             if t.device.type != "cpu":
                 raise ValueError(f"{what} is on {t.device}: ring_attention "
                                  "runs attnc's CPU kernels (gloo) only")
-        missing = [n for n in names if n not in inputs]
-        extra = sorted(set(inputs) - set(names))
-        if missing or extra:
-            raise ValueError(f"inputs: missing {missing}, unknown {extra} "
-                             f"(the spec declares {names})")
         kernel = attnc_torch._kernel(key, q.dtype)
         return _RingAttention.apply(kernel, group, tuple(names), q, k, v,
                                     *[inputs[n] for n in names])

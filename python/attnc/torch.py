@@ -182,6 +182,30 @@ def _eager_path(q, k, v, inputs):
     return "autograd"
 
 
+_STORAGE = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
+            None: None}
+
+
+def _storage(dtype):
+    """The torch dtype an attention is made for (None: q's)."""
+    if dtype not in _STORAGE:
+        raise ValueError(f"dtype must be f32, f16, bf16 or None, not {dtype!r}")
+    return _STORAGE[dtype]
+
+
+def _check_call(want, names, q, inputs):
+    """q's dtype against the attention's, and the inputs against the spec's
+    declared names: the checks every attention function makes first."""
+    if want is not None and q.dtype != want:
+        raise ValueError(f"q has dtype {q.dtype}; this attention was "
+                         f"made for {want}")
+    missing = [n for n in names if n not in inputs]
+    extra = sorted(set(inputs) - set(names))
+    if missing or extra:
+        raise ValueError(f"inputs: missing {missing}, unknown {extra} "
+                         f"(the spec declares {names})")
+
+
 def attention(spec_text, *, dtype=None, params=None, name=None):
     """f(q, k, v, **inputs) -> out for the spec: q [B, HQ, LQ, D], k [B, HKV,
     LK, D], v [B, HKV, LK, DV], inputs by the spec's names. Differentiable in
@@ -189,21 +213,10 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
     dtype (f32, f16, bf16) fixes the storage type; by default q's."""
     key = _register(spec_text, params, name)
     names = _names(_kernel(key, torch.float32))  # checks the spec now
-    fixed = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
-             None: None}
-    if dtype not in fixed:
-        raise ValueError(f"dtype must be f32, f16, bf16 or None, not {dtype!r}")
-    want = fixed[dtype]
+    want = _storage(dtype)
 
     def f(q, k, v, **inputs):
-        if want is not None and q.dtype != want:
-            raise ValueError(f"q has dtype {q.dtype}; this attention was "
-                             f"made for {want}")
-        if len(inputs) != len(names) or any(n not in inputs for n in names):
-            missing = [n for n in names if n not in inputs]
-            extra = sorted(set(inputs) - set(names))
-            raise ValueError(f"inputs: missing {missing}, unknown {extra} "
-                             f"(the spec declares {names})")
+        _check_call(want, names, q, inputs)
         ins = [inputs[n] for n in names]
         path = _eager_path(q, k, v, ins)
         if path == "inference":
