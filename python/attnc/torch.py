@@ -182,15 +182,15 @@ def _eager_path(q, k, v, inputs):
     return "autograd"
 
 
-_STORAGE = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
-            None: None}
+_FIXED_DTYPES = {"f32": torch.float32, "f16": torch.float16,
+                 "bf16": torch.bfloat16, None: None}
 
 
 def _storage(dtype):
     """The torch dtype an attention is made for (None: q's)."""
-    if dtype not in _STORAGE:
+    if dtype not in _FIXED_DTYPES:
         raise ValueError(f"dtype must be f32, f16, bf16 or None, not {dtype!r}")
-    return _STORAGE[dtype]
+    return _FIXED_DTYPES[dtype]
 
 
 def _check_call(want, names, q, inputs):
