@@ -231,8 +231,12 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
       if (!bias)
         return interp.error();
       margin = std::min(margin, biasP.branchMargin);
-      P = 1.0 / (1.0 + std::exp(-(*z + *bias)));
-      dZ = dP * P * (1 - P);
+      // 1 - P = sigmoid(-x) from its own exp: 1 - P in float64 keeps only
+      // a few bits where P is within 1e-15 of 1 (x above about 34), less
+      // than the float32 kernel's sigmoid(-x) gets right.
+      const double x = *z + *bias;
+      P = 1.0 / (1.0 + std::exp(-x));
+      dZ = dP * P * (1.0 / (1.0 + std::exp(x)));
       dZSize = std::abs(dZ);
       if (std::string err = accumulate(biasP, dZ, dZSize); !err.empty())
         return err;
