@@ -29,10 +29,10 @@ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null
-# allow_user_poisoning=0: LLVM's BumpPtrAllocator is inlined into our
-# instrumented code, where it poisons slab memory that the uninstrumented
-# libMLIR.so then uses; without this ASan reports that as use-after-poison.
-# Set for the build too: the sanitized attnc emits the emulated CUDA kernels.
+# Every sanitized executable also carries allow_user_poisoning=0 itself
+# (cmake/AsanDefaultOptions.cpp: libMLIR.so is not instrumented), so a
+# finding's reproduce command below needs no environment. Set for the build
+# too: the sanitized attnc emits the emulated CUDA kernels.
 export ASAN_OPTIONS="detect_leaks=1:allow_user_poisoning=0"
 export UBSAN_OPTIONS="print_stacktrace=1"
 
@@ -73,21 +73,35 @@ for t in "${fuzz_targets[@]}"; do
   echo "-- attnc-fuzz-$t for ${per_target}s"
   touch "$fuzz_dir/.start-$t"
   # The first folder is the working corpus (new inputs are written there,
-  # and kept for the next run); the committed seeds are only read.
+  # and kept for the next run); the committed seeds are only read. The
+  # output is also kept in fuzz-<target>.log, for the summary below.
   if ! (cd "$fuzz_dir" && ATTNC_CACHE_DIR="$fuzz_dir/kernel-cache" \
         "$san/test/fuzz/attnc-fuzz-$t" \
         -max_total_time="$per_target" -max_len=4096 -timeout=30 \
         -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}" \
-        -artifact_prefix="$crashes/" "$corpus" "$root/test/fuzz/corpus/$t"); then
+        -artifact_prefix="$crashes/" "$corpus" "$root/test/fuzz/corpus/$t") \
+        2>&1 | tee "$fuzz_dir/fuzz-$t.log"; then
     failed+=("$t")
-    find "$crashes" -type f -newer "$fuzz_dir/.start-$t" | while read -r f; do
-      echo "fuzz: attnc-fuzz-$t: finding kept in $f (reproduce:" \
-        "$san/test/fuzz/attnc-fuzz-$t $f; once fixed, add it to" \
-        "test/fuzz/corpus/$t/)"
-    done
   fi
 done
+# A finding is restated last, where a CI log's tail shows it: the start of
+# the report, the sanitizer summary, and the input (libFuzzer's Base64
+# line) with where it is kept.
 if [ ${#failed[@]} -ne 0 ]; then
+  for t in "${failed[@]}"; do
+    echo "== finding of attnc-fuzz-$t (whole output: $fuzz_dir/fuzz-$t.log)"
+    # The report's first 16 lines (the error and its innermost frames),
+    # then its summary and the input.
+    awk '/^==[0-9]+== ?ERROR|^attr fuzzer:|^INFO: libFuzzer|^Slowest unit/ && !n {n = 16}
+         n > 0 {print; n--; next}
+         /^SUMMARY|Test unit written|^Base64:/' "$fuzz_dir/fuzz-$t.log"
+    find "$fuzz_dir/crashes-$t" -type f -newer "$fuzz_dir/.start-$t" |
+      while read -r f; do
+        echo "fuzz: attnc-fuzz-$t: finding kept in $f (reproduce:" \
+          "$san/test/fuzz/attnc-fuzz-$t $f; once fixed, add it to" \
+          "test/fuzz/corpus/$t/)"
+      done
+  done
   echo "test.sh: fuzzing found a problem in: ${failed[*]}"
   exit 1
 fi
