@@ -355,6 +355,7 @@ loadObject(const std::string &object, runtime::KernelInfo info,
   add("attnc_uk_qk_bf16", reinterpret_cast<void *>(&attnc_uk_qk_bf16));
   add("attnc_uk_pv_t_bf16", reinterpret_cast<void *>(&attnc_uk_pv_t_bf16));
   add("attnc_uk_pack_pairs_bf16", reinterpret_cast<void *>(&attnc_uk_pack_pairs_bf16));
+  add("attnc_uk_pv_t_bf16_unpacked", reinterpret_cast<void *>(&attnc_uk_pv_t_bf16_unpacked));
   add("attnc_uk_gather_rows_f32", reinterpret_cast<void *>(&attnc_uk_gather_rows_f32));
   add("attnc_uk_gather_rows_bf16", reinterpret_cast<void *>(&attnc_uk_gather_rows_bf16));
   add("attnc_uk_pack_pairs_gather_bf16",

@@ -33,9 +33,11 @@ struct TaskState {
 };
 
 /// Where the key-tile products read K and V: pointers and leading dims
-/// (microkernels only; the scalar path reads Ks and Vs).
+/// (microkernels only; the scalar path reads Ks and Vs). vColLd is set when
+/// bf16 V is passed as stored (row stride vLd, column stride vColLd), not
+/// yet packed into key pairs.
 struct KVOperands {
-  Value kPtr, kLd, vPtr, vLd;
+  Value kPtr, kLd, vPtr, vLd, vColLd;
 };
 
 /// exp(x) in float32 from arith ops (ExpandMath.cpp): Cephes expf, as the AVX-512 softmax

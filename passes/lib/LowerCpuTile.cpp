@@ -3,7 +3,8 @@
 // emitKeyTile, in the order of its steps:
 //   1. K and V operands: copies into Ks / Vs (f32, or bf16 pair layouts), or,
 //      with microkernels, the buffers in place when their rows are
-//      contiguous and of a type the microkernels read;
+//      contiguous and of a type the microkernels read (bf16 V is then
+//      packed into pairs by the P V microkernel, unless the rows are few);
 //   2. with microkernels, S^T = scale * Ks Qs^T in attnc_uk_qk_*;
 //   3. the element step: S[i, j] = score(scale * Qs[i] . Ks[j]) (the dot
 //      in scalar loops without microkernels), on PARTIAL tiles -inf where
@@ -119,8 +120,10 @@ KVOperands CpuFlashLowering::loadGatheredOperands(TaskState &ts, Value tk, Value
 
 /// The microkernels read K and V in place when their rows are contiguous
 /// (as with any [.., L, D] layout) and the storage is what they read (f32,
-/// or bf16 tiles; f16 is converted to f32 in a copy); bf16 V is packed
-/// into key pairs by a microkernel.
+/// or bf16 tiles; f16 is converted to f32 in a copy); bf16 V goes to the
+/// P V microkernel as stored, which packs it into key pairs in Vs unless
+/// the rows are few (attnc_uk_pv_t_bf16_unpacked: a decode step reads V
+/// once, in place).
 KVOperands CpuFlashLowering::loadContiguousOperands(TaskState &ts, Value k0, Value tk,
                                                     Value tkx, const IndexFn &kvOf) {
   Value kBase = ts.kBase, vBase = ts.vBase;
@@ -142,11 +145,9 @@ KVOperands CpuFlashLowering::loadContiguousOperands(TaskState &ts, Value k0, Val
         return std::pair{f.ptrOf(Ks), Dq};
       });
   if (bf16Tiles) {
-    f.callMicrokernel("attnc_uk_pack_pairs_bf16",
-                      {f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2]))), vS[2], vS[3], tk, DV,
-                       f.ptrOf(Vs)});
-    kv.vPtr = f.ptrOf(Vs);
-    kv.vLd = f.mul(DV, f.ci(2));
+    kv.vPtr = f.elemPtr(vBuf, f.add(vBase, f.mul(k0, vS[2])));
+    kv.vLd = vS[2];
+    kv.vColLd = vS[3];
     return kv;
   }
   std::tie(kv.vPtr, kv.vLd) = f.ifPtrLd(
@@ -272,6 +273,12 @@ void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &k
     f.callMicrokernel("attnc_uk_softmax_t_f32", {f.ptrOf(S), TQ, ts.tq, tk, f.ptrOf(mRow),
                                                  f.ptrOf(lRow), f.ptrOf(alphaRow)});
     alphaArg = f.ptrOf(alphaRow);
+  }
+  if (kv.vColLd) { // bf16 V as stored; Vs is the pair-packing scratch
+    f.callMicrokernel("attnc_uk_pv_t_bf16_unpacked",
+                      {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, kv.vColLd, f.ptrOf(acc), DV, ts.tq,
+                       tk, DV, alphaArg, f.ptrOf(Vs)});
+    return;
   }
   f.callMicrokernel(bf16Tiles ? "attnc_uk_pv_t_bf16" : "attnc_uk_pv_t_f32",
                     {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, f.ptrOf(acc), DV, ts.tq, tk, DV, alphaArg});

@@ -48,6 +48,13 @@ ATTNC_UK_DECLARE(generic_avx512)
 ATTNC_UK_DECLARE(generic_avx2)
 void attnc_uk_pack_pairs_bf16_avx512(const uint16_t *, int64_t, int64_t,
                                      int64_t, uint16_t *);
+void attnc_uk_pv_t_bf16_in_place_avx512(const float *, int64_t,
+                                        const uint16_t *, int64_t, float *,
+                                        int64_t, int64_t, int64_t, int64_t,
+                                        const float *);
+void attnc_uk_pv_t_bf16_in_place_avx2(const float *, int64_t, const uint16_t *,
+                                      int64_t, float *, int64_t, int64_t,
+                                      int64_t, int64_t, const float *);
 }
 #endif
 extern "C" {
@@ -272,6 +279,27 @@ extern "C" void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr,
     for (int64_t c = 0; c < cols; ++c)
       dst[(r / 2) * 2 * cols + 2 * c + r % 2] =
           r < rows ? src[r * ldr + c * ldc] : uint16_t(0);
+}
+
+extern "C" void attnc_uk_pv_t_bf16_unpacked(const float *pt, int64_t ldpt,
+                                            const uint16_t *v, int64_t ldvr,
+                                            int64_t ldvc, float *acc,
+                                            int64_t ldacc, int64_t tq,
+                                            int64_t tk, int64_t dv,
+                                            const float *alpha, uint16_t *v2) {
+#ifdef ATTNC_X86_UKERNELS
+  // A decode step's few rows: V read once, in place.
+  if (tq >= 1 && tq <= 4 && ldvc == 1) {
+    if (currentIsa() == ATTNC_ISA_AVX512)
+      return attnc_uk_pv_t_bf16_in_place_avx512(pt, ldpt, v, ldvr, acc, ldacc,
+                                                tq, tk, dv, alpha);
+    if (currentIsa() == ATTNC_ISA_AVX2)
+      return attnc_uk_pv_t_bf16_in_place_avx2(pt, ldpt, v, ldvr, acc, ldacc,
+                                              tq, tk, dv, alpha);
+  }
+#endif
+  attnc_uk_pack_pairs_bf16(v, ldvr, ldvc, tk, dv, v2);
+  kernels().pvBf16(pt, ldpt, v2, 2 * dv, acc, ldacc, tq, tk, dv, alpha);
 }
 
 // Row gathers: memcpy per row (the rows are long and contiguous); the pair

@@ -17,7 +17,8 @@
 //   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
 //        row) along D, the softmax 8 keys of one row per vector (gathers),
 //        and pv_bf16 reads V's pairs in place, instead of vectors across
-//        rows that they leave idle and a widened copy of V.
+//        rows that they leave idle and a widened copy of V;
+//        pv_t_bf16_in_place reads V as stored, with no pairs packed.
 //   exp: x clamped to [-87.3, 88.37], 2^n * p(r) with r = x - n ln 2 and
 //        the degree-6 Cephes polynomial of the AVX-512 file, 2^n built in
 //        the exponent bits; below -87.3 (and exp(-inf)) exactly 0.
@@ -371,6 +372,65 @@ void pvBf16FewRows(const float *pt, int64_t ldpt, const uint16_t *v2,
     }
 }
 
+/// acc(t, c0 .. c0 + 8X) = alpha_t acc + sum_j p(j, t) v(j, c) for T <=
+/// kFewRows rows, V read in place as stored (bf16 rows, unit column
+/// stride) and widened in registers, so a decode step reads V once and
+/// packs no pairs. P stays f32.
+template <int T, int X>
+inline void pvBf16InPlaceBlock(const float *pt, int64_t ldpt, const uint16_t *v,
+                               int64_t ldv, float *acc, int64_t ldacc,
+                               int64_t tk, int64_t c0, const float *alpha) {
+  __m256 a[T][X];
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    const __m256 al = _mm256_set1_ps(alpha ? alpha[t] : 1.0f);
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x)
+      a[t][x] = _mm256_mul_ps(al, _mm256_loadu_ps(acc + t * ldacc + c0 + 8 * x));
+  }
+  for (int64_t j = 0; j < tk; ++j) {
+    const uint16_t *r = v + j * ldv + c0;
+    __m256 vv[X];
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x)
+      vv[x] = widenBf16(r + 8 * x);
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 p = _mm256_set1_ps(pt[j * ldpt + t]);
+      #pragma GCC unroll 4
+      for (int x = 0; x < X; ++x)
+        a[t][x] = _mm256_fmadd_ps(p, vv[x], a[t][x]);
+    }
+  }
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t)
+    #pragma GCC unroll 4
+    for (int x = 0; x < X; ++x)
+      _mm256_storeu_ps(acc + t * ldacc + c0 + 8 * x, a[t][x]);
+}
+
+/// Column blocks of 32 (16 with 3 or 4 rows: T X accumulators, X widened
+/// keys and a broadcast stay within the 16 ymm registers), then of 8, then
+/// a scalar tail.
+template <int T>
+void pvBf16InPlaceFewRows(const float *pt, int64_t ldpt, const uint16_t *v,
+                          int64_t ldv, float *acc, int64_t ldacc, int64_t tk,
+                          int64_t dv, const float *alpha) {
+  constexpr int kWide = T <= 2 ? 4 : 2;
+  int64_t c0 = 0;
+  for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide)
+    pvBf16InPlaceBlock<T, kWide>(pt, ldpt, v, ldv, acc, ldacc, tk, c0, alpha);
+  for (; c0 + 8 <= dv; c0 += 8)
+    pvBf16InPlaceBlock<T, 1>(pt, ldpt, v, ldv, acc, ldacc, tk, c0, alpha);
+  for (; c0 < dv; ++c0)
+    for (int t = 0; t < T; ++t) {
+      float sum = (alpha ? alpha[t] : 1.0f) * acc[t * ldacc + c0];
+      for (int64_t j = 0; j < tk; ++j)
+        sum += pt[j * ldpt + t] * bf16ToFloat(v[j * ldv + c0]);
+      acc[t * ldacc + c0] = sum;
+    }
+}
+
 /// The softmax update of one attention row i (a column of st), 8 keys per
 /// vector through gathers, the exps stored back one by one (AVX2 has no
 /// scatter).
@@ -540,5 +600,18 @@ extern "C" void attnc_uk_pv_t_bf16_avx2(const float *pt, int64_t ldpt,
       pv(pt + j0 * ldpt, ldpt, vf, kChunk, acc + c0, ldacc, tq, nj, nc,
          j0 == 0 ? alpha : nullptr);
     }
+  }
+}
+
+/// The few-row P V on V as stored (see pvBf16InPlaceBlock); tq <= kFewRows.
+extern "C" void attnc_uk_pv_t_bf16_in_place_avx2(
+    const float *pt, int64_t ldpt, const uint16_t *v, int64_t ldv, float *acc,
+    int64_t ldacc, int64_t tq, int64_t tk, int64_t dv, const float *alpha) {
+  switch (tq) {
+  case 1: pvBf16InPlaceFewRows<1>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 2: pvBf16InPlaceFewRows<2>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 3: pvBf16InPlaceFewRows<3>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 4: pvBf16InPlaceFewRows<4>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  default: return; // the caller sends only 1..kFewRows rows
   }
 }

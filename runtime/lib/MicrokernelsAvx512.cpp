@@ -20,7 +20,9 @@
 //   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
 //        row) along D (vdpbf16ps, 32 bf16 each), and the softmax 16 keys of
 //        one row per vector (gather, scatter), instead of vectors across
-//        rows that they leave idle.
+//        rows that they leave idle; pv_t_bf16_in_place reads V as stored,
+//        64 columns of one key widened per step, without the pair-packed
+//        copy the many-row kernel reads.
 //   exp: x clamped to [-110, 88.7], 2^n * p(r) with r = x - n ln 2 and a
 //        degree-6 polynomial (Cephes expf coefficients), scalef for 2^n;
 //        exp(-inf) and anything below -103 give exactly 0.
@@ -548,6 +550,98 @@ attnc_uk_pv_t_bf16_avx512(const float *pt, int64_t ldpt, const uint16_t *v2,
   case 2: pvBf16Rows<2>(pi, tq, v2, ldv2, ai, ldacc, pairs, dv, al); break;
   case 1: pvBf16Rows<1>(pi, tq, v2, ldv2, ai, ldacc, pairs, dv, al); break;
   default: break;
+  }
+}
+
+namespace {
+
+/// acc(t, c0 .. c0 + 64) = alpha_t acc + sum_j p(j, t) v(j, c) for T <=
+/// kFewRows rows, V read in place as stored (bf16 rows, unit column stride)
+/// and widened in registers: a decode step's V then crosses memory once,
+/// with no pair-packed copy. P stays f32. With one or two rows the odd keys
+/// go to a second set of accumulators, for two FMA chains per column
+/// vector.
+template <int T>
+inline void pvBf16InPlaceBlock(const float *pt, int64_t ldpt, const uint16_t *v,
+                               int64_t ldv, float *acc, int64_t ldacc,
+                               int64_t tk, int64_t c0, int64_t n,
+                               const float *alpha) {
+  constexpr bool kTwoChains = T <= 2;
+  __mmask16 m[4];
+  #pragma GCC unroll 4
+  for (int x = 0; x < 4; ++x)
+    m[x] = n > 16 * x ? tailMask(n - 16 * x) : __mmask16(0);
+  __m512 a[T][4], odd[kTwoChains ? T : 1][4];
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    const __m512 al = _mm512_set1_ps(alpha ? alpha[t] : 1.0f);
+    #pragma GCC unroll 4
+    for (int x = 0; x < 4; ++x) {
+      a[t][x] = _mm512_mul_ps(
+          al, _mm512_maskz_loadu_ps(m[x], acc + t * ldacc + c0 + 16 * x));
+      if (kTwoChains)
+        odd[t][x] = _mm512_setzero_ps();
+    }
+  }
+  auto widen = [&](const uint16_t *row, int x) {
+    const __m256i h = _mm256_maskz_loadu_epi16(m[x], row + 16 * x);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  };
+  int64_t j = 0;
+  if (kTwoChains)
+    for (; j + 2 <= tk; j += 2) {
+      const uint16_t *r0 = v + j * ldv + c0, *r1 = r0 + ldv;
+      #pragma GCC unroll 4
+      for (int x = 0; x < 4; ++x) {
+        const __m512 v0 = widen(r0, x), v1 = widen(r1, x);
+        #pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          a[t][x] = _mm512_fmadd_ps(_mm512_set1_ps(pt[j * ldpt + t]), v0, a[t][x]);
+          odd[t][x] = _mm512_fmadd_ps(_mm512_set1_ps(pt[(j + 1) * ldpt + t]), v1,
+                                      odd[t][x]);
+        }
+      }
+    }
+  for (; j < tk; ++j) {
+    const uint16_t *r = v + j * ldv + c0;
+    #pragma GCC unroll 4
+    for (int x = 0; x < 4; ++x) {
+      const __m512 vv = widen(r, x);
+      #pragma GCC unroll 4
+      for (int t = 0; t < T; ++t)
+        a[t][x] = _mm512_fmadd_ps(_mm512_set1_ps(pt[j * ldpt + t]), vv, a[t][x]);
+    }
+  }
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; ++t)
+    #pragma GCC unroll 4
+    for (int x = 0; x < 4; ++x)
+      _mm512_mask_storeu_ps(acc + t * ldacc + c0 + 16 * x, m[x],
+                            kTwoChains ? _mm512_add_ps(a[t][x], odd[t][x])
+                                       : a[t][x]);
+}
+
+template <int T>
+void pvBf16InPlaceFewRows(const float *pt, int64_t ldpt, const uint16_t *v,
+                          int64_t ldv, float *acc, int64_t ldacc, int64_t tk,
+                          int64_t dv, const float *alpha) {
+  for (int64_t c0 = 0; c0 < dv; c0 += 64)
+    pvBf16InPlaceBlock<T>(pt, ldpt, v, ldv, acc, ldacc, tk, c0,
+                          dv - c0 < 64 ? dv - c0 : 64, alpha);
+}
+
+} // namespace
+
+/// The few-row P V on V as stored (see pvBf16InPlaceBlock); tq <= kFewRows.
+extern "C" void attnc_uk_pv_t_bf16_in_place_avx512(
+    const float *pt, int64_t ldpt, const uint16_t *v, int64_t ldv, float *acc,
+    int64_t ldacc, int64_t tq, int64_t tk, int64_t dv, const float *alpha) {
+  switch (tq) {
+  case 1: pvBf16InPlaceFewRows<1>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 2: pvBf16InPlaceFewRows<2>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 3: pvBf16InPlaceFewRows<3>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  case 4: pvBf16InPlaceFewRows<4>(pt, ldpt, v, ldv, acc, ldacc, tk, dv, alpha); return;
+  default: return; // the caller sends only 1..kFewRows rows
   }
 }
 

@@ -235,6 +235,44 @@ TEST_P(Microkernels, PvBf16MatchesLoops) {
       }
 }
 
+/// P V on bf16 V as stored: a few rows with unit column stride read it in
+/// place on the avx2 and avx512 paths (P kept f32: a tight tolerance);
+/// otherwise, or with column stride 2, it is packed into the scratch first
+/// (P rounded to bf16).
+TEST_P(Microkernels, PvBf16UnpackedMatchesLoops) {
+  std::mt19937 rng(6);
+  for (int64_t tq : {1, 2, 3, 4, 5, 17})
+    for (int64_t tk : {1, 2, 7, 64, 129})
+      for (int64_t dv : {1, 17, 40, 64, 100, 130})
+        for (int64_t ldvc : {1, 2}) {
+          const int64_t ldp = tq + 1, ldvr = dv * ldvc + 3, ldacc = dv + 1;
+          auto pt = randomVec(tk * ldp, rng);
+          for (float &x : pt) x = std::abs(x);
+          std::vector<uint16_t> v(tk * ldvr);
+          for (auto &x : v) x = toBf16(randomVec(1, rng)[0]);
+          std::vector<uint16_t> v2(2 * ((tk + 1) / 2) * dv, 0xABCD);
+          auto acc = randomVec(tq * ldacc, rng), alpha = randomVec(tq, rng);
+          std::vector<float> before = acc;
+          attnc_uk_pv_t_bf16_unpacked(pt.data(), ldp, v.data(), ldvr, ldvc, acc.data(),
+                                      ldacc, tq, tk, dv, alpha.data(), v2.data());
+          const bool inPlace = tq <= 4 && ldvc == 1 && GetParam() != ATTNC_ISA_GENERIC;
+          for (int64_t i = 0; i < tq; ++i) {
+            for (int64_t c = 0; c < dv; ++c) {
+              double ref = double(alpha[i]) * before[i * ldacc + c], mag = 0;
+              for (int64_t j = 0; j < tk; ++j) {
+                double t = double(pt[j * ldp + i]) * fromBf16(v[j * ldvr + c * ldvc]);
+                ref += t;
+                mag += std::abs(t);
+              }
+              ASSERT_NEAR(acc[i * ldacc + c], ref,
+                          inPlace ? 1e-5 + mag * 1e-6 : 1e-5 + mag / 256)
+                  << tq << " " << tk << " " << dv << " " << ldvc;
+            }
+            ASSERT_EQ(acc[i * ldacc + dv], before[i * ldacc + dv]);
+          }
+        }
+}
+
 /// The grid tiling's row gathers: exact copies of the indexed rows, the
 /// row past an odd count zero in the pair layout, nothing else written.
 TEST(MicrokernelGather, RowsAndPairs) {

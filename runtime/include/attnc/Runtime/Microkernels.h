@@ -78,6 +78,18 @@ void attnc_uk_pv_t_bf16(const float *pt, int64_t ldpt, const uint16_t *v2,
 void attnc_uk_pack_pairs_bf16(const uint16_t *src, int64_t ldr, int64_t ldc,
                               int64_t rows, int64_t cols, uint16_t *dst);
 
+/* As attnc_uk_pv_t_bf16 with V as stored, element (j, c) at
+ * v[j * ldvr + c * ldvc]. A few rows (1 <= tq <= 4, a decode step) with
+ * unit column stride on the avx2 and avx512 paths read V in place, widened
+ * in registers, P kept f32. Otherwise V is packed into v2 (room for the
+ * pair layout of tk x dv: 2 * ((tk + 1) / 2) * dv elements) for
+ * attnc_uk_pv_t_bf16. */
+void attnc_uk_pv_t_bf16_unpacked(const float *pt, int64_t ldpt,
+                                 const uint16_t *v, int64_t ldvr, int64_t ldvc,
+                                 float *acc, int64_t ldacc, int64_t tq,
+                                 int64_t tk, int64_t dv, const float *alpha,
+                                 uint16_t *v2);
+
 /* Gathers rows for the grid tiling's key tiles (unit stride along the
  * row): dst[j * lddst + c] = src[idx[j] * ldr + c] for j < n, c < cols. */
 void attnc_uk_gather_rows_f32(const float *src, int64_t ldr, const int64_t *idx,
