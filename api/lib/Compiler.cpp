@@ -253,6 +253,7 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   args.window = options.window;
   args.varlen = options.varlen;
   args.paged = options.paged;
+  args.decodeChunk = options.decodeChunk;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::forwardCpu(impl->info, args);

@@ -267,6 +267,10 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   if (args.threads < 0)
     return Status::error("threads must be 0 (the pool's size) or more, got " +
                          std::to_string(args.threads));
+  if (args.decodeChunk < -1)
+    return Status::error("the decode chunk must be -1 (keys whole), 0 "
+                         "(automatic) or a number of keys, not " +
+                         std::to_string(args.decodeChunk));
   const Signature sig = kernel.signature();
   CheckedCall checked;
   if (!(s = checkForwardCall(sig, {args.q, args.k, args.v, args.out, args.lse,
@@ -296,6 +300,10 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
     return Status::error("the tile trace needs " + std::to_string(numTasks) +
                          " * " + std::to_string(nkt) +
                          " entries, which overflows int64");
+
+  // A decode step against many keys runs as chunks of keys (CpuDecode.cpp).
+  if (const int64_t chunkKeys = decodeChunkKeys(kernel, args, checked))
+    return forwardCpuSplitKeys(kernel, args, checked, chunkKeys);
 
   // --- 2. Prepare. ---------------------------------------------------------
   // Nothing below fails on the caller's arguments; only allocation can fail.

@@ -6,20 +6,21 @@
 // cache (an unfragmented sequence) the keys are a strided view of it, no
 // copy; otherwise its pages are gathered, in table order and on the thread
 // pool, into one buffer [kv_len, HKV, D | DV] that every sequence reuses
-// and that the calling thread keeps for its next call. A decode step (at
-// most 16 query rows) gathers 2 MiB chunks instead and runs each as a
-// sequence window (KernelABI.h), merging the partial results by their lse:
-// its keys then reach the kernel from the cache, not through memory twice. The table, the lengths
-// and every sequence's call are checked before any sequence runs, so bad
-// arguments (a page out of range, a length beyond the pages given) are
-// errors that write nothing, never out-of-bounds reads.
+// and that the calling thread keeps for its next call. A fragmented decode
+// step (at most 16 query rows) runs as the decode path's chunks of keys
+// (CpuDecode.cpp), each gathered, about 2 MiB, by the thread that runs it
+// into a buffer that thread keeps: the chunks' gathers and kernels run
+// concurrently, and the keys reach the kernel from the cache, not through
+// memory twice. The table, the lengths and every sequence's call are
+// checked before any sequence runs, so bad arguments (a page out of range,
+// a length beyond the pages given) are errors that write nothing, never
+// out-of-bounds reads.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/ThreadPool.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -168,6 +169,13 @@ TensorView denseRows(DType dtype, char *data, int64_t H, int64_t X,
   return TensorView{data, dtype, {1, H, len, X}, {0, X, H * X, 1}};
 }
 
+/// The k or v a chunked sequence's call is checked with before its chunks
+/// are gathered: [1, H, len, X], never read (all rows alias one row).
+TensorView placeholderRows(DType dtype, int64_t H, int64_t X, int64_t len) {
+  alignas(64) static char row[sizeof(float) * kMaxHeadDim];
+  return TensorView{row, dtype, {1, H, len, X}, {0, 0, 0, 1}};
+}
+
 /// Copies rows [r0, r1) of sequence b in cache \p t, page by page, into
 /// the dense [rows, HKV, X] buffer \p dst whose first row is row \p base.
 void gatherRows(const PagedLayout &p, const TensorView &t, int64_t b,
@@ -214,73 +222,33 @@ void gatherSequence(const PagedLayout &p, const TensorView &k,
 constexpr int64_t kDecodeRows = 16;
 constexpr int64_t kChunkBytes = int64_t(2) << 20;
 
-/// Adds one chunk's partial result (out and, for softmax, lse of rows
-/// [0, rows)) to the running ones: lse = log(e^lse + e^part), acc =
-/// acc e^(lse_old - lse) + out e^(lse_part - lse); sigmoid sums.
-void mergeChunk(const Tensor &part, const Tensor &partLse, bool sigmoid,
-                int64_t rows, int64_t dv, std::vector<double> &acc,
-                std::vector<double> &lse) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double a = 1, w = 1;
-    if (!sigmoid) {
-      const double l = partLse.getAsDouble(r), m = lse[size_t(r)];
-      if (l == -INFINITY)
-        continue; // the chunk keeps nothing of this row
-      const double hi = m > l ? m : l;
-      const double merged =
-          m == -INFINITY ? l : hi + std::log1p(std::exp(-std::fabs(m - l)));
-      a = m == -INFINITY ? 0.0 : std::exp(m - merged);
-      w = std::exp(l - merged);
-      lse[size_t(r)] = merged;
+/// The decode path's chunk provider for sequence b: gathers keys [c0, c0 +
+/// n) into the calling thread's buffer (kept for its next chunk) and views
+/// them as [1, HKV, n, D | DV].
+ChunkKeysFn gatherChunks(const PagedLayout &p, const TensorView &k,
+                         const TensorView &v, int64_t b) {
+  return [&p, &k, &v, b](int64_t c0, int64_t n, TensorView &ck,
+                         TensorView &cv) -> Status {
+    const int64_t es = int64_t(dtypeSize(k.dtype));
+    const int64_t kBytes = n * k.shape[2] * k.shape[3] * es,
+                  bytes = kBytes + n * v.shape[2] * v.shape[3] * es;
+    thread_local std::unique_ptr<char[]> buffer;
+    thread_local int64_t bufferBytes = 0;
+    if (bytes > bufferBytes) {
+      buffer.reset();
+      bufferBytes = 0;
+      buffer.reset(new (std::nothrow) char[size_t(bytes)]);
+      if (!buffer)
+        return Status::error("out of memory for a decode chunk's gathered keys (" +
+                             std::to_string(bytes) + " bytes)");
+      bufferBytes = bytes;
     }
-    for (int64_t x = 0; x < dv; ++x) {
-      double &o = acc[size_t(r * dv + x)];
-      o = (a == 0 ? 0.0 : o * a) + w * part.getAsDouble(r * dv + x);
-    }
-  }
-}
-
-/// Runs the decode call \p c of sequence b chunk by chunk: chunkRows keys
-/// at a time gathered into \p bufK / \p bufV and run as a window of the
-/// whole sequence (so masks see the sequence's kv and LK), the partial
-/// results merged. out and lse are written once, at the end.
-Status runChunked(const KernelInfo &kernel, const CpuForwardArgs &c,
-                  const PagedLayout &p, int64_t b, const TensorView &k,
-                  const TensorView &v, int64_t chunkRows, char *bufK,
-                  char *bufV) {
-  const int64_t HQ = c.q.shape[1], LQ = c.q.shape[2], DV = c.out.shape[3];
-  const int64_t len = p.lens[size_t(b)], rows = HQ * LQ;
-  Expected<Tensor> part = Tensor::zeros(kernel.storage, {1, HQ, LQ, DV});
-  Expected<Tensor> partLse = Tensor::zeros(DType::F32, {1, HQ, LQ});
-  if (!part.ok() || !partLse.ok())
-    return (part.ok() ? partLse.status() : part.status())
-        .withContext("a decode chunk's partial result");
-  TensorView partView = part->view(), partLseView = partLse->view();
-  std::vector<double> acc(size_t(rows * DV), 0.0),
-      lse(size_t(rows), kernel.sigmoid ? 0.0 : -INFINITY);
-  for (int64_t c0 = 0; c0 < len; c0 += chunkRows) {
-    const int64_t n = std::min(chunkRows, len - c0);
-    gatherSequence(p, k, v, b, c0, c0 + n, c.threads, bufK, bufV);
-    CpuForwardArgs call = c;
-    call.k = denseRows(k.dtype, bufK, k.shape[2], k.shape[3], n);
-    call.v = denseRows(v.dtype, bufV, v.shape[2], v.shape[3], n);
-    call.out = partView;
-    call.lse = kernel.sigmoid ? nullptr : &partLseView;
-    call.window = {0, c0, LQ, len};
-    if (Status s = forwardCpu(kernel, call); !s.ok())
-      return s;
-    mergeChunk(*part, *partLse, kernel.sigmoid, rows, DV, acc, lse);
-  }
-  visitOffsets(c.out, [&](int64_t flat, int64_t offset) {
-    storeFromDouble(c.out, offset, acc[size_t(flat)]);
-    return true;
-  });
-  if (c.lse)
-    visitOffsets(*c.lse, [&](int64_t flat, int64_t offset) {
-      storeFromDouble(*c.lse, offset, lse[size_t(flat)]);
-      return true;
-    });
-  return Status::success();
+    gatherRows(p, k, b, c0, c0 + n, c0, buffer.get());
+    gatherRows(p, v, b, c0, c0 + n, c0, buffer.get() + kBytes);
+    ck = denseRows(k.dtype, buffer.get(), k.shape[2], k.shape[3], n);
+    cv = denseRows(v.dtype, buffer.get() + kBytes, v.shape[2], v.shape[3], n);
+    return Status::success();
+  };
 }
 
 /// Rows [b, b + 1) of dimension 0 of \p t.
@@ -308,8 +276,8 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
                          std::to_string(p.B) + " (the page table's rows), got "
                          "shape " + shapeToString(args.q.shape));
 
-  // One gather buffer for the longest fragmented sequence, or a decode
-  // chunk (kChunkBytes), whichever is larger.
+  // One gather buffer for the longest fragmented sequence that runs whole;
+  // a decode step's chunks are gathered by the threads that run them.
   const int64_t es = int64_t(dtypeSize(k.dtype));
   const int64_t kRow = k.shape[2] * k.shape[3], vRow = v.shape[2] * v.shape[3];
   if (args.paged.decodeChunk < 0)
@@ -323,12 +291,18 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
   auto chunked = [&](int64_t b) {
     return decode && !consecutivePages(p, b) && p.lens[size_t(b)] > chunkRows;
   };
-  int64_t longest = 0;
-  for (int64_t b = 0; b < p.B; ++b)
-    if (!consecutivePages(p, b))
-      longest = std::max(longest, chunked(b) ? chunkRows : p.lens[size_t(b)]);
+  int64_t longest = 0, chunkBytes = 0;
+  for (int64_t b = 0; b < p.B; ++b) {
+    if (chunked(b))
+      chunkBytes = chunkRows * (kRow + vRow) * es; // chunkRows < a length
+    else if (!consecutivePages(p, b))
+      longest = std::max(longest, p.lens[size_t(b)]);
+  }
   const int64_t bytes = longest * (kRow + vRow) * es; // lengths are checked
   if (Status s = checkAllocationSize(bytes, "the paged cache's gather buffer");
+      !s.ok())
+    return s;
+  if (Status s = checkAllocationSize(chunkBytes, "a decode chunk's gather buffer");
       !s.ok())
     return s;
   // The calling thread keeps its buffer for the next call: a fresh one
@@ -350,6 +324,7 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
   std::vector<CpuForwardArgs> calls(size_t(p.B));
   std::vector<TensorView> lses(size_t(p.B));
   std::vector<bool> gather(size_t(p.B), false);
+  std::vector<CheckedCall> checkedCalls(static_cast<size_t>(p.B));
   const Signature sig = kernel.signature();
   for (int64_t b = 0; b < p.B; ++b) {
     CpuForwardArgs &c = calls[size_t(b)];
@@ -367,7 +342,10 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
         c.v = cacheRows(v, at(v), v.strides[1], len);
       }
     }
-    if (c.k.shape.empty()) {
+    if (c.k.shape.empty() && chunked(b)) {
+      c.k = placeholderRows(k.dtype, k.shape[2], k.shape[3], len);
+      c.v = placeholderRows(v.dtype, v.shape[2], v.shape[3], len);
+    } else if (c.k.shape.empty()) {
       gather[size_t(b)] = len > 0;
       c.k = denseRows(k.dtype, gatheredK, k.shape[2], k.shape[3], len);
       c.v = denseRows(v.dtype, gatheredV, v.shape[2], v.shape[3], len);
@@ -380,9 +358,10 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     }
     c.inputs = inputsOfSequence(kernel, args.inputs, b, p.B);
     c.threads = args.threads;
-    CheckedCall checked;
-    if (Status s = checkForwardCall(
-            sig, {c.q, c.k, c.v, c.out, c.lse, c.inputs, c.window}, checked);
+    c.decodeChunk = args.decodeChunk;
+    if (Status s = checkForwardCall(sig, {c.q, c.k, c.v, c.out, c.lse, c.inputs,
+                                          c.window},
+                                    checkedCalls[size_t(b)]);
         !s.ok())
       return s.withContext("sequence " + std::to_string(b) + " of the paged cache");
   }
@@ -397,7 +376,8 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
       continue;
     Status s;
     if (chunked(b)) {
-      s = runChunked(kernel, c, p, b, k, v, chunkRows, gatheredK, gatheredV);
+      s = forwardCpuSplitKeys(kernel, c, checkedCalls[size_t(b)], chunkRows,
+                              gatherChunks(p, k, v, b));
     } else {
       if (gather[size_t(b)])
         gatherSequence(p, k, v, b, 0, p.lens[size_t(b)], args.threads,

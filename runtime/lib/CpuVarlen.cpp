@@ -141,6 +141,7 @@ CpuForwardArgs sequenceCall(const KernelInfo &kernel, const CpuForwardArgs &args
   call.inputs =
       inputsOfSequence(kernel, args.inputs, int64_t(i), int64_t(cuQ.size()) - 1);
   call.threads = args.threads;
+  call.decodeChunk = args.decodeChunk;
   return call;
 }
 

@@ -88,7 +88,8 @@ std::string benchPaged(const Flags &f, const PagedProblem &p, BenchResult &r) {
   b.gflops = gflopsOf(s.flops(), b.ms);
   b.relErr = relativeError(floatsOf(out), floatsOf(*p.contiguousOut));
   b.note = "the same kernel on a paged KV cache: pages of " + std::to_string(ps) +
-           " rows in shuffled order (gathered per sequence and call)";
+           " rows in shuffled order (gathered on every call: a decode step in"
+           " chunks, by the threads that run them; else per sequence)";
   r.baselines.push_back(b);
   return "";
 }

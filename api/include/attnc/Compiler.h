@@ -98,6 +98,10 @@ struct ForwardOptions {
   /// CPU kernels: k and v as a paged KV cache (runtime::PagedKvCache:
   /// k [num_pages, page_size, HKV, D], a page table [B, max_pages], kv_lens).
   runtime::PagedKvCache paged;
+  /// CPU kernels: a decode step (LQ <= 16) runs its keys in chunks of this
+  /// many, merged by lse (runtime::CpuForwardArgs::decodeChunk); 0 picks
+  /// the size from the shape, -1 runs the keys whole.
+  int64_t decodeChunk = 0;
 };
 
 /// Target::CUDA: lse as a float32 device view; inputs stay host tensors

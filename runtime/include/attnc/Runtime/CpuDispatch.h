@@ -21,6 +21,7 @@
 #include "attnc/Runtime/Tensor.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,11 @@ struct CpuForwardArgs {
   /// If enabled, k and v are a paged KV cache (ForwardChecks.h,
   /// PagedKvCache); the window must be the default and varlen off.
   PagedKvCache paged;
+  /// A decode step (LQ <= 16) on contiguous keys runs them in chunks of
+  /// this many, merged by lse (CpuDecode.cpp): 0 picks the size from the
+  /// shape (or keeps the keys whole where chunks gain nothing), -1 always
+  /// keeps them whole. Tests set small sizes.
+  int64_t decodeChunk = 0;
   /// Threads to use; 0 means the global pool's size.
   int threads = 0;
   /// If set (and the kernel is traced), receives numTasks * numKTiles
@@ -97,6 +103,29 @@ inputsOfSequence(const KernelInfo &kernel,
 /// element the view touches, so that every element lies in [aligned,
 /// aligned + size); an empty view gets a non-null buffer of size 0.
 attnc_buffer describeView(const TensorView &t);
+
+/// The keys per chunk with which forwardCpu runs the checked call \p checked
+/// as a decode step split into chunks of keys (CpuDecode.cpp): few query
+/// rows (at most 16), keys for at least two chunks, and query heads that
+/// share KV heads or fewer tasks than threads (args.decodeChunk, when not
+/// 0, decides instead); 0 when it runs whole.
+int64_t decodeChunkKeys(const KernelInfo &kernel, const CpuForwardArgs &args,
+                        const CheckedCall &checked);
+
+/// Where a chunk's keys come from: sets the [B, HKV, n, D | DV] views k and
+/// v to keys [c0, c0 + n) of the call, on the thread that runs the chunk
+/// (a paged cache gathers them there, into that thread's buffer).
+using ChunkKeysFn = std::function<Status(int64_t c0, int64_t n, TensorView &k,
+                                         TensorView &v)>;
+
+/// Runs the checked call as chunks of \p chunkKeys keys, each a
+/// single-threaded call over a sequence window, concurrently, then merges
+/// their partial results by lse into out and lse. The chunks' keys are
+/// views of args.k and args.v, or what \p keysOf gives. Writes nothing
+/// when a chunk fails, and then returns the lowest failing chunk's error.
+Status forwardCpuSplitKeys(const KernelInfo &kernel, const CpuForwardArgs &args,
+                           const CheckedCall &checked, int64_t chunkKeys,
+                           const ChunkKeysFn &keysOf = {});
 
 /// The size of the task space and of the key-tile space for these sizes.
 int64_t numQueryTiles(const KernelInfo &kernel, int64_t lq);
