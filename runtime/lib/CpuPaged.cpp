@@ -21,6 +21,7 @@
 #include "attnc/Runtime/ThreadPool.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -47,6 +48,13 @@ Status readInts(const TensorView *t, const char *name, int64_t rank,
     return Status::error(std::string(name) + ": expected rank " +
                          std::to_string(rank) + " " + layout + ", got shape " +
                          shapeToString(t->shape));
+  // A view with zero strides may claim more entries than memory holds.
+  int64_t bytes;
+  if (__builtin_mul_overflow(t->numel(), int64_t(sizeof(int64_t)), &bytes))
+    bytes = -1;
+  if (Status s = checkAllocationSize(bytes, std::string("a copy of ") + name);
+      !s.ok())
+    return s;
   values.resize(size_t(t->numel()));
   visitOffsets(*t, [&](int64_t flat, int64_t offset) {
     values[size_t(flat)] =
@@ -66,7 +74,8 @@ struct PagedLayout {
     return table[size_t(b * maxPages + i)];
   }
   int64_t pagesOf(int64_t b) const {
-    return (lens[size_t(b)] + pageSize - 1) / pageSize;
+    const int64_t len = lens[size_t(b)]; // 0 <= len: no overflow below
+    return len / pageSize + (len % pageSize != 0);
   }
 };
 
@@ -118,12 +127,17 @@ Status checkPagedLayout(const KernelInfo &kernel, const CpuForwardArgs &args,
     return Status::error("kv_lens has " + std::to_string(args.paged.kvLens->shape[0]) +
                          " entries, the page table " + std::to_string(p.B) +
                          " rows: both are one per sequence");
+  // The table's capacity in rows; a product past int64 (views with zero
+  // strides can claim any extent) caps at INT64_MAX, above every length.
+  int64_t capacity;
+  if (__builtin_mul_overflow(p.maxPages, p.pageSize, &capacity))
+    capacity = INT64_MAX;
   for (int64_t b = 0; b < p.B; ++b) {
     const int64_t len = p.lens[size_t(b)];
-    if (len < 0 || len > p.maxPages * p.pageSize)
+    if (len < 0 || len > capacity)
       return Status::error(
           "kv_lens[" + std::to_string(b) + "] = " + std::to_string(len) +
-          " is not in 0.." + std::to_string(p.maxPages * p.pageSize) + " (" +
+          " is not in 0.." + std::to_string(capacity) + " (" +
           std::to_string(p.maxPages) + " pages of " + std::to_string(p.pageSize) +
           " rows)");
     for (int64_t i = 0; i < p.pagesOf(b); ++i)

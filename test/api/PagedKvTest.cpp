@@ -211,8 +211,10 @@ std::string pagedError(const std::string &text,
   ForwardOptions fo;
   edit(c, fo);
   TensorView table = c.tableView(), lens = c.lensView();
-  fo.paged.pageTable = &table;
-  fo.paged.kvLens = &lens;
+  if (!fo.paged.pageTable)
+    fo.paged.pageTable = &table;
+  if (!fo.paged.kvLens)
+    fo.paged.kvLens = &lens;
   Status st = kernel->forward(q.tensor.view(), c.k.tensor.view(),
                               c.v.tensor.view(), out.view(), fo);
   EXPECT_FALSE(st.ok());
@@ -255,6 +257,14 @@ TEST(PagedKv, Errors) {
         fo.window = {0, 0, 100, 100};
       }),
       "no sequence window");
+  // A table of 2^40 pages per sequence (one entry, zero strides) is more
+  // than memory holds: refused, not allocated.
+  static int32_t onePage = 0;
+  static const TensorView hugeTable{&onePage, DType::I32, {B, int64_t(1) << 40}, {0, 0}};
+  has(pagedError(causal, [](PagedCache &, ForwardOptions &fo) {
+        fo.paged.pageTable = &hugeTable;
+      }),
+      "page_table");
 }
 
 } // namespace
