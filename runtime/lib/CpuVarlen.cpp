@@ -3,15 +3,23 @@
 // A varlen batch (ForwardChecks.h, VarlenBatch) is B problems packed along
 // the rows: sequence i's queries and keys are slices of the packed q, k, v,
 // out and lse, which become the 4-D views [1, H, L_i, D] of an ordinary
-// call by strides alone (no copy). Every sequence's call is checked before
-// any runs, so bad arguments write nothing; the calls then run one after
-// another, each on the thread pool. Sequences without queries are skipped;
+// call by strides alone. A prefill sequence (more than 16 query rows)
+// rereads its keys and values once per query tile, so they are first copied
+// dense, rows D apart instead of H * D, into a buffer the calling thread
+// keeps. Every sequence's call is checked before any runs, so bad
+// arguments write nothing; the calls then run one after another, each on
+// the thread pool. Sequences without queries are skipped;
 // sequences without keys get fully masked rows (out 0, lse -inf), as any
 // call with LK = 0.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CpuDispatch.h"
+#include "attnc/Runtime/ThreadPool.h"
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -72,6 +80,37 @@ TensorView rowsOf(const TensorView &t, int64_t start, int64_t len) {
   r.data = static_cast<char *>(t.data) +
            start * t.strides[0] * int64_t(dtypeSize(t.dtype));
   return r;
+}
+
+/// Query rows above which a sequence's keys and values are copied dense
+/// before its call: a prefill sequence rereads them once per query tile,
+/// and rows D apart read faster than the packed rows, H * D apart.
+constexpr int64_t kDenseKeysRows = 16;
+
+/// Whether \p t, a [1, H, L, X] view of packed rows, is worth a dense copy.
+bool packedRows(const TensorView &t) {
+  return t.shape[1] > 1 && t.shape[2] > 1 && t.strides[3] == 1 &&
+         t.strides[2] != t.shape[3];
+}
+
+/// Copies the [1, H, L, X] view \p t (unit column stride) to \p dst,
+/// dense, on the pool unless \p threads is 1 or the rows are few; returns
+/// the copy's view.
+TensorView denseCopy(const TensorView &t, char *dst, int threads) {
+  const int64_t H = t.shape[1], L = t.shape[2], X = t.shape[3];
+  const int64_t es = int64_t(dtypeSize(t.dtype));
+  auto copyRows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const char *src = static_cast<const char *>(t.data) +
+                        ((r / L) * t.strides[1] + (r % L) * t.strides[2]) * es;
+      std::memcpy(dst + r * X * es, src, size_t(X * es));
+    }
+  };
+  if (threads == 1 || H * L < 1024)
+    copyRows(0, H * L);
+  else
+    ThreadPool::global().parallelFor(H * L, copyRows, 256);
+  return TensorView{dst, t.dtype, {1, H, L, X}, {H * L * X, L * X, X, 1}};
 }
 
 /// Columns [start, start + len) of the packed lse [HQ, T] as [1, HQ, len].
@@ -216,10 +255,41 @@ Status attnc::runtime::forwardCpuVarlen(const KernelInfo &kernel,
         !s.ok())
       return s.withContext("sequence " + std::to_string(i) + " of the varlen batch");
   }
+  // One buffer for the dense keys and values of the longest prefill
+  // sequence with packed rows, kept by the calling thread for its next call.
+  auto dense = [&](const CpuForwardArgs &c) {
+    return c.q.shape[2] > kDenseKeysRows && packedRows(c.k) && packedRows(c.v);
+  };
+  int64_t denseBytes = 0;
+  for (const CpuForwardArgs &c : calls)
+    if (dense(c)) // the views were checked: their sizes fit memory
+      denseBytes = std::max(denseBytes, (c.k.numel() + c.v.numel()) *
+                                            int64_t(dtypeSize(c.k.dtype)));
+  if (Status s = checkAllocationSize(denseBytes, "the varlen batch's dense keys");
+      !s.ok())
+    return s;
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local int64_t bufferBytes = 0;
+  if (denseBytes > bufferBytes) {
+    buffer.reset();
+    bufferBytes = 0;
+    buffer.reset(new (std::nothrow) char[size_t(denseBytes)]);
+    if (!buffer)
+      return Status::error("out of memory for the varlen batch's dense keys (" +
+                           std::to_string(denseBytes) + " bytes)");
+    bufferBytes = denseBytes;
+  }
   for (size_t i = 0; i < numSeqs; ++i) {
-    if (calls[i].q.shape[2] == 0)
+    CpuForwardArgs &c = calls[i];
+    if (c.q.shape[2] == 0)
       continue;
-    if (Status s = forwardCpu(kernel, calls[i]); !s.ok())
+    if (dense(c)) {
+      char *k = buffer.get();
+      c.k = denseCopy(c.k, k, c.threads);
+      c.v = denseCopy(c.v, k + c.k.numel() * int64_t(dtypeSize(c.k.dtype)),
+                      c.threads);
+    }
+    if (Status s = forwardCpu(kernel, c); !s.ok())
       return s.withContext("sequence " + std::to_string(i) + " of the varlen batch");
   }
   return Status::success();

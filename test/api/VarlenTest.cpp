@@ -4,8 +4,9 @@
 // hold sequences of different lengths back to back. Each sequence's rows
 // must equal the float64 reference of that sequence alone (its own LQ,
 // LK, positions and b). Sequences cover LQ != LK, LQ = LK, an empty
-// sequence, one with queries and no keys (fully masked), GQA and DV != D;
-// out is poisoned so an unwritten row fails. For every shared spec that
+// sequence, one with queries and no keys (fully masked), GQA and DV != D,
+// and sequences of more than 16 query rows, which run on dense copies of
+// their keys and values; out is poisoned so an unwritten row fails. For every shared spec that
 // can take a varlen batch, a padding mask on an int[B] input (its rows
 // sliced per sequence), and the errors: bad offsets, mismatched counts,
 // packed shapes, inputs over LQ or LK; nothing is written then.
