@@ -64,6 +64,8 @@ attnc::describeKernel(attn::FlashOp flash) {
   info.tileK = flash.getTileK();
   info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
   info.numIdsAtoms = flash.getPrepass();
+  info.packsHeads = flash.packsQueryHeads();
+  info.pagedKeys = !flash.getGridPatch();
   if (ArrayAttr inputs = spec.getInputsAttr()) {
     for (Attribute a : inputs) {
       auto in = cast<attn::InputAttr>(a);

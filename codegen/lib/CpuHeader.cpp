@@ -143,7 +143,9 @@ attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels,
        << "  info.storage = DType::" << dtypeEnum(k.storage) << ";\n"
        << "  info.tileQ = " << k.tileQ << ";\n"
        << "  info.tileK = " << k.tileK << ";\n"
-       << "  info.sigmoid = " << (k.sigmoid ? "true" : "false") << ";\n";
+       << "  info.sigmoid = " << (k.sigmoid ? "true" : "false") << ";\n"
+       << "  info.packsHeads = " << (k.packsHeads ? "true" : "false") << ";\n"
+       << "  info.pagedKeys = " << (k.pagedKeys ? "true" : "false") << ";\n";
     if (k.numIdsAtoms > 0)
       os << "  info.prepass = " << kernelSymbol(k.name) << "__prepass;\n"
          << "  info.numIdsAtoms = " << k.numIdsAtoms << ";\n";

@@ -26,7 +26,8 @@ enum MetaSlot : int64_t {
   kMetaSizes = 0, kMetaQStrides = 7, kMetaKStrides = 11, kMetaVStrides = 15,
   kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
   kMetaHasTrace = 27, kMetaQPos = 28, kMetaKvPos = 29, kMetaLQTotal = 30,
-  kMetaLKTotal = 31, kMetaInputs = 32
+  kMetaLKTotal = 31, kMetaRowHeads = 32, kMetaPageSize = 33,
+  kMetaPageTable = 34, kMetaPageTableStride = 35, kMetaInputs = 36
 };
 
 // Kernel arguments (KernelABI.h's buffer slots): the arena, then the

@@ -1,17 +1,22 @@
 //===- LowerCpu.cpp - attn-lower-cpu: attn.flash -> the CPU loop nest -----===//
 //
 // Replaces every attn.flash by one func.func @attn_<name> over a range of
-// tasks (b, h, query tile) with the C ABI of
+// tasks (b, h, query tile; or, packing P query heads of a KV group for a
+// decode step, b, heads h .. h + P - 1, tile of their P * LQ rows) with the
+// C ABI of
 // runtime/include/attnc/Runtime/KernelABI.h (flat buffers, a meta array of
 // sizes and strides, a status buffer). Per task, in these steps:
 //
 //   loadQueryTile:   Qs = Q[b, h, q0:q0+tq, :]              (to f32)
+//                    (packed: row r = Q[b, h + r / LQ, r % LQ, :], the
+//                    task's queries [q0, q1] their least and greatest)
 //   initRows:        m = -inf, l = 0, acc = 0
 //   visit*KeyTiles:  rows = schedule(qPos + q0, qPos + q1)  (ScheduleEmitter)
 //                    for kt in [(hullLo - kvPos) / TK, (hullHi - kvPos) / TK]
 //                    (cut to the call's key tiles):
 //                      kind = classify(rows, kvPos + k0, kvPos + k1)
-//                      if kind != EMPTY:
+//                      if kind != EMPTY (a paged cache: in pieces that stay
+//                      in one page, visitKeyTilePieces):
 //     emitKeyTile (LowerCpuTile.cpp):
 //       Ks, Vs = K[b, hkv, k0:k0+tk, :], V[...]             (to f32)
 //       keep = kind == PARTIAL ? mask(q, kv) : true
@@ -80,6 +85,8 @@ CpuFlashLowering::CpuFlashLowering(OpBuilder &b, FlashOp flash, bool uk)
       bf16Tiles(uk && storageType.isBF16()),
       scoreIsIdentity(isa_and_nonnull<ScoreOp>(
           SpecOp::getYielded(spec.getScore()).getDefiningOp())),
+      packsHeads(flash.packsQueryHeads()),
+      pagedKeys(!flash.getGridPatch()),
       f(b, loc, spec, storageType, tileQ, tileK) {}
 
 LogicalResult CpuFlashLowering::run() {
@@ -154,9 +161,22 @@ void CpuFlashLowering::loadCallValues() {
   hasTrace = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
                                    metaAt(kMetaHasTrace), f.ci(0));
   TQ = f.ci(tileQ), TK = f.ci(tileK);
-  numQT = arith::CeilDivSIOp::create(b, loc, LQ, TQ);
+  // P query heads per task; a kernel whose mask reads h keeps P = 1.
+  rowHeads = packsHeads ? Value(arith::MaxSIOp::create(b, loc, metaAt(kMetaRowHeads),
+                                                      f.ci(1)))
+                        : f.ci(1);
+  headBlocks = arith::DivSIOp::create(b, loc, env.sizes[1], rowHeads);
+  taskRows = f.mul(rowHeads, LQ);
+  numQT = arith::CeilDivSIOp::create(b, loc, taskRows, TQ);
   numKT = arith::CeilDivSIOp::create(b, loc, LK, TK);
   group = arith::DivSIOp::create(b, loc, HQ, HKV);
+  if (pagedKeys) {
+    Value n = metaAt(kMetaPageSize);
+    paged = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, f.ci(0));
+    pageRows = arith::SelectOp::create(b, loc, paged, n, f.ci(1));
+    pageTable = metaAt(kMetaPageTable);
+    pageTableStride = metaAt(kMetaPageTableStride);
+  }
   negInf = f.cf(-std::numeric_limits<double>::infinity());
   zeroF = f.cf(0.0);
 }
@@ -243,15 +263,18 @@ void CpuFlashLowering::emitTask(Value task) {
   ts.t = f.toI64(task);
   ts.qt = arith::RemSIOp::create(b, loc, ts.t, numQT);
   Value bh = arith::DivSIOp::create(b, loc, ts.t, numQT);
-  ts.h = arith::RemSIOp::create(b, loc, bh, HQ);
-  ts.b = arith::DivSIOp::create(b, loc, bh, HQ);
+  ts.h = f.mul(arith::RemSIOp::create(b, loc, bh, headBlocks), rowHeads);
+  ts.b = arith::DivSIOp::create(b, loc, bh, headBlocks);
   ts.hkv = arith::DivSIOp::create(b, loc, ts.h, group);
-  ts.q0 = f.mul(ts.qt, TQ);
-  ts.tq = arith::MinSIOp::create(b, loc, TQ, f.sub(LQ, ts.q0));
-  ts.q1 = f.sub(f.add(ts.q0, ts.tq), f.ci(1));
+  ts.r0 = f.mul(ts.qt, TQ);
+  ts.tq = arith::MinSIOp::create(b, loc, TQ, f.sub(taskRows, ts.r0));
   ts.tqx = f.toIdx(ts.tq);
   ts.kBase = f.add(f.mul(ts.b, kS[0]), f.mul(ts.hkv, kS[1]));
   ts.vBase = f.add(f.mul(ts.b, vS[0]), f.mul(ts.hkv, vS[1]));
+  if (packsHeads)
+    packRows(ts);
+  else
+    plainRows(ts);
   if (grid) {
     // The patches tile the whole grid: a call on a window of the sequence
     // takes the contiguous path.
@@ -262,9 +285,6 @@ void CpuFlashLowering::emitTask(Value task) {
         arith::AndIOp::create(b, loc, eq(LQ, env.sizes[3]), eq(LK, env.sizes[4])));
     ts.patch = emitPatchRows(f, *grid, ts.qt, LQ, qIdx, whole);
   }
-  ts.qOf = [this, q0 = ts.q0](Value i) -> Value {
-    return grid ? f.load(qIdx, i) : f.add(q0, f.toI64(i));
-  };
   ts.rowEnv = env;
   ts.rowEnv.b = ts.b;
   ts.rowEnv.h = ts.h;
@@ -291,12 +311,46 @@ void CpuFlashLowering::emitTask(Value task) {
   finalizeRows(ts);
 }
 
+/// Rows of one head: queries q0 .. q1 = r0 .. r0 + tq - 1 (or, for a grid
+/// patch, the queries emitPatchRows gathers into qIdx).
+void CpuFlashLowering::plainRows(TaskState &ts) {
+  ts.q0 = ts.r0;
+  ts.q1 = f.sub(f.add(ts.q0, ts.tq), f.ci(1));
+  ts.qOf = [this, q0 = ts.q0](Value i) -> Value {
+    return grid ? f.load(qIdx, i) : f.add(q0, f.toI64(i));
+  };
+  ts.headOf = [h = ts.h](Value) { return h; };
+}
+
+/// Rows of P heads: row r0 + i is query (r0 + i) % LQ of head
+/// h + (r0 + i) / LQ. The queries, kept in qIdx, vectorise in the element
+/// loops as loads; [q0, q1] is the rows' hull: all of [0, LQ) when they
+/// span two heads. With P = 1 the rows are those of plainRows.
+void CpuFlashLowering::packRows(TaskState &ts) {
+  Value last = f.sub(f.add(ts.r0, ts.tq), f.ci(1));
+  Value oneHead = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                        arith::DivSIOp::create(b, loc, ts.r0, LQ),
+                                        arith::DivSIOp::create(b, loc, last, LQ));
+  ts.q0 = arith::SelectOp::create(b, loc, oneHead,
+                                  arith::RemSIOp::create(b, loc, ts.r0, LQ), f.ci(0));
+  ts.q1 = arith::SelectOp::create(b, loc, oneHead,
+                                  arith::RemSIOp::create(b, loc, last, LQ),
+                                  f.sub(LQ, f.ci(1)));
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    f.store(arith::RemSIOp::create(b, loc, f.add(ts.r0, f.toI64(i)), LQ), qIdx, i);
+  });
+  ts.qOf = [this](Value i) -> Value { return f.load(qIdx, i); };
+  ts.headOf = [this, h = ts.h, r0 = ts.r0](Value i) -> Value {
+    return f.add(h, arith::DivSIOp::create(b, loc, f.add(r0, f.toI64(i)), LQ));
+  };
+}
+
 /// Qs = Q[b, h, rows, :] in f32 (transposed, d * TQ + i, as the right
 /// operand of the S^T = K Q^T microkernel; bf16 tiles in pairs).
 void CpuFlashLowering::loadQueryTile(TaskState &ts) {
-  Value qBase = f.add(f.mul(ts.b, qS[0]), f.mul(ts.h, qS[1]));
+  Value qBase = f.mul(ts.b, qS[0]);
   f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
-    Value row = f.add(qBase, f.mul(ts.qOf(i), qS[2]));
+    Value row = f.add(f.add(qBase, f.mul(ts.headOf(i), qS[1])), f.mul(ts.qOf(i), qS[2]));
     f.forLoop(f.cx(0), Dx, [&](Value d) {
       Value x = f.load(qBuf, f.toIdx(f.add(row, f.mul(f.toI64(d), qS[3]))));
       Value at = bf16Tiles ? pairAt(d, i, TQx)
@@ -375,11 +429,65 @@ void CpuFlashLowering::visitContiguousKeyTiles(TaskState &ts) {
         f.store(arith::TruncIOp::create(b, loc, b.getI8Type(), kind), traceBuf,
                 f.toIdx(at));
       });
-      emitKeyTile(ts, k0, tk, kind, /*gathered=*/false);
+      visitKeyTilePieces(ts, k0, tk, kind);
     });
     FlashBuilder::mark(visitIf, "attn.tile", "visit");
   });
   FlashBuilder::mark(keyLoop, "attn.loop", "key_tiles");
+}
+
+/// Keys k0 .. k0 + tk - 1 of a contiguous key tile. Unpaged, one piece:
+/// the tile. A paged cache (KernelABI.h, ATTNC_META_PAGE_SIZE = N) holds
+/// position p = kvPos + k at row p % N of page table[b][p / N]; the tile
+/// runs in pieces that stay in one page, each with the K and V bases that
+/// put its key k at base + k * S_l:
+///   piece of page g: keys [max(k0, g N - kvPos), min(k0 + tk, (g + 1) N - kvPos))
+///   base = table[b][g] * S_b + hkv * S_h + ((kvPos + s) % N - s) * S_l
+/// (s the piece's first key). The tile's kind holds for every piece.
+void CpuFlashLowering::visitKeyTilePieces(TaskState &ts, Value k0, Value tk,
+                                          Value kind) {
+  if (!pagedKeys) {
+    emitKeyTile(ts, k0, tk, kind, /*gathered=*/false);
+    return;
+  }
+  using arith::SelectOp;
+  Value end = f.add(k0, tk);
+  Value firstPage = arith::DivSIOp::create(b, loc, f.add(kvPos, k0), pageRows);
+  Value lastPage = arith::DivSIOp::create(b, loc, f.sub(f.add(kvPos, end), f.ci(1)),
+                                          pageRows);
+  Value pieces = SelectOp::create(b, loc, paged,
+                                  f.add(f.sub(lastPage, firstPage), f.ci(1)), f.ci(1));
+  auto pieceLoop = f.forLoop(f.cx(0), f.toIdx(pieces), [&](Value px) {
+    Value g = f.add(firstPage, f.toI64(px));
+    Value s = SelectOp::create(
+        b, loc, paged,
+        arith::MaxSIOp::create(b, loc, k0, f.sub(f.mul(g, pageRows), kvPos)), k0);
+    Value e = SelectOp::create(
+        b, loc, paged,
+        arith::MinSIOp::create(b, loc, end,
+                               f.sub(f.mul(f.add(g, f.ci(1)), pageRows), kvPos)),
+        end);
+    auto bases = scf::IfOp::create(b, loc, TypeRange{f.i64, f.i64}, paged,
+                                   /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(bases.thenBlock());
+      Value at = f.add(pageTable, f.add(f.mul(ts.b, pageTableStride), g));
+      Value page = f.load(meta, f.toIdx(at));
+      Value shift = f.sub(arith::RemSIOp::create(b, loc, f.add(kvPos, s), pageRows), s);
+      auto base = [&](ArrayRef<Value> st) {
+        return f.add(f.add(f.mul(page, st[0]), f.mul(ts.hkv, st[1])), f.mul(shift, st[2]));
+      };
+      scf::YieldOp::create(b, loc, ValueRange{base(kS), base(vS)});
+      b.setInsertionPointToStart(bases.elseBlock());
+      scf::YieldOp::create(b, loc, ValueRange{ts.kBase, ts.vBase});
+    }
+    TaskState piece = ts;
+    piece.kBase = bases.getResult(0);
+    piece.vBase = bases.getResult(1);
+    emitKeyTile(piece, s, f.sub(e, s), kind, /*gathered=*/false);
+  });
+  FlashBuilder::mark(pieceLoop, "attn.loop", "page_pieces");
 }
 
 /// A grid patch: its keys gathered into kvIdx, TK at a time, each group a
@@ -399,10 +507,10 @@ void CpuFlashLowering::visitGridKeyTiles(TaskState &ts) {
 /// out = acc / l, lse = m + log l; an empty row (l = 0) gets 0 and -inf, a
 /// row with a NaN or +inf score (l = NaN) NaN and NaN; sigmoid: out = acc.
 void CpuFlashLowering::finalizeRows(TaskState &ts) {
-  Value oBase = f.add(f.mul(ts.b, oS[0]), f.mul(ts.h, oS[1]));
-  Value lBase = f.add(f.mul(ts.b, lS[0]), f.mul(ts.h, lS[1]));
   f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
-    Value qi = ts.qOf(i);
+    Value qi = ts.qOf(i), hi = ts.headOf(i);
+    Value oBase = f.add(f.mul(ts.b, oS[0]), f.mul(hi, oS[1]));
+    Value lBase = f.add(f.mul(ts.b, lS[0]), f.mul(hi, lS[1]));
     Value inv = f.cf(1.0);
     if (!sigmoid) {
       Value l = f.load(lRow, i);

@@ -19,14 +19,20 @@ namespace mlir::attn::flash {
 
 using IndexFn = std::function<Value(Value)>;
 
-/// One task (b, h, query tile): its coordinates and rows.
+/// One task (b, heads h .. h + P - 1, tile of their rows): its coordinates
+/// and rows. P = 1 but for a call that packs heads (KernelABI.h,
+/// ATTNC_META_ROW_HEADS).
 struct TaskState {
-  Value t, b, h, hkv;   // i64
-  Value qt, q0, q1, tq; // i64: the query tile, its first and last row, rows
+  Value t, b, h, hkv;   // i64: h the task's first query head
+  Value qt, q0, q1, tq; // i64: the row tile, the least and greatest query
+                        // of its rows, rows
+  Value r0;             // i64: the tile's first row (head h + r / LQ,
+                        // query r % LQ)
   Value tqx;            // index: tq
   Value kBase, vBase;   // i64: where K[b, hkv] and V[b, hkv] start
   RegionEnv rowEnv;     // the call's env with b, h, hkv set
   IndexFn qOf;          // the query of tile row i (index -> i64)
+  IndexFn headOf;       // the query head of tile row i (index -> i64)
   PatchTask patch;      // grid masks only
   SmallVector<Value> syms; // the ten MaskAttr symbols
   IdsContext ids;
@@ -74,11 +80,14 @@ private:
   void allocateScratch();
   LogicalResult hoistScale();
   void emitTask(Value task);
+  void plainRows(TaskState &ts);
+  void packRows(TaskState &ts);
   void loadQueryTile(TaskState &ts);
   void initRows(TaskState &ts);
   void setUpIds(TaskState &ts);
   void visitContiguousKeyTiles(TaskState &ts);
   void visitGridKeyTiles(TaskState &ts);
+  void visitKeyTilePieces(TaskState &ts, Value k0, Value tk, Value kind);
   void finalizeRows(TaskState &ts);
 
   // LowerCpuTile.cpp: one key tile (keys k0 + j, or kvIdx[j] if gathered).
@@ -111,6 +120,8 @@ private:
   Type storageType;
   int64_t tileQ, tileK;
   bool microkernels, sigmoid, bf16Tiles, scoreIsIdentity;
+  bool packsHeads; // FlashOp::packsQueryHeads: reads ATTNC_META_ROW_HEADS
+  bool pagedKeys;  // no grid patch: reads ATTNC_META_PAGE_SIZE
   FlashBuilder f;
   LogicalResult result = success();
 
@@ -125,6 +136,8 @@ private:
   SmallVector<Value> qS, kS, vS, oS, lS; // strides
   Value hasLse, hasTrace;
   Value TQ, TK, numQT, numKT, group;
+  Value rowHeads, headBlocks, taskRows; // P, HQ / P, P * LQ
+  Value paged, pageRows, pageTable, pageTableStride; // i1, N (1 unpaged), meta slots
   Value Dp, Dq, Dx, DVx, TKx, TQx, Dpx;
   Value Qs, Ks, Vs, S, mRow, lRow, acc, alphaRow; // scratch tiles (arena)
   Value arenaFits; // i1: the arena holds the tiles

@@ -341,6 +341,8 @@ void CpuFlashLowering::forEachElement(
     f.forLoop(f.cx(0), inner, [&](Value n) {
       Value i = microkernels ? n : o, j = microkernels ? o : n;
       RegionEnv el = ts.rowEnv;
+      if (packsHeads) // the row's head, for a score, scale or bias reading h
+        el.h = ts.headOf(i);
       el.q = f.add(qPos, ts.qOf(i));
       el.kv = f.add(kvPos, kvOf(j));
       body(i, j, el);

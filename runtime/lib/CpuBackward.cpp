@@ -299,6 +299,8 @@ Status prepare(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
   meta.push_back(0); // the helpers record no trace; the driver does
   meta.insert(meta.end(), {plan.window.qOffset, plan.window.kvOffset,
                            plan.window.totalLQ, plan.window.totalLK});
+  meta.push_back(1); // ATTNC_META_ROW_HEADS: the helpers read no task rows
+  meta.insert(meta.end(), {0, 0, 0}); // no paged cache
   for (const CheckedInput &p : plan.inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     meta.insert(meta.end(), p.view.strides.begin(), p.view.strides.end());

@@ -8,11 +8,12 @@
 // lse. Two things come of it:
 //   - split-KV: every thread has work even when B * HQ is smaller than the
 //     pool;
-//   - GQA: a chunk call runs its tasks (b, h) in order on one thread, so
-//     the query heads of a group (h = hkv * G .. hkv * G + G - 1) read the
-//     chunk's keys and values of head hkv one after the other, about
-//     256 KiB, from that thread's L2 cache: memory sees each key once per
-//     call, not once per query head.
+//   - GQA: a chunk call runs on one thread, so its tasks pack the query
+//     heads of a group as the rows of one tile (rowHeadsOf: one K/V tile
+//     load serves them all), and heads in separate tasks read the chunk's
+//     keys and values of head hkv one after the other, about 1 MiB,
+//     from that thread's L2 cache: memory sees each key once per call,
+//     not once per query head.
 // The merge (per row: lse = log sum_c e^lse_c, out = sum_c e^(lse_c - lse)
 // out_c; sigmoid: out = sum_c out_c) writes out and lse only after every
 // chunk succeeded: a failing call writes nothing, and the error it reports
@@ -35,11 +36,13 @@ namespace {
 
 /// The decode path is for at most this many query rows.
 constexpr int64_t kDecodeRows = 16;
-/// About this many bytes of one KV head's keys and values per chunk: the
-/// query heads of its group reread them from L2. (Decode at B1 HQ32 HKV8
-/// D128 bf16, 2 threads, five alternating runs each: medians 12.9, 14.1
-/// and 15.2 ms with 256 KiB, 512 KiB and 1 MiB.)
-constexpr int64_t kHeadChunkBytes = int64_t(256) << 10;
+/// About this many bytes of one KV head's keys and values per chunk: query
+/// heads in separate tasks reread them from L2. (Decode at B1 HQ32 HKV8
+/// D128 bf16, heads packed 4 per task, 2 threads, three alternating runs
+/// each: 62-78%, 73-94% and 79-89% of the stream read with 256 KiB, 1 MiB
+/// and 4 MiB; fewer, larger chunks pay less per-call overhead, and 1 MiB
+/// still gives 16 chunks to balance 2 threads.)
+constexpr int64_t kHeadChunkBytes = int64_t(1024) << 10;
 /// A chunk's partial results are at most 1 / this of what it reads.
 constexpr int64_t kPartialRatio = 8;
 
@@ -189,6 +192,22 @@ void mergeRow(const KernelInfo &kernel, const CpuForwardArgs &args,
 
 } // namespace
 
+int64_t attnc::runtime::rowHeadsOf(const KernelInfo &kernel,
+                                   const CpuForwardArgs &args,
+                                   const CheckedCall &checked) {
+  using S = SizeName;
+  const int64_t B = checked.size(S::B), HQ = checked.size(S::HQ),
+                HKV = checked.size(S::HKV), LQ = checked.size(S::LQ);
+  if (!kernel.packsHeads || args.tileTrace || LQ == 0 || LQ > kDecodeRows ||
+      HKV == 0 || HQ % HKV != 0)
+    return 1;
+  const int64_t group = HQ / HKV, threads = poolThreads(args.threads);
+  for (int64_t p = std::min(group, kernel.tileQ / LQ); p > 1; --p)
+    if (group % p == 0 && (threads == 1 || B * (HQ / p) >= 2 * threads))
+      return p;
+  return 1;
+}
+
 int64_t attnc::runtime::decodeChunkKeys(const KernelInfo &kernel,
                                         const CpuForwardArgs &args,
                                         const CheckedCall &checked) {
@@ -252,6 +271,7 @@ Status attnc::runtime::forwardCpuSplitKeys(const KernelInfo &kernel,
       lses[size_t(c)] = denseView(DType::F32, p.lse + c * rows, {B, HQ, LQ});
       call.lse = &lses[size_t(c)];
     }
+    call.pages = args.pages;
     call.inputs = args.inputs;
     call.window = checked.window;
     call.window.kvOffset += c0;

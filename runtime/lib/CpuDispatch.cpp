@@ -215,17 +215,37 @@ Status runTasks(attnc_cpu_kernel_fn fn, const std::vector<attnc_buffer> &shared,
   return Status::success();
 }
 
+/// \p trace as \p len zeros, or the error of a trace too large to hold.
+Status allocateTrace(std::vector<int8_t> &trace, int64_t len) {
+  const std::string what = "a tile trace of " + std::to_string(len) + " entries";
+  if (Status st = checkAllocationSize(len, what); !st.ok())
+    return st;
+  try {
+    trace.assign(size_t(len), int8_t(0));
+  } catch (const std::exception &) { // bad_alloc, length_error
+    return Status::error("out of memory for " + what);
+  }
+  return Status::success();
+}
+
 void appendStrides(std::vector<int64_t> &meta, const TensorView &t) {
   meta.insert(meta.end(), t.strides.begin(), t.strides.end());
 }
 
 /// The meta array of KernelABI.h for a checked call.
 std::vector<int64_t> buildMeta(const CheckedCall &checked, const CpuForwardArgs &args,
-                               const std::vector<CheckedInput> &inputs) {
+                               const std::vector<CheckedInput> &inputs,
+                               int64_t rowHeads) {
   std::vector<int64_t> meta(checked.sizes, checked.sizes + 7);
   appendStrides(meta, args.q);
-  appendStrides(meta, args.k);
-  appendStrides(meta, args.v);
+  const KernelPages &pages = args.pages;
+  if (pages.enabled()) { // [page, row, head, d] into the slots (b, h, l, d)
+    for (const TensorView *t : {pages.k, pages.v})
+      meta.insert(meta.end(), {t->strides[0], t->strides[2], t->strides[1], t->strides[3]});
+  } else {
+    appendStrides(meta, args.k);
+    appendStrides(meta, args.v);
+  }
   appendStrides(meta, args.out);
   if (args.lse)
     appendStrides(meta, *args.lse);
@@ -234,9 +254,15 @@ std::vector<int64_t> buildMeta(const CheckedCall &checked, const CpuForwardArgs 
   meta.push_back(args.lse ? 1 : 0);
   meta.push_back(args.tileTrace ? 1 : 0);
   checked.appendWindow(meta);
+  meta.push_back(rowHeads);
+  meta.insert(meta.end(), {pages.pageSize, 0, pages.pages});
   for (const CheckedInput &p : inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     appendStrides(meta, p.view);
+  }
+  if (pages.enabled()) {
+    meta[ATTNC_META_PAGE_TABLE] = int64_t(meta.size());
+    meta.insert(meta.end(), pages.table, pages.table + pages.pages);
   }
   return meta;
 }
@@ -288,9 +314,15 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   if (args.tileTrace && !kernel.traced)
     return Status::error("a tile trace was requested, but " +
                          kernelLabel(kernel.name) + " was not built to record one");
-  const int64_t nqt = numQueryTiles(kernel, LQ), nkt = numKeyTiles(kernel, LK);
+  if (args.pages.enabled() && (B != 1 || !kernel.pagedKeys))
+    return Status::error("a call on a paged cache read in place runs one "
+                         "sequence on a kernel that reads pages");
+  // P query heads per task (KernelABI.h): (b, head block, row tile).
+  const int64_t rowHeads = rowHeadsOf(kernel, args, checked);
+  const int64_t nqt = numQueryTiles(kernel, rowHeads * LQ),
+                nkt = numKeyTiles(kernel, LK);
   int64_t numTasks, traceLen = 0;
-  if (__builtin_mul_overflow(B, HQ, &numTasks) ||
+  if (__builtin_mul_overflow(B, HQ / rowHeads, &numTasks) ||
       __builtin_mul_overflow(numTasks, nqt, &numTasks))
     return Status::error("the task count B * HQ * ceil(LQ / tileQ) = " +
                          std::to_string(B) + " * " + std::to_string(HQ) +
@@ -307,22 +339,9 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
 
   // --- 2. Prepare. ---------------------------------------------------------
   // Nothing below fails on the caller's arguments; only allocation can fail.
-  if (trace) {
-    if (Status st = checkAllocationSize(traceLen, "a tile trace of " +
-                                                      std::to_string(traceLen) +
-                                                      " entries");
-        !st.ok())
+  if (trace)
+    if (Status st = allocateTrace(*args.tileTrace, traceLen); !st.ok())
       return st;
-    try {
-      args.tileTrace->assign(size_t(traceLen), int8_t(0));
-    } catch (const std::bad_alloc &) {
-      return Status::error("out of memory for a tile trace of " +
-                           std::to_string(traceLen) + " entries");
-    } catch (const std::length_error &) {
-      return Status::error("out of memory for a tile trace of " +
-                           std::to_string(traceLen) + " entries");
-    }
-  }
   if (numTasks == 0)
     return Status::success(); // B, HQ or LQ is 0: nothing to write
 
@@ -340,8 +359,8 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   std::vector<attnc_buffer> buffers;
   buffers.reserve(ATTNC_BUF_INPUTS + inputs.size());
   buffers.push_back(describe(q));
-  buffers.push_back(describe(k));
-  buffers.push_back(describe(v));
+  buffers.push_back(describe(args.pages.enabled() ? *args.pages.k : k));
+  buffers.push_back(describe(args.pages.enabled() ? *args.pages.v : v));
   buffers.push_back(describe(out));
   buffers.push_back(args.lse
                         ? describe(*args.lse)
@@ -380,7 +399,7 @@ Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
   for (const CheckedInput &p : inputs)
     buffers.push_back(describe(p.view));
 
-  const std::vector<int64_t> meta = buildMeta(checked, args, inputs);
+  const std::vector<int64_t> meta = buildMeta(checked, args, inputs, rowHeads);
 
   // --- 3. Run: the ids pre-pass (over b * HQ + h), then the tasks. --------
   const int64_t *metaPtr = meta.data();

@@ -4,14 +4,16 @@
 // in pages listed by a page table. Sequence b runs as an ordinary call on
 // q[b], out[b], lse[b] and its keys: when its pages are consecutive in the
 // cache (an unfragmented sequence) the keys are a strided view of it, no
-// copy; otherwise its pages are gathered, in table order and on the thread
-// pool, into one buffer [kv_len, HKV, D | DV] that every sequence reuses
-// and that the calling thread keeps for its next call. A fragmented decode
-// step (at most 16 query rows) runs as the decode path's chunks of keys
+// copy; otherwise, with pages of 16 rows or more, the kernel reads the
+// cache through the sequence's page table (KernelPages, KernelABI.h's
+// ATTNC_META_PAGE_SIZE), no copy either, a decode step in the decode
+// path's chunks like any other. Smaller pages, and kernels with a grid
+// patch, are gathered: in table order and on the thread pool, into one
+// buffer [kv_len, HKV, D | DV] that every sequence reuses and that the
+// calling thread keeps for its next call; a fragmented decode step (at
+// most 16 query rows) then runs as the decode path's chunks of keys
 // (CpuDecode.cpp), each gathered, about 2 MiB, by the thread that runs it
-// into a buffer that thread keeps: the chunks' gathers and kernels run
-// concurrently, and the keys reach the kernel from the cache, not through
-// memory twice. The table, the lengths and every sequence's call are
+// into a buffer that thread keeps. The table, the lengths and every sequence's call are
 // checked before any sequence runs, so bad arguments (a page out of range,
 // a length beyond the pages given) are errors that write nothing, never
 // out-of-bounds reads.
@@ -230,11 +232,14 @@ void gatherSequence(const PagedLayout &p, const TensorView &k,
   ThreadPool::global().parallelFor(r1 - r0, copy, 64);
 }
 
-/// Few query rows (a decode step): such a sequence's keys are gathered and
-/// run in chunks of about this many bytes, so that they reach the kernel
-/// from the cache instead of crossing memory twice.
+/// Few query rows (a decode step): such a sequence's keys, when gathered,
+/// are gathered and run in chunks of about this many bytes, so that they
+/// reach the kernel from the cache instead of crossing memory twice.
 constexpr int64_t kDecodeRows = 16;
 constexpr int64_t kChunkBytes = int64_t(2) << 20;
+/// Pages of at least this many rows are read by the kernel in place
+/// (KernelPages); smaller ones are gathered.
+constexpr int64_t kKernelPageRows = 16;
 
 /// The decode path's chunk provider for sequence b: gathers keys [c0, c0 +
 /// n) into the calling thread's buffer (kept for its next chunk) and views
@@ -261,6 +266,43 @@ ChunkKeysFn gatherChunks(const PagedLayout &p, const TensorView &k,
     gatherRows(p, v, b, c0, c0 + n, c0, buffer.get() + kBytes);
     ck = denseRows(k.dtype, buffer.get(), k.shape[2], k.shape[3], n);
     cv = denseRows(v.dtype, buffer.get() + kBytes, v.shape[2], v.shape[3], n);
+    return Status::success();
+  };
+}
+
+/// Brings rows [r0, r1) of sequence b in cache \p t into the calling
+/// thread's cache, page by page, when a page's rows are one run of
+/// memory (else nothing).
+void warmRows(const PagedLayout &p, const TensorView &t, int64_t b, int64_t r0,
+              int64_t r1) {
+  const int64_t es = int64_t(dtypeSize(t.dtype));
+  const int64_t row = t.shape[2] * t.shape[3];
+  if (t.strides[3] != 1 || t.strides[2] != t.shape[3] || t.strides[1] != row)
+    return;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t end = std::min(r1, (r / p.pageSize + 1) * p.pageSize);
+    const char *from = static_cast<const char *>(t.data) +
+                       (p.page(b, r / p.pageSize) * t.strides[0] +
+                        (r % p.pageSize) * row) * es;
+    // Loads, not prefetch hints, which the core may drop: one per line.
+    uint8_t sink = 0;
+    for (int64_t at = 0; at < (end - r) * row * es; at += 64)
+      sink ^= *reinterpret_cast<const volatile uint8_t *>(from + at);
+    (void)sink;
+    r = end;
+  }
+}
+
+/// The decode path's chunk provider for sequence b when the kernel reads
+/// the pages itself: brings keys [c0, c0 + n) into the cache of the thread
+/// that runs the chunk, in memory order, so that the kernel, which reads
+/// one head at a time (rows HKV * D apart), finds them there. k and v stay
+/// the placeholders they are.
+ChunkKeysFn warmChunks(const PagedLayout &p, const TensorView &k,
+                       const TensorView &v, int64_t b) {
+  return [&p, &k, &v, b](int64_t c0, int64_t n, TensorView &, TensorView &) {
+    warmRows(p, k, b, c0, c0 + n);
+    warmRows(p, v, b, c0, c0 + n);
     return Status::success();
   };
 }
@@ -302,14 +344,17 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
           ? args.paged.decodeChunk
           : std::max<int64_t>(64, kChunkBytes / std::max<int64_t>(1, (kRow + vRow) * es));
   const bool decode = args.q.shape[2] <= kDecodeRows;
+  // The kernel reads a fragmented sequence's pages itself, a key tile in
+  // pieces of one page each, unless the pieces would be too small.
+  const bool kernelPages = kernel.pagedKeys && p.pageSize >= kKernelPageRows;
   auto chunked = [&](int64_t b) {
     return decode && !consecutivePages(p, b) && p.lens[size_t(b)] > chunkRows;
   };
   int64_t longest = 0, chunkBytes = 0;
   for (int64_t b = 0; b < p.B; ++b) {
-    if (chunked(b))
+    if (chunked(b) && !kernelPages)
       chunkBytes = chunkRows * (kRow + vRow) * es; // chunkRows < a length
-    else if (!consecutivePages(p, b))
+    else if (!consecutivePages(p, b) && !kernelPages)
       longest = std::max(longest, p.lens[size_t(b)]);
   }
   const int64_t bytes = longest * (kRow + vRow) * es; // lengths are checked
@@ -356,9 +401,11 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
         c.v = cacheRows(v, at(v), v.strides[1], len);
       }
     }
-    if (c.k.shape.empty() && chunked(b)) {
+    if (c.k.shape.empty() && (chunked(b) || kernelPages)) {
       c.k = placeholderRows(k.dtype, k.shape[2], k.shape[3], len);
       c.v = placeholderRows(v.dtype, v.shape[2], v.shape[3], len);
+      if (kernelPages)
+        c.pages = {&k, &v, p.table.data() + b * p.maxPages, p.maxPages, p.pageSize};
     } else if (c.k.shape.empty()) {
       gather[size_t(b)] = len > 0;
       c.k = denseRows(k.dtype, gatheredK, k.shape[2], k.shape[3], len);
@@ -391,7 +438,8 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     Status s;
     if (chunked(b)) {
       s = forwardCpuSplitKeys(kernel, c, checkedCalls[size_t(b)], chunkRows,
-                              gatherChunks(p, k, v, b));
+                              kernelPages ? warmChunks(p, k, v, b)
+                                          : gatherChunks(p, k, v, b));
     } else {
       if (gather[size_t(b)])
         gatherSequence(p, k, v, b, 0, p.lens[size_t(b)], args.threads,

@@ -6,8 +6,9 @@
 // chunks of 7 and 64 keys (windows off the key tiles) and in the chunks
 // chosen from the shape; LK = 70000 in the chosen chunks for GQA and MQA,
 // f32 and bf16; rows that every key or a whole chunk masks; B = 2, DV !=
-// D. A chunk that fails (an input read out of range) writes nothing and
-// reports the error of the whole call.
+// D; the query heads of a group packed as the rows of a tile. A chunk
+// that fails (an input read out of range) writes nothing and reports the
+// error of the whole call.
 //
 //===----------------------------------------------------------------------===//
 #include "../common/RandomTensors.h"
@@ -31,9 +32,10 @@ namespace {
 
 /// Runs \p kernel (compiled from \p text) on random data of shape \p s in
 /// \p dtype, its keys in chunks of \p chunk (0: chosen from the shape, -1:
-/// whole), and compares out and lse with the float64 reference.
+/// whole), on \p threads (0: the pool), and compares out and lse with the
+/// float64 reference.
 void checkDecode(const Kernel &kernel, const std::string &text, const Shape &s,
-                 DType dtype, int64_t chunk, std::mt19937 &rng) {
+                 DType dtype, int64_t chunk, std::mt19937 &rng, int threads = 0) {
   SCOPED_TRACE("LQ " + std::to_string(s.LQ) + ", LK " + std::to_string(s.LK) +
                ", HQ " + std::to_string(s.HQ) + ", HKV " + std::to_string(s.HKV) +
                ", chunk " + std::to_string(chunk) + ", " + runtime::dtypeName(dtype));
@@ -55,6 +57,7 @@ void checkDecode(const Kernel &kernel, const std::string &text, const Shape &s,
   if (!sigmoid)
     fo.lse = &lseView;
   fo.decodeChunk = chunk;
+  fo.threads = threads;
   Status st = kernel.forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
                              out.view(), fo);
   ASSERT_TRUE(st.ok()) << st.message();
@@ -148,6 +151,39 @@ TEST(Decode, MaskedRowsAndChunks) {
   checkDecode(*c, causal, Shape{2, 4, 2, 16, 5, 16, 12}, DType::F32, 2, rng);
   checkDecode(*w, window, Shape{2, 4, 2, 16, 300, 16, 12}, DType::F32, 7, rng);
   checkDecode(*w, window, Shape{2, 4, 2, 3, 300, 16, 12}, DType::F32, 64, rng);
+}
+
+/// The query heads of a GQA group as the rows of one tile (KernelABI.h,
+/// ATTNC_META_ROW_HEADS; a single-threaded call packs them): whole and in
+/// chunks, 4 heads of LQ 1 or 3 per task, 2 heads of LQ 5 (4 * 5 rows
+/// would exceed tileQ 16), MQA; a score that reads each row's head
+/// (ALiBi); and a mask that reads h, which never packs.
+TEST(Decode, PacksTheQueryHeadsOfAGroup) {
+  const std::string causal = "attention c {\n  mask = q + LK - LQ >= kv\n}\n";
+  const std::string alibi = "attention a {\n  input slope: float[HQ]\n"
+                            "  score = score - slope[h] * (q + LK - LQ - kv)\n"
+                            "  mask = q + LK - LQ >= kv\n}\n";
+  const std::string window = "attention w {\n  input win: int[HQ]\n"
+                             "  mask = q + LK - LQ >= kv && q + LK - LQ - kv < win[h]\n}\n";
+  const uint32_t seed = testSeed();
+  SCOPED_TRACE("ATTNC_TEST_SEED=" + std::to_string(seed));
+  std::mt19937 rng(seed);
+  Compiler compiler;
+  auto w = compileForDecode(compiler, window, "w.attn", DType::F32);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_FALSE(w->info().packsHeads);
+  checkDecode(*w, window, Shape{2, 8, 2, 3, 300, 16, 12}, DType::F32, -1, rng, 1);
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    for (const std::string *text : {&causal, &alibi}) {
+      auto c = compileForDecode(compiler, *text, "c.attn", dtype);
+      ASSERT_TRUE(c.ok()) << c.status().message();
+      EXPECT_TRUE(c->info().packsHeads);
+      for (int64_t lq : {1, 3, 5})
+        for (int64_t chunk : {-1, 64})
+          checkDecode(*c, *text, Shape{2, 8, 2, lq, 300, 16, 12}, dtype, chunk, rng, 1);
+      checkDecode(*c, *text, Shape{1, 6, 1, 2, 200, 16, 12}, dtype, -1, rng, 1);
+    }
+  }
 }
 
 /// A read out of range in the last chunk only: the split call reports the

@@ -4,8 +4,10 @@
 // listed per sequence by a page table, with per-sequence lengths. Each
 // sequence's out and lse must equal the float64 reference of that sequence
 // alone, its keys read in table order. Page sizes 1, 16 and 64; tables
-// shuffled (gathered keys), one sequence on consecutive pages (read in
-// place), an empty sequence and unused pages; GQA, LQ != LK, DV != D;
+// shuffled (pages of 16 and 64 read by the kernel through the table, in
+// pieces of one page per key tile; pages of 1 gathered), one sequence on
+// consecutive pages (read in place), an empty sequence and unused pages;
+// GQA, LQ != LK, DV != D;
 // every shared spec that takes a paged cache (document reads doc_kv[LK]).
 // Then the errors, which write nothing: pages out of range, lengths beyond
 // the pages given, mismatched shapes. The decode path (LQ <= 16) runs

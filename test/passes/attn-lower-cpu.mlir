@@ -87,7 +87,33 @@ module {
   }
 }
 
+// Causal reads no h, so a task may hold the rows of P = max(meta[32], 1)
+// query heads (KernelABI.h, ATTNC_META_ROW_HEADS): a task is (b, head
+// block, tile of P * LQ rows), its first head hb * P, and row r is query
+// r % LQ of head h + r / LQ (the queries kept in the qIdx view). A paged
+// cache (meta[33] > 0) runs each key tile in pieces of one page.
 // CHECK-LABEL: func.func @attn_causal(
+// CHECK-SAME:    %[[META:arg8]]: memref<?xi64
+// CHECK:         %[[C32:.*]] = arith.constant 32 : index
+// CHECK-NEXT:    %[[P0:.*]] = memref.load %[[META]][%[[C32]]]
+// CHECK-NEXT:    %[[P:.*]] = arith.maxsi %[[P0]], %c1_i64 : i64
+// CHECK-NEXT:    %[[BLOCKS:.*]] = arith.divsi %{{.*}}, %[[P]] : i64
+// CHECK-NEXT:    %[[ROWS:.*]] = arith.muli %[[P]], %[[LQ:.*]] : i64
+// CHECK-NEXT:    %[[NQT:.*]] = arith.ceildivsi %[[ROWS]], %c32_i64 : i64
+// CHECK:         %[[N:.*]] = memref.load %[[META]][%c33]
+// CHECK:         %[[PAGED:.*]] = arith.cmpi sgt, %[[N]], %c0_i64{{.*}}
+// CHECK:         %[[QIDX:.*]] = memref.view {{.*}} to memref<?xi64>
+// CHECK:         scf.for %[[T:.*]] = %[[BEGIN:.*]] to
+// CHECK:           %[[TI:.*]] = arith.index_cast %[[T]] : index to i64
+// CHECK-NEXT:      %[[QT:.*]] = arith.remsi %[[TI]], %[[NQT]] : i64
+// CHECK-NEXT:      %[[BH:.*]] = arith.divsi %[[TI]], %[[NQT]] : i64
+// CHECK-NEXT:      %[[HB:.*]] = arith.remsi %[[BH]], %[[BLOCKS]] : i64
+// CHECK-NEXT:      %[[H:.*]] = arith.muli %[[HB]], %[[P]] : i64
+// CHECK:           scf.for %[[I:.*]] = %c0{{.*}} to
+// CHECK-NEXT:        %[[II:.*]] = arith.index_cast %[[I]] : index to i64
+// CHECK-NEXT:        %[[R:.*]] = arith.addi %{{.*}}, %[[II]] : i64
+// CHECK-NEXT:        %[[Q:.*]] = arith.remsi %[[R]], %[[LQ]] : i64
+// CHECK-NEXT:        memref.store %[[Q]], %[[QIDX]][%[[I]]]
 // CHECK:         scf.if
 // CHECK:           arith.cmpi eq, %{{.*}}, %c2_i64{{.*}}
 // CHECK-NEXT:      scf.if
@@ -95,7 +121,8 @@ module {
 // CHECK:             arith.select %[[KEEP]], %{{.*}}, %cst
 // CHECK:           } {attn.tile = "partial"}
 // CHECK:           math.exp
-// CHECK:         } {attn.tile = "visit"}
+// CHECK:         } {attn.loop = "page_pieces"}
+// CHECK-NEXT:    } {attn.tile = "visit"}
 // BF16-LABEL: func.func @attn_causal(
 
 // With microkernels (the CPU back end): S^T = K Q^T, the softmax update and
@@ -191,7 +218,11 @@ module {
   }
 }
 
+// The score reads h, the mask does not: heads may share a task (meta[32]
+// read), each element reading its row's own head.
 // CHECK-LABEL: func.func @attn_gather(
+// CHECK-SAME:    %[[META:arg11]]: memref<?xi64
+// CHECK:         memref.load %[[META]][%c32{{.*}}]
 // CHECK:         arith.cmpi slt
 // CHECK:         %[[OK:.*]] = arith.andi %true{{.*}}, %{{.*}} : i1
 // CHECK:         %[[BAD:.*]] = arith.xori %[[OK]], %true
@@ -204,6 +235,36 @@ module {
 // CHECK:           memref.store %c1_i64{{.*}}, %arg{{[0-9]+}}[%c0{{.*}}]
 // CHECK:         }
 // BF16-LABEL: func.func @attn_gather(
+
+// -----
+
+// A mask that reads h (a window per head) is classified per task: one head
+// per task, meta[32] unread.
+module {
+  attn.flash tiles(32, 64) storage(f32) scale_per_call mask_on_partial prepass(0) {
+    attn.spec @head_window normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(kv_le "q", kv_ge "q - h")>} scale {
+      %cst = arith.constant 1.000000e+00 : f32
+      attn.yield %cst : f32
+    } score {
+      %0 = attn.score
+      attn.yield %0 : f32
+    } mask {
+      %0 = attn.index q
+      %1 = attn.index kv
+      %2 = attn.index h
+      %3 = arith.cmpi sge, %0, %1 : i64
+      %4 = arith.subi %0, %2 : i64
+      %5 = arith.cmpi sge, %1, %4 : i64
+      %6 = arith.andi %3, %5 : i1
+      attn.yield %6 : i1
+    }
+  }
+}
+
+// CHECK-LABEL: func.func @attn_head_window(
+// CHECK-SAME:    %[[META:arg8]]: memref<?xi64
+// CHECK-NOT:     memref.load %[[META]][%c32{{.*}}]
+// CHECK:       } {attn.loop = "tasks"}
 
 // -----
 
@@ -313,6 +374,7 @@ module {
 // "grid_patch" branch); the tail keeps the ordinary key-tile loop.
 // CHECK-LABEL: func.func @attn_grid3
 // CHECK-SAME:    attn.grid_patch = array<i64: 32, 4, 8>
+// CHECK-NOT:     attn.loop = "page_pieces"
 // CHECK:         attn.tile = "partial"
 // CHECK:         attn.loop = "key_tiles"
 // CHECK-NEXT:    attn.tile = "grid_patch"

@@ -88,8 +88,12 @@ std::string benchPaged(const Flags &f, const PagedProblem &p, BenchResult &r) {
   b.gflops = gflopsOf(s.flops(), b.ms);
   b.relErr = relativeError(floatsOf(out), floatsOf(*p.contiguousOut));
   b.note = "the same kernel on a paged KV cache: pages of " + std::to_string(ps) +
-           " rows in shuffled order (gathered on every call: a decode step in"
-           " chunks, by the threads that run them; else per sequence)";
+           " rows in shuffled order (" +
+           (ps >= 16 && p.kernel->info().pagedKeys
+                ? std::string("read in place through the page table")
+                : std::string("gathered on every call")) +
+           "; a decode step in chunks, each brought into the cache by the "
+           "thread that runs it)";
   r.baselines.push_back(b);
   return "";
 }

@@ -187,6 +187,17 @@ FlashOp FlashOp::wrap(OpBuilder &b, SpecOp spec, int64_t tileQ, int64_t tileK,
   return flash;
 }
 
+bool FlashOp::packsQueryHeads() {
+  SpecOp spec = getSpec();
+  if (getGridPatch() || !spec)
+    return false;
+  WalkResult w = spec.getMask().walk([](IndexOp op) {
+    return op.getVar() == IndexVar::h ? WalkResult::interrupt()
+                                      : WalkResult::advance();
+  });
+  return !w.wasInterrupted();
+}
+
 LogicalResult FlashOp::verify() {
   Block &body = getBody().front();
   SpecOp spec = getSpec();

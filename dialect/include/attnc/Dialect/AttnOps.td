@@ -142,6 +142,11 @@ def Attn_FlashOp : Attn_Op<"flash", [IsolatedFromAbove, SymbolTable, SingleBlock
     static FlashOp wrap(::mlir::OpBuilder &b, SpecOp spec, int64_t tileQ,
                           int64_t tileK, ::mlir::Type storage,
                           ::mlir::DenseI64ArrayAttr gridPatch);
+    /// Whether one CPU task may hold the rows of several query heads of a
+    /// KV group (KernelABI.h, ATTNC_META_ROW_HEADS): no grid patch, and a
+    /// mask that does not read `h` (its tiles are classified per task;
+    /// the score, scale and bias see each row's own head).
+    bool packsQueryHeads();
   }];
 }
 

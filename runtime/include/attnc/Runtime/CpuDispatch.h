@@ -36,6 +36,12 @@ struct KernelInfo {
   int64_t tileQ = 0, tileK = 0;   // the tile sizes the kernel was built for
   bool sigmoid = false;           // sigmoid normalisation: no lse
   bool traced = false;            // built to fill a tile trace
+  /// Reads KernelABI.h's ATTNC_META_ROW_HEADS: a task may hold the rows
+  /// of several query heads (FlashOp::packsQueryHeads).
+  bool packsHeads = false;
+  /// Reads a paged cache in place (KernelABI.h, ATTNC_META_PAGE_SIZE):
+  /// every kernel without a grid patch.
+  bool pagedKeys = false;
   /// Masks with ids_eq atoms: the pre-pass entry and the number of atoms
   /// (KernelABI.h, ATTNC_BUF_IDS_SCRATCH); null / 0 otherwise.
   attnc_cpu_kernel_fn prepass = nullptr;
@@ -44,6 +50,19 @@ struct KernelInfo {
 
   /// The target-independent part, for the shared checks.
   Signature signature() const { return {name, storage, sigmoid, inputs}; }
+};
+
+/// Keys and values that the kernel reads from a paged cache itself
+/// (KernelABI.h, ATTNC_META_PAGE_SIZE), set by forwardCpuPaged on the
+/// call of one sequence after it checked the table: k and v are then the
+/// [num_pages, pageSize, HKV, D | DV] caches and `table` the sequence's
+/// `pages` page numbers, while the call's own k and v only carry the
+/// shapes that are checked.
+struct KernelPages {
+  const TensorView *k = nullptr, *v = nullptr;
+  const int64_t *table = nullptr;
+  int64_t pages = 0, pageSize = 0;
+  bool enabled() const { return pageSize > 0; }
 };
 
 /// The tensors of one call. q [B,HQ,LQ,D], k [B,HKV,LK,D], v [B,HKV,LK,DV],
@@ -62,6 +81,8 @@ struct CpuForwardArgs {
   /// If enabled, k and v are a paged KV cache (ForwardChecks.h,
   /// PagedKvCache); the window must be the default and varlen off.
   PagedKvCache paged;
+  /// Internal (forwardCpuPaged): a B = 1 call on a checked paged cache.
+  KernelPages pages;
   /// A decode step (LQ <= 16) on contiguous keys runs them in chunks of
   /// this many, merged by lse (CpuDecode.cpp): 0 picks the size from the
   /// shape (or keeps the keys whole where chunks gain nothing), -1 always
@@ -86,8 +107,9 @@ Status forwardCpuVarlen(const KernelInfo &kernel, const CpuForwardArgs &args);
 /// forwardCpu on a paged KV cache (CpuPaged.cpp): checks the page table,
 /// the lengths and every sequence's call before any runs, then runs each
 /// sequence on its keys: a view of the cache when its pages are
-/// consecutive, else a gathered copy (one buffer, reused). forwardCpu
-/// comes here when args.paged is enabled.
+/// consecutive, else the cache through its page table (KernelPages), or,
+/// for pages of fewer than 16 rows or a kernel that cannot read pages, a
+/// gathered copy. forwardCpu comes here when args.paged is enabled.
 Status forwardCpuPaged(const KernelInfo &kernel, const CpuForwardArgs &args);
 
 /// The given inputs with their dims declared B (as the spec names them)
@@ -111,6 +133,14 @@ attnc_buffer describeView(const TensorView &t);
 /// 0, decides instead); 0 when it runs whole.
 int64_t decodeChunkKeys(const KernelInfo &kernel, const CpuForwardArgs &args,
                         const CheckedCall &checked);
+
+/// The query heads per task (KernelABI.h, ATTNC_META_ROW_HEADS) of a
+/// checked call: for a decode step (at most 16 rows, no trace) on a
+/// kernel that packs heads, the largest divisor P of HQ / HKV with
+/// P * LQ <= tileQ that leaves two tasks per thread (or any, on one
+/// thread), so one K/V tile serves the rows of P heads; else 1.
+int64_t rowHeadsOf(const KernelInfo &kernel, const CpuForwardArgs &args,
+                   const CheckedCall &checked);
 
 /// Where a chunk's keys come from: sets the [B, HKV, n, D | DV] views k and
 /// v to keys [c0, c0 + n) of the call, on the thread that runs the chunk

@@ -4,8 +4,10 @@
  * runtime's dispatcher (CpuDispatch.h) passes it. Plain C so that a user's
  * program can call an AOT object directly. One kernel call runs the tasks
  * [task_begin, task_end) of the flat task space
- *     task = (b * HQ + h) * numQTiles + qt,   numQTiles = ceil(LQ / tileQ),
- * so a thread pool splits the work by ranges of tasks.
+ *     task = (b * (HQ / P) + hb) * numQTiles + qt,
+ *     numQTiles = ceil(P * LQ / tileQ),   P = meta[ATTNC_META_ROW_HEADS],
+ * so a thread pool splits the work by ranges of tasks. With P = 1 (every
+ * call but a decode step's) that is (b * HQ + h) * ceil(LQ / tileQ) + qt.
  *
  * Every tensor travels as MLIR's 1-D strided memref descriptor: element i of
  * the flat buffer is at ((T *)aligned)[offset + i], and the kernel computes
@@ -29,8 +31,10 @@ extern "C" {
 /* 2: the scratch arena (ATTNC_BUF_ARENA) holds the kernel's tiles, which
  * were stack arrays in version 1.
  * 3: the meta slots of the sequence window (ATTNC_META_Q_POS ..
- * ATTNC_META_LK_TOTAL), before the inputs. */
-#define ATTNC_KERNEL_ABI_VERSION 3
+ * ATTNC_META_LK_TOTAL), before the inputs.
+ * 4: ATTNC_META_ROW_HEADS and the paged cache's slots (ATTNC_META_PAGE_SIZE
+ * .. ATTNC_META_PAGE_TABLE_STRIDE), before the inputs. */
+#define ATTNC_KERNEL_ABI_VERSION 4
 
 /* MLIR's descriptor of a memref<?xT, strided<[1], offset: ?>>. */
 typedef struct attnc_buffer {
@@ -92,7 +96,28 @@ enum attnc_meta_slot {
   ATTNC_META_KV_POS = 29,
   ATTNC_META_LQ_TOTAL = 30,
   ATTNC_META_LK_TOTAL = 31,
-  ATTNC_META_INPUTS = 32
+  /* P >= 1 query heads per task (decode: one K/V tile load serves the
+   * rows of P heads). Task rows r = 0 .. P * LQ - 1 of head block hb are
+   * query q = r % LQ of head hb * P + r / LQ, tiled tileQ rows at a time.
+   * Requires P to divide HQ / HKV. A kernel reads it only if its mask
+   * reads no `h` and it has no grid patch (KernelInfo::packsHeads,
+   * FlashOp::packsQueryHeads); the runtime passes 1 but for a decode
+   * step (CpuDispatch.h, rowHeadsOf). */
+  ATTNC_META_ROW_HEADS = 32,
+  /* A paged KV cache read in place: 0 (K and V are [B, HKV, LK, *] by
+   * their strides), or N > 0: K and V are caches of pages of N rows, and
+   * key position p (the window's KV_POS + the local key) of sequence b is
+   * row p % N of page meta[PAGE_TABLE + b * PAGE_TABLE_STRIDE + p / N],
+   * its element d of head hkv at page * S_b + hkv * S_h + (p % N) * S_l +
+   * d * S_d with K's (or V's) four strides in their slots (b, h, l, d: the
+   * b slot holds the page stride). The table, of int64 page numbers,
+   * follows everything else in meta. Kernels with a grid patch read
+   * neither (KernelInfo::pagedKeys); the runtime checks every page number
+   * a call reads. */
+  ATTNC_META_PAGE_SIZE = 33,
+  ATTNC_META_PAGE_TABLE = 34,
+  ATTNC_META_PAGE_TABLE_STRIDE = 35,
+  ATTNC_META_INPUTS = 36
 };
 
 /* status[0] after a call: 0 on success, else one of these codes, with the
