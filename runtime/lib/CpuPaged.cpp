@@ -6,17 +6,18 @@
 // cache (an unfragmented sequence) the keys are a strided view of it, no
 // copy; otherwise, with pages of 16 rows or more, the kernel reads the
 // cache through the sequence's page table (KernelPages, KernelABI.h's
-// ATTNC_META_PAGE_SIZE), no copy either, a decode step in the decode
-// path's chunks like any other. Smaller pages, and kernels with a grid
-// patch, are gathered: in table order and on the thread pool, into one
-// buffer [kv_len, HKV, D | DV] that every sequence reuses and that the
-// calling thread keeps for its next call; a fragmented decode step (at
-// most 16 query rows) then runs as the decode path's chunks of keys
-// (CpuDecode.cpp), each gathered, about 2 MiB, by the thread that runs it
-// into a buffer that thread keeps. The table, the lengths and every sequence's call are
-// checked before any sequence runs, so bad arguments (a page out of range,
-// a length beyond the pages given) are errors that write nothing, never
-// out-of-bounds reads.
+// ATTNC_META_PAGE_SIZE), no copy either. Smaller pages, and kernels with a
+// grid patch, are gathered: in table order and on the thread pool, into
+// one buffer [kv_len, HKV, D | DV] that every sequence reuses and that the
+// calling thread keeps for its next call. A fragmented decode step (at
+// most 16 query rows) runs as the decode path's chunks of keys
+// (CpuDecode.cpp), about 2 MiB each over all heads, each prepared by the
+// thread that runs it: its pages loaded into that thread's cache in memory
+// order (the kernel then reads them through the table), or gathered into
+// a buffer that thread keeps. The table, the lengths and every sequence's
+// call are checked before any sequence runs, so bad arguments (a page out
+// of range, a length beyond the pages given) are errors that write
+// nothing, never out-of-bounds reads.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime/CpuDispatch.h"
@@ -232,9 +233,10 @@ void gatherSequence(const PagedLayout &p, const TensorView &k,
   ThreadPool::global().parallelFor(r1 - r0, copy, 64);
 }
 
-/// Few query rows (a decode step): such a sequence's keys, when gathered,
-/// are gathered and run in chunks of about this many bytes, so that they
-/// reach the kernel from the cache instead of crossing memory twice.
+/// Few query rows (a decode step): a fragmented sequence's keys run in
+/// chunks of about this many bytes (all heads), each loaded or gathered
+/// into the cache of the thread that runs it, so that the kernel reads
+/// them from there.
 constexpr int64_t kDecodeRows = 16;
 constexpr int64_t kChunkBytes = int64_t(2) << 20;
 /// Pages of at least this many rows are read by the kernel in place
