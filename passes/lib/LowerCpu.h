@@ -88,6 +88,7 @@ private:
   void visitContiguousKeyTiles(TaskState &ts);
   void visitGridKeyTiles(TaskState &ts);
   void visitKeyTilePieces(TaskState &ts, Value k0, Value tk, Value kind);
+  void prefetchPageAhead(TaskState &ts, Value g);
   void finalizeRows(TaskState &ts);
 
   // LowerCpuTile.cpp: one key tile (keys k0 + j, or kvIdx[j] if gathered).

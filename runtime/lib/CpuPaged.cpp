@@ -6,15 +6,15 @@
 // cache (an unfragmented sequence) the keys are a strided view of it, no
 // copy; otherwise, with pages of 16 rows or more, the kernel reads the
 // cache through the sequence's page table (KernelPages, KernelABI.h's
-// ATTNC_META_PAGE_SIZE), no copy either. Smaller pages, and kernels with a
-// grid patch, are gathered: in table order and on the thread pool, into
-// one buffer [kv_len, HKV, D | DV] that every sequence reuses and that the
-// calling thread keeps for its next call. A fragmented decode step (at
-// most 16 query rows) runs as the decode path's chunks of keys
-// (CpuDecode.cpp), about 2 MiB each over all heads, each prepared by the
-// thread that runs it: its pages loaded into that thread's cache in memory
-// order (the kernel then reads them through the table), or gathered into
-// a buffer that thread keeps. The table, the lengths and every sequence's
+// ATTNC_META_PAGE_SIZE), no copy either, prefetching each head's rows two
+// pages ahead, and a decode step splits its keys as for contiguous ones
+// (CpuDecode.cpp). Smaller pages, and kernels with a grid patch, are
+// gathered: in table order and on the thread pool, into one buffer
+// [kv_len, HKV, D | DV] that every sequence reuses and that the calling
+// thread keeps for its next call; a decode step (at most 16 query rows)
+// runs as the decode path's chunks of keys, about 2 MiB each over all
+// heads, each gathered by the thread that runs it into a buffer that
+// thread keeps. The table, the lengths and every sequence's
 // call are checked before any sequence runs, so bad arguments (a page out
 // of range, a length beyond the pages given) are errors that write
 // nothing, never out-of-bounds reads.
@@ -233,10 +233,9 @@ void gatherSequence(const PagedLayout &p, const TensorView &k,
   ThreadPool::global().parallelFor(r1 - r0, copy, 64);
 }
 
-/// Few query rows (a decode step): a fragmented sequence's keys run in
-/// chunks of about this many bytes (all heads), each loaded or gathered
-/// into the cache of the thread that runs it, so that the kernel reads
-/// them from there.
+/// Few query rows (a decode step): a fragmented sequence whose pages are
+/// gathered runs in chunks of about this many bytes of keys (all heads),
+/// each gathered by the thread that runs it, into a buffer it keeps.
 constexpr int64_t kDecodeRows = 16;
 constexpr int64_t kChunkBytes = int64_t(2) << 20;
 /// Pages of at least this many rows are read by the kernel in place
@@ -268,43 +267,6 @@ ChunkKeysFn gatherChunks(const PagedLayout &p, const TensorView &k,
     gatherRows(p, v, b, c0, c0 + n, c0, buffer.get() + kBytes);
     ck = denseRows(k.dtype, buffer.get(), k.shape[2], k.shape[3], n);
     cv = denseRows(v.dtype, buffer.get() + kBytes, v.shape[2], v.shape[3], n);
-    return Status::success();
-  };
-}
-
-/// Brings rows [r0, r1) of sequence b in cache \p t into the calling
-/// thread's cache, page by page, when a page's rows are one run of
-/// memory (else nothing).
-void warmRows(const PagedLayout &p, const TensorView &t, int64_t b, int64_t r0,
-              int64_t r1) {
-  const int64_t es = int64_t(dtypeSize(t.dtype));
-  const int64_t row = t.shape[2] * t.shape[3];
-  if (t.strides[3] != 1 || t.strides[2] != t.shape[3] || t.strides[1] != row)
-    return;
-  for (int64_t r = r0; r < r1;) {
-    const int64_t end = std::min(r1, (r / p.pageSize + 1) * p.pageSize);
-    const char *from = static_cast<const char *>(t.data) +
-                       (p.page(b, r / p.pageSize) * t.strides[0] +
-                        (r % p.pageSize) * row) * es;
-    // Loads, not prefetch hints, which the core may drop: one per line.
-    uint8_t sink = 0;
-    for (int64_t at = 0; at < (end - r) * row * es; at += 64)
-      sink ^= *reinterpret_cast<const volatile uint8_t *>(from + at);
-    (void)sink;
-    r = end;
-  }
-}
-
-/// The decode path's chunk provider for sequence b when the kernel reads
-/// the pages itself: brings keys [c0, c0 + n) into the cache of the thread
-/// that runs the chunk, in memory order, so that the kernel, which reads
-/// one head at a time (rows HKV * D apart), finds them there. k and v stay
-/// the placeholders they are.
-ChunkKeysFn warmChunks(const PagedLayout &p, const TensorView &k,
-                       const TensorView &v, int64_t b) {
-  return [&p, &k, &v, b](int64_t c0, int64_t n, TensorView &, TensorView &) {
-    warmRows(p, k, b, c0, c0 + n);
-    warmRows(p, v, b, c0, c0 + n);
     return Status::success();
   };
 }
@@ -350,7 +312,8 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
   // pieces of one page each, unless the pieces would be too small.
   const bool kernelPages = kernel.pagedKeys && p.pageSize >= kKernelPageRows;
   auto chunked = [&](int64_t b) {
-    return decode && !consecutivePages(p, b) && p.lens[size_t(b)] > chunkRows;
+    return decode && !kernelPages && !consecutivePages(p, b) &&
+           p.lens[size_t(b)] > chunkRows;
   };
   int64_t longest = 0, chunkBytes = 0;
   for (int64_t b = 0; b < p.B; ++b) {
@@ -421,7 +384,11 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     }
     c.inputs = inputsOfSequence(kernel, args.inputs, b, p.B);
     c.threads = args.threads;
-    c.decodeChunk = args.decodeChunk;
+    // The kernel reading the pages splits a decode step as it would
+    // contiguous keys (CpuDecode.cpp), in chunks of paged.decodeChunk if set.
+    c.decodeChunk = c.pages.enabled() && args.paged.decodeChunk > 0
+                        ? args.paged.decodeChunk
+                        : args.decodeChunk;
     if (Status s = checkForwardCall(sig, {c.q, c.k, c.v, c.out, c.lse, c.inputs,
                                           c.window},
                                     checkedCalls[size_t(b)]);
@@ -440,8 +407,7 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     Status s;
     if (chunked(b)) {
       s = forwardCpuSplitKeys(kernel, c, checkedCalls[size_t(b)], chunkRows,
-                              kernelPages ? warmChunks(p, k, v, b)
-                                          : gatherChunks(p, k, v, b));
+                              gatherChunks(p, k, v, b));
     } else {
       if (gather[size_t(b)])
         gatherSequence(p, k, v, b, 0, p.lens[size_t(b)], args.threads,

@@ -91,7 +91,10 @@ module {
 // query heads (KernelABI.h, ATTNC_META_ROW_HEADS): a task is (b, head
 // block, tile of P * LQ rows), its first head hb * P, and row r is query
 // r % LQ of head h + r / LQ (the queries kept in the qIdx view). A paged
-// cache (meta[33] > 0) runs each key tile in pieces of one page.
+// cache (meta[33] > 0) runs each key tile in pieces of one page, each
+// prefetching head hkv's keys and values of the page 2 ahead when that
+// page holds keys of the call (its table entry at meta[34] + b * meta[35]
+// + g + 2) and rows are dense.
 // CHECK-LABEL: func.func @attn_causal(
 // CHECK-SAME:    %[[META:arg8]]: memref<?xi64
 // CHECK:         %[[C32:.*]] = arith.constant 32 : index
@@ -114,7 +117,16 @@ module {
 // CHECK-NEXT:        %[[R:.*]] = arith.addi %{{.*}}, %[[II]] : i64
 // CHECK-NEXT:        %[[Q:.*]] = arith.remsi %[[R]], %[[LQ]] : i64
 // CHECK-NEXT:        memref.store %[[Q]], %[[QIDX]][%[[I]]]
-// CHECK:         scf.if
+// CHECK:         %[[AHEAD:.*]] = arith.addi %[[G:.*]], %c2_i64{{.*}} : i64
+// CHECK:         %[[LAST:.*]] = arith.divsi %{{.*}}, %[[ROWSPP:.*]] : i64
+// CHECK:         %[[FITS:.*]] = arith.cmpi sle, %[[AHEAD]], %[[LAST]] : i64
+// CHECK:         scf.if %{{.*}} {
+// CHECK:           %[[AT:.*]] = arith.addi %[[TABLE:.*]], %{{.*}} : i64
+// CHECK:           memref.load %[[META]][%{{.*}}]
+// CHECK:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1
+// CHECK:             scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c16
+// CHECK:               memref.prefetch %arg1[%{{.*}}], read, locality<3>, data
+// CHECK:               memref.prefetch %arg2[%{{.*}}], read, locality<3>, data
 // CHECK:           arith.cmpi eq, %{{.*}}, %c2_i64{{.*}}
 // CHECK-NEXT:      scf.if
 // CHECK:             %[[KEEP:.*]] = arith.cmpi sge

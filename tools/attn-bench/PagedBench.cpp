@@ -90,10 +90,12 @@ std::string benchPaged(const Flags &f, const PagedProblem &p, BenchResult &r) {
   b.note = "the same kernel on a paged KV cache: pages of " + std::to_string(ps) +
            " rows in shuffled order (" +
            (ps >= 16 && p.kernel->info().pagedKeys
-                ? std::string("read in place through the page table")
-                : std::string("gathered on every call")) +
-           "; a decode step in chunks, each brought into the cache by the "
-           "thread that runs it)";
+                ? std::string("read in place through the page table, each "
+                              "head's rows prefetched two pages ahead")
+                : std::string("gathered on every call; a decode step in "
+                              "chunks, each gathered by the thread that runs "
+                              "it")) +
+           ")";
   r.baselines.push_back(b);
   return "";
 }

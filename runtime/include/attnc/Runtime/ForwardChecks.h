@@ -111,7 +111,9 @@ struct VarlenBatch {
 /// logical position and length in sequence b, so every spec runs
 /// unchanged; pageSize, when not 0, must equal k's page_size. A decode
 /// call (LQ <= 16) runs a fragmented sequence in chunks of decodeChunk keys
-/// (0: about 2 MiB of keys and values; tests set small ones).
+/// (0: as for contiguous keys when the kernel reads the pages, pages of 16
+/// rows or more; else about 2 MiB of keys and values; tests set small
+/// ones).
 struct PagedKvCache {
   const TensorView *pageTable = nullptr, *kvLens = nullptr;
   int64_t pageSize = 0;

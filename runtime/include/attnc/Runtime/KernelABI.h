@@ -112,8 +112,9 @@ enum attnc_meta_slot {
    * d * S_d with K's (or V's) four strides in their slots (b, h, l, d: the
    * b slot holds the page stride). The table, of int64 page numbers,
    * follows everything else in meta. Kernels with a grid patch read
-   * neither (KernelInfo::pagedKeys); the runtime checks every page number
-   * a call reads. */
+   * neither (KernelInfo::pagedKeys). A kernel reads table entries only of
+   * pages that hold keys of the call, those it prefetches (two ahead)
+   * included, and the runtime checks every one of them. */
   ATTNC_META_PAGE_SIZE = 33,
   ATTNC_META_PAGE_TABLE = 34,
   ATTNC_META_PAGE_TABLE_STRIDE = 35,
