@@ -65,7 +65,7 @@ attnc::describeKernel(attn::FlashOp flash) {
   info.sigmoid = spec.getNormalize() == attn::NormalizeKind::sigmoid;
   info.numIdsAtoms = flash.getPrepass();
   info.packsHeads = flash.packsQueryHeads();
-  info.pagedKeys = !flash.getGridPatch();
+  info.pagedKeys = flash.readsPagedKeys();
   if (ArrayAttr inputs = spec.getInputsAttr()) {
     for (Attribute a : inputs) {
       auto in = cast<attn::InputAttr>(a);

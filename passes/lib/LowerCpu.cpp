@@ -87,7 +87,7 @@ CpuFlashLowering::CpuFlashLowering(OpBuilder &b, FlashOp flash, bool uk)
       scoreIsIdentity(isa_and_nonnull<ScoreOp>(
           SpecOp::getYielded(spec.getScore()).getDefiningOp())),
       packsHeads(flash.packsQueryHeads()),
-      pagedKeys(!flash.getGridPatch()),
+      pagedKeys(flash.readsPagedKeys()),
       f(b, loc, spec, storageType, tileQ, tileK) {}
 
 LogicalResult CpuFlashLowering::run() {

@@ -122,7 +122,7 @@ private:
   int64_t tileQ, tileK;
   bool microkernels, sigmoid, bf16Tiles, scoreIsIdentity;
   bool packsHeads; // FlashOp::packsQueryHeads: reads ATTNC_META_ROW_HEADS
-  bool pagedKeys;  // no grid patch: reads ATTNC_META_PAGE_SIZE
+  bool pagedKeys;  // FlashOp::readsPagedKeys: reads ATTNC_META_PAGE_SIZE
   FlashBuilder f;
   LogicalResult result = success();
 

@@ -147,6 +147,10 @@ def Attn_FlashOp : Attn_Op<"flash", [IsolatedFromAbove, SymbolTable, SingleBlock
     /// mask that does not read `h` (its tiles are classified per task;
     /// the score, scale and bias see each row's own head).
     bool packsQueryHeads();
+    /// Whether the CPU kernel may read a paged KV cache through its page
+    /// table (KernelABI.h, ATTNC_META_PAGE_SIZE): every kernel but one with
+    /// a grid patch, whose keys are gathered by index.
+    bool readsPagedKeys() { return !getGridPatch(); }
   }];
 }
 

@@ -40,7 +40,7 @@ struct KernelInfo {
   /// of several query heads (FlashOp::packsQueryHeads).
   bool packsHeads = false;
   /// Reads a paged cache in place (KernelABI.h, ATTNC_META_PAGE_SIZE):
-  /// every kernel without a grid patch.
+  /// every kernel without a grid patch (FlashOp::readsPagedKeys).
   bool pagedKeys = false;
   /// Masks with ids_eq atoms: the pre-pass entry and the number of atoms
   /// (KernelABI.h, ATTNC_BUF_IDS_SCRATCH); null / 0 otherwise.
