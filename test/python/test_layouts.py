@@ -61,20 +61,9 @@ def test_varlen_matches_each_sequence(variant):
 @pytest.mark.parametrize("page_size", [1, 16])
 def test_paged_cache_matches_each_sequence(page_size):
     rng = np.random.default_rng(12)
-    lens = [40, 0, 23]
     B, HQ, HKV, LQ, D, DV = 3, 4, 2, 3, 16, 8
-    pages = [(n + page_size - 1) // page_size for n in lens]
-    num_pages = sum(pages) + 2
-    order = rng.permutation(num_pages)
-    table = np.full((B, max(pages) + 1), -1, np.int32)
-    at = 0
-    for b in range(B):
-        table[b, :pages[b]] = order[at:at + pages[b]]
-        at += pages[b]
-    q = rng.standard_normal((B, HQ, LQ, D)).astype(np.float32)
-    k = rng.standard_normal((num_pages, page_size, HKV, D)).astype(np.float32)
-    v = rng.standard_normal((num_pages, page_size, HKV, DV)).astype(np.float32)
-    kv_lens = np.array(lens, np.int32)
+    q, k, v, table, kv_lens = attn_ref.random_paged_cache(
+        rng, [40, 0, 23], HQ, HKV, LQ, D, DV, page_size)
     kernel = attnc.compile(spec_text("causal_cross"))
     out, lse = kernel(q, k, v, page_table=table, kv_lens=kv_lens, return_lse=True)
     ref, ref_lse = attn_ref.paged_reference(

@@ -226,13 +226,13 @@ def gen_varlen(args):
     return 0
 
 
-def gen_paged(args):
-    rng = np.random.default_rng(args.seed)
-    lens = [int(x) for x in args.lk.split(",")]
-    B, HQ, HKV, LQ, D, DV = args.sizes
-    assert len(lens) == B, "--lk needs one length per sequence"
-    ps = args.page_size
-    pages = [(n + ps - 1) // ps for n in lens]
+def random_paged_cache(rng, lens, HQ, HKV, LQ, D, DV, page_size):
+    """A paged cache of random float32 data for sequences of `lens` keys:
+    (q [B, HQ, LQ, D], k [pages, page_size, HKV, D], v [..., DV],
+    page_table int32 [B, max_pages + 1] with the pages in shuffled order
+    and -1 past each sequence's, kv_lens int32 [B]); two spare pages."""
+    B = len(lens)
+    pages = [(n + page_size - 1) // page_size for n in lens]
     num_pages = sum(pages) + 2
     order = rng.permutation(num_pages)
     table = np.full((B, max(pages) + 1), -1, np.int32)
@@ -240,13 +240,20 @@ def gen_paged(args):
     for b in range(B):
         table[b, :pages[b]] = order[at:at + pages[b]]
         at += pages[b]
-    np.save(f"{args.dir}/q.npy", rng.standard_normal((B, HQ, LQ, D)).astype(np.float32))
-    np.save(f"{args.dir}/k.npy",
-            rng.standard_normal((num_pages, ps, HKV, D)).astype(np.float32))
-    np.save(f"{args.dir}/v.npy",
-            rng.standard_normal((num_pages, ps, HKV, DV)).astype(np.float32))
-    np.save(f"{args.dir}/page_table.npy", table)
-    np.save(f"{args.dir}/kv_lens.npy", np.array(lens, np.int32))
+    q = rng.standard_normal((B, HQ, LQ, D)).astype(np.float32)
+    k = rng.standard_normal((num_pages, page_size, HKV, D)).astype(np.float32)
+    v = rng.standard_normal((num_pages, page_size, HKV, DV)).astype(np.float32)
+    return q, k, v, table, np.array(lens, np.int32)
+
+
+def gen_paged(args):
+    rng = np.random.default_rng(args.seed)
+    lens = [int(x) for x in args.lk.split(",")]
+    B, HQ, HKV, LQ, D, DV = args.sizes
+    assert len(lens) == B, "--lk needs one length per sequence"
+    arrays = random_paged_cache(rng, lens, HQ, HKV, LQ, D, DV, args.page_size)
+    for name, a in zip(("q", "k", "v", "page_table", "kv_lens"), arrays):
+        np.save(f"{args.dir}/{name}.npy", a)
     return 0
 
 
