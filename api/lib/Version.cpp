@@ -16,7 +16,7 @@ const char *attnc::llvmVersion() { return LLVM_VERSION_STRING; }
 
 // Part of every kernel cache key (api/lib/Compiler.cpp), beside the source
 // stamp; bump it with a change of the kernel design.
-const char *attnc::codegenDesignVersion() { return "attnc-cpu-11"; }
+const char *attnc::codegenDesignVersion() { return "attnc-cpu-12"; }
 
 const char *attnc::codegenHash() {
   static const std::string hash =

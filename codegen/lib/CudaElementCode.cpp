@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Codegen/CudaElementCode.h"
 #include "CudaRegionPrinter.h"
+#include "attnc/Passes/MaskSchedule.h"
 #include "attnc/Passes/ScheduleEmitter.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -68,9 +69,9 @@ public:
       return {"q0", "q1", "true"};
     case AffineExprKind::SymbolId: {
       unsigned pos = cast<AffineSymbolExpr>(e).getPosition();
-      std::string v = pos < 10 ? syms[pos]
-                      : pos - 10 < atomReads.size() ? atomReads[pos - 10]
-                                                     : "INT64_C(0)";
+      if (pos >= 10 && pos - 10 < atomReads.size())
+        return atomReads[pos - 10];
+      std::string v = pos < 10 ? syms[pos] : "INT64_C(0)";
       return {v, v, "true"};
     }
     default:
@@ -146,6 +147,28 @@ public:
     return {lo, hi, "true"};
   }
 
+  /// An atom's read: one element, or read at q its range over [q0, q1].
+  Bound boundRead(ArrayAttr read) {
+    Bound r;
+    if (llvm::is_contained(read.getValue().drop_front(),
+                           StringAttr::get(read.getContext(), "q"))) {
+      r = idsRange(read, "q0", "q1");
+    } else {
+      std::string in = "c.inputs[" +
+                       std::to_string(attnc::cudamod::inputNumber(
+                           spec, cast<StringAttr>(read[0]).getValue())) +
+                       "]";
+      std::string at = "0";
+      for (auto [d, c] : llvm::enumerate(read.getValue().drop_front()))
+        at += " + c." + cast<StringAttr>(c).getValue().str() + " * " + in +
+              ".strides[" + std::to_string(d) + "]";
+      r.lo = r.hi = let("int64_t", "((const int64_t *)" + in + ".data)[" + at + "]");
+    }
+    std::string limit = "INT64_C(" + std::to_string(kMaxBoundRead) + ")";
+    r.known = let("bool", r.lo + " >= -" + limit + " && " + r.hi + " <= " + limit);
+    return r;
+  }
+
   struct Hull {
     std::string lo, hi;
   };
@@ -167,20 +190,12 @@ public:
     case MaskKind::kv_ge:
     case MaskKind::kv_le:
     case MaskKind::q_pred: {
-      // The bound's reads (kv_len[b]): int input elements at b, h, hkv.
+      // The bound's reads: int input elements at b, h, hkv (kv_len[b]), or
+      // at q (len[q]) their min and max over the rows; unknown beyond
+      // +-kMaxBoundRead (MaskSchedule.h), as on the host.
       atomReads.clear();
-      for (Attribute t : node.getTerms()) {
-        auto read = cast<ArrayAttr>(t);
-        std::string in = "c.inputs[" +
-                         std::to_string(attnc::cudamod::inputNumber(
-                             spec, cast<StringAttr>(read[0]).getValue())) +
-                         "]";
-        std::string at = "0";
-        for (auto [d, c] : llvm::enumerate(read.getValue().drop_front()))
-          at += " + c." + cast<StringAttr>(c).getValue().str() + " * " + in +
-                ".strides[" + std::to_string(d) + "]";
-        atomReads.push_back(let("int64_t", "((const int64_t *)" + in + ".data)[" + at + "]"));
-      }
+      for (Attribute t : node.getTerms())
+        atomReads.push_back(boundRead(cast<ArrayAttr>(t)));
       Bound r = bound(node.getBoundExpr());
       store(atom++, r);
       Hull h;
@@ -279,7 +294,7 @@ public:
   }
 
   int counter = 0, idsAtom = 0;
-  std::vector<std::string> atomReads; // the values of the current atom's reads
+  std::vector<Bound> atomReads; // the ranges of the current atom's reads
   SpecOp spec;
   llvm::raw_ostream &os;
 };

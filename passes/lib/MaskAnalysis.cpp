@@ -3,7 +3,9 @@
 // Math. An int value of the mask region is read as a Term: a tree of min/max
 // over affine leaves in (q = d0, kv = d1) and the symbols of MaskAttr (an int
 // input element read at b, h or hkv, such as kv_len[b], is one more symbol:
-// a constant of each (b, h), loaded by the kernels). Every
+// a constant of each (b, h), loaded by the kernels; one read at q as well,
+// such as len[q], is a symbol that varies with the row, which the schedule
+// bounds per block of rows by the min and max of its reads). Every
 // operation the language offers on ints pushes min/max outwards:
 //   -min(a,b) = max(-a,-b),  min(a,b) + c = min(a+c, b+c),
 //   c*min(a,b) = min(ca,cb) (c >= 0),  floor(min(a,b)/c) = min(a/c, b/c),
@@ -199,8 +201,9 @@ private:
   SmallVector<OpaqueNote> *notes; // explainOpaqueMask's, or null
   llvm::SmallPtrSet<Operation *, 8> noted;
   DenseMap<Value, Term> terms;
-  /// Int input elements read at b, h or hkv (a per-sequence length, a
-  /// per-head window): symbol kNumSymbols + n stands for reads[n].
+  /// Int input elements read at b, h, hkv or q (a per-sequence length, a
+  /// per-head window, a per-row length): symbol kNumSymbols + n stands for
+  /// reads[n].
   SmallVector<Attribute> reads;
   static constexpr size_t kMaxReads = 8;
 
@@ -241,7 +244,7 @@ private:
       if (!read.getType().isInteger(64))
         return "the value of input " + name(read.getInput()) + " (not an int)";
       return "int input " + name(read.getInput()) + " is read at an index the "
-             "analysis cannot bound (it bounds reads at b, h or hkv on dimensions "
+             "analysis cannot bound (it bounds reads at b, h, hkv or q on dimensions "
              "of their extent, and equalities X[q] == Y[kv])";
     }
     if (isa<FloorModOp>(op))
@@ -276,33 +279,57 @@ private:
                     "or under a division or '%' with other terms)");
   }
 
-  /// An atom with bound `e`, carrying the reads its symbols stand for.
+  /// An atom with bound `e`, carrying the reads its symbols use and only
+  /// those (renumbered r0, r1, ... in the order of `reads`), so that the
+  /// kernels load, or scan, no read the bound does not name.
   MaskAttr atom(MaskKind kind, AffineExpr e) {
-    unsigned used = 0;
+    SmallVector<bool> used(reads.size(), false);
     e.walk([&](AffineExpr sub) {
       if (auto sym = dyn_cast<AffineSymbolExpr>(sub))
-        used = std::max(used, sym.getPosition() + 1);
+        if (sym.getPosition() >= MaskAttr::kNumSymbols)
+          used[sym.getPosition() - MaskAttr::kNumSymbols] = true;
     });
-    size_t n = used > MaskAttr::kNumSymbols ? used - MaskAttr::kNumSymbols : 0;
-    return MaskAttr::getAtom(ctx, kind, e, ArrayRef<Attribute>(reads).take_front(n));
+    SmallVector<AffineExpr> renumbered;
+    for (unsigned i = 0; i < MaskAttr::kNumSymbols; ++i)
+      renumbered.push_back(getAffineSymbolExpr(i, ctx));
+    SmallVector<Attribute> atomReads;
+    for (auto [i, read] : llvm::enumerate(reads)) {
+      renumbered.push_back(getAffineSymbolExpr(
+          MaskAttr::kNumSymbols + unsigned(atomReads.size()), ctx));
+      if (used[i])
+        atomReads.push_back(read);
+    }
+    return MaskAttr::getAtom(ctx, kind, e.replaceSymbols(renumbered), atomReads);
   }
 
-  /// `X[c..]` of an int input indexed by b, h or hkv only, each at a
-  /// dimension of its extent (B, HQ, HKV: always in range): one value per
-  /// (b, h), a symbol of the bound. Opaque otherwise.
+  /// `X[c..]` of an int input indexed by b, h or hkv, each at a dimension
+  /// of its extent (B, HQ, HKV: always in range), and at most once by q, at
+  /// a dimension of LQ or LK: a symbol of the bound, one value per (b, h),
+  /// or per row when read at q. The schedule bounds a read at q over a
+  /// block of rows by a scan, which checks the rows against the dimension's
+  /// extent (a block past it leaves the atom unknown: PARTIAL, where the
+  /// mask reports the out-of-range read). Not in the grid view, whose rows
+  /// are columns q mod W. Opaque otherwise.
   Term readSymbol(ReadOp read) {
     InputAttr decl = spec.lookupInput(read.getInput());
     if (!decl || read.getIndices().empty())
       return Term::opaque();
     static const char *extents[] = {"B", "HQ", "HKV"};
     SmallVector<Attribute> r = {StringAttr::get(ctx, read.getInput())};
+    bool atQ = false;
     for (auto [i, idx] : llvm::enumerate(read.getIndices())) {
       auto coord = idx.getDefiningOp<IndexOp>();
       auto dim = dyn_cast<StringAttr>(decl.getShape()[i]);
-      if (!coord || !dim || coord.getVar() == IndexVar::q ||
-          coord.getVar() == IndexVar::kv ||
-          dim.getValue() != extents[static_cast<int>(coord.getVar())])
+      if (!coord || !dim || coord.getVar() == IndexVar::kv)
         return Term::opaque();
+      if (coord.getVar() == IndexVar::q) {
+        if (atQ || gridWidth ||
+            (dim.getValue() != "LQ" && dim.getValue() != "LK"))
+          return Term::opaque();
+        atQ = true;
+      } else if (dim.getValue() != extents[static_cast<int>(coord.getVar())]) {
+        return Term::opaque();
+      }
       r.push_back(StringAttr::get(ctx, stringifyIndexVar(coord.getVar())));
     }
     Attribute key = ArrayAttr::get(ctx, r);

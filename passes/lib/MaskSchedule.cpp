@@ -3,6 +3,7 @@
 // Math. For a block of query rows [q0, q1], each atom's bound T(q) gets a
 // range [min T, max T] by interval arithmetic in int64:
 //   constants, symbols: a point;  q: [q0, q1];  a + b: [lo+lo, hi+hi];
+//   a read at q (len[q]): [min, max] of the input over the rows;
 //   a * p, a floordiv p, a ceildiv p (p a point): monotone, swapped if p < 0;
 //   a mod p (p > 0): [lo mod p, hi mod p] if no wrap inside, else [0, p-1];
 //   anything else, or p == 0: unknown.
@@ -36,9 +37,8 @@ int64_t ceilDiv(int64_t a, int64_t b) { return -floorDiv(-a, b); }
 int64_t floorMod(int64_t a, int64_t b) { return a - b * floorDiv(a, b); }
 } // namespace
 
-BoundRange mlir::attn::boundRange(AffineExpr e,
-                                  const std::vector<int64_t> &syms, int64_t q0,
-                                  int64_t q1) {
+BoundRange mlir::attn::boundRange(AffineExpr e, ArrayRef<BoundRange> syms,
+                                  int64_t q0, int64_t q1) {
   switch (e.getKind()) {
   case AffineExprKind::Constant: {
     int64_t c = cast<AffineConstantExpr>(e).getValue();
@@ -48,8 +48,7 @@ BoundRange mlir::attn::boundRange(AffineExpr e,
     return {q0, q1, true};
   case AffineExprKind::SymbolId: {
     unsigned pos = cast<AffineSymbolExpr>(e).getPosition();
-    int64_t v = pos < syms.size() ? syms[pos] : 0;
-    return {v, v, true};
+    return pos < syms.size() ? syms[pos] : BoundRange{0, 0, true};
   }
   default:
     break;
@@ -130,18 +129,30 @@ struct Hull {
   int64_t lo, hi; // empty if lo > hi
 };
 
-/// The element `read` ([input, b | h | hkv...]) names for these sizes' b
-/// and h, through the reader; nothing without one.
-std::optional<int64_t> readAt(ArrayAttr read, const IdsReader *ids,
-                              const ProblemSizes &sizes) {
+/// The values `read` ([input, b | h | hkv | q...]) takes for these
+/// sizes' b and h: one element, or read at q the min and max over rows
+/// [q0, q1]; unknown without a reader, when a read fails, or beyond
+/// +-kMaxBoundRead.
+BoundRange readRange(ArrayAttr read, const IdsReader *ids,
+                     const ProblemSizes &sizes, int64_t q0, int64_t q1) {
   if (!ids || !*ids)
-    return std::nullopt;
-  SmallVector<int64_t> idx;
-  for (Attribute c : read.getValue().drop_front()) {
-    StringRef v = cast<StringAttr>(c).getValue();
-    idx.push_back(v == "b" ? sizes.b : v == "h" ? sizes.h : sizes.hkv());
+    return {};
+  BoundRange r;
+  if (llvm::is_contained(read.getValue().drop_front(),
+                         StringAttr::get(read.getContext(), "q"))) {
+    r = idsRange(read, ids, sizes, q0, q1);
+  } else {
+    SmallVector<int64_t> idx;
+    for (Attribute c : read.getValue().drop_front()) {
+      StringRef v = cast<StringAttr>(c).getValue();
+      idx.push_back(v == "b" ? sizes.b : v == "h" ? sizes.h : sizes.hkv());
+    }
+    std::optional<int64_t> v = (*ids)(cast<StringAttr>(read[0]).getValue(), idx);
+    r = v ? BoundRange{*v, *v, true} : BoundRange{};
   }
-  return (*ids)(cast<StringAttr>(read[0]).getValue(), idx);
+  if (r.known && (r.lo < -kMaxBoundRead || r.hi > kMaxBoundRead))
+    return {};
+  return r;
 }
 
 /// Fills `rows.atoms` in pre-order and returns the node's hull.
@@ -161,14 +172,16 @@ Hull hullOf(MaskAttr node, const std::vector<int64_t> &syms, int64_t q0,
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
-    // The bound's reads (kv_len[b]) are symbols after the ten; one the
-    // reader cannot give makes the atom unknown.
-    std::vector<int64_t> withReads = syms;
+    // The bound's reads (kv_len[b], len[q]) are symbols after the ten; one
+    // the reader cannot give makes the atom unknown.
+    std::vector<BoundRange> withReads;
+    for (int64_t v : syms)
+      withReads.push_back({v, v, true});
     bool readable = true;
     for (Attribute t : node.getTerms()) {
-      std::optional<int64_t> v = readAt(cast<ArrayAttr>(t), rows.ids, rows.sizes);
-      readable = readable && v;
-      withReads.push_back(v.value_or(0));
+      BoundRange v = readRange(cast<ArrayAttr>(t), rows.ids, rows.sizes, q0, q1);
+      readable = readable && v.known;
+      withReads.push_back(v);
     }
     BoundRange r = readable ? boundRange(node.getBoundExpr(), withReads, q0, q1)
                             : BoundRange{};

@@ -2,7 +2,8 @@
 //
 // Mirrors MaskSchedule.cpp node for node (see the math there):
 //   bound ranges:  constants, symbols (and reads, ids->read) -> points;
-//                  q -> [q0, q1];
+//                  q -> [q0, q1]; a read at q -> [min, max] over the rows
+//                  (ids->range); a read beyond +-kMaxBoundRead -> unknown;
 //                  a + b -> [lo+lo, hi+hi]; a * p, a floordiv p,
 //                  a ceildiv p (p a point) -> monotone, swapped if p < 0;
 //                  a mod p (p > 0) -> exact if no wrap, else [0, p-1];
@@ -16,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Passes/ScheduleEmitter.h"
+#include "attnc/Passes/MaskSchedule.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -58,7 +60,7 @@ struct IntBuilder {
 };
 
 EmittedBound boundOf(IntBuilder &e, AffineExpr expr, Value q0, Value q1,
-                     ArrayRef<Value> syms) {
+                     ArrayRef<EmittedBound> syms) {
   switch (expr.getKind()) {
   case AffineExprKind::Constant: {
     Value v = e.c(cast<AffineConstantExpr>(expr).getValue());
@@ -68,8 +70,10 @@ EmittedBound boundOf(IntBuilder &e, AffineExpr expr, Value q0, Value q1,
     return {q0, q1, e.bit(true)};
   case AffineExprKind::SymbolId: {
     unsigned pos = cast<AffineSymbolExpr>(expr).getPosition();
-    Value v = pos < syms.size() ? syms[pos] : e.c(0);
-    return {v, v, e.bit(true)};
+    if (pos < syms.size())
+      return syms[pos];
+    Value zero = e.c(0);
+    return {zero, zero, e.bit(true)};
   }
   default:
     break;
@@ -116,6 +120,23 @@ EmittedBound boundOf(IntBuilder &e, AffineExpr expr, Value q0, Value q1,
   }
 }
 
+/// The values of an atom's read ([input, b | h | hkv | q...]): one
+/// element (ids.read), or read at q its min and max over the rows
+/// (ids.range, a scan); unknown beyond +-kMaxBoundRead, as on the host.
+EmittedBound readRange(IntBuilder &e, ArrayAttr read, Value q0, Value q1,
+                       const IdsContext &ids) {
+  Value lo, hi;
+  if (llvm::is_contained(read.getValue().drop_front(),
+                         StringAttr::get(read.getContext(), "q"))) {
+    std::tie(lo, hi) = ids.range(read, q0, q1);
+  } else {
+    lo = hi = ids.read(read);
+  }
+  Value inRange = e.andI(e.cmp(P::sge, lo, e.c(-kMaxBoundRead)),
+                         e.cmp(P::sle, hi, e.c(kMaxBoundRead)));
+  return {lo, hi, inRange};
+}
+
 struct Hull {
   Value lo, hi;
 };
@@ -144,12 +165,15 @@ Hull hullOf(IntBuilder &e, MaskAttr node, Value q0, Value q1,
   case MaskKind::kv_ge:
   case MaskKind::kv_le:
   case MaskKind::q_pred: {
-    // The bound's reads (kv_len[b]) are symbols after the ten.
-    SmallVector<Value> withReads(syms.begin(), syms.end());
+    // The bound's reads (kv_len[b], len[q]) are symbols after the ten.
+    SmallVector<EmittedBound> withReads;
+    for (Value v : syms)
+      withReads.push_back({v, v, e.bit(true)});
     bool readable = true;
     for (Attribute r : node.getTerms()) {
-      readable = readable && ids && ids->read;
-      withReads.push_back(readable ? ids->read(cast<ArrayAttr>(r)) : e.c(0));
+      readable = readable && ids && ids->read && ids->range;
+      withReads.push_back(readable ? readRange(e, cast<ArrayAttr>(r), q0, q1, *ids)
+                                   : EmittedBound{e.c(0), e.c(0), e.bit(false)});
     }
     EmittedBound r = boundOf(e, node.getBoundExpr(), q0, q1, withReads);
     if (!readable)

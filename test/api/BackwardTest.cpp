@@ -91,6 +91,13 @@ const char *const kExtraSpecs[] = {
   score = 40.0 * score
   normalize = sigmoid(bias = -3.0)
 })",
+    // Bounds read per row and per key: the forward's rows scan len[b, q]
+    // per query tile, the backward's columns first[b, kv] per key tile.
+    R"(attention row_key_bounds {
+  input len: int[B, LQ]
+  input first: int[B, LK]
+  mask = kv < len[b, q] && q >= first[b, kv]
+})",
     // pow in both arguments, abs, min/max, clamp, exp/log, sin/cos, /, sigmoid.
     R"(attention all_rules {
   input e: float[HQ]

@@ -46,6 +46,8 @@ std::vector<fs::path> specFiles() {
   for (const char *f : {"all_features.attn", "sigmoid_softcap.attn", "block_diagonal.attn",
                         "dilated_causal.attn", "relative_bias.attn"})
     files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / f);
+  // Bounds read at q (kv < stop[b, q]): the rows' min and max, scanned.
+  files.push_back(fs::path(__FILE__).parent_path() / "Inputs" / "row-bounds.attn");
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -444,8 +444,22 @@ attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<ids_eq "x
 
 // -----
 
-// expected-error @+1 {{mask atom reads are indexed by b, h or hkv, not 'q'}}
-attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "r0" reads("len"[q])>} scale {
+// expected-error @+1 {{mask atom reads are indexed by b, h, hkv or q, not 'kv'}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "r0" reads("len"[kv])>} scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+}
+
+// -----
+
+// expected-error @+1 {{a mask atom read is indexed by q at most once}}
+attn.spec @a normalize(softmax) attributes {mask_schedule = #attn.mask<kv_le "r0" reads("len"[q, q])>} scale {
   %one = arith.constant 1.0 : f32
   attn.yield %one : f32
 } score {

@@ -121,11 +121,11 @@ attn.spec @docs normalize(softmax) attributes {mask_schedule = #attn.mask<all_of
 
 // -----
 
-// Atoms whose bound reads int inputs at b, h or hkv name them r0, r1, ...
-// and list the reads; inside a combination the list is delimited.
+// Atoms whose bound reads int inputs at b, h, hkv or q name them r0, r1,
+// ... and list the reads; inside a combination the list is delimited.
 // CHECK-LABEL: attn.spec @reads
-// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q")>
-attn.spec @reads normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q")>} scale {
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q", kv_ge "r0" reads("start"[b, q]))>
+attn.spec @reads normalize(softmax) attributes {mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "q - r0 - r1" reads("w"[h], "v"[b, hkv]), kv_le "q", kv_ge "r0" reads("start"[b, q]))>} scale {
   %one = arith.constant 1.0 : f32
   attn.yield %one : f32
 } score {

@@ -471,6 +471,25 @@ TEST(ColumnSchedule, DocumentIdsWithReader) {
   EXPECT_GT(checkColumns("document.attn", causal.spec(), o), 0);
 }
 
+// A bound read at kv, q >= first[kv] (each key visible from its own first
+// query on): the row view cannot solve it for kv (opaque), but transposed
+// it bounds the column view's kv (the query) by a read at its q (the key),
+// whose min and max over a key tile the schedule scans. Exact: a query
+// tile is EMPTY below every key's first query, FULL above every key's.
+TEST(ColumnSchedule, BoundReadAtKey) {
+  Loaded l = load("first", "attention first {\n input first: int[LK]\n"
+                           " mask = q >= first[kv] * 7\n}\n");
+  ASSERT_TRUE(l.module);
+  EXPECT_EQ(printed(l.spec().getMaskScheduleAttr()), "#attn.mask<opaque>");
+  EXPECT_EQ(printed(l.spec().getMaskScheduleColumnsAttr()),
+            "#attn.mask<kv_ge \"r0 * 7\" reads(\"first\"[q])>");
+  Options o;
+  o.trials = 20;
+  o.seed = 79;
+  o.exactEmpty = true;
+  EXPECT_GT(checkColumns("first", l.spec(), o), 0);
+}
+
 // Without an IdsReader the ids atoms classify like opaque: never EMPTY by
 // ids alone, still sound.
 TEST(ColumnSchedule, DocumentIdsWithoutReaderAreSound) {

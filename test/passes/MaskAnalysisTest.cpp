@@ -128,8 +128,14 @@ int64_t checkSpec(const std::string &name, SpecOp spec, bool exact,
     s.h = std::uniform_int_distribution<int64_t>(0, 3)(rng);
     int64_t tq = tile(), tk = tile();
     RandomInputs inputs = makeInputs(spec, s, rng);
-    SpecInterpreter interp(spec, s, inputs.reader());
-    TileSchedule sched = computeSchedule(mask, s, tq, tk);
+    InputReader reader = inputs.reader();
+    SpecInterpreter interp(spec, s, reader);
+    // Atoms that read inputs (ids, bounds) are classified from the data.
+    IdsReader ids = [&](StringRef name, ArrayRef<int64_t> idx) -> std::optional<int64_t> {
+      std::optional<Scalar> v = reader(name, idx);
+      return v ? std::optional<int64_t>(v->i) : std::nullopt;
+    };
+    TileSchedule sched = computeSchedule(mask, s, tq, tk, &ids);
     // Brute force: which pairs are kept.
     std::vector<char> kept(s.LQ * s.LK);
     for (int64_t q = 0; q < s.LQ; ++q)
@@ -240,6 +246,23 @@ TEST(MaskSchedule, ExactOnAffineFamilies) {
       continue;
     EXPECT_GT(checkSpec(f.name, l.spec(), /*exact=*/true, 25, ++seed), 0);
   }
+}
+
+// Bounds read at q, per row: a length (exact: a key tile is EMPTY past
+// every row's bound and FULL inside every row's) and a window that starts
+// at a per-row distance before the diagonal (sound). makeInputs gives an
+// [LQ] input sorted runs of small ids, scaled here to reach across tiles.
+TEST(MaskSchedule, BoundsReadAtQ) {
+  Loaded length = load("row_length", "attention row_length {\n"
+                                     "  input stop: int[LQ]\n"
+                                     "  mask = kv < stop[q] * 9 + 2\n}\n");
+  ASSERT_TRUE(length.module);
+  EXPECT_GT(checkSpec("row_length", length.spec(), /*exact=*/true, 25, 31), 0);
+  Loaded window = load("row_window", "attention row_window {\n"
+                                     "  input back: int[LQ]\n"
+                                     "  mask = kv >= q - back[q] * 5 && kv <= q\n}\n");
+  ASSERT_TRUE(window.module);
+  EXPECT_GT(checkSpec("row_window", window.spec(), /*exact=*/false, 25, 32), 0);
 }
 
 // Dilation (`% constant` of kv) is decided per element, which is exact for

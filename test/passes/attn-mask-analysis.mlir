@@ -425,12 +425,12 @@ module {
 // Bounds read from int inputs at b, h or hkv, each at a dimension of its
 // extent: a padding length kv < kv_len[b], a start kv >= start[b], a
 // per-head window q - kv < w[h]; each becomes a symbol r0, r1, ... of its
-// atom, with the read listed. An input read at a dimension of another
-// extent ("bad" [HQ] read at b) stays opaque. Transposed (the column view),
-// the same reads bound the queries.
+// atom, which lists the reads its bound uses and no other. An input read
+// at a dimension of another extent ("bad" [HQ] read at b) stays opaque.
+// Transposed (the column view), the same reads bound the queries.
 // CHECK-LABEL: attn.spec @bounds
-// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "r1" reads("kv_len"[b], "start"[b]), kv_ge "q - r2 + 1" reads("kv_len"[b], "start"[b], "w"[h]), kv_le "q", opaque)>
-// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(q_pred "-q + r0 - 1" reads("kv_len"[b]), q_pred "q - r1" reads("kv_len"[b], "start"[b]), kv_le "q + r2 - 1" reads("kv_len"[b], "start"[b], "w"[h]), kv_ge "q", opaque)>
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("kv_len"[b]), kv_ge "r0" reads("start"[b]), kv_ge "q - r0 + 1" reads("w"[h]), kv_le "q", opaque)>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(q_pred "-q + r0 - 1" reads("kv_len"[b]), q_pred "q - r0" reads("start"[b]), kv_le "q + r0 - 1" reads("w"[h]), kv_ge "q", opaque)>
 module {
   attn.spec @bounds normalize(softmax) inputs [#attn.input<"kv_len" : i64 [B]>, #attn.input<"start" : i64 [B]>, #attn.input<"w" : i64 [HQ]>, #attn.input<"bad" : i64 [HQ]>] scale {
     %cst = arith.constant 1.000000e+00 : f32
@@ -458,6 +458,43 @@ module {
     %a3 = arith.andi %a2, %c4 : i1
     %a4 = arith.andi %a3, %c5 : i1
     attn.yield %a4 : i1
+  }
+}
+
+// -----
+
+// Bounds read at q, on a dimension of LQ or LK: a per-row length kv <
+// len[q] and a per-row start kv >= start[b, q] become symbols that vary
+// with the row (the schedule scans their min and max per block of rows).
+// Read at q on a dimension of another extent ("bad" [HQ]), or at kv
+// (first[kv]), they stay opaque. Transposed, the reads at q are reads at
+// the column view's kv, opaque, and first[kv], read at its q, bounds it.
+// CHECK-LABEL: attn.spec @row_bounds
+// CHECK-SAME:    mask_schedule = #attn.mask<all_of(kv_le "r0 - 1" reads("len"[q]), kv_ge "r0" reads("start"[b, q]), opaque)>
+// CHECK-SAME:    mask_schedule_columns = #attn.mask<all_of(opaque, kv_ge "r0" reads("first"[q]))>
+module {
+  attn.spec @row_bounds normalize(softmax) inputs [#attn.input<"len" : i64 [LQ]>, #attn.input<"start" : i64 [B, LQ]>, #attn.input<"bad" : i64 [HQ]>, #attn.input<"first" : i64 [LK]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %b = attn.index b
+    %q = attn.index q
+    %kv = attn.index kv
+    %len = attn.read "len"[%q] : i64
+    %c1 = arith.cmpi slt, %kv, %len : i64
+    %st = attn.read "start"[%b, %q] : i64
+    %c2 = arith.cmpi sge, %kv, %st : i64
+    %bad = attn.read "bad"[%q] : i64
+    %c3 = arith.cmpi slt, %kv, %bad : i64
+    %first = attn.read "first"[%kv] : i64
+    %c4 = arith.cmpi sle, %first, %q : i64
+    %a1 = arith.andi %c1, %c2 : i1
+    %a2 = arith.andi %a1, %c3 : i1
+    %a3 = arith.andi %a2, %c4 : i1
+    attn.yield %a3 : i1
   }
 }
 

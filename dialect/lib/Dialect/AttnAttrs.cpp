@@ -481,18 +481,23 @@ LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
         bound.getNumResults() != 1)
       return emitError() << "mask atom needs a bound (q)[" << kNumSymbols
                          << " symbols and one per read] -> (expr)";
-    // Reads [input, b | h | hkv...]: the per-call values of symbols 10...
+    // Reads [input, b | h | hkv | q...]: symbols 10..., a value per (b, h)
+    // or, read at q (at most once), a range per block of rows.
     for (Attribute t : terms) {
       auto read = dyn_cast_or_null<ArrayAttr>(t);
       if (!read || read.size() < 2 ||
           !llvm::all_of(read, [](Attribute a) { return isa<StringAttr>(a); }))
         return emitError() << "mask atom reads are [input, coordinates...]";
+      int atQ = 0;
       for (Attribute c : read.getValue().drop_front()) {
         std::optional<IndexVar> v = symbolizeIndexVar(cast<StringAttr>(c).getValue());
-        if (!v || *v == IndexVar::q || *v == IndexVar::kv)
-          return emitError() << "mask atom reads are indexed by b, h or hkv, not '"
+        if (!v || *v == IndexVar::kv)
+          return emitError() << "mask atom reads are indexed by b, h, hkv or q, not '"
                              << cast<StringAttr>(c).getValue() << "'";
+        atQ += *v == IndexVar::q;
       }
+      if (atQ > 1)
+        return emitError() << "a mask atom read is indexed by q at most once";
     }
     return success();
   } else if (bound) {

@@ -113,9 +113,11 @@ def Attn_MaskAttr : Attn_Attr<"Mask", "mask"> {
       `q_pred "EXPR"` (EXPR >= 0, a test of q alone).
     An atom's bound may also name int input elements indexed by b, h or hkv
     (a per-sequence length, a per-head window): `kv_le "r0 - 1" reads(
-    "kv_len"[b])`. r0, r1, ... are symbols 10, 11, ... of the bound map, and
-    the atom's terms are their reads [name, coordinate names...]; kernels
-    load them once per row block.
+    "kv_len"[b])`, or also by q (a length per query row): `kv_le "r0 - 1"
+    reads("len"[q])`. r0, r1, ... are symbols 10, 11, ... of the bound map,
+    and the atom's terms are their reads [name, coordinate names...];
+    kernels load them once per row block, and a read at q as its min and max
+    over the block's rows (a scan, O(rows)).
     One atom reads inputs: `ids_eq "X"[i..] "Y"[j..]` is X[i..] == Y[j..]
     for int inputs X read at q (and b, h, hkv) and Y read at kv (and b, h,
     hkv), as in document masks; its terms are two arrays [name, coordinate

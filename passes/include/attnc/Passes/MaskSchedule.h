@@ -40,7 +40,7 @@ struct BoundRange {
 };
 
 /// Reads element `indices` of int input `name` (for ids_eq atoms, and the
-/// reads of atoms' bounds such as kv_len[b]); nullopt if it cannot, e.g.
+/// reads of atoms' bounds such as kv_len[b] or len[q]); nullopt if it cannot, e.g.
 /// an index past the input's extent (an [LQ] id tensor read at kv): the
 /// range is then unknown, as the kernels make it. Without a reader, ids_eq
 /// atoms and atoms with reads classify like opaque.
@@ -63,9 +63,17 @@ struct RowBlock {
 };
 
 /// The range of one affine bound over q in [q0, q1] (interval arithmetic,
-/// in int64; exact for the monotone bounds the analysis produces).
-BoundRange boundRange(AffineExpr bound, const std::vector<int64_t> &symbols,
+/// in int64; exact for the monotone bounds the analysis produces when every
+/// symbol is a point). `symbols` are the ranges of MaskAttr's symbols: the
+/// ten coordinates and sizes (points), then the atom's reads (points, or
+/// for a read at q its min and max over the rows).
+BoundRange boundRange(AffineExpr bound, llvm::ArrayRef<BoundRange> symbols,
                       int64_t q0, int64_t q1);
+
+/// An atom's read whose value lies outside +-kMaxBoundRead makes the atom
+/// unknown (its tiles PARTIAL), on the host and in every kernel, so that
+/// the bound's sums stay far from int64's ends.
+constexpr int64_t kMaxBoundRead = int64_t(1) << 40;
 
 RowBlock evaluateRows(MaskAttr mask, const ProblemSizes &sizes, int64_t q0,
                       int64_t q1, const IdsReader *ids = nullptr);

@@ -31,11 +31,12 @@ struct EmittedRows {
 };
 
 /// How generated code reads the spec's int inputs for the schedule: the ids
-/// of ids_eq atoms (X[q] == Y[kv]) and the per-(b, h) reads of atoms'
-/// bounds (kv_len[b]).
+/// of ids_eq atoms (X[q] == Y[kv]) and the reads of atoms' bounds, per
+/// (b, h) (kv_len[b]) or per row (len[q]).
 struct IdsContext {
   /// Emits the min and max (i64) of `read` ([input, coordinates...]) while
-  /// its q or kv coordinate runs over [p0, p1].
+  /// its q or kv coordinate runs over [p0, p1] (the rows' side of an
+  /// ids_eq atom, and an atom's read at q).
   std::function<std::pair<Value, Value>(ArrayAttr read, Value p0, Value p1)>
       range;
   /// Emits the min and max of the kv side of ids_eq atom number `n` (pre-
@@ -44,7 +45,8 @@ struct IdsContext {
   std::function<std::pair<Value, Value>(unsigned n, Value k0, Value k1)>
       keyRange;
   /// Emits the value (i64) of `read` ([input, b | h | hkv...]), an atom's
-  /// bound symbol; without it such atoms are unknown (PARTIAL).
+  /// bound symbol; without it (or, for reads at q, without `range`) such
+  /// atoms are unknown (PARTIAL).
   std::function<Value(ArrayAttr read)> read;
 };
 
