@@ -12,14 +12,16 @@ the spec's input tensors as a list in declaration order. Both have fake
 forward one has an autograd formula: dq, dk, dv and the gradients of the
 float inputs the spec differentiates, from attnc's backward kernels. The
 kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
-`dtype` fixes it. CPU tensors only. Eager calls on plain tensors skip the
+`dtype` fixes it. CPU tensors only. A third operator, attnc::attention_layout,
+runs the inference layouts (a packed variable-length batch, a paged KV
+cache: `layout=`), forward only. Eager calls on plain tensors skip the
 operators' dispatch (_eager_path): the kernel alone when no gradient is
 wanted, else an autograd.Function with the same formula. ring_attention
 (ring.py) runs a spec over a sequence sharded across torch.distributed
 ranks.
 """
 import hashlib
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -100,6 +102,68 @@ def _attention_backward(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     names = _names(_kernel(key, q.dtype))
     return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
                         for n, x in zip(names, inputs)]
+
+
+_LAYOUTS = (("cu_seqlens_q", "cu_seqlens_kv"), ("page_table", "kv_lens"))
+
+
+def _layout_args(layout):
+    """The four layout tensors (None where absent) from `layout`, a dict with
+    cu_seqlens_q and cu_seqlens_kv, or page_table and kv_lens."""
+    if not isinstance(layout, dict):
+        raise ValueError("layout must be a dict: {'cu_seqlens_q': ..., "
+                         "'cu_seqlens_kv': ...} or {'page_table': ..., "
+                         "'kv_lens': ...}")
+    if set(layout) not in [set(pair) for pair in _LAYOUTS]:
+        raise ValueError(f"layout has keys {sorted(layout)}; give cu_seqlens_q "
+                         "and cu_seqlens_kv (a packed variable-length batch), or "
+                         "page_table and kv_lens (a paged KV cache)")
+    return [layout.get(n) for pair in _LAYOUTS for n in pair]
+
+
+def _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table,
+                kv_lens):
+    kernel = _kernel(key, q.dtype)
+    return kernel(q, k, v, inputs=dict(zip(_names(kernel), inputs)),
+                  cu_seqlens_q=cu_seqlens_q, cu_seqlens_kv=cu_seqlens_kv,
+                  page_table=page_table, kv_lens=kv_lens)
+
+
+@torch.library.custom_op("attnc::attention_layout", mutates_args=())
+def _attention_layout(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      inputs: List[torch.Tensor], cu_seqlens_q: Optional[torch.Tensor],
+                      cu_seqlens_kv: Optional[torch.Tensor],
+                      page_table: Optional[torch.Tensor],
+                      kv_lens: Optional[torch.Tensor]) -> torch.Tensor:
+    return _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv,
+                       page_table, kv_lens)
+
+
+@_attention_layout.register_fake
+def _(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table, kv_lens):
+    if cu_seqlens_q is not None:  # q [total_q, HQ, D], v [total_kv, HKV, DV]
+        return q.new_empty((q.shape[0], q.shape[1], v.shape[2]))
+    # q [B, HQ, LQ, D], v [num_pages, page_size, HKV, DV]
+    return q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]))
+
+
+_NO_LAYOUT_BACKWARD = (
+    "attnc.torch: the backward of the packed variable-length and paged "
+    "layouts is not built (the backward kernels take dense [B, H, L, D] "
+    "tensors); run the layout call under torch.no_grad(), or pass dense "
+    "tensors to train")
+
+
+def _layout_setup_context(ctx, inputs, output):
+    pass
+
+
+def _layout_backward(ctx, dout):
+    raise NotImplementedError(_NO_LAYOUT_BACKWARD)
+
+
+_attention_layout.register_autograd(_layout_backward,
+                                    setup_context=_layout_setup_context)
 
 
 def _differentiable(key, dtype):
@@ -207,18 +271,36 @@ def _check_call(want, names, q, inputs):
 
 
 def attention(spec_text, *, dtype=None, params=None, name=None):
-    """f(q, k, v, **inputs) -> out for the spec: q [B, HQ, LQ, D], k [B, HKV,
-    LK, D], v [B, HKV, LK, DV], inputs by the spec's names. Differentiable in
-    q, k, v and the float inputs; traceable by torch.compile(fullgraph=True).
-    dtype (f32, f16, bf16) fixes the storage type; by default q's."""
+    """f(q, k, v, *, layout=None, **inputs) -> out for the spec: q [B, HQ, LQ,
+    D], k [B, HKV, LK, D], v [B, HKV, LK, DV], inputs by the spec's names.
+    Differentiable in q, k, v and the float inputs; traceable by
+    torch.compile(fullgraph=True). dtype (f32, f16, bf16) fixes the storage
+    type; by default q's.
+
+    layout (inference, forward only) is {"cu_seqlens_q", "cu_seqlens_kv"}:
+    a packed variable-length batch, q [total_q, HQ, D], k and v [total_kv,
+    HKV, D|DV], out [total_q, HQ, DV]; or {"page_table", "kv_lens"}: k and v
+    a paged KV cache [num_pages, page_size, HKV, D|DV] (attnc.Kernel's
+    layouts). Asking for its gradient raises NotImplementedError."""
     key = _register(spec_text, params, name)
     names = _names(_kernel(key, torch.float32))  # checks the spec now
+    if "layout" in names:
+        raise ValueError("the spec declares an input named 'layout', which "
+                         "attnc.torch.attention's calls cannot pass (their "
+                         "layout= keyword); rename the input")
     want = _storage(dtype)
 
-    def f(q, k, v, **inputs):
+    def f(q, k, v, *, layout=None, **inputs):
         _check_call(want, names, q, inputs)
         ins = [inputs[n] for n in names]
         path = _eager_path(q, k, v, ins)
+        if layout is not None:
+            args = _layout_args(layout)
+            if path == "autograd":
+                raise NotImplementedError(_NO_LAYOUT_BACKWARD)
+            if path == "inference":
+                return _run_layout(key, q, k, v, ins, *args)
+            return torch.ops.attnc.attention_layout(key, q, k, v, ins, *args)
         if path == "inference":
             # Nothing to record for autograd or a compiler: the kernel
             # directly, without the custom op's dispatch.
@@ -238,8 +320,8 @@ class Attention(torch.nn.Module):
         super().__init__()
         self._f = attention(spec_text, dtype=dtype, params=params, name=name)
 
-    def forward(self, q, k, v, **inputs):
-        return self._f(q, k, v, **inputs)
+    def forward(self, q, k, v, *, layout=None, **inputs):
+        return self._f(q, k, v, layout=layout, **inputs)
 
 
 from .ring import ring_attention  # noqa: E402 (it uses this module's registry)

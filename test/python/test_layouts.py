@@ -88,3 +88,58 @@ def test_layout_errors():
     with pytest.raises(ValueError, match=r"page_table\[0, 1\] = 7 is not a page"):
         kernel(q4, cache, cache, page_table=np.array([[0, 7]], np.int32),
                kv_lens=np.array([6], np.int32))
+
+
+def test_torch_layouts_eager_and_compiled():
+    """attnc.torch.attention(..., layout=...): a paged cache and a packed
+    batch of torch tensors give the float64 reference's output, eagerly and
+    under torch.compile(fullgraph=True); a gradient raises, naming what is
+    missing."""
+    torch = pytest.importorskip("torch")
+    import attnc.torch as attn_torch
+
+    rng = np.random.default_rng()
+    f = attn_torch.attention(spec_text("causal_cross"))
+    q, k, v, table, kv_lens = attn_ref.random_paged_cache(
+        rng, [40, 0, 23], 4, 2, 3, 16, 8, 16)
+    ref, _ = attn_ref.paged_reference(
+        "causal_cross", *(x.astype(np.float64) for x in (q, k, v)), table,
+        kv_lens, {}, {})
+    tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+    paged = {"page_table": torch.from_numpy(table),
+             "kv_lens": torch.from_numpy(kv_lens)}
+    compiled = torch.compile(lambda *a, **kw: f(*a, **kw), fullgraph=True,
+                             backend="aot_eager")
+    for call in (f, compiled):
+        out = call(tq, tk, tv, layout=paged)
+        assert out.shape == (3, 4, 3, 8)
+        assert rel(out.numpy(), ref) < 1e-5
+
+    lq, lk = [5, 0, 37], [9, 0, 37]
+    q = rng.standard_normal((sum(lq), 4, 16)).astype(np.float32)
+    k = rng.standard_normal((sum(lk), 2, 16)).astype(np.float32)
+    v = rng.standard_normal((sum(lk), 2, 8)).astype(np.float32)
+    cu_q = np.cumsum([0] + lq).astype(np.int32)
+    cu_kv = np.cumsum([0] + lk).astype(np.int32)
+    ref, _ = attn_ref.varlen_reference(
+        "causal_cross", *(x.astype(np.float64) for x in (q, k, v)), cu_q, cu_kv,
+        {}, {})
+    varlen = {"cu_seqlens_q": torch.from_numpy(cu_q),
+              "cu_seqlens_kv": torch.from_numpy(cu_kv)}
+    tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+    for call in (f, compiled):
+        out = call(tq, tk, tv, layout=varlen)
+        assert out.shape == (sum(lq), 4, 8)
+        assert rel(out.numpy(), ref) < 1e-5
+
+    with pytest.raises(NotImplementedError, match="backward of the packed"):
+        f(tq.clone().requires_grad_(), tk, tv, layout=varlen)
+    with pytest.raises(ValueError, match="give cu_seqlens_q and cu_seqlens_kv"):
+        f(tq, tk, tv, layout={"page_table": paged["page_table"]})
+    with pytest.raises(ValueError, match="must not decrease"):
+        f(tq, tk, tv, layout={"cu_seqlens_q": torch.tensor([0, 40, 5, 42], dtype=torch.int32),
+                              "cu_seqlens_kv": varlen["cu_seqlens_kv"]})
+    key = attn_torch._register(spec_text("causal_cross"), None, None)
+    torch.library.opcheck(torch.ops.attnc.attention_layout.default,
+                          (key, tq, tk, tv, [], varlen["cu_seqlens_q"],
+                           varlen["cu_seqlens_kv"], None, None))
