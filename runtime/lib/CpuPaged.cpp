@@ -317,7 +317,7 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
   };
   int64_t longest = 0, chunkBytes = 0;
   for (int64_t b = 0; b < p.B; ++b) {
-    if (chunked(b) && !kernelPages)
+    if (chunked(b))
       chunkBytes = chunkRows * (kRow + vRow) * es; // chunkRows < a length
     else if (!consecutivePages(p, b) && !kernelPages)
       longest = std::max(longest, p.lens[size_t(b)]);

@@ -16,6 +16,14 @@ sys.path.insert(0, str(ROOT / "test" / "tools" / "Inputs"))
 import attn_ref  # noqa: E402
 
 
+def fresh_rng():
+    """A generator on a fresh seed, printed so that a failure can be rerun
+    (pytest shows a failing test's output)."""
+    seed = int(np.random.SeedSequence().entropy % (1 << 32))
+    print(f"numpy seed {seed}")
+    return np.random.default_rng(seed)
+
+
 def spec_text(name):
     shared = ROOT.parent / "shared" / "specs" / f"{name}.attn"
     path = shared if shared.exists() else ROOT / "examples" / f"{name}.attn"
@@ -36,7 +44,7 @@ def check_lse(lse, ref):
 
 @pytest.mark.parametrize("variant", ["causal_cross", "sigmoid_causal"])
 def test_varlen_matches_each_sequence(variant):
-    rng = np.random.default_rng(11)
+    rng = fresh_rng()
     lq, lk = [5, 0, 37, 3, 1], [9, 0, 37, 0, 70]
     HQ, HKV, D, DV = 4, 2, 16, 8
     q = rng.standard_normal((sum(lq), HQ, D)).astype(np.float32)
@@ -60,7 +68,7 @@ def test_varlen_matches_each_sequence(variant):
 
 @pytest.mark.parametrize("page_size", [1, 16])
 def test_paged_cache_matches_each_sequence(page_size):
-    rng = np.random.default_rng(12)
+    rng = fresh_rng()
     B, HQ, HKV, LQ, D, DV = 3, 4, 2, 3, 16, 8
     q, k, v, table, kv_lens = attn_ref.random_paged_cache(
         rng, [40, 0, 23], HQ, HKV, LQ, D, DV, page_size)
@@ -98,7 +106,7 @@ def test_torch_layouts_eager_and_compiled():
     torch = pytest.importorskip("torch")
     import attnc.torch as attn_torch
 
-    rng = np.random.default_rng()
+    rng = fresh_rng()
     f = attn_torch.attention(spec_text("causal_cross"))
     q, k, v, table, kv_lens = attn_ref.random_paged_cache(
         rng, [40, 0, 23], 4, 2, 3, 16, 8, 16)
