@@ -278,6 +278,7 @@ Status Kernel::backward(const TensorView &q, const TensorView &k,
   args.inputs = options.inputs;
   args.inputGrads = options.inputGrads;
   args.window = options.window;
+  args.varlen = options.varlen;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::backwardCpu(impl->bwd, args);

@@ -134,9 +134,12 @@ std::optional<ByteRange> byteRange(const TensorView &t, std::string name) {
   return ByteRange{std::move(name), base + lo * es, base + (hi + 1) * es};
 }
 
+} // namespace
+
 /// Requires the outputs (dq, dk, dv, the input gradients) not to share a
 /// byte with each other or with any tensor the call reads.
-Status checkOutputsApart(const CpuBackwardArgs &a, const Plan &plan) {
+Status backward_impl::checkOutputsApart(const CpuBackwardArgs &a,
+                                        const Plan &plan) {
   std::vector<ByteRange> outputs, all;
   auto add = [&](const TensorView &t, const std::string &name, bool output) {
     if (std::optional<ByteRange> r = byteRange(t, name)) {
@@ -169,6 +172,8 @@ Status checkOutputsApart(const CpuBackwardArgs &a, const Plan &plan) {
     }
   return Status::success();
 }
+
+namespace {
 
 /// Phase 1: every check; fills the sizes, inputs and gradients of \p plan.
 Status checkCall(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
@@ -338,18 +343,31 @@ int64_t attnc::runtime::backwardChunks(int64_t B, int64_t HKV,
   return std::max<int64_t>(1, std::min({want, kMaxChunks, numKTiles}));
 }
 
+Status backward_impl::checkAndSize(const BackwardKernelInfo &kernel,
+                                   const CpuBackwardArgs &args, Plan &plan) {
+  if (Status s = checkCall(kernel, args, plan); !s.ok())
+    return s;
+  return sizeCall(kernel, args, plan);
+}
+
+Status backward_impl::prepareAndCheckLse(const BackwardKernelInfo &kernel,
+                                         const CpuBackwardArgs &args,
+                                         Plan &plan) {
+  if (Status s = prepare(kernel, args, plan); !s.ok())
+    return s;
+  return checkLseSample(kernel, args, plan);
+}
+
 Status attnc::runtime::backwardCpu(const BackwardKernelInfo &kernel,
                                    const CpuBackwardArgs &args) {
   Plan plan;
   if (Status s = checkCpuIsaEnvironment(); !s.ok())
     return s;
-  if (Status s = checkCall(kernel, args, plan); !s.ok())
+  if (args.varlen.enabled())
+    return backwardCpuVarlen(kernel, args);
+  if (Status s = checkAndSize(kernel, args, plan); !s.ok())
     return s;
-  if (Status s = sizeCall(kernel, args, plan); !s.ok())
-    return s;
-  if (Status s = prepare(kernel, args, plan); !s.ok())
-    return s;
-  if (Status s = checkLseSample(kernel, args, plan); !s.ok())
+  if (Status s = prepareAndCheckLse(kernel, args, plan); !s.ok())
     return s;
   return runBackward(kernel, args, plan);
 }

@@ -60,6 +60,20 @@ struct Plan {
   std::vector<float> gradPartial; // [numTasks, partialWords]
 };
 
+/// Phase 1 (CpuBackward.cpp): every check of the call, and the sizes of
+/// its task space and partials; nothing is allocated or written.
+Status checkAndSize(const BackwardKernelInfo &kernel, const CpuBackwardArgs &args,
+                    Plan &plan);
+
+/// Phase 2 (CpuBackward.cpp): the converted inputs, descriptors, delta and
+/// partials, then checkLseSample; the caller's tensors are not written.
+Status prepareAndCheckLse(const BackwardKernelInfo &kernel,
+                          const CpuBackwardArgs &args, Plan &plan);
+
+/// That the outputs (dq, dk, dv, plan.grads) share no byte with each other
+/// or with a tensor the call reads (plan.hasLse says whether lse is one).
+Status checkOutputsApart(const CpuBackwardArgs &args, const Plan &plan);
+
 /// Before phase 3 (CpuBackwardLse.cpp): refuses an lse that is not the
 /// forward's, from the probabilities of a sample of rows.
 Status checkLseSample(const BackwardKernelInfo &kernel,

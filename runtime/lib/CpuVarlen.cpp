@@ -16,6 +16,8 @@
 #include "attnc/Runtime/CpuDispatch.h"
 #include "attnc/Runtime/ThreadPool.h"
 
+#include "CpuVarlenViews.h"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -24,63 +26,9 @@
 #include <vector>
 
 using namespace attnc::runtime;
+using namespace attnc::runtime::varlen;
 
 namespace {
-
-/// Reads the offsets vector \p t (\p name for messages) of a batch of
-/// \p rows packed rows: a host int32 or int64 vector of B + 1 entries,
-/// 0 first, non-decreasing, \p rows last.
-Status readOffsets(const TensorView *t, const char *name, int64_t rows,
-                   std::vector<int64_t> &offsets) {
-  if (!t)
-    return Status::error(std::string("a varlen batch needs both cu_seqlens_q "
-                                     "and cu_seqlens_kv; ") +
-                         name + " is missing");
-  if (Status s = validate(*t, name); !s.ok())
-    return s;
-  if (t->dtype != DType::I32 && t->dtype != DType::I64)
-    return Status::error(std::string(name) + ": expected int32 or int64, got " +
-                         dtypeName(t->dtype));
-  if (t->rank() != 1 || t->shape[0] < 1)
-    return Status::error(std::string(name) +
-                         ": expected a vector of B + 1 >= 1 offsets, got shape " +
-                         shapeToString(t->shape));
-  offsets.resize(size_t(t->shape[0]));
-  for (int64_t i = 0; i < t->shape[0]; ++i) {
-    const int64_t at = i * t->strides[0];
-    offsets[size_t(i)] = t->dtype == DType::I32
-                             ? int64_t(static_cast<const int32_t *>(t->data)[at])
-                             : static_cast<const int64_t *>(t->data)[at];
-  }
-  auto bad = [&](const std::string &why) {
-    return Status::error(std::string(name) + ": " + why + " (offsets " +
-                         shapeToString(offsets) + ")");
-  };
-  if (offsets[0] != 0)
-    return bad("must start at 0, not " + std::to_string(offsets[0]));
-  for (size_t i = 1; i < offsets.size(); ++i)
-    if (offsets[i] < offsets[i - 1])
-      return bad("must not decrease, but entry " + std::to_string(i) + " (" +
-                 std::to_string(offsets[i]) + ") is below entry " +
-                 std::to_string(i - 1) + " (" +
-                 std::to_string(offsets[i - 1]) + ")");
-  if (offsets.back() != rows)
-    return bad("must end at the " + std::to_string(rows) +
-               " packed rows, not " + std::to_string(offsets.back()));
-  return Status::success();
-}
-
-/// Rows [start, start + len) of the packed [T, H, X] view \p t as the 4-D
-/// [1, H, len, X] view of one call.
-TensorView rowsOf(const TensorView &t, int64_t start, int64_t len) {
-  TensorView r;
-  r.dtype = t.dtype;
-  r.shape = {1, t.shape[1], len, t.shape[2]};
-  r.strides = {0, t.strides[1], t.strides[0], t.strides[2]};
-  r.data = static_cast<char *>(t.data) +
-           start * t.strides[0] * int64_t(dtypeSize(t.dtype));
-  return r;
-}
 
 /// Query rows above which a sequence's keys and values are copied dense
 /// before its call: a prefill sequence rereads them once per query tile,
@@ -113,34 +61,21 @@ TensorView denseCopy(const TensorView &t, char *dst, int threads) {
   return TensorView{dst, t.dtype, {1, H, L, X}, {H * L * X, L * X, X, 1}};
 }
 
-/// Columns [start, start + len) of the packed lse [HQ, T] as [1, HQ, len].
-TensorView lseRowsOf(const TensorView &t, int64_t start, int64_t len) {
-  TensorView r;
-  r.dtype = t.dtype;
-  r.shape = {1, t.shape[0], len};
-  r.strides = {0, t.strides[0], t.strides[1]};
-  r.data = static_cast<char *>(t.data) +
-           start * t.strides[1] * int64_t(dtypeSize(t.dtype));
-  return r;
-}
-
-/// The packed tensors' ranks, and input dims that no varlen batch can
-/// have: LQ and LK differ between sequences.
+/// The packed tensors' ranks and rows, and input dims that no varlen batch
+/// can have: LQ and LK differ between sequences.
 Status checkPackedShapes(const KernelInfo &kernel, const CpuForwardArgs &args) {
   const std::pair<const TensorView *, const char *> packed[] = {
       {&args.q, "q [total_q, HQ, D]"},
       {&args.k, "k [total_kv, HKV, D]"},
       {&args.v, "v [total_kv, HKV, DV]"},
       {&args.out, "out [total_q, HQ, DV]"}};
-  for (auto [t, layout] : packed) {
-    std::string name(layout, std::string(layout).find(' '));
-    if (Status s = validate(*t, name, kernel.storage); !s.ok())
+  for (auto [t, layout] : packed)
+    if (Status s = checkPacked3(*t, layout, kernel.storage); !s.ok())
       return s;
-    if (t->rank() != 3)
-      return Status::error(name + ": a varlen batch expects rank 3 " +
-                           std::string(layout).substr(name.size() + 1) +
-                           ", got shape " + shapeToString(t->shape));
-  }
+  if (Status s = checkSameRows(args.out, "out", args.q, "q"); !s.ok())
+    return s;
+  if (Status s = checkSameRows(args.v, "v", args.k, "k"); !s.ok())
+    return s;
   if (args.lse) {
     if (Status s = validate(*args.lse, "lse", DType::F32); !s.ok())
       return s;
@@ -148,17 +83,7 @@ Status checkPackedShapes(const KernelInfo &kernel, const CpuForwardArgs &args) {
       return Status::error("lse: a varlen batch expects rank 2 [HQ, total_q], "
                            "got shape " + shapeToString(args.lse->shape));
   }
-  if (!args.window.isWhole())
-    return Status::error("a varlen batch takes no sequence window: each "
-                         "sequence is a whole problem");
-  for (const InputDecl &d : kernel.inputs)
-    for (const InputDim &dim : d.dims)
-      if (dim.isSize && (dim.size == SizeName::LQ || dim.size == SizeName::LK))
-        return Status::error(
-            "input '" + d.name + "' has a dimension " + sizeName(dim.size) +
-            ", which differs between the sequences of a varlen batch; run "
-            "the sequences as separate calls");
-  return Status::success();
+  return checkWholeSequences(kernel, args.window);
 }
 
 /// The call of sequence \p i: its rows of every tensor, its inputs.
@@ -213,19 +138,10 @@ Status attnc::runtime::forwardCpuVarlen(const KernelInfo &kernel,
   if (Status s = checkPackedShapes(kernel, args); !s.ok())
     return s;
   std::vector<int64_t> cuQ, cuKv;
-  if (Status s = readOffsets(args.varlen.cuSeqlensQ, "cu_seqlens_q",
-                             args.q.shape[0], cuQ);
+  if (Status s = readBatchOffsets(args.varlen, args.q.shape[0], args.k.shape[0],
+                                  cuQ, cuKv);
       !s.ok())
     return s;
-  if (Status s = readOffsets(args.varlen.cuSeqlensKv, "cu_seqlens_kv",
-                             args.k.shape[0], cuKv);
-      !s.ok())
-    return s;
-  if (cuQ.size() != cuKv.size())
-    return Status::error("cu_seqlens_q has " + std::to_string(cuQ.size()) +
-                         " entries and cu_seqlens_kv " +
-                         std::to_string(cuKv.size()) +
-                         ": both must be B + 1 for the same B");
   if (args.lse && args.lse->shape[1] != args.q.shape[0])
     return Status::error("lse: expected [HQ, total_q] with total_q = " +
                          std::to_string(args.q.shape[0]) + ", got shape " +
@@ -293,4 +209,131 @@ Status attnc::runtime::forwardCpuVarlen(const KernelInfo &kernel,
       return s.withContext("sequence " + std::to_string(i) + " of the varlen batch");
   }
   return Status::success();
+}
+
+/// Reads the offsets vector \p t (\p name for messages) of a batch of
+/// \p rows packed rows: a host int32 or int64 vector of B + 1 entries,
+/// 0 first, non-decreasing, \p rows last.
+Status attnc::runtime::varlen::readOffsets(const TensorView *t,
+                                           const char *name, int64_t rows,
+                                           std::vector<int64_t> &offsets) {
+  if (!t)
+    return Status::error(std::string("a varlen batch needs both cu_seqlens_q "
+                                     "and cu_seqlens_kv; ") +
+                         name + " is missing");
+  if (Status s = validate(*t, name); !s.ok())
+    return s;
+  if (t->dtype != DType::I32 && t->dtype != DType::I64)
+    return Status::error(std::string(name) + ": expected int32 or int64, got " +
+                         dtypeName(t->dtype));
+  if (t->rank() != 1 || t->shape[0] < 1)
+    return Status::error(std::string(name) +
+                         ": expected a vector of B + 1 >= 1 offsets, got shape " +
+                         shapeToString(t->shape));
+  offsets.resize(size_t(t->shape[0]));
+  for (int64_t i = 0; i < t->shape[0]; ++i) {
+    const int64_t at = i * t->strides[0];
+    offsets[size_t(i)] = t->dtype == DType::I32
+                             ? int64_t(static_cast<const int32_t *>(t->data)[at])
+                             : static_cast<const int64_t *>(t->data)[at];
+  }
+  auto bad = [&](const std::string &why) {
+    return Status::error(std::string(name) + ": " + why + " (offsets " +
+                         shapeToString(offsets) + ")");
+  };
+  if (offsets[0] != 0)
+    return bad("must start at 0, not " + std::to_string(offsets[0]));
+  for (size_t i = 1; i < offsets.size(); ++i)
+    if (offsets[i] < offsets[i - 1])
+      return bad("must not decrease, but entry " + std::to_string(i) + " (" +
+                 std::to_string(offsets[i]) + ") is below entry " +
+                 std::to_string(i - 1) + " (" +
+                 std::to_string(offsets[i - 1]) + ")");
+  if (offsets.back() != rows)
+    return bad("must end at the " + std::to_string(rows) +
+               " packed rows, not " + std::to_string(offsets.back()));
+  return Status::success();
+}
+
+
+/// Rows [start, start + len) of the packed [T, H, X] view \p t as the 4-D
+/// [1, H, len, X] view of one call.
+TensorView attnc::runtime::varlen::rowsOf(const TensorView &t, int64_t start,
+                                          int64_t len) {
+  TensorView r;
+  r.dtype = t.dtype;
+  r.shape = {1, t.shape[1], len, t.shape[2]};
+  r.strides = {0, t.strides[1], t.strides[0], t.strides[2]};
+  r.data = static_cast<char *>(t.data) +
+           start * t.strides[0] * int64_t(dtypeSize(t.dtype));
+  return r;
+}
+
+
+/// Columns [start, start + len) of the packed lse [HQ, T] as [1, HQ, len].
+TensorView attnc::runtime::varlen::lseRowsOf(const TensorView &t,
+                                             int64_t start, int64_t len) {
+  TensorView r;
+  r.dtype = t.dtype;
+  r.shape = {1, t.shape[0], len};
+  r.strides = {0, t.strides[0], t.strides[1]};
+  r.data = static_cast<char *>(t.data) +
+           start * t.strides[1] * int64_t(dtypeSize(t.dtype));
+  return r;
+}
+
+Status attnc::runtime::varlen::readBatchOffsets(const VarlenBatch &batch,
+                                                int64_t qRows, int64_t kvRows,
+                                                std::vector<int64_t> &cuQ,
+                                                std::vector<int64_t> &cuKv) {
+  if (Status s = readOffsets(batch.cuSeqlensQ, "cu_seqlens_q", qRows, cuQ);
+      !s.ok())
+    return s;
+  if (Status s = readOffsets(batch.cuSeqlensKv, "cu_seqlens_kv", kvRows, cuKv);
+      !s.ok())
+    return s;
+  if (cuQ.size() != cuKv.size())
+    return Status::error("cu_seqlens_q has " + std::to_string(cuQ.size()) +
+                         " entries and cu_seqlens_kv " +
+                         std::to_string(cuKv.size()) +
+                         ": both must be B + 1 for the same B");
+  return Status::success();
+}
+
+Status attnc::runtime::varlen::checkWholeSequences(const KernelInfo &kernel,
+                                                   const SequenceWindow &window) {
+  if (!window.isWhole())
+    return Status::error("a varlen batch takes no sequence window: each "
+                         "sequence is a whole problem");
+  for (const InputDecl &d : kernel.inputs)
+    for (const InputDim &dim : d.dims)
+      if (dim.isSize && (dim.size == SizeName::LQ || dim.size == SizeName::LK))
+        return Status::error(
+            "input '" + d.name + "' has a dimension " + sizeName(dim.size) +
+            ", which differs between the sequences of a varlen batch; run "
+            "the sequences as separate calls");
+  return Status::success();
+}
+
+Status attnc::runtime::varlen::checkPacked3(const TensorView &t,
+                                            const char *layout, DType storage) {
+  std::string name(layout, std::string(layout).find(' '));
+  if (Status s = validate(t, name, storage); !s.ok())
+    return s;
+  if (t.rank() != 3)
+    return Status::error(name + ": a varlen batch expects rank 3 " +
+                         std::string(layout).substr(name.size() + 1) +
+                         ", got shape " + shapeToString(t.shape));
+  return Status::success();
+}
+
+Status attnc::runtime::varlen::checkSameRows(const TensorView &t,
+                                             const char *name,
+                                             const TensorView &like,
+                                             const char *likeName) {
+  if (t.shape[0] == like.shape[0])
+    return Status::success();
+  return Status::error(std::string(name) + " has " + std::to_string(t.shape[0]) +
+                       " packed rows, but " + likeName + " has " +
+                       std::to_string(like.shape[0]));
 }

@@ -45,15 +45,6 @@ std::vector<int32_t> offsets(bool keys) {
   return cu;
 }
 
-TensorView vectorView(std::vector<int32_t> &v) {
-  TensorView t;
-  t.data = v.data();
-  t.dtype = DType::I32;
-  t.shape = {int64_t(v.size())};
-  t.strides = {1};
-  return t;
-}
-
 /// Rows [r0, r0 + n) of packed [T, H, X] values as dense [1, H, n, X].
 std::vector<double> sequenceRows(const std::vector<double> &packed, int64_t H,
                                  int64_t X, int64_t r0, int64_t n) {
@@ -95,7 +86,7 @@ void checkVarlen(const std::string &text, const std::string &label) {
   Tensor lse = Tensor::zeros(DType::F32, {HQ, TQ}).value();
   for (int64_t i = 0; i < out.numel(); ++i)
     out.setFromDouble(i, NAN);
-  TensorView cuQv = vectorView(cuQ), cuKvv = vectorView(cuKv), lseView = lse.view();
+  TensorView cuQv = offsetsView(cuQ), cuKvv = offsetsView(cuKv), lseView = lse.view();
   ForwardOptions fo;
   for (const auto &[n, t] : inputs)
     fo.inputs.push_back({n, t.view()});
@@ -189,7 +180,7 @@ std::string varlenError(const std::string &text,
   ForwardOptions fo;
   fo.lse = &lv;
   edit(cuQ, cuKv, qv, lv, fo);
-  cuQv = vectorView(cuQ), cuKvv = vectorView(cuKv);
+  cuQv = offsetsView(cuQ), cuKvv = offsetsView(cuKv);
   if (!fo.varlen.cuSeqlensQ && !fo.varlen.cuSeqlensKv)
     fo.varlen = {&cuQv, &cuKvv};
   else if (fo.varlen.cuSeqlensKv)
@@ -230,6 +221,15 @@ TEST(Varlen, Errors) {
               fo.varlen.cuSeqlensKv = &dummy; // marks: give only cu_seqlens_kv
             }).find("cu_seqlens_q is missing"),
             std::string::npos);
+  // q one row shorter (the last sequence too), out as it was: each
+  // sequence's view of out must lie inside it, so the rows must agree.
+  EXPECT_NE(varlenError(causal, [](auto &cuQ, auto &, TensorView &q, TensorView &lse,
+                                   auto &) {
+              cuQ.back() -= 1;
+              q.shape[0] -= 1;
+              lse.shape[1] -= 1;
+            }).find("out has 66 packed rows, but q has 65"),
+            std::string::npos);
   EXPECT_NE(varlenError(causal, [](auto &, auto &, TensorView &q, auto &, auto &) {
               q.shape = {1, q.shape[0], HQ, D};
               q.strides.insert(q.strides.begin(), 0);
@@ -251,7 +251,7 @@ TEST(Varlen, Errors) {
   EXPECT_NE(varlenError("attention p {\n  input n: int[B]\n  mask = kv < n[b]\n}\n",
                         [](auto &, auto &, auto &, auto &, ForwardOptions &fo) {
                           static std::vector<int32_t> two = {1, 2};
-                          static TensorView t = vectorView(two);
+                          static TensorView t = offsetsView(two);
                           fo.inputs.push_back({"n", t});
                         }).find("sequence 0 of the varlen batch"),
             std::string::npos);

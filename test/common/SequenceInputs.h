@@ -2,7 +2,8 @@
 //
 // The varlen and paged-cache tests compare each sequence with the float64
 // reference of that sequence alone; its inputs are the call's with every
-// dimension the spec declares B cut to the sequence's entry.
+// dimension the spec declares B cut to the sequence's entry. Also the view
+// of a batch's offsets.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_TEST_COMMON_SEQUENCEINPUTS_H
@@ -39,6 +40,16 @@ sequenceInputs(const Kernel &kernel,
     r.push_back({name, std::move(slice)});
   }
   return r;
+}
+
+/// The int32 offsets \p v (cu_seqlens) as a vector view, for a layout.
+inline runtime::TensorView offsetsView(std::vector<int32_t> &v) {
+  runtime::TensorView t;
+  t.data = v.data();
+  t.dtype = runtime::DType::I32;
+  t.shape = {int64_t(v.size())};
+  t.strides = {1};
+  return t;
 }
 
 } // namespace attnc::test

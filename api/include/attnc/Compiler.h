@@ -124,6 +124,10 @@ struct BackwardOptions {
   std::vector<int8_t> *tileTrace = nullptr;
   /// See runtime::CpuBackwardArgs::window.
   runtime::SequenceWindow window;
+  /// A packed variable-length batch (ForwardOptions::varlen): q, out, dout,
+  /// dq [total_q, HQ, D|DV], k, v, dk, dv [total_kv, HKV, D|DV], lse [HQ,
+  /// total_q]. See runtime::backwardCpuVarlen.
+  runtime::VarlenBatch varlen;
 };
 
 /// The pipeline's options for a compile (Pipeline.h); the rest of

@@ -61,6 +61,10 @@ struct CpuBackwardArgs {
   /// forward of context parallelism), so dq and the input gradients are
   /// this window's share and dk, dv those of its keys.
   SequenceWindow window;
+  /// A packed variable-length batch, as CpuForwardArgs::varlen: q, out,
+  /// dout, dq [total_q, HQ, D|DV], k, v, dk, dv [total_kv, HKV, D|DV], lse
+  /// [HQ, total_q]; each sequence is a problem of its own.
+  VarlenBatch varlen;
   /// Threads to use; 0 means the global pool's size. The results do not
   /// depend on it.
   int threads = 0;
@@ -73,6 +77,15 @@ struct CpuBackwardArgs {
 /// Checks the arguments and runs the backward pass.
 Status backwardCpu(const BackwardKernelInfo &kernel,
                    const CpuBackwardArgs &args);
+
+/// backwardCpu of a packed variable-length batch (CpuBackwardVarlen.cpp):
+/// checks the offsets and every sequence's call (its lse too) before any
+/// runs, then runs each sequence as a call of its own. The gradient of an
+/// input with a B dimension is sliced per sequence like the input; that of
+/// a shared input (no B dimension) is the sum over the sequences, in their
+/// order. backwardCpu comes here when args.varlen is enabled.
+Status backwardCpuVarlen(const BackwardKernelInfo &kernel,
+                         const CpuBackwardArgs &args);
 
 /// The number of key-tile chunks per (b, hkv) for these sizes: chosen from
 /// the shape only, so that the results never depend on the thread count.
