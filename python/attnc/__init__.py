@@ -128,7 +128,7 @@ class Kernel:
         return (out, lse) if return_lse else out
 
     def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0,
-                 window=None):
+                 window=None, cu_seqlens_q=None, cu_seqlens_kv=None):
         """(dq, dk, dv, dinputs) for the upstream gradient dout = dL/dout.
 
         lse is the forward's (return_lse=True; None for a sigmoid spec).
@@ -137,7 +137,18 @@ class Kernel:
         backward (once per kernel). With a window (see __call__), out and
         lse are the rows' over all keys of the sequence, and the results
         are this piece's shares: dq and dinputs sum over the key pieces,
-        dk and dv over the query pieces."""
+        dk and dv over the query pieces.
+
+        cu_seqlens_q, cu_seqlens_kv: the packed variable-length batch of
+        the forward (see __call__): q, out, dout, dq [total_q, HQ, D|DV], k,
+        v, dk, dv [total_kv, HKV, D|DV], lse [HQ, total_q]. An input's
+        gradient is the sum over the sequences, or per sequence for an
+        input with a B dimension."""
+        layout = {}
+        if cu_seqlens_q is not None or cu_seqlens_kv is not None:
+            if cu_seqlens_q is None or cu_seqlens_kv is None:
+                raise ValueError("pass both cu_seqlens_q and cu_seqlens_kv")
+            layout = {"cu_seqlens_q": cu_seqlens_q, "cu_seqlens_kv": cu_seqlens_kv}
         if self._backward is None:
             text, dtype, params, name, buffer_name = self._spec
             self._backward = _attnc.compile(text, dtype, params, name or "",
@@ -152,11 +163,12 @@ class Kernel:
             if n in inputs:
                 grads[n] = _empty(q, tuple(int(s) for s in inputs[n].shape),
                                   "float32")
-        dq = _empty(q, _shape(q, "q", 4), self.dtype)
-        dk = _empty(q, _shape(k, "k", 4), self.dtype)
-        dv = _empty(q, _shape(v, "v", 4), self.dtype)
+        rank = 3 if layout else 4
+        dq = _empty(q, _shape(q, "q", rank), self.dtype)
+        dk = _empty(q, _shape(k, "k", rank), self.dtype)
+        dv = _empty(q, _shape(v, "v", rank), self.dtype)
         native.backward(q, k, v, out, lse, dout, dq, dk, dv, inputs, grads,
-                        threads, _window(window))
+                        threads, _window(window), layout)
         return dq, dk, dv, grads
 
 

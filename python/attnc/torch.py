@@ -12,9 +12,10 @@ the spec's input tensors as a list in declaration order. Both have fake
 forward one has an autograd formula: dq, dk, dv and the gradients of the
 float inputs the spec differentiates, from attnc's backward kernels. The
 kernel's storage type follows q's dtype (float32, float16, bfloat16) unless
-`dtype` fixes it. CPU tensors only. A third operator, attnc::attention_layout,
-runs the inference layouts (a packed variable-length batch, a paged KV
-cache: `layout=`), forward only. Eager calls on plain tensors skip the
+`dtype` fixes it. CPU tensors only. Two more operators,
+attnc::attention_layout and attnc::attention_layout_backward, run the layouts
+(`layout=`): a packed variable-length batch, differentiable, and a paged KV
+cache, forward only. Eager calls on plain tensors skip the
 operators' dispatch (_eager_path): the kernel alone when no gradient is
 wanted, else an autograd.Function with the same formula. ring_attention
 (ring.py) runs a spec over a sequence sharded across torch.distributed
@@ -123,10 +124,20 @@ def _layout_args(layout):
 
 def _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table,
                 kv_lens):
+    """out and lse (for sigmoid an unused float32 tensor) of a layout call."""
     kernel = _kernel(key, q.dtype)
-    return kernel(q, k, v, inputs=dict(zip(_names(kernel), inputs)),
-                  cu_seqlens_q=cu_seqlens_q, cu_seqlens_kv=cu_seqlens_kv,
-                  page_table=page_table, kv_lens=kv_lens)
+    args = dict(inputs=dict(zip(_names(kernel), inputs)),
+                cu_seqlens_q=cu_seqlens_q, cu_seqlens_kv=cu_seqlens_kv,
+                page_table=page_table, kv_lens=kv_lens)
+    if kernel._native.sigmoid:
+        return kernel(q, k, v, **args), q.new_zeros(_layout_lse_shape(q, cu_seqlens_q),
+                                                    dtype=torch.float32)
+    return kernel(q, k, v, return_lse=True, **args)
+
+
+def _layout_lse_shape(q, cu_seqlens_q):
+    # varlen: [HQ, total_q]; paged: [B, HQ, LQ]
+    return (q.shape[1], q.shape[0]) if cu_seqlens_q is not None else tuple(q.shape[:3])
 
 
 @torch.library.custom_op("attnc::attention_layout", mutates_args=())
@@ -134,32 +145,74 @@ def _attention_layout(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
                       inputs: List[torch.Tensor], cu_seqlens_q: Optional[torch.Tensor],
                       cu_seqlens_kv: Optional[torch.Tensor],
                       page_table: Optional[torch.Tensor],
-                      kv_lens: Optional[torch.Tensor]) -> torch.Tensor:
+                      kv_lens: Optional[torch.Tensor]
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     return _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv,
                        page_table, kv_lens)
 
 
 @_attention_layout.register_fake
 def _(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table, kv_lens):
+    lse = q.new_empty(_layout_lse_shape(q, cu_seqlens_q), dtype=torch.float32)
     if cu_seqlens_q is not None:  # q [total_q, HQ, D], v [total_kv, HKV, DV]
-        return q.new_empty((q.shape[0], q.shape[1], v.shape[2]))
+        return q.new_empty((q.shape[0], q.shape[1], v.shape[2])), lse
     # q [B, HQ, LQ, D], v [num_pages, page_size, HKV, DV]
-    return q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]))
+    return q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3])), lse
 
 
-_NO_LAYOUT_BACKWARD = (
-    "attnc.torch: the backward of the packed variable-length and paged "
-    "layouts is not built (the backward kernels take dense [B, H, L, D] "
-    "tensors); run the layout call under torch.no_grad(), or pass dense "
-    "tensors to train")
+_NO_PAGED_BACKWARD = (
+    "attnc.torch: the backward of a paged KV cache is not built (a cache "
+    "is for inference); run the paged call under torch.no_grad(), or pass "
+    "dense or packed variable-length tensors to train")
+
+
+@torch.library.custom_op("attnc::attention_layout_backward", mutates_args=())
+def _attention_layout_backward(
+        key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+        out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor,
+        inputs: List[torch.Tensor], cu_seqlens_q: torch.Tensor,
+        cu_seqlens_kv: torch.Tensor
+        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+    """The backward of a packed variable-length batch (Kernel.backward)."""
+    kernel = _kernel(key, q.dtype)
+    names = _names(kernel)
+    dq, dk, dv, grads = kernel.backward(
+        q, k, v, out, None if kernel._native.sigmoid else lse, dout.contiguous(),
+        inputs=dict(zip(names, inputs)), cu_seqlens_q=cu_seqlens_q,
+        cu_seqlens_kv=cu_seqlens_kv)
+    return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
+                        for n, x in zip(names, inputs)]
+
+
+@_attention_layout_backward.register_fake
+def _(key, q, k, v, out, lse, dout, inputs, cu_seqlens_q, cu_seqlens_kv):
+    diff = _differentiable(key, q.dtype)
+    names = _names(_kernel(key, q.dtype))
+    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
+            [x.new_empty(x.shape if n in diff else (0,), dtype=torch.float32)
+             for n, x in zip(names, inputs)])
 
 
 def _layout_setup_context(ctx, inputs, output):
-    pass
+    key, q, k, v, ins, cu_q, cu_kv, page_table, _kv_lens = inputs
+    out, lse = output
+    ctx.key = key
+    ctx.paged = page_table is not None
+    ctx.mark_non_differentiable(lse)
+    if not ctx.paged:
+        ctx.save_for_backward(q, k, v, out, lse, cu_q, cu_kv, *ins)
 
 
-def _layout_backward(ctx, dout):
-    raise NotImplementedError(_NO_LAYOUT_BACKWARD)
+def _layout_backward(ctx, dout, _dlse):
+    if ctx.paged:
+        raise NotImplementedError(_NO_PAGED_BACKWARD)
+    q, k, v, out, lse, cu_q, cu_kv, *ins = ctx.saved_tensors
+    dq, dk, dv, grads = torch.ops.attnc.attention_layout_backward(
+        ctx.key, q, k, v, out, lse, dout, list(ins), cu_q, cu_kv)
+    return (None, dq, dk, dv,
+            [g.to(x.dtype) if g.numel() == x.numel() and x.is_floating_point() else None
+             for g, x in zip(grads, ins)],
+            None, None, None, None)
 
 
 _attention_layout.register_autograd(_layout_backward,
@@ -277,11 +330,11 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
     torch.compile(fullgraph=True). dtype (f32, f16, bf16) fixes the storage
     type; by default q's.
 
-    layout (inference, forward only) is {"cu_seqlens_q", "cu_seqlens_kv"}:
-    a packed variable-length batch, q [total_q, HQ, D], k and v [total_kv,
-    HKV, D|DV], out [total_q, HQ, DV]; or {"page_table", "kv_lens"}: k and v
-    a paged KV cache [num_pages, page_size, HKV, D|DV] (attnc.Kernel's
-    layouts). Asking for its gradient raises NotImplementedError."""
+    layout is {"cu_seqlens_q", "cu_seqlens_kv"}: a packed variable-length
+    batch, q [total_q, HQ, D], k and v [total_kv, HKV, D|DV], out [total_q,
+    HQ, DV], differentiable; or {"page_table", "kv_lens"}: k and v a paged
+    KV cache [num_pages, page_size, HKV, D|DV] (attnc.Kernel's layouts),
+    forward only: asking for its gradient raises NotImplementedError."""
     key = _register(spec_text, params, name)
     names = _names(_kernel(key, torch.float32))  # checks the spec now
     if "layout" in names:
@@ -296,11 +349,11 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
         path = _eager_path(q, k, v, ins)
         if layout is not None:
             args = _layout_args(layout)
-            if path == "autograd":
-                raise NotImplementedError(_NO_LAYOUT_BACKWARD)
+            if path == "autograd" and args[2] is not None:
+                raise NotImplementedError(_NO_PAGED_BACKWARD)
             if path == "inference":
-                return _run_layout(key, q, k, v, ins, *args)
-            return torch.ops.attnc.attention_layout(key, q, k, v, ins, *args)
+                return _run_layout(key, q, k, v, ins, *args)[0]
+            return torch.ops.attnc.attention_layout(key, q, k, v, ins, *args)[0]
         if path == "inference":
             # Nothing to record for autograd or a compiler: the kernel
             # directly, without the custom op's dispatch.

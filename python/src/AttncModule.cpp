@@ -114,6 +114,16 @@ attnc::Compiler &compiler() {
 std::atomic<int64_t> compileCount{0};
 
 /// A compiled kernel and what Python asks of it.
+
+/// The view named \p name in \p parts (a layout's arrays), or null.
+const TensorView *findView(const std::vector<std::pair<std::string, TensorView>> &parts,
+                           const char *name) {
+  for (const auto &[n, view] : parts)
+    if (n == name)
+      return &view;
+  return nullptr;
+}
+
 struct PyKernel {
   attnc::Kernel kernel;
 
@@ -147,12 +157,7 @@ struct PyKernel {
     fo.threads = threads;
     fo.window = windowOf(window);
     std::vector<std::pair<std::string, TensorView>> parts = viewsOf(layout);
-    auto part = [&](const char *name) -> const TensorView * {
-      for (const auto &[n, view] : parts)
-        if (n == name)
-          return &view;
-      return nullptr;
-    };
+    auto part = [&](const char *name) { return findView(parts, name); };
     fo.varlen = {part("cu_seqlens_q"), part("cu_seqlens_kv")};
     fo.paged = {part("page_table"), part("kv_lens"), 0, 0};
     TensorView lv;
@@ -168,15 +173,19 @@ struct PyKernel {
     check(s);
   }
 
+  /// layout: {} or {"cu_seqlens_q", "cu_seqlens_kv"} (a varlen batch).
   void backward(const Array &q, const Array &k, const Array &v, const Array &out,
                 nb::object lse, const Array &dout, const Array &dq, const Array &dk,
                 const Array &dv, const nb::dict &inputs, const nb::dict &grads,
-                int threads, const Window &window) const {
+                int threads, const Window &window, const nb::dict &layout) const {
     attnc::BackwardOptions bo;
     bo.inputs = viewsOf(inputs);
     bo.inputGrads = viewsOf(grads);
     bo.threads = threads;
     bo.window = windowOf(window);
+    std::vector<std::pair<std::string, TensorView>> parts = viewsOf(layout);
+    auto part = [&](const char *name) { return findView(parts, name); };
+    bo.varlen = {part("cu_seqlens_q"), part("cu_seqlens_kv")};
     TensorView lv;
     if (!lse.is_none())
       lv = viewOf(nb::cast<Array>(lse), "lse");
@@ -239,7 +248,8 @@ NB_MODULE(_attnc, m) {
            "window"_a = Window{0, 0, -1, -1}, "layout"_a = nb::dict())
       .def("backward", &PyKernel::backward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "dout"_a, "dq"_a, "dk"_a, "dv"_a, "inputs"_a,
-           "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1});
+           "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1},
+           "layout"_a = nb::dict());
   m.def("compile", &compileSpec, "text"_a, "dtype"_a, "params"_a, "name"_a,
         "backward"_a, "buffer_name"_a);
   m.def("compile_count", [] { return compileCount.load(); },

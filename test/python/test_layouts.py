@@ -101,8 +101,8 @@ def test_layout_errors():
 def test_torch_layouts_eager_and_compiled():
     """attnc.torch.attention(..., layout=...): a paged cache and a packed
     batch of torch tensors give the float64 reference's output, eagerly and
-    under torch.compile(fullgraph=True); a gradient raises, naming what is
-    missing."""
+    under torch.compile(fullgraph=True); a gradient of the paged call
+    raises, naming what is missing."""
     torch = pytest.importorskip("torch")
     import attnc.torch as attn_torch
 
@@ -114,6 +114,7 @@ def test_torch_layouts_eager_and_compiled():
         "causal_cross", *(x.astype(np.float64) for x in (q, k, v)), table,
         kv_lens, {}, {})
     tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+    q4, tk4, tv4 = q, tk, tv
     paged = {"page_table": torch.from_numpy(table),
              "kv_lens": torch.from_numpy(kv_lens)}
     compiled = torch.compile(lambda *a, **kw: f(*a, **kw), fullgraph=True,
@@ -140,8 +141,8 @@ def test_torch_layouts_eager_and_compiled():
         assert out.shape == (sum(lq), 4, 8)
         assert rel(out.numpy(), ref) < 1e-5
 
-    with pytest.raises(NotImplementedError, match="backward of the packed"):
-        f(tq.clone().requires_grad_(), tk, tv, layout=varlen)
+    with pytest.raises(NotImplementedError, match="backward of a paged KV cache"):
+        f(torch.from_numpy(q4).requires_grad_(), tk4, tv4, layout=paged)
     with pytest.raises(ValueError, match="give cu_seqlens_q and cu_seqlens_kv"):
         f(tq, tk, tv, layout={"page_table": paged["page_table"]})
     with pytest.raises(ValueError, match="must not decrease"):
@@ -151,3 +152,55 @@ def test_torch_layouts_eager_and_compiled():
     torch.library.opcheck(torch.ops.attnc.attention_layout.default,
                           (key, tq, tk, tv, [], varlen["cu_seqlens_q"],
                            varlen["cu_seqlens_kv"], None, None))
+
+
+def test_torch_varlen_gradients_match_float64():
+    """Training on a packed variable-length batch: attnc.torch's gradients
+    (Kernel.backward with cu_seqlens, through attnc::attention_layout's
+    autograd formula) equal float64 autograd of each sequence alone, the
+    shared slopes' gradient summed over the sequences; torch.compile gives
+    eager's."""
+    torch = pytest.importorskip("torch")
+    import attnc.torch as attn_torch
+    sys.path.insert(0, str(ROOT / "test" / "python"))
+    from test_api import torch_reference_grads
+
+    rng = fresh_rng()
+    lens, HQ, HKV, D, DV = [7, 0, 40, 13], 4, 2, 16, 24
+    T = sum(lens)
+    cu = torch.tensor(np.cumsum([0] + lens), dtype=torch.int32)
+    varlen = {"cu_seqlens_q": cu, "cu_seqlens_kv": cu}
+    q = rng.standard_normal((T, HQ, D)).astype(np.float32)
+    k = rng.standard_normal((T, HKV, D)).astype(np.float32)
+    v = rng.standard_normal((T, HKV, DV)).astype(np.float32)
+    slopes = rng.uniform(0.01, 0.5, HQ).astype(np.float32)
+    dout = rng.standard_normal((T, HQ, DV)).astype(np.float32)
+    f = attn_torch.attention(spec_text("local_softcap_alibi"))
+
+    def grads(call):
+        leaves = [torch.tensor(x, requires_grad=True) for x in (q, k, v, slopes)]
+        out = call(*leaves[:3], layout=varlen, slopes=leaves[3])
+        out.backward(torch.from_numpy(dout))
+        return out.detach(), [t.grad.numpy() for t in leaves]
+
+    out, (gq, gk, gv, gs) = grads(f)
+    dense = lambda x, r0, n: np.ascontiguousarray(x[r0:r0 + n].transpose(1, 0, 2)[None])
+    want_slopes = np.zeros(HQ)
+    r0 = 0
+    for n in lens:
+        if n:
+            rq, rk, rv, rin = torch_reference_grads(
+                "local_softcap_alibi", dense(q, r0, n), dense(k, r0, n),
+                dense(v, r0, n), {"slopes": slopes}, dense(dout, r0, n))
+            for got, ref in ((gq, rq), (gk, rk), (gv, rv)):
+                assert rel(dense(got, r0, n), ref) < 1e-4
+            want_slopes += rin["slopes"]
+        r0 += n
+    assert rel(gs, want_slopes) < 1e-4
+
+    compiled = torch.compile(lambda *a, **kw: f(*a, **kw), fullgraph=True,
+                             backend="aot_eager")
+    cout, cgrads = grads(compiled)
+    assert torch.allclose(cout, out, rtol=1e-5, atol=1e-6)
+    for a, b in zip(cgrads, (gq, gk, gv, gs)):
+        assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
