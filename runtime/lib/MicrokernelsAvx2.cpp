@@ -15,7 +15,8 @@
 //   softmax: 8 attention rows per vector (the logits are stored transposed,
 //        one key per row), so no horizontal reductions.
 //   Few rows (tq <= 4, decode): qk_bf16 takes one dot product per (key,
-//        row) along D, the softmax 8 keys of one row per vector (gathers),
+//        row) along D, two keys at a time (2 tq FMA chains, summed by one
+//        hadd tree), the softmax 8 keys of one row per vector (gathers),
 //        and pv_bf16 reads V's pairs in place, instead of vectors across
 //        rows that they leave idle and a widened copy of V;
 //        pv_t_bf16_in_place reads V as stored, with no pairs packed.
@@ -281,19 +282,61 @@ inline float hmax(__m256 x) {
   return _mm_cvtss_f32(s);
 }
 
+/// The sums of the lanes of a[0] .. a[7], as the lanes of one vector.
+inline __m256 laneSums8(const __m256 a[8]) {
+  // hadd pairs, then quads (per 128-bit half); the halves then add up.
+  const __m256 h03 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]),
+                                    _mm256_hadd_ps(a[2], a[3]));
+  const __m256 h47 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]),
+                                    _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(h03, h47, 0x20),
+                       _mm256_permute2f128_ps(h03, h47, 0x31));
+}
+
 /// st[j * ldst + t] = scale * k_j . q_t for T <= kFewRows rows: one dot
 /// product per (key, row) along D, 8 widened bf16 per FMA, for the few rows
-/// of a decode step (the chunked f32 blocks are built for many rows).
+/// of a decode step (the chunked f32 blocks are built for many rows). Keys
+/// go two at a time: 2T independent FMA chains hide the FMA latency that
+/// T chains leave exposed, and one hadd tree sums the 2T dot products.
 template <int T>
 void qkBf16FewRows(const uint16_t *k, int64_t ldk, const uint16_t *qt2,
                    int64_t ldq2, float *st, int64_t ldst, int64_t tk,
                    int64_t dpairs, float scale) {
+  static_assert(T <= 4, "laneSums8 holds two keys of at most four rows");
   const int64_t d = 2 * dpairs, d8 = d / 8 * 8;
   float rows[T][d];
   for (int t = 0; t < T; ++t)
     for (int64_t x = 0; x < d; ++x)
       rows[t][x] = bf16ToFloat(qt2[(x / 2) * ldq2 + 2 * t + x % 2]);
-  for (int64_t j = 0; j < tk; ++j) {
+  int64_t j = 0;
+  for (; j + 2 <= tk; j += 2) {
+    const uint16_t *k0 = k + j * ldk, *k1 = k0 + ldk;
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+      acc[i] = _mm256_setzero_ps();
+    for (int64_t x = 0; x < d8; x += 8) {
+      const __m256 a = widenBf16(k0 + x), b = widenBf16(k1 + x);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const __m256 qv = _mm256_loadu_ps(&rows[t][x]);
+        acc[t] = _mm256_fmadd_ps(a, qv, acc[t]);
+        acc[4 + t] = _mm256_fmadd_ps(b, qv, acc[4 + t]);
+      }
+    }
+    float sums[8];
+    _mm256_storeu_ps(sums, laneSums8(acc));
+    for (int t = 0; t < T; ++t) {
+      float s0 = sums[t], s1 = sums[4 + t];
+      for (int64_t x = d8; x < d; ++x) {
+        s0 += bf16ToFloat(k0[x]) * rows[t][x];
+        s1 += bf16ToFloat(k1[x]) * rows[t][x];
+      }
+      st[j * ldst + t] = scale * s0;
+      st[(j + 1) * ldst + t] = scale * s1;
+    }
+  }
+  for (; j < tk; ++j) {
     const uint16_t *kr = k + j * ldk;
     __m256 acc[T];
     for (int t = 0; t < T; ++t)
