@@ -84,6 +84,13 @@ def _(key, q, k, v, inputs):
             q.new_empty((B, HQ, LQ), dtype=torch.float32))
 
 
+def _gradient_list(names, grads, inputs):
+    """One entry per input: its gradient, or an empty tensor for an input
+    without one (int, bool, or a float only the mask reads)."""
+    return [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
+            for n, x in zip(names, inputs)]
+
+
 def _run_backward(key, q, k, v, out, lse, dout, inputs):
     """dq, dk, dv and {name: float32 gradient} from the backward kernels."""
     kernel = _kernel(key, q.dtype)
@@ -98,11 +105,7 @@ def _attention_backward(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
                         inputs: List[torch.Tensor]
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
     dq, dk, dv, grads = _run_backward(key, q, k, v, out, lse, dout, inputs)
-    # One entry per input: its gradient, or an empty tensor for an input
-    # without one (int, bool, or a float only the mask reads).
-    names = _names(_kernel(key, q.dtype))
-    return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
-                        for n, x in zip(names, inputs)]
+    return dq, dk, dv, _gradient_list(_names(_kernel(key, q.dtype)), grads, inputs)
 
 
 _LAYOUTS = (("cu_seqlens_q", "cu_seqlens_kv"), ("page_table", "kv_lens"))
@@ -180,17 +183,12 @@ def _attention_layout_backward(
         q, k, v, out, None if kernel._native.sigmoid else lse, dout.contiguous(),
         inputs=dict(zip(names, inputs)), cu_seqlens_q=cu_seqlens_q,
         cu_seqlens_kv=cu_seqlens_kv)
-    return dq, dk, dv, [grads[n] if n in grads else x.new_empty(0, dtype=torch.float32)
-                        for n, x in zip(names, inputs)]
+    return dq, dk, dv, _gradient_list(names, grads, inputs)
 
 
 @_attention_layout_backward.register_fake
 def _(key, q, k, v, out, lse, dout, inputs, cu_seqlens_q, cu_seqlens_kv):
-    diff = _differentiable(key, q.dtype)
-    names = _names(_kernel(key, q.dtype))
-    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
-            [x.new_empty(x.shape if n in diff else (0,), dtype=torch.float32)
-             for n, x in zip(names, inputs)])
+    return _fake_gradients(key, q, k, v, inputs)
 
 
 def _layout_setup_context(ctx, inputs, output):
@@ -229,14 +227,20 @@ def _differentiable(key, dtype):
     return set(kernel._backward.differentiable_inputs)
 
 
-@_attention_backward.register_fake
-def _(key, q, k, v, out, lse, dout, inputs):
+def _fake_gradients(key, q, k, v, inputs):
+    """What the backward operators return, as fake tensors: dq, dk, dv and
+    one entry per input (its float32 gradient, or empty)."""
     diff = _differentiable(key, q.dtype)
     names = _names(_kernel(key, q.dtype))
     # Contiguous, as the real kernel's (empty_like would keep a view's strides).
     return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
             [x.new_empty(x.shape if n in diff else (0,), dtype=torch.float32)
              for n, x in zip(names, inputs)])
+
+
+@_attention_backward.register_fake
+def _(key, q, k, v, out, lse, dout, inputs):
+    return _fake_gradients(key, q, k, v, inputs)
 
 
 def _setup_context(ctx, inputs, output):
