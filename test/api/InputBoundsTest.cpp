@@ -20,6 +20,7 @@
 
 #include "attnc/Compiler.h"
 #include "attnc/Passes/MaskSchedule.h"
+#include "attnc/Reference/TensorInputs.h"
 
 #include <gtest/gtest.h>
 
@@ -79,15 +80,10 @@ void checkTrace(const Kernel &kernel, const std::string &text, const Shape &s,
   const std::string name = kernel.info().inputs[0].name;
   mlir::attn::IdsReader ids = [&](llvm::StringRef n, llvm::ArrayRef<int64_t> idx)
       -> std::optional<int64_t> {
-    if (n != name || idx.size() != bound.shape().size())
-      return std::nullopt;
-    int64_t flat = 0;
-    for (size_t d = 0; d < idx.size(); ++d) {
-      if (idx[d] < 0 || idx[d] >= bound.shape()[d])
-        return std::nullopt;
-      flat = flat * bound.shape()[d] + idx[d];
-    }
-    return int64_t(bound.getAsDouble(flat));
+    std::optional<mlir::attn::Scalar> v;
+    if (n == name)
+      v = mlir::attn::readTensorElement(bound, idx);
+    return v ? std::optional<int64_t>(v->i) : std::nullopt;
   };
   mlir::attn::ProblemSizes ps;
   ps.B = s.B, ps.HQ = s.HQ, ps.HKV = s.HKV, ps.LQ = s.LQ, ps.LK = s.LK,
