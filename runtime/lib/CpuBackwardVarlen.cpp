@@ -84,41 +84,41 @@ bool slicedPerSequence(const KernelInfo &f, const std::string &name,
 /// A shared input's gradient: the caller's view, and the float32 buffer a
 /// sequence's call writes before it is added.
 struct SharedGrad {
+  size_t slot; // its index in args.inputGrads (and each call's)
   TensorView caller;
   Tensor buffer;
 };
 
-/// Adds \p from (dense float32, the shape of \p to) into \p to.
-void addInto(const TensorView &to, const Tensor &from) {
-  const float *src = static_cast<const float *>(from.view().data);
-  std::vector<int64_t> index(to.shape.size(), 0);
-  for (int64_t i = 0; i < from.numel(); ++i) {
-    int64_t at = 0;
-    for (size_t d = 0; d < index.size(); ++d)
-      at += index[d] * to.strides[d];
-    static_cast<float *>(to.data)[at] += src[i];
-    for (size_t d = index.size(); d-- > 0;) {
-      if (++index[d] < to.shape[d])
-        break;
-      index[d] = 0;
-    }
-  }
-}
-
-/// Sets every element of the float32 view \p t to 0.
-void zeroFill(const TensorView &t) {
+/// Calls \p fn(i, at) for the elements of \p t in row-major order: i
+/// counts them, at is the element's offset (strides honoured).
+template <typename Fn> void forEachElement(const TensorView &t, Fn fn) {
   std::vector<int64_t> index(t.shape.size(), 0);
   for (int64_t i = 0; i < t.numel(); ++i) {
     int64_t at = 0;
     for (size_t d = 0; d < index.size(); ++d)
       at += index[d] * t.strides[d];
-    static_cast<float *>(t.data)[at] = 0;
+    fn(i, at);
     for (size_t d = index.size(); d-- > 0;) {
       if (++index[d] < t.shape[d])
         break;
       index[d] = 0;
     }
   }
+}
+
+/// Adds \p from (dense float32, the shape of \p to) into \p to.
+void addInto(const TensorView &to, const Tensor &from) {
+  const float *src = static_cast<const float *>(from.view().data);
+  forEachElement(to, [&](int64_t i, int64_t at) {
+    static_cast<float *>(to.data)[at] += src[i];
+  });
+}
+
+/// Sets every element of the float32 view \p t to 0.
+void zeroFill(const TensorView &t) {
+  forEachElement(t, [&](int64_t, int64_t at) {
+    static_cast<float *>(t.data)[at] = 0;
+  });
 }
 
 } // namespace
@@ -152,13 +152,15 @@ Status attnc::runtime::backwardCpuVarlen(const BackwardKernelInfo &kernel,
   // Pass 1: every sequence's call, checked and sized.
   std::vector<CpuBackwardArgs> calls(static_cast<size_t>(numSeqs));
   std::vector<SharedGrad> shared;
-  for (const auto &[name, view] : args.inputGrads)
-    if (!slicedPerSequence(f, name, view, numSeqs)) {
-      Expected<Tensor> t = Tensor::zeros(DType::F32, view.shape);
-      if (!t.ok())
-        return t.status().withContext("input gradient '" + name + "'");
-      shared.push_back({view, std::move(t.value())});
-    }
+  for (size_t g = 0; g < args.inputGrads.size(); ++g) {
+    const auto &[name, view] = args.inputGrads[g];
+    if (slicedPerSequence(f, name, view, numSeqs))
+      continue;
+    Expected<Tensor> t = Tensor::zeros(DType::F32, view.shape);
+    if (!t.ok())
+      return t.status().withContext("input gradient '" + name + "'");
+    shared.push_back({g, view, std::move(t.value())});
+  }
   for (int64_t i = 0; i < numSeqs; ++i) {
     const int64_t q0 = cuQ[size_t(i)], lq = cuQ[size_t(i) + 1] - q0;
     const int64_t k0 = cuKv[size_t(i)], lk = cuKv[size_t(i) + 1] - k0;
@@ -172,10 +174,8 @@ Status attnc::runtime::backwardCpuVarlen(const BackwardKernelInfo &kernel,
     c.inputs = inputsOfSequence(f, args.inputs, i, numSeqs);
     c.inputGrads = inputsOfSequence(f, args.inputGrads, i, numSeqs);
     // inputsOfSequence keeps the order: shared gradients get their buffers.
-    for (size_t g = 0, j = 0; g < c.inputGrads.size(); ++g)
-      if (!slicedPerSequence(f, args.inputGrads[g].first,
-                             args.inputGrads[g].second, numSeqs))
-        c.inputGrads[g].second = shared[j++].buffer.view();
+    for (const SharedGrad &g : shared)
+      c.inputGrads[g.slot].second = g.buffer.view();
     c.threads = args.threads;
     Plan plan;
     if (Status s = checkAndSize(kernel, c, plan); !s.ok())
