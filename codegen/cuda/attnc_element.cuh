@@ -84,6 +84,12 @@ ATTNC_HD inline int attnc_fdiv32(int a, int b) {
 }
 ATTNC_HD inline int attnc_fmod32(int a, int b) { return a - b * attnc_fdiv32(a, b); }
 ATTNC_HD inline int64_t attnc_absi(int64_t a) { return a < 0 ? attnc_wsub(0, a) : a; }
+// Shifts on two's complement bits; a count outside [0, 63] gives 0 (the
+// caller records ATTNC_STATUS_SHIFT_OUT_OF_RANGE where the value is needed).
+ATTNC_HD inline int64_t attnc_shl(int64_t a, int64_t n) {
+  return n < 0 || n > 63 ? 0 : int64_t(uint64_t(a) << n);
+}
+ATTNC_HD inline int64_t attnc_shr(int64_t a, int64_t n) { return n < 0 || n > 63 ? 0 : a >> n; }
 ATTNC_HD inline int64_t attnc_fptosi(float x) {
   if (x != x) return 0;
   if (x >= 9.2233720368547758e18f) return INT64_MAX;

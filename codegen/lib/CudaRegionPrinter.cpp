@@ -12,6 +12,7 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <cmath>
@@ -78,6 +79,12 @@ bool safeDivision(SpecOp spec, Value divisor) {
   std::optional<int64_t> c = intConstant(spec, divisor);
   return c && *c != 0;
 }
+
+/// A shift whose count is a constant in [0, 63].
+bool safeShift(SpecOp spec, Value count) {
+  std::optional<int64_t> c = intConstant(spec, count);
+  return c && *c >= 0 && *c <= 63;
+}
 } // namespace
 
 int64_t inputNumber(SpecOp spec, StringRef name) {
@@ -103,6 +110,8 @@ bool RegionPrinter::isPure(SpecOp spec, Region &region) {
       pure = pure && provenInRange(spec, r);
     else if (isa<arith::FloorDivSIOp, FloorModOp>(op))
       pure = pure && safeDivision(spec, op->getOperand(1));
+    else if (isa<arith::ShLIOp, arith::ShRSIOp>(op))
+      pure = pure && safeShift(spec, op->getOperand(1));
   });
   return pure;
 }
@@ -190,10 +199,9 @@ LogicalResult RegionPrinter::printOp(Operation *op) {
   return printFloat(op);
 }
 
-/// Int-valued ops: the value's range first (what `narrow` decides on), then
-/// the statement. Narrow results of narrow operands use plain `int`
-/// arithmetic, which cannot overflow inside the range.
-LogicalResult RegionPrinter::printInt(Operation *op) {
+/// The range of int-valued `op`'s result from its operands' ranges
+/// (saturating at +-2^62; unknown: the whole range).
+RegionPrinter::Range RegionPrinter::intRange(Operation *op) {
   Value res = op->getResult(0);
   auto opnd = [&](unsigned i) { return range(op->getOperand(i)); };
   Range r{-kBig, kBig};
@@ -250,11 +258,33 @@ LogicalResult RegionPrinter::printInt(Operation *op) {
         int64_t m = std::max(std::abs(b.lo), std::abs(b.hi));
         r = b.lo > 0 ? Range{0, b.hi - 1} : b.hi < 0 ? Range{b.lo + 1, 0} : Range{1 - m, m - 1};
       })
+      .Case([&](arith::AndIOp) {
+        Range a = opnd(0), b = opnd(1);
+        if (a.lo >= 0 || b.lo >= 0)
+          r = {0, a.lo >= 0 && b.lo >= 0 ? std::min(a.hi, b.hi) : a.lo >= 0 ? a.hi : b.hi};
+      })
+      .Case<arith::OrIOp, arith::XOrIOp>([&](Operation *) {
+        Range a = opnd(0), b = opnd(1);
+        if (a.lo >= 0 && b.lo >= 0 && std::max(a.hi, b.hi) < kBig / 2) // below the next power of two
+          r = {0, int64_t(llvm::NextPowerOf2(uint64_t(std::max(a.hi, b.hi)))) - 1};
+      })
+      .Case([&](arith::ShRSIOp) {
+        Range a = opnd(0); // moves toward 0 (or -1); a bad count gives 0
+        r = {std::min<int64_t>(a.lo, 0), std::max<int64_t>(a.hi, 0)};
+      })
       .Case([&](arith::ExtUIOp) { r = {0, 1}; })
       .Case([&](arith::SelectOp) {
         r = {std::min(opnd(1).lo, opnd(2).lo), std::max(opnd(1).hi, opnd(2).hi)};
       });
-  ranges[res] = r;
+  return r;
+}
+
+/// Int-valued ops: the value's range first (what `narrow` decides on), then
+/// the statement. Narrow results of narrow operands use plain `int`
+/// arithmetic, which cannot overflow inside the range.
+LogicalResult RegionPrinter::printInt(Operation *op) {
+  Value res = op->getResult(0);
+  ranges[res] = intRange(op);
 
   bool small = narrow(res);
   bool allSmall = llvm::all_of(op->getOperands(), [&](Value v) {
@@ -317,6 +347,16 @@ LogicalResult RegionPrinter::printInt(Operation *op) {
       .Case([&](arith::MinSIOp) { return def(op, cast32("(" + a + " < " + b + " ? " + a + " : " + b + ")")); })
       .Case([&](arith::MaxSIOp) { return def(op, cast32("(" + a + " > " + b + " ? " + a + " : " + b + ")")); })
       .Case([&](math::AbsIOp) { return def(op, cast32("attnc_absi(" + a + ")")); })
+      .Case([&](arith::AndIOp) { return def(op, cast32("(" + a + " & " + b + ")")); })
+      .Case([&](arith::OrIOp) { return def(op, cast32("(" + a + " | " + b + ")")); })
+      .Case([&](arith::XOrIOp) { return def(op, cast32("(" + a + " ^ " + b + ")")); })
+      .Case<arith::ShLIOp, arith::ShRSIOp>([&](Operation *) {
+        if (!safeShift(spec, op->getOperand(1)))
+          traps.push_back({op, "(" + b + " < 0 || " + b + " > 63)",
+                           "attnc_set_error(c, 4, " + b + ", 0, 0);"});
+        return def(op, cast32((isa<arith::ShLIOp>(op) ? "attnc_shl(" : "attnc_shr(") + a +
+                              ", " + b + ")"));
+      })
       .Case([&](arith::ExtUIOp) { return def(op, small ? "(int)" + a : "(int64_t)" + a); })
       .Case([&](arith::FPToSIOp) { return def(op, cast32("attnc_fptosi(" + a + ")")); })
       .Case([&](arith::SelectOp x) {
@@ -334,7 +374,8 @@ static bool feedsJump(Value v) {
   while (!work.empty()) {
     Value cur = work.pop_back_val();
     for (Operation *user : cur.getUsers()) {
-      if (isa<math::FloorOp, math::CeilOp, arith::FPToSIOp, arith::CmpFOp, arith::RemFOp>(user))
+      if (isa<math::FloorOp, math::CeilOp, math::RoundOp, arith::FPToSIOp, arith::CmpFOp,
+              arith::RemFOp>(user))
         return true;
       if (user->getNumResults() == 1 && isa<FloatType>(user->getResult(0).getType()))
         work.push_back(user->getResult(0));
@@ -415,6 +456,9 @@ LogicalResult RegionPrinter::printFloat(Operation *op) {
       .Case([&](math::SinOp) { return call("sinf", nullptr); })
       .Case([&](math::CosOp) { return call("cosf", nullptr); })
       .Case([&](math::FloorOp) { return call("floorf", nullptr); })
+      .Case([&](math::RoundOp) { return call("roundf", nullptr); })
+      .Case([&](math::Exp2Op) { return call("exp2f", nullptr); })
+      .Case([&](math::Log2Op) { return call("log2f", nullptr); })
       .Case([&](math::CeilOp) { return call("ceilf", nullptr); })
       .Case([&](math::AbsFOp) { return call("fabsf", nullptr); })
       .Case([&](math::PowFOp) { return bin("powf"); })

@@ -67,6 +67,7 @@ private:
   mlir::LogicalResult def(mlir::Operation *op, const std::string &expr);
   mlir::LogicalResult fail(mlir::Operation *op);
   mlir::LogicalResult printOp(mlir::Operation *op);
+  Range intRange(mlir::Operation *op);
   mlir::LogicalResult printInt(mlir::Operation *op);
   mlir::LogicalResult printFloat(mlir::Operation *op);
   mlir::LogicalResult printCompare(mlir::Operation *op);

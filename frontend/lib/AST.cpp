@@ -57,6 +57,11 @@ const char *attnc::ast::binaryOpSpelling(BinaryOp op) {
   case BinaryOp::Ne: return "!=";
   case BinaryOp::And: return "&&";
   case BinaryOp::Or: return "||";
+  case BinaryOp::BitAnd: return "&";
+  case BinaryOp::BitOr: return "|";
+  case BinaryOp::BitXor: return "^";
+  case BinaryOp::Shl: return "<<";
+  case BinaryOp::Shr: return ">>";
   }
   return "?";
 }
@@ -77,6 +82,10 @@ const char *attnc::ast::builtinName(Builtin f) {
   case Builtin::Cos: return "cos";
   case Builtin::Pow: return "pow";
   case Builtin::Clamp: return "clamp";
+  case Builtin::Exp2: return "exp2";
+  case Builtin::Log2: return "log2";
+  case Builtin::Round: return "round";
+  case Builtin::Sign: return "sign";
   case Builtin::ToFloat: return "float";
   case Builtin::ToInt: return "int";
   }

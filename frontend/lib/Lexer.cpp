@@ -45,6 +45,11 @@ const char *attnc::tokKindSpelling(TokKind kind) {
   case TokKind::AndAnd: return "'&&'";
   case TokKind::OrOr: return "'||'";
   case TokKind::Bang: return "'!'";
+  case TokKind::Amp: return "'&'";
+  case TokKind::Pipe: return "'|'";
+  case TokKind::Caret: return "'^'";
+  case TokKind::Shl: return "'<<'";
+  case TokKind::Shr: return "'>>'";
   }
   return "token";
 }
@@ -202,17 +207,19 @@ Token Lexer::next() {
   case '!':
     return make(followedBy('=') ? TokKind::NotEq : TokKind::Bang, start);
   case '<':
+    if (followedBy('<'))
+      return make(TokKind::Shl, start);
     return make(followedBy('=') ? TokKind::Le : TokKind::Lt, start);
   case '>':
+    if (followedBy('>'))
+      return make(TokKind::Shr, start);
     return make(followedBy('=') ? TokKind::Ge : TokKind::Gt, start);
   case '&':
-    if (followedBy('&'))
-      return make(TokKind::AndAnd, start);
-    return makeError(start, "unexpected character '&'; did you mean '&&'?");
+    return make(followedBy('&') ? TokKind::AndAnd : TokKind::Amp, start);
   case '|':
-    if (followedBy('|'))
-      return make(TokKind::OrOr, start);
-    return makeError(start, "unexpected character '|'; did you mean '||'?");
+    return make(followedBy('|') ? TokKind::OrOr : TokKind::Pipe, start);
+  case '^':
+    return make(TokKind::Caret, start);
   default:
     return makeError(start, "unexpected character " + quoteChar(c));
   }

@@ -36,6 +36,11 @@ public:
 private:
   MLIRContext &ctx;
   const ast::Module &module;
+  const ast::AttentionDecl *decl = nullptr; // the block being generated
+  /// Each let's value in the region being generated: made at its first use
+  /// (in program order, so it dominates the later ones) and reused, so a
+  /// chain of lets costs its length, not 2^length copies.
+  DenseMap<int, Value> letValues;
   OpBuilder b;
 
   Location loc(ast::Loc l) {
@@ -53,6 +58,7 @@ private:
   }
 
   void genSpec(const ast::AttentionDecl &a) {
+    decl = &a;
     SmallVector<Attribute> params, inputs;
     for (const ast::ParamDecl &p : a.params) {
       Type t = typeOf(p.type);
@@ -96,6 +102,7 @@ private:
   void genRegion(Region &region, const ast::Expr &e, Type resultType) {
     Block *block = b.createBlock(&region);
     b.setInsertionPointToEnd(block);
+    letValues.clear();
     Value v = gen(e);
     // Sema has made clause results the clause type; convert defensively.
     if (v.getType() != resultType)
@@ -174,6 +181,13 @@ private:
     }
     case ast::Expr::Kind::Call:
       return genCall(e, l);
+    case ast::Expr::Kind::Let: {
+      if (Value v = letValues.lookup(e.letIndex))
+        return v;
+      Value v = gen(*decl->lets[size_t(e.letIndex)].expr);
+      letValues[e.letIndex] = v;
+      return v;
+    }
     }
     return {};
   }
@@ -221,9 +235,41 @@ private:
       return arith::AndIOp::create(b, l, x, y);
     case BO::Or:
       return arith::OrIOp::create(b, l, x, y);
+    // On i64. A shift count outside [0, 63] is a kernel error, not LLVM's
+    // poison: the emitters guard it (RegionEmitter.h).
+    case BO::BitAnd:
+      return arith::AndIOp::create(b, l, x, y);
+    case BO::BitOr:
+      return arith::OrIOp::create(b, l, x, y);
+    case BO::BitXor:
+      return arith::XOrIOp::create(b, l, x, y);
+    case BO::Shl:
+      return arith::ShLIOp::create(b, l, x, y);
+    case BO::Shr:
+      return arith::ShRSIOp::create(b, l, x, y);
     }
     (void)isBool;
     return {};
+  }
+
+  /// sign(x) = x > 0 ? 1 : (x < 0 ? -1 : x * 0): -1, 0 or 1; on floats
+  /// -0 stays -0 and NaN stays NaN, and every arm has zero derivative.
+  Value genSign(Value x, Location l) {
+    if (x.getType().isF32()) {
+      using P = arith::CmpFPredicate;
+      Value zero = constFloat(l, 0.0);
+      Value inner = arith::SelectOp::create(
+          b, l, arith::CmpFOp::create(b, l, P::OLT, x, zero), constFloat(l, -1.0),
+          arith::MulFOp::create(b, l, x, zero));
+      return arith::SelectOp::create(b, l, arith::CmpFOp::create(b, l, P::OGT, x, zero),
+                                     constFloat(l, 1.0), inner);
+    }
+    using P = arith::CmpIPredicate;
+    Value zero = constInt(l, 0);
+    Value inner = arith::SelectOp::create(
+        b, l, arith::CmpIOp::create(b, l, P::slt, x, zero), constInt(l, -1), zero);
+    return arith::SelectOp::create(b, l, arith::CmpIOp::create(b, l, P::sgt, x, zero),
+                                   constInt(l, 1), inner);
   }
 
   Value genCall(const ast::Expr &e, Location l) {
@@ -257,6 +303,14 @@ private:
       return math::CeilOp::create(b, l, arg(0));
     case F::Pow:
       return math::PowFOp::create(b, l, arg(0), arg(1));
+    case F::Exp2:
+      return math::Exp2Op::create(b, l, arg(0));
+    case F::Log2:
+      return math::Log2Op::create(b, l, arg(0));
+    case F::Round: // halfway cases away from zero, as C's round
+      return math::RoundOp::create(b, l, arg(0));
+    case F::Sign:
+      return genSign(arg(0), l);
     case F::Sigmoid: {
       // sigmoid(x) = 1 / (1 + exp(-x))
       Value one = constFloat(l, 1.0);

@@ -5,10 +5,12 @@
 //   block     := 'attention' NAME '{' clause* '}'
 //   clause    := 'param' NAME ':' TYPE ('=' '-'? LITERAL)?
 //              | 'input' NAME ':' TYPE '[' DIM (',' DIM)* ']'
+//              | ('let' | 'mask') NAME '=' expr       (a named value / mask)
 //              | ('scale' | 'score' | 'mask') '=' expr
 //              | 'normalize' '=' ('softmax' | 'sigmoid' ('(' 'bias' '=' expr ')')?)
 //   expr      := or ('?' expr ':' expr)?          (right associative)
-//   binary levels, low to high: || , && , == != , < <= > >= , + - , * / %
+//   binary levels, low to high (C's): || , && , | , ^ , & , == != ,
+//                                      < <= > >= , << >> , + - , * / %
 //   unary     := ('-' | '!') unary | postfix
 //   postfix   := NAME '(' args ')' | NAME '[' args ']' | primary
 // Stops at the first error. Recursion and tree height are bounded.
@@ -45,8 +47,8 @@ const char *article(ast::Type t) {
 }
 
 bool isClauseKeyword(StringRef s) {
-  return s == "param" || s == "input" || s == "scale" || s == "score" ||
-         s == "mask" || s == "normalize";
+  return s == "param" || s == "input" || s == "let" || s == "scale" ||
+         s == "score" || s == "mask" || s == "normalize";
 }
 
 class ParserImpl {
@@ -97,6 +99,8 @@ private:
   bool parseParam(ast::AttentionDecl &decl);
   bool parseInput(ast::AttentionDecl &decl);
   bool parseType(ast::Type &type, const Twine &context);
+  bool parseLet(ast::AttentionDecl &decl, const Token &keyword, bool isMask);
+  bool parseMaskClause(ast::AttentionDecl &decl, const Token &keyword);
   bool parseExprClause(StringRef keyword, ExprPtr &slot,
                        std::optional<ast::Loc> &clauseLoc,
                        const std::string &blockName);
@@ -175,7 +179,7 @@ bool ParserImpl::parseAttention(ast::Module &m) {
                        "', got end of file");
     if (!tok.is(TokKind::Ident) || !isClauseKeyword(tok.text)) {
       if (after.empty())
-        return expected("a clause (param, input, scale, score, mask, "
+        return expected("a clause (param, input, let, scale, score, mask, "
                         "normalize) or '}'");
       return expected("a clause or '}' after " + after);
     }
@@ -193,9 +197,21 @@ bool ParserImpl::parseAttention(ast::Module &m) {
     } else if (kw == "score") {
       ok = parseExprClause(kw, decl.score, decl.scoreLoc, decl.name);
       after = "the expression";
+    } else if (kw == "let") {
+      Token let = tok;
+      advance();
+      ok = parseLet(decl, let, false);
+      after = ok ? "let '" + decl.lets.back().name + "'" : "";
     } else if (kw == "mask") {
-      ok = parseExprClause(kw, decl.mask, decl.maskLoc, decl.name);
-      after = "the expression";
+      Token mask = tok;
+      advance();
+      if (tok.is(TokKind::Ident)) { // mask NAME = EXPR
+        ok = parseLet(decl, mask, true);
+        after = ok ? "mask '" + decl.lets.back().name + "'" : "";
+      } else {
+        ok = parseMaskClause(decl, mask);
+        after = "the expression";
+      }
     } else {
       if (normalizeSeen)
         return failAtTok("duplicate 'normalize' clause in attention '" +
@@ -366,6 +382,51 @@ bool ParserImpl::parseExprClause(StringRef keyword, ExprPtr &slot,
   return true;
 }
 
+/// After `let` or `mask` (\p keyword): NAME '=' expr.
+bool ParserImpl::parseLet(ast::AttentionDecl &decl, const Token &keyword,
+                          bool isMask) {
+  if (!tok.is(TokKind::Ident))
+    return expected(Twine(isMask ? "a mask name" : "a name") + " after '" +
+                    keyword.text + "'");
+  if (isClauseKeyword(tok.text))
+    return failAtTok("'" + tok.text + "' is a keyword and cannot name a " +
+                     (isMask ? "mask" : "let"));
+  ast::LetDecl let;
+  let.name = tok.text.str();
+  let.loc = tok.pos;
+  let.isMask = isMask;
+  Token name = tok;
+  advance();
+  // `mask q >= kv`: a missing '=' more likely than a mask named q.
+  if (!tok.is(TokKind::Assign) && isMask)
+    return fail(name.loc, "expected '=' after 'mask', got " + describe(name));
+  if (!tok.is(TokKind::Assign))
+    return expected("'=' after '" + keyword.text + " " + let.name + "'");
+  advance();
+  PExpr e = parseExpr();
+  if (!e)
+    return false;
+  let.expr = std::move(e.e);
+  decl.lets.push_back(std::move(let));
+  return true;
+}
+
+/// After `mask` (\p keyword), when no name follows: '=' expr.
+bool ParserImpl::parseMaskClause(ast::AttentionDecl &decl, const Token &keyword) {
+  if (decl.maskLoc)
+    return fail(keyword.loc, "duplicate 'mask' clause in attention '" +
+                                 decl.name + "'");
+  decl.maskLoc = keyword.pos;
+  if (!tok.is(TokKind::Assign))
+    return expected("'=' or a mask name after 'mask'");
+  advance();
+  PExpr e = parseExpr();
+  if (!e)
+    return false;
+  decl.mask = std::move(e.e);
+  return true;
+}
+
 bool ParserImpl::parseNormalize(ast::AttentionDecl &decl) {
   decl.normalizeLoc = tok.pos;
   advance(); // 'normalize'
@@ -442,6 +503,9 @@ PExpr ParserImpl::parseExpr() {
   return r;
 }
 
+/// The highest binary precedence level: * / %.
+constexpr int kMulLevel = 9;
+
 /// The binary operator of `kind` at precedence `level` (0 = lowest), if any.
 static std::optional<ast::BinaryOp> binaryOpAt(TokKind kind, int level) {
   using ast::BinaryOp;
@@ -453,20 +517,33 @@ static std::optional<ast::BinaryOp> binaryOpAt(TokKind kind, int level) {
     if (kind == TokKind::AndAnd) return BinaryOp::And;
     break;
   case 2:
+    if (kind == TokKind::Pipe) return BinaryOp::BitOr;
+    break;
+  case 3:
+    if (kind == TokKind::Caret) return BinaryOp::BitXor;
+    break;
+  case 4:
+    if (kind == TokKind::Amp) return BinaryOp::BitAnd;
+    break;
+  case 5:
     if (kind == TokKind::EqEq) return BinaryOp::Eq;
     if (kind == TokKind::NotEq) return BinaryOp::Ne;
     break;
-  case 3:
+  case 6:
     if (kind == TokKind::Lt) return BinaryOp::Lt;
     if (kind == TokKind::Le) return BinaryOp::Le;
     if (kind == TokKind::Gt) return BinaryOp::Gt;
     if (kind == TokKind::Ge) return BinaryOp::Ge;
     break;
-  case 4:
+  case 7:
+    if (kind == TokKind::Shl) return BinaryOp::Shl;
+    if (kind == TokKind::Shr) return BinaryOp::Shr;
+    break;
+  case 8:
     if (kind == TokKind::Plus) return BinaryOp::Add;
     if (kind == TokKind::Minus) return BinaryOp::Sub;
     break;
-  case 5:
+  case 9:
     if (kind == TokKind::Star) return BinaryOp::Mul;
     if (kind == TokKind::Slash) return BinaryOp::Div;
     if (kind == TokKind::Percent) return BinaryOp::Mod;
@@ -478,12 +555,12 @@ static std::optional<ast::BinaryOp> binaryOpAt(TokKind kind, int level) {
 }
 
 PExpr ParserImpl::parseBinary(int level) {
-  if (level > 5)
+  if (level > kMulLevel)
     return parseUnary();
   PExpr lhs = parseBinary(level + 1);
   if (!lhs)
     return {};
-  bool isComparison = level == 2 || level == 3;
+  bool isComparison = level == 5 || level == 6;
   bool chained = false;
   while (auto op = binaryOpAt(tok.kind, level)) {
     if (isComparison && chained) {

@@ -35,6 +35,8 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
+/// ln 2: d exp2(x) = exp2(x) ln 2 dx, d log2(x) = dx / (x ln 2).
+constexpr double kLn2 = 0.6931471805599453094;
 
 bool isConstantFloat(Value v, double x) {
   FloatAttr attr;
@@ -259,6 +261,14 @@ LogicalResult RegionDifferentiator::visit(Operation *op, Value adj) {
         sendScaled(o, o.getOperand(), div(adj, o.getOperand()));
         return success();
       })
+      .Case([&](math::Exp2Op o) {
+        sendScaled(o, o.getOperand(), mul(adj, mul(o.getResult(), cst(kLn2))));
+        return success();
+      })
+      .Case([&](math::Log2Op o) {
+        sendScaled(o, o.getOperand(), div(adj, mul(o.getOperand(), cst(kLn2))));
+        return success();
+      })
       .Case([&](math::SqrtOp o) {
         sendScaled(o, o.getOperand(), div(mul(adj, cst(0.5)), o.getResult()));
         return success();
@@ -312,7 +322,7 @@ LogicalResult RegionDifferentiator::visit(Operation *op, Value adj) {
         return success();
       })
       // Piecewise constant or from ints: zero derivative.
-      .Case<math::FloorOp, math::CeilOp, math::TruncOp, arith::SIToFPOp,
+      .Case<math::FloorOp, math::CeilOp, math::RoundOp, math::TruncOp, arith::SIToFPOp,
             arith::UIToFPOp, arith::ConstantOp, ParamOp>(
           [](Operation *) { return success(); })
       .Default([&](Operation *other) {

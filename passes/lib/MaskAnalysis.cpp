@@ -119,6 +119,8 @@ private:
       return "a division by a value that is not a constant";
     if (isa<arith::CmpFOp>(op))
       return "a float comparison";
+    if (isa<arith::AndIOp, arith::OrIOp, arith::XOrIOp, arith::ShLIOp, arith::ShRSIOp>(op))
+      return "a bitwise operator ('&', '|', '^', '<<' or '>>')";
     if (auto p = dyn_cast<ParamOp>(op))
       return "param " + name(p.getName()) + " has no value";
     return name(op->getName().getStringRef()) + " is not analysed";

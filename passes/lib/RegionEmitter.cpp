@@ -128,6 +128,10 @@ private:
         emitRecordError(b, loc, env.status, t.code, {});
         continue;
       }
+      if (t.code == KernelError::ShiftOutOfRange) {
+        emitRecordError(b, loc, env.status, t.code, t.indices);
+        continue;
+      }
       // Report the first offending dimension.
       using P = arith::CmpIPredicate;
       Value zero = constI64(b, loc, 0);
@@ -171,6 +175,10 @@ private:
         .Case([&](FloorModOp x) {
           return bind(x, emitDivMod(x, loc, map.lookup(x.getLhs()),
                                     map.lookup(x.getRhs()), /*mod=*/true));
+        })
+        .Case<arith::ShLIOp, arith::ShRSIOp>([&](Operation *x) {
+          return bind(x, emitShift(x, loc, map.lookup(x->getOperand(0)),
+                                   map.lookup(x->getOperand(1))));
         })
         .Case([&](arith::FPToSIOp x) {
           return bind(x, emitFPToSI(loc, map.lookup(x.getIn())));
@@ -231,6 +239,21 @@ private:
       result = arith::SelectOp::create(b, loc, isZero, zero, d);
     }
     return result;
+  }
+
+  /// x << n, x >> n (arithmetic) for n in [0, 63]; another n is a
+  /// ShiftOutOfRange trap (status[1] = n) and the result is 0, never
+  /// LLVM's poison.
+  Value emitShift(Operation *op, Location loc, Value x, Value n) {
+    using P = arith::CmpIPredicate;
+    Value zero = constI64(b, loc, 0);
+    Value bad = arith::CmpIOp::create(b, loc, P::ugt, n, constI64(b, loc, 63));
+    traps.push_back({op, bad, KernelError::ShiftOutOfRange, {n}, {}});
+    Value safeN = arith::SelectOp::create(b, loc, bad, zero, n);
+    Value shifted = isa<arith::ShLIOp>(op)
+                        ? Value(arith::ShLIOp::create(b, loc, x, safeN))
+                        : Value(arith::ShRSIOp::create(b, loc, x, safeN));
+    return arith::SelectOp::create(b, loc, bad, zero, shifted);
   }
 
   /// int(x): truncation toward zero, NaN -> 0, saturating at the ends.

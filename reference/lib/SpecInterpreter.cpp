@@ -33,6 +33,8 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
+/// ln 2: d exp2(x) = exp2(x) ln 2 dx, d log2(x) = dx / (x ln 2).
+constexpr double kLn2 = 0.6931471805599453094;
 int64_t floorDiv(int64_t a, int64_t b) {
   if (b == -1)
     return a == INT64_MIN ? INT64_MIN : -a; // wraps like the hardware
@@ -103,9 +105,9 @@ bool compareFloat(int predicate, double a, double b) {
 struct SpecInterpreter::Instr {
   enum Code {
     Const, Coord, Score, Read, Fail, Yield,
-    AddI, SubI, MulI, FloorDivI, FloorModI, MinI, MaxI, AbsI,
+    AddI, SubI, MulI, FloorDivI, FloorModI, MinI, MaxI, AbsI, ShlI, ShrI,
     AddF, SubF, MulF, DivF, RemF, NegF, MinF, MaxF,
-    Exp, Log, Sqrt, Tanh, Sin, Cos, Floor, Ceil, AbsF, Pow,
+    Exp, Log, Sqrt, Tanh, Sin, Cos, Floor, Ceil, AbsF, Pow, Exp2, Log2, Round,
     IToF, BToF, BToI, FToI, CmpI, CmpF, And, Or, Xor, Select,
   } code;
   int a = 0, b = 0, c = 0, result = 0;
@@ -231,6 +233,9 @@ SpecInterpreter::compile(Region &region) {
         .Case([&](math::SinOp) { unary(I::Sin); })
         .Case([&](math::CosOp) { unary(I::Cos); })
         .Case([&](math::FloorOp) { unary(I::Floor); })
+        .Case([&](math::Exp2Op) { unary(I::Exp2); })
+        .Case([&](math::Log2Op) { unary(I::Log2); })
+        .Case([&](math::RoundOp) { unary(I::Round); })
         .Case([&](math::CeilOp) { unary(I::Ceil); })
         .Case([&](math::AbsFOp) { unary(I::AbsF); })
         .Case([&](math::PowFOp) { binary(I::Pow); })
@@ -254,7 +259,12 @@ SpecInterpreter::compile(Region &region) {
           binary(I::Or);
           in.predicate = o.getType().isInteger(1);
         })
-        .Case([&](arith::XOrIOp) { binary(I::Xor); })
+        .Case([&](arith::XOrIOp x) {
+          binary(I::Xor);
+          in.predicate = x.getType().isInteger(1);
+        })
+        .Case([&](arith::ShLIOp) { binary(I::ShlI); })
+        .Case([&](arith::ShRSIOp) { binary(I::ShrI); })
         .Case([&](arith::SelectOp) {
           binary(I::Select);
           in.c = reg(op.getOperand(2));
@@ -354,6 +364,17 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
     case I::AddI: out = Scalar::ofInt(wrap(uint64_t(A.i) + uint64_t(B.i))); break;
     case I::SubI: out = Scalar::ofInt(wrap(uint64_t(A.i) - uint64_t(B.i))); break;
     case I::MulI: out = Scalar::ofInt(wrap(uint64_t(A.i) * uint64_t(B.i))); break;
+    case I::ShlI:
+    case I::ShrI:
+      // Two's complement bits; a count outside [0, 63] fails (yields 0).
+      if ((B.i < 0 || B.i > 63) && !from) {
+        failWith(in, "shift by " + std::to_string(B.i) + ", outside [0, 63]");
+        continue;
+      }
+      out = Scalar::ofInt(B.i < 0 || B.i > 63 ? 0
+                          : in.code == I::ShlI ? wrap(uint64_t(A.i) << B.i)
+                                               : A.i >> B.i);
+      break;
     case I::FloorDivI:
     case I::FloorModI:
       if (B.i == 0 && !from) {
@@ -386,6 +407,9 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
     case I::Sin: out = Scalar::ofFloat(std::sin(A.f)); break;
     case I::Cos: out = Scalar::ofFloat(std::cos(A.f)); break;
     case I::Floor: out = Scalar::ofFloat(std::floor(A.f)); break;
+    case I::Exp2: out = Scalar::ofFloat(std::exp2(A.f)); break;
+    case I::Log2: out = Scalar::ofFloat(std::log2(A.f)); break;
+    case I::Round: out = Scalar::ofFloat(std::round(A.f)); break;
     case I::Ceil: out = Scalar::ofFloat(std::ceil(A.f)); break;
     case I::AbsF: out = Scalar::ofFloat(std::fabs(A.f)); break;
     case I::Pow: out = Scalar::ofFloat(std::pow(A.f, B.f)); break;
@@ -424,7 +448,9 @@ std::optional<Scalar> SpecInterpreter::run(const Program &program, Element e,
       out = Scalar::ofBool(A.b || B.b);
       from = from ? from : A.b ? 0 : P[in.b];
       break;
-    case I::Xor: out = Scalar::ofBool(A.b != B.b); break;
+    case I::Xor:
+      out = in.predicate ? Scalar::ofBool(A.b != B.b) : Scalar::ofInt(A.i ^ B.i);
+      break;
     case I::Select:
       out = A.b ? B : r[in.c];
       from = from ? from : P[A.b ? in.b : in.c];
@@ -525,6 +551,8 @@ void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
   case I::MaxF: addScaled(out, 1, b > a ? tb : ta); break;
   case I::Exp: addScaled(out, r, ta); break;
   case I::Log: addScaled(out, 1 / a, ta); break;
+  case I::Exp2: addScaled(out, r * kLn2, ta); break;
+  case I::Log2: addScaled(out, 1 / (a * kLn2), ta); break;
   case I::Sqrt: addScaled(out, 0.5 / r, ta); break;
   case I::Tanh: addScaled(out, 1 - r * r, ta); break;
   case I::Sin: addScaled(out, std::cos(a), ta); break;
@@ -537,7 +565,7 @@ void SpecInterpreter::differentiate(const Instr &in, const Scalar &A,
       addScaled(out, a == 0 && b >= 0 ? 0.0 : r * std::log(a), tb);
     break;
   case I::Select: addScaled(out, 1, A.b ? tb : tangents[in.c]); break;
-  default: break; // constants, coordinates, ints, bools, floor, ceil: 0
+  default: break; // constants, coordinates, ints, bools, floor, ceil, round: 0
   }
 }
 

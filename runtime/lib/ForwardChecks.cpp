@@ -428,6 +428,10 @@ Status attnc::runtime::kernelStatusError(const Signature &k,
   if (code == ATTNC_STATUS_DIVISION_BY_ZERO)
     return Status::error(kernelLabel(k.name) + ": integer division or modulo by "
                          "zero in the spec's expressions");
+  if (code == ATTNC_STATUS_SHIFT_OUT_OF_RANGE)
+    return Status::error(kernelLabel(k.name) + ": a shift ('<<' or '>>') in "
+                         "the spec's expressions by " +
+                         std::to_string(status[1]) + ", outside [0, 63]");
   if (code == ATTNC_STATUS_ARENA_TOO_SMALL)
     return Status::error(kernelLabel(k.name) + ": the scratch arena has " +
                          std::to_string(status[2]) + " bytes, the call needs " +

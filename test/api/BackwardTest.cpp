@@ -98,6 +98,15 @@ const char *const kExtraSpecs[] = {
   input first: int[B, LK]
   mask = kv < len[b, q] && q >= first[b, kv]
 })",
+    // exp2 and log2, and round and sign (zero derivative), on a float input
+    // named bias (only built-in names are reserved).
+    R"(attention base2_steps {
+  input bias: float[HQ]
+  input w: float[LK]
+  score = 0.25 * exp2(0.5 * score + bias[h]) + log2(2.0 + w[kv] * w[kv]) * score
+          + 0.1 * round(2.5 * w[kv]) + sign(w[kv]) * score + 0.125 * float(sign(q - kv))
+  mask = q + 3 >= kv
+})",
     // pow in both arguments, abs, min/max, clamp, exp/log, sin/cos, /, sigmoid.
     R"(attention all_rules {
   input e: float[HQ]
@@ -121,6 +130,9 @@ std::vector<Case> allSpecs() {
         files.push_back(e.path());
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "relative_bias.attn");
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "sigmoid_softcap.attn");
+  // let bindings (a bucketed bias table's gradient) and named masks.
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "t5_bucket.attn");
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "composed_masks.attn");
   std::sort(files.begin(), files.end());
   for (const fs::path &f : files)
     cases.push_back({f.filename().string(), readFile(f)});

@@ -237,6 +237,22 @@ attention docs_or {
              s, {{"doc", {DType::I64, {60}, [](int64_t i) { return double(i / 13); }}}});
 }
 
+// Bitwise operators and shifts: & | ^ on negative values (two's
+// complement), shifts by counts read from an input, and a shift by an
+// out-of-range count in an arm that is never chosen (no error).
+TEST(EvaluationRule, BitwiseAndShifts) {
+  Sizes s{2, 3, 1, 37, 53, 8, 8};
+  expectRuns(R"(
+attention bits {
+  input sh: int[HQ]
+  score = score + 0.1 * float(((q - kv) ^ kv) & 7) - 0.01 * float((q - kv) >> sh[h])
+          + (kv < 0 ? float(q << (kv + 70)) : 0.0) + 0.001 * float(-5 | (kv << 2))
+  mask = (q & 1) == (kv & 1) || kv <= q
+}
+)",
+             s, {{"sh", {DType::I64, {3}, [](int64_t i) { return double(i * 2); }}}});
+}
+
 // Sigmoid: the bias region is evaluated on kept pairs only, so an
 // infinite bias where the mask drops changes nothing.
 TEST(EvaluationRule, SigmoidBiasOnKeptPairs) {
@@ -283,6 +299,16 @@ attention mask_read {
 }
 )",
               s, rel, "index -");
+  for (double count : {64.0, -1.0})
+    expectFails(R"(
+attention bad_shift {
+  input sh: int[HQ]
+  score = score + float(kv >> sh[h])
+  mask = kv >= q
+}
+)",
+                s, {{"sh", {DType::I64, {1}, [=](int64_t) { return count; }}}},
+                "by " + std::to_string(int64_t(count)) + ", outside [0, 63]");
 }
 
 // NaN rows: +inf or NaN on a kept pair makes the row's out and lse NaN;

@@ -43,11 +43,17 @@ std::vector<fs::path> specFiles() {
         files.push_back(e.path());
   // relative_bias: reads in range only under the evaluation rule (a `?:`
   // arm, a `&&` operand), so an error here is a read reported off its path.
+  // t5_bucket and composed_masks: let bindings and named masks.
   for (const char *f : {"all_features.attn", "sigmoid_softcap.attn", "block_diagonal.attn",
-                        "dilated_causal.attn", "relative_bias.attn"})
+                        "dilated_causal.attn", "relative_bias.attn", "t5_bucket.attn",
+                        "composed_masks.attn"})
     files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / f);
   // Bounds read at q (kv < stop[b, q]): the rows' min and max, scanned.
   files.push_back(fs::path(__FILE__).parent_path() / "Inputs" / "row-bounds.attn");
+  // exp2, log2, round and sign, and an input named bias.
+  files.push_back(fs::path(__FILE__).parent_path() / "Inputs" / "base2-steps.attn");
+  // & | ^ << >>, with a shift count that is not a constant.
+  files.push_back(fs::path(__FILE__).parent_path() / "Inputs" / "bitwise.attn");
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -2,9 +2,10 @@
 //
 // Generates attention blocks that always compile: int and float expressions
 // over every coordinate and size, params, float inputs read at in-range
-// indices (t[h], u[kv]), floor division and modulo, abs/min/max/clamp,
+// indices (t[h], u[kv]), floor division and modulo, abs/min/max/clamp/sign,
+// bitwise & | ^ and shifts by constants,
 // ternaries, && || !, conversions and continuous float functions. Float
-// operations with jumps (floor, ceil, int()) are left out of float
+// operations with jumps (floor, ceil, round, sign, int()) are left out of float
 // expressions so that float32 and float64 evaluation cannot land on
 // different sides of a jump, and int divisors are never 0. A grid mask
 // (2-D neighbourhood style, coordinates q / W, q % W, kv / W, kv % W) is
@@ -106,7 +107,7 @@ private:
       return coin() ? leaves[pick(0, 8)] : std::to_string(pick(-5, 40));
     }
     std::string a = intExpr(depth - 1), b = intExpr(depth - 1);
-    switch (pick(0, 9)) {
+    switch (pick(0, 11)) {
     case 0: return "(" + a + " + " + b + ")";
     case 1: return "(" + a + " - " + b + ")";
     case 2: return "(" + a + " * " + std::to_string(pick(-3, 3)) + ")";
@@ -117,6 +118,15 @@ private:
     case 7: return (coin() ? "min(" : "max(") + a + ", " + b + ")";
     case 8: return "clamp(" + a + ", " + std::to_string(pick(-10, 0)) + ", " +
                    std::to_string(pick(1, 60)) + ")";
+    case 9:
+      switch (pick(0, 4)) {
+      case 0: return "(" + a + " & " + b + ")";
+      case 1: return "(" + a + " | " + std::to_string(pick(0, 15)) + ")";
+      case 2: return "(" + a + " ^ " + b + ")";
+      case 3: return "(" + a + " >> " + std::to_string(pick(0, 5)) + ")";
+      default: return "(" + a + " << " + std::to_string(pick(0, 3)) + ")";
+      }
+    case 10: return "sign(" + a + ")";
     default: return "(" + boolExpr(depth - 1) + " ? " + a + " : " + b + ")";
     }
   }
@@ -149,7 +159,7 @@ private:
     if (depth == 0 || pick(0, 3) == 0)
       return floatLeaf(withScore);
     std::string a = floatExpr(depth - 1, withScore), b = floatExpr(depth - 1, withScore);
-    switch (pick(0, 12)) {
+    switch (pick(0, 14)) {
     case 0: return "(" + a + " + " + b + ")";
     case 1: return "(" + a + " - " + b + ")";
     case 2: return "(" + a + " * 0.5)";
@@ -162,6 +172,8 @@ private:
     case 9: return "exp(-abs(" + a + "))";
     case 10: return "pow(abs(" + a + ") + 1.0, 0.5)";
     case 11: return (coin() ? "min(" : "max(") + a + ", " + b + ")";
+    case 12: return "exp2(-abs(" + a + "))";
+    case 13: return "log2(abs(" + a + ") + 1.0)";
     default: return "(" + boolExpr(1) + " ? " + a + " : " + b + ")";
     }
   }

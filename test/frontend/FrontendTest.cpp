@@ -439,7 +439,7 @@ TEST(Frontend, Errors) {
       {"attention a { mask = q >= kv kv }",
        "1:30: error: expected a clause or '}' after the expression, got 'kv'"},
       {"attention a { foo }",
-       "1:15: error: expected a clause (param, input, scale, score, mask, "
+       "1:15: error: expected a clause (param, input, let, scale, score, mask, "
        "normalize) or '}', got 'foo'"},
       {"attention a { param w: int\n mask = q < w }",
        "1:21: error: param 'w' has no value; give it a default or pass -D "
@@ -466,8 +466,11 @@ TEST(Frontend, Errors) {
        "1:24: error: unknown type 'tensor'; expected int, float or bool"},
       {"attention a { normalize = softmax() }",
        "1:34: error: 'softmax' takes no arguments"},
-      {"attention a { mask = q & kv }",
-       "1:24: error: unexpected character '&'; did you mean '&&'?"},
+      {"attention a { mask = q & kv }", "1:15: error: mask must be bool, got int"},
+      {"attention a { mask = q >= kv | true }",
+       "1:30: error: operator '|' needs int operands, got bool (it binds more "
+       "loosely than comparisons, as in C: add parentheses, or use '&&' / '||' "
+       "on bools)"},
       {"attention a { mask = (q >= kv }", "1:31: error: expected ')', got '}'"},
       {"attention a { score = q > 0 ? score }",
        "1:37: error: expected ':' in the conditional expression, got '}'"},

@@ -273,3 +273,51 @@
     %true = arith.constant true
     attn.yield %true : i1
   }
+
+// -----
+
+// .attn: score = exp2(score) + log2(w[kv]) * score + round(score)
+// d exp2(s) = exp2(s) ln 2 ds, d log2(w) = dw / (w ln 2); round has zero
+// derivative, so it sends nothing.
+// CHECK-LABEL: attn.spec @base2
+// CHECK:       score_grad {
+// CHECK:         %[[E:.*]] = math.exp2 %[[S:.*]] : f32
+// CHECK:         %[[W:.*]] = attn.read "w"
+// CHECK:         %[[L:.*]] = math.log2 %[[W]] : f32
+// CHECK:         %[[ADJ:.*]] = attn.adjoint
+// CHECK:         %[[DL:.*]] = arith.mulf %[[ADJ]], %{{.*}} : f32
+// CHECK:         %[[DS1:.*]] = arith.mulf %[[ADJ]], %[[L]] : f32
+// CHECK:         %[[LN2:.*]] = arith.constant 0.693147182 : f32
+// CHECK:         %[[WLN2:.*]] = arith.mulf %[[W]], %[[LN2]] : f32
+// CHECK:         %[[DW:.*]] = arith.divf %[[DL]], %[[WLN2]] : f32
+// CHECK:         attn.accumulate %[[W]], %[[DW]] : f32
+// CHECK:         %[[ELN2:.*]] = arith.mulf %[[E]], %{{.*}} : f32
+// CHECK:         %[[DS2:.*]] = arith.mulf %[[ADJ]], %[[ELN2]] : f32
+// CHECK:         %[[DS:.*]] = arith.addf %[[DS1]], %[[DS2]] : f32
+// CHECK-NOT:     math.round
+// CHECK:         attn.yield %[[DS]] : f32
+
+  attn.spec @base2 normalize(softmax) inputs [#attn.input<"w" : f32 [LK]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    %0 = attn.dim D
+    %1 = arith.sitofp %0 : i64 to f32
+    %2 = math.sqrt %1 : f32
+    %3 = arith.divf %cst, %2 : f32
+    attn.yield %3 : f32
+  } score {
+    %0 = attn.score
+    %1 = math.exp2 %0 : f32
+    %2 = attn.index kv
+    %3 = attn.read "w"[%2] : f32
+    %4 = math.log2 %3 : f32
+    %5 = attn.score
+    %6 = arith.mulf %4, %5 : f32
+    %7 = arith.addf %1, %6 : f32
+    %8 = attn.score
+    %9 = math.round %8 : f32
+    %10 = arith.addf %7, %9 : f32
+    attn.yield %10 : f32
+  } mask {
+    %true = arith.constant true
+    attn.yield %true : i1
+  }

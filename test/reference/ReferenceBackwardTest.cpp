@@ -298,8 +298,46 @@ TEST(ReferenceBackward, RowBranchMargin) {
   EXPECT_TRUE(std::isinf(g.rowBranchMargin[0]) && std::isinf(g.rowBranchMargin[1]));
 }
 
-/// Every example and shared spec, with random inputs of their declared
-/// shapes (ints small and sorted, as document ids and windows).
+/// Random inputs of `spec`'s declared shapes (ints small and sorted, as
+/// document ids and windows) into `p`; the float ones' names in `floats`.
+void addSpecInputs(SpecOp spec, const int64_t *sizes, Problem &p,
+                   std::vector<std::string> &floats) {
+  ArrayAttr decls = spec.getInputsAttr();
+  for (Attribute a : decls ? decls.getValue() : ArrayRef<Attribute>()) {
+    auto decl = cast<InputAttr>(a);
+    Input in;
+    int64_t count = 1;
+    for (Attribute dim : decl.getShape()) {
+      if (auto literal = dyn_cast<IntegerAttr>(dim)) { // float[HQ, 32]
+        in.shape.push_back(literal.getInt());
+        count *= in.shape.back();
+        continue;
+      }
+      auto name = dyn_cast<StringAttr>(dim);
+      auto size = name ? symbolizeSizeVar(name.getValue()) : std::nullopt;
+      ASSERT_TRUE(size) << "a dimension that is not a size name or a number";
+      in.shape.push_back(sizes[static_cast<int>(*size)]);
+      count *= in.shape.back();
+    }
+    std::uniform_real_distribution<double> u(-1, 1);
+    std::uniform_int_distribution<int> small(0, 3);
+    in.isInt = decl.getElementType().isInteger(64);
+    in.isBool = decl.getElementType().isInteger(1);
+    for (int64_t i = 0; i < count; ++i)
+      in.data.push_back(in.isInt    ? small(p.rng)
+                        : in.isBool ? small(p.rng) % 2
+                                    : u(p.rng));
+    if (decl.getElementType().isInteger(64))
+      std::sort(in.data.begin(), in.data.end());
+    if (decl.getElementType().isF32())
+      floats.push_back(decl.getName().str());
+    p.inputs[decl.getName().str()] = std::move(in);
+  }
+}
+
+/// Every example and shared spec, on random data. Random ids or windows
+/// can leave every row at most one key (dq = 0 then, and the check is
+/// void), so each block takes the first of a few seeds whose dq is not 0.
 TEST(ReferenceBackward, EverySpecFile) {
   std::vector<std::string> files;
   for (const char *dir : {ATTNC_EXAMPLES_DIR, ATTNC_SHARED_SPECS_DIR}) {
@@ -309,6 +347,7 @@ TEST(ReferenceBackward, EverySpecFile) {
         files.push_back(entry.path().string());
   }
   ASSERT_GE(files.size(), 10u);
+  std::sort(files.begin(), files.end());
   uint32_t seed = 100;
   for (const std::string &file : files) {
     SCOPED_TRACE(file);
@@ -324,35 +363,20 @@ TEST(ReferenceBackward, EverySpecFile) {
     ASSERT_TRUE(s.module) << s.errors;
     ASSERT_TRUE(succeeded(s.driver.runSpecPipeline(*s.module)));
     for (SpecOp spec : s.module->getOps<SpecOp>()) {
-      Problem p(sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5],
-                sizes[6], ++seed);
-      std::vector<std::string> floats;
-      ArrayAttr decls = spec.getInputsAttr();
-      for (Attribute a : decls ? decls.getValue() : ArrayRef<Attribute>()) {
-        auto decl = cast<InputAttr>(a);
-        Input in;
-        int64_t count = 1;
-        for (Attribute dim : decl.getShape()) {
-          auto size = symbolizeSizeVar(cast<StringAttr>(dim).getValue());
-          ASSERT_TRUE(size) << "a dimension that is not a size name";
-          in.shape.push_back(sizes[static_cast<int>(*size)]);
-          count *= in.shape.back();
-        }
-        std::uniform_real_distribution<double> u(-1, 1);
-        std::uniform_int_distribution<int> small(0, 3);
-        in.isInt = decl.getElementType().isInteger(64);
-        in.isBool = decl.getElementType().isInteger(1);
-        for (int64_t i = 0; i < count; ++i)
-          in.data.push_back(in.isInt    ? small(p.rng)
-                            : in.isBool ? small(p.rng) % 2
-                                        : u(p.rng));
-        if (decl.getElementType().isInteger(64))
-          std::sort(in.data.begin(), in.data.end());
-        if (decl.getElementType().isF32())
-          floats.push_back(decl.getName().str());
-        p.inputs[decl.getName().str()] = std::move(in);
+      for (int attempt = 0; attempt < 8; ++attempt) {
+        Problem p(sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5],
+                  sizes[6], ++seed);
+        std::vector<std::string> floats;
+        addSpecInputs(spec, sizes, p, floats);
+        ReferenceGradients g;
+        ASSERT_EQ(referenceBackward(spec, p.problem(), p.dout.data(), g), "");
+        if (attempt < 7 &&
+            llvm::all_of(g.dq, [](double x) { return std::abs(x) < 1e-9; }))
+          continue;
+        SCOPED_TRACE("seed " + std::to_string(seed));
+        checkGradients(spec, p, floats);
+        break;
       }
-      checkGradients(spec, p, floats);
     }
   }
 }

@@ -36,13 +36,16 @@ const char *indexVarName(IndexVar v);
 const char *sizeVarName(SizeVar v);
 
 enum class UnaryOp { Neg, Not };
-enum class BinaryOp { Add, Sub, Mul, Div, Mod, Lt, Le, Gt, Ge, Eq, Ne, And, Or };
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Mod, Lt, Le, Gt, Ge, Eq, Ne, And, Or,
+  BitAnd, BitOr, BitXor, Shl, Shr // & | ^ << >> on ints (C's meaning)
+};
 const char *binaryOpSpelling(BinaryOp op);
 
 /// Built-in functions. `ToFloat`/`ToInt` are the user-visible float(x)/int(x).
 enum class Builtin {
   Exp, Log, Sqrt, Tanh, Sigmoid, Abs, Min, Max, Floor, Ceil, Sin, Cos, Pow,
-  Clamp, ToFloat, ToInt
+  Clamp, Exp2, Log2, Round, Sign, ToFloat, ToInt
 };
 const char *builtinName(Builtin f);
 
@@ -65,6 +68,7 @@ struct Expr {
     Call,     // builtin, operands = arguments
     Cast,     // operands[0] converted to `type` (inserted by Sema, and for
               // float(x)/int(x) calls after checking)
+    Let,      // name, letIndex: a use of the block's lets[letIndex] (Sema)
   };
   Kind kind;
   Loc loc;
@@ -77,6 +81,7 @@ struct Expr {
   UnaryOp unaryOp = UnaryOp::Neg;
   BinaryOp binaryOp = BinaryOp::Add;
   Builtin builtin = Builtin::Exp;
+  int letIndex = -1;
   std::string name; // Param/Read: the declared name; before Sema, any
                      // identifier is parsed as Kind::Param with its name and
                      // Sema re-kinds it (Index/Size/Score/Param) or reports it.
@@ -114,6 +119,17 @@ struct InputDecl {
   std::vector<InputDim> dims;
 };
 
+/// `let NAME = EXPR`, or `mask NAME = EXPR` (a named mask: a bool let). A
+/// use is a Let node; MLIRGen generates the expression at each use, so the
+/// mask analysis sees through names.
+struct LetDecl {
+  std::string name;
+  Loc loc;
+  bool isMask = false;
+  ExprPtr expr;
+  bool readsScore = false; // set by Sema: usable only in the score clause
+};
+
 enum class NormalizeKind { Softmax, Sigmoid };
 
 /// One `attention NAME { ... }` block. Absent clauses are filled with their
@@ -125,6 +141,7 @@ struct AttentionDecl {
   Loc loc;
   std::vector<ParamDecl> params;
   std::vector<InputDecl> inputs;
+  std::vector<LetDecl> lets; // in source order
   ExprPtr scale, score, mask;
   NormalizeKind normalize = NormalizeKind::Softmax;
   Loc normalizeLoc;

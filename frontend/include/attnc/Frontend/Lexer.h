@@ -30,6 +30,7 @@ enum class TokKind {
   Comma, Colon, Question, Assign,
   Plus, Minus, Star, Slash, Percent,
   Lt, Le, Gt, Ge, EqEq, NotEq, AndAnd, OrOr, Bang,
+  Amp, Pipe, Caret, Shl, Shr, // & | ^ << >> (ints)
 };
 
 /// How a token kind reads in a message: "'{'", "'&&'", "end of file", ...

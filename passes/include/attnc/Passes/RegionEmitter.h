@@ -16,6 +16,8 @@
 //   floordivsi, floormod   -> guarded against 0 (yields 0, may record an
 //                             error) and -1 (no overflow trap): x86 faults
 //                             on both;
+//   shli, shrsi            -> guarded: a count outside [0, 63] yields 0
+//                             and may record an error (not LLVM's poison);
 //   fptosi                 -> saturating, NaN -> 0 (as SpecInterpreter).
 //
 // The language's evaluation rule: a region is evaluated only where its
@@ -43,6 +45,7 @@ enum class KernelError : int64_t {
   InputOutOfRange = 1, // status[1..3] = input number, dimension, index
   DivisionByZero = 2,
   ArenaTooSmall = 3, // status[1..2] = bytes needed, arena bytes
+  ShiftOutOfRange = 4, // status[1] = the shift count (outside [0, 63])
 };
 
 /// One declared input as the kernel sees it.

@@ -134,7 +134,10 @@ enum attnc_status_code {
   /* The arena is smaller than the call needs: status[1] = the bytes
    * needed (attnc_arena_bytes), status[2] = the arena's size. Nothing is
    * written then. */
-  ATTNC_STATUS_ARENA_TOO_SMALL = 3
+  ATTNC_STATUS_ARENA_TOO_SMALL = 3,
+  /* A shift (<< or >>) in the spec's expressions by a count outside
+   * [0, 63]: status[1] = the count. */
+  ATTNC_STATUS_SHIFT_OUT_OF_RANGE = 4
 };
 #define ATTNC_STATUS_WORDS 4
 
