@@ -10,6 +10,7 @@
 
 #include "attnc/Passes/RegionEmitter.h"
 
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MathExtras.h"
@@ -370,14 +371,17 @@ LogicalResult RegionPrinter::printInt(Operation *op) {
 /// comparison, %): there a result one ulp off can move a whole step, so the
 /// division keeps IEEE rounding.
 static bool feedsJump(Value v) {
+  // Each value once: lets make regions DAGs whose paths are exponential.
   SmallVector<Value> work{v};
+  llvm::DenseSet<Value> seen{v};
   while (!work.empty()) {
     Value cur = work.pop_back_val();
     for (Operation *user : cur.getUsers()) {
       if (isa<math::FloorOp, math::CeilOp, math::RoundOp, arith::FPToSIOp, arith::CmpFOp,
               arith::RemFOp>(user))
         return true;
-      if (user->getNumResults() == 1 && isa<FloatType>(user->getResult(0).getType()))
+      if (user->getNumResults() == 1 && isa<FloatType>(user->getResult(0).getType()) &&
+          seen.insert(user->getResult(0)).second)
         work.push_back(user->getResult(0));
     }
   }

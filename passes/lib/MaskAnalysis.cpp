@@ -65,6 +65,11 @@ private:
   SmallVector<OpaqueNote> *notes; // explainOpaqueMask's, or null
   llvm::SmallPtrSet<Operation *, 8> noted;
   DenseMap<Value, Term> terms;
+  DenseMap<Value, MaskAttr> formulas[2]; // [negate]
+  DenseMap<Attribute, uint64_t> sizes;
+  /// The largest formula (as a tree) the analysis builds; real masks have
+  /// tens of nodes.
+  static constexpr uint64_t kMaxFormulaNodes = 2048;
   /// Int input elements read at b, h, hkv or q (a per-sequence length, a
   /// per-head window, a per-row length): symbol kNumSymbols + n stands for
   /// reads[n].
@@ -564,7 +569,41 @@ private:
   // Bool values -> formulas (negation pushed to the atoms)
   //===--------------------------------------------------------------------===//
 
+  /// formula() remembered per (value, negation), and bounded in size: lets
+  /// and named masks make the region a DAG whose formula, written out as a
+  /// tree, can grow exponentially (each level using the one below twice).
+  /// Past kMaxFormulaNodes the value is opaque (sound: PARTIAL tiles), so
+  /// neither this walk nor the schedule code built from the formula grows.
   MaskAttr formula(Value v, bool negate, unsigned depth) {
+    DenseMap<Value, MaskAttr> &known = formulas[negate];
+    if (auto it = known.find(v); it != known.end())
+      return it->second;
+    MaskAttr m = computeFormula(v, negate, depth);
+    if (treeSize(m) > kMaxFormulaNodes) {
+      note(v.getDefiningOp(),
+           "this value is decided per element (its key tiles are PARTIAL): its "
+           "formula, with every named part written out, has more than " +
+               std::to_string(kMaxFormulaNodes) + " terms");
+      m = leaf(MaskKind::opaque);
+    }
+    formulas[negate][v] = m; // `known` may have moved: the walk inserts
+    return m;
+  }
+
+  /// The number of nodes of `m` as a tree (shared terms counted at each
+  /// use), saturating just past kMaxFormulaNodes.
+  uint64_t treeSize(MaskAttr m) {
+    if (auto it = sizes.find(m); it != sizes.end())
+      return it->second;
+    uint64_t n = 1;
+    if (m.getKind() == MaskKind::all_of || m.getKind() == MaskKind::any_of)
+      for (Attribute t : m.getTerms())
+        n = std::min<uint64_t>(n + treeSize(cast<MaskAttr>(t)), kMaxFormulaNodes + 1);
+    sizes[m] = n;
+    return n;
+  }
+
+  MaskAttr computeFormula(Value v, bool negate, unsigned depth) {
     if (depth > kMaxDepth)
       return leaf(MaskKind::opaque);
     ++depth;
