@@ -4,7 +4,9 @@
 // (attn.index, attn.dim, attn.param, attn.read, attn.score), operators become
 // arith/math ops. The language's int `/` is floor division
 // (arith.floordivsi) and `%` floor modulo (attn.floormod); sigmoid is
-// expanded to 1 / (1 + exp(-x)); clamp to min(max(x, lo), hi).
+// expanded to 1 / (1 + exp(-x)); clamp to min(max(x, lo), hi); sign to
+// selects. A let's expression is generated once per region, at its first
+// use (named masks are lets), so the regions hold no trace of the names.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Frontend/MLIRGen.h"

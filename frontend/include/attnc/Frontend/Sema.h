@@ -1,8 +1,9 @@
 //===- Sema.h - Name resolution and type checking of .attn specs -*- C++ -*-===//
 //
 // Second front-end step: applies -D overrides and --name selection, resolves
-// names, checks and annotates types, makes int->float promotions explicit
-// Cast nodes and fills absent clauses with their defaults (see AST.h).
+// names (lets included: a use becomes a Let node), checks and annotates
+// types, makes int->float promotions explicit Cast nodes and fills absent
+// clauses with their defaults (see AST.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_FRONTEND_SEMA_H
