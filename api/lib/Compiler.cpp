@@ -570,6 +570,7 @@ Expected<Kernel> Compiler::Impl::compile(std::string_view text,
       llvm::StringRef(bufferName.data(), bufferName.size()));
   FrontendOptions fo;
   fo.onlyName = opts.name;
+  fo.importDirs = opts.importDirs;
   for (const Define &d : opts.defines)
     fo.defines.push_back({d.name, d.value});
   std::optional<ast::Module> ast = parseSpec(sourceMgr, id, fo, errs);

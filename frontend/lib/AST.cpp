@@ -1,7 +1,8 @@
-//===- AST.cpp - Names of the .attn syntax tree's enums --------------------===//
+//===- AST.cpp - Names of the .attn syntax tree's enums, and copies ---------===//
 //
 // Spellings of types, built-in names, operators and functions, as the
-// language writes them; used by diagnostics, MLIRGen and tests.
+// language writes them; used by diagnostics, MLIRGen and tests. cloneExpr
+// copies the shared declarations into each block (Import.cpp).
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Frontend/AST.h"
@@ -90,4 +91,22 @@ const char *attnc::ast::builtinName(Builtin f) {
   case Builtin::ToInt: return "int";
   }
   return "?";
+}
+
+ExprPtr attnc::ast::cloneExpr(const Expr &e) {
+  auto copy = std::make_unique<Expr>(e.kind, e.loc);
+  copy->type = e.type;
+  copy->intValue = e.intValue;
+  copy->floatValue = e.floatValue;
+  copy->boolValue = e.boolValue;
+  copy->indexVar = e.indexVar;
+  copy->sizeVar = e.sizeVar;
+  copy->unaryOp = e.unaryOp;
+  copy->binaryOp = e.binaryOp;
+  copy->builtin = e.builtin;
+  copy->letIndex = e.letIndex;
+  copy->name = e.name;
+  for (const ExprPtr &op : e.operands)
+    copy->operands.push_back(cloneExpr(*op));
+  return copy;
 }

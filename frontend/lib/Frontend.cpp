@@ -1,6 +1,6 @@
 //===- Frontend.cpp - Parse and check .attn specs ---------------------------===//
 //
-// parseSpec: the front end's entry point, Parser then Sema on one buffer.
+// parseSpec: the front end's entry point: Parser, imports, then Sema.
 // Also what every reader of spec files shares: line-end normalisation, the
 // guarded file reader (regular files only, size-capped) and -D splitting.
 //
@@ -8,6 +8,7 @@
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Frontend/Parser.h"
 #include "attnc/Frontend/Sema.h"
+#include "Import.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -47,12 +48,12 @@ std::string attnc::normalizeSpecText(StringRef text) {
 }
 
 unsigned attnc::addSpecBuffer(llvm::SourceMgr &sm, StringRef text,
-                              StringRef name) {
+                              StringRef name, llvm::SMLoc includeLoc) {
   std::unique_ptr<llvm::MemoryBuffer> buffer =
       needsNormalization(text)
           ? llvm::MemoryBuffer::getMemBufferCopy(normalizeSpecText(text), name)
           : llvm::MemoryBuffer::getMemBufferCopy(text, name);
-  return sm.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+  return sm.AddNewSourceBuffer(std::move(buffer), includeLoc);
 }
 
 std::optional<attnc::ast::Module>
@@ -67,7 +68,7 @@ attnc::parseSpec(llvm::SourceMgr &sm, unsigned bufferId,
     bufferId = addSpecBuffer(sm, buffer->getBuffer(),
                              buffer->getBufferIdentifier());
   std::optional<ast::Module> module = parseModule(sm, bufferId, errs);
-  if (!module)
+  if (!module || !resolveImports(*module, sm, options, errs))
     return std::nullopt;
   if (!checkModule(*module, options, sm, bufferId, errs))
     return std::nullopt;

@@ -1,7 +1,7 @@
 //===- Lexer.cpp - Tokens of the .attn spec language ----------------------===//
 //
 // Hand-written lexer for .attn specs: identifiers, decimal int and float
-// literals, punctuation, `#` comments. Never reads past the buffer end and
+// literals, one-line strings (import paths), punctuation, `#` comments. Never reads past the buffer end and
 // never overflows: literals are range-checked here.
 //
 //===----------------------------------------------------------------------===//
@@ -21,6 +21,7 @@ const char *attnc::tokKindSpelling(TokKind kind) {
   case TokKind::Ident: return "identifier";
   case TokKind::Int: return "integer literal";
   case TokKind::Float: return "float literal";
+  case TokKind::String: return "string literal";
   case TokKind::LBrace: return "'{'";
   case TokKind::RBrace: return "'}'";
   case TokKind::LParen: return "'('";
@@ -71,8 +72,9 @@ static std::string quoteChar(char c) {
   return buf;
 }
 
-Lexer::Lexer(llvm::StringRef buffer)
-    : cur(buffer.begin()), end(buffer.end()), lineStart(buffer.begin()) {}
+Lexer::Lexer(llvm::StringRef buffer, unsigned file)
+    : cur(buffer.begin()), end(buffer.end()), lineStart(buffer.begin()),
+      file(file) {}
 
 Token Lexer::make(TokKind kind, const char *start) {
   Token t;
@@ -81,6 +83,7 @@ Token Lexer::make(TokKind kind, const char *start) {
   t.loc = llvm::SMLoc::getFromPointer(start);
   t.pos.line = line;
   t.pos.col = static_cast<unsigned>(start - lineStart) + 1;
+  t.pos.file = file;
   return t;
 }
 
@@ -165,6 +168,23 @@ Token Lexer::lexNumber(const char *start) {
   return t;
 }
 
+/// A string literal: '"', then printable characters other than '"' and '\\'
+/// up to the closing '"' on the same line. Paths need nothing more, and a
+/// string with no escapes reads the same in every tool.
+Token Lexer::lexString(const char *start) {
+  while (cur < end && *cur != '"' && *cur != '\n') {
+    unsigned char u = static_cast<unsigned char>(*cur);
+    if (*cur == '\\' || u < 0x20 || u == 0x7f)
+      return makeError(cur, "character " + quoteChar(*cur) +
+                                " is not allowed in a string");
+    ++cur;
+  }
+  if (cur >= end || *cur != '"')
+    return makeError(start, "unterminated string; it must end on its line");
+  ++cur;
+  return make(TokKind::String, start);
+}
+
 Token Lexer::next() {
   skipSpaceAndComments();
   const char *start = cur;
@@ -220,6 +240,8 @@ Token Lexer::next() {
     return make(followedBy('|') ? TokKind::OrOr : TokKind::Pipe, start);
   case '^':
     return make(TokKind::Caret, start);
+  case '"':
+    return lexString(start);
   default:
     return makeError(start, "unexpected character " + quoteChar(c));
   }

@@ -46,7 +46,10 @@ private:
   OpBuilder b;
 
   Location loc(ast::Loc l) {
-    return FileLineColLoc::get(&ctx, module.fileName, l.line, l.col);
+    llvm::StringRef file = l.file < module.files.size()
+                               ? llvm::StringRef(module.files[l.file].name)
+                               : llvm::StringRef(module.fileName);
+    return FileLineColLoc::get(&ctx, file, l.line, l.col);
   }
   Type typeOf(ast::Type t) {
     switch (t) {

@@ -1,7 +1,9 @@
 //===- Parser.cpp - Recursive-descent parser for .attn specs --------------===//
 //
 // Grammar (clauses in any order, each at most once, params/inputs repeated):
-//   file      := block+
+//   file      := ('import' STRING)* (shared | block)*    (at least one block,
+//                                    unless the file is imported)
+//   shared    := a param, input, let or 'mask' NAME clause outside a block
 //   block     := 'attention' NAME '{' clause* '}'
 //   clause    := 'param' NAME ':' TYPE ('=' '-'? LITERAL)?
 //              | 'input' NAME ':' TYPE '[' DIM (',' DIM)* ']'
@@ -53,10 +55,12 @@ bool isClauseKeyword(StringRef s) {
 
 class ParserImpl {
 public:
-  ParserImpl(llvm::SourceMgr &sm, unsigned bufferId, llvm::raw_ostream &errs)
+  ParserImpl(llvm::SourceMgr &sm, unsigned bufferId, unsigned file,
+             llvm::raw_ostream &errs)
       : sm(sm), errs(errs),
-        lexer(sm.getMemoryBuffer(bufferId)->getBuffer()),
-        fileName(sm.getMemoryBuffer(bufferId)->getBufferIdentifier().str()) {}
+        lexer(sm.getMemoryBuffer(bufferId)->getBuffer(), file),
+        fileName(sm.getMemoryBuffer(bufferId)->getBufferIdentifier().str()),
+        bufferId(bufferId), file(file) {}
 
   std::optional<ast::Module> parseFile();
 
@@ -96,6 +100,8 @@ private:
 
   // --- Clauses -------------------------------------------------------------
   bool parseAttention(ast::Module &m);
+  bool parseImport(ast::Module &m, bool declSeen);
+  bool parseSharedDecl(ast::Module &m);
   bool parseParam(ast::AttentionDecl &decl);
   bool parseInput(ast::AttentionDecl &decl);
   bool parseType(ast::Type &type, const Twine &context);
@@ -130,6 +136,7 @@ private:
   llvm::raw_ostream &errs;
   Lexer lexer;
   std::string fileName;
+  unsigned bufferId, file;
   Token tok;
   bool failed = false;
   unsigned depth = 0;
@@ -140,22 +147,74 @@ private:
 std::optional<ast::Module> ParserImpl::parseFile() {
   ast::Module m;
   m.fileName = fileName;
+  if (file == 0)
+    m.files.push_back({fileName, bufferId, 0});
   advance();
-  if (tok.is(TokKind::Eof)) {
-    fail(tok.loc, "no attention block in the file");
-    return std::nullopt;
-  }
+  bool declSeen = false; // an import after this is out of place
   while (!tok.is(TokKind::Eof)) {
-    if (!tok.isIdent("attention")) {
-      expected("'attention'");
-      return std::nullopt;
+    bool ok;
+    if (tok.isIdent("attention")) {
+      ok = parseAttention(m);
+      declSeen = true;
+    } else if (tok.isIdent("import")) {
+      ok = parseImport(m, declSeen);
+    } else if (tok.isIdent("param") || tok.isIdent("input") ||
+               tok.isIdent("let") || tok.isIdent("mask")) {
+      ok = parseSharedDecl(m);
+      declSeen = true;
+    } else if (tok.is(TokKind::Ident) && isClauseKeyword(tok.text)) {
+      ok = failAtTok("'" + tok.text +
+                     "' belongs inside an attention block; only param, "
+                     "input, let and named masks may be shared by a file");
+    } else {
+      ok = expected("'attention', 'import' or a shared declaration");
     }
-    if (!parseAttention(m))
+    if (!ok)
       return std::nullopt;
   }
+  // An imported file may hold only shared declarations, or nothing.
+  if (file == 0 && m.attentions.empty() && !failed)
+    fail(tok.loc, m.shared.params.empty() && m.shared.inputs.empty() &&
+                          m.shared.lets.empty()
+                      ? "no attention block in the file"
+                      : "no attention block in the file (a file of shared "
+                        "declarations is used through 'import')");
   if (failed)
     return std::nullopt;
   return m;
+}
+
+/// 'import' STRING, before the file's declarations and blocks.
+bool ParserImpl::parseImport(ast::Module &m, bool declSeen) {
+  if (declSeen)
+    return failAtTok("'import' must come before the file's declarations and "
+                     "attention blocks");
+  advance();
+  if (!tok.is(TokKind::String))
+    return expected("a quoted file name after 'import'");
+  StringRef path = tok.text.drop_front().drop_back();
+  if (path.empty())
+    return failAtTok("the file name after 'import' is empty");
+  m.imports.push_back({path.str(), tok.pos});
+  advance();
+  return true;
+}
+
+/// A param, input, let or named mask outside a block, shared by the file's
+/// blocks and by the files that import this one.
+bool ParserImpl::parseSharedDecl(ast::Module &m) {
+  ast::AttentionDecl &shared = m.shared;
+  if (tok.isIdent("param"))
+    return parseParam(shared);
+  if (tok.isIdent("input"))
+    return parseInput(shared);
+  Token keyword = tok;
+  advance();
+  if (keyword.text == "mask" && !tok.is(TokKind::Ident))
+    return fail(keyword.loc, "a mask outside an attention block needs a name "
+                             "('mask NAME = EXPR'); the 'mask = EXPR' clause "
+                             "belongs inside a block");
+  return parseLet(shared, keyword, keyword.text == "mask");
 }
 
 bool ParserImpl::parseAttention(ast::Module &m) {
@@ -720,7 +779,8 @@ PExpr ParserImpl::parsePrimary() {
 
 std::optional<ast::Module> attnc::parseModule(llvm::SourceMgr &sm,
                                               unsigned bufferId,
-                                              llvm::raw_ostream &errs) {
-  ParserImpl parser(sm, bufferId, errs);
+                                              llvm::raw_ostream &errs,
+                                              unsigned file) {
+  ParserImpl parser(sm, bufferId, file, errs);
   return parser.parseFile();
 }

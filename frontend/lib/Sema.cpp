@@ -131,6 +131,7 @@ std::string attnc::parseParamValue(StringRef text, ast::ParamDecl &param) {
 using namespace attnc::sema;
 
 bool SemaImpl::run(ast::Module &m, const FrontendOptions &options) {
+  module = &m;
   llvm::StringMap<bool> names;
   for (ast::AttentionDecl &a : m.attentions)
     if (!names.insert({a.name, true}).second)
@@ -214,6 +215,10 @@ bool SemaImpl::checkDeclNames() {
     const std::string *name;
     const char *kind; // "param", "input", "let" or "mask"
   };
+  struct Seen {
+    const char *kind;
+    ast::Loc loc;
+  };
   std::vector<DeclRef> decls;
   for (const ast::ParamDecl &p : blk->params)
     decls.push_back({p.loc, &p.name, "param"});
@@ -225,10 +230,10 @@ bool SemaImpl::checkDeclNames() {
     return std::string(kind[0] == 'i' ? "an " : "a ") + kind;
   };
   std::stable_sort(decls.begin(), decls.end(),
-                   [](const DeclRef &x, const DeclRef &y) {
+                   [&](const DeclRef &x, const DeclRef &y) {
                      return before(x.loc, y.loc);
                    });
-  llvm::StringMap<const char *> seen; // name -> its kind
+  llvm::StringMap<Seen> seen; // name -> its first declaration
   for (const DeclRef &d : decls) {
     const std::string &n = *d.name;
     const char *kind = d.kind;
@@ -240,12 +245,17 @@ bool SemaImpl::checkDeclNames() {
     if (reserved)
       return fail(d.loc, "'" + n + "' is " + reserved + " and cannot name " +
                              article(kind));
-    auto [it, inserted] = seen.insert({n, kind});
+    auto [it, inserted] = seen.insert({n, Seen{kind, d.loc}});
     if (!inserted) {
-      if (StringRef(it->second) == kind)
-        return fail(d.loc, Twine("duplicate ") + kind + " '" + n + "'");
-      return fail(d.loc, "'" + n + "' is already declared as " +
-                             article(it->second));
+      const Seen &first = it->second;
+      std::string note = "'" + n + "' is first declared here";
+      if (StringRef(first.kind) == kind)
+        return failWithNote(d.loc, Twine("duplicate ") + kind + " '" + n + "'",
+                            first.loc, note);
+      return failWithNote(d.loc,
+                          "'" + n + "' is already declared as " +
+                              article(first.kind),
+                          first.loc, note);
     }
   }
   return true;
@@ -333,9 +343,8 @@ bool SemaImpl::checkLetUse(Expr &e, int index) {
   if (inLet && index == checkingLet)
     return fail(e.loc, "'" + e.name + "' is used in its own definition");
   if (!before(l.loc, e.loc) || (inLet && index > checkingLet)) {
-    std::string where = std::to_string(l.loc.line) + ":" + std::to_string(l.loc.col);
     return fail(e.loc, "'" + e.name + "' is used before its definition (at " +
-                           where + ")");
+                           where(l.loc) + ")");
   }
   if (l.readsScore) {
     readsScore = true;

@@ -34,9 +34,6 @@ inline unsigned builtinArity(ast::Builtin f) {
 
 inline bool isNumeric(Type t) { return t == Type::Int || t == Type::Float; }
 
-inline bool before(ast::Loc a, ast::Loc b) {
-  return a.line < b.line || (a.line == b.line && a.col < b.col);
-}
 
 class SemaImpl {
 public:
@@ -46,10 +43,40 @@ public:
   bool run(ast::Module &m, const FrontendOptions &options);
 
 private:
+  llvm::SMLoc smLoc(ast::Loc loc) const {
+    unsigned id = loc.file < module->files.size()
+                      ? module->files[loc.file].bufferId
+                      : bufferId;
+    return sm.FindLocForLineAndColumn(id, loc.line, loc.col);
+  }
   bool fail(ast::Loc loc, const Twine &msg) {
-    llvm::SMLoc l = sm.FindLocForLineAndColumn(bufferId, loc.line, loc.col);
-    sm.PrintMessage(errs, l, llvm::SourceMgr::DK_Error, msg);
+    sm.PrintMessage(errs, smLoc(loc), llvm::SourceMgr::DK_Error, msg);
     return false;
+  }
+  /// An error at `loc` and a note at `other` (e.g. the first declaration).
+  bool failWithNote(ast::Loc loc, const Twine &msg, ast::Loc other,
+                    const Twine &note) {
+    fail(loc, msg);
+    sm.PrintMessage(errs, smLoc(other), llvm::SourceMgr::DK_Note, note);
+    return false;
+  }
+  /// Declaration order across files: imported files first (their rank),
+  /// then line and column.
+  bool before(ast::Loc a, ast::Loc b) const {
+    unsigned ra = rank(a), rb = rank(b);
+    if (ra != rb)
+      return ra < rb;
+    return a.line < b.line || (a.line == b.line && a.col < b.col);
+  }
+  unsigned rank(ast::Loc l) const {
+    return l.file < module->files.size() ? module->files[l.file].rank : 0;
+  }
+  /// "LINE:COL", with the file name when it is not the main file.
+  std::string where(ast::Loc l) const {
+    std::string at = std::to_string(l.line) + ":" + std::to_string(l.col);
+    if (l.file != 0 && l.file < module->files.size())
+      return module->files[l.file].name + ":" + at;
+    return at;
   }
   bool failNoLoc(const Twine &msg, StringRef prefix = "") {
     llvm::WithColor::error(errs, prefix) << msg << "\n";
@@ -112,6 +139,7 @@ private:
 
   llvm::SourceMgr &sm;
   unsigned bufferId;
+  const ast::Module *module = nullptr;
   llvm::raw_ostream &errs;
   ast::AttentionDecl *blk = nullptr;
   bool inScore = false;

@@ -44,9 +44,17 @@ Result parse(const std::string &src, const FrontendOptions &options = {}) {
 
 /// One diagnostic: "...error: ..." then at most the source and caret lines
 /// (the echoed source line may itself contain "error:").
+/// One error (its line, the source line, the caret), perhaps followed by one
+/// note in the same form (where an earlier declaration is).
 bool isOneError(const std::string &s) {
   size_t lines = std::count(s.begin(), s.end(), '\n');
-  return !s.empty() && s.back() == '\n' && lines <= 3 &&
+  size_t errors = 0;
+  for (size_t at = s.find("error: "); at != std::string::npos;
+       at = s.find("error: ", at + 1))
+    ++errors;
+  bool note = s.find(": note: ") != std::string::npos;
+  return !s.empty() && s.back() == '\n' && errors == 1 &&
+         lines <= (note ? 6u : 3u) &&
          s.substr(0, s.find('\n')).find("error: ") != std::string::npos;
 }
 
@@ -495,7 +503,7 @@ TEST(Frontend, MoreErrors) {
        "1:34: error: expected an expression, got '}'"},
       {"attention a { score = min(score 1) }",
        "1:33: error: expected ',' or ')' in the call to 'min', got '1'"},
-      {"attention a { } }", "1:17: error: expected 'attention', got '}'"},
+      {"attention a { } }", "1:17: error: expected 'attention', 'import' or a shared declaration, got '}'"},
   });
 }
 

@@ -19,8 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string errors;
   llvm::raw_string_ostream errs(errors);
   attnc::Driver driver(errs);
+  attnc::FrontendOptions options;
+  options.allowImports = false; // arbitrary text must not read files
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      driver.loadSpecText("fuzz.attn", text, {});
+      driver.loadSpecText("fuzz.attn", text, options);
   if (!module || mlir::failed(driver.runSpecPipeline(*module)))
     return 0;
   attnc::fuzz::scheduleEverySpec(*module);

@@ -300,6 +300,9 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
        "float32")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
+      ("import-dir,I", po::value(&f.importDirs)->composing(),
+       "DIR: where import \"PATH\" looks after the spec's directory "
+       "(repeatable)")
       ("name", po::value(&f.name), "run the block NAME of a multi-block file")
       ("target", po::value(&f.target)->default_value("cpu"), "cpu|cuda")
       ("dtype", po::value(&f.dtype)->default_value("f32"),
@@ -436,6 +439,7 @@ int planCompileAndInputs(const RunFlags &f, RunPlan &plan) {
   compileOptions.target = Target::CPU;
   compileOptions.dtype = plan.storage;
   compileOptions.name = f.name;
+  compileOptions.importDirs = f.importDirs;
   for (const std::string &d : f.defines) {
     std::pair<std::string, std::string> define;
     if (std::string why = parseDefine(d, define); !why.empty())
@@ -536,6 +540,7 @@ int runOnGpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
   request.specName = f.spec == "-" ? "<stdin>" : f.spec;
   request.specText = in.specText;
   request.frontend.onlyName = f.name;
+  request.frontend.importDirs = f.importDirs;
   for (const Define &d : plan.compileOptions.defines)
     request.frontend.defines.emplace_back(d.name, d.value);
   request.storage = plan.storage;

@@ -21,7 +21,7 @@ namespace attnc::run {
 /// The flags of attnc run, as given.
 struct RunFlags {
   std::string spec, q, k, v, output, lse, name, target, dtype, arch;
-  std::vector<std::string> inputs, defines;
+  std::vector<std::string> inputs, defines, importDirs;
   int threads = 0;
   /// The backward (--dout): the upstream gradient and the gradient files.
   std::string dout, dq, dk, dv;

@@ -140,7 +140,7 @@ void printGrid(llvm::raw_ostream &os, const TileSchedule &s,
 struct ShowFlags {
   std::string spec, png, name;
   int64_t lq = 0, lk = 0, tileQ = 64, tileK = 64;
-  std::vector<std::string> defines, inputs;
+  std::vector<std::string> defines, inputs, importDirs;
 };
 
 int fail(const std::string &message) { return reportError(message); }
@@ -230,6 +230,9 @@ int attnc::runShow(const std::vector<std::string> &args) {
       ("tile-k", po::value(&f.tileK)->default_value(64), "keys per tile")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
+      ("import-dir,I", po::value(&f.importDirs)->composing(),
+       "DIR: where import \"PATH\" looks after the spec's directory "
+       "(repeatable)")
       ("input", po::value(&f.inputs)->composing(),
        "NAME=FILE.npy: data of an input the mask reads (batch 0, head 0); "
        "also prints the schedule this data gives (repeatable)")
@@ -248,6 +251,7 @@ int attnc::runShow(const std::vector<std::string> &args) {
     return 1;
   FrontendOptions fo;
   fo.onlyName = f.name;
+  fo.importDirs = f.importDirs;
   if (!parseDefines(f.defines, fo))
     return 1;
   Driver driver(llvm::errs());

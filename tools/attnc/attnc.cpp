@@ -75,7 +75,7 @@ static void printUsage(llvm::raw_ostream &os) {
 namespace {
 struct CompileFlags {
   std::string spec, target, arch, emit, output, name, dtype, cpu, headDims, triple;
-  std::vector<std::string> defines;
+  std::vector<std::string> defines, importDirs;
   bool backward = false;
 };
 } // namespace
@@ -107,6 +107,9 @@ int attnc::runCompile(const std::vector<std::string> &args) {
        "built for that target. Default: the host")
       ("define,D", po::value(&f.defines)->composing(),
        "NAME=VALUE: override a param (repeatable)")
+      ("import-dir,I", po::value(&f.importDirs)->composing(),
+       "DIR: where import \"PATH\" looks after the importing file's "
+       "directory (repeatable)")
       ("name", po::value(&f.name), "compile only the block NAME")
       ("backward", po::bool_switch(&f.backward),
        "--target=cpu: also differentiate the spec and build the backward "
@@ -148,6 +151,7 @@ int attnc::runCompile(const std::vector<std::string> &args) {
                        "library or a JIT needs the host)");
   FrontendOptions fo;
   fo.onlyName = f.name;
+  fo.importDirs = f.importDirs;
   if (!parseDefines(f.defines, fo))
     return 1;
 

@@ -65,6 +65,9 @@ struct CompileOptions {
   std::vector<Define> defines;
   /// For a file with several `attention` blocks: the one to compile.
   std::string name;
+  /// Where `import "PATH"` looks after the importing file's directory (for
+  /// a spec given as text: the working directory).
+  std::vector<std::string> importDirs;
   /// Build the kernel so that it records the tiles it visits (tests).
   bool traceTiles = false;
   /// Tile sizes; 0 picks the target's tuned choice (docs/tile-tuning.md).

@@ -19,9 +19,11 @@
 
 namespace attnc::ast {
 
-/// 1-based position in the spec buffer.
+/// 1-based position in a spec file: `file` indexes Module::files (0 is the
+/// file given to the front end, the others were imported).
 struct Loc {
   unsigned line = 1, col = 1;
+  unsigned file = 0;
 };
 
 /// The three value types of the language: int is 64-bit signed, float is
@@ -150,10 +152,38 @@ struct AttentionDecl {
   std::optional<Loc> scaleLoc, scoreLoc, maskLoc;
 };
 
+/// `import "PATH"` at the top of a file.
+struct ImportDecl {
+  std::string path; // as written, without the quotes
+  Loc loc;          // the string literal
+};
+
+/// A spec file the module was read from: its name in messages and its
+/// llvm::SourceMgr buffer.
+struct SourceFile {
+  std::string name;
+  unsigned bufferId = 0;
+  /// Declaration order across files: an imported file's declarations come
+  /// before its importer's (files finish loading in this order; the main
+  /// file is last).
+  unsigned rank = 0;
+};
+
 struct Module {
   std::string fileName;
   std::vector<AttentionDecl> attentions;
+  /// Declarations outside any block (param, input, let, mask NAME): shared
+  /// by every block of the file and brought in by `import`. Only the
+  /// params, inputs and lets of this decl are used.
+  AttentionDecl shared;
+  std::vector<ImportDecl> imports;
+  /// files[loc.file] for every Loc of the tree; filled by the parser with
+  /// the main file and by import resolution with the others.
+  std::vector<SourceFile> files;
 };
+
+/// A deep copy of `e` (imported declarations are copied into each block).
+ExprPtr cloneExpr(const Expr &e);
 
 } // namespace attnc::ast
 

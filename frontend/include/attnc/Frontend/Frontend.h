@@ -12,6 +12,7 @@
 #include "attnc/Frontend/AST.h"
 
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/SMLoc.h"
 
 #include <cstdint>
 #include <memory>
@@ -36,10 +37,17 @@ struct FrontendOptions {
   std::vector<std::pair<std::string, std::string>> defines;
   /// When non-empty, keep only the block with this name (error if absent).
   std::string onlyName;
+  /// Where `import "PATH"` looks after the importing file's directory
+  /// (attnc -I DIR).
+  std::vector<std::string> importDirs;
+  /// False refuses every import (the fuzzers: arbitrary text must not read
+  /// arbitrary files).
+  bool allowImports = true;
 };
 
-/// Lexes, parses and checks buffer `bufferId` of `sm`. On the first error it
-/// prints one located diagnostic to `errs` and returns std::nullopt. A buffer
+/// Lexes, parses and checks buffer `bufferId` of `sm`, with the files it
+/// imports (added to `sm`). On the first error it prints one located
+/// diagnostic to `errs` and returns std::nullopt. A buffer
 /// that normalizeSpecText would change is parsed as a normalised copy added
 /// to `sm` under the same name (use addSpecBuffer to avoid the copy).
 std::optional<ast::Module> parseSpec(llvm::SourceMgr &sm, unsigned bufferId,
@@ -55,8 +63,10 @@ bool needsNormalization(llvm::StringRef text);
 /// Adds `text`, normalised, to `sm` as a buffer named `name` and returns its
 /// id. Spec text should enter a SourceMgr through here: MLIR diagnostics find
 /// their buffer by name, so it must hold the lines the front end numbered.
+/// `includeLoc` is the import that brought the file in, if any.
 unsigned addSpecBuffer(llvm::SourceMgr &sm, llvm::StringRef text,
-                       llvm::StringRef name);
+                       llvm::StringRef name,
+                       llvm::SMLoc includeLoc = llvm::SMLoc());
 
 /// The largest spec file readSpecFile accepts by default.
 constexpr uint64_t kMaxSpecFileBytes = uint64_t(16) << 20;

@@ -26,6 +26,7 @@ enum class TokKind {
   Ident,
   Int,   // decimal integer literal (magnitude only; '-' is an operator)
   Float, // floating-point literal
+  String, // "..." on one line, no escapes (import paths); `text` keeps quotes
   LBrace, RBrace, LParen, RParen, LBracket, RBracket,
   Comma, Colon, Question, Assign,
   Plus, Minus, Star, Slash, Percent,
@@ -59,7 +60,8 @@ class Lexer {
 public:
   /// `buffer` is the whole spec; the lexer reads exactly buffer.size() bytes
   /// (an embedded NUL is an unexpected character, not the end).
-  explicit Lexer(llvm::StringRef buffer);
+  /// Tokens are stamped with `file` (the Module::files index of the buffer).
+  explicit Lexer(llvm::StringRef buffer, unsigned file = 0);
 
   /// The next token; Eof (repeatedly) at the end of the buffer.
   Token next();
@@ -69,11 +71,13 @@ private:
   Token makeError(const char *start, std::string message);
   void skipSpaceAndComments();
   Token lexNumber(const char *start);
+  Token lexString(const char *start);
 
   const char *cur;
   const char *end;
   const char *lineStart;
   unsigned line = 1;
+  unsigned file = 0;
 };
 
 } // namespace attnc

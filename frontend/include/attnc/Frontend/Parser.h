@@ -25,9 +25,14 @@ namespace attnc {
 constexpr unsigned kMaxExprDepth = 200;
 
 /// Parses buffer `bufferId` of `sm`. On the first syntax error prints one
-/// located diagnostic to `errs` and returns std::nullopt.
+/// located diagnostic to `errs` and returns std::nullopt. `file` is the
+/// Module::files index stamped on every Loc: 0 for the main file (whose
+/// SourceFile the result then records, and which must hold a block), the
+/// importer's index otherwise (imports are not followed here; see
+/// resolveImports).
 std::optional<ast::Module> parseModule(llvm::SourceMgr &sm, unsigned bufferId,
-                                       llvm::raw_ostream &errs);
+                                       llvm::raw_ostream &errs,
+                                       unsigned file = 0);
 
 } // namespace attnc
 
