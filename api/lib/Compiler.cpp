@@ -330,10 +330,12 @@ Expected<Kernel> Compiler::compileFile(const std::string &path,
 constexpr int64_t kBackwardTileQ = 64, kBackwardTileK = 64;
 
 /// Loads an object file into a fresh LLJIT and finds the kernel's entry
-/// (and, when `differentiable` is set, its backward helpers).
+/// (and, when `differentiable` is set, its backward helpers; `sinkRows`:
+/// the tile helper takes the rows' sinks, BackwardKernelInfo::sinkRows).
 static Expected<std::shared_ptr<const Kernel::Impl>>
 loadObject(const std::string &object, runtime::KernelInfo info,
-           const std::optional<std::vector<std::string>> &differentiable) {
+           const std::optional<std::vector<std::string>> &differentiable,
+           bool sinkRows) {
   auto jit = llvm::orc::LLJITBuilder().create();
   if (!jit)
     return Status::error("cannot create the JIT: " +
@@ -393,6 +395,7 @@ loadObject(const std::string &object, runtime::KernelInfo info,
     impl->bwd.tile = tile->toPtr<attnc_cpu_kernel_fn>();
     impl->bwd.tileQ = kBackwardTileQ;
     impl->bwd.tileK = kBackwardTileK;
+    impl->bwd.sinkRows = sinkRows;
     impl->differentiable = *differentiable;
     for (const std::string &name : *differentiable)
       for (size_t i = 0; i < info.inputs.size(); ++i)
@@ -498,11 +501,13 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
     return info.status();
   info->traced = opts.traceTiles;
   std::optional<std::vector<std::string>> differentiable;
+  bool sinkRows = false;
   if (opts.backward) {
+    mlir::attn::SpecOp spec = flashOps(module).front().getSpec();
     differentiable.emplace();
-    for (mlir::attn::InputAttr in :
-         mlir::attn::differentiableInputs(flashOps(module).front().getSpec()))
+    for (mlir::attn::InputAttr in : mlir::attn::differentiableInputs(spec))
       differentiable->push_back(in.getName().str());
+    sinkRows = !spec.getSink().empty();
   }
 
   // The cache key: everything the object code depends on.
@@ -548,7 +553,7 @@ Expected<Kernel> Compiler::Impl::compileForCpu(mlir::ModuleOp module,
     return s;
   if (jitMicrokernels && attnc_uk_isa() == ATTNC_ISA_GENERIC)
     (void)useHostMicrokernels(cache);
-  auto kernel = loadObject(*object, *info, differentiable);
+  auto kernel = loadObject(*object, *info, differentiable, sinkRows);
   if (!kernel.ok())
     return kernel.status();
   loaded[key] = *kernel;

@@ -77,6 +77,7 @@ static void emitBackwardWrapper(std::ostringstream &os,
   os << "};\n"
      << "  bwd.tileQ = " << kBackwardTileQ << ";\n"
      << "  bwd.tileK = " << kBackwardTileK << ";\n"
+     << "  bwd.sinkRows = " << (backward.sinkRows ? "true" : "false") << ";\n"
      << "  return attnc::runtime::backwardCpu(bwd, args);\n"
      << "}\n";
 }

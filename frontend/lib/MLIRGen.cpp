@@ -102,6 +102,8 @@ private:
     genRegion(spec.getMask(), *a.mask, b.getI1Type());
     if (sigmoid && a.sigmoidBias)
       genRegion(spec.getBias(), *a.sigmoidBias, b.getF32Type());
+    if (!sigmoid && a.softmaxSink)
+      genRegion(spec.getSink(), *a.softmaxSink, b.getF32Type());
   }
 
   void genRegion(Region &region, const ast::Expr &e, Type resultType) {

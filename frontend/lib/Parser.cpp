@@ -9,7 +9,8 @@
 //              | 'input' NAME ':' TYPE '[' DIM (',' DIM)* ']'
 //              | ('let' | 'mask') NAME '=' expr       (a named value / mask)
 //              | ('scale' | 'score' | 'mask') '=' expr
-//              | 'normalize' '=' ('softmax' | 'sigmoid' ('(' 'bias' '=' expr ')')?)
+//              | 'normalize' '=' ('softmax' ('(' 'sink' '=' expr ')')?
+//                                | 'sigmoid' ('(' 'bias' '=' expr ')')?)
 //   expr      := or ('?' expr ':' expr)?          (right associative)
 //   binary levels, low to high (C's): || , && , | , ^ , & , == != ,
 //                                      < <= > >= , << >> , + - , * / %
@@ -497,8 +498,22 @@ bool ParserImpl::parseNormalize(ast::AttentionDecl &decl) {
   if (tok.text == "softmax") {
     decl.normalize = ast::NormalizeKind::Softmax;
     advance();
-    if (tok.is(TokKind::LParen))
-      return failAtTok("'softmax' takes no arguments");
+    if (!tok.is(TokKind::LParen))
+      return true;
+    advance();
+    if (!tok.isIdent("sink"))
+      return expected("'sink = EXPR' in 'softmax(...)'");
+    advance();
+    if (!tok.is(TokKind::Assign))
+      return expected("'=' after 'sink'");
+    advance();
+    PExpr e = parseExpr();
+    if (!e)
+      return false;
+    decl.softmaxSink = std::move(e.e);
+    if (!tok.is(TokKind::RParen))
+      return expected("')' after the sink");
+    advance();
     return true;
   }
   if (tok.text != "sigmoid")

@@ -17,6 +17,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -205,6 +206,8 @@ bool SemaImpl::checkBlock(ast::AttentionDecl &a) {
            !checkClause(a.sigmoidBias, a.sigmoidBias->loc, "sigmoid bias",
                         false))
     return false;
+  if (a.softmaxSink && !checkSink(a.softmaxSink))
+    return false;
   fillDefaults();
   return true;
 }
@@ -313,6 +316,35 @@ bool SemaImpl::checkClause(ExprPtr &slot, ast::Loc loc, StringRef what,
     return fail(loc, what + " must be a number, got " +
                          ast::typeName(slot->type));
   promote(slot);
+  return true;
+}
+
+/// softmax(sink = EXPR): a number, one per query row, so it reads no `kv`
+/// (nor `score`, which checkExpr refuses outside the score clause).
+bool SemaImpl::checkSink(ExprPtr &slot) {
+  if (!checkClause(slot, slot->loc, "sink", false))
+    return false;
+  std::vector<char> seen(blk->lets.size(), 0); // lets form a DAG: visit once
+  std::function<const Expr *(const Expr &)> kvUse = [&](const Expr &e) {
+    if (e.kind == Expr::Kind::Index && e.indexVar == ast::IndexVar::KV)
+      return &e;
+    if (e.kind == Expr::Kind::Let && e.letIndex >= 0 &&
+        !seen[size_t(e.letIndex)]) {
+      seen[size_t(e.letIndex)] = 1;
+      if (kvUse(*blk->lets[size_t(e.letIndex)].expr))
+        return &e;
+    }
+    for (const ExprPtr &op : e.operands)
+      if (const Expr *use = kvUse(*op))
+        return use;
+    return static_cast<const Expr *>(nullptr);
+  };
+  if (const Expr *use = kvUse(*slot))
+    return fail(use->loc, use->kind == Expr::Kind::Let
+                              ? "the sink is one logit per query row, but '" +
+                                    use->name + "' reads 'kv'"
+                              : Twine("the sink is one logit per query row: "
+                                      "it cannot read 'kv'"));
   return true;
 }
 

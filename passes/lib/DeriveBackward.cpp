@@ -402,7 +402,7 @@ struct AttnDeriveBackward
 
 LogicalResult mlir::attn::deriveBackward(SpecOp spec) {
   Region *grads[] = {&spec.getScoreGrad(), &spec.getScaleGrad(),
-                     &spec.getBiasGrad()};
+                     &spec.getBiasGrad(), &spec.getSinkGrad()};
   for (Region *g : grads)
     clearRegion(*g);
   bool ok = succeeded(RegionDifferentiator(spec.getScore(), spec.getScoreGrad())
@@ -414,6 +414,9 @@ LogicalResult mlir::attn::deriveBackward(SpecOp spec) {
       readsFloatInput(spec.getBias()))
     ok = succeeded(RegionDifferentiator(spec.getBias(), spec.getBiasGrad())
                        .run(/*yieldScore=*/false));
+  if (ok && readsFloatInput(spec.getSink()))
+    ok = succeeded(RegionDifferentiator(spec.getSink(), spec.getSinkGrad())
+                       .run(/*yieldScore=*/false));
   if (ok)
     return success();
   for (Region *g : grads)
@@ -423,7 +426,8 @@ LogicalResult mlir::attn::deriveBackward(SpecOp spec) {
 
 SmallVector<InputAttr> mlir::attn::differentiableInputs(SpecOp spec) {
   llvm::DenseSet<StringRef> read;
-  Region *regions[] = {&spec.getScore(), &spec.getScale(), &spec.getBias()};
+  Region *regions[] = {&spec.getScore(), &spec.getScale(), &spec.getBias(),
+                       &spec.getSink()};
   for (Region *r : regions)
     r->walk([&](ReadOp op) {
       if (op.getType().isF32())

@@ -29,7 +29,9 @@
 //                 l = alpha l + sum_j P;  acc = alpha acc + P Vs;  m = m'
 //       sigmoid:  P = keep ? sigmoid(S + bias(q, kv)) : 0
 //                 acc += P Vs
-//   finalizeRows:    softmax: out = l == 0 ? 0 : acc / l;  lse = l == 0 ? -inf : m + log l
+//   finalizeRows:    softmax: with a sink s, when kvPos == 0: m, l, acc take s
+//                    in as a key with no value; then
+//                    out = l == 0 ? 0 : acc / l;  lse = l == 0 ? -inf : m + log l
 //                    sigmoid: out = acc
 //
 // A row whose keys are all masked keeps m = -inf, l = 0: out 0, lse -inf,
@@ -554,20 +556,44 @@ void CpuFlashLowering::visitGridKeyTiles(TaskState &ts) {
 
 /// out = acc / l, lse = m + log l; an empty row (l = 0) gets 0 and -inf, a
 /// row with a NaN or +inf score (l = NaN) NaN and NaN; sigmoid: out = acc.
+/// With a sink s (softmax(sink = ...)), first, in the call whose key window
+/// starts at key 0: the sink joins the row as a key with no value,
+///   m' = max(m, s), c = e^(m - m'), l' = c l + e^(s - m'), acc' = c acc,
+/// so an empty row gets out 0 and lse s. A -inf sink changes nothing.
 void CpuFlashLowering::finalizeRows(TaskState &ts) {
+  Value withSink;
+  if (!spec.getSink().empty())
+    withSink = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kvPos, f.ci(0));
   f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
     Value qi = ts.qOf(i), hi = ts.headOf(i);
     Value oBase = f.add(f.mul(ts.b, oS[0]), f.mul(hi, oS[1]));
     Value lBase = f.add(f.mul(ts.b, lS[0]), f.mul(hi, lS[1]));
     Value inv = f.cf(1.0);
     if (!sigmoid) {
-      Value l = f.load(lRow, i);
+      Value l = f.load(lRow, i), m = f.load(mRow, i);
+      Value keep = f.cf(1.0); // the sink's rescale of acc
+      if (withSink) {
+        RegionEnv row = ts.rowEnv;
+        row.h = hi;
+        row.q = f.add(qPos, qi);
+        row.guard = withSink; // other calls neither need it nor report its errors
+        Value sink = region(spec.getSink(), row);
+        if (!sink)
+          return;
+        sink = arith::SelectOp::create(b, loc, withSink, sink, negInf);
+        Value mNew = arith::MaximumFOp::create(b, loc, m, sink);
+        Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
+        Value mZ = arith::SelectOp::create(b, loc, none, zeroF, mNew);
+        keep = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, m, mZ));
+        Value ps = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, sink, mZ));
+        l = arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, keep, l), ps);
+        m = mNew;
+      }
       Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l, zeroF);
       inv = arith::SelectOp::create(b, loc, empty, zeroF,
-                                    arith::DivFOp::create(b, loc, f.cf(1.0), l));
+                                    arith::DivFOp::create(b, loc, keep, l));
       f.ifThen(hasLse, [&] {
-        Value lse = arith::AddFOp::create(b, loc, f.load(mRow, i),
-                                          math::LogOp::create(b, loc, l));
+        Value lse = arith::AddFOp::create(b, loc, m, math::LogOp::create(b, loc, l));
         Value at = f.add(lBase, f.mul(qi, lS[2]));
         f.store(arith::SelectOp::create(b, loc, empty, negInf, lse), lseBuf, f.toIdx(at));
       });

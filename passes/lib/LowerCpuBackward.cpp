@@ -24,6 +24,9 @@
 //     dS   = score_grad(adjoint = dZ)        (adds to the score's inputs)
 //     scale_grad(adjoint = dS * S[i, j]);  bias_grad(adjoint = dZ)
 //     S[i, j] = keep ? P : 0;  dP[i, j] = keep ? dS * scale : 0
+//   and, for a spec with a sink, kind 3 (desc k0 = 0): per row i,
+//     S[i] = P_s = kvPos == 0 ? exp(sink - lse_i) : 0
+//     sink_grad(adjoint = -P_s delta_i)
 //
 // Every region is evaluated under the guard `keep`, as in the forward, so
 // the evaluation rule and the error reports are the forward's. The exps of
@@ -48,6 +51,8 @@ namespace {
 /// KernelABI.h's backward buffer slots.
 enum : int64_t { kBwdDesc = 0, kBwdKinds = 1, kBwdS = 1, kBwdDP = 2,
                  kBwdLse = 3, kBwdDelta = 4, kBwdDInputs = 5 };
+/// The tile helper's kind for the rows' sinks (ATTNC_BWD_SINK_ROWS).
+constexpr int64_t kBwdSinkRows = 3;
 
 /// The helpers' signature: the forward's, with the eight fixed buffers
 /// retyped (desc i64; kinds i64 or S, dP, lse, delta, dinputs f32).
@@ -237,7 +242,49 @@ LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
   return success();
 }
 
-/// The tile helper: one (query tile, key tile) pair.
+/// Kind 3 (a spec with a sink): the rows' sinks. Row i's sink s takes part
+/// in its softmax as a key with no value: S[i] = P_s = exp(s - lse_i) (the
+/// driver's lse check adds it to the row's sum), and dL/ds = P_s (0 -
+/// delta_i), which sink_grad (if the sink reads a float input) adds to the
+/// sink's inputs. Only in the call whose key window starts at key 0 (as the
+/// forward counts the sink there; P_s = 0 elsewhere), and P_s = 0 for a -inf
+/// sink.
+LogicalResult emitSinkRows(FlashBuilder &f, SpecOp spec, TileCall &c) {
+  OpBuilder &b = f.b;
+  Location loc = f.loc;
+  LogicalResult result = success();
+  Value firstWindow =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, c.k0, f.ci(0));
+  auto rows = f.forLoop(f.cx(0), f.toIdx(c.tq), [&](Value i) {
+    RegionEnv el = c.env;
+    el.q = f.add(c.q0, f.toI64(i));
+    el.guard = firstWindow;
+    FailureOr<Value> sink = emitSpecRegion(b, loc, spec, spec.getSink(), el);
+    if (failed(sink)) {
+      result = failure();
+      return;
+    }
+    Value p = expF32(b, loc, arith::SubFOp::create(b, loc, *sink, f.load(c.lse, i)));
+    Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, *sink,
+                                       f.cf(-std::numeric_limits<float>::infinity()));
+    Value otherWindow =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, c.k0, f.ci(0));
+    none = arith::OrIOp::create(b, loc, none, otherWindow);
+    p = arith::SelectOp::create(b, loc, none, f.cf(0), p);
+    f.store(p, c.S, i);
+    if (spec.getSinkGrad().empty())
+      return;
+    el.adjoint = arith::NegFOp::create(
+        b, loc, arith::MulFOp::create(b, loc, p, f.load(c.delta, i)));
+    if (failed(emitSpecRegion(b, loc, spec, spec.getSinkGrad(), el)))
+      result = failure();
+  });
+  FlashBuilder::mark(rows, "attn.loop", "sink_rows");
+  return result;
+}
+
+/// The tile helper: one (query tile, key tile) pair, or kind 3: the rows'
+/// sinks.
 LogicalResult emitTile(OpBuilder &b, FlashOp flash) {
   SpecOp spec = flash.getSpec();
   SmallVector<InputAttr> decls = inputDecls(spec);
@@ -280,9 +327,17 @@ LogicalResult emitTile(OpBuilder &b, FlashOp flash) {
       return failure();
     c.scale = *s;
   }
+  LogicalResult result = success();
+  if (!spec.getSink().empty()) {
+    Value sinkRows = arith::CmpIOp::create(b, f.loc, arith::CmpIPredicate::eq,
+                                           c.kind, f.ci(kBwdSinkRows));
+    auto sinkIf = scf::IfOp::create(b, f.loc, sinkRows, /*withElse=*/true);
+    b.setInsertionPoint(sinkIf.thenBlock()->getTerminator());
+    result = emitSinkRows(f, spec, c);
+    b.setInsertionPoint(sinkIf.elseBlock()->getTerminator());
+  }
   // The kind is the same for every pair: branch once, so the loop of the
   // other kinds has no mask and no branch in it.
-  LogicalResult result = success();
   Value partial = arith::CmpIOp::create(b, f.loc, arith::CmpIPredicate::eq,
                                         c.kind, f.ci(kTilePartial));
   auto partialIf = scf::IfOp::create(b, f.loc, partial, /*withElse=*/true);

@@ -5,6 +5,8 @@
 //   softmax: m = max_K s, l = sum_K exp(s - m), out = sum_K exp(s - m) v / l,
 //            lse = m + log l; K empty (or every s = -inf): out = 0, lse = -inf;
 //            some s NaN or +inf: out = NaN, lse = NaN
+//            with softmax(sink = ...): the sink is one more logit in m and l
+//            with no value row (an empty row: out = 0, lse = the sink)
 //   sigmoid: out = sum_K sigmoid(s + bias(q, kv)) v, lse = NaN
 //
 //===----------------------------------------------------------------------===//
@@ -81,13 +83,22 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
             nanRow = nanRow || std::isnan(*score) || *score == inf;
           }
         }
+        double sinkLogit = -inf;
+        if (!sigmoid && interp.hasSink()) {
+          std::optional<double> sink = interp.sink({q, 0});
+          if (!sink)
+            return interp.error();
+          sinkLogit = *sink;
+          rowMax = std::max(rowMax, sinkLogit);
+          nanRow = nanRow || std::isnan(sinkLogit) || sinkLogit == inf;
+        }
         double *o = out.data() + ((b * s.HQ + h) * s.LQ + q) * s.DV;
         if (nanRow) {
           std::fill_n(o, s.DV, NAN);
           lse[(b * s.HQ + h) * s.LQ + q] = NAN;
           continue;
         }
-        double sum = 0;
+        double sum = rowMax == -inf ? 0 : std::exp(sinkLogit - rowMax);
         for (int64_t kv = 0; kv < s.LK; ++kv) {
           if (!kept[kv])
             continue;

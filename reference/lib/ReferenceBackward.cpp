@@ -2,8 +2,10 @@
 //
 // For each (b, h, q) row, three passes over the keys (O(1) memory per row
 // beyond the outputs), all through the SpecInterpreter:
-//   1. softmax only: lse = log sum_K exp(z), K the kept keys (online max);
-//   2. softmax only: delta = sum_K P dP (or rowsum(dout * forwardOut));
+//   1. softmax only: lse = log sum_K exp(z), K the kept keys (online max),
+//      and the sink's exp if the spec has one;
+//   2. softmax only: delta = sum_K P dP (or rowsum(dout * forwardOut)); the
+//      sink's inputs get P_sink (0 - delta), through its dual evaluation;
 //   3. the dual evaluation of scale, score (and bias) on each kept pair,
 //      and the chain rule into dq, dk, dv and the input gradients
 //      (ReferenceBackward.h has the formulas).
@@ -35,7 +37,7 @@ struct Backward {
   SpecInterpreter interp;
   bool sigmoid;
   std::map<std::string, InputGrad> inputs;
-  Partials scaleP, scoreP, biasP;
+  Partials scaleP, scoreP, biasP, sinkP;
 
   Backward(SpecOp spec, const ReferenceProblem &p, const double *dout,
            ReferenceGradients &g)
@@ -107,6 +109,8 @@ std::string Backward::declareInputs() {
   spec.getScore().walk(declare);
   if (sigmoid)
     spec.getBias().walk(declare);
+  else
+    spec.getSink().walk(declare);
   return error;
 }
 
@@ -167,9 +171,20 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
     return dP;
   };
   double lse = 0, delta = 0;
+  std::optional<double> sink; // softmax(sink = ...): the row's sink logit
+  if (!sigmoid && interp.hasSink()) {
+    sink = interp.sinkDual({q, 0}, sinkP);
+    if (!sink)
+      return interp.error();
+  }
   if (!sigmoid) {
     double rowMax = -inf, sum = 0;
     bool nanRow = false;
+    if (sink && *sink != -inf) { // the sink joins as a key with no value
+      nanRow = std::isnan(*sink) || *sink == inf;
+      rowMax = *sink;
+      sum = 1;
+    }
     for (int64_t kv = 0; kv < s.LK; ++kv) {
       bool kept = false;
       std::optional<double> z =
@@ -202,6 +217,15 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
         return interp.error();
       if (kept)
         delta += std::exp(*z - lse) * dotDoutV(kv);
+    }
+    if (sink) { // dZ of the sink: P_sink (0 - delta), it has no value row
+      const double pSink = std::exp(*sink - lse);
+      double &margin = g.rowBranchMargin[size_t((b * s.HQ + h) * s.LQ + q)];
+      margin = std::min(margin, sinkP.branchMargin);
+      if (std::string err = accumulate(sinkP, -pSink * delta,
+                                       pSink * std::abs(delta));
+          !err.empty())
+        return err;
     }
   }
   double *dq = g.dq.data() + ((b * s.HQ + h) * s.LQ + q) * s.D;

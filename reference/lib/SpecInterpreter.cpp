@@ -133,6 +133,7 @@ SpecInterpreter::SpecInterpreter(SpecOp spec, ProblemSizes sizes,
   programs[1] = compile(spec.getScore());
   programs[2] = compile(spec.getMask());
   programs[3] = compile(spec.getBias());
+  programs[4] = compile(spec.getSink());
 }
 
 // Coordinate table: b, h, hkv, q, kv, then B, HQ, HKV, LQ, LK, D, DV.
@@ -482,6 +483,10 @@ std::optional<double> SpecInterpreter::bias(Element e) {
   std::optional<Scalar> v = run<false>(*programs[3], e, 0);
   return v ? std::optional<double>(v->f) : std::nullopt;
 }
+std::optional<double> SpecInterpreter::sink(Element e) {
+  std::optional<Scalar> v = run<false>(*programs[4], e, 0);
+  return v ? std::optional<double>(v->f) : std::nullopt;
+}
 
 //===----------------------------------------------------------------------===//
 // Dual mode: forward-mode derivatives (the rules are listed at Partials in
@@ -600,4 +605,8 @@ std::optional<double> SpecInterpreter::scoreDual(Element e, double scaledLogit,
 std::optional<double> SpecInterpreter::biasDual(Element e,
                                                 Partials &partials) {
   return runDual(*programs[3], e, 0, partials);
+}
+std::optional<double> SpecInterpreter::sinkDual(Element e,
+                                                Partials &partials) {
+  return runDual(*programs[4], e, 0, partials);
 }

@@ -316,7 +316,9 @@ Status prepare(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
     plan.dqPartial.assign(size_t(plan.chunks * plan.B() * plan.HQ() *
                                  plan.LQ() * plan.D()),
                           0.0f);
-    plan.gradPartial.assign(size_t(plan.partialWords * plan.numTasks), 0.0f);
+    // One partial per task, and one more for the rows' sinks.
+    plan.gradPartial.assign(size_t(plan.partialWords * (plan.numTasks + 1)),
+                            0.0f);
     if (plan.hasLse)
       plan.delta.assign(size_t(plan.B() * plan.HQ() * plan.LQ()), 0.0f);
     if (a.tileTrace)

@@ -57,7 +57,8 @@ struct Plan {
 
   std::vector<float> delta;       // [B, HQ, LQ], softmax only
   std::vector<float> dqPartial;   // [chunks, B, HQ, LQ, D]
-  std::vector<float> gradPartial; // [numTasks, partialWords]
+  std::vector<float> gradPartial; // [numTasks + 1, partialWords]: the
+                                  // tasks' partials, then the sinks' one
 };
 
 /// Phase 1 (CpuBackward.cpp): every check of the call, and the sizes of

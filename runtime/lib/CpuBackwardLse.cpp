@@ -3,7 +3,8 @@
 // Before the backward writes anything: for a few rows spread over the call
 // (up to kSampleRows), the probabilities P = exp(z - lse) that the
 // generated __bwd_tile computes from the given lse must sum to 1 over the
-// row's kept keys (to 0 for a row with none, whose lse is -inf). An lse of
+// row's kept keys and its sink, if the spec has one (to 0 for a row with
+// none, whose lse is -inf). An lse of
 // another call, another spec or other inputs fails that, and the call is
 // refused with an error that names the row; a NaN row (NaN lse) is not
 // checked. A call on a window of the keys (SequenceWindow) only needs a sum
@@ -94,6 +95,18 @@ bool RowCheck::sumP(int64_t b, int64_t h, int64_t qi, float lse,
     for (int64_t j = 0; j < tk; ++j)
       sum += s[size_t(j)];
   }
+  if (kernel.sinkRows) { // the sink's share of the row (0 off key 0)
+    int64_t desc[7] = {b, h, qi, 1, 0, 0, ATTNC_BWD_SINK_ROWS};
+    bufs[ATTNC_BWD_DESC] = dense(desc, 7);
+    bufs[ATTNC_BWD_S] = dense(s.data(), 1);
+    bufs[ATTNC_BWD_LSE] = dense(&lse, 1);
+    bufs[ATTNC_BWD_DELTA] = dense(&delta, 1);
+    bufs[ATTNC_BWD_DINPUTS] = dense(grads.data(), int64_t(grads.size()));
+    kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
+    if (status[0] != ATTNC_STATUS_OK)
+      return false;
+    sum += s[0];
+  }
   return true;
 }
 
@@ -110,7 +123,7 @@ Status attnc::runtime::backward_impl::checkLseSample(
   c.bufs.assign(ATTNC_BUF_INPUTS, attnc_buffer{empty, empty, 0, 0, 1});
   c.bufs.insert(c.bufs.end(), p.inputBuffers.begin(), p.inputBuffers.end());
   c.kinds.assign(size_t(p.nqt + 2), 0);
-  c.s.resize(size_t(p.tileK));
+  c.s.resize(size_t(std::max<int64_t>(p.tileK, 1)));
   c.dp.resize(size_t(p.tileK));
   // The helper adds to input gradients; these are thrown away.
   c.grads.assign(size_t(std::max<int64_t>(p.partialWords, 1)), 0.0f);

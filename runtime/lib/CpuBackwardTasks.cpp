@@ -12,7 +12,9 @@
 // task (dK, dV to the key tile, the dq rows of (b, h) to chunk c, the input
 // partials to the task), the order inside a task is fixed, and dq and the
 // input gradients are summed over the chunks / tasks in index order, so the
-// results are bitwise identical for every thread count.
+// results are bitwise identical for every thread count. A softmax sink that
+// reads a float input adds its rows' gradients last, on one thread, into a
+// partial of its own.
 //
 //===----------------------------------------------------------------------===//
 #include "CpuBackwardImpl.h"
@@ -422,15 +424,47 @@ void reduceDq(const CpuBackwardArgs &a, const Plan &p) {
   });
 }
 
+/// The rows' sinks (BackwardKernelInfo::sinkRows): __bwd_tile with kind
+/// ATTNC_BWD_SINK_ROWS per (b, h, query tile), in that order on one thread,
+/// into the last input partial. Returns false (status set) on an error.
+bool runSinkRows(const TaskContext &c, int64_t *status) {
+  Plan &p = c.plan;
+  const int64_t LQ = p.LQ();
+  std::vector<float> lse(size_t(std::max<int64_t>(p.tileQ, 1))),
+      pSink(lse.size());
+  std::vector<attnc_buffer> bufs(ATTNC_BUF_INPUTS, kEmpty);
+  bufs.insert(bufs.end(), p.inputBuffers.begin(), p.inputBuffers.end());
+  float *partial = p.gradPartial.data() + p.numTasks * p.partialWords;
+  for (int64_t b = 0; b < p.B(); ++b)
+    for (int64_t h = 0; h < p.HQ(); ++h)
+      for (int64_t q0 = 0; q0 < LQ; q0 += p.tileQ) {
+        const int64_t tq = std::min(p.tileQ, LQ - q0);
+        const TensorView &l = c.args.lse;
+        loadRow(at(l, b * l.strides[0] + h * l.strides[1] + q0 * l.strides[2]),
+                DType::F32, l.strides[2], tq, lse.data());
+        int64_t desc[7] = {b, h, q0, tq, 0, 0, ATTNC_BWD_SINK_ROWS};
+        const int64_t row0 = (b * p.HQ() + h) * LQ + q0;
+        bufs[ATTNC_BWD_DESC] = dense(desc, 7);
+        bufs[ATTNC_BWD_S] = dense(pSink.data(), tq);
+        bufs[ATTNC_BWD_LSE] = dense(lse.data(), tq);
+        bufs[ATTNC_BWD_DELTA] = dense(p.delta.data() + row0, tq);
+        bufs[ATTNC_BWD_DINPUTS] = dense(partial, p.partialWords);
+        c.kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
+        if (status[0] != ATTNC_STATUS_OK)
+          return false;
+      }
+  return true;
+}
+
 /// Each requested input gradient = the tasks' partials summed in task
-/// order.
+/// order, then the rows' sinks' partial.
 void reduceInputGrads(const Plan &p) {
   for (const GradTarget &g : p.grads) {
     const int64_t off = p.partialOffsets[size_t(g.slot)];
     float *base = static_cast<float *>(g.view.data);
     visitOffsets(g.view, [&](int64_t flat, int64_t offset) {
       float sum = 0;
-      for (int64_t t = 0; t < p.numTasks; ++t)
+      for (int64_t t = 0; t <= p.numTasks; ++t)
         sum += p.gradPartial[size_t(t * p.partialWords + off + flat)];
       base[offset] = sum;
       return true;
@@ -447,6 +481,12 @@ Status attnc::runtime::backward_impl::runBackward(
   std::vector<int64_t> failure;
   if (Status s = runTasks(ctx, failure); !s.ok())
     return s;
+  if (failure.empty() && kernel.sinkRows && plan.hasLse &&
+      plan.partialWords > 0) {
+    failure.assign(ATTNC_STATUS_WORDS, 0);
+    if (runSinkRows(ctx, failure.data()))
+      failure.clear();
+  }
   if (!failure.empty()) {
     const KernelInfo &f = *kernel.forward;
     if (failure[0] == kInvalidKinds)

@@ -133,6 +133,8 @@ std::vector<Case> allSpecs() {
   // let bindings (a bucketed bias table's gradient) and named masks.
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "t5_bucket.attn");
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "composed_masks.attn");
+  // A softmax sink: d(sinks) = -sum over rows of P_sink delta.
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn");
   std::sort(files.begin(), files.end());
   for (const fs::path &f : files)
     cases.push_back({f.string(), readFile(f)}); // the path: imports resolve

@@ -72,6 +72,8 @@ std::vector<fs::path> specFiles() {
         files.push_back(e.path());
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "all_features.attn");
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "sigmoid_softcap.attn");
+  // softmax(sink = sinks[h]): the sink in every row's max, sum and lse.
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn");
   std::sort(files.begin(), files.end());
   return files;
 }
@@ -372,6 +374,58 @@ TEST(CpuKernelSizes, EmptyProblemsAndNoKeys) {
       for (int64_t i = 0; i < lse.numel(); ++i)
         ASSERT_EQ(lse.getAsDouble(i), -INFINITY) << i;
     }
+  }
+}
+
+/// A row with no kept key and a sink: out 0 and lse = the sink, exactly;
+/// on the decode path too (few rows, keys split into chunks, the sink
+/// counted in the first chunk only: one row with keys checks the merge).
+TEST(CpuKernelSinks, EmptyRowsGetTheSink) {
+  const char *text = "attention s {\n  input sinks: float[HQ]\n"
+                     "  mask = kv < q - 3\n"
+                     "  normalize = softmax(sink = sinks[h] * 2.0)\n}\n";
+  Compiler compiler;
+  auto kernel = compiler.compile(text, CompileOptions(), "sinks.attn");
+  ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+  std::mt19937 rng(11);
+  for (Shape s : {Shape{2, 4, 2, 9, 0, 8, 8}, Shape{1, 4, 2, 4, 6, 8, 12},
+                  Shape{1, 8, 2, 5, 3000, 16, 16}}) {
+    Operand q = randomOperand(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.D}, rng, -1, 1);
+    Operand k = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.D}, rng, -1, 1);
+    Operand v = randomOperand(runtime::DType::F32, {s.B, s.HKV, s.LK, s.DV}, rng, -1, 1);
+    Tensor out = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ, s.DV}).value();
+    Tensor lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ}).value();
+    Tensor sinks = Tensor::zeros(runtime::DType::F32, {s.HQ}).value();
+    for (int64_t h = 0; h < s.HQ; ++h)
+      sinks.setFromDouble(h, 0.25 * double(h) - 0.5);
+    ForwardOptions fo;
+    TensorView lseView = lse.view();
+    fo.lse = &lseView;
+    fo.inputs.push_back({"sinks", sinks.view()});
+    ASSERT_TRUE(kernel->forward(q.tensor.view(), k.tensor.view(), v.tensor.view(),
+                                out.view(), fo).ok());
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.HQ; ++h)
+        for (int64_t i = 0; i < s.LQ; ++i) {
+          const int64_t row = (b * s.HQ + h) * s.LQ + i;
+          const float sink = float(sinks.getAsDouble(h) * 2.0);
+          if (i <= 3 || s.LK == 0) { // no key below q - 3
+            EXPECT_EQ(lse.getAsDouble(row), sink) << row;
+            for (int64_t d = 0; d < s.DV; ++d)
+              ASSERT_EQ(out.getAsDouble(row * s.DV + d), 0.0) << row;
+            continue;
+          }
+          // Keys 0 .. i - 4 and the sink: lse = log(e^sink + sum e^z).
+          double sum = std::exp(double(sink));
+          for (int64_t kv = 0; kv < std::min<int64_t>(i - 3, s.LK); ++kv) {
+            double dot = 0;
+            for (int64_t d = 0; d < s.D; ++d)
+              dot += q.tensor.getAsDouble(row * s.D + d) *
+                     k.tensor.getAsDouble(((b * s.HKV + h / (s.HQ / s.HKV)) * s.LK + kv) * s.D + d);
+            sum += std::exp(dot / std::sqrt(double(s.D)));
+          }
+          EXPECT_NEAR(lse.getAsDouble(row), std::log(sum), 1e-5) << row;
+        }
   }
 }
 

@@ -6,7 +6,8 @@
 // window, key window) pair runs with its positions, and the partial
 // outputs merged with their lse must equal the float64 reference of the
 // whole problem. The backward of every pair, given the whole rows' out and
-// lse, must sum to the whole call's gradients. For every shared spec (a
+// lse, must sum to the whole call's gradients. For every shared spec and a
+// spec with a softmax sink (a
 // grid mask takes its contiguous path on a window); a pair whose tiles are
 // all EMPTY visits none; bad windows are errors.
 //
@@ -275,6 +276,12 @@ std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
 
 INSTANTIATE_TEST_SUITE_P(SharedSpecs, SequenceWindow_,
                          ::testing::ValuesIn(sharedSpecFiles()), specName);
+// A softmax sink is counted once, by the key window that starts at key 0,
+// in the forward and in its gradient.
+INSTANTIATE_TEST_SUITE_P(
+    Sinks, SequenceWindow_,
+    ::testing::Values(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn"),
+    specName);
 
 /// Causal: the pair of the first queries and the last keys has only EMPTY
 /// tiles, and neither pass visits one; the rows see no key.

@@ -721,3 +721,58 @@ attn.spec @a normalize(softmax) scale {
   %t = arith.constant true
   attn.yield %t : i1
 }
+
+// -----
+
+// expected-error @+1 {{only softmax normalisation has a 'sink' region}}
+attn.spec @a normalize(sigmoid) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} bias {
+  %z = arith.constant 0.0 : f32
+  attn.yield %z : f32
+} sink {
+  %z = arith.constant 0.0 : f32
+  attn.yield %z : f32
+}
+
+// -----
+
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} sink {
+  // expected-error @+1 {{reads 'kv' in the 'sink' region, which is one value per query row}}
+  %kv = attn.index kv
+  %f = arith.sitofp %kv : i64 to f32
+  attn.yield %f : f32
+}
+
+// -----
+
+// expected-error @+1 {{'sink' region must yield 'f32', got 'i1'}}
+attn.spec @a normalize(softmax) scale {
+  %one = arith.constant 1.0 : f32
+  attn.yield %one : f32
+} score {
+  %s = attn.score
+  attn.yield %s : f32
+} mask {
+  %t = arith.constant true
+  attn.yield %t : i1
+} sink {
+  %t = arith.constant true
+  attn.yield %t : i1
+}

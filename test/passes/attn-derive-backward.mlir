@@ -321,3 +321,58 @@
     %true = arith.constant true
     attn.yield %true : i1
   }
+
+// -----
+
+// .attn: normalize = softmax(sink = sinks[h] * 2.0)
+// A softmax sink that reads a float input: sink_grad gets dL/dsink as its
+// adjoint and sends it, times the derivative, to the input.
+// CHECK-LABEL: attn.spec @sinks normalize(softmax)
+// CHECK:       sink {
+// CHECK:       sink_grad {
+// CHECK:         %[[R:.*]] = attn.read "sinks"
+// CHECK:         %[[A:.*]] = attn.adjoint
+// CHECK:         %[[G:.*]] = arith.mulf %[[A]], %{{.*}} : f32
+// CHECK-NEXT:    attn.accumulate %[[R]], %[[G]] : f32
+// CHECK-NEXT:    attn.yield{{$}}
+
+  attn.spec @sinks normalize(softmax) inputs [#attn.input<"sinks" : f32 [HQ]>] scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %0 = attn.index q
+    %1 = attn.index kv
+    %2 = arith.cmpi sge, %0, %1 : i64
+    attn.yield %2 : i1
+  } sink {
+    %0 = attn.index h
+    %1 = attn.read "sinks"[%0] : f32
+    %c2 = arith.constant 2.000000e+00 : f32
+    %2 = arith.mulf %1, %c2 : f32
+    attn.yield %2 : f32
+  }
+
+// -----
+
+// .attn: normalize = softmax(sink = 0.5): a sink with no input has no
+// sink_grad.
+// CHECK-LABEL: attn.spec @const_sink
+// CHECK:       sink {
+// CHECK-NOT:   sink_grad
+
+  attn.spec @const_sink normalize(softmax) scale {
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %cst : f32
+  } score {
+    %0 = attn.score
+    attn.yield %0 : f32
+  } mask {
+    %t = arith.constant true
+    attn.yield %t : i1
+  } sink {
+    %c = arith.constant 5.000000e-01 : f32
+    attn.yield %c : f32
+  }

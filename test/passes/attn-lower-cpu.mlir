@@ -585,3 +585,58 @@ module {
     }
   }
 }
+
+// -----
+
+// A softmax sink (softmax(sink = sinks[h])): the forward's row finish reads
+// the row's sink only in the call whose key window starts at key 0, and
+// takes it in as a key with no value (m' = max(m, s), l' = c l + e^(s - m'),
+// out = c acc / l'). The backward's tile helper has kind 3, the rows' sinks:
+// P_s stored to S, -P_s delta into sink_grad.
+// CHECK-LABEL: func.func @attn_sinks(
+// CHECK:         } {attn.loop = "key_tiles"}
+// CHECK:         %[[FIRST:.*]] = arith.cmpi eq, %{{.*}}, %c0_i64
+// CHECK:         memref.load %{{.*}} : memref<?xf32
+// CHECK:         %[[SINK:.*]] = arith.select %[[FIRST]], %{{.*}}, %cst : f32
+// CHECK-NEXT:    %{{.*}} = arith.maximumf %{{.*}}, %[[SINK]] : f32
+// CHECK:         math.exp
+// CHECK:         math.exp
+// CHECK-LABEL: func.func @attn_sinks__bwd_tile(
+// CHECK:         arith.cmpi eq, %{{.*}}, %c3_i64
+// CHECK:         scf.if
+// CHECK:           memref.load
+// CHECK:         } {attn.loop = "sink_rows"}
+module {
+  attn.flash tiles(64, 64) storage(f32) scale_per_call mask_on_partial prepass(0) {
+    attn.spec @sinks normalize(softmax) inputs [#attn.input<"sinks" : f32 [HQ]>] attributes {mask_schedule = #attn.mask<kv_le "q">, mask_schedule_columns = #attn.mask<kv_ge "q">} scale {
+      %cst = arith.constant 1.000000e+00 : f32
+      %0 = attn.dim D
+      %1 = arith.sitofp %0 : i64 to f32
+      %2 = math.sqrt %1 : f32
+      %3 = arith.divf %cst, %2 : f32
+      attn.yield %3 : f32
+    } score {
+      %0 = attn.score
+      attn.yield %0 : f32
+    } mask {
+      %0 = attn.index q
+      %1 = attn.index kv
+      %2 = arith.cmpi sge, %0, %1 : i64
+      attn.yield %2 : i1
+    } sink {
+      %0 = attn.index h
+      %1 = attn.read "sinks"[%0] : f32
+      attn.yield %1 : f32
+    } score_grad {
+      %0 = attn.adjoint
+      attn.yield %0 : f32
+    } sink_grad {
+      %0 = attn.index h
+      %1 = attn.read "sinks"[%0] : f32
+      %2 = attn.adjoint
+      attn.accumulate %1, %2 : f32
+      attn.yield
+    }
+  }
+}
+

@@ -143,6 +143,7 @@ static int writeHeader(mlir::ModuleOp module, bool backward,
       for (size_t i = 0; i < info->inputs.size(); ++i)
         if (info->inputs[i].name == in.getName().str())
           bwd.differentiable.push_back(int(i));
+    bwd.sinkRows = !spec.getSink().empty();
     helpers.push_back(std::move(bwd));
   }
   return writeOutputFile(output, emitHeader(kernels, helpers), llvm::errs())

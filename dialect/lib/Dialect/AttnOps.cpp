@@ -103,11 +103,30 @@ static LogicalResult verifyGradRegions(SpecOp op) {
   if (!op.getScaleGrad().empty() &&
       failed(verifyRegion(op, op.getScaleGrad(), "scale_grad", Type())))
     return failure();
+  if (!op.getSinkGrad().empty()) {
+    if (op.getSink().empty())
+      return op.emitOpError() << "has a 'sink_grad' region but no 'sink'";
+    if (failed(verifyRegion(op, op.getSinkGrad(), "sink_grad", Type())))
+      return failure();
+  }
   if (op.getBiasGrad().empty())
     return success();
   if (op.getBias().empty())
     return op.emitOpError() << "has a 'bias_grad' region but no 'bias'";
   return verifyRegion(op, op.getBiasGrad(), "bias_grad", Type());
+}
+
+/// The sink is one logit per row: its regions read no key coordinate.
+static LogicalResult verifySinkIsPerRow(SpecOp op, Region &region,
+                                        StringRef name) {
+  WalkResult r = region.walk([&](IndexOp idx) {
+    if (idx.getVar() != IndexVar::kv)
+      return WalkResult::advance();
+    idx.emitOpError() << "reads 'kv' in the '" << name
+                      << "' region, which is one value per query row";
+    return WalkResult::interrupt();
+  });
+  return failure(r.wasInterrupted());
 }
 
 LogicalResult SpecOp::verify() {
@@ -149,12 +168,20 @@ LogicalResult SpecOp::verify() {
   } else if (!getBias().empty()) {
     return emitOpError() << "only sigmoid normalisation has a 'bias' region";
   }
+  if (!getSink().empty()) {
+    if (getNormalize() != NormalizeKind::softmax)
+      return emitOpError() << "only softmax normalisation has a 'sink' region";
+    if (failed(verifyRegion(*this, getSink(), "sink", f32)) ||
+        failed(verifySinkIsPerRow(*this, getSink(), "sink")) ||
+        failed(verifySinkIsPerRow(*this, getSinkGrad(), "sink_grad")))
+      return failure();
+  }
   return verifyGradRegions(*this);
 }
 
 bool SpecOp::isGradRegion(Region *region) {
   return region == &getScoreGrad() || region == &getScaleGrad() ||
-         region == &getBiasGrad();
+         region == &getBiasGrad() || region == &getSinkGrad();
 }
 
 bool SpecOp::isScaleUniform() {

@@ -81,6 +81,7 @@ runtime::Expected<std::string> emitObjectFile(llvm::Module &module,
 /// gradient, increasing (runtime::BackwardKernelInfo::differentiable).
 struct HeaderBackward {
   std::vector<int> differentiable;
+  bool sinkRows = false; // runtime::BackwardKernelInfo::sinkRows
 };
 
 /// The C header of an AOT build: the entry points and, for C++, inline

@@ -24,7 +24,10 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
       - `score` (f32): the modified logit, reading the scaled one with
         `attn.score`;
       - `mask` (i1): whether the (q, kv) pair exists;
-      - `bias` (f32): only for `sigmoid`, `p = sigmoid(score + bias)`.
+      - `bias` (f32): only for `sigmoid`, `p = sigmoid(score + bias)`;
+      - `sink` (f32): only for `softmax`, optional: a per-row logit that
+        joins the row's max and sum and has no value row (GPT-OSS's
+        learnable sinks). It may not read `kv` or `attn.score`.
 
     `attn-derive-backward` adds the reverse-mode derivatives of the regions
     that carry gradient (attn-derive-backward in Passes.td), each a copy of
@@ -34,7 +37,9 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
       - `scale_grad` (yields nothing): with `attn.adjoint` = dL/dscale at
         this pair; only when the scale region reads a float input;
       - `bias_grad` (yields nothing): with `attn.adjoint` = dL/dbias; only
-        for a sigmoid bias that reads a float input.
+        for a sigmoid bias that reads a float input;
+      - `sink_grad` (yields nothing): with `attn.adjoint` = dL/dsink of a
+        row; only for a sink that reads a float input.
     In all three, `attn.accumulate %r, %g` adds %g to the gradient of the
     float input element that the `attn.read` %r reads. `mask_schedule_columns`
     is the mask's formula with the roles of q and kv exchanged (the column
@@ -65,14 +70,16 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
                        OptionalAttr<Attn_MaskAttr>:$mask_schedule_columns);
   let regions = (region SizedRegion<1>:$scale, SizedRegion<1>:$score,
                         SizedRegion<1>:$mask, AnyRegion:$bias,
+                        AnyRegion:$sink,
                         AnyRegion:$score_grad, AnyRegion:$scale_grad,
-                        AnyRegion:$bias_grad);
+                        AnyRegion:$bias_grad, AnyRegion:$sink_grad);
   let assemblyFormat = [{
     $sym_name `normalize` `(` custom<Keyword>($normalize) `)`
     (`params` $params^)? (`inputs` $inputs^)? attr-dict-with-keyword
     `scale` $scale `score` $score `mask` $mask (`bias` $bias^)?
+    (`sink` $sink^)?
     (`score_grad` $score_grad^)? (`scale_grad` $scale_grad^)?
-    (`bias_grad` $bias_grad^)?
+    (`bias_grad` $bias_grad^)? (`sink_grad` $sink_grad^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -81,7 +88,7 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
     InputAttr lookupInput(::llvm::StringRef name);
     /// The value yielded by a region.
     static ::mlir::Value getYielded(::mlir::Region &region);
-    /// Whether `region` is score_grad, scale_grad or bias_grad.
+    /// Whether `region` is score_grad, scale_grad, bias_grad or sink_grad.
     bool isGradRegion(::mlir::Region *region);
     /// Whether the scale region reads neither a coordinate nor an input, so
     /// that a kernel may evaluate it once per call.
@@ -104,6 +111,9 @@ def Attn_FlashOp : Attn_Op<"flash", [IsolatedFromAbove, SymbolTable, SingleBlock
           S = scale * Q K^T, then the score region       (per element)
           if the tile is PARTIAL and `mask_on_partial`:  S = -inf where !mask
           softmax: online update of m, l, acc += P V;  sigmoid: acc += P V
+        softmax with a sink s(b, h, q), in the call whose key window
+        starts at key 0 (so split keys count it once):
+          m' = max(m, s), l = l e^(m - m') + e^(s - m'), acc *= e^(m - m')
         out = acc / l (softmax), lse = m + log l
 
     - `tiles(Q, K)`: query rows and keys per tile;

@@ -148,6 +148,7 @@ struct AttentionDecl {
   NormalizeKind normalize = NormalizeKind::Softmax;
   Loc normalizeLoc;
   ExprPtr sigmoidBias; // only for sigmoid
+  ExprPtr softmaxSink; // softmax(sink = EXPR), or null: a per-row logit
   // Source positions of the clauses that were written (for messages).
   std::optional<Loc> scaleLoc, scoreLoc, maskLoc;
 };

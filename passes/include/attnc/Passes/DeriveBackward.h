@@ -18,7 +18,8 @@ namespace mlir::attn {
 LogicalResult deriveBackward(SpecOp spec);
 
 /// The float inputs that get a gradient, in declaration order: those that
-/// the score region, a non-uniform scale region or a sigmoid bias read.
+/// the score region, a non-uniform scale region, a sigmoid bias or a
+/// softmax sink read.
 /// Their gradient is 0 wherever no `attn.accumulate` reaches them (e.g. a
 /// read through floor()).
 SmallVector<InputAttr> differentiableInputs(SpecOp spec);

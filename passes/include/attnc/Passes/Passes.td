@@ -42,8 +42,9 @@ def AttnDeriveBackwardPass : Pass<"attn-derive-backward", "::mlir::ModuleOp"> {
     Adds to every attn.spec the reverse-mode derivatives of the regions that
     carry gradient (AttnOps.td): `score_grad` (dL/ds from dL/dz, with
     `attn.accumulate` into the float inputs the score reads), `scale_grad`
-    when the scale region reads a float input, and `bias_grad` for a sigmoid
-    bias that reads one. Each is the primal region's computation followed by
+    when the scale region reads a float input, `bias_grad` for a sigmoid
+    bias that reads one, and `sink_grad` for a softmax sink that reads one.
+    Each is the primal region's computation followed by
     the adjoint sweep; rules: + - * / fmod, exp, log, sqrt, tanh, sin, cos,
     pow in both arguments, abs (0 at 0), min/max and clamp (the selected
     operand; a tie selects the first), sigmoid as s sigmoid(-x), `?:` (the chosen

@@ -20,7 +20,7 @@
 namespace mlir::attn {
 
 /// dq [B, HQ, LQ, D], dk [B, HKV, LK, D], dv [B, HKV, LK, DV], and for each
-/// float input that the scale, score or bias region reads (masks carry no
+/// float input that the scale, score, bias or sink region reads (masks carry no
 /// gradient; int and bool inputs have none) a dense row-major array of the
 /// input's declared shape.
 struct ReferenceGradients {
@@ -45,7 +45,9 @@ struct ReferenceGradients {
 /// The gradients of L given dL/dout = dout [B, HQ, LQ, DV], for the forward
 /// of referenceAttention (problem.rows and problem.keptPairs are ignored):
 ///   softmax: P = exp(z - lse) on kept pairs, dP = dout_row . v_kv,
-///            delta = sum_kv P dP, dZ = P (dP - delta);
+///            delta = sum_kv P dP, dZ = P (dP - delta); with a sink (lse
+///            includes it), each float input the sink reads gets
+///            -P_sink delta d(sink)/d(input), P_sink = exp(sink - lse);
 ///   sigmoid: P = sigmoid(z + bias), dZ = dP P (1 - P), and each float
 ///            input the bias reads gets dZ d(bias)/d(input);
 /// then with s = scale * dot(q_row, k_row) and z = score(s):

@@ -9,13 +9,13 @@
 // evaluation rule: only the chosen arm of `c ? a : b` and the deciding
 // operands of `&&` / `||` can make a region fail.
 //
-// A second, dual mode (scaleDual, scoreDual, biasDual) evaluates the same
+// A second, dual mode (scaleDual, scoreDual, biasDual, sinkDual) evaluates the same
 // code with forward-mode dual numbers: besides the value it returns the
 // partial derivatives with respect to the scaled logit `score` and to every
 // float input element the value depends on. It is the backward reference's
 // (ReferenceBackward.h) way of differentiating a region, independent of the
 // compiler's symbolic reverse mode. Only the primal regions (scale, score,
-// mask, bias) are read; the gradient regions a spec may carry are ignored.
+// mask, bias, sink) are read; the gradient regions a spec may carry are ignored.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_REFERENCE_SPECINTERPRETER_H
@@ -96,6 +96,10 @@ public:
   std::optional<double> scale(Element e);
   std::optional<double> score(Element e, double scaledLogit);
   std::optional<double> bias(Element e);
+  /// softmax(sink = ...): the row's sink logit (e.kv unused); null program:
+  /// the spec has none (hasSink()).
+  std::optional<double> sink(Element e);
+  bool hasSink() { return !spec.getSink().empty(); }
   /// The same in dual mode: the value, and its partials in `partials`
   /// (overwritten; valid only when a value is returned). Slower than the
   /// plain entry points, which do no derivative work.
@@ -103,6 +107,7 @@ public:
   std::optional<double> scoreDual(Element e, double scaledLogit,
                                   Partials &partials);
   std::optional<double> biasDual(Element e, Partials &partials);
+  std::optional<double> sinkDual(Element e, Partials &partials);
   const std::string &error() const { return errorMessage; }
 
 private:
@@ -125,7 +130,7 @@ private:
   ProblemSizes sizes;
   InputReader inputs;
   std::string errorMessage;
-  std::shared_ptr<const Program> programs[4]; // scale, score, mask, bias
+  std::shared_ptr<const Program> programs[5]; // scale, score, mask, bias, sink
   std::vector<Scalar> registers;
   // Per register: 0, or 1 + the index in `failures` of the failure that
   // poisoned it (the evaluation rule, SpecInterpreter.cpp).

@@ -46,6 +46,10 @@ struct BackwardKernelInfo {
   std::vector<int> differentiable;
   /// The backward's tiles: query rows and keys per tile, 1..65536.
   int64_t tileQ = 0, tileK = 0;
+  /// The spec has a softmax sink: __bwd_tile takes kind ATTNC_BWD_SINK_ROWS
+  /// (KernelABI.h), which the driver runs once per query tile when the
+  /// sink has input gradients, and in the lse check.
+  bool sinkRows = false;
 };
 
 /// The tensors of one backward call. q, k, v, out as in CpuForwardArgs;

@@ -190,7 +190,8 @@ static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
  *
  * attnc_kernel_<name>__bwd_tile: one (query tile, key tile) pair of rows
  * q0 .. q0 + tq - 1 of head h and keys k0 .. k0 + tk - 1. Buffers:
- *   ATTNC_BWD_DESC (i64) in:  b, h, q0, tq, k0, tk, kind (1 FULL, 2 PARTIAL)
+ *   ATTNC_BWD_DESC (i64) in:  b, h, q0, tq, k0, tk, kind (1 FULL, 2 PARTIAL,
+ *     ATTNC_BWD_SINK_ROWS)
  *   ATTNC_BWD_S (f32, tq x tk, row-major) in: the raw dot products
  *     q_row . k_row; out: P (softmax: exp(z - lse); sigmoid:
  *     sigmoid(z + bias); 0 on pairs the mask drops)
@@ -202,6 +203,12 @@ static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
  *     differentiable inputs (differentiableInputs(), declaration order), each
  *     dense row-major at the offsets meta[ATTNC_META_INPUTS + 2 * sum(rank)
  *     + i], i the input's number among them; the kernel adds to them.
+ * For a spec with a softmax sink, kind ATTNC_BWD_SINK_ROWS (3, with
+ * k0 = 0 and tk = 0) is the rows' sinks: S[i] (tq floats) gets row i's
+ * P_s = exp(s - lse) of its sink s, and dL/ds = -P_s delta goes through
+ * the sink's derivative to ATTNC_BWD_DINPUTS (when it reads a float input),
+ * in the call whose key window starts at key 0 only (the forward counts
+ * the sink there; P_s = 0 in the others); dP is not read.
  * kt, q0 and k0 are local (tiles and rows of the call's tensors); both
  * helpers add the sequence window's ATTNC_META_Q_POS and ATTNC_META_KV_POS
  * to them where the spec sees positions, and the kinds helper classifies
@@ -220,6 +227,7 @@ enum attnc_bwd_buffer_slot {
   ATTNC_BWD_DELTA = 4,
   ATTNC_BWD_DINPUTS = 5
 };
+#define ATTNC_BWD_SINK_ROWS 3
 
 /* The entry point of a generated kernel. */
 typedef void (*attnc_cpu_kernel_fn)(const attnc_buffer *buffers,
