@@ -69,7 +69,9 @@ __device__ __forceinline__ void attnc_tile_elements(const attnc_ctx &c, const at
 // softmax, lse = m ln 2 + ln l. `acc(nd, r)` points at o's register of
 // columns nd * 8 + 2 (lane % 4) + r % 2 and row row[r / 2]. l = 0: no kept
 // pair (out 0, lse -inf); l = NaN: a NaN or +inf score (2^NaN, 2^(inf -
-// inf)) makes out and lse NaN.
+// inf)) makes out and lse NaN. With a sink s (S::has_sink; m is in log2
+// units, so s is too): m' = max(m, s), c = 2^(m - m'), l = c l + 2^(s - m'),
+// out = c o / l; an empty row gets out 0 and lse = s.
 template <class S, typename T, int HDV, typename Acc>
 __device__ __forceinline__ void attnc_store_rows(const attnc_cuda_args &a, const attnc_ctx &c, const int64_t (&row)[2],
                                                  int lane, const float (&m)[2], float (&l)[2], Acc acc) {
@@ -81,9 +83,18 @@ __device__ __forceinline__ void attnc_store_rows(const attnc_cuda_args &a, const
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= a.LQ)
       continue;
-    float inv = 1.f;
+    float inv = 1.f, mr = m[r], keep = 1.f;
+    if constexpr (!S::sigmoid && S::has_sink) {
+      const float s2 = S::sink(c, row[r]) * 1.4426950408889634f;
+      if (s2 != -INFINITY) {
+        const float mn = fmaxf(mr, s2) == -INFINITY ? 0.f : fmaxf(mr, s2);
+        keep = exp2f(mr - mn);
+        l[r] = l[r] * keep + exp2f(s2 - mn);
+        mr = s2 != s2 ? s2 : mn; // a NaN sink makes the row NaN
+      }
+    }
     if constexpr (!S::sigmoid)
-      inv = l[r] == 0.f ? 0.f : 1.f / l[r];
+      inv = l[r] == 0.f ? 0.f : keep / l[r];
     unsigned short *og = reinterpret_cast<unsigned short *>(a.out) + b * a.os[0] + h * a.os[1] + row[r] * a.os[2];
 #pragma unroll
     for (int nd = 0; nd < HDV / 8; ++nd) {
@@ -96,7 +107,7 @@ __device__ __forceinline__ void attnc_store_rows(const attnc_cuda_args &a, const
     if constexpr (!S::sigmoid)
       if (a.lse && lane % 4 == 0)
         a.lse[b * a.ls[0] + h * a.ls[1] + row[r] * a.ls[2]] =
-            l[r] == 0.f ? -INFINITY : m[r] * 0.6931471805599453f + logf(l[r]);
+            l[r] == 0.f ? -INFINITY : mr * 0.6931471805599453f + logf(l[r]);
   }
 }
 // The entries every .cu has are head dims (D, DV) in {64, 128}^2, bf16 and

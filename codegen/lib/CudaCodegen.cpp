@@ -32,9 +32,6 @@ runtime::Expected<std::string> emitCuda(mlir::attn::FlashOp flash, llvm::StringR
   if (flash.getGridPatch())
     return runtime::Status::error("'" + name + "': the CUDA kernels take row tiles, "
                                   "not grid patches (attn-tile grid-patches=0)");
-  if (!flash.getSpec().getSink().empty())
-    return runtime::Status::error("'" + name + "': softmax(sink = ...) runs on the "
-                                  "CPU only; the CUDA kernels take no sink yet");
   return cudamod::emitKernels(flash, arch);
 }
 } // namespace attnc

@@ -387,6 +387,8 @@ attnc::runtime::Expected<std::string> attnc::emitCudaElementCode(SpecOp spec) {
   };
   if (spec.getNormalize() == NormalizeKind::sigmoid)
     fns.push_back({"bias", "float", "", &spec.getBias()});
+  if (!spec.getSink().empty()) // per row: called with kv = 0
+    fns.push_back({"sink", "float", "", &spec.getSink()});
   // Each region twice: exact (attnc_<what>_<n>, int64 positions, every
   // read checked) and fast (attnc_<what>_f_<n>, what the kernels call per
   // element; CudaRegionPrinter.h says what differs).

@@ -177,7 +177,7 @@ std::string specStruct(FlashOp flash) {
   std::string s = R"(
 // ---- @N@: the spec as the kernel templates take it (CudaModule.h) ----
 struct attnc_spec_@N@ {
-  static constexpr bool sigmoid = @SIGMOID@, prescale = @PRESCALE@;
+  static constexpr bool sigmoid = @SIGMOID@, prescale = @PRESCALE@, has_sink = @HASSINK@;
   static constexpr int ids = @IDS@;
   typedef attnc_rowset_@N@ rowset;
   static ATTNC_HD inline rowset rows(const attnc_ctx &c, int64_t q0, int64_t q1) { return attnc_rows_@N@(c, q0, q1); }
@@ -191,10 +191,17 @@ struct attnc_spec_@N@ {
   static __device__ __forceinline__ float element(const attnc_ctx &c, const attnc_uniforms &u, int q, int kv,
                                                   bool inb, float s) {
 @ELEMENT@  }
+  // softmax(sink = ...): row q's sink logit (has_sink), in natural units.
+  static __device__ __forceinline__ float sink(const attnc_ctx &c, int64_t q) {
+@SINK@  }
 };
 )";
   replaceAll(s, "@SIGMOID@", f.sigmoid ? "true" : "false");
   replaceAll(s, "@PRESCALE@", f.prescale() ? "true" : "false");
+  bool sink = !flash.getSpec().getSink().empty();
+  replaceAll(s, "@HASSINK@", sink ? "true" : "false");
+  replaceAll(s, "@SINK@", sink ? "    return attnc_sink_f_@N@(c, int(q), 0);\n"
+                               : "    (void)c; (void)q;\n    return -INFINITY;\n");
   replaceAll(s, "@IDS@", ids ? "ATTNC_IDS_@N@" : "0");
   replaceAll(s, "@KVID@", ids ? "  static ATTNC_HD inline int64_t kvid(const attnc_ctx &c, int j, int64_t p) "
                                 "{ return attnc_kvid_@N@(c, j, p); }\n"

@@ -7,6 +7,8 @@
 //   2. the spec's struct attnc_spec_<n>, the contract of the templates:
 //        static constexpr bool sigmoid;   // normalisation (else softmax)
 //        static constexpr bool prescale;  // softmax's u.pre may be != 1
+//        static constexpr bool has_sink;  // softmax(sink = ...): sink(c, q)
+//                                         // is row q's sink logit
 //        static constexpr int ids;        // ids_eq atoms of the pre-pass
 //        typedef ... rowset;              // the schedule's per-CTA rows
 //        rows(c, q0, q1), tile_kind(c, rows, k0, k1, pre): the schedule;

@@ -271,16 +271,20 @@ int main(int argc, char **argv) {
     if (std::strcmp(argv[i], "--gpu") == 0)
       gpu = true;
   ::testing::InitGoogleTest(&argc, argv);
+  // A --gtest_filter given on the command line narrows the set below.
+  const bool userFilter = ::testing::GTEST_FLAG(filter) != "*";
   if (gpu) {
     Expected<runtime::cuda::DeviceInfo> d = runtime::cuda::currentDevice();
     if (!d.ok()) {
       std::printf("skipped: no CUDA GPU (%s)\n", d.status().message().c_str());
       return 77;
     }
-    // With the evaluation-rule and NaN-row cases of EvaluationRuleCudaTest.cpp.
-    ::testing::GTEST_FLAG(filter) =
-        "CompilerCudaGpu.*:CudaEvaluationRule.*:CudaNanRows.*";
-  } else {
+    // With the evaluation-rule, NaN-row and sink cases of
+    // EvaluationRuleCudaTest.cpp.
+    if (!userFilter)
+      ::testing::GTEST_FLAG(filter) =
+          "CompilerCudaGpu.*:CudaEvaluationRule.*:CudaNanRows.*:CudaSinks.*";
+  } else if (!userFilter) {
     ::testing::GTEST_FLAG(filter) = "CompilerCuda.*";
   }
   return RUN_ALL_TESTS();

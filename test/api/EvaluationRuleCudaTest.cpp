@@ -11,7 +11,9 @@
 //   - cuda-emu/Inputs/rule_select.attn: `kv >= q ? rel[kv - q] : 0.0` on kept
 //     pairs where the unchosen arm's index is negative;
 //   - cuda-emu/Inputs/nan_rows.attn: +inf and NaN scores on kept pairs, and rows
-//     with no kept pair.
+//     with no kept pair;
+//   - examples/gpt_oss_sinks.attn: a softmax sink, on rows with and without
+//     kept keys.
 // Each runs in bf16 and f16 with no error and agrees with the float64
 // reference on the same rounded inputs; a NaN row has lse NaN (not -inf),
 // a fully masked row out 0 and lse -inf.
@@ -151,6 +153,18 @@ TEST(CudaEvaluationRule, ReadGuardedByMask) {
   expectMatches(spec, s, inputs, s.HQ * (s.LQ - LK));
   bench::Shape wide{1, 2, 2, 97, 150, 128, 128};
   expectMatches(spec, wide, inputs, 0);
+}
+
+// softmax(sink = sinks[h]) (examples/gpt_oss_sinks.attn, window 128): rows
+// q >= LK + 127 keep no key, so they get out 0 and lse = their head's sink;
+// the others' lse includes it. Sinks of both signs, one near the rows' lse.
+TEST(CudaSinks, MatchTheReference) {
+  mlir::attn::NamedTensors inputs;
+  inputs.push_back(input("sinks", DType::F32, {4},
+                         [](int64_t i) { return 1.5 * double(i) - 2.0; }));
+  bench::Shape s{1, 4, 2, 300, 140, 64, 64};
+  expectMatches(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn", s,
+                inputs, 0);
 }
 
 // `c ? t[i] : 0` whose unchosen arm would read rel[-1..-40] on kept pairs.

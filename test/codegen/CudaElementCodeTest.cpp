@@ -43,10 +43,11 @@ std::vector<fs::path> specFiles() {
         files.push_back(e.path());
   // relative_bias: reads in range only under the evaluation rule (a `?:`
   // arm, a `&&` operand), so an error here is a read reported off its path.
-  // t5_bucket and composed_masks: let bindings and named masks.
+  // t5_bucket and composed_masks: let bindings and named masks (the latter
+  // imported). gpt_oss_sinks: a softmax sink (attnc_sink_<n>).
   for (const char *f : {"all_features.attn", "sigmoid_softcap.attn", "block_diagonal.attn",
                         "dilated_causal.attn", "relative_bias.attn", "t5_bucket.attn",
-                        "composed_masks.attn"})
+                        "composed_masks.attn", "gpt_oss_sinks.attn"})
     files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / f);
   // Bounds read at q (kv < stop[b, q]): the rows' min and max, scanned.
   files.push_back(fs::path(__FILE__).parent_path() / "Inputs" / "row-bounds.attn");
@@ -161,6 +162,10 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
   if (spec.getNormalize() == NormalizeKind::sigmoid)
     src << "        printf(\" %.9g %.9g\", attnc_bias_" << n << "(c, q, kv), attnc_bias_f_" << n
         << "(c, (int)q, (int)kv));\n";
+  const bool sink = !spec.getSink().empty();
+  if (sink) // the row's sink (its regions read no kv)
+    src << "        printf(\" %.9g %.9g\", attnc_sink_" << n << "(c, q, 0), attnc_sink_f_" << n
+        << "(c, (int)q, 0));\n";
   src << "        printf(\"\\n\");\n      }\n"
       << "    for (int64_t q0 = 0; q0 < c.LQ; q0 += 16) {\n"
       << "      int64_t q1 = q0 + 16 < c.LQ ? q0 + 15 : c.LQ - 1;\n"
@@ -238,8 +243,11 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
           int m, mf;
           double scale, score, bias = 0, scalef, scoref, biasf = 0;
           out >> m >> scale >> score >> mf >> scalef >> scoref;
+          double sinkv = 0, sinkf = 0;
           if (spec.getNormalize() == NormalizeKind::sigmoid)
             out >> bias >> biasf;
+          if (sink)
+            out >> sinkv >> sinkf;
           ASSERT_TRUE(out.good());
           // The fast form: the same mask, the same values up to a division
           // turned into a multiply by the reciprocal.
@@ -261,6 +269,12 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
             auto eb = interp.bias({q, kv});
             ASSERT_TRUE(eb);
             ASSERT_NEAR(bias, *eb, 1e-5 * (1 + std::abs(*eb)));
+          }
+          if (sink) {
+            auto es2 = interp.sink({q, 0});
+            ASSERT_TRUE(es2) << interp.error();
+            ASSERT_NEAR(sinkv, *es2, 1e-6 * (1 + std::abs(*es2))) << "sink at q=" << q;
+            ASSERT_NEAR(sinkf, *es2, 1e-6 * (1 + std::abs(*es2))) << "fast sink at q=" << q;
           }
           ++checked;
         }
@@ -315,7 +329,10 @@ TEST(CudaElementCodeNvcc, CompilesForSm80AndSm90a) {
         << "  o[q] = attnc_scale_" << n << "(c, q, kv) * attnc_score_" << n
         << "(c, 1.0f, q, kv) + attnc_mask_" << n << "(c, q, kv) + attnc_tile_kind_" << n
         << "(c, r, kv, kv + 8, nullptr) + attnc_score_f_" << n
-        << "(c, 1.0f, (int)q, (int)kv) + attnc_mask_f_" << n << "(c, (int)q, (int)kv);\n}\n";
+        << "(c, 1.0f, (int)q, (int)kv) + attnc_mask_f_" << n << "(c, (int)q, (int)kv)"
+        << (spec.getSink().empty() ? std::string()
+                                   : " + attnc_sink_f_" + n + "(c, (int)q, 0)")
+        << ";\n}\n";
   }
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("attnc-cuda-nvcc", dir));

@@ -7,7 +7,9 @@
 // ternaries, && || !, conversions and continuous float functions. Float
 // operations with jumps (floor, ceil, round, sign, int()) are left out of float
 // expressions so that float32 and float64 evaluation cannot land on
-// different sides of a jump, and int divisors are never 0. A grid mask
+// different sides of a jump, and int divisors are never 0. Lets and named
+// masks (used by the later expressions, the masks composed with && || !)
+// and a softmax sink (no kv, no score) are drawn too. A grid mask
 // (2-D neighbourhood style, coordinates q / W, q % W, kv / W, kv % W) is
 // generated for a width W > 0.
 //
@@ -42,6 +44,9 @@ public:
     bool score = true;    // a `score = ...` clause
     bool inputT = true;   // `input t: float[HQ]`, read as t[h]
     bool inputU = false;  // `input u: float[LK]`, read as u[kv]
+    bool sink = false;    // softmax: a `softmax(sink = ...)` half the time
+    bool lets = false;    // lets l0 (int), l1 (float) and masks m0, m1,
+                          // used by the other expressions and composed
   };
 
   /// Choices from a std::mt19937 seeded with `seed`.
@@ -59,6 +64,8 @@ public:
     Options o;
     o.sigmoid = sigmoid;
     o.gridWidth = gridWidth;
+    o.sink = !sigmoid;
+    o.lets = gridWidth == 0; // a grid mask keeps its written-out form
     return spec(o);
   }
 
@@ -66,7 +73,24 @@ public:
     grid = o.gridWidth;
     inputT = o.inputT;
     inputU = o.inputU;
+    intLet = floatLet = false;
+    std::string lets;
+    if (o.lets) {
+      lets += "  let l0 = " + intExpr(2) + "\n";
+      intLet = true;
+      lets += "  let l1 = " + floatExpr(2, false) + "\n";
+      floatLet = true;
+      lets += "  mask m0 = " + boolExpr(2) + "\n";
+      lets += "  mask m1 = " + boolExpr(1) + "\n";
+    }
     std::string mask = boolExpr(3);
+    if (o.lets)
+      switch (pick(0, 3)) { // compose the named masks
+      case 0: mask = "m0 && " + boolExpr(2); break;
+      case 1: mask = "(m0 || m1) && " + boolExpr(1); break;
+      case 2: mask = "(" + boolExpr(2) + " || m1) && !m0"; break;
+      default: break;
+      }
     if (grid)
       mask = "(" + boolExpr(2) + " || " + boolExpr(1) + ") && abs(kv % " + std::to_string(grid) +
              " - q % " + std::to_string(grid) + ") <= " + std::to_string(pick(0, 5));
@@ -78,12 +102,15 @@ public:
       os << "  input t: float[HQ]\n";
     if (inputU)
       os << "  input u: float[LK]\n";
+    os << lets;
     os << "  scale = " << (coin() ? "1 / sqrt(float(D))" : "0.5 / sqrt(float(D)) + 0.01") << "\n";
     if (o.score)
       os << "  score = " << floatExpr(3, true) << "\n";
     os << "  mask = " << mask << "\n";
     if (o.sigmoid)
       os << "  normalize = sigmoid(bias = " << floatExpr(2, false) << ")\n";
+    else if (o.sink && coin())
+      os << "  normalize = softmax(sink = " << sinkExpr(2) << ")\n";
     os << "}\n";
     return os.str();
   }
@@ -104,6 +131,8 @@ private:
         default: return "(kv % " + w + ")";
         }
       }
+      if (intLet && pick(0, 4) == 0)
+        return "l0";
       return coin() ? leaves[pick(0, 8)] : std::to_string(pick(-5, 40));
     }
     std::string a = intExpr(depth - 1), b = intExpr(depth - 1);
@@ -145,6 +174,8 @@ private:
   /// A float leaf: the score, a param, a scaled int, an input read or a
   /// constant.
   std::string floatLeaf(bool withScore) {
+    if (floatLet && pick(0, 5) == 0)
+      return "l1";
     switch (pick(0, 4)) {
     case 0: return withScore ? "score" : "f";
     case 1: return "float(" + intExpr(1) + ") / 50.0";
@@ -178,7 +209,28 @@ private:
     }
   }
 
+  /// A sink: one float per row, so no kv and no score.
+  std::string sinkExpr(int depth) {
+    if (depth == 0 || pick(0, 2) == 0) {
+      switch (pick(0, 4)) {
+      case 0: return inputT ? "t[h]" : "f";
+      case 1: return "f";
+      case 2: return "float(h)";
+      case 3: return "float(q % " + std::to_string(pick(2, 9)) + ")";
+      default: return "0.25 * float(b + hkv)";
+      }
+    }
+    std::string a = sinkExpr(depth - 1), b = sinkExpr(depth - 1);
+    switch (pick(0, 3)) {
+    case 0: return "(" + a + " + " + b + ")";
+    case 1: return "(" + a + " * 0.5 - 1.0)";
+    case 2: return "tanh(" + a + ")";
+    default: return "(q % 3 == 0 ? " + a + " : " + b + ")";
+    }
+  }
+
   Pick pickFn;
+  bool intLet = false, floatLet = false; // l0 / l1 are defined
   int grid = 0;
   bool inputT = true, inputU = false;
 };

@@ -31,7 +31,7 @@ inline int64_t diagonal(const attnc_ctx &c, int64_t q) { return q + c.LK - c.LQ;
 /// A sliding window of kW keys ending at the diagonal, a softcap score
 /// cap * tanh(s scale / cap). With LQ > LK the first rows keep no key.
 struct WindowSoftcap {
-  static constexpr bool sigmoid = false, prescale = false;
+  static constexpr bool sigmoid = false, prescale = false, has_sink = false;
   static constexpr int ids = 0, kW = 45;
   static constexpr float kCap = 4.f;
   struct rowset {
@@ -64,7 +64,7 @@ struct WindowSoftcap {
 /// Causal on the diagonal with a negative scale: the raw logit cannot fold
 /// into the exponent, so S is first multiplied by u.pre.
 struct CausalNegative {
-  static constexpr bool sigmoid = false, prescale = true;
+  static constexpr bool sigmoid = false, prescale = true, has_sink = false;
   static constexpr int ids = 0;
   struct rowset {
     int64_t hullLo, hullHi, q0, q1;
@@ -91,7 +91,7 @@ struct CausalNegative {
 
 /// Sigmoid over every pair: P = sigmoid(s scale + bias), no normalisation.
 struct SigmoidFull {
-  static constexpr bool sigmoid = true, prescale = false;
+  static constexpr bool sigmoid = true, prescale = false, has_sink = false;
   static constexpr int ids = 0;
   static constexpr float kBias = -1.5f;
   struct rowset {

@@ -490,7 +490,7 @@ TEST(Frontend, MoreErrors) {
       {"attention a { input x: tensor[LQ] }",
        "1:24: error: unknown type 'tensor'; expected int, float or bool"},
       {"attention a { normalize = softmax() }",
-       "1:34: error: 'softmax' takes no arguments"},
+       "1:35: error: expected 'sink = EXPR' in 'softmax(...)', got ')'"},
       {"attention a { mask = q & kv }", "1:15: error: mask must be bool, got int"},
       {"attention a { mask = q >= kv | true }",
        "1:30: error: operator '|' needs int operands, got bool (it binds more "

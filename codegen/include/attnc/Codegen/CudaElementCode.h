@@ -3,8 +3,8 @@
 // The first part of the CUDA back end: the target-neutral pieces of the
 // flash form printed as `__host__ __device__` C++ (plain C++ when
 // ATTNC_HD is defined empty, which is how the tests run them on the CPU):
-//   attnc_scale_<n>, attnc_score_<n>, attnc_mask_<n>, attnc_bias_<n>: the
-//     spec regions for one element, with bounds-checked input reads and
+//   attnc_scale_<n>, attnc_score_<n>, attnc_mask_<n>, attnc_bias_<n>,
+//     attnc_sink_<n> (a row's: kv unused): the spec regions for one element, with bounds-checked input reads and
 //     trap-free integer division (errors go to ctx.error, as KernelABI.h);
 //   attnc_scale_f_<n>, ...: the same regions in the form the kernels call
 //     (32-bit positions, unchecked reads where the index is in range by
