@@ -121,3 +121,36 @@ def test_eager_calls_skip_the_operator(monkeypatch):
     out.backward(dout)
     for got, want in zip(eager_in, op_in):
         assert torch.equal(got.grad, want.grad)
+
+
+def test_sinks_autograd_matches_float64():
+    """softmax(sink = sinks[h]) (examples/gpt_oss_sinks.attn): out and the
+    gradients, d(sinks) included, against float64 torch autograd with the
+    sink as one more logit column that has no value; LQ > LK + 127 leaves
+    rows with no kept key (out 0, and they carry no gradient)."""
+    rng = np.random.default_rng()
+    f = attn_torch.attention(spec_file("gpt_oss_sinks").read_text())
+    B, HQ, HKV, LQ, LK, D, DV = 1, 4, 2, 170, 37, 16, 24
+    q = rng.standard_normal((B, HQ, LQ, D)).astype(np.float32)
+    k = rng.standard_normal((B, HKV, LK, D)).astype(np.float32)
+    v = rng.standard_normal((B, HKV, LK, DV)).astype(np.float32)
+    sinks = rng.standard_normal(HQ).astype(np.float32)
+    dout = rng.standard_normal((B, HQ, LQ, DV)).astype(np.float32)
+    got = [torch.tensor(x, requires_grad=True) for x in (q, k, v, sinks)]
+    out = f(*got[:3], sinks=got[3])
+    out.backward(torch.tensor(dout))
+
+    ref = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (q, k, v, sinks)]
+    kk = ref[1].repeat_interleave(HQ // HKV, 1)
+    vv = ref[2].repeat_interleave(HQ // HKV, 1)
+    z = ref[0] @ kk.transpose(-1, -2) / np.sqrt(D)
+    qi, ki = torch.arange(LQ)[:, None], torch.arange(LK)[None, :]
+    z = z.masked_fill(~((qi >= ki) & (qi - ki < 128)), -float("inf"))
+    z = torch.cat([z, ref[3].view(1, HQ, 1, 1).expand(B, HQ, LQ, 1)], -1)
+    p = torch.softmax(z, -1)[..., :-1]
+    want = p @ vv
+    want.backward(torch.tensor(dout, dtype=torch.float64))
+    assert rel(out.detach().numpy(), want.detach().numpy()) < 1e-5
+    assert np.all(out.detach().numpy()[:, :, LK + 127:] == 0)
+    for t, r in zip(got, ref):
+        assert rel(t.grad.numpy(), r.grad.numpy()) < 1e-4
