@@ -115,6 +115,11 @@ std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
 
 INSTANTIATE_TEST_SUITE_P(SharedSpecs, Decode_,
                          ::testing::ValuesIn(sharedSpecFiles()), specName);
+// A softmax sink, counted once per row however the keys are split.
+INSTANTIATE_TEST_SUITE_P(
+    Sinks, Decode_,
+    ::testing::Values(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn"),
+    specName);
 
 /// LK = 70000 in the chunks chosen from the shape: GQA and MQA, f32 and
 /// bf16, a bottom-right causal mask and a padding mask on a length input.

@@ -185,6 +185,11 @@ std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
 
 INSTANTIATE_TEST_SUITE_P(SharedSpecs, PagedKv_,
                          ::testing::ValuesIn(sharedSpecFiles()), specName);
+// A softmax sink, counted once per row however the keys are split.
+INSTANTIATE_TEST_SUITE_P(
+    Sinks, PagedKv_,
+    ::testing::Values(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn"),
+    specName);
 
 TEST(PagedKv, PaddingMaskAndBottomRightCausal) {
   checkPaged("attention padded {\n  input limit: int[B]\n"

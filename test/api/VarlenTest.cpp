@@ -148,6 +148,11 @@ std::string specName(const ::testing::TestParamInfo<fs::path> &info) {
 
 INSTANTIATE_TEST_SUITE_P(SharedSpecs, Varlen_,
                          ::testing::ValuesIn(sharedSpecFiles()), specName);
+// A softmax sink, counted once per row however the keys are split.
+INSTANTIATE_TEST_SUITE_P(
+    Sinks, Varlen_,
+    ::testing::Values(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn"),
+    specName);
 
 TEST(Varlen, PaddingMaskReadsEachSequencesEntry) {
   checkVarlen("attention padded {\n  input kv_len: int[B]\n"
