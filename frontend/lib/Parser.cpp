@@ -495,47 +495,31 @@ bool ParserImpl::parseNormalize(ast::AttentionDecl &decl) {
   advance();
   if (!tok.is(TokKind::Ident))
     return expected("a normalization (softmax or sigmoid)");
-  if (tok.text == "softmax") {
-    decl.normalize = ast::NormalizeKind::Softmax;
-    advance();
-    if (!tok.is(TokKind::LParen))
-      return true;
-    advance();
-    if (!tok.isIdent("sink"))
-      return expected("'sink = EXPR' in 'softmax(...)'");
-    advance();
-    if (!tok.is(TokKind::Assign))
-      return expected("'=' after 'sink'");
-    advance();
-    PExpr e = parseExpr();
-    if (!e)
-      return false;
-    decl.softmaxSink = std::move(e.e);
-    if (!tok.is(TokKind::RParen))
-      return expected("')' after the sink");
-    advance();
-    return true;
-  }
-  if (tok.text != "sigmoid")
+  bool softmax = tok.text == "softmax";
+  if (!softmax && tok.text != "sigmoid")
     return failAtTok("unknown normalization '" + tok.text +
                      "'; expected softmax or sigmoid");
-  decl.normalize = ast::NormalizeKind::Sigmoid;
+  decl.normalize =
+      softmax ? ast::NormalizeKind::Softmax : ast::NormalizeKind::Sigmoid;
   advance();
   if (!tok.is(TokKind::LParen))
     return true;
+  // softmax(sink = EXPR) or sigmoid(bias = EXPR).
+  const char *arg = softmax ? "sink" : "bias";
   advance();
-  if (!tok.isIdent("bias"))
-    return expected("'bias = EXPR' in 'sigmoid(...)'");
+  if (!tok.isIdent(arg))
+    return expected(Twine("'") + arg + " = EXPR' in '" +
+                    (softmax ? "softmax" : "sigmoid") + "(...)'");
   advance();
   if (!tok.is(TokKind::Assign))
-    return expected("'=' after 'bias'");
+    return expected(Twine("'=' after '") + arg + "'");
   advance();
   PExpr e = parseExpr();
   if (!e)
     return false;
-  decl.sigmoidBias = std::move(e.e);
+  (softmax ? decl.softmaxSink : decl.sigmoidBias) = std::move(e.e);
   if (!tok.is(TokKind::RParen))
-    return expected("')' after the sigmoid bias");
+    return expected(softmax ? "')' after the sink" : "')' after the sigmoid bias");
   advance();
   return true;
 }

@@ -66,65 +66,22 @@ std::string readFile(const fs::path &p) {
   return ss.str();
 }
 
-class CudaElementCode : public ::testing::TestWithParam<fs::path> {};
+/// An input of the spec with its random data (dims resolved).
+struct In {
+  std::string name;
+  Type type;
+  std::vector<int64_t> dims;
+  std::vector<double> data;
+};
 
-TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
-  fs::path path = GetParam();
-  std::string errors;
-  llvm::raw_string_ostream es(errors);
-  attnc::Driver driver(es);
-  auto module = driver.loadSpecText(path.string(), readFile(path), {});
-  ASSERT_TRUE(module) << errors;
-  ASSERT_TRUE(succeeded(driver.runSpecPipeline(*module))) << errors;
-  SpecOp spec = *module->getOps<SpecOp>().begin();
-  auto code = attnc::emitCudaElementCode(spec);
-  ASSERT_TRUE(code.ok()) << code.status().message();
+/// The host program that prints every value the element code computes: per
+/// (b, h, q, kv) the mask, scale and score in both forms (and the bias or
+/// the row's sink), then the tile kinds, then the error word.
+std::string elementProgram(SpecOp spec, const std::string &code,
+                           const ProblemSizes &sizes, const std::vector<In> &inputs) {
   std::string n = spec.getSymName().str();
-
-  // Sizes and input data.
-  std::mt19937 rng(std::random_device{}());
-  ProblemSizes sizes;
-  sizes.B = 2, sizes.HQ = 4, sizes.HKV = 2, sizes.LQ = 37 + rng() % 90,
-  sizes.LK = 29 + rng() % 90, sizes.D = 16, sizes.DV = 8;
-  const int64_t sz[] = {sizes.B, sizes.HQ, sizes.HKV, sizes.LQ, sizes.LK, sizes.D, sizes.DV};
-  struct In {
-    std::string name;
-    Type type;
-    std::vector<int64_t> dims;
-    std::vector<double> data;
-  };
-  std::vector<In> inputs;
-  if (ArrayAttr decls = spec.getInputsAttr()) {
-    for (Attribute a : decls) {
-      auto d = cast<InputAttr>(a);
-      In in{d.getName().getValue().str(), d.getElementType(), {}, {}};
-      int64_t count = 1;
-      for (Attribute dim : d.getShape()) {
-        int64_t e = 0;
-        if (auto i = dyn_cast<IntegerAttr>(dim))
-          e = i.getInt();
-        else if (auto s = symbolizeSizeVar(cast<StringAttr>(dim).getValue()))
-          e = sz[static_cast<int>(*s)];
-        else
-          e = cast<IntegerAttr>(spec.lookupParam(cast<StringAttr>(dim).getValue()).getValue()).getInt();
-        in.dims.push_back(e);
-        count *= e;
-      }
-      std::uniform_int_distribution<int> small(0, 3), big(0, 60);
-      std::uniform_real_distribution<double> u(-1, 1);
-      for (int64_t i = 0; i < count; ++i)
-        in.data.push_back(in.type.isF32() ? double(float(u(rng)))
-                          : in.type.isInteger(1) ? double(small(rng) % 2)
-                          : in.dims.size() == 1 ? double(small(rng)) : double(big(rng)));
-      if (in.type.isInteger(64) && in.dims.size() == 1)
-        std::sort(in.data.begin(), in.data.end());
-      inputs.push_back(std::move(in));
-    }
-  }
-
-  // The program: prints every value the element code computes.
   std::ostringstream src;
-  src << "#define ATTNC_HD\n" << attnc::cudaElementPrelude() << code.value()
+  src << "#define ATTNC_HD\n" << attnc::cudaElementPrelude() << code
       << "#include <stdio.h>\nint main() {\n";
   for (size_t i = 0; i < inputs.size(); ++i) {
     const In &in = inputs[i];
@@ -183,6 +140,61 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
       << "        printf(\"%d %d\\n\", kind, kindPre);\n      }\n    }\n  }\n"
       << "  printf(\"error %lld\\n\", (long long)err[0]);\n  return 0;\n}\n";
 
+  return src.str();
+}
+
+class CudaElementCode : public ::testing::TestWithParam<fs::path> {};
+
+TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
+  fs::path path = GetParam();
+  std::string errors;
+  llvm::raw_string_ostream es(errors);
+  attnc::Driver driver(es);
+  auto module = driver.loadSpecText(path.string(), readFile(path), {});
+  ASSERT_TRUE(module) << errors;
+  ASSERT_TRUE(succeeded(driver.runSpecPipeline(*module))) << errors;
+  SpecOp spec = *module->getOps<SpecOp>().begin();
+  auto code = attnc::emitCudaElementCode(spec);
+  ASSERT_TRUE(code.ok()) << code.status().message();
+  std::string n = spec.getSymName().str();
+
+  // Sizes and input data.
+  std::mt19937 rng(std::random_device{}());
+  ProblemSizes sizes;
+  sizes.B = 2, sizes.HQ = 4, sizes.HKV = 2, sizes.LQ = 37 + rng() % 90,
+  sizes.LK = 29 + rng() % 90, sizes.D = 16, sizes.DV = 8;
+  const int64_t sz[] = {sizes.B, sizes.HQ, sizes.HKV, sizes.LQ, sizes.LK, sizes.D, sizes.DV};
+  std::vector<In> inputs;
+  if (ArrayAttr decls = spec.getInputsAttr()) {
+    for (Attribute a : decls) {
+      auto d = cast<InputAttr>(a);
+      In in{d.getName().getValue().str(), d.getElementType(), {}, {}};
+      int64_t count = 1;
+      for (Attribute dim : d.getShape()) {
+        int64_t e = 0;
+        if (auto i = dyn_cast<IntegerAttr>(dim))
+          e = i.getInt();
+        else if (auto s = symbolizeSizeVar(cast<StringAttr>(dim).getValue()))
+          e = sz[static_cast<int>(*s)];
+        else
+          e = cast<IntegerAttr>(spec.lookupParam(cast<StringAttr>(dim).getValue()).getValue()).getInt();
+        in.dims.push_back(e);
+        count *= e;
+      }
+      std::uniform_int_distribution<int> small(0, 3), big(0, 60);
+      std::uniform_real_distribution<double> u(-1, 1);
+      for (int64_t i = 0; i < count; ++i)
+        in.data.push_back(in.type.isF32() ? double(float(u(rng)))
+                          : in.type.isInteger(1) ? double(small(rng) % 2)
+                          : in.dims.size() == 1 ? double(small(rng)) : double(big(rng)));
+      if (in.type.isInteger(64) && in.dims.size() == 1)
+        std::sort(in.data.begin(), in.data.end());
+      inputs.push_back(std::move(in));
+    }
+  }
+
+  const std::string program = elementProgram(spec, code.value(), sizes, inputs);
+  const bool sink = !spec.getSink().empty();
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("attnc-cuda-element", dir));
   struct Cleanup {
@@ -191,13 +203,13 @@ TEST_P(CudaElementCode, MatchesInterpreterAndSchedule) {
   } cleanup{dir};
   std::string cpp = (dir + "/check.cpp").str(), exe = (dir + "/check").str(),
               outFile = (dir + "/out.txt").str();
-  { std::ofstream(cpp) << src.str(); }
+  { std::ofstream(cpp) << program; }
   auto cxx = llvm::sys::findProgramByName("c++");
   ASSERT_TRUE(bool(cxx)) << "no host C++ compiler";
   std::string err;
   llvm::StringRef args[] = {*cxx, "-std=c++17", "-O1", "-w", "-o", exe, cpp, "-lm"};
   ASSERT_EQ(llvm::sys::ExecuteAndWait(*cxx, args, std::nullopt, {}, 0, 0, &err), 0)
-      << err << "\n" << src.str();
+      << err << "\n" << program;
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outFile),
                                                 std::nullopt};
   llvm::StringRef runArgs[] = {exe};
