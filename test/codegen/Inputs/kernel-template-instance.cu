@@ -10,7 +10,7 @@
 #include "attnc_sm90.cuh"
 
 struct full_spec {
-  static constexpr bool sigmoid = false, prescale = true;
+  static constexpr bool sigmoid = false, prescale = true, has_sink = false;
   static constexpr int ids = 0;
   struct rowset {
     int64_t hullLo, hullHi;
