@@ -584,8 +584,10 @@ void CpuFlashLowering::finalizeRows(TaskState &ts) {
         Value mNew = arith::MaximumFOp::create(b, loc, m, sink);
         Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, mNew, negInf);
         Value mZ = arith::SelectOp::create(b, loc, none, zeroF, mNew);
-        keep = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, m, mZ));
-        Value ps = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, sink, mZ));
+        // Both exponents are <= 0: the normalisation's polynomial exp, no
+        // libm call per row.
+        keep = expF32(b, loc, arith::SubFOp::create(b, loc, m, mZ));
+        Value ps = expF32(b, loc, arith::SubFOp::create(b, loc, sink, mZ));
         l = arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, keep, l), ps);
         m = mNew;
       }
