@@ -4,9 +4,11 @@
 // each once, into the same SourceMgr (with the import as its include
 // location, so a diagnostic inside an imported file also names the line
 // that imported it). Their shared declarations, then the main file's own,
-// are copied into every attention block ahead of the block's declarations:
-// after this step a block is self-contained and Sema, MLIRGen and the mask
-// analysis see through names and files alike.
+// are copied into every attention block ahead of the block's declarations
+// (every param; the inputs and lets the block uses, so that a library's
+// unused inputs are not arguments of its kernel): after this step a block
+// is self-contained and Sema, MLIRGen and the mask analysis see through
+// names and files alike.
 //
 //===----------------------------------------------------------------------===//
 #include "Import.h"
@@ -39,6 +41,7 @@ private:
   std::string findFile(StringRef written, unsigned importer,
                        std::string &looked);
   void share(ast::AttentionDecl &from);
+  llvm::StringSet<> usedSharedNames(const ast::AttentionDecl &block);
 
   bool fail(ast::Loc loc, const Twine &msg) {
     llvm::SMLoc at = sm.FindLocForLineAndColumn(main.files[loc.file].bufferId,
@@ -72,16 +75,23 @@ bool ImportResolver::run() {
     return false;
   main.files[0].rank = nextRank;
   share(main.shared);
-  // Each block gets copies of the shared declarations ahead of its own.
+  // Each block gets copies of the shared declarations ahead of its own:
+  // every param (-D reaches them all), and the inputs and lets it uses.
   for (ast::AttentionDecl &block : main.attentions) {
+    llvm::StringSet<> used = usedSharedNames(block);
     std::vector<ast::ParamDecl> params = shared.params;
     params.insert(params.end(), block.params.begin(), block.params.end());
     block.params = std::move(params);
-    std::vector<ast::InputDecl> inputs = shared.inputs;
+    std::vector<ast::InputDecl> inputs;
+    for (const ast::InputDecl &in : shared.inputs)
+      if (used.contains(in.name))
+        inputs.push_back(in);
     inputs.insert(inputs.end(), block.inputs.begin(), block.inputs.end());
     block.inputs = std::move(inputs);
     std::vector<ast::LetDecl> lets;
     for (const ast::LetDecl &l : shared.lets) {
+      if (!used.contains(l.name))
+        continue;
       ast::LetDecl copy;
       copy.name = l.name;
       copy.loc = l.loc;
@@ -95,6 +105,38 @@ bool ImportResolver::run() {
   }
   main.shared = std::move(shared);
   return true;
+}
+
+/// Every identifier `e` names (before Sema: Param and Read nodes and call
+/// names alike; a superset is harmless).
+static void collectNames(const ast::Expr &e, llvm::StringSet<> &names) {
+  if (!e.name.empty())
+    names.insert(e.name);
+  for (const ast::ExprPtr &op : e.operands)
+    collectNames(*op, names);
+}
+
+/// The names `block` uses, with those of the shared lets it uses (a let
+/// reads only earlier lets: one pass from the last), and the names it
+/// declares itself (so that a clash with a shared one is still reported).
+llvm::StringSet<> ImportResolver::usedSharedNames(const ast::AttentionDecl &block) {
+  llvm::StringSet<> used;
+  for (const ast::ExprPtr *e : {&block.scale, &block.score, &block.mask,
+                                &block.sigmoidBias, &block.softmaxSink})
+    if (*e)
+      collectNames(**e, used);
+  for (const ast::LetDecl &l : block.lets) {
+    used.insert(l.name);
+    collectNames(*l.expr, used);
+  }
+  for (const ast::InputDecl &in : block.inputs)
+    used.insert(in.name);
+  for (const ast::ParamDecl &p : block.params)
+    used.insert(p.name);
+  for (auto it = shared.lets.rbegin(); it != shared.lets.rend(); ++it)
+    if (used.contains(it->name))
+      collectNames(*it->expr, used);
+  return used;
 }
 
 void ImportResolver::share(ast::AttentionDecl &from) {
