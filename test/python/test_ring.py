@@ -27,7 +27,10 @@ WORLD = 4
 SHARDS = [17, 13, 16, 15]  # 61 positions, unequal shards
 CASES = [("causal", None), ("sliding_window", {"window": 20}),
          ("document", None), ("local_softcap_alibi", {"window": 20}),
-         ("sigmoid_causal", None)]
+         ("sigmoid_causal", None),
+         # A softmax sink: counted once, by the key shard at position 0,
+         # even for queries whose window never reaches that shard.
+         ("gpt_oss_sinks", {"window": 20})]
 
 
 def problem(variant, seed):
@@ -44,6 +47,8 @@ def problem(variant, seed):
         inputs = {"doc_q": ids, "doc_kv": ids}
     if variant == "local_softcap_alibi":
         inputs = {"slopes": torch.rand(4, generator=g) * 0.5}
+    if variant == "gpt_oss_sinks":
+        inputs = {"sinks": torch.randn(4, generator=g)}
     return q, k, v, dout, inputs
 
 
