@@ -1,6 +1,6 @@
 //===- CudaRegionPrinter.h - One spec region as CUDA C++ statements -*- C++ -*-===//
 //
-// Prints the ops of a spec region (scale, score, mask, bias) as C++
+// Prints the ops of a spec region (scale, score, mask, bias, sink) as C++
 // statements over `c` (attnc_ctx), `q`, `kv` and `score`, in two flavours:
 //   exact: every int is int64_t with wrapping arithmetic, every input read
 //     is bounds-checked (error 1 in ctx.error), float math is the precise

@@ -51,6 +51,19 @@ struct RowCheck {
 
   /// sum_kv P for row q of (b, h); false after a kernel error (status set).
   bool sumP(int64_t b, int64_t h, int64_t qi, float lse, double &sum);
+
+  /// __bwd_tile on one row: `n` entries of s (and dp) for `desc`; false
+  /// after a kernel error (status set).
+  bool callTile(int64_t (&desc)[7], int64_t n, float &lse, float &delta) {
+    bufs[ATTNC_BWD_DESC] = dense(desc, 7);
+    bufs[ATTNC_BWD_S] = dense(s.data(), n);
+    bufs[ATTNC_BWD_DP] = dense(dp.data(), n);
+    bufs[ATTNC_BWD_LSE] = dense(&lse, 1);
+    bufs[ATTNC_BWD_DELTA] = dense(&delta, 1);
+    bufs[ATTNC_BWD_DINPUTS] = dense(grads.data(), int64_t(grads.size()));
+    kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
+    return status[0] == ATTNC_STATUS_OK;
+  }
 };
 
 bool RowCheck::sumP(int64_t b, int64_t h, int64_t qi, float lse,
@@ -83,27 +96,14 @@ bool RowCheck::sumP(int64_t b, int64_t h, int64_t qi, float lse,
       dp[size_t(j)] = 0;
     }
     int64_t desc[7] = {b, h, qi, 1, k0, tk, kinds[size_t(qt)]};
-    bufs[ATTNC_BWD_DESC] = dense(desc, 7);
-    bufs[ATTNC_BWD_S] = dense(s.data(), tk);
-    bufs[ATTNC_BWD_DP] = dense(dp.data(), tk);
-    bufs[ATTNC_BWD_LSE] = dense(&lse, 1);
-    bufs[ATTNC_BWD_DELTA] = dense(&delta, 1);
-    bufs[ATTNC_BWD_DINPUTS] = dense(grads.data(), int64_t(grads.size()));
-    kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
-    if (status[0] != ATTNC_STATUS_OK)
+    if (!callTile(desc, tk, lse, delta))
       return false;
     for (int64_t j = 0; j < tk; ++j)
       sum += s[size_t(j)];
   }
   if (kernel.sinkRows) { // the sink's share of the row (0 off key 0)
     int64_t desc[7] = {b, h, qi, 1, 0, 0, ATTNC_BWD_SINK_ROWS};
-    bufs[ATTNC_BWD_DESC] = dense(desc, 7);
-    bufs[ATTNC_BWD_S] = dense(s.data(), 1);
-    bufs[ATTNC_BWD_LSE] = dense(&lse, 1);
-    bufs[ATTNC_BWD_DELTA] = dense(&delta, 1);
-    bufs[ATTNC_BWD_DINPUTS] = dense(grads.data(), int64_t(grads.size()));
-    kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
-    if (status[0] != ATTNC_STATUS_OK)
+    if (!callTile(desc, 1, lse, delta))
       return false;
     sum += s[0];
   }
@@ -124,7 +124,7 @@ Status attnc::runtime::backward_impl::checkLseSample(
   c.bufs.insert(c.bufs.end(), p.inputBuffers.begin(), p.inputBuffers.end());
   c.kinds.assign(size_t(p.nqt + 2), 0);
   c.s.resize(size_t(std::max<int64_t>(p.tileK, 1)));
-  c.dp.resize(size_t(p.tileK));
+  c.dp.resize(c.s.size());
   // The helper adds to input gradients; these are thrown away.
   c.grads.assign(size_t(std::max<int64_t>(p.partialWords, 1)), 0.0f);
   const int64_t n = std::min(kSampleRows, rows);

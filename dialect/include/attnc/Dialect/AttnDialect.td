@@ -1,7 +1,7 @@
 //===- AttnDialect.td - The attn dialect --------------------*- tablegen -*-===//
 //
 // The dialect that holds attention variants. Spec level: one `attn.spec` op
-// per variant, whose scalar regions (scale, score, mask, bias) say how a logit
+// per variant, whose scalar regions (scale, score, mask, bias, sink) say how a logit
 // is modified and which (query, key) pairs exist.
 //
 //===----------------------------------------------------------------------===//

@@ -137,7 +137,8 @@ enum class NormalizeKind { Softmax, Sigmoid };
 /// One `attention NAME { ... }` block. Absent clauses are filled with their
 /// defaults by Sema (scale = 1 / sqrt(float(D)), score = score, mask = true,
 /// normalize = softmax, sigmoid bias = -log(float(LK))), so after Sema every
-/// expression pointer is non-null (bias only for sigmoid).
+/// expression pointer is non-null (bias only for sigmoid; softmaxSink only
+/// when written).
 struct AttentionDecl {
   std::string name;
   Loc loc;

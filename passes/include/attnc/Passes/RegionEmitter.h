@@ -1,7 +1,7 @@
 //===- RegionEmitter.h - Inline spec regions as scalar arith ----*- C++ -*-===//
 //
 // The element-wise part of the CPU loops (attn-lower-cpu): copies a spec
-// region (scale, score, mask or bias) to a builder's insertion point as
+// region (scale, score, mask, bias or sink) to a builder's insertion point as
 // plain arith/math/scf/memref ops on scalars, for one (b, h, q, kv) element.
 // The CUDA emitter prints the same regions as C++ instead
 // (CudaRegionPrinter.h), with the same error semantics. What changes on the
