@@ -254,6 +254,7 @@ Status Kernel::forward(const TensorView &q, const TensorView &k,
   args.varlen = options.varlen;
   args.paged = options.paged;
   args.decodeChunk = options.decodeChunk;
+  args.dropout = options.dropout;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::forwardCpu(impl->info, args);
@@ -279,6 +280,7 @@ Status Kernel::backward(const TensorView &q, const TensorView &k,
   args.inputGrads = options.inputGrads;
   args.window = options.window;
   args.varlen = options.varlen;
+  args.dropout = options.dropout;
   args.threads = options.threads;
   args.tileTrace = options.tileTrace;
   return runtime::backwardCpu(impl->bwd, args);

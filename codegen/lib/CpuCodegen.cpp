@@ -66,6 +66,7 @@ attnc::describeKernel(attn::FlashOp flash) {
   info.numIdsAtoms = flash.getPrepass();
   info.packsHeads = flash.packsQueryHeads();
   info.pagedKeys = flash.readsPagedKeys();
+  info.dropout = spec.getDropout().has_value();
   if (ArrayAttr inputs = spec.getInputsAttr()) {
     for (Attribute a : inputs) {
       auto in = cast<attn::InputAttr>(a);

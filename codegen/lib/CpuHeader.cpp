@@ -146,7 +146,8 @@ attnc::emitHeader(const std::vector<runtime::KernelInfo> &kernels,
        << "  info.tileK = " << k.tileK << ";\n"
        << "  info.sigmoid = " << (k.sigmoid ? "true" : "false") << ";\n"
        << "  info.packsHeads = " << (k.packsHeads ? "true" : "false") << ";\n"
-       << "  info.pagedKeys = " << (k.pagedKeys ? "true" : "false") << ";\n";
+       << "  info.pagedKeys = " << (k.pagedKeys ? "true" : "false") << ";\n"
+       << "  info.dropout = " << (k.dropout ? "true" : "false") << ";\n";
     if (k.numIdsAtoms > 0)
       os << "  info.prepass = " << kernelSymbol(k.name) << "__prepass;\n"
          << "  info.numIdsAtoms = " << k.numIdsAtoms << ";\n";

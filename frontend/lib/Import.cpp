@@ -122,7 +122,8 @@ static void collectNames(const ast::Expr &e, llvm::StringSet<> &names) {
 llvm::StringSet<> ImportResolver::usedSharedNames(const ast::AttentionDecl &block) {
   llvm::StringSet<> used;
   for (const ast::ExprPtr *e : {&block.scale, &block.score, &block.mask,
-                                &block.sigmoidBias, &block.softmaxSink})
+                                &block.sigmoidBias, &block.softmaxSink,
+                                &block.softmaxDropout})
     if (*e)
       collectNames(**e, used);
   for (const ast::LetDecl &l : block.lets) {

@@ -95,7 +95,9 @@ private:
                                              : NormalizeKind::softmax),
         params.empty() ? ArrayAttr() : b.getArrayAttr(params),
         inputs.empty() ? ArrayAttr() : b.getArrayAttr(inputs),
-        /*mask_schedule=*/MaskAttr(), /*mask_schedule_columns=*/MaskAttr());
+        /*mask_schedule=*/MaskAttr(), /*mask_schedule_columns=*/MaskAttr(),
+        /*dropout=*/!sigmoid && a.softmaxDropout ? b.getF64FloatAttr(a.dropout)
+                                                  : FloatAttr());
     OpBuilder::InsertionGuard guard(b);
     genRegion(spec.getScale(), *a.scale, b.getF32Type());
     genRegion(spec.getScore(), *a.score, b.getF32Type());

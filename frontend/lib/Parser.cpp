@@ -9,8 +9,9 @@
 //              | 'input' NAME ':' TYPE '[' DIM (',' DIM)* ']'
 //              | ('let' | 'mask') NAME '=' expr       (a named value / mask)
 //              | ('scale' | 'score' | 'mask') '=' expr
-//              | 'normalize' '=' ('softmax' ('(' 'sink' '=' expr ')')?
+//              | 'normalize' '=' ('softmax' ('(' sarg (',' sarg)* ')')?
 //                                | 'sigmoid' ('(' 'bias' '=' expr ')')?)
+//   sarg      := ('sink' | 'dropout') '=' expr    (each at most once)
 //   expr      := or ('?' expr ':' expr)?          (right associative)
 //   binary levels, low to high (C's): || , && , | , ^ , & , == != ,
 //                                      < <= > >= , << >> , + - , * / %
@@ -504,22 +505,37 @@ bool ParserImpl::parseNormalize(ast::AttentionDecl &decl) {
   advance();
   if (!tok.is(TokKind::LParen))
     return true;
-  // softmax(sink = EXPR) or sigmoid(bias = EXPR).
-  const char *arg = softmax ? "sink" : "bias";
+  // sigmoid(bias = EXPR), softmax(sink = EXPR, dropout = EXPR): keyword
+  // arguments in any order, each at most once.
   advance();
-  if (!tok.isIdent(arg))
-    return expected(Twine("'") + arg + " = EXPR' in '" +
-                    (softmax ? "softmax" : "sigmoid") + "(...)'");
-  advance();
-  if (!tok.is(TokKind::Assign))
-    return expected(Twine("'=' after '") + arg + "'");
-  advance();
-  PExpr e = parseExpr();
-  if (!e)
-    return false;
-  (softmax ? decl.softmaxSink : decl.sigmoidBias) = std::move(e.e);
-  if (!tok.is(TokKind::RParen))
-    return expected(softmax ? "')' after the sink" : "')' after the sigmoid bias");
+  const char *known = softmax ? "'sink = EXPR' or 'dropout = EXPR'" : "'bias = EXPR'";
+  while (true) {
+    if (!tok.is(TokKind::Ident))
+      return expected(Twine(known) + " in '" + (softmax ? "softmax" : "sigmoid") + "(...)'");
+    ExprPtr *slot = !softmax                 ? (tok.text == "bias" ? &decl.sigmoidBias : nullptr)
+                    : tok.text == "sink"    ? &decl.softmaxSink
+                    : tok.text == "dropout" ? &decl.softmaxDropout
+                                            : nullptr;
+    if (!slot)
+      return failAtTok("unknown argument '" + tok.text + "' of " +
+                       (softmax ? "softmax" : "sigmoid") + "; expected " + known);
+    if (*slot)
+      return failAtTok("'" + tok.text + "' is given twice");
+    std::string arg = tok.text.str();
+    advance();
+    if (!tok.is(TokKind::Assign))
+      return expected("'=' after '" + arg + "'");
+    advance();
+    PExpr e = parseExpr();
+    if (!e)
+      return false;
+    *slot = std::move(e.e);
+    if (tok.is(TokKind::RParen))
+      break;
+    if (!tok.is(TokKind::Comma))
+      return expected("',' or ')' after the " + (arg == "bias" ? "sigmoid bias" : arg));
+    advance();
+  }
   advance();
   return true;
 }

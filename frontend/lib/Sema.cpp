@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <functional>
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 
@@ -208,6 +209,8 @@ bool SemaImpl::checkBlock(ast::AttentionDecl &a) {
     return false;
   if (a.softmaxSink && !checkSink(a.softmaxSink))
     return false;
+  if (a.softmaxDropout && !checkDropout())
+    return false;
   fillDefaults();
   return true;
 }
@@ -345,6 +348,41 @@ bool SemaImpl::checkSink(ExprPtr &slot) {
                                     use->name + "' reads 'kv'"
                               : Twine("the sink is one logit per query row: "
                                       "it cannot read 'kv'"));
+  return true;
+}
+
+/// softmax(dropout = EXPR): a probability known when the kernel is built
+/// (a number or a param, after -D), in [0, 1); 0 keeps every pair.
+bool SemaImpl::checkDropout() {
+  const Expr &e = *blk->softmaxDropout;
+  const Expr *d = &e;
+  bool negated = false;
+  for (; d->kind == Expr::Kind::Unary && d->unaryOp == ast::UnaryOp::Neg;
+       d = d->operands[0].get())
+    negated = !negated;
+  std::optional<double> p;
+  if (d->kind == Expr::Kind::FloatLit)
+    p = d->floatValue;
+  else if (d->kind == Expr::Kind::IntLit)
+    p = double(d->intValue);
+  else if (const ast::ParamDecl *param =
+               d->kind == Expr::Kind::Param ? findParam(d->name) : nullptr;
+           param && param->hasValue && param->type != Type::Bool)
+    p = param->type == Type::Float ? param->floatValue
+                                   : double(param->intValue);
+  if (!p)
+    return fail(e.loc, "the dropout probability must be a number or a "
+                       "param with a value (it is fixed when the kernel "
+                       "is built)");
+  if (negated)
+    p = -*p;
+  if (!(*p >= 0 && *p < 1)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", *p);
+    return fail(e.loc, Twine("the dropout probability must be in [0, 1), "
+                             "but it is ") + text);
+  }
+  blk->dropout = *p;
   return true;
 }
 

@@ -97,6 +97,7 @@ private:
   bool checkBinary(Expr &e);
   bool checkLets();
   bool checkSink(ExprPtr &slot);
+  bool checkDropout();
   bool checkLetUse(Expr &e, int index);
   bool checkBitwise(Expr &e, const std::string &op, Type l, Type r);
   std::optional<int64_t> constantInt(const Expr &e);

@@ -27,7 +27,9 @@ enum MetaSlot : int64_t {
   kMetaOutStrides = 19, kMetaLseStrides = 23, kMetaHasLse = 26,
   kMetaHasTrace = 27, kMetaQPos = 28, kMetaKvPos = 29, kMetaLQTotal = 30,
   kMetaLKTotal = 31, kMetaRowHeads = 32, kMetaPageSize = 33,
-  kMetaPageTable = 34, kMetaPageTableStride = 35, kMetaInputs = 36
+  kMetaPageTable = 34, kMetaPageTableStride = 35, kMetaDropout = 36,
+  kMetaDropoutSeed = 37, kMetaDropoutOffset = 38, kMetaDropoutBatch = 39,
+  kMetaInputs = 40
 };
 
 // Kernel arguments (KernelABI.h's buffer slots): the arena, then the
@@ -185,6 +187,27 @@ Value emitBoundRead(FlashBuilder &f, const RegionEnv &env, ArrayAttr read);
 /// [INT64_MIN, INT64_MAX] when p1 is past the input's extent there.
 std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
                                      ArrayAttr read, Value p0, Value p1);
+
+/// softmax(dropout = p) in one kernel call (KernelABI.h's dropout slots,
+/// runtime/include/attnc/Runtime/Dropout.h): whether the call drops, and
+/// Philox's key and counter words. Null `on` when the spec has no dropout
+/// (or p = 0): then no dropout code is emitted at all.
+struct DropoutCall {
+  Value on;                     // i1: meta[ATTNC_META_DROPOUT] != 0
+  Value seedLo, seedHi, offset; // i32
+  Value batch;                  // i64: the global number of sequence b = 0
+  Value threshold;              // i32: floor(p 2^32)
+  Value scale;                  // f32: 1 / (1 - p)
+  explicit operator bool() const { return bool(on); }
+};
+DropoutCall loadDropoutCall(FlashBuilder &f, Value meta);
+
+/// The factor (f32) of pair (el.b, el.h, el.q, el.kv)'s P: d.scale where
+/// Dropout.h's attnc_dropout_keep keeps it, else 0; `HQ` (i64) for the
+/// counter's b * HQ + h. Ten Philox rounds as arith ops on i32 (LLVM
+/// vectorises them across the keys of a tile row).
+Value emitDropoutFactor(FlashBuilder &f, const DropoutCall &d, Value HQ,
+                        const RegionEnv &el);
 
 /// Adds `@attn_<name>__prepass` (before `flash`) when the flash op's
 /// schedule has ids_eq atoms.

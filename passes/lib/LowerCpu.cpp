@@ -26,7 +26,9 @@
 //                 (score and scale evaluated under the guard keep)
 //       softmax:  m' = max(m, max_j S);  mz = (m' == -inf ? 0 : m')
 //                 alpha = exp(m - mz);   P = exp(S - mz)
-//                 l = alpha l + sum_j P;  acc = alpha acc + P Vs;  m = m'
+//                 l = alpha l + sum_j P;  m = m'
+//                 dropout (a call that drops): P *= keep(q, kv) / (1 - p)
+//                 acc = alpha acc + P Vs
 //       sigmoid:  P = keep ? sigmoid(S + bias(q, kv)) : 0
 //                 acc += P Vs
 //   finalizeRows:    softmax: with a sink s, when kvPos == 0: m, l, acc take s
@@ -182,6 +184,7 @@ void CpuFlashLowering::loadCallValues() {
   }
   negInf = f.cf(-std::numeric_limits<double>::infinity());
   zeroF = f.cf(0.0);
+  dropout = loadDropoutCall(f, meta);
 }
 
 /// The scratch tiles (f32, or bf16 pair layouts), once per call, carved

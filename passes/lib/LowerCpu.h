@@ -105,6 +105,7 @@ private:
   void updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
                               Value tkx, const IndexFn &kvOf);
   void updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);
+  void applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf);
   Value sigmoidOf(Value s, const RegionEnv &el);
   void forEachElement(TaskState &ts, Value tkx, const IndexFn &kvOf,
                       const std::function<void(Value, Value, RegionEnv &)> &body);
@@ -144,6 +145,7 @@ private:
   Value arenaFits; // i1: the arena holds the tiles
   Value negInf, zeroF;
   Value callScale; // null when the scale is per element
+  DropoutCall dropout; // softmax(dropout = p); null `on` without
   std::optional<GridTiling> grid;
   Value qIdx, kvIdx; // grid masks: the rows and keys of the task / tile (arena)
   int64_t numIds = 0;

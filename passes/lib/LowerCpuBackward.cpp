@@ -19,11 +19,15 @@
 //     keep = kind == PARTIAL ? mask(q, kv) : true
 //     s    = scale * S[i, j]                  (S: the raw dot products)
 //     z    = score(s)
-//     softmax: P = exp(z - lse_i),  dZ = P (dP[i, j] - delta_i)
+//     softmax: P = exp(z - lse_i),  dZ = P (dP[i, j] F - delta_i)
+//              (dropout, in a call that drops: F = keep(q, kv) / (1 - p),
+//              LowerCpuDropout.cpp, the forward's mask; else F = 1)
 //     sigmoid: P = sigmoid(z + bias), dZ = dP[i, j] P sigmoid(-(z + bias))
 //     dS   = score_grad(adjoint = dZ)        (adds to the score's inputs)
 //     scale_grad(adjoint = dS * S[i, j]);  bias_grad(adjoint = dZ)
-//     S[i, j] = keep ? P : 0;  dP[i, j] = keep ? dS * scale : 0
+//     S[i, j] = keep ? P F : 0;  dP[i, j] = keep ? dS * scale : 0
+//     (so the driver's dV += S^T dO uses the dropped P, as the forward's
+//     out did; its lse check calls with dropout off, to sum the undropped P)
 //   and, for a spec with a sink, kind 3 (desc k0 = 0): per row i,
 //     S[i] = P_s = kvPos == 0 ? exp(sink - lse_i) : 0
 //     sink_grad(adjoint = -P_s delta_i)
@@ -166,6 +170,7 @@ struct TileCall {
   Value S, dP, lse, delta;
   Value q0, tq, k0, tk, kind; // q0, k0: positions (window + local)
   Value scale; // null: per element
+  DropoutCall dropout; // softmax(dropout = p); null `on` without
 };
 
 /// One pair (i, j) of a PARTIAL tile (`partial`: the mask decides `keep`)
@@ -218,8 +223,16 @@ LogicalResult emitPair(FlashBuilder &f, SpecOp spec, TileCall &c, Value i,
   } else {
     Value rowLse = f.load(c.lse, i), rowDelta = f.load(c.delta, i);
     p = expF32(f.b, f.loc, arith::SubFOp::create(b, loc, *z, rowLse));
-    dz = arith::MulFOp::create(b, loc, p,
-                               arith::SubFOp::create(b, loc, dp, rowDelta));
+    if (c.dropout) { // dL/dP = dP F; the driver's dV takes P F
+      Value factor = arith::SelectOp::create(
+          b, loc, c.dropout.on, emitDropoutFactor(f, c.dropout, el.sizes[1], el), one);
+      dp = arith::MulFOp::create(b, loc, dp, factor);
+      dz = arith::MulFOp::create(b, loc, p, arith::SubFOp::create(b, loc, dp, rowDelta));
+      p = arith::MulFOp::create(b, loc, p, factor);
+    } else {
+      dz = arith::MulFOp::create(b, loc, p,
+                                 arith::SubFOp::create(b, loc, dp, rowDelta));
+    }
   }
   el.adjoint = dz;
   FailureOr<Value> ds = emitSpecRegion(b, loc, spec, spec.getScoreGrad(), el);
@@ -313,6 +326,7 @@ LogicalResult emitTile(OpBuilder &b, FlashOp flash) {
     slot += 2 * in.getRank();
   SmallVector<InputAttr> diff = differentiableInputs(spec);
   Value meta = args[kArgInputs + decls.size()];
+  c.dropout = loadDropoutCall(f, meta);
   for (InputAttr in : decls) {
     auto pos = llvm::find(diff, in);
     c.env.gradOffsets.push_back(

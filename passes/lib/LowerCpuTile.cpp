@@ -12,7 +12,9 @@
 //      mask comes first and guards the other regions (RegionEnv::guard):
 //      the score, scale and bias regions' reads and divisions report
 //      errors only on kept pairs, the language's evaluation rule;
-//   4. the update: online softmax (m, l, alpha), acc += P V.
+//   4. the update: online softmax (m, l, alpha); with dropout in a call
+//      that drops, P *= 0 or 1 / (1 - p) per pair (after l took P); then
+//      acc += P V.
 // With microkernels S is kept transposed (element (i, j) at j * TQ + i).
 //
 //===----------------------------------------------------------------------===//
@@ -274,6 +276,7 @@ void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &k
                                                  f.ptrOf(lRow), f.ptrOf(alphaRow)});
     alphaArg = f.ptrOf(alphaRow);
   }
+  applyDropout(ts, tkx, kvOf);
   if (kv.vColLd) { // bf16 V as stored; Vs is the pair-packing scratch
     f.callMicrokernel("attnc_uk_pv_t_bf16_unpacked",
                       {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, kv.vColLd, f.ptrOf(acc), DV, ts.tq,
@@ -284,14 +287,14 @@ void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &k
                     {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, f.ptrOf(acc), DV, ts.tq, tk, DV, alphaArg});
 }
 
-/// The softmax update and O += P V (sigmoid: P from the element step), row
-/// by row.
+/// The softmax update row by row, dropout, then O += P V (sigmoid: P from
+/// the element step).
 void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
   auto fastmath = reassocContract(b);
-  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
-    Value sRow = arith::MulIOp::create(b, loc, i, TKx);
-    Value accRow = arith::MulIOp::create(b, loc, i, DVx);
-    if (!sigmoid) {
+  if (!sigmoid)
+    f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+      Value sRow = arith::MulIOp::create(b, loc, i, TKx);
+      Value accRow = arith::MulIOp::create(b, loc, i, DVx);
       Value rowMax = f.reduceLoop(f.cx(0), tkx, negInf, [&](Value j, Value m) {
         Value s = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
         return arith::MaximumFOp::create(b, loc, m, s).getResult();
@@ -315,7 +318,11 @@ void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &
         Value at = arith::AddIOp::create(b, loc, accRow, d);
         f.store(arith::MulFOp::create(b, loc, f.load(acc, at), alpha), acc, at);
       });
-    }
+    });
+  applyDropout(ts, tkx, kvOf);
+  f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+    Value sRow = arith::MulIOp::create(b, loc, i, TKx);
+    Value accRow = arith::MulIOp::create(b, loc, i, DVx);
     f.forLoop(f.cx(0), tkx, [&](Value j) {
       Value p = f.load(S, arith::AddIOp::create(b, loc, sRow, j));
       Value vRow = arith::MulIOp::create(b, loc, j, DVx);
@@ -328,6 +335,22 @@ void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &
       });
     });
   });
+}
+
+/// softmax(dropout = p), in a call that drops: P[i, j] *= 0 or 1 / (1 - p)
+/// (LowerCpuDropout.cpp), after the row sums took the undropped P, so that
+/// l, and the lse, are those of the undropped softmax.
+void CpuFlashLowering::applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf) {
+  if (!dropout)
+    return;
+  auto onIf = f.ifThen(dropout.on, [&] {
+    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+      Value at = sAt(i, j);
+      Value factor = emitDropoutFactor(f, dropout, HQ, el);
+      f.store(arith::MulFOp::create(b, loc, f.load(S, at), factor), S, at);
+    });
+  });
+  FlashBuilder::mark(onIf, "attn.step", "dropout");
 }
 
 /// Visits the elements of a tile in the order of S's layout (i innermost

@@ -7,10 +7,13 @@
 //            some s NaN or +inf: out = NaN, lse = NaN
 //            with softmax(sink = ...): the sink is one more logit in m and l
 //            with no value row (an empty row: out = 0, lse = the sink)
+//            with softmax(dropout = p) and a seed: out = sum_K exp(s - m)
+//            f(kv) v / l, f = dropoutFactor (0, or 1 / (1 - p) on kept pairs)
 //   sigmoid: out = sum_K sigmoid(s + bias(q, kv)) v, lse = NaN
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Reference/ReferenceAttention.h"
+#include "attnc/Runtime/Dropout.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,6 +21,19 @@
 
 using namespace mlir;
 using namespace mlir::attn;
+
+double mlir::attn::dropoutFactor(SpecOp spec, const ReferenceProblem &problem,
+                                  int64_t b, int64_t h, int64_t q, int64_t kv) {
+  std::optional<APFloat> p = spec.getDropout();
+  if (!problem.dropout || !p)
+    return 1.0;
+  double prob = p->convertToDouble();
+  const ReferenceProblem::Dropout &d = *problem.dropout;
+  uint64_t bh = uint64_t(d.batch + b) * uint64_t(problem.sizes.HQ) + uint64_t(h);
+  bool keep = attnc_dropout_keep(d.seed, d.offset, bh, uint64_t(q), uint64_t(kv),
+                                 attnc_dropout_threshold(prob));
+  return keep ? 1.0 / (1.0 - prob) : 0.0;
+}
 
 std::string mlir::attn::referenceAttention(SpecOp spec,
                                            const ReferenceProblem &problem,
@@ -111,6 +127,8 @@ std::string mlir::attn::referenceAttention(SpecOp spec,
           }
           const double *vRow =
               problem.v + ((b * s.HKV + hkv) * s.LK + kv) * s.DV;
+          if (!sigmoid)
+            p *= dropoutFactor(spec, problem, b, h, q, kv);
           for (int64_t d = 0; d < s.DV; ++d)
             o[d] += p * vRow[d];
         }

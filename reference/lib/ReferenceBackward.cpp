@@ -4,11 +4,13 @@
 // beyond the outputs), all through the SpecInterpreter:
 //   1. softmax only: lse = log sum_K exp(z), K the kept keys (online max),
 //      and the sink's exp if the spec has one;
-//   2. softmax only: delta = sum_K P dP (or rowsum(dout * forwardOut)); the
+//   2. softmax only: delta = sum_K P F dP (or rowsum(dout * forwardOut),
+//      F the dropout factor of a training call, else 1); the
 //      sink's inputs get P_sink (0 - delta), through its dual evaluation;
 //   3. the dual evaluation of scale, score (and bias) on each kept pair,
 //      and the chain rule into dq, dk, dv and the input gradients
-//      (ReferenceBackward.h has the formulas).
+//      (ReferenceBackward.h has the formulas); with dropout dZ = P (dP F -
+//      delta) and dv += P F dO.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Reference/ReferenceBackward.h"
@@ -215,8 +217,8 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
           logit({q, kv}, qr, p.k + kvRow(b, hkv, kv) * s.D, kept);
       if (!z)
         return interp.error();
-      if (kept)
-        delta += std::exp(*z - lse) * dotDoutV(kv);
+      if (kept) // dO . O with O's dropped P
+        delta += std::exp(*z - lse) * dropoutFactor(spec, p, b, h, q, kv) * dotDoutV(kv);
     }
     if (sink) { // dZ of the sink: P_sink (0 - delta), it has no value row
       const double pSink = std::exp(*sink - lse);
@@ -265,9 +267,12 @@ std::string Backward::row(int64_t b, int64_t h, int64_t q) {
       if (std::string err = accumulate(biasP, dZ, dZSize); !err.empty())
         return err;
     } else {
+      // Dropout: out took P F, so dL/dP = dP F, and dV gets P F.
+      const double F = dropoutFactor(spec, p, b, h, q, kv);
       P = std::exp(*z - lse);
-      dZ = P * (dP - delta);
-      dZSize = P * (std::abs(dP) + std::abs(delta));
+      dZ = P * (dP * F - delta);
+      dZSize = P * (std::abs(dP * F) + std::abs(delta));
+      P *= F;
     }
     double dS = dZ * scoreP.dScore;
     double dSSize = std::abs(dZSize * scoreP.dScore * *scale);

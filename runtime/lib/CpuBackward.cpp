@@ -306,6 +306,7 @@ Status prepare(const BackwardKernelInfo &k, const CpuBackwardArgs &a,
                            plan.window.totalLQ, plan.window.totalLK});
   meta.push_back(1); // ATTNC_META_ROW_HEADS: the helpers read no task rows
   meta.insert(meta.end(), {0, 0, 0}); // no paged cache
+  appendDropout(meta, a.dropout, a.dropoutBatch);
   for (const CheckedInput &p : plan.inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     meta.insert(meta.end(), p.view.strides.begin(), p.view.strides.end());
@@ -364,6 +365,9 @@ Status attnc::runtime::backwardCpu(const BackwardKernelInfo &kernel,
                                    const CpuBackwardArgs &args) {
   Plan plan;
   if (Status s = checkCpuIsaEnvironment(); !s.ok())
+    return s;
+  if (Status s = checkDropoutSeed(kernel.forward->name, kernel.forward->dropout, args.dropout);
+      !s.ok())
     return s;
   if (args.varlen.enabled())
     return backwardCpuVarlen(kernel, args);

@@ -8,7 +8,8 @@
 // another call, another spec or other inputs fails that, and the call is
 // refused with an error that names the row; a NaN row (NaN lse) is not
 // checked. A call on a window of the keys (SequenceWindow) only needs a sum
-// of at most 1. Cost: the forward of those rows, O(kSampleRows * LK * D).
+// of at most 1. With dropout the helpers run with it off (the meta's
+// ATTNC_META_DROPOUT = 0): the lse is the undropped softmax's. Cost: the forward of those rows, O(kSampleRows * LK * D).
 //
 //===----------------------------------------------------------------------===//
 #include "CpuBackwardImpl.h"
@@ -46,6 +47,7 @@ struct RowCheck {
   std::vector<attnc_buffer> bufs;
   std::vector<int64_t> kinds;
   std::vector<float> q, k, s, dp, grads;
+  std::vector<int64_t> meta; // p.meta with dropout off: the undropped P
   int64_t status[ATTNC_STATUS_WORDS] = {};
   bool invalidKinds = false;
 
@@ -61,7 +63,7 @@ struct RowCheck {
     bufs[ATTNC_BWD_LSE] = dense(&lse, 1);
     bufs[ATTNC_BWD_DELTA] = dense(&delta, 1);
     bufs[ATTNC_BWD_DINPUTS] = dense(grads.data(), int64_t(grads.size()));
-    kernel.tile(bufs.data(), p.meta.data(), status, 0, 0);
+    kernel.tile(bufs.data(), meta.data(), status, 0, 0);
     return status[0] == ATTNC_STATUS_OK;
   }
 };
@@ -76,7 +78,7 @@ bool RowCheck::sumP(int64_t b, int64_t h, int64_t qi, float lse,
     int64_t kdesc[5] = {b, h, kt, p.tileQ, p.tileK};
     bufs[ATTNC_BWD_DESC] = dense(kdesc, 5);
     bufs[ATTNC_BWD_KINDS] = dense(kinds.data(), int64_t(kinds.size()));
-    kernel.kinds(bufs.data(), p.meta.data(), status, 0, 0);
+    kernel.kinds(bufs.data(), meta.data(), status, 0, 0);
     if (status[0] != ATTNC_STATUS_OK)
       return false;
     int64_t first = kinds[size_t(p.nqt)], last = kinds[size_t(p.nqt + 1)];
@@ -119,7 +121,8 @@ Status attnc::runtime::backward_impl::checkLseSample(
   if (!p.hasLse || rows == 0 || p.LK() == 0)
     return Status::success();
   static char empty[64];
-  RowCheck c{kernel, args, p, {}, {}, {}, {}, {}, {}, {}};
+  RowCheck c{kernel, args, p, {}, {}, {}, {}, {}, {}, {}, p.meta};
+  c.meta[ATTNC_META_DROPOUT] = 0;
   c.bufs.assign(ATTNC_BUF_INPUTS, attnc_buffer{empty, empty, 0, 0, 1});
   c.bufs.insert(c.bufs.end(), p.inputBuffers.begin(), p.inputBuffers.end());
   c.kinds.assign(size_t(p.nqt + 2), 0);

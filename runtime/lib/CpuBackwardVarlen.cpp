@@ -177,6 +177,8 @@ Status attnc::runtime::backwardCpuVarlen(const BackwardKernelInfo &kernel,
     for (const SharedGrad &g : shared)
       c.inputGrads[g.slot].second = g.buffer.view();
     c.threads = args.threads;
+    c.dropout = args.dropout;
+    c.dropoutBatch = args.dropoutBatch + i;
     Plan plan;
     if (Status s = checkAndSize(kernel, c, plan); !s.ok())
       return s.withContext("sequence " + std::to_string(i) + " of the varlen batch");

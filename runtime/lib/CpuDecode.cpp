@@ -277,6 +277,8 @@ Status attnc::runtime::forwardCpuSplitKeys(const KernelInfo &kernel,
     call.window.kvOffset += c0;
     call.threads = 1;
     call.decodeChunk = -1; // whole: this is the chunk
+    call.dropout = args.dropout; // the merge by lse is linear in P V
+    call.dropoutBatch = args.dropoutBatch;
   }
 
   // The chunks, claimed in order by up to `threads` participants.

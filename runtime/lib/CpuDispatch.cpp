@@ -256,6 +256,7 @@ std::vector<int64_t> buildMeta(const CheckedCall &checked, const CpuForwardArgs 
   checked.appendWindow(meta);
   meta.push_back(rowHeads);
   meta.insert(meta.end(), {pages.pageSize, 0, pages.pages});
+  appendDropout(meta, args.dropout, args.dropoutBatch);
   for (const CheckedInput &p : inputs) {
     meta.insert(meta.end(), p.view.shape.begin(), p.view.shape.end());
     appendStrides(meta, p.view);
@@ -267,6 +268,12 @@ std::vector<int64_t> buildMeta(const CheckedCall &checked, const CpuForwardArgs 
   return meta;
 }
 } // namespace
+
+void attnc::runtime::appendDropout(std::vector<int64_t> &meta,
+                                   const std::optional<DropoutSeed> &seed, int64_t batch) {
+  meta.insert(meta.end(), {seed ? 1 : 0, seed ? int64_t(seed->seed) : 0,
+                           seed ? int64_t(seed->offset) : 0, batch});
+}
 
 attnc_buffer attnc::runtime::describeView(const TensorView &t) {
   return describe(t);
@@ -282,6 +289,8 @@ int64_t attnc::runtime::numKeyTiles(const KernelInfo &kernel, int64_t lk) {
 
 Status attnc::runtime::forwardCpu(const KernelInfo &kernel,
                                   const CpuForwardArgs &args) {
+  if (Status st = checkDropoutSeed(kernel.name, kernel.dropout, args.dropout); !st.ok())
+    return st;
   if (args.paged.enabled())
     return forwardCpuPaged(kernel, args);
   if (args.varlen.enabled())

@@ -384,6 +384,8 @@ Status attnc::runtime::forwardCpuPaged(const KernelInfo &kernel,
     }
     c.inputs = inputsOfSequence(kernel, args.inputs, b, p.B);
     c.threads = args.threads;
+    c.dropout = args.dropout;
+    c.dropoutBatch = args.dropoutBatch + b;
     // The kernel reading the pages splits a decode step as it would
     // contiguous keys (CpuDecode.cpp), in chunks of paged.decodeChunk if set.
     c.decodeChunk = c.pages.enabled() && args.paged.decodeChunk > 0

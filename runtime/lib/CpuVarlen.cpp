@@ -106,6 +106,8 @@ CpuForwardArgs sequenceCall(const KernelInfo &kernel, const CpuForwardArgs &args
       inputsOfSequence(kernel, args.inputs, int64_t(i), int64_t(cuQ.size()) - 1);
   call.threads = args.threads;
   call.decodeChunk = args.decodeChunk;
+  call.dropout = args.dropout;
+  call.dropoutBatch = args.dropoutBatch + int64_t(i);
   return call;
 }
 

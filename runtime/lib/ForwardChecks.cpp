@@ -439,3 +439,16 @@ Status attnc::runtime::kernelStatusError(const Signature &k,
   return Status::error("kernel error code " + std::to_string(code));
 }
 
+
+Status attnc::runtime::checkDropoutSeed(const std::string &kernel, bool hasDropout,
+                                        const std::optional<DropoutSeed> &seed) {
+  if (!seed)
+    return Status::success();
+  if (!hasDropout)
+    return Status::error("a dropout seed was given, but " + kernelLabel(kernel) +
+                         " has no softmax(dropout = ...)");
+  if (seed->offset > 0xffffffffull)
+    return Status::error("the dropout offset " + std::to_string(seed->offset) +
+                         " does not fit 32 bits (it is Philox's counter word 3)");
+  return Status::success();
+}

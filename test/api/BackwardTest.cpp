@@ -108,6 +108,15 @@ const char *const kExtraSpecs[] = {
   mask = q + 3 >= kv
 })",
     // pow in both arguments, abs, min/max, clamp, exp/log, sin/cos, /, sigmoid.
+    // Dropout with a sink and a learnable per-head bias: dZ = P (dP F -
+    // delta), dV from P F, the forward's mask regenerated from its seed.
+    R"(attention dropout_sink {
+  input sinks: float[HQ]
+  input t: float[HQ]
+  score = score + t[h]
+  mask = q >= kv
+  normalize = softmax(sink = sinks[h], dropout = 0.25)
+})",
     R"(attention all_rules {
   input e: float[HQ]
   input w: float[LK]
@@ -119,6 +128,8 @@ const char *const kExtraSpecs[] = {
 
 struct Case {
   std::string name, text;
+  /// softmax(dropout = p): the training call's seed, for both passes.
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 std::vector<Case> allSpecs() {
@@ -135,6 +146,8 @@ std::vector<Case> allSpecs() {
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "composed_masks.attn");
   // A softmax sink: d(sinks) = -sum over rows of P_sink delta.
   files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn");
+  // Dropout: the backward reuses the forward's mask without storing it.
+  files.push_back(fs::path(ATTNC_EXAMPLES_DIR) / "dropout.attn");
   std::sort(files.begin(), files.end());
   for (const fs::path &f : files)
     cases.push_back({f.string(), readFile(f)}); // the path: imports resolve
@@ -142,6 +155,9 @@ std::vector<Case> allSpecs() {
     size_t at = text.find(' ') + 1;
     cases.push_back({text.substr(at, text.find(' ', at) - at), text});
   }
+  for (Case &c : cases)
+    if (c.text.find("dropout =") != std::string::npos)
+      c.dropout = runtime::DropoutSeed{0x9e3779b97f4a7c15ull, 3};
   return cases;
 }
 
@@ -200,8 +216,11 @@ struct Problem {
     return views;
   }
 
+  std::optional<runtime::DropoutSeed> dropout; // both passes'
+
   Status forward(const Kernel &kernel) {
     ForwardOptions fo;
+    fo.dropout = dropout;
     runtime::TensorView lseView = lse.view();
     if (!kernel.info().sigmoid)
       fo.lse = &lseView;
@@ -213,6 +232,7 @@ struct Problem {
   Status backward(const Kernel &kernel, int threads = 0,
                   std::vector<int8_t> *trace = nullptr) {
     BackwardOptions bo;
+    bo.dropout = dropout;
     bo.inputs = inputViews();
     for (auto &[n, t] : dinputs)
       bo.inputGrads.push_back({n, t.view()});
@@ -265,10 +285,14 @@ void checkSpec(const Case &c, DType dtype, const std::vector<Shape> &shapes) {
                  " LK=" + std::to_string(s.LK) + " D=" + std::to_string(s.D) +
                  " DV=" + std::to_string(s.DV));
     Problem p(*kernel, dtype, s, rng);
+    p.dropout = c.dropout;
     Status st = p.forward(*kernel);
     ASSERT_TRUE(st.ok()) << st.message();
 
     mlir::attn::ReferenceProblem rp;
+    if (c.dropout)
+      rp.dropout = mlir::attn::ReferenceProblem::Dropout{c.dropout->seed,
+                                                         uint32_t(c.dropout->offset), 0};
     rp.sizes = sizesOf(s);
     rp.q = p.q.values.data(), rp.k = p.k.values.data(), rp.v = p.v.values.data();
     rp.inputs = mlir::attn::tensorInputReader(p.inputs);

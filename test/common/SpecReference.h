@@ -15,13 +15,15 @@
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace attnc::test {
 
 /// The float64 out [B, HQ, LQ, DV] and lse [B, HQ, LQ] of the first block
-/// of `text`; returns "" or why there is none (a spec error, prefixed
+/// of `text` (with `dropout`: a training call's mask of softmax(dropout =
+/// p)); returns "" or why there is none (a spec error, prefixed
 /// "spec: ", or the reference's own error, e.g. an out-of-range read).
 inline std::string referenceOf(const std::string &text,
                                const mlir::attn::ProblemSizes &sizes,
@@ -30,7 +32,9 @@ inline std::string referenceOf(const std::string &text,
                                const std::vector<double> &k,
                                const std::vector<double> &v,
                                std::vector<double> &out,
-                               std::vector<double> &lse) {
+                               std::vector<double> &lse,
+                               std::optional<mlir::attn::ReferenceProblem::Dropout>
+                                   dropout = std::nullopt) {
   std::string errors;
   llvm::raw_string_ostream es(errors);
   Driver driver(es);
@@ -44,6 +48,7 @@ inline std::string referenceOf(const std::string &text,
   p.sizes = sizes;
   p.q = q.data(), p.k = k.data(), p.v = v.data();
   p.inputs = mlir::attn::tensorInputReader(inputs);
+  p.dropout = dropout;
   return mlir::attn::referenceAttention(*specs.begin(), p, out, lse);
 }
 

@@ -393,7 +393,7 @@ TEST(Frontend, Errors) {
       {"attention a { normalize = 3 }",
        "1:27: error: expected a normalization (softmax or sigmoid), got '3'"},
       {"attention a { normalize = sigmoid(bias = 1.0 }",
-       "1:46: error: expected ')' after the sigmoid bias, got '}'"},
+       "1:46: error: expected ',' or ')' after the sigmoid bias, got '}'"},
       {"attention a { param w: int = 1.5 }",
        "1:30: error: param 'w' is int but its default is a float"},
       {"attention a { param w: float = true }",
@@ -490,7 +490,7 @@ TEST(Frontend, MoreErrors) {
       {"attention a { input x: tensor[LQ] }",
        "1:24: error: unknown type 'tensor'; expected int, float or bool"},
       {"attention a { normalize = softmax() }",
-       "1:35: error: expected 'sink = EXPR' in 'softmax(...)', got ')'"},
+       "1:35: error: expected 'sink = EXPR' or 'dropout = EXPR' in 'softmax(...)', got ')'"},
       {"attention a { mask = q & kv }", "1:15: error: mask must be bool, got int"},
       {"attention a { mask = q >= kv | true }",
        "1:30: error: operator '|' needs int operands, got bool (it binds more "

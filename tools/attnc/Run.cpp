@@ -344,7 +344,13 @@ std::optional<int> parseRunCommandLine(const std::vector<std::string> &args,
       ("kv-lens", po::value(&f.kvLens),
        "LENS.npy: int32 [B], the number of keys of each sequence in its pages")
       ("page-size", po::value(&f.pageSize)->default_value(0),
-       "the rows of a page, checked against k's shape (0: k's)");
+       "the rows of a page, checked against k's shape (0: k's)")
+      ("dropout-seed", po::value(&f.dropoutSeedText),
+       "N: a training call of a spec with softmax(dropout = p): drop pairs "
+       "by Philox4x32 keyed with N (0 .. 2^64 - 1; without it: no dropout)")
+      ("dropout-offset", po::value(&f.dropoutOffsetText),
+       "N: Philox's counter word 3 for --dropout-seed (0 .. 2^32 - 1, "
+       "default 0; advance it per training step)");
   po::variables_map vm;
   if (!parseCommandLine("run", args, options, vm))
     return 1;
@@ -386,6 +392,45 @@ int checkLayoutFlags(const RunFlags &f, bool cuda) {
     if (f.varlen())
       return fail("a varlen batch on a paged KV cache is not supported (yet)");
   }
+  return 0;
+}
+
+/// A decimal number in [0, max] for \p flag, or nullopt after fail().
+std::optional<uint64_t> parseUnsigned(const char *flag, const std::string &text,
+                                      uint64_t max) {
+  errno = 0;
+  char *end = nullptr;
+  unsigned long long v = text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))
+                             ? 0
+                             : std::strtoull(text.c_str(), &end, 10);
+  if (!end || *end != '\0' || errno == ERANGE || v > max) {
+    fail(std::string(flag) + "=" + text + ": expected a whole number from 0 to " +
+         std::to_string(max));
+    return std::nullopt;
+  }
+  return uint64_t(v);
+}
+
+/// --dropout-seed and --dropout-offset into f.dropout. Returns 0 or
+/// fail's 1.
+int checkDropoutFlags(RunFlags &f) {
+  if (f.dropoutSeedText.empty()) {
+    if (!f.dropoutOffsetText.empty())
+      return fail("--dropout-offset needs --dropout-seed");
+    return 0;
+  }
+  std::optional<uint64_t> seed = parseUnsigned("--dropout-seed", f.dropoutSeedText, UINT64_MAX);
+  if (!seed)
+    return 1;
+  runtime::DropoutSeed d{*seed, 0};
+  if (!f.dropoutOffsetText.empty()) {
+    std::optional<uint64_t> offset =
+        parseUnsigned("--dropout-offset", f.dropoutOffsetText, 0xffffffffull);
+    if (!offset)
+      return 1;
+    d.offset = *offset;
+  }
+  f.dropout = d;
   return 0;
 }
 
@@ -536,6 +581,8 @@ int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
 /// fail's 1.
 int runOnGpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
              RunOutputs &result) {
+  if (f.dropout)
+    return fail("--dropout-seed runs on the CPU only (yet), not with --target=cuda");
   CudaRunRequest request;
   request.specName = f.spec == "-" ? "<stdin>" : f.spec;
   request.specText = in.specText;
@@ -593,6 +640,7 @@ int runOnCpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
   ForwardOptions forward;
   forward.lse = result.lse ? &result.lseView : nullptr;
   forward.threads = f.threads;
+  forward.dropout = f.dropout;
   for (const auto &[name, t] : in.inputs)
     forward.inputs.emplace_back(name, t.view());
   TensorView cuQ, cuKv, pageTable, kvLens;
@@ -645,6 +693,8 @@ int attnc::runRun(const std::vector<std::string> &args) {
   // Flags.
   RunPlan plan;
   if (int rc = checkRunFlags(f, dtypeDefaulted, plan))
+    return rc;
+  if (int rc = checkDropoutFlags(f))
     return rc;
   if (int rc = planCompileAndInputs(f, plan))
     return rc;

@@ -34,6 +34,10 @@ struct RunFlags {
   std::string pageTable, kvLens;
   int64_t pageSize = 0;
   bool paged() const { return !pageTable.empty() || !kvLens.empty(); }
+  /// softmax(dropout = p): --dropout-seed and --dropout-offset as written,
+  /// and their values once checked (a seed: a training call).
+  std::string dropoutSeedText, dropoutOffsetText;
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 /// One NAME=FILE.npy flag (--input, --dinput).

@@ -107,6 +107,7 @@ int run::runBackward(
       !(grads.dv = zeros("dv", storage, v.shape())))
     return 1;
   BackwardOptions options;
+  options.dropout = f.dropout; // the forward's mask, regenerated
   options.threads = f.threads;
   for (const auto &[name, t] : inputs)
     options.inputs.emplace_back(name, t.view());

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -105,6 +106,9 @@ struct ForwardOptions {
   /// many, merged by lse (runtime::CpuForwardArgs::decodeChunk); 0 picks
   /// the size from the shape, -1 runs the keys whole.
   int64_t decodeChunk = 0;
+  /// A spec with softmax(dropout = p): the seed and offset of a training
+  /// call, which drops pairs (runtime::DropoutSeed); unset: no dropout.
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 /// Target::CUDA: lse as a float32 device view; inputs stay host tensors
@@ -112,6 +116,8 @@ struct ForwardOptions {
 struct CudaForwardOptions {
   const runtime::cuda::DeviceView *lse = nullptr;
   std::vector<std::pair<std::string, TensorView>> inputs;
+  /// As ForwardOptions::dropout; the same seed gives the CPU's mask.
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 /// The tensors of Kernel::backward besides q, k, v, out, lse, dout and the
@@ -131,6 +137,9 @@ struct BackwardOptions {
   /// dq [total_q, HQ, D|DV], k, v, dk, dv [total_kv, HKV, D|DV], lse [HQ,
   /// total_q]. See runtime::backwardCpuVarlen.
   runtime::VarlenBatch varlen;
+  /// The forward's dropout seed and offset (ForwardOptions::dropout): the
+  /// backward regenerates the forward's mask from them.
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 /// The pipeline's options for a compile (Pipeline.h); the rest of

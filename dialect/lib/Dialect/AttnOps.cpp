@@ -168,6 +168,14 @@ LogicalResult SpecOp::verify() {
   } else if (!getBias().empty()) {
     return emitOpError() << "only sigmoid normalisation has a 'bias' region";
   }
+  if (std::optional<APFloat> p = getDropout()) {
+    if (getNormalize() != NormalizeKind::softmax)
+      return emitOpError() << "only softmax normalisation has dropout";
+    double v = p->convertToDouble();
+    if (!(v >= 0 && v < 1))
+      return emitOpError() << "dropout probability " << v
+                           << " is outside [0, 1)";
+  }
   if (!getSink().empty()) {
     if (getNormalize() != NormalizeKind::softmax)
       return emitOpError() << "only softmax normalisation has a 'sink' region";

@@ -29,6 +29,13 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
         joins the row's max and sum and has no value row (GPT-OSS's
         learnable sinks). It may not read `kv` or `attn.score`.
 
+    `dropout(p)`, only for `softmax`: attention dropout with probability p
+    in [0, 1). A call that asks for it (with a seed and an offset) drops
+    pair (b, h, q, kv)'s P when Philox4x32-10 says so
+    (runtime/include/attnc/Runtime/Dropout.h), and scales the kept ones by
+    1 / (1 - p); the row's max, sum and lse stay those of the undropped P.
+    A call without a seed computes plain softmax (inference).
+
     `attn-derive-backward` adds the reverse-mode derivatives of the regions
     that carry gradient (attn-derive-backward in Passes.td), each a copy of
     its primal region's computation followed by the adjoint sweep:
@@ -67,7 +74,8 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
                        OptionalAttr<TypedArrayAttrBase<Attn_InputAttr,
                            "input declarations">>:$inputs,
                        OptionalAttr<Attn_MaskAttr>:$mask_schedule,
-                       OptionalAttr<Attn_MaskAttr>:$mask_schedule_columns);
+                       OptionalAttr<Attn_MaskAttr>:$mask_schedule_columns,
+                       OptionalAttr<F64Attr>:$dropout);
   let regions = (region SizedRegion<1>:$scale, SizedRegion<1>:$score,
                         SizedRegion<1>:$mask, AnyRegion:$bias,
                         AnyRegion:$sink,
@@ -75,7 +83,7 @@ def Attn_SpecOp : Attn_Op<"spec", [Symbol, IsolatedFromAbove]> {
                         AnyRegion:$bias_grad, AnyRegion:$sink_grad);
   let assemblyFormat = [{
     $sym_name `normalize` `(` custom<Keyword>($normalize) `)`
-    (`params` $params^)? (`inputs` $inputs^)? attr-dict-with-keyword
+    (`dropout` `(` $dropout^ `)`)? (`params` $params^)? (`inputs` $inputs^)? attr-dict-with-keyword
     `scale` $scale `score` $score `mask` $mask (`bias` $bias^)?
     (`sink` $sink^)?
     (`score_grad` $score_grad^)? (`scale_grad` $scale_grad^)?

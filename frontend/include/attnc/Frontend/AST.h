@@ -150,6 +150,10 @@ struct AttentionDecl {
   Loc normalizeLoc;
   ExprPtr sigmoidBias; // only for sigmoid
   ExprPtr softmaxSink; // softmax(sink = EXPR), or null: a per-row logit
+  /// softmax(dropout = EXPR), or null; Sema folds the constant into
+  /// `dropout`, the probability in [0, 1) of dropping a pair's P.
+  ExprPtr softmaxDropout;
+  double dropout = 0;
   // Source positions of the clauses that were written (for messages).
   std::optional<Loc> scaleLoc, scoreLoc, maskLoc;
 };

@@ -10,7 +10,9 @@
 
 #include "attnc/Reference/SpecInterpreter.h"
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +37,24 @@ struct ReferenceProblem {
   /// computes it, instead of the exact sum_kv P dP; this separates the
   /// backward's error from the rounding of the forward's output.
   const double *forwardOut = nullptr;
+  /// For a spec with softmax(dropout = p): the call's seed and offset. When
+  /// set, pair (b, h, q, kv) keeps its P scaled by 1 / (1 - p) iff
+  /// runtime/include/attnc/Runtime/Dropout.h's attnc_dropout_keep says so
+  /// (with b + dropoutBatch, and the problem's q and kv), else drops it;
+  /// the row's sum and lse stay those of the undropped P. Unset: no
+  /// dropout, as a call without a seed.
+  struct Dropout {
+    uint64_t seed = 0;
+    uint32_t offset = 0;
+    int64_t batch = 0; // the global number of sequence b = 0
+  };
+  std::optional<Dropout> dropout;
 };
+
+/// The factor of pair (b, h, q, kv)'s P under \p problem's dropout: 1
+/// without one, else 0 (dropped) or 1 / (1 - p).
+double dropoutFactor(SpecOp spec, const ReferenceProblem &problem, int64_t b,
+                     int64_t h, int64_t q, int64_t kv);
 
 /// out [B, HQ, LQ, DV] and lse [B, HQ, LQ] (natural log; softmax only: a
 /// sigmoid spec has no row sum and its lse is NaN). A row with no kept pair

@@ -48,6 +48,9 @@ struct ReferenceGradients {
 ///            delta = sum_kv P dP, dZ = P (dP - delta); with a sink (lse
 ///            includes it), each float input the sink reads gets
 ///            -P_sink delta d(sink)/d(input), P_sink = exp(sink - lse);
+///            with problem.dropout, the forward's factors F
+///            (dropoutFactor): delta = sum_kv P F dP, dZ = P (dP F -
+///            delta), and P F in place of P in dv;
 ///   sigmoid: P = sigmoid(z + bias), dZ = dP P (1 - P), and each float
 ///            input the bias reads gets dZ d(bias)/d(input);
 /// then with s = scale * dot(q_row, k_row) and z = score(s):

@@ -69,6 +69,12 @@ struct CpuBackwardArgs {
   /// dout, dq [total_q, HQ, D|DV], k, v, dk, dv [total_kv, HKV, D|DV], lse
   /// [HQ, total_q]; each sequence is a problem of its own.
   VarlenBatch varlen;
+  /// A spec with softmax(dropout = p): the forward's seed and offset, whose
+  /// mask the backward regenerates (CpuForwardArgs::dropout); unset: the
+  /// forward had no dropout.
+  std::optional<DropoutSeed> dropout;
+  /// Internal (varlen): CpuForwardArgs::dropoutBatch.
+  int64_t dropoutBatch = 0;
   /// Threads to use; 0 means the global pool's size. The results do not
   /// depend on it.
   int threads = 0;

@@ -46,6 +46,8 @@ struct KernelInfo {
   /// (KernelABI.h, ATTNC_BUF_IDS_SCRATCH); null / 0 otherwise.
   attnc_cpu_kernel_fn prepass = nullptr;
   int64_t numIdsAtoms = 0;
+  /// The spec has softmax(dropout = p): a call may pass a DropoutSeed.
+  bool dropout = false;
   std::vector<InputDecl> inputs;  // in declaration order
 
   /// The target-independent part, for the shared checks.
@@ -88,6 +90,12 @@ struct CpuForwardArgs {
   /// shape (or keeps the keys whole where chunks gain nothing), -1 always
   /// keeps them whole. Tests set small sizes.
   int64_t decodeChunk = 0;
+  /// A training call of a spec with softmax(dropout = p): its seed and
+  /// offset (KernelABI.h, ATTNC_META_DROPOUT); unset: no dropout.
+  std::optional<DropoutSeed> dropout;
+  /// Internal (varlen): the global number of the call's sequence b = 0,
+  /// ATTNC_META_DROPOUT_BATCH.
+  int64_t dropoutBatch = 0;
   /// Threads to use; 0 means the global pool's size.
   int threads = 0;
   /// If set (and the kernel is traced), receives numTasks * numKTiles
@@ -120,6 +128,11 @@ std::vector<std::pair<std::string, TensorView>>
 inputsOfSequence(const KernelInfo &kernel,
                  const std::vector<std::pair<std::string, TensorView>> &inputs,
                  int64_t b, int64_t numSeqs);
+
+/// Appends KernelABI.h's dropout slots (ATTNC_META_DROPOUT ..
+/// ATTNC_META_DROPOUT_BATCH) to \p meta.
+void appendDropout(std::vector<int64_t> &meta, const std::optional<DropoutSeed> &seed,
+                   int64_t batch);
 
 /// The KernelABI.h descriptor of a validated view: `aligned` at the lowest
 /// element the view touches, so that every element lies in [aligned,

@@ -86,6 +86,22 @@ struct SequenceWindow {
   }
 };
 
+/// The random numbers of one training call of a spec with
+/// softmax(dropout = p) (Dropout.h): the Philox key and counter word 3.
+/// A call given one drops pairs; a call without one (inference) does not.
+/// `offset` must be below 2^32: a training loop advances it by one per
+/// step (or changes the seed), so every step draws a fresh mask, and a
+/// backward pass gets the forward's seed and offset to reuse its mask.
+struct DropoutSeed {
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+};
+
+/// Checks \p seed against a kernel with (\p hasDropout) or without
+/// softmax(dropout = ...); messages name \p kernel.
+Status checkDropoutSeed(const std::string &kernel, bool hasDropout,
+                        const std::optional<DropoutSeed> &seed);
+
 /// A packed batch of variable-length sequences (FlashAttention's varlen
 /// layout): q [total_q, HQ, D], k [total_kv, HKV, D], v [total_kv, HKV, DV],
 /// out [total_q, HQ, DV] and lse [HQ, total_q]; sequence i has the query

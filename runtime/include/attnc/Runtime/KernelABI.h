@@ -33,8 +33,10 @@ extern "C" {
  * 3: the meta slots of the sequence window (ATTNC_META_Q_POS ..
  * ATTNC_META_LK_TOTAL), before the inputs.
  * 4: ATTNC_META_ROW_HEADS and the paged cache's slots (ATTNC_META_PAGE_SIZE
- * .. ATTNC_META_PAGE_TABLE_STRIDE), before the inputs. */
-#define ATTNC_KERNEL_ABI_VERSION 4
+ * .. ATTNC_META_PAGE_TABLE_STRIDE), before the inputs.
+ * 5: the dropout slots (ATTNC_META_DROPOUT .. ATTNC_META_DROPOUT_BATCH),
+ * before the inputs. */
+#define ATTNC_KERNEL_ABI_VERSION 5
 
 /* MLIR's descriptor of a memref<?xT, strided<[1], offset: ?>>. */
 typedef struct attnc_buffer {
@@ -118,7 +120,17 @@ enum attnc_meta_slot {
   ATTNC_META_PAGE_SIZE = 33,
   ATTNC_META_PAGE_TABLE = 34,
   ATTNC_META_PAGE_TABLE_STRIDE = 35,
-  ATTNC_META_INPUTS = 36
+  /* softmax(dropout = p) (Dropout.h): 1 when this call drops pairs (a
+   * training step), 0 for none; the Philox key (the seed); counter word 3
+   * (the offset, below 2^32); and the global number of the call's sequence
+   * b = 0 (counter word 2 is (DROPOUT_BATCH + b) * HQ + h, so the calls of
+   * a varlen batch's sequences draw apart). Kernels of specs without
+   * dropout read none of them. */
+  ATTNC_META_DROPOUT = 36,
+  ATTNC_META_DROPOUT_SEED = 37,
+  ATTNC_META_DROPOUT_OFFSET = 38,
+  ATTNC_META_DROPOUT_BATCH = 39,
+  ATTNC_META_INPUTS = 40
 };
 
 /* status[0] after a call: 0 on success, else one of these codes, with the
