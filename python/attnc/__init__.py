@@ -50,6 +50,23 @@ def _window(window):
     return w
 
 
+def _dropout(dropout):
+    """None, or (seed, offset) checked, for the extension."""
+    if dropout is None:
+        return None
+    try:
+        seed, offset = (int(x) for x in dropout)
+    except (TypeError, ValueError):
+        raise ValueError("dropout must be (seed, offset), two ints, not "
+                         f"{dropout!r}") from None
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"dropout seed {seed} is outside [0, 2**64)")
+    if not 0 <= offset < 2 ** 32:
+        raise ValueError(f"dropout offset {offset} is outside [0, 2**32) "
+                         "(Philox's counter word 3)")
+    return (seed, offset)
+
+
 def _shape(x, what, rank):
     shape = tuple(int(n) for n in x.shape)
     if len(shape) != rank:
@@ -83,8 +100,15 @@ class Kernel:
 
     def __call__(self, q, k, v, *, inputs=None, return_lse=False, threads=0,
                  window=None, cu_seqlens_q=None, cu_seqlens_kv=None,
-                 page_table=None, kv_lens=None):
+                 page_table=None, kv_lens=None, dropout=None):
         """out [B, HQ, LQ, DV] (and lse [B, HQ, LQ], float32, with return_lse).
+
+        dropout = (seed, offset), for a spec with softmax(dropout = p): a
+        training call, which drops each (q, kv) pair's probability with
+        probability p by Philox4x32 on (seed, offset) (the same mask as
+        attnc's C++ API and CUDA kernels); None (default): no dropout.
+        Advance the offset (0 .. 2**32 - 1) each step; pass the same pair
+        to backward.
 
         window = (q_offset, kv_offset, total_lq, total_lk) runs the call as a
         piece of longer sequences (context parallelism): q's rows are query
@@ -124,12 +148,16 @@ class Kernel:
         out = _empty(q, out_shape, self.dtype)
         lse = _empty(q, lse_shape, "float32") if return_lse else None
         self._native.forward(q, k, v, out, lse, dict(inputs or {}), threads,
-                             _window(window), layout)
+                             _window(window), layout, _dropout(dropout))
         return (out, lse) if return_lse else out
 
     def backward(self, q, k, v, out, lse, dout, *, inputs=None, threads=0,
-                 window=None, cu_seqlens_q=None, cu_seqlens_kv=None):
+                 window=None, cu_seqlens_q=None, cu_seqlens_kv=None,
+                 dropout=None):
         """(dq, dk, dv, dinputs) for the upstream gradient dout = dL/dout.
+
+        dropout: the forward's (seed, offset), whose mask the backward
+        regenerates.
 
         lse is the forward's (return_lse=True; None for a sigmoid spec).
         dinputs maps each float input the score reads to its gradient
@@ -168,7 +196,7 @@ class Kernel:
         dk = _empty(q, _shape(k, "k", rank), self.dtype)
         dv = _empty(q, _shape(v, "v", rank), self.dtype)
         native.backward(q, k, v, out, lse, dout, dq, dk, dv, inputs, grads,
-                        threads, _window(window), layout)
+                        threads, _window(window), layout, _dropout(dropout))
         return dq, dk, dv, grads
 
 

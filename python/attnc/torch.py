@@ -26,6 +26,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from . import _dropout as _dropout_pair
 from . import compile as _compile
 
 __all__ = ["attention", "Attention", "ring_attention"]
@@ -61,24 +62,39 @@ def _names(kernel):
     return [n for n, _, _ in kernel.inputs]
 
 
-def _run_forward(key, q, k, v, inputs):
+def _pack_dropout(dropout):
+    """attnc.Kernel's (seed, offset) as the operators' int64 list (a seed
+    of 2**63 or more wraps to a negative int64), or None."""
+    if dropout is None:
+        return None
+    seed, offset = _dropout_pair(dropout)
+    return [seed - 2 ** 64 if seed >= 2 ** 63 else seed, offset]
+
+
+def _unpack_dropout(dropout):
+    return None if dropout is None else (dropout[0] % 2 ** 64, dropout[1])
+
+
+def _run_forward(key, q, k, v, inputs, dropout=None):
     """out and lse (for sigmoid an unused float32 tensor) from the kernel."""
     kernel = _kernel(key, q.dtype)
     named = dict(zip(_names(kernel), inputs))
     if kernel._native.sigmoid:  # no lse: an unused float32 tensor
         B, HQ, LQ, _ = q.shape
         return kernel(q, k, v, inputs=named), q.new_zeros((B, HQ, LQ), dtype=torch.float32)
-    return kernel(q, k, v, inputs=named, return_lse=True)
+    return kernel(q, k, v, inputs=named, return_lse=True,
+                  dropout=_unpack_dropout(dropout))
 
 
 @torch.library.custom_op("attnc::attention", mutates_args=())
 def _attention(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               inputs: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-    return _run_forward(key, q, k, v, inputs)
+               inputs: List[torch.Tensor], dropout: Optional[List[int]] = None
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _run_forward(key, q, k, v, inputs, dropout)
 
 
 @_attention.register_fake
-def _(key, q, k, v, inputs):
+def _(key, q, k, v, inputs, dropout=None):
     B, HQ, LQ, _ = q.shape
     return (q.new_empty((B, HQ, LQ, v.shape[3])),
             q.new_empty((B, HQ, LQ), dtype=torch.float32))
@@ -91,20 +107,21 @@ def _gradient_list(names, grads, inputs):
             for n, x in zip(names, inputs)]
 
 
-def _run_backward(key, q, k, v, out, lse, dout, inputs):
+def _run_backward(key, q, k, v, out, lse, dout, inputs, dropout=None):
     """dq, dk, dv and {name: float32 gradient} from the backward kernels."""
     kernel = _kernel(key, q.dtype)
     return kernel.backward(q, k, v, out, None if kernel._native.sigmoid else lse,
                            dout.contiguous(),
-                           inputs=dict(zip(_names(kernel), inputs)))
+                           inputs=dict(zip(_names(kernel), inputs)),
+                           dropout=_unpack_dropout(dropout))
 
 
 @torch.library.custom_op("attnc::attention_backward", mutates_args=())
 def _attention_backward(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor,
-                        inputs: List[torch.Tensor]
+                        inputs: List[torch.Tensor], dropout: Optional[List[int]] = None
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-    dq, dk, dv, grads = _run_backward(key, q, k, v, out, lse, dout, inputs)
+    dq, dk, dv, grads = _run_backward(key, q, k, v, out, lse, dout, inputs, dropout)
     return dq, dk, dv, _gradient_list(_names(_kernel(key, q.dtype)), grads, inputs)
 
 
@@ -239,14 +256,15 @@ def _fake_gradients(key, q, k, v, inputs):
 
 
 @_attention_backward.register_fake
-def _(key, q, k, v, out, lse, dout, inputs):
+def _(key, q, k, v, out, lse, dout, inputs, dropout=None):
     return _fake_gradients(key, q, k, v, inputs)
 
 
 def _setup_context(ctx, inputs, output):
-    key, q, k, v, ins = inputs
+    key, q, k, v, ins, dropout = inputs
     out, lse = output
     ctx.key = key
+    ctx.dropout = dropout
     ctx.num_inputs = len(ins)
     ctx.mark_non_differentiable(lse)
     ctx.save_for_backward(q, k, v, out, lse, *ins)
@@ -255,10 +273,10 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dout, _dlse):
     q, k, v, out, lse, *ins = ctx.saved_tensors
     dq, dk, dv, grads = torch.ops.attnc.attention_backward(
-        ctx.key, q, k, v, out, lse, dout, list(ins))
+        ctx.key, q, k, v, out, lse, dout, list(ins), ctx.dropout)
     return (None, dq, dk, dv,
             [g.to(x.dtype) if g.numel() == x.numel() and x.is_floating_point() else None
-             for g, x in zip(grads, ins)])
+             for g, x in zip(grads, ins)], None)
 
 
 _attention.register_autograd(_backward, setup_context=_setup_context)
@@ -269,9 +287,10 @@ class _EagerAttention(torch.autograd.Function):
     dispatch, for eager calls that record a graph (docs/benchmarks.md)."""
 
     @staticmethod
-    def forward(ctx, key, q, k, v, *inputs):
-        out, lse = _run_forward(key, q, k, v, inputs)
+    def forward(ctx, key, dropout, q, k, v, *inputs):
+        out, lse = _run_forward(key, q, k, v, inputs, dropout)
         ctx.key = key
+        ctx.dropout = dropout
         ctx.mark_non_differentiable(lse)
         ctx.save_for_backward(q, k, v, out, lse, *inputs)
         return out, lse
@@ -279,9 +298,10 @@ class _EagerAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlse):
         q, k, v, out, lse, *ins = ctx.saved_tensors
-        dq, dk, dv, grads = _run_backward(ctx.key, q, k, v, out, lse, dout, ins)
+        dq, dk, dv, grads = _run_backward(ctx.key, q, k, v, out, lse, dout, ins,
+                                          ctx.dropout)
         names = _names(_kernel(ctx.key, q.dtype))
-        return (None, dq, dk, dv,
+        return (None, None, dq, dk, dv,
                 *[grads[n].to(x.dtype) if n in grads and x.is_floating_point() else None
                   for n, x in zip(names, ins)])
 
@@ -328,11 +348,15 @@ def _check_call(want, names, q, inputs):
 
 
 def attention(spec_text, *, dtype=None, params=None, name=None):
-    """f(q, k, v, *, layout=None, **inputs) -> out for the spec: q [B, HQ, LQ,
-    D], k [B, HKV, LK, D], v [B, HKV, LK, DV], inputs by the spec's names.
-    Differentiable in q, k, v and the float inputs; traceable by
-    torch.compile(fullgraph=True). dtype (f32, f16, bf16) fixes the storage
-    type; by default q's.
+    """f(q, k, v, *, layout=None, dropout=None, **inputs) -> out for the
+    spec: q [B, HQ, LQ, D], k [B, HKV, LK, D], v [B, HKV, LK, DV], inputs by
+    the spec's names. Differentiable in q, k, v and the float inputs;
+    traceable by torch.compile(fullgraph=True). dtype (f32, f16, bf16) fixes
+    the storage type; by default q's.
+
+    dropout = (seed, offset), for a spec with softmax(dropout = p): a
+    training call (attnc.Kernel.__call__); its backward regenerates the
+    same mask. None: no dropout (e.g. under model.eval()). Not with layout.
 
     layout is {"cu_seqlens_q", "cu_seqlens_kv"}: a packed variable-length
     batch, q [total_q, HQ, D], k and v [total_kv, HKV, D|DV], out [total_q,
@@ -341,16 +365,21 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
     forward only: asking for its gradient raises NotImplementedError."""
     key = _register(spec_text, params, name)
     names = _names(_kernel(key, torch.float32))  # checks the spec now
-    if "layout" in names:
-        raise ValueError("the spec declares an input named 'layout', which "
-                         "attnc.torch.attention's calls cannot pass (their "
-                         "layout= keyword); rename the input")
+    for keyword in ("layout", "dropout"):
+        if keyword in names:
+            raise ValueError(f"the spec declares an input named '{keyword}', "
+                             "which attnc.torch.attention's calls cannot pass "
+                             f"(their {keyword}= keyword); rename the input")
     want = _storage(dtype)
 
-    def f(q, k, v, *, layout=None, **inputs):
+    def f(q, k, v, *, layout=None, dropout=None, **inputs):
         _check_call(want, names, q, inputs)
         ins = [inputs[n] for n in names]
         path = _eager_path(q, k, v, ins)
+        dropout = _pack_dropout(dropout)
+        if layout is not None and dropout is not None:
+            raise NotImplementedError("attnc.torch: dropout= with layout= is "
+                                      "not wired yet; attnc.Kernel takes both")
         if layout is not None:
             args = _layout_args(layout)
             if path == "autograd" and args[2] is not None:
@@ -361,10 +390,11 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
         if path == "inference":
             # Nothing to record for autograd or a compiler: the kernel
             # directly, without the custom op's dispatch.
-            return _kernel(key, q.dtype)(q, k, v, inputs=inputs)
+            return _kernel(key, q.dtype)(q, k, v, inputs=inputs,
+                                         dropout=_unpack_dropout(dropout))
         if path == "autograd":
-            return _EagerAttention.apply(key, q, k, v, *ins)[0]
-        out, _ = torch.ops.attnc.attention(key, q, k, v, ins)
+            return _EagerAttention.apply(key, dropout, q, k, v, *ins)[0]
+        out, _ = torch.ops.attnc.attention(key, q, k, v, ins, dropout)
         return out
 
     return f
@@ -377,8 +407,8 @@ class Attention(torch.nn.Module):
         super().__init__()
         self._f = attention(spec_text, dtype=dtype, params=params, name=name)
 
-    def forward(self, q, k, v, *, layout=None, **inputs):
-        return self._f(q, k, v, layout=layout, **inputs)
+    def forward(self, q, k, v, *, layout=None, dropout=None, **inputs):
+        return self._f(q, k, v, layout=layout, dropout=dropout, **inputs)
 
 
 from .ring import ring_attention  # noqa: E402 (it uses this module's registry)

@@ -22,6 +22,8 @@
 #include <nanobind/stl/vector.h>
 
 #include <atomic>
+#include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -98,6 +100,15 @@ attnc::runtime::SequenceWindow windowOf(const Window &w) {
   return {std::get<0>(w), std::get<1>(w), std::get<2>(w), std::get<3>(w)};
 }
 
+/// None, or (seed, offset) of a training call of a spec with
+/// softmax(dropout = p) (runtime::DropoutSeed; attnc.Kernel checks them).
+std::optional<attnc::runtime::DropoutSeed> dropoutOf(const nb::object &d) {
+  if (d.is_none())
+    return std::nullopt;
+  auto [seed, offset] = nb::cast<std::tuple<uint64_t, uint64_t>>(d);
+  return attnc::runtime::DropoutSeed{seed, offset};
+}
+
 DType storageFromName(const std::string &name) {
   if (name == "f32" || name == "float32") return DType::F32;
   if (name == "f16" || name == "float16") return DType::F16;
@@ -149,10 +160,12 @@ struct PyKernel {
   /// {"page_table", "kv_lens"} (a paged KV cache), arrays.
   void forward(const Array &q, const Array &k, const Array &v, const Array &out,
                nb::object lse, const nb::dict &inputs, int threads,
-               const Window &window, const nb::dict &layout) const {
+               const Window &window, const nb::dict &layout,
+               const nb::object &dropout) const {
     TensorView qv = viewOf(q, "q"), kv = viewOf(k, "k"), vv = viewOf(v, "v"),
                ov = viewOf(out, "out");
     attnc::ForwardOptions fo;
+    fo.dropout = dropoutOf(dropout);
     fo.inputs = viewsOf(inputs);
     fo.threads = threads;
     fo.window = windowOf(window);
@@ -177,8 +190,10 @@ struct PyKernel {
   void backward(const Array &q, const Array &k, const Array &v, const Array &out,
                 nb::object lse, const Array &dout, const Array &dq, const Array &dk,
                 const Array &dv, const nb::dict &inputs, const nb::dict &grads,
-                int threads, const Window &window, const nb::dict &layout) const {
+                int threads, const Window &window, const nb::dict &layout,
+                const nb::object &dropout) const {
     attnc::BackwardOptions bo;
+    bo.dropout = dropoutOf(dropout);
     bo.inputs = viewsOf(inputs);
     bo.inputGrads = viewsOf(grads);
     bo.threads = threads;
@@ -245,11 +260,12 @@ NB_MODULE(_attnc, m) {
       .def_prop_ro("differentiable_inputs", &PyKernel::differentiable)
       .def("forward", &PyKernel::forward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "inputs"_a, "threads"_a = 0,
-           "window"_a = Window{0, 0, -1, -1}, "layout"_a = nb::dict())
+           "window"_a = Window{0, 0, -1, -1}, "layout"_a = nb::dict(),
+           "dropout"_a = nb::none())
       .def("backward", &PyKernel::backward, "q"_a, "k"_a, "v"_a, "out"_a,
            "lse"_a.none(), "dout"_a, "dq"_a, "dk"_a, "dv"_a, "inputs"_a,
            "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1},
-           "layout"_a = nb::dict());
+           "layout"_a = nb::dict(), "dropout"_a = nb::none());
   m.def("compile", &compileSpec, "text"_a, "dtype"_a, "params"_a, "name"_a,
         "backward"_a, "buffer_name"_a);
   m.def("compile_count", [] { return compileCount.load(); },
