@@ -78,10 +78,19 @@ def _shape(x, what, rank):
 class Kernel:
     """A compiled spec. Call it as kernel(q, k, v, inputs=..., return_lse=...)."""
 
-    def __init__(self, native, text, dtype, params, name, buffer_name):
+    def __init__(self, native, text, dtype, params, name, buffer_name, import_dirs):
         self._native = native
-        self._spec = (text, dtype, dict(params or {}), name, buffer_name)
+        self._spec = (text, dtype, dict(params or {}), name, buffer_name,
+                      list(import_dirs))
         self._backward = None  # the same spec compiled with its backward
+
+    def _backward_native(self):
+        """The spec compiled with its backward (once per kernel)."""
+        if self._backward is None:
+            text, dtype, params, name, buffer_name, import_dirs = self._spec
+            self._backward = _attnc.compile(text, dtype, params, name or "",
+                                            True, buffer_name, import_dirs)
+        return self._backward
 
     @property
     def name(self):
@@ -177,11 +186,7 @@ class Kernel:
             if cu_seqlens_q is None or cu_seqlens_kv is None:
                 raise ValueError("pass both cu_seqlens_q and cu_seqlens_kv")
             layout = {"cu_seqlens_q": cu_seqlens_q, "cu_seqlens_kv": cu_seqlens_kv}
-        if self._backward is None:
-            text, dtype, params, name, buffer_name = self._spec
-            self._backward = _attnc.compile(text, dtype, params, name or "",
-                                            True, buffer_name)
-        native = self._backward
+        native = self._backward_native()
         if lse is None and not native.sigmoid:
             raise ValueError("lse is required: pass the forward's "
                              "(kernel(..., return_lse=True))")
@@ -201,20 +206,27 @@ class Kernel:
 
 
 def compile(spec_text, *, target="cpu", dtype="f32", params=None, name=None,
-            _buffer_name="<spec>"):
+            import_dirs=None, _buffer_name="<spec>"):
     """Compiles the .attn text (the block `name` when it holds several).
 
     dtype: the storage type of q, k, v and out (f32, f16 or bf16); params:
-    {name: value} overrides of the spec's params (attnc's -D)."""
+    {name: value} overrides of the spec's params (attnc's -D); import_dirs:
+    folders where `import "PATH"` looks after the importing file's own
+    folder (attnc's -I; the text of attnc.compile resolves from the working
+    directory, attnc.load's from the file's)."""
     if target != "cpu":
         raise ValueError(f"target must be 'cpu' (the CUDA kernels are not "
                          f"reachable from Python yet), not {target!r}")
     if not isinstance(spec_text, str):
         raise ValueError("spec_text must be a str (the .attn text); use "
                          "attnc.load(path) for a file")
+    import os
+    if isinstance(import_dirs, (str, bytes, os.PathLike)):
+        raise ValueError("import_dirs must be a list of folders, not one path")
+    dirs = [os.fspath(d) for d in (import_dirs or [])]
     native = _attnc.compile(spec_text, dtype, dict(params or {}), name or "",
-                            False, _buffer_name)
-    return Kernel(native, spec_text, dtype, params, name, _buffer_name)
+                            False, _buffer_name, dirs)
+    return Kernel(native, spec_text, dtype, params, name, _buffer_name, dirs)
 
 
 def load(path, **options):

@@ -31,16 +31,17 @@ from . import compile as _compile
 
 __all__ = ["attention", "Attention", "ring_attention"]
 
-# key -> (spec_text, params, name, {storage dtype: attnc.Kernel})
+# key -> (spec_text, params, name, import_dirs, {storage dtype: attnc.Kernel})
 _SPECS = {}
 _STORAGE = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 
 
-def _register(spec_text, params, name):
-    material = repr((spec_text, sorted((params or {}).items()), name))
+def _register(spec_text, params, name, import_dirs=None):
+    dirs = list(import_dirs or [])
+    material = repr((spec_text, sorted((params or {}).items()), name, dirs))
     key = hashlib.sha256(material.encode()).hexdigest()[:24]
     if key not in _SPECS:
-        _SPECS[key] = (spec_text, dict(params or {}), name, {})
+        _SPECS[key] = (spec_text, dict(params or {}), name, dirs, {})
     return key
 
 
@@ -48,13 +49,14 @@ def _kernel(key, dtype):
     if key not in _SPECS:
         raise ValueError(f"attnc: no spec registered under {key!r} (an "
                          "attnc.torch.attention of another process?)")
-    text, params, name, kernels = _SPECS[key]
+    text, params, name, import_dirs, kernels = _SPECS[key]
     if dtype not in _STORAGE:
         raise ValueError(f"attnc: q has dtype {dtype}; the kernels take "
                          "float32, float16 and bfloat16")
     storage = _STORAGE[dtype]
     if storage not in kernels:
-        kernels[storage] = _compile(text, dtype=storage, params=params, name=name)
+        kernels[storage] = _compile(text, dtype=storage, params=params, name=name,
+                                    import_dirs=import_dirs)
     return kernels[storage]
 
 
@@ -236,12 +238,8 @@ _attention_layout.register_autograd(_layout_backward,
 
 def _differentiable(key, dtype):
     kernel = _kernel(key, dtype)
-    if kernel._backward is None:  # compile the backward to learn its inputs
-        from . import _attnc
-        text, dtype_name, params, name, buffer = kernel._spec
-        kernel._backward = _attnc.compile(text, dtype_name, params, name or "",
-                                          True, buffer)
-    return set(kernel._backward.differentiable_inputs)
+    # The backward's compile says which inputs it differentiates.
+    return set(kernel._backward_native().differentiable_inputs)
 
 
 def _fake_gradients(key, q, k, v, inputs):
@@ -347,12 +345,13 @@ def _check_call(want, names, q, inputs):
                          f"(the spec declares {names})")
 
 
-def attention(spec_text, *, dtype=None, params=None, name=None):
+def attention(spec_text, *, dtype=None, params=None, name=None, import_dirs=None):
     """f(q, k, v, *, layout=None, dropout=None, **inputs) -> out for the
     spec: q [B, HQ, LQ, D], k [B, HKV, LK, D], v [B, HKV, LK, DV], inputs by
     the spec's names. Differentiable in q, k, v and the float inputs;
     traceable by torch.compile(fullgraph=True). dtype (f32, f16, bf16) fixes
-    the storage type; by default q's.
+    the storage type; by default q's. import_dirs: where the spec's
+    `import "PATH"` looks (attnc.compile's).
 
     dropout = (seed, offset), for a spec with softmax(dropout = p): a
     training call (attnc.Kernel.__call__); its backward regenerates the
@@ -363,7 +362,7 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
     HQ, DV], differentiable; or {"page_table", "kv_lens"}: k and v a paged
     KV cache [num_pages, page_size, HKV, D|DV] (attnc.Kernel's layouts),
     forward only: asking for its gradient raises NotImplementedError."""
-    key = _register(spec_text, params, name)
+    key = _register(spec_text, params, name, import_dirs)
     names = _names(_kernel(key, torch.float32))  # checks the spec now
     for keyword in ("layout", "dropout"):
         if keyword in names:
@@ -403,9 +402,11 @@ def attention(spec_text, *, dtype=None, params=None, name=None):
 class Attention(torch.nn.Module):
     """The spec as a module: forward(q, k, v, **inputs) on [B, H, L, D]."""
 
-    def __init__(self, spec_text, *, dtype=None, params=None, name=None):
+    def __init__(self, spec_text, *, dtype=None, params=None, name=None,
+                 import_dirs=None):
         super().__init__()
-        self._f = attention(spec_text, dtype=dtype, params=params, name=name)
+        self._f = attention(spec_text, dtype=dtype, params=params, name=name,
+                            import_dirs=import_dirs)
 
     def forward(self, q, k, v, *, layout=None, dropout=None, **inputs):
         return self._f(q, k, v, layout=layout, dropout=dropout, **inputs)

@@ -219,8 +219,10 @@ struct PyKernel {
 
 PyKernel compileSpec(const std::string &text, const std::string &dtype,
                      const nb::dict &params, const std::string &name,
-                     bool backward, const std::string &bufferName) {
+                     bool backward, const std::string &bufferName,
+                     const std::vector<std::string> &importDirs) {
   attnc::CompileOptions opts;
+  opts.importDirs = importDirs;
   opts.dtype = storageFromName(dtype);
   opts.name = name;
   opts.backward = backward;
@@ -267,7 +269,7 @@ NB_MODULE(_attnc, m) {
            "grads"_a, "threads"_a = 0, "window"_a = Window{0, 0, -1, -1},
            "layout"_a = nb::dict(), "dropout"_a = nb::none());
   m.def("compile", &compileSpec, "text"_a, "dtype"_a, "params"_a, "name"_a,
-        "backward"_a, "buffer_name"_a);
+        "backward"_a, "buffer_name"_a, "import_dirs"_a = std::vector<std::string>());
   m.def("compile_count", [] { return compileCount.load(); },
         "Successful compile calls so far (tests: one kernel for every length)");
   m.def("generic_microkernels", [] { return std::string(attnc_uk_generic_build()); });

@@ -260,3 +260,20 @@ def test_bad_input_raises_clear_errors(tmp_path):
         attnc.load(bad)
     assert f"{bad}:2:" in str(e.value) and "error:" in str(e.value)
     assert "^" in str(e.value)  # the caret line
+
+
+def test_import_dirs(tmp_path):
+    """import "PATH" from text resolves in import_dirs (attnc's -I); a list
+    is required, and a missing file is a located error."""
+    text = 'import "lib/masks.attn"\nattention a {\n  mask = causal\n}\n'
+    with pytest.raises(ValueError, match="lib/masks.attn"):
+        attnc.compile(text, _buffer_name=str(tmp_path / "a.attn"))
+    examples = str(ROOT / "examples")
+    kernel = attnc.compile(text, import_dirs=[examples])
+    assert kernel.inputs == []  # only what the block uses: no doc ids
+    rng = np.random.default_rng()
+    q, k, v = (rng.standard_normal((1, 2, 9, 8)).astype(np.float32) for _ in range(3))
+    causal = attnc.compile("attention c {\n  mask = q >= kv\n}\n")
+    assert np.abs(kernel(q, k, v) - causal(q, k, v)).max() < 1e-6
+    with pytest.raises(ValueError, match="list of folders"):
+        attnc.compile(text, import_dirs=examples)
