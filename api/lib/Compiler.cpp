@@ -366,6 +366,7 @@ loadObject(const std::string &object, runtime::KernelInfo info,
   add("attnc_uk_gather_rows_bf16", reinterpret_cast<void *>(&attnc_uk_gather_rows_bf16));
   add("attnc_uk_pack_pairs_gather_bf16",
       reinterpret_cast<void *>(&attnc_uk_pack_pairs_gather_bf16));
+  add("attnc_uk_dropout_t_f32", reinterpret_cast<void *>(&attnc_uk_dropout_t_f32));
   if (llvm::Error err = (*jit)->getMainJITDylib().define(
           llvm::orc::absoluteSymbols(std::move(micro))))
     return Status::error(llvm::toString(std::move(err)));

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <functional>
+#include <array>
 #include <utility>
 
 namespace mlir::attn::flash {
@@ -195,6 +196,7 @@ std::pair<Value, Value> emitIdsRange(FlashBuilder &f, const RegionEnv &env,
 struct DropoutCall {
   Value on;                     // i1: meta[ATTNC_META_DROPOUT] != 0
   Value seedLo, seedHi, offset; // i32
+  Value seed, offset64;         // i64: the meta slots as they are
   Value batch;                  // i64: the global number of sequence b = 0
   Value threshold;              // i32: floor(p 2^32)
   Value scale;                  // f32: 1 / (1 - p)
@@ -208,6 +210,16 @@ DropoutCall loadDropoutCall(FlashBuilder &f, Value meta);
 /// vectorises them across the keys of a tile row).
 Value emitDropoutFactor(FlashBuilder &f, const DropoutCall &d, Value HQ,
                         const RegionEnv &el);
+/// The four words (i32) of philox4x32_10 on the counter (group, q, bh,
+/// d.offset) (group, q, bh: i64, their low 32 bits taken): the draws of
+/// keys 4 group .. 4 group + 3 of row (bh, q).
+std::array<Value, 4> emitPhilox(FlashBuilder &f, const DropoutCall &d, Value group,
+                                Value q, Value bh);
+/// d.scale where `word` keeps its pair, else 0 (f32).
+Value emitDropoutWordFactor(FlashBuilder &f, const DropoutCall &d, Value word);
+/// Counter word 2 of el's row: (d.batch + el.b) HQ + el.h (i64).
+Value dropoutCounterBh(FlashBuilder &f, const DropoutCall &d, Value HQ,
+                       const RegionEnv &el);
 
 /// Adds `@attn_<name>__prepass` (before `flash`) when the flash op's
 /// schedule has ids_eq atoms.

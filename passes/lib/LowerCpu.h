@@ -103,9 +103,9 @@ private:
   void elementStep(TaskState &ts, Value kind, Value tkx, const IndexFn &kvOf);
   Value elementValue(Value i, Value j, RegionEnv &el, bool partial);
   void updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
-                              Value tkx, const IndexFn &kvOf);
-  void updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf);
-  void applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf);
+                              Value tkx, const IndexFn &kvOf, Value firstKey);
+  void updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf, Value firstKey);
+  void applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf, Value firstKey);
   Value sigmoidOf(Value s, const RegionEnv &el);
   void forEachElement(TaskState &ts, Value tkx, const IndexFn &kvOf,
                       const std::function<void(Value, Value, RegionEnv &)> &body);

@@ -16,6 +16,8 @@
 
 #include "attnc/Runtime/Dropout.h"
 
+#include <array>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::flash;
@@ -32,10 +34,11 @@ DropoutCall mlir::attn::flash::loadDropoutCall(FlashBuilder &f, Value meta) {
   auto lo32 = [&](Value v) { return arith::TruncIOp::create(b, loc, i32, v).getResult(); };
   d.on = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, metaAt(kMetaDropout),
                                f.ci(0));
-  Value seed = metaAt(kMetaDropoutSeed);
-  d.seedLo = lo32(seed);
-  d.seedHi = lo32(arith::ShRUIOp::create(b, loc, seed, f.ci(32)));
-  d.offset = lo32(metaAt(kMetaDropoutOffset));
+  d.seed = metaAt(kMetaDropoutSeed);
+  d.seedLo = lo32(d.seed);
+  d.seedHi = lo32(arith::ShRUIOp::create(b, loc, d.seed, f.ci(32)));
+  d.offset64 = metaAt(kMetaDropoutOffset);
+  d.offset = lo32(d.offset64);
   d.batch = metaAt(kMetaDropoutBatch);
   double prob = p->convertToDouble();
   d.threshold = arith::ConstantIntOp::create(b, loc, i32,
@@ -44,8 +47,8 @@ DropoutCall mlir::attn::flash::loadDropoutCall(FlashBuilder &f, Value meta) {
   return d;
 }
 
-Value mlir::attn::flash::emitDropoutFactor(FlashBuilder &f, const DropoutCall &d, Value HQ,
-                                           const RegionEnv &el) {
+std::array<Value, 4> mlir::attn::flash::emitPhilox(FlashBuilder &f, const DropoutCall &d,
+                                                   Value group, Value q, Value bh) {
   OpBuilder &b = f.b;
   Location loc = f.loc;
   Type i32 = b.getI32Type();
@@ -54,32 +57,53 @@ Value mlir::attn::flash::emitDropoutFactor(FlashBuilder &f, const DropoutCall &d
   };
   auto lo32 = [&](Value v) { return arith::TruncIOp::create(b, loc, i32, v).getResult(); };
   auto xorI = [&](Value x, Value y) { return arith::XOrIOp::create(b, loc, x, y).getResult(); };
-  Value bh = f.add(f.mul(f.add(d.batch, el.b), HQ), el.h);
-  Value c[4] = {lo32(arith::ShRUIOp::create(b, loc, el.kv, f.ci(2))), lo32(el.q), lo32(bh),
-                d.offset};
+  std::array<Value, 4> c = {lo32(group), lo32(q), lo32(bh), d.offset};
   Value k0 = d.seedLo, k1 = d.seedHi;
   Value m0 = c32(ATTNC_PHILOX_M0), m1 = c32(ATTNC_PHILOX_M1);
   Value w0 = c32(ATTNC_PHILOX_W0), w1 = c32(ATTNC_PHILOX_W1);
   for (int round = 0; round < 10; ++round) {
     auto p0 = arith::MulUIExtendedOp::create(b, loc, m0, c[0]);
     auto p1 = arith::MulUIExtendedOp::create(b, loc, m1, c[2]);
-    Value next[4] = {xorI(xorI(p1.getHigh(), c[1]), k0), p1.getLow(),
-                     xorI(xorI(p0.getHigh(), c[3]), k1), p0.getLow()};
-    std::copy(std::begin(next), std::end(next), std::begin(c));
+    c = {xorI(xorI(p1.getHigh(), c[1]), k0), p1.getLow(), xorI(xorI(p0.getHigh(), c[3]), k1),
+         p0.getLow()};
     if (round < 9) {
       k0 = arith::AddIOp::create(b, loc, k0, w0);
       k1 = arith::AddIOp::create(b, loc, k1, w1);
     }
   }
+  return c;
+}
+
+Value mlir::attn::flash::emitDropoutWordFactor(FlashBuilder &f, const DropoutCall &d,
+                                               Value word) {
+  Value keep = arith::CmpIOp::create(f.b, f.loc, arith::CmpIPredicate::uge, word, d.threshold);
+  return arith::SelectOp::create(f.b, f.loc, keep, d.scale, f.cf(0.0));
+}
+
+Value mlir::attn::flash::dropoutCounterBh(FlashBuilder &f, const DropoutCall &d, Value HQ,
+                                          const RegionEnv &el) {
+  return f.add(f.mul(f.add(d.batch, el.b), HQ), el.h);
+}
+
+Value mlir::attn::flash::emitDropoutFactor(FlashBuilder &f, const DropoutCall &d, Value HQ,
+                                           const RegionEnv &el) {
+  OpBuilder &b = f.b;
+  Location loc = f.loc;
+  Type i32 = b.getI32Type();
+  std::array<Value, 4> c =
+      emitPhilox(f, d, arith::ShRUIOp::create(b, loc, el.kv, f.ci(2)), el.q,
+                 dropoutCounterBh(f, d, HQ, el));
   // Word kv & 3 of the four.
-  Value lane = lo32(arith::AndIOp::create(b, loc, el.kv, f.ci(3)));
-  auto is = [&](uint32_t v) {
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, c32(v)).getResult();
+  Value lane = arith::TruncIOp::create(b, loc, i32,
+                                       arith::AndIOp::create(b, loc, el.kv, f.ci(3)));
+  auto is = [&](int64_t v) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
+                                 arith::ConstantIntOp::create(b, loc, i32, v))
+        .getResult();
   };
-  Value r = arith::SelectOp::create(b, loc, is(0), c[0],
-                                    arith::SelectOp::create(b, loc, is(1), c[1],
-                                                            arith::SelectOp::create(
-                                                                b, loc, is(2), c[2], c[3])));
-  Value keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, r, d.threshold);
-  return arith::SelectOp::create(b, loc, keep, d.scale, f.cf(0.0));
+  Value r = arith::SelectOp::create(
+      b, loc, is(0), c[0],
+      arith::SelectOp::create(b, loc, is(1), c[1],
+                              arith::SelectOp::create(b, loc, is(2), c[2], c[3])));
+  return emitDropoutWordFactor(f, d, r);
 }

@@ -47,10 +47,12 @@ void CpuFlashLowering::emitKeyTile(TaskState &ts, Value k0, Value tk, Value kind
   if (microkernels)
     scoresWithMicrokernels(ts, kv, tk);
   elementStep(ts, kind, tkx, kvOf);
+  // Dropout draws per 4 consecutive keys where the tile's keys are.
+  Value firstKey = gathered ? Value() : f.add(kvPos, k0);
   if (microkernels)
-    updateWithMicrokernels(ts, kv, tk, tkx, kvOf);
+    updateWithMicrokernels(ts, kv, tk, tkx, kvOf, firstKey);
   else
-    updateWithLoops(ts, tkx, kvOf);
+    updateWithLoops(ts, tkx, kvOf, firstKey);
 }
 
 /// tile = buf[b, hkv, keys, :dim] (row j at j * dim; bf16 tiles: K rows of
@@ -269,14 +271,14 @@ Value CpuFlashLowering::sigmoidOf(Value s, const RegionEnv &el) {
 /// softmax: the online update in a microkernel, then acc = alpha acc + P V;
 /// sigmoid (P from the element step): acc += P V.
 void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &kv, Value tk,
-                                              Value tkx, const IndexFn &kvOf) {
+                                              Value tkx, const IndexFn &kvOf, Value firstKey) {
   Value alphaArg = f.nullPtr();
   if (!sigmoid) {
     f.callMicrokernel("attnc_uk_softmax_t_f32", {f.ptrOf(S), TQ, ts.tq, tk, f.ptrOf(mRow),
                                                  f.ptrOf(lRow), f.ptrOf(alphaRow)});
     alphaArg = f.ptrOf(alphaRow);
   }
-  applyDropout(ts, tkx, kvOf);
+  applyDropout(ts, tkx, kvOf, firstKey);
   if (kv.vColLd) { // bf16 V as stored; Vs is the pair-packing scratch
     f.callMicrokernel("attnc_uk_pv_t_bf16_unpacked",
                       {f.ptrOf(S), TQ, kv.vPtr, kv.vLd, kv.vColLd, f.ptrOf(acc), DV, ts.tq,
@@ -289,7 +291,8 @@ void CpuFlashLowering::updateWithMicrokernels(TaskState &ts, const KVOperands &k
 
 /// The softmax update row by row, dropout, then O += P V (sigmoid: P from
 /// the element step).
-void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf) {
+void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &kvOf,
+                                       Value firstKey) {
   auto fastmath = reassocContract(b);
   if (!sigmoid)
     f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
@@ -319,7 +322,7 @@ void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &
         f.store(arith::MulFOp::create(b, loc, f.load(acc, at), alpha), acc, at);
       });
     });
-  applyDropout(ts, tkx, kvOf);
+  applyDropout(ts, tkx, kvOf, firstKey);
   f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
     Value sRow = arith::MulIOp::create(b, loc, i, TKx);
     Value accRow = arith::MulIOp::create(b, loc, i, DVx);
@@ -339,15 +342,60 @@ void CpuFlashLowering::updateWithLoops(TaskState &ts, Value tkx, const IndexFn &
 
 /// softmax(dropout = p), in a call that drops: P[i, j] *= 0 or 1 / (1 - p)
 /// (LowerCpuDropout.cpp), after the row sums took the undropped P, so that
-/// l, and the lse, are those of the undropped softmax.
-void CpuFlashLowering::applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf) {
+/// l, and the lse, are those of the undropped softmax. Contiguous keys
+/// (firstKey, the tile's first key position, set) draw one Philox call per
+/// row and 4 keys, for keys 4g .. 4g + 3 (g from firstKey / 4 to the last
+/// key's): with microkernels and rows r0 + i, in attnc_uk_dropout_t_f32
+/// (16 or 8 rows per vector); otherwise here, rows innermost, where a key
+/// outside the tile is clamped into it and stores back what it loaded, so
+/// the loop over rows has no branch. Gathered keys draw per pair.
+void CpuFlashLowering::applyDropout(TaskState &ts, Value tkx, const IndexFn &kvOf,
+                                    Value firstKey) {
   if (!dropout)
     return;
   auto onIf = f.ifThen(dropout.on, [&] {
-    forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
-      Value at = sAt(i, j);
-      Value factor = emitDropoutFactor(f, dropout, HQ, el);
-      f.store(arith::MulFOp::create(b, loc, f.load(S, at), factor), S, at);
+    if (!firstKey) {
+      forEachElement(ts, tkx, kvOf, [&](Value i, Value j, RegionEnv &el) {
+        Value at = sAt(i, j);
+        Value factor = emitDropoutFactor(f, dropout, HQ, el);
+        f.store(arith::MulFOp::create(b, loc, f.load(S, at), factor), S, at);
+      });
+      return;
+    }
+    Value tk = f.toI64(tkx);
+    if (microkernels && !grid) { // rows r0 + i of the task, S transposed
+      Value bh0 = f.add(f.mul(f.add(dropout.batch, ts.b), HQ), ts.h);
+      Value threshold = arith::ExtUIOp::create(b, loc, f.i64, dropout.threshold);
+      f.callMicrokernel("attnc_uk_dropout_t_f32",
+                        {f.ptrOf(S), TQ, ts.tq, tk, firstKey, ts.r0, LQ, qPos, bh0, dropout.seed,
+                         dropout.offset64, threshold, dropout.scale});
+      return;
+    }
+    Value g0 = arith::ShRUIOp::create(b, loc, firstKey, f.ci(2));
+    Value g1 = arith::ShRUIOp::create(b, loc, f.sub(f.add(firstKey, tk), f.ci(1)), f.ci(2));
+    Value lastJ = f.sub(tk, f.ci(1));
+    f.forLoop(f.toIdx(g0), f.toIdx(f.add(g1, f.ci(1))), [&](Value gx) {
+      Value g = f.toI64(gx);
+      f.forLoop(f.cx(0), ts.tqx, [&](Value i) {
+        RegionEnv el = ts.rowEnv;
+        if (packsHeads)
+          el.h = ts.headOf(i);
+        Value q = f.add(qPos, ts.qOf(i));
+        std::array<Value, 4> words =
+            emitPhilox(f, dropout, g, q, dropoutCounterBh(f, dropout, HQ, el));
+        for (int64_t w = 0; w < 4; ++w) {
+          Value j = f.sub(f.add(f.mul(g, f.ci(4)), f.ci(w)), firstKey);
+          Value inside = arith::AndIOp::create(
+              b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, j, f.ci(0)),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, j, lastJ));
+          Value jc = arith::MinSIOp::create(b, loc, arith::MaxSIOp::create(b, loc, j, f.ci(0)),
+                                            lastJ);
+          Value at = sAt(i, f.toIdx(jc));
+          Value factor = arith::SelectOp::create(
+              b, loc, inside, emitDropoutWordFactor(f, dropout, words[size_t(w)]), f.cf(1.0));
+          f.store(arith::MulFOp::create(b, loc, f.load(S, at), factor), S, at);
+        }
+      });
     });
   });
   FlashBuilder::mark(onIf, "attn.step", "dropout");

@@ -145,6 +145,43 @@ TEST(CpuDropout, MatchesTheReferenceOnEveryPath) {
   attnc_uk_set_isa(before);
 }
 
+/// A grid mask (NATTEN, examples/natten2d.attn): its key tiles are gathered
+/// keys, which draw per pair instead of per 4 keys.
+TEST(CpuDropout, GatheredKeysMatchTheReference) {
+  const std::string text = "attention natten_drop {\n"
+                           "  param width: int = 16\n  param kernel: int = 5\n"
+                           "  mask = abs(kv / width - clamp(q / width, kernel / 2, LK / width - 1 "
+                           "- kernel / 2)) <= kernel / 2\n"
+                           "      && abs(kv % width - clamp(q % width, kernel / 2, width - 1 - "
+                           "kernel / 2)) <= kernel / 2\n"
+                           "  normalize = softmax(dropout = 0.2)\n}\n";
+  Compiler compiler;
+  std::mt19937 rng(testSeed());
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    CompileOptions opts;
+    opts.dtype = dtype;
+    auto kernel = compiler.compile(text, opts, "natten_drop.attn");
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    Problem pr({1, 2, 1, 16 * 12 + 5, 16 * 12 + 5, 32, 32}, dtype, rng);
+    const runtime::DropoutSeed ds{rng(), rng()};
+    Tensor out = Tensor::zeros(dtype, {1, 2, pr.s.LQ, 32}).value();
+    Tensor lse = Tensor::zeros(DType::F32, {1, 2, pr.s.LQ}).value();
+    TensorView lseView = lse.view();
+    ForwardOptions fo;
+    fo.lse = &lseView;
+    fo.dropout = ds;
+    ASSERT_TRUE(kernel->forward(pr.q.tensor.view(), pr.k.tensor.view(), pr.v.tensor.view(),
+                                out.view(), fo)
+                    .ok());
+    std::vector<double> refOut, refLse;
+    ASSERT_EQ(referenceOf(text, pr.sizes(), {}, pr.q.values, pr.k.values, pr.v.values, refOut,
+                          refLse,
+                          mlir::attn::ReferenceProblem::Dropout{ds.seed, uint32_t(ds.offset), 0}),
+              "");
+    EXPECT_LT(outputError(out, refOut), dtype == DType::F32 ? 1e-5 : 1e-2);
+  }
+}
+
 /// About p of the pairs are dropped (the generator, over 2^20 pairs, within
 /// six standard deviations), and another offset draws another mask.
 TEST(CpuDropout, DropsAboutPOfThePairs) {
@@ -164,8 +201,9 @@ TEST(CpuDropout, DropsAboutPOfThePairs) {
   EXPECT_NEAR(double(same) / double(n), p * p + (1 - p) * (1 - p), 0.01);
 }
 
-/// One mask per (seed, offset): the same bits on 1 and 2 threads and with
-/// the keys split into chunks (decode); a new offset changes the output.
+/// One mask per (seed, offset): a decode step (rows of two heads per task)
+/// matches the reference, gives the same bits on 1 and 2 threads and with
+/// the keys split into chunks; a new offset changes the output.
 TEST(CpuDropout, OneMaskPerSeed) {
   Compiler compiler;
   auto kernel = compileSpec(compiler, DType::F32);
@@ -178,9 +216,19 @@ TEST(CpuDropout, OneMaskPerSeed) {
   whole.decodeChunk = -1;
   whole.threads = 1;
   ASSERT_TRUE(pr.run(*kernel, base, lse, ds, whole).ok());
+  // A decode step packs the rows of a KV group's query heads into one task
+  // (KernelABI.h, ATTNC_META_ROW_HEADS): each row still draws as its own.
+  mlir::attn::NamedTensors inputs;
+  inputs.push_back({"sinks", runtime::makeContiguous(pr.sinks.view()).value()});
+  std::vector<double> refOut, refLse;
+  ASSERT_EQ(referenceOf(kSpec, pr.sizes(), inputs, pr.q.values, pr.k.values, pr.v.values,
+                        refOut, refLse,
+                        mlir::attn::ReferenceProblem::Dropout{ds.seed, uint32_t(ds.offset), 0}),
+            "");
+  EXPECT_LT(outputError(base, refOut), 1e-5);
   Tensor other = base, lse2 = base;
   ForwardOptions split;
-  split.decodeChunk = 128;
+  split.decodeChunk = 37; // windows that start off a multiple of 4 keys
   split.threads = 2;
   ASSERT_TRUE(pr.run(*kernel, other, lse2, ds, split).ok());
   double maxDiff = 0;

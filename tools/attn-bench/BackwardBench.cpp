@@ -69,6 +69,7 @@ std::string prepare(const Flags &f, const BackwardProblem &p, bool softmax,
   }
   ForwardOptions fwd;
   fwd.threads = p.threads;
+  fwd.dropout = f.dropout();
   runtime::TensorView lseView = d.lse.view();
   if (softmax)
     fwd.lse = &lseView;
@@ -84,6 +85,7 @@ std::string timeBackward(const Flags &f, const BackwardProblem &p,
                          bool softmax, BackwardData &d, BenchResult &r) {
   BackwardOptions bwd;
   bwd.threads = p.threads;
+  bwd.dropout = f.dropout(); // the forward's mask
   for (const auto &[name, t] : *p.inputs)
     bwd.inputs.push_back({name, t.view()});
   for (const auto &[name, t] : d.inputGrads)

@@ -109,6 +109,9 @@ std::optional<int> attnc::bench::parseBenchFlags(int argc, char **argv, Flags &f
       ("torch-script", po::value(&f.torchScript)->default_value(ATTNC_TORCH_BASELINE),
        "the torch baseline script")
       ("seed", po::value(&f.seed)->default_value(1), "seed of the random data")
+      ("dropout-seed", po::value(&f.dropoutSeed)->default_value(-1),
+       "a spec with softmax(dropout = p): time training calls that drop, "
+       "with this Philox seed (0 .. 2^63 - 1; -1: no dropout)")
       ("tile-q", po::value(&f.tileQ)->default_value(0),
        "CPU: query rows per tile (0: the tuned default for the head dims)")
       ("tile-k", po::value(&f.tileK)->default_value(0),
@@ -149,6 +152,8 @@ int attnc::bench::checkBenchFlags(const Flags &f, BenchPlan &plan) {
                 "--dtype f16");
   if (f.threads < 0)
     return fail("--threads must be >= 0");
+  if (f.dropoutSeed < -1)
+    return fail("--dropout-seed must be a seed >= 0, or -1 for no dropout");
   if (f.runs < 1 || f.warmup < 0 || !(f.minTimeMs >= 0))
     return fail("--runs must be >= 1, --warmup >= 0 and --min-time-ms >= 0");
   std::set<std::string> &want = plan.want;

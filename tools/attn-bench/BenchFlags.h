@@ -10,6 +10,7 @@
 
 #include "bench-common/BenchCommon.h"
 #include "attnc/Runtime/DType.h"
+#include "attnc/Runtime/ForwardChecks.h"
 
 #include <optional>
 #include <set>
@@ -34,6 +35,15 @@ struct Flags {
   bool backward = false; // also time Kernel::backward (BackwardBench.h)
   int64_t pageSize = 0;  // also time a paged KV cache (PagedBench.h); 0: no
   unsigned seed = 1;
+  /// softmax(dropout = p): time training calls with this Philox seed
+  /// (offset 0); -1: calls without dropout.
+  int64_t dropoutSeed = -1;
+  /// The dropout of a call, from dropoutSeed.
+  std::optional<attnc::runtime::DropoutSeed> dropout() const {
+    if (dropoutSeed < 0)
+      return std::nullopt;
+    return attnc::runtime::DropoutSeed{uint64_t(dropoutSeed), 0};
+  }
 };
 
 /// The checked flags of a bench and what follows from them.

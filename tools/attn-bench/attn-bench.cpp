@@ -330,6 +330,7 @@ std::string timeCpuKernel(const Flags &f, const Entry &e, int threads,
                           BenchData &d, BenchResult &r) {
   ForwardOptions fwd;
   fwd.threads = threads;
+  fwd.dropout = f.dropout();
   for (auto &[name, t] : d.inputs)
     fwd.inputs.push_back({name, t.view()});
   // At least --runs timed runs, and more until they span --min-time-ms:

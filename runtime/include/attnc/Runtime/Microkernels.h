@@ -102,6 +102,18 @@ void attnc_uk_gather_rows_bf16(const uint16_t *src, int64_t ldr, const int64_t *
 void attnc_uk_pack_pairs_gather_bf16(const uint16_t *src, int64_t ldr, const int64_t *idx,
                                      int64_t n, int64_t cols, uint16_t *dst);
 
+/* softmax(dropout = p)'s mask (Dropout.h) on a tile of P stored
+ * transposed, p(i, j) = st[j * ldst + i] for row i < tq and key j < tk:
+ * p(i, j) = keep ? p(i, j) * scale : 0, where keep is attnc_dropout_keep
+ * of key kv = firstKey + j (global) and row r = r0 + i of the task, whose
+ * query is qPos + r % rowsPerHead and counter word 2 bh0 + r /
+ * rowsPerHead; seed, offset and threshold as in Dropout.h (offset and
+ * threshold below 2^32). One Philox call per row and 4 keys. */
+void attnc_uk_dropout_t_f32(float *st, int64_t ldst, int64_t tq, int64_t tk,
+                            int64_t firstKey, int64_t r0, int64_t rowsPerHead,
+                            int64_t qPos, int64_t bh0, int64_t seed, int64_t offset,
+                            int64_t threshold, float scale);
+
 /* The paths (ATTNC_CPU_ISA names them "generic", "avx2", "avx512"). */
 enum { ATTNC_ISA_GENERIC = 0, ATTNC_ISA_AVX2 = 1, ATTNC_ISA_AVX512 = 2 };
 
