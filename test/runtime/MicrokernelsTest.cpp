@@ -7,6 +7,7 @@
 // rows that keep nothing, which must give exactly 0 and keep m = -inf.
 //
 //===----------------------------------------------------------------------===//
+#include "attnc/Runtime/Dropout.h"
 #include "attnc/Runtime/Microkernels.h"
 
 #include <gtest/gtest.h>
@@ -275,6 +276,35 @@ TEST_P(Microkernels, PvBf16UnpackedMatchesLoops) {
 
 /// The grid tiling's row gathers: exact copies of the indexed rows, the
 /// row past an odd count zero in the pair layout, nothing else written.
+/// attnc_uk_dropout_t_f32 against Dropout.h's attnc_dropout_keep per pair:
+/// rows of two heads (rowsPerHead), a first key off a multiple of 4, row
+/// counts past every vector width's tail, and a seed using all 64 bits.
+TEST_P(Microkernels, DropoutMatchesThePairs) {
+  std::mt19937 rng(17);
+  const float scale = 1.0f / 0.7f;
+  const unsigned threshold = attnc_dropout_threshold(0.3);
+  for (int64_t tq : {1, 7, 16, 37, 300})
+    for (int64_t firstKey : {0, 5, 4093}) {
+      const int64_t tk = 13, ld = tq + 3, r0 = 3, rowsPerHead = 20, qPos = 100,
+                    bh0 = 9;
+      const uint64_t seed = 0xfedcba9876543210ull;
+      const int64_t offset = 77;
+      std::vector<float> st = randomVec(size_t(tk * ld), rng), want = st;
+      for (int64_t j = 0; j < tk; ++j)
+        for (int64_t i = 0; i < tq; ++i) {
+          const int64_t r = r0 + i;
+          const bool keep = attnc_dropout_keep(seed, unsigned(offset), uint64_t(bh0 + r / rowsPerHead),
+                                               uint64_t(qPos + r % rowsPerHead),
+                                               uint64_t(firstKey + j), threshold);
+          float &w = want[size_t(j * ld + i)];
+          w = keep ? w * scale : 0.0f;
+        }
+      attnc_uk_dropout_t_f32(st.data(), ld, tq, tk, firstKey, r0, rowsPerHead, qPos, bh0,
+                             int64_t(seed), offset, threshold, scale);
+      ASSERT_EQ(st, want) << "tq " << tq << " firstKey " << firstKey;
+    }
+}
+
 TEST(MicrokernelGather, RowsAndPairs) {
   std::mt19937 rng(9);
   const int64_t rows = 50, ld = 37, cols = 33;
