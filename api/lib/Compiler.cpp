@@ -152,6 +152,7 @@ Status Kernel::Impl::forwardOnDevice(const runtime::cuda::DeviceView &q,
   args.out = out;
   args.lse = options.lse;
   args.inputs = options.inputs;
+  args.dropout = options.dropout;
   // Every check before anything is compiled: D and DV pick the entry.
   runtime::CheckedCall checked;
   if (Status s = runtime::cuda::checkCudaForward(decl, args, checked); !s.ok())
@@ -193,6 +194,9 @@ Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
           decl.signature(), {q, k, v, out, options.lse, options.inputs}, checked);
       !s.ok())
     return s;
+  if (Status s = runtime::checkDropoutSeed(decl.name, decl.dropout, options.dropout);
+      !s.ok())
+    return s;
   Expected<DeviceTensor> dq = DeviceTensor::upload(q);
   if (!dq.ok())
     return dq.status().withContext("q");
@@ -209,6 +213,7 @@ Status Kernel::Impl::forwardHostOnCuda(const TensorView &q, const TensorView &k,
   runtime::cuda::DeviceView lseView;
   CudaForwardOptions fo;
   fo.inputs = options.inputs;
+  fo.dropout = options.dropout;
   if (options.lse) {
     Expected<DeviceTensor> l =
         DeviceTensor::allocate(options.lse->dtype, options.lse->shape);
@@ -436,6 +441,8 @@ static Expected<Kernel> compileForCuda(mlir::attn::SpecOp spec,
       if (!info.ok())
         return info.status();
       impl->decl = std::move(*decl);
+      // softmax(dropout = p): the launcher accepts a DropoutSeed.
+      impl->decl.dropout = flash.getSpec().getDropout().has_value();
       impl->info = std::move(*info);
       impl->info.tileQ = impl->info.tileK = 0; // per arch, in the .cu
     }

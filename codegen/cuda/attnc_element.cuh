@@ -10,8 +10,9 @@
 #ifndef ATTNC_HD
 #define ATTNC_HD __host__ __device__
 #endif
-#ifndef ATTNC_CU_EMBEDDED // the emitted .cu pastes CudaABI.h before this
+#ifndef ATTNC_CU_EMBEDDED // the emitted .cu pastes these before this
 #include "attnc/Runtime/CudaABI.h"
+#include "attnc/Runtime/Dropout.h"
 #endif
 #ifndef ATTNC_ELEMENT_PRELUDE
 #define ATTNC_ELEMENT_PRELUDE

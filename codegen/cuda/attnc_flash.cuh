@@ -64,6 +64,82 @@ __device__ __forceinline__ void attnc_tile_elements(const attnc_ctx &c, const at
     }
 }
 
+// softmax(dropout = p) as the kernels take it from S: has_dropout,
+// dropout_threshold (Dropout.h's floor(p 2^32)) and dropout_scale
+// (1 / (1 - p)). A spec struct without has_dropout (the hand-written ones
+// of the template tests) has no dropout.
+template <class S, class = void> struct attnc_dropout_of {
+  static constexpr bool on = false;
+  static constexpr unsigned threshold = 0;
+  static constexpr float scale = 1.f;
+};
+template <class S> struct attnc_dropout_of<S, decltype(void(S::has_dropout))> {
+  static constexpr bool on = S::has_dropout;
+  static constexpr unsigned threshold = S::dropout_threshold;
+  static constexpr float scale = S::dropout_scale;
+};
+
+// One call's dropout (CudaABI.h's fields) for the CTA's (b, h): the Philox
+// key, counter words 2 (bh = (dropout_batch + b) HQ + h) and 3, and whether
+// the call drops at all (a call without a seed does not). Constant and
+// unused for a spec without dropout.
+struct attnc_dropout_call {
+  unsigned long long seed, bh;
+  unsigned offset;
+  bool on;
+};
+template <class S>
+__device__ __forceinline__ attnc_dropout_call attnc_dropout_call_of(const attnc_cuda_args &a, const attnc_ctx &c) {
+  if constexpr (attnc_dropout_of<S>::on)
+    return {(unsigned long long)a.dropout_seed, (unsigned long long)((a.dropout_batch + c.b) * a.HQ + c.h),
+            a.dropout_offset, a.dropout != 0};
+  else
+    return {0ull, 0ull, 0u, false};
+}
+
+// Dropout on one key tile's P, after P joined the row sums l and before
+// P V: P(q, kv) becomes P * dropout_scale or 0 as Dropout.h's
+// attnc_dropout_keep says, so out = sum P keep V / (1 - p) / l with l, m
+// and lse those of the whole P. The fragment is attnc_tile_elements's:
+// acc(nb, r) is row row[r / 2], key key0 + r % 2 with key0 = k0 + 8 nb +
+// 2 (lane % 4). k0 is a multiple of 8, so key0 is even and both keys are
+// in Philox group key0 / 4, whose four keys lanes lane and lane ^ 1 hold
+// (words 2 (lane % 2) + {0, 1}) for the same two rows. Each lane draws the
+// group for row[lane % 2] and trades its 4 keep bits with lane ^ 1: one
+// Philox call per 4 keys. Rows past LQ (row q1) and keys past LK (P = 0)
+// draw bits nothing stores. All 32 lanes run it (the shuffle): d.on is
+// the same in every thread.
+template <class S, int BN, typename Acc>
+__device__ __forceinline__ void attnc_tile_dropout(const attnc_dropout_call &d, int k0, int lane,
+                                                   const int (&row)[2], Acc acc) {
+  using DR = attnc_dropout_of<S>;
+  if constexpr (DR::on) {
+    if (!d.on)
+      return;
+    const int par = lane & 1;
+    const unsigned q = (unsigned)(par ? row[1] : row[0]); // a select: no dynamic index into row
+#pragma unroll
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      const unsigned key0 = (unsigned)(k0 + nb * 8 + (lane % 4) * 2);
+      const unsigned ctr[4] = {key0 >> 2, q, (unsigned)d.bh, d.offset};
+      unsigned w[4];
+      attnc_philox4x32_10(ctr, (unsigned)d.seed, (unsigned)(d.seed >> 32), w);
+      const unsigned mine = unsigned(w[0] >= DR::threshold) | unsigned(w[1] >= DR::threshold) << 1 |
+                            unsigned(w[2] >= DR::threshold) << 2 | unsigned(w[3] >= DR::threshold) << 3;
+      const unsigned other = __shfl_xor_sync(0xffffffff, mine, 1);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const unsigned bits = (i == par ? mine : other) >> (2 * par);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          float &x = acc(nb, 2 * i + j);
+          x = (bits >> j) & 1u ? x * DR::scale : 0.f;
+        }
+      }
+    }
+  }
+}
+
 // The end of a warp's rows row[0], row[1]: the quad's partial
 // sums, out = o / l (0 for an empty row; sigmoid: out = o) and, for
 // softmax, lse = m ln 2 + ln l. `acc(nd, r)` points at o's register of

@@ -99,11 +99,13 @@ template <typename T> __device__ __forceinline__ void attnc_mma_16816(float *d, 
 // this warp. PARTIAL is a template flag: FULL tiles that end before LK get
 // a copy with neither mask code nor bounds checks; PARTIAL tiles and the
 // tile holding LK - 1 check both. Inlined, so m, l and o stay in registers.
+// `dr`: the call's dropout (attnc_flash.cuh), applied to P after the row
+// sum; no code for a spec without dropout.
 template <class S, typename T, int HD, int HDV, bool PARTIAL>
 __device__ __forceinline__ void attnc_tile80(const attnc_ctx &c, const T *Qs, const T *Kst, const T *Vst, int k0,
                                              int k1, int warp, int lane, const int (&row)[2],
-                                             const attnc_uniforms &u, float (&m)[2], float (&l)[2],
-                                             float (&o)[HDV / 8][4]) {
+                                             const attnc_uniforms &u, const attnc_dropout_call &dr, float (&m)[2],
+                                             float (&l)[2], float (&o)[HDV / 8][4]) {
   constexpr int BN = kAttncSm80Keys, LDQ = HD + kAttncSm80Pad, LDV = HDV + kAttncSm80Pad;
   (void)c; (void)u; (void)m;
   // S: 16 rows x 64 keys per warp, 8 m16n8 blocks.
@@ -152,6 +154,8 @@ __device__ __forceinline__ void attnc_tile80(const attnc_ctx &c, const T *Qs, co
       }
     }
   }
+  // softmax(dropout = p): P V takes the dropped P, l keeps the whole P.
+  attnc_tile_dropout<S, BN>(dr, k0, lane, row, [&](int nb, int r) -> float & { return s[nb][r]; });
   // O += P V: P from the S accumulators (two m16n8 C blocks make one A
   // fragment of m16n8k16), V fragments with ldmatrix.trans.
 #pragma unroll
@@ -205,6 +209,7 @@ __device__ __forceinline__ void attnc_fwd80(const attnc_cuda_args &a) {
   };
 
   const attnc_uniforms u = S::uniforms(c);
+  const attnc_dropout_call dr = attnc_dropout_call_of<S>(a, c);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   float o[HDV / 8][4];
   for (int nd = 0; nd < HDV / 8; ++nd)
@@ -250,9 +255,9 @@ __device__ __forceinline__ void attnc_fwd80(const attnc_cuda_args &a) {
     const int k0 = (int)(cur * BN), k1 = (int)((k0 + BN < a.LK ? k0 + BN : a.LK) - 1);
     const T *Kst = Ks + st * BN * LDQ, *Vst = Vs + st * BN * LDV;
     if (kind == 2 || k1 - k0 + 1 < BN) // PARTIAL, or the tile of LK - 1
-      attnc_tile80<S, T, HD, HDV, true>(c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, m, l, o);
+      attnc_tile80<S, T, HD, HDV, true>(c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, dr, m, l, o);
     else // FULL: no mask code, no bounds
-      attnc_tile80<S, T, HD, HDV, false>(c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, m, l, o);
+      attnc_tile80<S, T, HD, HDV, false>(c, Qs, Kst, Vst, k0, k1, warp, lane, rowc, u, dr, m, l, o);
     __syncthreads(); // stage st is read; the next step refills it
     cur = nxt;
     kind = nextKind;

@@ -380,6 +380,7 @@ __device__ __forceinline__ void attnc_consume90(const attnc_cuda_args &a, const 
   const int64_t row[2] = {q0 + cw * 64 + warp * 16 + lane / 4, q0 + cw * 64 + warp * 16 + lane / 4 + 8};
   const int rowc[2] = {(int)(row[0] < q1 ? row[0] : q1), (int)(row[1] < q1 ? row[1] : q1)};
   const attnc_uniforms u = S::uniforms(c);
+  const attnc_dropout_call dr = attnc_dropout_call_of<S>(a, c);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
   float o[HDV / 2];
 #pragma unroll
@@ -402,8 +403,13 @@ __device__ __forceinline__ void attnc_consume90(const attnc_cuda_args &a, const 
     else // FULL: no mask code, no bounds
       attnc_scores90<S, T, false>(c, k0, k1, lane, rowc, u, s, m, l, alpha);
   };
-  // P as the A operand of m64nNk16: keys 16kk..16kk+15 are s[8kk..8kk+7].
-  auto pack = [&]() {
+  // P of key tile kt as the A operand of m64nNk16: keys 16kk..16kk+15 are
+  // s[8kk..8kk+7]. First softmax(dropout = p) (attnc_flash.cuh): P V takes
+  // the dropped P, l (summed in scores) the whole P. Here, not in scores:
+  // the previous P V is done and its registers (p) are free, so Philox
+  // does not add to the registers live across the in-flight wgmma.
+  auto pack = [&](int64_t kt) {
+    attnc_tile_dropout<S, BN>(dr, (int)(kt * BN), lane, rowc, [&](int nb, int r) -> float & { return s[4 * nb + r]; });
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk)
 #pragma unroll
@@ -440,7 +446,7 @@ __device__ __forceinline__ void attnc_consume90(const attnc_cuda_args &a, const 
     if (lane == 0)
       attnc_mbar_arrive(bar.ek(0)); // this warp no longer reads K (8 arrivals free it)
     scores(kind, kt);
-    pack();
+    pack(kt);
     // Step i issues S of tile i and then P V of tile i - 1 (both async),
     // waits for S only, runs the element code and softmax of tile i while
     // P V runs, then waits for P V: one warpgroup's softmax overlaps its
@@ -464,7 +470,7 @@ __device__ __forceinline__ void attnc_consume90(const attnc_cuda_args &a, const 
       attnc_acc_fence(o);
       if (lane == 0)
         attnc_mbar_arrive(bar.ev(stPrev));
-      pack();
+      pack(kt);
     }
     // P V of the last tile.
     const int stPrev = (i - 1) % ST;

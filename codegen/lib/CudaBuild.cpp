@@ -38,6 +38,7 @@ Expected<CudaKernelDecl> attnc::cudaDeclFor(mlir::attn::FlashOp flash,
   d.name = info->name;
   d.storage = storage;
   d.sigmoid = info->sigmoid;
+  d.dropout = info->dropout;
   d.inputs = info->inputs;
   return d;
 }

@@ -23,19 +23,24 @@ using attnc::runtime::Status;
 using attnc::cudamod::RegionPrinter;
 
 std::string attnc::cudaElementPrelude() {
-  // CudaABI.h and codegen/cuda/attnc_element.cuh, as text generated from
+  // CudaABI.h, Dropout.h and codegen/cuda/attnc_element.cuh, as text generated from
   // the files by codegen/CMakeLists.txt: attnc_input and attnc_cuda_args
   // come from there and nowhere else. ATTNC_CU_EMBEDDED tells the .cuh
   // files that what they would #include is pasted already.
   static const char *abi =
 #include "attnc/Codegen/CudaABI.inc"
       ;
+  static const char *dropout =
+#include "attnc/Codegen/Dropout.inc"
+      ;
   static const char *element =
 #include "attnc/Codegen/attnc_element.inc"
       ;
   return std::string("// attnc element code: the spec regions and the tile schedule.\n"
                      "#ifndef ATTNC_CU_EMBEDDED\n#define ATTNC_CU_EMBEDDED 1\n#endif\n") +
-         abi + element;
+         abi + "#ifdef __CUDACC__ // nvcc: no #177 for the Dropout.h functions a spec does not call\n"
+               "#pragma nv_diag_suppress 177\n#endif\n" +
+         dropout + "#ifdef __CUDACC__\n#pragma nv_diag_default 177\n#endif\n" + element;
 }
 
 namespace {

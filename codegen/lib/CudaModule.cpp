@@ -9,6 +9,9 @@
 
 #include "attnc/Codegen/CudaElementCode.h"
 #include "attnc/Passes/TileChoice.h"
+#include "attnc/Runtime/Dropout.h"
+
+#include <cstdio>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -170,6 +173,25 @@ std::string elementBody(const SpecFacts &f) {
   return s + "    if (keep) {\n" + x + "      return " + out + ";\n    }\n    return " + dropped + ";\n";
 }
 
+/// The struct's softmax(dropout = p) members, which the kernels read
+/// through attnc_flash.cuh's attnc_dropout_of: has_dropout,
+/// dropout_threshold (Dropout.h's attnc_dropout_threshold, the one the CPU
+/// kernels and the reference use) and dropout_scale, the kept pairs'
+/// 1 / (1 - p) as float. p = 0 drops nothing and scales by 1: no dropout.
+/// All three always: NVRTC instantiates attnc_dropout_of's initializers.
+std::string dropoutMembers(SpecOp spec) {
+  std::optional<llvm::APFloat> p = spec.getDropout();
+  const double prob = p ? p->convertToDouble() : 0.0;
+  if (!(prob > 0.0))
+    return "  static constexpr bool has_dropout = false;\n  static constexpr unsigned dropout_threshold = 0u;\n"
+           "  static constexpr float dropout_scale = 1.f;\n";
+  char scale[64];
+  std::snprintf(scale, sizeof scale, "%#.9gf", 1.0 / (1.0 - prob)); // "%#": always a point
+  return "  static constexpr bool has_dropout = true; // softmax(dropout = " + std::to_string(prob) +
+         ")\n  static constexpr unsigned dropout_threshold = " + std::to_string(attnc_dropout_threshold(prob)) +
+         "u;\n  static constexpr float dropout_scale = " + scale + ";\n";
+}
+
 /// The spec's struct (CudaModule.h's contract).
 std::string specStruct(FlashOp flash) {
   SpecFacts f(flash);
@@ -180,7 +202,7 @@ struct attnc_spec_@N@ {
   static constexpr bool sigmoid = @SIGMOID@, prescale = @PRESCALE@, has_sink = @HASSINK@;
   static constexpr int ids = @IDS@;
   typedef attnc_rowset_@N@ rowset;
-  static ATTNC_HD inline rowset rows(const attnc_ctx &c, int64_t q0, int64_t q1) { return attnc_rows_@N@(c, q0, q1); }
+@DROPOUT@  static ATTNC_HD inline rowset rows(const attnc_ctx &c, int64_t q0, int64_t q1) { return attnc_rows_@N@(c, q0, q1); }
   static ATTNC_HD inline int tile_kind(const attnc_ctx &c, const rowset &r, int64_t k0, int64_t k1,
                                        const int64_t *pre) {
     return attnc_tile_kind_@N@(c, r, k0, k1, pre);
@@ -202,6 +224,7 @@ struct attnc_spec_@N@ {
   replaceAll(s, "@HASSINK@", sink ? "true" : "false");
   replaceAll(s, "@SINK@", sink ? "    return attnc_sink_f_@N@(c, int(q), 0);\n"
                                : "    (void)c; (void)q;\n    return -INFINITY;\n");
+  replaceAll(s, "@DROPOUT@", dropoutMembers(flash.getSpec()));
   replaceAll(s, "@IDS@", ids ? "ATTNC_IDS_@N@" : "0");
   replaceAll(s, "@KVID@", ids ? "  static ATTNC_HD inline int64_t kvid(const attnc_ctx &c, int j, int64_t p) "
                                 "{ return attnc_kvid_@N@(c, j, p); }\n"

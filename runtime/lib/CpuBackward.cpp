@@ -366,6 +366,8 @@ Status attnc::runtime::backwardCpu(const BackwardKernelInfo &kernel,
   Plan plan;
   if (Status s = checkCpuIsaEnvironment(); !s.ok())
     return s;
+  if (Status s = checkBackwardKernel(kernel); !s.ok())
+    return s;
   if (Status s = checkDropoutSeed(kernel.forward->name, kernel.forward->dropout, args.dropout);
       !s.ok())
     return s;

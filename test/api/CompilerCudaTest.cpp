@@ -283,7 +283,7 @@ int main(int argc, char **argv) {
     // EvaluationRuleCudaTest.cpp.
     if (!userFilter)
       ::testing::GTEST_FLAG(filter) =
-          "CompilerCudaGpu.*:CudaEvaluationRule.*:CudaNanRows.*:CudaSinks.*";
+          "CompilerCudaGpu.*:CudaEvaluationRule.*:CudaNanRows.*:CudaSinks.*:CudaDropout.*";
   } else if (!userFilter) {
     ::testing::GTEST_FLAG(filter) = "CompilerCuda.*";
   }

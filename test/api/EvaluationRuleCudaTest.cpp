@@ -13,7 +13,10 @@
 //   - cuda-emu/Inputs/nan_rows.attn: +inf and NaN scores on kept pairs, and rows
 //     with no kept pair;
 //   - examples/gpt_oss_sinks.attn: a softmax sink, on rows with and without
-//     kept keys.
+//     kept keys;
+//   - cuda-emu/Inputs/dropout_rows.attn, dropout_sink.attn: softmax(dropout
+//     = p), alone with empty rows and with a causal mask and a sink, with
+//     and without a seed (the reference draws the same mask).
 // Each runs in bf16 and f16 with no error and agrees with the float64
 // reference on the same rounded inputs; a NaN row has lse NaN (not -inf),
 // a fully masked row out 0 and lse -inf.
@@ -30,6 +33,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
 
 using namespace attnc;
@@ -46,9 +50,11 @@ struct Outcome {
 };
 
 /// Compiles `path` for CUDA (the device's arch), runs it on random q, k, v
-/// of `dt` and `inputs`, and computes the reference of the rounded values.
+/// of `dt` and `inputs` (a training call when `seed` is set), and computes
+/// the reference of the rounded values with the same dropout seed.
 Outcome runBoth(const fs::path &path, DType dt, const bench::Shape &s,
-                const mlir::attn::NamedTensors &inputs) {
+                const mlir::attn::NamedTensors &inputs,
+                const std::optional<runtime::DropoutSeed> &seed = std::nullopt) {
   Outcome r;
   Compiler c;
   CompileOptions o;
@@ -74,15 +80,19 @@ Outcome runBoth(const fs::path &path, DType dt, const bench::Shape &s,
   TensorView lseView = r.lse.view();
   ForwardOptions fo;
   fo.lse = &lseView;
+  fo.dropout = seed;
   for (const auto &[name, t] : inputs)
     fo.inputs.push_back({name, t.view()});
   r.status = kernel->forward(q->tensor.view(), k->tensor.view(),
                              v->tensor.view(), r.out.view(), fo);
   Expected<std::string> text = runtime::readFile(path.string());
   EXPECT_TRUE(text.ok()) << text.status().message();
+  std::optional<mlir::attn::ReferenceProblem::Dropout> refDropout;
+  if (seed)
+    refDropout = mlir::attn::ReferenceProblem::Dropout{seed->seed, uint32_t(seed->offset), 0};
   std::string why = test::referenceOf(text.ok() ? *text : "", bench::problemSizes(s),
                                       inputs, q->values, k->values, v->values,
-                                      r.refOut, r.refLse);
+                                      r.refOut, r.refLse, refDropout);
   EXPECT_EQ(why, "") << "the reference fails";
   return r;
 }
@@ -101,13 +111,15 @@ double ramp(int64_t i) { return std::sin(0.7 * double(i) + 0.3); }
 
 /// Runs `path` in bf16 and f16: no error, out within 1e-2 (relative
 /// Frobenius) and lse within 1e-3 of the reference; the `emptyRows` rows
-/// the reference leaves empty are exactly 0 / -inf.
+/// the reference leaves empty are exactly 0 / -inf. `seed`: a training
+/// call of a spec with softmax(dropout = p).
 void expectMatches(const fs::path &path, const bench::Shape &s,
-                   const mlir::attn::NamedTensors &inputs, int64_t emptyRows) {
+                   const mlir::attn::NamedTensors &inputs, int64_t emptyRows,
+                   const std::optional<runtime::DropoutSeed> &seed = std::nullopt) {
   for (DType dt : {DType::BF16, DType::F16}) {
     SCOPED_TRACE(path.filename().string() + " " + runtime::dtypeName(dt) +
-                 " " + s.str());
-    Outcome r = runBoth(path, dt, s, inputs);
+                 " " + s.str() + (seed ? " with a dropout seed" : ""));
+    Outcome r = runBoth(path, dt, s, inputs, seed);
     ASSERT_TRUE(r.status.ok()) << r.status.message();
     ASSERT_EQ(r.refOut.size(), size_t(r.out.numel()));
     double num = 0, den = 0;
@@ -165,6 +177,68 @@ TEST(CudaSinks, MatchTheReference) {
   bench::Shape s{1, 4, 2, 300, 140, 64, 64};
   expectMatches(fs::path(ATTNC_EXAMPLES_DIR) / "gpt_oss_sinks.attn", s,
                 inputs, 0);
+}
+
+// softmax(dropout = p): a call with a seed keeps pair (b, h, q, kv) scaled
+// by 1 / (1 - p) where Dropout.h says so, as the float64 reference does from
+// the same seed and offset, with the row sums and lse of the whole P; a call
+// without one is plain softmax. dropout_rows: rows q < 3 keep no key (out 0,
+// lse -inf); LQ != LK, GQA and DV != D, with partial tiles. dropout_sink:
+// causal with a sink (the row sums and lse include it), D != DV. Offsets
+// above 2^31 and seeds using both key words.
+TEST(CudaDropout, MatchTheReference) {
+  const runtime::DropoutSeed seed{0x9e3779b97f4a7c15ull, 0x80000007ull};
+  bench::Shape s{2, 4, 2, 131, 97, 64, 128};
+  const fs::path rows = emuSpec("dropout_rows.attn");
+  expectMatches(rows, s, {}, s.B * s.HQ * 3, seed);
+  expectMatches(rows, s, {}, s.B * s.HQ * 3);
+  // The seed changes out (about 30% of the pairs go) but not lse.
+  Outcome on = runBoth(rows, DType::BF16, s, {}, seed), off = runBoth(rows, DType::BF16, s, {});
+  ASSERT_TRUE(on.status.ok() && off.status.ok());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < on.out.numel(); ++i) {
+    const double d = on.out.getAsDouble(i) - off.out.getAsDouble(i);
+    num += d * d;
+    den += off.out.getAsDouble(i) * off.out.getAsDouble(i);
+  }
+  EXPECT_GT(std::sqrt(num / den), 0.1);
+  for (int64_t row = 0; row < on.lse.numel(); ++row)
+    EXPECT_EQ(on.lse.getAsDouble(row), off.lse.getAsDouble(row)) << "row " << row;
+  mlir::attn::NamedTensors inputs;
+  inputs.push_back(input("sinks", DType::F32, {3},
+                         [](int64_t i) { return 1.25 * double(i) - 1.0; }));
+  bench::Shape c{1, 3, 3, 150, 201, 128, 64};
+  const fs::path sink = emuSpec("dropout_sink.attn");
+  expectMatches(sink, c, inputs, 0, runtime::DropoutSeed{42, 3});
+  expectMatches(sink, c, inputs, 0);
+  // A seed for a spec without dropout, or an offset past 32 bits, is
+  // refused before anything runs.
+  for (bool hasDropout : {false, true}) {
+    const fs::path path = hasDropout ? rows : emuSpec("nan_rows.attn");
+    const runtime::DropoutSeed bad = hasDropout ? runtime::DropoutSeed{1, 1ull << 32} : seed;
+    inputs.clear();
+    if (!hasDropout) { // nan_rows' inputs
+      inputs.push_back(input("rb", DType::F32, {s.LQ}, ramp));
+      inputs.push_back(input("kb", DType::F32, {s.LK}, ramp));
+    }
+    Compiler comp;
+    CompileOptions o;
+    o.target = Target::CUDA;
+    o.dtype = DType::BF16;
+    Expected<Kernel> kernel = comp.compileFile(path.string(), o);
+    ASSERT_TRUE(kernel.ok()) << kernel.status().message();
+    Tensor q = Tensor::zeros(DType::BF16, {s.B, s.HQ, s.LQ, s.D}).value();
+    Tensor k = Tensor::zeros(DType::BF16, {s.B, s.HKV, s.LK, s.D}).value();
+    Tensor v = Tensor::zeros(DType::BF16, {s.B, s.HKV, s.LK, s.DV}).value();
+    Tensor out = Tensor::zeros(DType::BF16, {s.B, s.HQ, s.LQ, s.DV}).value();
+    ForwardOptions fo;
+    fo.dropout = bad;
+    for (const auto &[name, t] : inputs)
+      fo.inputs.push_back({name, t.view()});
+    Status st = kernel->forward(q.view(), k.view(), v.view(), out.view(), fo);
+    EXPECT_FALSE(st.ok()) << path;
+    EXPECT_NE(st.message().find("dropout"), std::string::npos) << st.message();
+  }
 }
 
 // `c ? t[i] : 0` whose unchosen arm would read rel[-1..-40] on kept pairs.

@@ -42,7 +42,8 @@ std::string attnc::bench::requireCudaDevice(std::string &deviceName) {
 std::string attnc::bench::benchCudaKernel(
     mlir::attn::SpecOp spec, const Shape &s, DType storage, const Tensor &q,
     const Tensor &k, const Tensor &v, const NamedTensors &inputs, int warmup,
-    int runs, const std::string &cacheDir, BenchResult &r, Tensor &out) {
+    int runs, const std::string &cacheDir, BenchResult &r, Tensor &out,
+    std::optional<runtime::DropoutSeed> dropout) {
   // Cold: an empty cache; cached: a second cache object on the same (now
   // filled) directory, i.e. what a second process sees.
   Expected<CudaBuild> build = Status::error("not built");
@@ -69,6 +70,7 @@ std::string attnc::bench::benchCudaKernel(
   args.k = dk->view();
   args.v = dv->view();
   args.out = dout->view();
+  args.dropout = dropout;
   for (const auto &[name, t] : inputs)
     args.inputs.emplace_back(name, t.view());
   Expected<std::unique_ptr<PreparedForward>> p =

@@ -13,9 +13,11 @@
 #include "Report.h"
 
 #include "attnc/Dialect/AttnDialect.h"
+#include "attnc/Runtime/ForwardChecks.h"
 #include "attnc/Runtime/Tensor.h"
 #include "bench-common/BenchCommon.h"
 
+#include <optional>
 #include <string>
 
 namespace attnc::bench {
@@ -36,7 +38,8 @@ std::string benchCudaKernel(mlir::attn::SpecOp spec, const Shape &s,
                             const runtime::Tensor &k, const runtime::Tensor &v,
                             const NamedTensors &inputs, int warmup, int runs,
                             const std::string &cacheDir, BenchResult &r,
-                            runtime::Tensor &out);
+                            runtime::Tensor &out,
+                            std::optional<runtime::DropoutSeed> dropout = std::nullopt);
 
 } // namespace attnc::bench
 

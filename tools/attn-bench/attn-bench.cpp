@@ -317,7 +317,7 @@ std::string timeCudaKernel(const Flags &f, const Entry &e, const Shape &s,
   std::string err = benchCudaKernel(
       e.spec, s, dtype, d.q.tensor, d.k.tensor, d.v.tensor, d.inputs,
       f.warmup, f.runs, tmp + "/cuda-cache-" + std::to_string(call++), r,
-      gpuOut);
+      gpuOut, f.dropout());
   if (!err.empty())
     return err;
   d.out = std::move(gpuOut);

@@ -5,6 +5,7 @@
 #include "attnc/Driver.h"
 #include "attnc/Frontend/Frontend.h"
 #include "attnc/Runtime/DType.h"
+#include "attnc/Runtime/ForwardChecks.h"
 #include "attnc/Runtime/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -71,6 +72,8 @@ struct CudaRunRequest {
   const runtime::Tensor *q, *k, *v; // in `storage`
   const std::vector<std::pair<std::string, runtime::Tensor>> *inputs;
   bool wantLse = false;
+  /// softmax(dropout = p): a training call's seed and offset.
+  std::optional<runtime::DropoutSeed> dropout;
 };
 
 /// Runs the spec on the GPU; `out` gets [B, HQ, LQ, DV] in `storage`, and

@@ -581,8 +581,6 @@ int readRunInputs(const RunFlags &f, const RunPlan &plan, RunInputs &in) {
 /// fail's 1.
 int runOnGpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
              RunOutputs &result) {
-  if (f.dropout)
-    return fail("--dropout-seed runs on the CPU only (yet), not with --target=cuda");
   CudaRunRequest request;
   request.specName = f.spec == "-" ? "<stdin>" : f.spec;
   request.specText = in.specText;
@@ -597,6 +595,7 @@ int runOnGpu(const RunFlags &f, const RunPlan &plan, const RunInputs &in,
   request.v = &*in.v;
   request.inputs = &in.inputs;
   request.wantLse = !f.lse.empty();
+  request.dropout = f.dropout;
   Status st = runOnCuda(request, *result.out, result.lse);
   if (!st.ok())
     return fail(st.message());

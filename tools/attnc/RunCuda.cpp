@@ -79,6 +79,7 @@ Status attnc::runOnCuda(const CudaRunRequest &r, Tensor &out,
   args.v = dv->view();
   args.out = dout->view();
   args.lse = r.wantLse ? &lseView : nullptr;
+  args.dropout = r.dropout;
   for (const auto &[name, t] : *r.inputs)
     args.inputs.emplace_back(name, t.view());
   if (!(s = forwardCuda(build->module, build->decl, args)).ok())

@@ -153,6 +153,8 @@ Status attnc::runtime::cuda::checkCudaForward(const CudaKernelDecl &decl,
                               checked);
   if (!s.ok())
     return s;
+  if (!(s = checkDropoutSeed(decl.name, decl.dropout, args.dropout)).ok())
+    return s;
   const std::pair<const DeviceView *, const char *> tensors[] = {
       {&args.q, "q"}, {&args.k, "k"}, {&args.v, "v"}, {&args.out, "out"},
       {args.lse, "lse"}};

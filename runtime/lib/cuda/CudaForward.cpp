@@ -286,6 +286,12 @@ static void fillKernelArgs(PreparedForward::Impl &impl,
   a.scratch = impl.prepass
                   ? reinterpret_cast<int64_t *>(impl.scratch.address())
                   : nullptr;
+  // Checked by checkDropoutSeed: the offset fits 32 bits. The call is one
+  // whole batch, so its first sequence is sequence 0 of the counter.
+  a.dropout = args.dropout ? 1 : 0;
+  a.dropout_seed = args.dropout ? args.dropout->seed : 0;
+  a.dropout_offset = args.dropout ? unsigned(args.dropout->offset) : 0u;
+  a.dropout_batch = 0;
 }
 
 /// Sets the kernel's dynamic shared memory and its grid: query tiles (in

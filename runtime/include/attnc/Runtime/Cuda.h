@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -199,6 +200,8 @@ struct CudaKernelDecl {
   std::string name;
   DType storage = DType::BF16; // F16 or BF16
   bool sigmoid = false;
+  /// The spec has softmax(dropout = p): a call may pass a DropoutSeed.
+  bool dropout = false;
   std::vector<InputDecl> inputs;
   Signature signature() const { return {name, storage, sigmoid, inputs}; }
 };
@@ -210,6 +213,9 @@ struct CudaForwardArgs {
   DeviceView q, k, v, out;
   const DeviceView *lse = nullptr;
   std::vector<std::pair<std::string, TensorView>> inputs;
+  /// A training call of a spec with softmax(dropout = p): its seed and
+  /// offset (checkDropoutSeed); unset: no pair is dropped.
+  std::optional<DropoutSeed> dropout;
 };
 
 /// A checked call, ready to launch again and again (the benchmarks time

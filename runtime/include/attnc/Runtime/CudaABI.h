@@ -61,6 +61,14 @@ struct attnc_cuda_args {
   const struct attnc_input *inputs;
   int64_t *error;            /* 4 words, KernelABI.h's status; first error stays */
   int64_t *scratch;          /* pre-pass output; null when there is none */
+  /* softmax(dropout = p) (Dropout.h): 1 when this call drops pairs (a
+   * training step), 0 for none; the Philox key and counter word 3; and the
+   * global number of sequence b = 0 (counter word 2 is (dropout_batch + b)
+   * * HQ + h). Kernels of specs without dropout ignore them. */
+  int dropout;
+  unsigned dropout_offset;
+  uint64_t dropout_seed;
+  int64_t dropout_batch;
 };
 
 /* cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned. */
