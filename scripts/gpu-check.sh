@@ -40,6 +40,9 @@ step() { echo; echo "== [$((SECONDS - start))s] $*"; }
 
 specs_dir="$root/../shared/specs"
 [ -d "$specs_dir" ] || specs_dir="$root/examples"
+# Language features no shared spec has, checked as well: a softmax sink and
+# dropout (a training call with a seed: the GPU must draw the CPU's mask).
+extra_specs=("$root/examples/gpt_oss_sinks.attn" "$root/examples/dropout.attn")
 
 # The correctness shapes, B,HQ,HKV,LQ,LK,D,DV dtype: odd lengths, GQA and
 # MQA, LQ > LK and LQ < LK, DV != D; three distinct kernel entries per spec
@@ -81,7 +84,7 @@ prepare() {
   mkdir -p "$data/cu" "$data/cases" "$data/bench"
   local log="$data/prepare.log"
   : > "$log"
-  for spec in "$specs_dir"/*.attn; do
+  for spec in "$specs_dir"/*.attn "${extra_specs[@]}"; do
     local name; name="$(basename "$spec" .attn)"
     for arch in sm_80 sm_90a; do
       if ! "$attnc" compile "$spec" --target=cuda --arch="$arch" --emit=cuda \

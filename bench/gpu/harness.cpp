@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -45,6 +46,7 @@ struct Case {
   DType dtype = DType::BF16;
   int64_t B = 0, HQ = 0, HKV = 0, LQ = 0, LK = 0, D = 0, DV = 0;
   bool sigmoid = false, reference = false;
+  std::optional<DropoutSeed> dropout; // a training call (Dropout.h)
   CudaKernelDecl decl;
 };
 
@@ -73,6 +75,11 @@ Expected<Case> readCase(const std::string &dir) {
       ls >> c.sigmoid;
     else if (key == "reference")
       ls >> c.reference;
+    else if (key == "dropout") {
+      DropoutSeed d;
+      ls >> d.seed >> d.offset;
+      c.dropout = d;
+    }
     else if (key == "label")
       std::getline(ls >> std::ws, c.label);
     else if (key == "input") {
@@ -102,6 +109,7 @@ Expected<Case> readCase(const std::string &dir) {
   c.decl.name = c.spec;
   c.decl.storage = c.dtype;
   c.decl.sigmoid = c.sigmoid;
+  c.decl.dropout = c.dropout.has_value();
   if (c.label.empty())
     c.label = c.spec;
   return c;
@@ -254,6 +262,7 @@ std::string checkCase(const std::string &data, const Case &c,
   args.out = out->view();
   DeviceView lseView = lse->view();
   args.lse = c.sigmoid ? nullptr : &lseView;
+  args.dropout = c.dropout;
   for (const auto &[name, t] : *inputs)
     args.inputs.emplace_back(name, t.view());
   if (!(st = forwardCuda(*mod, c.decl, args)).ok())

@@ -11,7 +11,10 @@
 //                             --dtype (the GPU side converts them exactly);
 //   input_<name>.npy          the spec's declared inputs (random, as
 //                             attn-demo makes them; int64, float32, bool);
-//   ref_out.npy, ref_lse.npy  the float64 reference (ReferenceAttention).
+//   ref_out.npy, ref_lse.npy  the float64 reference (ReferenceAttention);
+//                             for a spec with softmax(dropout = p), of a
+//                             training call with dropout seed 1000 + --seed
+//                             and offset 7 (case.txt says so).
 // With --bench (benchmark cases, up to 2 x 16 x 8192 x 128) only the inputs
 // and case.txt: the harness makes q, k and v on the GPU machine, and the
 // carried data stays small.
@@ -60,6 +63,11 @@ Tensor denseTensor(DType dt, const std::vector<int64_t> &shape,
     t.setFromDouble(int64_t(i), values[i]);
   return t;
 }
+
+/// The dropout seed and offset of a correctness case of a spec with
+/// softmax(dropout = p): 1000 + --seed, and 7.
+constexpr uint64_t kDropoutSeedBase = 1000;
+constexpr uint32_t kDropoutOffset = 7;
 
 int run(int argc, char **argv) {
   std::string spec, shapeText, dtypeText, out, cu;
@@ -171,6 +179,9 @@ int run(int argc, char **argv) {
     p.k = k->values.data();
     p.v = v->values.data();
     p.inputs = inputReader(*inputs);
+    if (info->dropout)
+      p.dropout = mlir::attn::ReferenceProblem::Dropout{kDropoutSeedBase + seed,
+                                                        kDropoutOffset, 0};
     std::vector<double> refOut, refLse;
     std::string why = mlir::attn::referenceAttention(specs[0], p, refOut, refLse);
     if (!why.empty())
@@ -192,6 +203,9 @@ int run(int argc, char **argv) {
        std::to_string(s->DV) + "\n";
   m += std::string("sigmoid ") + (info->sigmoid ? "1" : "0") + "\n";
   m += std::string("reference ") + (benchCase ? "0" : "1") + "\n";
+  if (info->dropout && !benchCase) // a training call: the mask is checked too
+    m += "dropout " + std::to_string(kDropoutSeedBase + seed) + " " +
+         std::to_string(kDropoutOffset) + "\n";
   for (const runtime::InputDecl &d : info->inputs) {
     m += "input " + d.name + " " +
          (d.dtype == DType::I64 ? "int64"
@@ -204,6 +218,8 @@ int run(int argc, char **argv) {
   std::string label = info->name;
   for (const std::string &d : defines)
     label += " " + d;
+  if (info->dropout && !benchCase)
+    label += " (training call)";
   m += "label " + label + "\n";
   if (runtime::Status st = runtime::writeFileAtomic(out + "/case.txt", m);
       !st.ok())
