@@ -505,8 +505,7 @@ bool ParserImpl::parseNormalize(ast::AttentionDecl &decl) {
   advance();
   if (!tok.is(TokKind::LParen))
     return true;
-  // sigmoid(bias = EXPR), softmax(sink = EXPR, dropout = EXPR): keyword
-  // arguments in any order, each at most once.
+  // sigmoid(bias = EXPR), softmax(sink = EXPR, dropout = EXPR): any order.
   advance();
   const char *known = softmax ? "'sink = EXPR' or 'dropout = EXPR'" : "'bias = EXPR'";
   while (true) {

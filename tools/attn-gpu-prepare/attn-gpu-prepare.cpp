@@ -69,6 +69,41 @@ Tensor denseTensor(DType dt, const std::vector<int64_t> &shape,
 constexpr uint64_t kDropoutSeedBase = 1000;
 constexpr uint32_t kDropoutOffset = 7;
 
+/// case.txt (see the file comment) of a case of `info` at shape `s`.
+std::string caseText(const runtime::KernelInfo &info, const Shape &s, const std::string &cu,
+                     const std::string &dtypeText, const std::vector<std::string> &defines,
+                     bool benchCase, unsigned seed) {
+  std::string m;
+  m += "spec " + info.name + "\n";
+  m += "cu " + cu + "\n";
+  m += "dtype " + dtypeText + "\n";
+  m += "shape " + std::to_string(s.B) + " " + std::to_string(s.HQ) + " " +
+       std::to_string(s.HKV) + " " + std::to_string(s.LQ) + " " +
+       std::to_string(s.LK) + " " + std::to_string(s.D) + " " +
+       std::to_string(s.DV) + "\n";
+  m += std::string("sigmoid ") + (info.sigmoid ? "1" : "0") + "\n";
+  m += std::string("reference ") + (benchCase ? "0" : "1") + "\n";
+  if (info.dropout && !benchCase) // a training call: the mask is checked too
+    m += "dropout " + std::to_string(kDropoutSeedBase + seed) + " " +
+         std::to_string(kDropoutOffset) + "\n";
+  for (const runtime::InputDecl &d : info.inputs) {
+    m += "input " + d.name + " " +
+         (d.dtype == DType::I64 ? "int64"
+                                : d.dtype == DType::F32 ? "float32" : "bool");
+    for (const runtime::InputDim &dim : d.dims)
+      m += " " + (dim.isSize ? std::string(kSizeNames[int(dim.size)])
+                             : std::to_string(dim.literal));
+    m += "\n";
+  }
+  std::string label = info.name;
+  for (const std::string &d : defines)
+    label += " " + d;
+  if (info.dropout && !benchCase)
+    label += " (training call)";
+  m += "label " + label + "\n";
+  return m;
+}
+
 int run(int argc, char **argv) {
   std::string spec, shapeText, dtypeText, out, cu;
   std::vector<std::string> defines;
@@ -193,34 +228,7 @@ int run(int argc, char **argv) {
       return 1;
   }
 
-  std::string m;
-  m += "spec " + info->name + "\n";
-  m += "cu " + cu + "\n";
-  m += "dtype " + dtypeText + "\n";
-  m += "shape " + std::to_string(s->B) + " " + std::to_string(s->HQ) + " " +
-       std::to_string(s->HKV) + " " + std::to_string(s->LQ) + " " +
-       std::to_string(s->LK) + " " + std::to_string(s->D) + " " +
-       std::to_string(s->DV) + "\n";
-  m += std::string("sigmoid ") + (info->sigmoid ? "1" : "0") + "\n";
-  m += std::string("reference ") + (benchCase ? "0" : "1") + "\n";
-  if (info->dropout && !benchCase) // a training call: the mask is checked too
-    m += "dropout " + std::to_string(kDropoutSeedBase + seed) + " " +
-         std::to_string(kDropoutOffset) + "\n";
-  for (const runtime::InputDecl &d : info->inputs) {
-    m += "input " + d.name + " " +
-         (d.dtype == DType::I64 ? "int64"
-                                : d.dtype == DType::F32 ? "float32" : "bool");
-    for (const runtime::InputDim &dim : d.dims)
-      m += " " + (dim.isSize ? std::string(kSizeNames[int(dim.size)])
-                             : std::to_string(dim.literal));
-    m += "\n";
-  }
-  std::string label = info->name;
-  for (const std::string &d : defines)
-    label += " " + d;
-  if (info->dropout && !benchCase)
-    label += " (training call)";
-  m += "label " + label + "\n";
+  const std::string m = caseText(*info, *s, cu, dtypeText, defines, benchCase, seed);
   if (runtime::Status st = runtime::writeFileAtomic(out + "/case.txt", m);
       !st.ok())
     return fail(st.message());
