@@ -145,12 +145,13 @@ def _layout_args(layout):
 
 
 def _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table,
-                kv_lens):
+                kv_lens, dropout=None):
     """out and lse (for sigmoid an unused float32 tensor) of a layout call."""
     kernel = _kernel(key, q.dtype)
     args = dict(inputs=dict(zip(_names(kernel), inputs)),
                 cu_seqlens_q=cu_seqlens_q, cu_seqlens_kv=cu_seqlens_kv,
-                page_table=page_table, kv_lens=kv_lens)
+                page_table=page_table, kv_lens=kv_lens,
+                dropout=_unpack_dropout(dropout))
     if kernel._native.sigmoid:
         return kernel(q, k, v, **args), q.new_zeros(_layout_lse_shape(q, cu_seqlens_q),
                                                     dtype=torch.float32)
@@ -167,14 +168,16 @@ def _attention_layout(key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
                       inputs: List[torch.Tensor], cu_seqlens_q: Optional[torch.Tensor],
                       cu_seqlens_kv: Optional[torch.Tensor],
                       page_table: Optional[torch.Tensor],
-                      kv_lens: Optional[torch.Tensor]
+                      kv_lens: Optional[torch.Tensor],
+                      dropout: Optional[List[int]] = None
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
     return _run_layout(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv,
-                       page_table, kv_lens)
+                       page_table, kv_lens, dropout)
 
 
 @_attention_layout.register_fake
-def _(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table, kv_lens):
+def _(key, q, k, v, inputs, cu_seqlens_q, cu_seqlens_kv, page_table, kv_lens,
+      dropout=None):
     lse = q.new_empty(_layout_lse_shape(q, cu_seqlens_q), dtype=torch.float32)
     if cu_seqlens_q is not None:  # q [total_q, HQ, D], v [total_kv, HKV, DV]
         return q.new_empty((q.shape[0], q.shape[1], v.shape[2])), lse
@@ -193,7 +196,7 @@ def _attention_layout_backward(
         key: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor,
         inputs: List[torch.Tensor], cu_seqlens_q: torch.Tensor,
-        cu_seqlens_kv: torch.Tensor
+        cu_seqlens_kv: torch.Tensor, dropout: Optional[List[int]] = None
         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
     """The backward of a packed variable-length batch (Kernel.backward)."""
     kernel = _kernel(key, q.dtype)
@@ -201,19 +204,21 @@ def _attention_layout_backward(
     dq, dk, dv, grads = kernel.backward(
         q, k, v, out, None if kernel._native.sigmoid else lse, dout.contiguous(),
         inputs=dict(zip(names, inputs)), cu_seqlens_q=cu_seqlens_q,
-        cu_seqlens_kv=cu_seqlens_kv)
+        cu_seqlens_kv=cu_seqlens_kv, dropout=_unpack_dropout(dropout))
     return dq, dk, dv, _gradient_list(names, grads, inputs)
 
 
 @_attention_layout_backward.register_fake
-def _(key, q, k, v, out, lse, dout, inputs, cu_seqlens_q, cu_seqlens_kv):
+def _(key, q, k, v, out, lse, dout, inputs, cu_seqlens_q, cu_seqlens_kv,
+      dropout=None):
     return _fake_gradients(key, q, k, v, inputs)
 
 
 def _layout_setup_context(ctx, inputs, output):
-    key, q, k, v, ins, cu_q, cu_kv, page_table, _kv_lens = inputs
+    key, q, k, v, ins, cu_q, cu_kv, page_table, _kv_lens, dropout = inputs
     out, lse = output
     ctx.key = key
+    ctx.dropout = dropout
     ctx.paged = page_table is not None
     ctx.mark_non_differentiable(lse)
     if not ctx.paged:
@@ -225,11 +230,11 @@ def _layout_backward(ctx, dout, _dlse):
         raise NotImplementedError(_NO_PAGED_BACKWARD)
     q, k, v, out, lse, cu_q, cu_kv, *ins = ctx.saved_tensors
     dq, dk, dv, grads = torch.ops.attnc.attention_layout_backward(
-        ctx.key, q, k, v, out, lse, dout, list(ins), cu_q, cu_kv)
+        ctx.key, q, k, v, out, lse, dout, list(ins), cu_q, cu_kv, ctx.dropout)
     return (None, dq, dk, dv,
             [g.to(x.dtype) if g.numel() == x.numel() and x.is_floating_point() else None
              for g, x in zip(grads, ins)],
-            None, None, None, None)
+            None, None, None, None, None)
 
 
 _attention_layout.register_autograd(_layout_backward,
@@ -355,7 +360,8 @@ def attention(spec_text, *, dtype=None, params=None, name=None, import_dirs=None
 
     dropout = (seed, offset), for a spec with softmax(dropout = p): a
     training call (attnc.Kernel.__call__); its backward regenerates the
-    same mask. None: no dropout (e.g. under model.eval()). Not with layout.
+    same mask. None: no dropout (e.g. under model.eval()). With a varlen
+    layout, sequence i draws as batch entry i of a dense call.
 
     layout is {"cu_seqlens_q", "cu_seqlens_kv"}: a packed variable-length
     batch, q [total_q, HQ, D], k and v [total_kv, HKV, D|DV], out [total_q,
@@ -376,16 +382,14 @@ def attention(spec_text, *, dtype=None, params=None, name=None, import_dirs=None
         ins = [inputs[n] for n in names]
         path = _eager_path(q, k, v, ins)
         dropout = _pack_dropout(dropout)
-        if layout is not None and dropout is not None:
-            raise NotImplementedError("attnc.torch: dropout= with layout= is "
-                                      "not wired yet; attnc.Kernel takes both")
         if layout is not None:
             args = _layout_args(layout)
             if path == "autograd" and args[2] is not None:
                 raise NotImplementedError(_NO_PAGED_BACKWARD)
             if path == "inference":
-                return _run_layout(key, q, k, v, ins, *args)[0]
-            return torch.ops.attnc.attention_layout(key, q, k, v, ins, *args)[0]
+                return _run_layout(key, q, k, v, ins, *args, dropout)[0]
+            return torch.ops.attnc.attention_layout(key, q, k, v, ins, *args,
+                                                    dropout)[0]
         if path == "inference":
             # Nothing to record for autograd or a compiler: the kernel
             # directly, without the custom op's dispatch.
