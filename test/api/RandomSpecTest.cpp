@@ -28,6 +28,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -92,12 +93,19 @@ TEST(RandomSpecs, KernelsMatchReference) {
     Tensor out = Tensor::zeros(opts.dtype, {B, HQ, LQ, DV}).value();
     for (int64_t i = 0; i < out.numel(); ++i)
       out.setFromDouble(i, NAN);
+    // A spec with dropout runs as a training call; the reference draws the
+    // same mask.
+    const runtime::DropoutSeed drop{seed + uint64_t(c), uint64_t(c)};
     ForwardOptions fo;
     fo.inputs = {{"t", tIn.view()}};
+    if (kernel->info().dropout)
+      fo.dropout = drop;
     Status st = kernel->forward(q.view(), k.view(), v.view(), out.view(), fo);
     ASSERT_TRUE(st.ok()) << st.message();
 
     mlir::attn::ReferenceProblem p;
+    if (kernel->info().dropout)
+      p.dropout = mlir::attn::ReferenceProblem::Dropout{drop.seed, uint32_t(drop.offset), 0};
     p.sizes.B = B, p.sizes.HQ = HQ, p.sizes.HKV = HKV, p.sizes.LQ = LQ,
     p.sizes.LK = LK, p.sizes.D = D, p.sizes.DV = DV;
     p.q = qv.data(), p.k = kv.data(), p.v = vv.data();
@@ -156,8 +164,12 @@ TEST(RandomSpecs, BackwardMatchesReference) {
     Tensor out = Tensor::zeros(opts.dtype, {s.B, s.HQ, s.LQ, s.DV}).value();
     Tensor lse = Tensor::zeros(runtime::DType::F32, {s.B, s.HQ, s.LQ}).value();
     runtime::TensorView lseView = lse.view();
+    const runtime::DropoutSeed drop{seed + uint64_t(c), uint64_t(c)};
+    const std::optional<runtime::DropoutSeed> dropout =
+        kernel->info().dropout ? std::optional(drop) : std::nullopt;
     ForwardOptions fo;
     fo.inputs = views;
+    fo.dropout = dropout;
     if (!sigmoid)
       fo.lse = &lseView;
     Status st = kernel->forward(q.tensor.view(), k.tensor.view(),
@@ -176,6 +188,7 @@ TEST(RandomSpecs, BackwardMatchesReference) {
     std::vector<std::pair<std::string, Tensor>> dinputs;
     BackwardOptions bo;
     bo.inputs = views;
+    bo.dropout = dropout;
     for (const std::string &name : kernel->differentiableInputs())
       for (auto &[n, t] : inputs)
         if (n == name)
@@ -188,6 +201,8 @@ TEST(RandomSpecs, BackwardMatchesReference) {
     p.sizes.LK = s.LK, p.sizes.D = s.D, p.sizes.DV = s.DV;
     p.q = q.values.data(), p.k = k.values.data(), p.v = v.values.data();
     p.inputs = mlir::attn::tensorInputReader(inputs);
+    if (dropout)
+      p.dropout = mlir::attn::ReferenceProblem::Dropout{drop.seed, uint32_t(drop.offset), 0};
     std::vector<double> outValues(size_t(out.numel()));
     for (int64_t i = 0; i < out.numel(); ++i)
       outValues[size_t(i)] = out.getAsDouble(i);

@@ -8,8 +8,8 @@
 // operations with jumps (floor, ceil, round, sign, int()) are left out of float
 // expressions so that float32 and float64 evaluation cannot land on
 // different sides of a jump, and int divisors are never 0. Lets and named
-// masks (used by the later expressions, the masks composed with && || !)
-// and a softmax sink (no kv, no score) are drawn too. A grid mask
+// masks (used by the later expressions, the masks composed with && || !),
+// a softmax sink (no kv, no score) and dropout are drawn too. A grid mask
 // (2-D neighbourhood style, coordinates q / W, q % W, kv / W, kv % W) is
 // generated for a width W > 0.
 //
@@ -47,6 +47,7 @@ public:
     bool sink = false;    // softmax: a `softmax(sink = ...)` half the time
     bool lets = false;    // lets l0 (int), l1 (float) and masks m0, m1,
                           // used by the other expressions and composed
+    bool dropout = false; // softmax: `dropout = 0.N` a quarter of the time
   };
 
   /// Choices from a std::mt19937 seeded with `seed`.
@@ -65,6 +66,7 @@ public:
     o.sigmoid = sigmoid;
     o.gridWidth = gridWidth;
     o.sink = !sigmoid;
+    o.dropout = !sigmoid;
     o.lets = gridWidth == 0; // a grid mask keeps its written-out form
     return spec(o);
   }
@@ -109,8 +111,8 @@ public:
     os << "  mask = " << mask << "\n";
     if (o.sigmoid)
       os << "  normalize = sigmoid(bias = " << floatExpr(2, false) << ")\n";
-    else if (o.sink && coin())
-      os << "  normalize = softmax(sink = " << sinkExpr(2) << ")\n";
+    else
+      os << softmaxArguments(o);
     os << "}\n";
     return os.str();
   }
@@ -207,6 +209,18 @@ private:
     case 13: return "log2(abs(" + a + ") + 1.0)";
     default: return "(" + boolExpr(1) + " ? " + a + " : " + b + ")";
     }
+  }
+
+  /// `normalize = softmax(...)` with a sink half the time (o.sink) and
+  /// dropout a quarter of the time (o.dropout), or nothing.
+  std::string softmaxArguments(const Options &o) {
+    std::string args;
+    if (o.sink && coin())
+      args = "sink = " + sinkExpr(2);
+    if (o.dropout && pick(0, 3) == 0)
+      args += (args.empty() ? "" : ", ") + std::string("dropout = 0.") +
+              std::to_string(pick(1, 6));
+    return args.empty() ? "" : "  normalize = softmax(" + args + ")\n";
   }
 
   /// A sink: one float per row, so no kv and no score.
