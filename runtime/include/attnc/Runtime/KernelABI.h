@@ -206,9 +206,12 @@ static inline int64_t attnc_arena_bytes(int64_t tq, int64_t tk, int64_t d,
  *     ATTNC_BWD_SINK_ROWS)
  *   ATTNC_BWD_S (f32, tq x tk, row-major) in: the raw dot products
  *     q_row . k_row; out: P (softmax: exp(z - lse); sigmoid:
- *     sigmoid(z + bias); 0 on pairs the mask drops)
+ *     sigmoid(z + bias); 0 on pairs the mask drops), times the dropout
+ *     factor F (0 or 1 / (1 - p)) in a call with ATTNC_META_DROPOUT set,
+ *     as the forward's P V took it
  *   ATTNC_BWD_DP (f32, tq x tk) in: dP = dO_row . v_row; out: dL/d(dot),
- *     i.e. dS * scale with dS = dL/ds of the scaled logit s
+ *     i.e. dS * scale with dS = dL/ds of the scaled logit s (softmax:
+ *     from dZ = P (dP F - delta))
  *   ATTNC_BWD_LSE, ATTNC_BWD_DELTA (f32, tq): the forward's lse of the rows
  *     and rowsum(dO * O) (softmax only)
  *   ATTNC_BWD_DINPUTS (f32): the caller's partial gradients of the
